@@ -1,0 +1,29 @@
+/**
+ * The public shape of the library: what the CLI does, a program can do.
+ * (Types only; implementations live in model/ and kv/. index.ts re-exports these.)
+ */
+import type { KvFormatName } from "./formats/types.js";
+
+/** One K/V choice: keys and values each in their own format. */
+export interface KvPair {
+  k: KvFormatName;
+  v: KvFormatName;
+}
+
+export interface SessionOptions {
+  /** Tokens the cache holds at most (default: the model's trained context length). */
+  contextSize?: number;
+  /** K/V formats for every layer, or one pair per layer (length = number of layers). Default f16/f16. */
+  kv?: KvPair | KvPair[];
+  /** Hadamard-rotate quantized K/V when head_dim is a multiple of 64, as llama.cpp does (default true). */
+  rotation?: boolean;
+}
+
+export interface SamplingOptions {
+  /** 0 = greedy (default). */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  seed?: number;
+}

@@ -1,0 +1,64 @@
+/** The shape every block format shares: one entry of THE format table (table.ts). */
+
+/** Formats a KV cache side (K or V) may be stored in. */
+export const KV_FORMAT_NAMES = ["f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"] as const;
+export type KvFormatName = (typeof KV_FORMAT_NAMES)[number];
+
+/** Every format in the table: KV formats, weight-only formats, and the activation partners q8_1. */
+export type FormatName = KvFormatName | "q8_1";
+
+/** Scalar TypeScript reference kernels: the test oracle for the WebAssembly ones. */
+export interface ReferenceKernels {
+  /** Quantize `src.length` floats (a whole number of blocks) into `dst` (rowBytes bytes), exactly as llama.cpp's reference quantizer. */
+  quantizeRow(src: Float32Array, dst: Uint8Array): void;
+  /** Decode `dst.length` values (a whole number of blocks) from `src`. */
+  dequantizeRow(src: Uint8Array, dst: Float32Array): void;
+  /**
+   * Dot product of a row in this format (n values) with a row `x` already converted to the dot partner format
+   * (same n), computed the way llama.cpp's vec_dot does (integer sums per block, then scaled), in float64 where it sums blocks.
+   */
+  dot(row: Uint8Array, x: Uint8Array, n: number): number;
+}
+
+export interface BlockFormat {
+  /** llama.cpp's name: "q8_0", "f16", ... */
+  readonly name: FormatName;
+  /** The GGML type id used in GGUF tensor tables (ggml.h enum ggml_type). */
+  readonly ggmlType: number;
+  /** Values per block (1 for f32/f16/bf16). */
+  readonly blockSize: number;
+  readonly bytesPerBlock: number;
+  /** The format the other operand of this format's dot product is converted to (llama.cpp's vec_dot_type). */
+  readonly dotPartner: FormatName;
+  /** May be stored in the KV cache. */
+  readonly kv: boolean;
+  /** May hold model weights. */
+  readonly weight: boolean;
+  readonly reference: ReferenceKernels;
+  /**
+   * Names of the WebAssembly exports (assembly/formats/<name>.ts):
+   *   quantizeRow_<name>(src f32*, dst u8*, n)                  n a multiple of blockSize
+   *   dequantizeRow_<name>(src u8*, dst f32*, n)
+   *   dot_<name>(row u8*, x partner*, n) -> f32                 x already in dotPartner format
+   *   axpy_<name>(out f32*, w f32, row u8*, n)                  out[i] += w * value[i]
+   *   matvec_<name>(w u8*, x partner*, out f32*, rowStart, rowEnd, cols)   out[r] = dot(W[r], x), rows of `cols` values
+   */
+  readonly kernels: {
+    readonly quantizeRow: string;
+    readonly dequantizeRow: string;
+    readonly dot: string;
+    readonly axpy: string;
+    readonly matvec: string;
+  };
+}
+
+/** Kernel export names follow one rule, so the table never spells them out by hand. */
+export function kernelNames(name: FormatName): BlockFormat["kernels"] {
+  return {
+    quantizeRow: `quantizeRow_${name}`,
+    dequantizeRow: `dequantizeRow_${name}`,
+    dot: `dot_${name}`,
+    axpy: `axpy_${name}`,
+    matvec: `matvec_${name}`,
+  };
+}
