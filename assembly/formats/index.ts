@@ -1,2 +1,11 @@
 // One file per block format; each exports quantizeRow_<fmt>, dequantizeRow_<fmt>, dot_<fmt>, axpy_<fmt>, matvec_<fmt>.
 export * from "./f32";
+export * from "./f16";
+export * from "./bf16";
+export * from "./q8_0";
+export * from "./q8_1";
+export * from "./q4_0";
+export * from "./q4_1";
+export * from "./q5_0";
+export * from "./q5_1";
+export * from "./iq4_nl";

@@ -1,0 +1,2 @@
+// f16 kernels: to be written (placeholder so the module compiles)
+export const FORMAT_F16_PLACEHOLDER: i32 = 0;
