@@ -1,0 +1,19 @@
+/**
+ * kvsplit: a TypeScript LLM inference engine whose KV cache stores keys and values in independently chosen formats.
+ *
+ *   const model = loadModel("model.gguf");
+ *   const session = model.createSession({ contextSize: 2048, kv: { k: "q8_0", v: "q4_0" } });
+ *   const logits = session.eval(model.tokenizer.encode("Once upon a time"));
+ *   console.log(session.kvBytes);
+ *   session.dispose();
+ */
+export type { KvPair, SessionOptions, SamplingOptions } from "./api.js";
+export { loadModel, Model, type LoadOptions } from "./model/model.js";
+export { Session, ContextFullError } from "./model/session.js";
+export type { ModelConfig } from "./model/config.js";
+export { SUPPORTED_ARCHITECTURES } from "./model/config.js";
+export { ModelError } from "./model/errors.js";
+export { GgufError } from "./gguf/errors.js";
+export { FORMATS, getKvFormat, getFormat, rowBytes, UnknownFormatError } from "./formats/table.js";
+export { KV_FORMAT_NAMES, type KvFormatName, type FormatName, type BlockFormat } from "./formats/types.js";
+export type { Tokenizer } from "./tokenizer/index.js";

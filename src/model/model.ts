@@ -1,0 +1,54 @@
+/**
+ * A loaded model: its config, tokenizer, and weights in WebAssembly memory. Sessions are created from it.
+ */
+import { parseGguf } from "../gguf/reader.js";
+import { fileSource } from "../gguf/source.js";
+import type { GgufFile } from "../gguf/types.js";
+import type { SessionOptions } from "../api.js";
+import { tokenizerFromGguf, type Tokenizer } from "../tokenizer/index.js";
+import { WasmRuntime } from "../runtime/wasm.js";
+import { configFromGguf, type ModelConfig } from "./config.js";
+import { Session } from "./session.js";
+import { loadWeights, type LlamaWeights } from "./weights.js";
+
+export interface LoadOptions {
+  /** Threads for the kernels (reserved: the engine runs on one thread for now). */
+  threads?: number;
+}
+
+export class Model {
+  private constructor(
+    readonly path: string,
+    readonly gguf: GgufFile,
+    readonly config: ModelConfig,
+    readonly tokenizer: Tokenizer,
+    readonly runtime: WasmRuntime,
+    readonly weights: LlamaWeights,
+  ) {}
+
+  /** Read a GGUF file; throws GgufError (bad file) or ModelError (unsupported or inconsistent model). */
+  static load(path: string, _opts: LoadOptions = {}): Model {
+    const src = fileSource(path);
+    try {
+      const gguf = parseGguf(src);
+      const config = configFromGguf(gguf);
+      const tokenizer = tokenizerFromGguf(gguf);
+      const runtime = new WasmRuntime();
+      const weights = loadWeights(runtime, gguf, src, config);
+      return new Model(path, gguf, config, tokenizer, runtime, weights);
+    } finally {
+      src.close();
+    }
+  }
+
+  createSession(opts: SessionOptions = {}): Session {
+    return new Session(this, opts);
+  }
+
+  /** Weights live in this model's own WebAssembly memory; dropping the model frees it. */
+  dispose(): void {}
+}
+
+export function loadModel(path: string, opts: LoadOptions = {}): Model {
+  return Model.load(path, opts);
+}

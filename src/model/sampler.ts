@@ -1,0 +1,273 @@
+/**
+ * Next-token sampling from logits, in llama.cpp's default chain order (common/common.h, src/llama-sampling.cpp):
+ *   top-k → top-p → min-p → temperature → draw from softmax of what is left.
+ * (The penalty, DRY, typical and XTC stages of that chain are off by default there and not offered here.)
+ * Rules carried over from llama.cpp:
+ *   top-k  k <= 0 or k >= n: keep all; else the k highest logits.
+ *   top-p  p >= 1: keep all; else softmax(logits) over the candidates (before temperature), sorted descending,
+ *          keep the shortest prefix whose cumulative probability is >= p (at least one token).
+ *   min-p  p <= 0: keep all; else keep tokens whose logit >= max logit + ln(p), i.e. prob >= p × max prob.
+ *   temp   logits / T over what is left; T <= 0 keeps only the highest logit (greedy).
+ * Greedy (temperature 0) is argmax over all logits, lowest id on ties.
+ * The PRNG is our own xoshiro128** seeded through splitmix32, so a seed gives the same draws on every platform.
+ */
+import type { SamplingOptions } from "../api.js";
+
+export interface SamplerSettings {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  seed: number;
+}
+
+/** llama.cpp's defaults for the filters; temperature 0 (greedy) is this library's default. */
+export const DEFAULT_SAMPLING: Omit<SamplerSettings, "seed"> = { temperature: 0, topK: 40, topP: 0.95, minP: 0.05 };
+
+export class SamplerOptionError extends Error {
+  constructor(option: string, value: number, allowed: string) {
+    super(`sampler option ${option} = ${value} is out of range; allowed: ${allowed}`);
+    this.name = "SamplerOptionError";
+  }
+}
+
+/** A fresh 32-bit seed from the OS random source, for when the caller gives none. */
+export function randomSeed(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0]!;
+}
+
+/** xoshiro128** (Blackman & Vigna) with a splitmix32-expanded 32-bit seed. */
+export class Xoshiro128 {
+  private s0 = 0;
+  private s1 = 0;
+  private s2 = 0;
+  private s3 = 0;
+
+  constructor(seed: number) {
+    let z = seed >>> 0;
+    const next = (): number => {
+      z = (z + 0x9e3779b9) | 0;
+      let t = z ^ (z >>> 16);
+      t = Math.imul(t, 0x21f0aaad);
+      t ^= t >>> 15;
+      t = Math.imul(t, 0x735a2d97);
+      return (t ^ (t >>> 15)) >>> 0;
+    };
+    this.s0 = next();
+    this.s1 = next();
+    this.s2 = next();
+    this.s3 = next();
+  }
+
+  /** Uniform 32-bit unsigned integer. */
+  nextU32(): number {
+    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
+    const t = this.s1 << 9;
+    this.s2 ^= this.s0;
+    this.s3 ^= this.s1;
+    this.s1 ^= this.s2;
+    this.s0 ^= this.s3;
+    this.s2 ^= t;
+    this.s3 = rotl(this.s3, 11);
+    return result;
+  }
+
+  /** Uniform double in [0, 1) with 53 random bits. */
+  nextDouble(): number {
+    const hi = this.nextU32() >>> 5; // 27 bits
+    const lo = this.nextU32() >>> 6; // 26 bits
+    return (hi * 67108864 + lo) / 9007199254740992;
+  }
+}
+
+function rotl(x: number, k: number): number {
+  return (x << k) | (x >>> (32 - k));
+}
+
+export class Sampler {
+  readonly settings: SamplerSettings;
+  private readonly rng: Xoshiro128;
+  /** (capacity) candidate token ids; the first `count` are live. */
+  private ids = new Int32Array(0);
+  /** (capacity) per candidate: exp(logit - max) during top-p, then the final unnormalised weights. */
+  private weights = new Float64Array(0);
+  /** The logits of the current call, read by the comparator (kept so the comparator is allocated once). */
+  private logits: Float32Array = new Float32Array(0);
+  private readonly byLogitDesc = (a: number, b: number): number => {
+    const d = this.logits[b]! - this.logits[a]!;
+    return d !== 0 ? d : a - b;
+  };
+  /** True when token a ranks after token b (lower logit, or equal logit and higher id). */
+  private readonly ranksAfter = (a: number, b: number): boolean => this.byLogitDesc(a, b) > 0;
+
+  constructor(options: SamplingOptions = {}) {
+    const s: SamplerSettings = {
+      temperature: options.temperature ?? DEFAULT_SAMPLING.temperature,
+      topK: options.topK ?? DEFAULT_SAMPLING.topK,
+      topP: options.topP ?? DEFAULT_SAMPLING.topP,
+      minP: options.minP ?? DEFAULT_SAMPLING.minP,
+      seed: options.seed ?? randomSeed(),
+    };
+    if (!Number.isFinite(s.temperature) || s.temperature < 0) throw new SamplerOptionError("temperature", s.temperature, ">= 0 (0 = greedy)");
+    if (!Number.isInteger(s.topK)) throw new SamplerOptionError("topK", s.topK, "an integer (<= 0 = off)");
+    if (!(s.topP >= 0 && s.topP <= 1)) throw new SamplerOptionError("topP", s.topP, "0..1 (1 = off)");
+    if (!(s.minP >= 0 && s.minP <= 1)) throw new SamplerOptionError("minP", s.minP, "0..1 (0 = off)");
+    if (!Number.isInteger(s.seed) || s.seed < 0 || s.seed > 0xffffffff) throw new SamplerOptionError("seed", s.seed, "an integer 0..4294967295");
+    this.settings = s;
+    this.rng = new Xoshiro128(s.seed);
+  }
+
+  /** The id of the next token. `logits` (nVocab) is read, never modified. */
+  sample(logits: Float32Array): number {
+    const n = logits.length;
+    if (n === 0) throw new RangeError("Sampler.sample: empty logits");
+    const { temperature, topK, topP, minP } = this.settings;
+    if (temperature <= 0) return argmax(logits);
+
+    this.ensureCapacity(n);
+    this.logits = logits;
+    const ids = this.ids;
+    let count = n;
+    let sorted = false;
+
+    // top-k: the k highest logits, sorted descending (lowest id first on ties).
+    if (topK > 0 && topK < count) {
+      count = selectTopK(logits, ids, topK, this.byLogitDesc, this.ranksAfter);
+      sorted = true;
+    } else {
+      for (let i = 0; i < n; i++) ids[i] = i;
+    }
+
+    // top-p: shortest descending prefix with cumulative softmax probability >= p.
+    if (topP < 1) {
+      if (!sorted) {
+        ids.subarray(0, count).sort(this.byLogitDesc);
+        sorted = true;
+      }
+      const maxLogit = logits[ids[0]!]!;
+      let sum = 0;
+      for (let i = 0; i < count; i++) {
+        const w = Math.exp(logits[ids[i]!]! - maxLogit);
+        this.weights[i] = w;
+        sum += w;
+      }
+      let cumulative = 0;
+      for (let i = 0; i < count; i++) {
+        cumulative += this.weights[i]! / sum;
+        if (cumulative >= topP) {
+          count = i + 1;
+          break;
+        }
+      }
+    }
+
+    // min-p: logit >= max logit + ln(p)  ⇔  prob >= p × max prob. The highest token always stays.
+    if (minP > 0) {
+      const maxLogit = sorted ? logits[ids[0]!]! : maxOf(logits, ids, count);
+      const minLogit = Math.fround(maxLogit + Math.fround(Math.log(minP)));
+      let kept = 0;
+      for (let i = 0; i < count; i++) {
+        const id = ids[i]!;
+        if (logits[id]! >= minLogit) ids[kept++] = id;
+      }
+      count = kept;
+    }
+
+    // temperature, then a draw from softmax(logit / T) over what is left.
+    const maxLogit = sorted ? logits[ids[0]!]! : maxOf(logits, ids, count);
+    const invT = 1 / temperature;
+    let total = 0;
+    for (let i = 0; i < count; i++) {
+      const w = Math.exp((logits[ids[i]!]! - maxLogit) * invT);
+      this.weights[i] = w;
+      total += w;
+    }
+    const target = total * this.rng.nextDouble();
+    let running = 0;
+    for (let i = 0; i < count; i++) {
+      running += this.weights[i]!;
+      if (running > target) return ids[i]!;
+    }
+    return ids[count - 1]!;
+  }
+
+  private ensureCapacity(n: number): void {
+    if (this.ids.length >= n) return;
+    this.ids = new Int32Array(n);
+    this.weights = new Float64Array(n);
+  }
+}
+
+/** Index of the largest logit, the lowest index on ties. */
+export function argmax(logits: Float32Array): number {
+  let best = 0;
+  let bestValue = logits[0]!;
+  for (let i = 1; i < logits.length; i++) {
+    const v = logits[i]!;
+    if (v > bestValue) {
+      bestValue = v;
+      best = i;
+    }
+  }
+  return best;
+}
+
+function maxOf(logits: Float32Array, ids: Int32Array, count: number): number {
+  let m = -Infinity;
+  for (let i = 0; i < count; i++) m = Math.max(m, logits[ids[i]!]!);
+  return m;
+}
+
+/**
+ * Write the ids of the k largest logits into ids[0..k), sorted by `compare`; returns k.
+ * A min-heap of size k over all n logits (O(n log k)), then a sort of the k survivors.
+ */
+function selectTopK(
+  logits: Float32Array,
+  ids: Int32Array,
+  k: number,
+  compare: (a: number, b: number) => number,
+  worse: (a: number, b: number) => boolean,
+): number {
+  // ids[0..k) is a heap whose root is the kept token that ranks last; a better token replaces it.
+  for (let i = 0; i < k; i++) {
+    ids[i] = i;
+    siftUp(ids, i, worse);
+  }
+  for (let id = k; id < logits.length; id++) {
+    if (worse(ids[0]!, id)) {
+      ids[0] = id;
+      siftDown(ids, 0, k, worse);
+    }
+  }
+  ids.subarray(0, k).sort(compare);
+  return k;
+}
+
+function siftUp(heap: Int32Array, index: number, worse: (a: number, b: number) => boolean): void {
+  let i = index;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (!worse(heap[i]!, heap[parent]!)) break;
+    const t = heap[i]!;
+    heap[i] = heap[parent]!;
+    heap[parent] = t;
+    i = parent;
+  }
+}
+
+function siftDown(heap: Int32Array, index: number, size: number, worse: (a: number, b: number) => boolean): void {
+  let i = index;
+  for (;;) {
+    const left = 2 * i + 1;
+    const right = left + 1;
+    let worst = i;
+    if (left < size && worse(heap[left]!, heap[worst]!)) worst = left;
+    if (right < size && worse(heap[right]!, heap[worst]!)) worst = right;
+    if (worst === i) return;
+    const t = heap[i]!;
+    heap[i] = heap[worst]!;
+    heap[worst] = t;
+    i = worst;
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * A session: one conversation's KV cache and scratch over a loaded model.
+ * K and V formats are chosen per layer when the session is created; the model never sees them.
+ */
+import type { KvPair, SessionOptions } from "../api.js";
+import { getKvFormat } from "../formats/table.js";
+import { KvCache, type KvLayerFormats } from "../kv/cache.js";
+import type { Model } from "./model.js";
+import { forward, type ForwardContext } from "./forward.js";
+import { Linear } from "./linear.js";
+import { RopeTable } from "./rope.js";
+import { RunState } from "./state.js";
+
+export class ContextFullError extends Error {
+  constructor(readonly contextSize: number) {
+    super(`the context is full (${contextSize} tokens); create a session with a larger contextSize`);
+    this.name = "ContextFullError";
+  }
+}
+
+export class Session {
+  readonly contextSize: number;
+  /** K/V formats of each layer. */
+  readonly kv: readonly KvPair[];
+  readonly rotation: boolean;
+  private readonly ctx: ForwardContext;
+  private pos = 0;
+  private disposed = false;
+
+  constructor(
+    private readonly model: Model,
+    opts: SessionOptions = {},
+  ) {
+    const c = model.config;
+    this.contextSize = opts.contextSize ?? c.contextLength;
+    if (!Number.isInteger(this.contextSize) || this.contextSize < 1) {
+      throw new RangeError(`contextSize must be a positive integer, got ${opts.contextSize}`);
+    }
+    const uniform: KvPair = Array.isArray(opts.kv) ? { k: "f16", v: "f16" } : (opts.kv ?? { k: "f16", v: "f16" });
+    const perLayer = Array.isArray(opts.kv) ? opts.kv : Array.from({ length: c.nLayers }, () => uniform);
+    if (perLayer.length !== c.nLayers) {
+      throw new RangeError(`kv has ${perLayer.length} entries but the model has ${c.nLayers} layers`);
+    }
+    this.kv = perLayer.map((p) => ({ k: p.k, v: p.v }));
+    this.rotation = opts.rotation ?? true;
+    const layers: KvLayerFormats[] = this.kv.map((p) => ({ k: getKvFormat(p.k), v: getKvFormat(p.v) }));
+    const rt = model.runtime;
+    this.ctx = {
+      config: c,
+      weights: model.weights,
+      k: rt.k,
+      linear: new Linear(rt, Math.max(c.dim, c.ffnDim, c.nHeads * c.headDim)),
+      rope: new RopeTable(rt, this.contextSize, c.ropeDim, c.ropeBase),
+      state: new RunState(rt, c),
+      cache: new KvCache(rt, {
+        nLayers: c.nLayers,
+        nHeads: c.nHeads,
+        nKvHeads: c.nKvHeads,
+        headDim: c.headDim,
+        contextSize: this.contextSize,
+        layers,
+        rotation: this.rotation,
+      }),
+    };
+  }
+
+  /** Tokens already in the cache. */
+  get position(): number {
+    return this.pos;
+  }
+
+  /** Exact bytes of the KV cache storage (all layers, whole context). */
+  get kvBytes(): number {
+    return this.ctx.cache.bytes();
+  }
+
+  /** Evaluate tokens after those already cached; returns the next-token logits after the last one (a copy, nVocab). */
+  eval(tokens: readonly number[]): Float32Array {
+    this.run(tokens, (i) => i === tokens.length - 1, () => {});
+    return this.readLogits().slice();
+  }
+
+  /** Evaluate tokens and return the logits after every one of them: (tokens.length, nVocab), row-major. */
+  evalAll(tokens: readonly number[]): Float32Array {
+    const nVocab = this.model.config.nVocab;
+    const out = new Float32Array(tokens.length * nVocab);
+    this.run(tokens, () => true, (i) => out.set(this.readLogits(), i * nVocab));
+    return out;
+  }
+
+  /** Forget every cached token. */
+  reset(): void {
+    this.pos = 0;
+    this.ctx.cache.setLength(0);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const { linear, rope, state, cache } = this.ctx;
+    cache.dispose();
+    state.dispose();
+    rope.dispose();
+    linear.dispose();
+  }
+
+  private run(tokens: readonly number[], wantLogits: (i: number) => boolean, onLogits: (i: number) => void): void {
+    if (this.disposed) throw new Error("the session has been disposed");
+    const nVocab = this.model.config.nVocab;
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= nVocab) throw new RangeError(`token id ${t} is outside the vocabulary [0, ${nVocab})`);
+    }
+    if (this.pos + tokens.length > this.contextSize) throw new ContextFullError(this.contextSize);
+    for (let i = 0; i < tokens.length; i++) {
+      const want = wantLogits(i);
+      forward(this.ctx, tokens[i], this.pos, want);
+      this.pos++;
+      this.ctx.cache.setLength(this.pos);
+      if (want) onLogits(i);
+    }
+  }
+
+  private readLogits(): Float32Array {
+    return this.model.runtime.f32(this.ctx.state.logits, this.model.config.nVocab);
+  }
+}

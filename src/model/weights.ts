@@ -1,0 +1,149 @@
+/**
+ * Model weights copied once from the GGUF file into WebAssembly memory, in their stored block format.
+ * Matrices stay packed (their format's matvec reads them); 1-D tensors (norms) are decoded to f32 at load.
+ */
+import type { ByteSource, GgufFile, GgufTensorInfo } from "../gguf/types.js";
+import type { BlockFormat } from "../formats/types.js";
+import { rowBytes } from "../formats/table.js";
+import { MAX_WASM_BYTES, type WasmRuntime } from "../runtime/wasm.js";
+import type { ModelConfig } from "./config.js";
+import { ModelError } from "./errors.js";
+
+/** A packed matrix of `rows` rows, each `cols` values in `format` (GGUF shape [cols, rows]). */
+export interface WeightMatrix {
+  readonly name: string;
+  readonly ptr: number; // (rows, rowBytes) packed blocks
+  readonly format: BlockFormat;
+  readonly rows: number;
+  readonly cols: number;
+  readonly rowBytes: number;
+}
+
+/** An f32 vector (norm gains). */
+export interface WeightVector {
+  readonly name: string;
+  readonly ptr: number; // f32 (n)
+  readonly n: number;
+}
+
+export interface LayerWeights {
+  readonly attnNorm: WeightVector; // (dim)
+  readonly wq: WeightMatrix; // (nHeads*headDim, dim)
+  readonly wk: WeightMatrix; // (kvDim, dim)
+  readonly wv: WeightMatrix; // (kvDim, dim)
+  readonly wo: WeightMatrix; // (dim, nHeads*headDim)
+  readonly ffnNorm: WeightVector; // (dim)
+  readonly wGate: WeightMatrix; // (ffnDim, dim)
+  readonly wUp: WeightMatrix; // (ffnDim, dim)
+  readonly wDown: WeightMatrix; // (dim, ffnDim)
+}
+
+export interface LlamaWeights {
+  readonly tokenEmbd: WeightMatrix; // (nVocab, dim)
+  readonly layers: readonly LayerWeights[];
+  readonly outputNorm: WeightVector; // (dim)
+  /** (nVocab, dim); the embedding itself when the model ties them (no output.weight). */
+  readonly output: WeightMatrix;
+  /** Bytes of WebAssembly memory the weights occupy. */
+  readonly bytes: number;
+}
+
+const ALIGN = 64;
+
+/** Bytes the weights will take in WebAssembly memory (for the fits-in-4-GiB check before any allocation). */
+export function weightBytes(file: GgufFile): number {
+  let total = 0;
+  for (const t of file.tensors) total += align(t.shape.length === 1 ? t.nElements * 4 : t.byteSize);
+  return total;
+}
+
+export function loadWeights(rt: WasmRuntime, file: GgufFile, src: ByteSource, c: ModelConfig): LlamaWeights {
+  const byName = new Map(file.tensors.map((t) => [t.name, t]));
+  const need = (name: string): GgufTensorInfo => {
+    const t = byName.get(name);
+    if (!t) throw new ModelError(`tensor ${name} is missing`, file.name);
+    return t;
+  };
+  const total = weightBytes(file);
+  if (total > MAX_WASM_BYTES) {
+    throw new ModelError(
+      `the weights need ${total} bytes of WebAssembly memory but one memory holds at most ${MAX_WASM_BYTES} (4 GiB)`,
+      file.name,
+    );
+  }
+  const base = rt.alloc(total, ALIGN);
+  let cursor = base;
+  const placed = new Map<string, number>();
+  const place = (t: GgufTensorInfo, bytes: number): number => {
+    const hit = placed.get(t.name);
+    if (hit !== undefined) return hit;
+    const ptr = cursor;
+    cursor += align(bytes);
+    placed.set(t.name, ptr);
+    return ptr;
+  };
+
+  const matrix = (name: string, rows: number, cols: number): WeightMatrix => {
+    const t = need(name);
+    if (t.shape.length !== 2 || t.shape[0] !== cols || t.shape[1] !== rows) {
+      throw new ModelError(`tensor ${name} has shape [${t.shape}], expected [${cols}, ${rows}]`, file.name);
+    }
+    if (!t.format.weight) {
+      throw new ModelError(`tensor ${name} is stored as ${t.format.name}, which kvsplit cannot use for weights`, file.name);
+    }
+    let rb: number;
+    try {
+      rb = rowBytes(t.format, cols);
+    } catch {
+      throw new ModelError(`tensor ${name}: rows of ${cols} values are not whole ${t.format.name} blocks`, file.name);
+    }
+    const ptr = place(t, t.byteSize);
+    copyTensor(rt, src, t, ptr);
+    return { name, ptr, format: t.format, rows, cols, rowBytes: rb };
+  };
+
+  const vector = (name: string, n: number): WeightVector => {
+    const t = need(name);
+    if (t.nElements !== n || t.shape.length !== 1) {
+      throw new ModelError(`tensor ${name} has shape [${t.shape}], expected [${n}]`, file.name);
+    }
+    const ptr = place(t, n * 4);
+    const raw = src.read(t.offset, t.byteSize);
+    t.format.reference.dequantizeRow(raw, rt.f32(ptr, n));
+    return { name, ptr, n };
+  };
+
+  const qDim = c.nHeads * c.headDim;
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < c.nLayers; l++) {
+    const p = `blk.${l}.`;
+    layers.push({
+      attnNorm: vector(p + "attn_norm.weight", c.dim),
+      wq: matrix(p + "attn_q.weight", qDim, c.dim),
+      wk: matrix(p + "attn_k.weight", c.kvDim, c.dim),
+      wv: matrix(p + "attn_v.weight", c.kvDim, c.dim),
+      wo: matrix(p + "attn_output.weight", c.dim, qDim),
+      ffnNorm: vector(p + "ffn_norm.weight", c.dim),
+      wGate: matrix(p + "ffn_gate.weight", c.ffnDim, c.dim),
+      wUp: matrix(p + "ffn_up.weight", c.ffnDim, c.dim),
+      wDown: matrix(p + "ffn_down.weight", c.dim, c.ffnDim),
+    });
+  }
+  const tokenEmbd = matrix("token_embd.weight", c.nVocab, c.dim);
+  const output = byName.has("output.weight") ? matrix("output.weight", c.nVocab, c.dim) : tokenEmbd;
+  return { tokenEmbd, layers, outputNorm: vector("output_norm.weight", c.dim), output, bytes: total };
+}
+
+/** Copy a tensor's bytes from the file straight into WebAssembly memory, in slices so no huge temporary exists. */
+function copyTensor(rt: WasmRuntime, src: ByteSource, t: GgufTensorInfo, ptr: number): void {
+  const SLICE = 16 << 20;
+  for (let done = 0; done < t.byteSize; done += SLICE) {
+    const n = Math.min(SLICE, t.byteSize - done);
+    rt.u8(ptr + done, n).set(src.read(t.offset + done, n));
+  }
+}
+
+function align(n: number): number {
+  return Math.ceil(n / ALIGN) * ALIGN;
+}
+
