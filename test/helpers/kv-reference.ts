@@ -1,0 +1,149 @@
+/**
+ * Scalar references for KV-cache tests: float64 attention on unquantized rows, and attention recomputed from the
+ * bytes a KvCache stored, with the formats' scalar reference kernels (src/formats/reference) and float64 sums.
+ */
+import { getFormat, rowBytes } from "../../src/formats/table.js";
+import type { KvCache } from "../../src/kv/cache.js";
+import { rotateRowReference } from "../../src/kv/rotation.js";
+import type { WasmRuntime } from "../../src/runtime/wasm.js";
+
+/** Deterministic uniform [0, 1) generator (mulberry32). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** n standard normal values (Box–Muller), as f32. */
+export function gaussianRow(rand: () => number, n: number, sigma = 1): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = Math.max(rand(), 1e-12);
+    out[i] = sigma * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
+  }
+  return out;
+}
+
+export interface AttentionShape {
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+}
+
+/**
+ * Float64 attention: q (nHeads·headDim), k and v rows (nPos, kvDim); returns (nHeads·headDim).
+ * Head h reads kv head h / (nHeads/nKvHeads); scores scaled by 1/√headDim.
+ */
+export function attentionF64(shape: AttentionShape, q: ArrayLike<number>, k: ArrayLike<number>[], v: ArrayLike<number>[]): Float64Array {
+  const { nHeads, nKvHeads, headDim } = shape;
+  const group = nHeads / nKvHeads;
+  const out = new Float64Array(nHeads * headDim);
+  const scale = 1 / Math.sqrt(headDim);
+  for (let h = 0; h < nHeads; h++) {
+    const off = Math.floor(h / group) * headDim;
+    const scores = k.map((row) => {
+      let s = 0;
+      for (let i = 0; i < headDim; i++) s += q[h * headDim + i] * row[off + i];
+      return s * scale;
+    });
+    const max = Math.max(...scores);
+    const w = scores.map((s) => Math.exp(s - max));
+    const sum = w.reduce((a, b) => a + b, 0);
+    for (let p = 0; p < v.length; p++) {
+      for (let i = 0; i < headDim; i++) out[h * headDim + i] += (w[p] / sum) * v[p][off + i];
+    }
+  }
+  return out;
+}
+
+/** In-place orthonormal Walsh–Hadamard transform of each n-chunk, in float64. */
+export function hadamardF64(row: Float64Array, n: number): void {
+  const scale = 1 / Math.sqrt(n);
+  for (let c = 0; c < row.length; c += n) {
+    for (let span = 1; span < n; span <<= 1) {
+      for (let i = 0; i < n; i += span << 1) {
+        for (let j = 0; j < span; j++) {
+          const u = row[c + i + j];
+          const w = row[c + i + span + j];
+          row[c + i + j] = u + w;
+          row[c + i + span + j] = u - w;
+        }
+      }
+    }
+    for (let i = c; i < c + n; i++) row[i] *= scale;
+  }
+}
+
+/**
+ * Attention recomputed from what `cache` stored for `layer`: each query head is converted to the K format's dot partner
+ * over the blocks covering its slice (zeros elsewhere), scored with the reference dot; V rows are dequantized with the
+ * reference kernels; softmax and weighted sum in float64. Rotation (when the layer has it) is applied to q as the
+ * cache does (f32 reference transform) and undone on the output in float64.
+ */
+export function attentionFromStored(rt: WasmRuntime, cache: KvCache, layer: number, nPos: number, qIn: Float32Array): Float64Array {
+  const l = cache.layout(layer);
+  const { nHeads, nKvHeads, headDim } = cache;
+  const group = nHeads / nKvHeads;
+  const q = Float32Array.from(qIn);
+  if (l.rotation.k > 0) rotateRowReference(q, l.rotation.k);
+  const scale = Math.fround(1 / Math.sqrt(headDim));
+  const out = new Float64Array(nHeads * headDim);
+  const vRowsF32 = [];
+  for (let p = 0; p < nPos; p++) {
+    const vals = new Float32Array(l.vRowValues);
+    l.v.reference.dequantizeRow(rt.u8(l.vPtr + p * l.vRowBytes, l.vRowBytes).slice(), vals);
+    vRowsF32.push(vals);
+  }
+  for (let h = 0; h < nHeads; h++) {
+    const start = Math.floor(h / group) * headDim;
+    const bs = l.k.blockSize;
+    const b0 = Math.floor(start / bs);
+    const b1 = Math.ceil((start + headDim) / bs);
+    const cover = new Float32Array((b1 - b0) * bs);
+    cover.set(q.subarray(h * headDim, (h + 1) * headDim), start - b0 * bs);
+    const partner = getFormat(l.kPartner.name);
+    const qPartner = new Uint8Array(rowBytes(partner, cover.length));
+    partner.reference.quantizeRow(cover, qPartner);
+    const coverBytes = rowBytes(l.k, cover.length);
+    const scores: number[] = [];
+    for (let p = 0; p < nPos; p++) {
+      const rowStart = l.kPtr + p * l.kRowBytes + b0 * l.k.bytesPerBlock;
+      scores.push(l.k.reference.dot(rt.u8(rowStart, coverBytes).slice(), qPartner, cover.length) * scale);
+    }
+    const max = Math.max(...scores);
+    const w = scores.map((s) => Math.exp(s - max));
+    const sum = w.reduce((a, b) => a + b, 0);
+    for (let p = 0; p < nPos; p++) {
+      for (let i = 0; i < headDim; i++) out[h * headDim + i] += (w[p] / sum) * vRowsF32[p][start + i];
+    }
+  }
+  if (l.rotation.v > 0) hadamardF64(out, l.rotation.v);
+  return out;
+}
+
+/** max |a − b| / max |b|: error relative to the largest reference magnitude. */
+export function maxRelativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let maxDiff = 0;
+  let maxRef = 0;
+  for (let i = 0; i < b.length; i++) {
+    maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+    maxRef = Math.max(maxRef, Math.abs(b[i]));
+  }
+  return maxDiff / (maxRef || 1);
+}
+
+/** ‖a − b‖ / ‖b‖ (root-mean-square error relative to the reference's RMS). */
+export function rmsRelativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / (den || 1));
+}
