@@ -17,3 +17,8 @@ export { GgufError } from "./gguf/errors.js";
 export { FORMATS, getKvFormat, getFormat, rowBytes, UnknownFormatError } from "./formats/table.js";
 export { KV_FORMAT_NAMES, type KvFormatName, type FormatName, type BlockFormat } from "./formats/types.js";
 export type { Tokenizer } from "./tokenizer/index.js";
+export { TokenTextDecoder } from "./tokenizer/index.js";
+export { generate, type GenerateResult } from "./model/generate.js";
+export { Sampler } from "./model/sampler.js";
+export { parseKvConfig, parseKvConfigList, kvConfigName, type KvConfig } from "./kv/shorthand.js";
+export { kvBytesPerToken } from "./kv/cache.js";

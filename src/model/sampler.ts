@@ -119,14 +119,45 @@ export class Sampler {
 
   /** The id of the next token. `logits` (nVocab) is read, never modified. */
   sample(logits: Float32Array): number {
-    const n = logits.length;
-    if (n === 0) throw new RangeError("Sampler.sample: empty logits");
-    const { temperature, topK, topP, minP } = this.settings;
-    if (temperature <= 0) return argmax(logits);
+    if (logits.length === 0) throw new RangeError("Sampler.sample: empty logits");
+    if (this.settings.temperature <= 0) return argmax(logits);
+    const count = this.filter(logits);
+    const { ids, weights } = this;
 
+    // temperature, then a draw from softmax(logit / T) over what is left.
+    const maxLogit = maxOf(logits, ids, count);
+    const invT = 1 / this.settings.temperature;
+    let total = 0;
+    for (let i = 0; i < count; i++) {
+      const w = Math.exp((logits[ids[i]!]! - maxLogit) * invT);
+      weights[i] = w;
+      total += w;
+    }
+    const target = total * this.rng.nextDouble();
+    let running = 0;
+    for (let i = 0; i < count; i++) {
+      running += weights[i]!;
+      if (running > target) return ids[i]!;
+    }
+    return ids[count - 1]!;
+  }
+
+  /**
+   * The ids that survive top-k, top-p and min-p for these logits (what a draw at temperature > 0 chooses among),
+   * most likely first when a filter sorted them. For inspection and tests; allocates its result.
+   */
+  keptTokens(logits: Float32Array): number[] {
+    const count = this.filter(logits);
+    return Array.from(this.ids.subarray(0, count));
+  }
+
+  /** Apply top-k → top-p → min-p; the survivors are ids[0..count). Returns count (>= 1). */
+  private filter(logits: Float32Array): number {
+    const n = logits.length;
+    const { topK, topP, minP } = this.settings;
     this.ensureCapacity(n);
     this.logits = logits;
-    const ids = this.ids;
+    const { ids, weights } = this;
     let count = n;
     let sorted = false;
 
@@ -138,7 +169,7 @@ export class Sampler {
       for (let i = 0; i < n; i++) ids[i] = i;
     }
 
-    // top-p: shortest descending prefix with cumulative softmax probability >= p.
+    // top-p: shortest descending prefix whose cumulative softmax probability (over the candidates, before temperature) is >= p.
     if (topP < 1) {
       if (!sorted) {
         ids.subarray(0, count).sort(this.byLogitDesc);
@@ -148,12 +179,12 @@ export class Sampler {
       let sum = 0;
       for (let i = 0; i < count; i++) {
         const w = Math.exp(logits[ids[i]!]! - maxLogit);
-        this.weights[i] = w;
+        weights[i] = w;
         sum += w;
       }
       let cumulative = 0;
       for (let i = 0; i < count; i++) {
-        cumulative += this.weights[i]! / sum;
+        cumulative += weights[i]! / sum;
         if (cumulative >= topP) {
           count = i + 1;
           break;
@@ -161,10 +192,9 @@ export class Sampler {
       }
     }
 
-    // min-p: logit >= max logit + ln(p)  ⇔  prob >= p × max prob. The highest token always stays.
+    // min-p: logit >= max logit + ln(p)  <=>  prob >= p × max prob. The highest token always stays.
     if (minP > 0) {
-      const maxLogit = sorted ? logits[ids[0]!]! : maxOf(logits, ids, count);
-      const minLogit = Math.fround(maxLogit + Math.fround(Math.log(minP)));
+      const minLogit = Math.fround(maxOf(logits, ids, count) + Math.fround(Math.log(minP)));
       let kept = 0;
       for (let i = 0; i < count; i++) {
         const id = ids[i]!;
@@ -172,23 +202,7 @@ export class Sampler {
       }
       count = kept;
     }
-
-    // temperature, then a draw from softmax(logit / T) over what is left.
-    const maxLogit = sorted ? logits[ids[0]!]! : maxOf(logits, ids, count);
-    const invT = 1 / temperature;
-    let total = 0;
-    for (let i = 0; i < count; i++) {
-      const w = Math.exp((logits[ids[i]!]! - maxLogit) * invT);
-      this.weights[i] = w;
-      total += w;
-    }
-    const target = total * this.rng.nextDouble();
-    let running = 0;
-    for (let i = 0; i < count; i++) {
-      running += this.weights[i]!;
-      if (running > target) return ids[i]!;
-    }
-    return ids[count - 1]!;
+    return count;
   }
 
   private ensureCapacity(n: number): void {

@@ -1,0 +1,135 @@
+/**
+ * Option parsing shared by the subcommands: number parsers that name the flag and the allowed range,
+ * the model path, prompt text from -p or -f, the K/V flags, and llama.cpp's multi-letter short flags.
+ */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { resolveKvFlags, type KvConfig } from "../kv/shorthand.js";
+import { InputFileError, UsageError } from "./errors.js";
+
+/**
+ * llama.cpp spells some short flags with several letters (`-ctk q8_0`), which commander cannot declare;
+ * they are rewritten to their long names before parsing.
+ */
+const MULTI_LETTER_SHORT_FLAGS: ReadonlyMap<string, string> = new Map([
+  ["-ctk", "--cache-type-k"],
+  ["-ctv", "--cache-type-v"],
+]);
+
+export function expandMultiLetterShortFlags(argv: readonly string[]): string[] {
+  return argv.map((arg) => {
+    const eq = arg.indexOf("=");
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    const long = MULTI_LETTER_SHORT_FLAGS.get(flag);
+    if (!long) return arg;
+    return eq === -1 ? long : long + arg.slice(eq);
+  });
+}
+
+/** A commander parser for an integer in [min, max]; the error names the allowed range. */
+export function intArg(min: number, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
+  return (value) => {
+    const n = Number(value.trim());
+    if (value.trim() === "" || !Number.isInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected an integer ${rangeText(min, max)}`);
+    }
+    return n;
+  };
+}
+
+/** A commander parser for a finite number in [min, max]. */
+export function floatArg(min: number, max = Infinity): (value: string) => number {
+  return (value) => {
+    const n = Number(value.trim());
+    if (value.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected a number ${rangeText(min, max)}`);
+    }
+    return n;
+  };
+}
+
+function rangeText(min: number, max: number): string {
+  if (max === Infinity || max === Number.MAX_SAFE_INTEGER) return `>= ${min}`;
+  return `from ${min} to ${max}`;
+}
+
+/** `-m, --model <path>` (required). */
+export function addModelOption(cmd: Command): Command {
+  return cmd.requiredOption("-m, --model <path>", "model file (.gguf)");
+}
+
+/** `-p, --prompt <text>` and `-f, --file <path>`: exactly one of them gives the input text. */
+export function addTextInputOptions(cmd: Command, what: string): Command {
+  return cmd.option("-p, --prompt <text>", `${what} text`).option("-f, --file <path>", `read the ${what} text from a file`);
+}
+
+/** `--kv <config>`, `-ctk/--cache-type-k <format>`, `-ctv/--cache-type-v <format>`. */
+export function addKvOptions(cmd: Command): Command {
+  return cmd
+    .option("--kv <config>", "K/V cache formats: F16, F32, K8V8, K8V4, K4V4, ... or q8_0/q4_0 (default F16)")
+    .addOption(new Option("--cache-type-k <format>", "key cache format, also -ctk (f32 f16 bf16 q8_0 q5_1 q5_0 q4_1 q4_0 iq4_nl)"))
+    .addOption(new Option("--cache-type-v <format>", "value cache format, also -ctv"));
+}
+
+export interface KvOptionValues {
+  kv?: string;
+  cacheTypeK?: string;
+  cacheTypeV?: string;
+}
+
+export function kvConfigFromOptions(opts: KvOptionValues): KvConfig {
+  return resolveKvFlags({ kv: opts.kv, ctk: opts.cacheTypeK, ctv: opts.cacheTypeV });
+}
+
+/** The model path, checked to be an existing regular file (GGUF validity is the reader's job). */
+export function checkModelPath(model: string): string {
+  if (model.startsWith("hf:")) {
+    throw new UsageError(`-m ${model}: hf: downloads are not available in this command yet; pass a local .gguf path`);
+  }
+  checkReadableFile(model, "model file");
+  return model;
+}
+
+function checkReadableFile(file: string, what: string): void {
+  if (!existsSync(file)) throw new InputFileError(file, `${what} not found`);
+  if (!statSync(file).isFile()) throw new InputFileError(file, `${what} is not a regular file`);
+}
+
+export interface TextInputValues {
+  prompt?: string;
+  file?: string;
+}
+
+/** The text of exactly one of -p TEXT or -f FILE (UTF-8). */
+export function readTextInput(opts: TextInputValues): string {
+  if (opts.prompt !== undefined && opts.file !== undefined) {
+    throw new UsageError("give the text with -p TEXT or with -f FILE, not both");
+  }
+  if (opts.prompt !== undefined) return opts.prompt;
+  if (opts.file !== undefined) {
+    checkReadableFile(opts.file, "text file (-f)");
+    try {
+      return readFileSync(opts.file, "utf8");
+    } catch (err) {
+      throw new InputFileError(opts.file, `cannot read: ${(err as Error).message}`);
+    }
+  }
+  throw new UsageError("no input text: give -p TEXT or -f FILE");
+}
+
+/** Print one JSON object as the only thing on stdout. */
+export function writeJson(value: object): void {
+  process.stdout.write(JSON.stringify(value) + "\n");
+}
+
+/** A line of progress or summary for people: always stderr, so stdout stays the command's output. */
+export function log(line: string): void {
+  process.stderr.write(line + "\n");
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes >= 1024 * 1024 * 1024) return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
+  if (bytes >= 1024 * 1024) return `${(bytes / 1024 ** 2).toFixed(2)} MiB`;
+  if (bytes >= 1024) return `${(bytes / 1024).toFixed(2)} KiB`;
+  return `${bytes} B`;
+}

@@ -1,0 +1,153 @@
+/**
+ * K/V cache configurations written the way people say them: `F16`, `K8V4` (q8_0 keys, q4_0 values),
+ * or as explicit format pairs `q8_0/q4_0` and `k=q8_0,v=q4_0`. Every format name is checked against THE format
+ * table (formats/table.ts), so a format added there is accepted here without a change.
+ */
+import { getKvFormat } from "../formats/table.js";
+import { KV_FORMAT_NAMES, type KvFormatName } from "../formats/types.js";
+
+export interface KvConfig {
+  /** Canonical name: the shorthand where one exists (`K8V4`), else `k/v` (`q5_1/iq4_nl`). */
+  name: string;
+  k: KvFormatName;
+  v: KvFormatName;
+}
+
+/** Bits in a `KxVy` shorthand and the format each stands for. */
+const SHORTHAND_BITS: ReadonlyArray<readonly [number, KvFormatName]> = [
+  [32, "f32"],
+  [16, "f16"],
+  [8, "q8_0"],
+  [5, "q5_0"],
+  [4, "q4_0"],
+];
+const FORMAT_BY_BITS = new Map<number, KvFormatName>(SHORTHAND_BITS);
+const BITS_BY_FORMAT = new Map<KvFormatName, number>(SHORTHAND_BITS.map(([bits, name]) => [name, bits]));
+
+/** The K and V formats when no flag chooses them (llama.cpp's default too). */
+export const DEFAULT_KV: KvConfig = { name: "F16", k: "f16", v: "f16" };
+
+export const ALLOWED_KV_CONFIGS_TEXT =
+  `F16, F32, KxVy with x,y in {${SHORTHAND_BITS.map(([b]) => b).join(",")}} ` +
+  `(${SHORTHAND_BITS.map(([b, n]) => `${b}=${n}`).join(" ")}; e.g. K8V4), ` +
+  `or a K/V pair 'q8_0/q4_0' or 'k=q8_0,v=q4_0' of the formats ${KV_FORMAT_NAMES.join(", ")}`;
+
+/** A K/V configuration that is not one of the allowed spellings, or names a format the KV cache cannot hold. */
+export class KvConfigError extends Error {
+  constructor(readonly spec: string, detail?: string) {
+    super(`unknown KV cache config '${spec}'${detail ? ` (${detail})` : ""}; allowed: ${ALLOWED_KV_CONFIGS_TEXT}`);
+    this.name = "KvConfigError";
+  }
+}
+
+/** `--kv` given together with `-ctk`/`-ctv`: both choose the K/V formats, so only one may be given. */
+export class KvFlagConflictError extends Error {
+  constructor(readonly kvFlag: string, readonly typeFlag: string) {
+    super(`'${kvFlag}' conflicts with '${typeFlag}': choose the K/V formats with --kv or with -ctk/-ctv, not both`);
+    this.name = "KvFlagConflictError";
+  }
+}
+
+/** The KV format called `name` (any case), or a KvConfigError about `spec` naming the format. */
+function kvFormatIn(spec: string, name: string): KvFormatName {
+  const trimmed = name.trim();
+  try {
+    return getKvFormat(trimmed).name as KvFormatName;
+  } catch {
+    throw new KvConfigError(spec, `'${trimmed}' is not a KV cache format`);
+  }
+}
+
+/** The canonical name for a K/V pair: `F16`, `F32`, `K8V4`, ... where a shorthand exists, else `k/v`. */
+export function kvConfigName(k: KvFormatName, v: KvFormatName): string {
+  if (k === v && k === "f16") return "F16";
+  if (k === v && k === "f32") return "F32";
+  const kBits = BITS_BY_FORMAT.get(k);
+  const vBits = BITS_BY_FORMAT.get(v);
+  if (kBits !== undefined && vBits !== undefined) return `K${kBits}V${vBits}`;
+  return `${k}/${v}`;
+}
+
+function config(k: KvFormatName, v: KvFormatName): KvConfig {
+  return { name: kvConfigName(k, v), k, v };
+}
+
+/**
+ * Parse one K/V configuration: `F16`, `F32`, `KxVy` (case-insensitive), `q8_0/q4_0`, `k=q8_0,v=q4_0`,
+ * or one format name for both sides (`q8_0`). Throws KvConfigError naming the spec and the allowed spellings.
+ */
+export function parseKvConfig(spec: string): KvConfig {
+  const text = spec.trim();
+  const upper = text.toUpperCase();
+  if (upper === "F16") return config("f16", "f16");
+  if (upper === "F32") return config("f32", "f32");
+
+  const shorthand = /^K(\d+)V(\d+)$/.exec(upper);
+  if (shorthand) {
+    const k = FORMAT_BY_BITS.get(Number(shorthand[1]));
+    const v = FORMAT_BY_BITS.get(Number(shorthand[2]));
+    if (!k || !v) {
+      const bad = !k ? `K${shorthand[1]}` : `V${shorthand[2]}`;
+      throw new KvConfigError(spec, `${bad}: no format of that many bits`);
+    }
+    return config(k, v);
+  }
+
+  const slash = /^([^/]+)\/([^/]+)$/.exec(text);
+  if (slash) return config(kvFormatIn(spec, slash[1]!), kvFormatIn(spec, slash[2]!));
+
+  const named = /^\s*k\s*=\s*([^,]+?)\s*,\s*v\s*=\s*([^,]+?)\s*$/i.exec(text);
+  if (named) return config(kvFormatIn(spec, named[1]!), kvFormatIn(spec, named[2]!));
+  const namedReversed = /^\s*v\s*=\s*([^,]+?)\s*,\s*k\s*=\s*([^,]+?)\s*$/i.exec(text);
+  if (namedReversed) return config(kvFormatIn(spec, namedReversed[2]!), kvFormatIn(spec, namedReversed[1]!));
+
+  if (text !== "" && !/[,=/]/.test(text)) {
+    const both = kvFormatIn(spec, text);
+    return config(both, both);
+  }
+  throw new KvConfigError(spec);
+}
+
+/**
+ * Parse a comma-separated list of configurations: `F16,K8V8,K8V4,q5_1/q5_1`.
+ * A `k=...,v=...` pair inside a list keeps its comma (`F16,k=q8_0,v=q4_0` is two configs).
+ */
+export function parseKvConfigList(list: string): KvConfig[] {
+  const parts = list.split(",").map((p) => p.trim());
+  const configs: KvConfig[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    if (part === "") throw new KvConfigError(list, "empty entry in the list");
+    const next = parts[i + 1];
+    const isKeyed = /^[kv]\s*=/i.test(part);
+    if (isKeyed && next !== undefined && /^[kv]\s*=/i.test(next)) {
+      configs.push(parseKvConfig(`${part},${next}`));
+      i++;
+    } else {
+      configs.push(parseKvConfig(part));
+    }
+  }
+  return configs;
+}
+
+export interface KvFlags {
+  /** `--kv`: one configuration in any spelling parseKvConfig accepts. */
+  kv?: string;
+  /** `-ctk` / `--cache-type-k`: the key format name. */
+  ctk?: string;
+  /** `-ctv` / `--cache-type-v`: the value format name. */
+  ctv?: string;
+}
+
+/** Resolve `--kv` or `-ctk/-ctv` (exclusive; each side defaults to f16) into one configuration. */
+export function resolveKvFlags(flags: KvFlags): KvConfig {
+  const { kv, ctk, ctv } = flags;
+  if (kv !== undefined && (ctk !== undefined || ctv !== undefined)) {
+    const other = ctk !== undefined ? `-ctk ${ctk}` : `-ctv ${ctv}`;
+    throw new KvFlagConflictError(`--kv ${kv}`, other);
+  }
+  if (kv !== undefined) return parseKvConfig(kv);
+  const k = ctk !== undefined ? kvFormatIn(`-ctk ${ctk}`, ctk) : DEFAULT_KV.k;
+  const v = ctv !== undefined ? kvFormatIn(`-ctv ${ctv}`, ctv) : DEFAULT_KV.v;
+  return config(k, v);
+}

@@ -1,0 +1,89 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  parseKvConfig,
+  parseKvConfigList,
+  kvConfigName,
+  resolveKvFlags,
+  KvConfigError,
+  KvFlagConflictError,
+} from "../../src/kv/shorthand.js";
+import { KV_FORMAT_NAMES } from "../../src/formats/types.js";
+
+test("shorthands map bits to formats (case-insensitive)", () => {
+  assert.deepEqual(parseKvConfig("F16"), { name: "F16", k: "f16", v: "f16" });
+  assert.deepEqual(parseKvConfig("f32"), { name: "F32", k: "f32", v: "f32" });
+  assert.deepEqual(parseKvConfig("K8V4"), { name: "K8V4", k: "q8_0", v: "q4_0" });
+  assert.deepEqual(parseKvConfig("k4v8"), { name: "K4V8", k: "q4_0", v: "q8_0" });
+  assert.deepEqual(parseKvConfig("K5V5"), { name: "K5V5", k: "q5_0", v: "q5_0" });
+  assert.deepEqual(parseKvConfig("K16V4"), { name: "K16V4", k: "f16", v: "q4_0" });
+  assert.deepEqual(parseKvConfig("K32V8"), { name: "K32V8", k: "f32", v: "q8_0" });
+  // K16V16 is F16 by another spelling: the canonical name is F16.
+  assert.deepEqual(parseKvConfig("K16V16"), { name: "F16", k: "f16", v: "f16" });
+});
+
+test("explicit pairs accept every KV format in the table", () => {
+  assert.deepEqual(parseKvConfig("q8_0/q4_0"), { name: "K8V4", k: "q8_0", v: "q4_0" });
+  assert.deepEqual(parseKvConfig("k=q8_0,v=q4_0"), { name: "K8V4", k: "q8_0", v: "q4_0" });
+  assert.deepEqual(parseKvConfig("V=q4_0, K=Q8_0"), { name: "K8V4", k: "q8_0", v: "q4_0" });
+  assert.deepEqual(parseKvConfig("q5_1/iq4_nl"), { name: "q5_1/iq4_nl", k: "q5_1", v: "iq4_nl" });
+  assert.deepEqual(parseKvConfig("bf16"), { name: "bf16/bf16", k: "bf16", v: "bf16" });
+  for (const k of KV_FORMAT_NAMES) {
+    for (const v of KV_FORMAT_NAMES) {
+      const c = parseKvConfig(`${k}/${v}`);
+      assert.equal(c.k, k);
+      assert.equal(c.v, v);
+      // The canonical name parses back to the same pair.
+      assert.deepEqual(parseKvConfig(c.name), c);
+    }
+  }
+});
+
+test("kvConfigName gives the shorthand where one exists", () => {
+  assert.equal(kvConfigName("f16", "f16"), "F16");
+  assert.equal(kvConfigName("f32", "f32"), "F32");
+  assert.equal(kvConfigName("q8_0", "q8_0"), "K8V8");
+  assert.equal(kvConfigName("q4_0", "f16"), "K4V16");
+  assert.equal(kvConfigName("q4_1", "q4_0"), "q4_1/q4_0");
+});
+
+test("unknown configs are rejected with the allowed spellings", () => {
+  for (const bad of ["K9V4", "K8V3", "q9_0/q4_0", "k=q8_0,v=q7", "", "F8", "q8_1", "q8_0/q4_0/f16", "k=q8_0"]) {
+    assert.throws(
+      () => parseKvConfig(bad),
+      (err: unknown) => {
+        assert.ok(err instanceof KvConfigError, `${bad}: ${String(err)}`);
+        assert.match(err.message, new RegExp(`'${bad.replace(/[/]/g, "\\/")}'`));
+        assert.match(err.message, /allowed: F16, F32, KxVy/);
+        assert.match(err.message, /q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl/);
+        return true;
+      },
+    );
+  }
+  assert.throws(() => parseKvConfig("K9V4"), /K9: no format of that many bits/);
+  assert.throws(() => parseKvConfig("q8_0/q7"), /'q7' is not a KV cache format/);
+});
+
+test("config lists", () => {
+  assert.deepEqual(
+    parseKvConfigList("F16,K8V8,K8V4").map((c) => c.name),
+    ["F16", "K8V8", "K8V4"],
+  );
+  assert.deepEqual(
+    parseKvConfigList("F16, k=q4_0,v=q8_0, q5_1/q5_1").map((c) => [c.k, c.v]),
+    [["f16", "f16"], ["q4_0", "q8_0"], ["q5_1", "q5_1"]],
+  );
+  assert.throws(() => parseKvConfigList("F16,,K8V4"), /empty entry/);
+  assert.throws(() => parseKvConfigList("F16,K9V9"), KvConfigError);
+});
+
+test("-ctk/-ctv resolution and the --kv conflict", () => {
+  assert.deepEqual(resolveKvFlags({}), { name: "F16", k: "f16", v: "f16" });
+  assert.deepEqual(resolveKvFlags({ ctk: "q8_0" }), { name: "K8V16", k: "q8_0", v: "f16" });
+  assert.deepEqual(resolveKvFlags({ ctk: "Q8_0", ctv: "q4_0" }), { name: "K8V4", k: "q8_0", v: "q4_0" });
+  assert.deepEqual(resolveKvFlags({ ctv: "iq4_nl" }), { name: "f16/iq4_nl", k: "f16", v: "iq4_nl" });
+  assert.deepEqual(resolveKvFlags({ kv: "K4V4" }), { name: "K4V4", k: "q4_0", v: "q4_0" });
+  assert.throws(() => resolveKvFlags({ kv: "K8V4", ctk: "q8_0" }), KvFlagConflictError);
+  assert.throws(() => resolveKvFlags({ kv: "K8V4", ctv: "q4_0" }), /conflicts with '-ctv q4_0'/);
+  assert.throws(() => resolveKvFlags({ ctk: "q3_k" }), /'q3_k' is not a KV cache format/);
+});
