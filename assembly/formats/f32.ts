@@ -1,2 +1,42 @@
-// f32 kernels: to be written (placeholder so the module compiles)
-export const FORMAT_F32_PLACEHOLDER: i32 = 0;
+// f32 kernels: rows of little-endian floats; the dot partner is f32.
+import { hsumF32x4 } from "./common";
+
+export function quantizeRow_f32(src: usize, dst: usize, n: i32): void {
+  memory.copy(dst, src, <usize>n << 2);
+}
+
+export function dequantizeRow_f32(src: usize, dst: usize, n: i32): void {
+  memory.copy(dst, src, <usize>n << 2);
+}
+
+/** Σ row[i] × x[i] over n floats: two f32x4 accumulators, scalar tail. */
+export function dot_f32(row: usize, x: usize, n: i32): f32 {
+  let acc0 = f32x4.splat(0);
+  let acc1 = f32x4.splat(0);
+  const end8 = <usize>(n & ~7) << 2;
+  let off: usize = 0;
+  for (; off < end8; off += 32) {
+    acc0 = f32x4.add(acc0, f32x4.mul(v128.load(row + off), v128.load(x + off)));
+    acc1 = f32x4.add(acc1, f32x4.mul(v128.load(row + off, 16), v128.load(x + off, 16)));
+  }
+  let sum = hsumF32x4(f32x4.add(acc0, acc1));
+  const end = <usize>n << 2;
+  for (; off < end; off += 4) sum += load<f32>(row + off) * load<f32>(x + off);
+  return sum;
+}
+
+/** out[i] += w × row[i] for n floats. */
+export function axpy_f32(out: usize, w: f32, row: usize, n: i32): void {
+  const weight = f32x4.splat(w);
+  const end4 = <usize>(n & ~3) << 2;
+  let off: usize = 0;
+  for (; off < end4; off += 16) v128.store(out + off, f32x4.add(v128.load(out + off), f32x4.mul(weight, v128.load(row + off))));
+  const end = <usize>n << 2;
+  for (; off < end; off += 4) store<f32>(out + off, load<f32>(out + off) + w * load<f32>(row + off));
+}
+
+/** out[r] = dot_f32(W[r], x) for r in [rowStart, rowEnd); W is (rows, cols) f32, out is (rows). */
+export function matvec_f32(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
+  const rowBytes = <usize>cols << 2;
+  for (let r = rowStart; r < rowEnd; r++) store<f32>(out + (<usize>r << 2), dot_f32(w + <usize>r * rowBytes, x, cols));
+}

@@ -1,2 +1,111 @@
-// q4_0 kernels: to be written (placeholder so the module compiles)
-export const FORMAT_Q4_0_PLACEHOLDER: i32 = 0;
+// q4_0 kernels: 32-value blocks of 18 bytes (fp16 d, 16 bytes of nibbles: element j low, element j + 16 high);
+// value = (nibble − 8) × d; the dot partner is q8_0 (see src/formats/reference/q4_0.ts).
+import { absMax32, dotI8x16, f32ToF16, hsumI32x4, i8x16QuarterToF32x4, loadF16 } from "./common";
+
+const BYTES: usize = 18;
+const Q8_0_BYTES: usize = 34;
+
+/** min(15, trunc(x × id + 8.5)) for the 4 floats at p, as i32x4. */
+// @ts-ignore: decorator
+@inline function nibbles4(p: usize, id: v128): v128 {
+  return i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.add(f32x4.mul(v128.load(p), id), f32x4.splat(8.5))), i32x4.splat(15));
+}
+
+/** 16 nibbles (0..15) for the 16 floats at p, one per byte. */
+// @ts-ignore: decorator
+@inline function nibbles16(p: usize, id: v128): v128 {
+  return i8x16.narrow_i16x8_u(
+    i16x8.narrow_i32x4_u(nibbles4(p, id), nibbles4(p + 16, id)),
+    i16x8.narrow_i32x4_u(nibbles4(p + 32, id), nibbles4(p + 48, id)),
+  );
+}
+
+export function quantizeRow_q4_0(src: usize, dst: usize, n: i32): void {
+  const nb = <usize>(n >> 5);
+  for (let b: usize = 0; b < nb; b++) {
+    const x = src + b * 128;
+    const amax = absMax32(x);
+    // the signed value of the first element reaching amax (+0 for an all-zero block, so d = −0 as in llama.cpp)
+    let max: f32 = 0;
+    if (amax > 0) {
+      for (let j: usize = 0; j < 32; j++) {
+        const v = load<f32>(x + (j << 2));
+        if (Mathf.abs(v) == amax) { max = v; break; }
+      }
+    }
+    const d: f32 = max / -8;
+    const id = f32x4.splat(d != 0 ? <f32>1 / d : 0);
+    const block = dst + b * BYTES;
+    store<u16>(block, <u16>f32ToF16(d));
+    v128.store(block, v128.or(nibbles16(x, id), i8x16.shl(nibbles16(x + 64, id), 4)), 2);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function lowNibblesCentered(q: v128): v128 {
+  return i8x16.sub(v128.and(q, i8x16.splat(15)), i8x16.splat(8));
+}
+// @ts-ignore: decorator
+@inline function highNibblesCentered(q: v128): v128 {
+  return i8x16.sub(i8x16.shr_u(q, 4), i8x16.splat(8));
+}
+
+export function dequantizeRow_q4_0(src: usize, dst: usize, n: i32): void {
+  const nb = <usize>(n >> 5);
+  for (let b: usize = 0; b < nb; b++) {
+    const block = src + b * BYTES;
+    const d = f32x4.splat(loadF16(block));
+    const q = v128.load(block, 2);
+    const lo = lowNibblesCentered(q);
+    const hi = highNibblesCentered(q);
+    const o = dst + b * 128;
+    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(lo, 0), d));
+    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(lo, 1), d), 16);
+    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(lo, 2), d), 32);
+    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(lo, 3), d), 48);
+    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(hi, 0), d), 64);
+    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(hi, 1), d), 80);
+    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(hi, 2), d), 96);
+    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(hi, 3), d), 112);
+  }
+}
+
+/** Per block: integer Σ (nibble − 8) × q8 (i8 -> i16, i32x4.dot_i16x8_s), then float(float(sumi × d) × dx); f32 sum. */
+export function dot_q4_0(row: usize, x: usize, n: i32): f32 {
+  const nb = <usize>(n >> 5);
+  let sum: f32 = 0;
+  for (let b: usize = 0; b < nb; b++) {
+    const a = row + b * BYTES;
+    const c = x + b * Q8_0_BYTES;
+    const q = v128.load(a, 2);
+    const sumi = hsumI32x4(i32x4.add(dotI8x16(lowNibblesCentered(q), v128.load(c, 2)), dotI8x16(highNibblesCentered(q), v128.load(c, 18))));
+    sum += (<f32>sumi * loadF16(a)) * loadF16(c);
+  }
+  return sum;
+}
+
+/** out[i] += w × ((nibble − 8) × d) for n values. */
+export function axpy_q4_0(out: usize, w: f32, row: usize, n: i32): void {
+  const weight = f32x4.splat(w);
+  const nb = <usize>(n >> 5);
+  for (let b: usize = 0; b < nb; b++) {
+    const block = row + b * BYTES;
+    const d = f32x4.splat(loadF16(block));
+    const q = v128.load(block, 2);
+    const o = out + b * 128;
+    for (let half: usize = 0; half < 2; half++) {
+      const v = half == 0 ? lowNibblesCentered(q) : highNibblesCentered(q);
+      const p = o + half * 64;
+      v128.store(p, f32x4.add(v128.load(p), f32x4.mul(weight, f32x4.mul(i8x16QuarterToF32x4(v, 0), d))));
+      v128.store(p, f32x4.add(v128.load(p, 16), f32x4.mul(weight, f32x4.mul(i8x16QuarterToF32x4(v, 1), d))), 16);
+      v128.store(p, f32x4.add(v128.load(p, 32), f32x4.mul(weight, f32x4.mul(i8x16QuarterToF32x4(v, 2), d))), 32);
+      v128.store(p, f32x4.add(v128.load(p, 48), f32x4.mul(weight, f32x4.mul(i8x16QuarterToF32x4(v, 3), d))), 48);
+    }
+  }
+}
+
+/** out[r] = dot_q4_0(W[r], x) for r in [rowStart, rowEnd); W is (rows, cols) q4_0, x is (cols) q8_0, out is (rows) f32. */
+export function matvec_q4_0(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
+  const rowBytes = <usize>(cols >> 5) * BYTES;
+  for (let r = rowStart; r < rowEnd; r++) store<f32>(out + (<usize>r << 2), dot_q4_0(w + <usize>r * rowBytes, x, cols));
+}

@@ -1,2 +1,144 @@
-// q5_0 kernels: to be written (placeholder so the module compiles)
-export const FORMAT_Q5_0_PLACEHOLDER: i32 = 0;
+// q5_0 kernels. Block (22 B): fp16 d | u32 qh (bit j = 5th bit of value j) | 16 B nibbles (byte j: value j low,
+// value j+16 high). value = (q − 16) × d, q in 0..31. Dot partner: q8_0 blocks (34 B: fp16 d | 32 × int8).
+// Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
+
+import { dotI8x16, f32ToF16, hsumF32x4, i8x16QuarterToF32x4, loadF16 } from "./common";
+
+const Q5_0_BLOCK: i32 = 32;
+const Q5_0_BYTES: usize = 22;
+const Q8_0_BYTES: usize = 34;
+
+// ---- block decoding ----
+
+/** 0x10 in byte lane j (0..15) where bit 8·firstByte + j of qh is set. */
+// @ts-ignore: decorator
+@inline function fifthBits(qh: u32, firstByte: i32): v128 {
+  const lanes = firstByte == 0
+    ? i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+    : i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const spread = i8x16.swizzle(i32x4.splat(qh), lanes);
+  const bit = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  return v128.and(i8x16.eq(v128.and(spread, bit), bit), i8x16.splat(0x10));
+}
+
+/** Signed quants (−16..15) of values 0..15 of the block at `block`. */
+// @ts-ignore: decorator
+@inline function quantsLow(block: usize): v128 {
+  const nibbles = v128.and(v128.load(block, 6), i8x16.splat(0x0f));
+  return i8x16.sub(v128.or(nibbles, fifthBits(load<u32>(block, 2), 0)), i8x16.splat(16));
+}
+
+/** Signed quants (−16..15) of values 16..31 of the block at `block`. */
+// @ts-ignore: decorator
+@inline function quantsHigh(block: usize): v128 {
+  const nibbles = i8x16.shr_u(v128.load(block, 6), 4);
+  return i8x16.sub(v128.or(nibbles, fifthBits(load<u32>(block, 2), 2)), i8x16.splat(16));
+}
+
+/** Store 16 int8 quants × d as f32 at out. */
+// @ts-ignore: decorator
+@inline function storeScaled(out: usize, q: v128, d: v128): void {
+  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 0), d));
+  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 1), d), 16);
+  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 2), d), 32);
+  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 3), d), 48);
+}
+
+/** out[j] += w × (q[j] × d) for 16 quants. */
+// @ts-ignore: decorator
+@inline function accumulateScaled(out: usize, q: v128, d: v128, w: v128): void {
+  v128.store(out, f32x4.add(v128.load(out), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 0), d))));
+  v128.store(out, f32x4.add(v128.load(out, 16), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 1), d))), 16);
+  v128.store(out, f32x4.add(v128.load(out, 32), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 2), d))), 32);
+  v128.store(out, f32x4.add(v128.load(out, 48), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 3), d))), 48);
+}
+
+/** C's `(int8_t)(float)`: truncate toward zero (NaN gives 0), keep the low byte as a signed value. */
+// @ts-ignore: decorator
+@inline function truncToI8(v: f32): i32 {
+  return (<i32>v << 24) >> 24;
+}
+
+// ---- kernels ----
+
+/** Quantize n floats at src into q5_0 blocks at dst, byte for byte as ggml's quantize_row_q5_0_ref. */
+export function quantizeRow_q5_0(src: usize, dst: usize, n: i32): void {
+  const nBlocks = n / Q5_0_BLOCK;
+  for (let b = 0; b < nBlocks; b++) {
+    const x = src + (<usize>b << 7); // f32 (32)
+    const out = dst + <usize>b * Q5_0_BYTES;
+    let amax: f32 = 0;
+    let max: f32 = 0;
+    for (let j = 0; j < Q5_0_BLOCK; j++) {
+      const v = load<f32>(x + (<usize>j << 2));
+      if (amax < abs<f32>(v)) {
+        amax = abs<f32>(v);
+        max = v;
+      }
+    }
+    const d: f32 = max / <f32>-16.0;
+    const id: f32 = d != 0 ? <f32>1.0 / d : 0;
+    store<u16>(out, <u16>f32ToF16(d));
+    let qh: u32 = 0;
+    for (let j = 0; j < 16; j++) {
+      const q0 = <u32>min<i32>(31, truncToI8(load<f32>(x + (<usize>j << 2)) * id + <f32>16.5)) & 0xff;
+      const q1 = <u32>min<i32>(31, truncToI8(load<f32>(x + (<usize>(j + 16) << 2)) * id + <f32>16.5)) & 0xff;
+      store<u8>(out + 6 + <usize>j, <u8>((q0 & 0x0f) | ((q1 & 0x0f) << 4)));
+      qh |= ((q0 >> 4) & 1) << j;
+      qh |= ((q1 >> 4) & 1) << (j + 16);
+    }
+    store<u32>(out, qh, 2);
+  }
+}
+
+/** Decode n values of q5_0 blocks at src into f32 at dst. */
+export function dequantizeRow_q5_0(src: usize, dst: usize, n: i32): void {
+  const nBlocks = n / Q5_0_BLOCK;
+  for (let b = 0; b < nBlocks; b++) {
+    const block = src + <usize>b * Q5_0_BYTES;
+    const out = dst + (<usize>b << 7);
+    const d = f32x4.splat(loadF16(block));
+    storeScaled(out, quantsLow(block), d);
+    storeScaled(out + 64, quantsHigh(block), d);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function dotRow(row: usize, x: usize, nBlocks: i32): f32 {
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nBlocks; b++) {
+    const block = row + <usize>b * Q5_0_BYTES;
+    const y = x + <usize>b * Q8_0_BYTES;
+    const sumi = i32x4.add(dotI8x16(quantsLow(block), v128.load(y, 2)), dotI8x16(quantsHigh(block), v128.load(y, 18)));
+    const scale = loadF16(block) * loadF16(y);
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(scale)));
+  }
+  return hsumF32x4(acc);
+}
+
+/** Dot of a q5_0 row (n values) with x already quantized to q8_0 (ggml_vec_dot_q5_0_q8_0). */
+export function dot_q5_0(row: usize, x: usize, n: i32): f32 {
+  return dotRow(row, x, n / Q5_0_BLOCK);
+}
+
+/** out[i] += w × value[i] for the n values of a q5_0 row (V accumulation). */
+export function axpy_q5_0(out: usize, w: f32, row: usize, n: i32): void {
+  const nBlocks = n / Q5_0_BLOCK;
+  const w4 = f32x4.splat(w);
+  for (let b = 0; b < nBlocks; b++) {
+    const block = row + <usize>b * Q5_0_BYTES;
+    const o = out + (<usize>b << 7);
+    const d = f32x4.splat(loadF16(block));
+    accumulateScaled(o, quantsLow(block), d, w4);
+    accumulateScaled(o + 64, quantsHigh(block), d, w4);
+  }
+}
+
+/** out[r] = dot(row r of w, x) for r in [rowStart, rowEnd); rows of `cols` values; x in q8_0; out f32 (rows). */
+export function matvec_q5_0(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
+  const nBlocks = cols / Q5_0_BLOCK;
+  const rowBytes = <usize>nBlocks * Q5_0_BYTES;
+  for (let r = rowStart; r < rowEnd; r++) {
+    store<f32>(out + (<usize>r << 2), dotRow(w + <usize>r * rowBytes, x, nBlocks));
+  }
+}

@@ -1,2 +1,66 @@
-// q8_0 kernels: to be written (placeholder so the module compiles)
-export const FORMAT_Q8_0_PLACEHOLDER: i32 = 0;
+// q8_0 kernels: 32-value blocks of 34 bytes (fp16 d, 32 × int8); the dot partner is q8_0 (see src/formats/reference/q8_0.ts).
+import { dotI8x16, hsumI32x4, i8x16QuarterToF32x4, loadF16, quantizeQ8Block } from "./common";
+
+const BYTES: usize = 34;
+
+export function quantizeRow_q8_0(src: usize, dst: usize, n: i32): void {
+  const nb = <usize>(n >> 5);
+  for (let b: usize = 0; b < nb; b++) quantizeQ8Block(src + b * 128, dst + b * BYTES, dst + b * BYTES + 2, 0);
+}
+
+export function dequantizeRow_q8_0(src: usize, dst: usize, n: i32): void {
+  const nb = <usize>(n >> 5);
+  for (let b: usize = 0; b < nb; b++) {
+    const block = src + b * BYTES;
+    const d = f32x4.splat(loadF16(block));
+    const lo = v128.load(block, 2);
+    const hi = v128.load(block, 18);
+    const o = dst + b * 128;
+    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(lo, 0), d));
+    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(lo, 1), d), 16);
+    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(lo, 2), d), 32);
+    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(lo, 3), d), 48);
+    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(hi, 0), d), 64);
+    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(hi, 1), d), 80);
+    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(hi, 2), d), 96);
+    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(hi, 3), d), 112);
+  }
+}
+
+/** Per block: integer Σ qa × qb (i8 -> i16, i32x4.dot_i16x8_s), times float(da × db); blocks summed in f32. */
+export function dot_q8_0(row: usize, x: usize, n: i32): f32 {
+  const nb = <usize>(n >> 5);
+  let sum: f32 = 0;
+  for (let b: usize = 0; b < nb; b++) {
+    const a = row + b * BYTES;
+    const c = x + b * BYTES;
+    const sumi = hsumI32x4(i32x4.add(dotI8x16(v128.load(a, 2), v128.load(c, 2)), dotI8x16(v128.load(a, 18), v128.load(c, 18))));
+    sum += <f32>sumi * (loadF16(a) * loadF16(c));
+  }
+  return sum;
+}
+
+/** out[i] += w × (q[i] × d) for n values; the value is rounded to f32 before scaling, as dequantizeRow does. */
+export function axpy_q8_0(out: usize, w: f32, row: usize, n: i32): void {
+  const weight = f32x4.splat(w);
+  const nb = <usize>(n >> 5);
+  for (let b: usize = 0; b < nb; b++) {
+    const block = row + b * BYTES;
+    const d = f32x4.splat(loadF16(block));
+    const o = out + b * 128;
+    for (let half: usize = 0; half < 2; half++) {
+      const q = v128.load(block + 2 + half * 16);
+      const p = o + half * 64;
+      v128.store(p, f32x4.add(v128.load(p), f32x4.mul(weight, f32x4.mul(i8x16QuarterToF32x4(q, 0), d))));
+      v128.store(p, f32x4.add(v128.load(p, 16), f32x4.mul(weight, f32x4.mul(i8x16QuarterToF32x4(q, 1), d))), 16);
+      v128.store(p, f32x4.add(v128.load(p, 32), f32x4.mul(weight, f32x4.mul(i8x16QuarterToF32x4(q, 2), d))), 32);
+      v128.store(p, f32x4.add(v128.load(p, 48), f32x4.mul(weight, f32x4.mul(i8x16QuarterToF32x4(q, 3), d))), 48);
+    }
+  }
+}
+
+/** out[r] = dot_q8_0(W[r], x) for r in [rowStart, rowEnd); W is (rows, cols) q8_0, x is (cols) q8_0, out is (rows) f32. */
+export function matvec_q8_0(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
+  const rowBytes = <usize>(cols >> 5) * BYTES;
+  for (let r = rowStart; r < rowEnd; r++) store<f32>(out + (<usize>r << 2), dot_q8_0(w + <usize>r * rowBytes, x, cols));
+}

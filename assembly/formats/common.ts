@@ -1,0 +1,170 @@
+// Shared inline helpers for the block-format kernels (not re-exported by index.ts, so never wasm exports).
+// fp16 <-> fp32 conversions reproduce ggml's GGML_FP32_TO_FP16 / GGML_FP16_TO_FP32 bit for bit (round to nearest
+// even, NaN -> sign | 0x7e00); bf16 conversions reproduce GGML_FP32_TO_BF16; q8 block quantization reproduces
+// quantize_row_q8_0_ref (roundf: ties away from zero, scale 1 / (amax / 127) kept in float).
+
+// ---- fp16 ----------------------------------------------------------------------------------------------------
+
+/** fp16 bits (low 16 bits of h) -> f32. Normal halves are rebiased by a multiply; subnormals come from a magic subtraction. */
+// @ts-ignore: decorator
+@inline export function f16ToF32(h: u32): f32 {
+  const w: u32 = h << 16;
+  const sign: u32 = w & 0x80000000;
+  const twoW: u32 = w + w;
+  const normal: f32 = reinterpret<f32>((twoW >> 4) + (0xe0 << 23)) * reinterpret<f32>(0x07800000); // × 2^-112
+  const subnormal: f32 = reinterpret<f32>((twoW >> 17) | (126 << 23)) - 0.5;
+  const bits: u32 = twoW < (1 << 27) ? reinterpret<u32>(subnormal) : reinterpret<u32>(normal);
+  return reinterpret<f32>(sign | bits);
+}
+
+/** f32 -> fp16 bits, rounded to nearest even by letting a float addition do the rounding. */
+// @ts-ignore: decorator
+@inline export function f32ToF16(x: f32): u32 {
+  let base: f32 = (Mathf.abs(x) * reinterpret<f32>(0x77800000)) * reinterpret<f32>(0x08800000); // × 2^112 × 2^-110
+  const w: u32 = reinterpret<u32>(x);
+  const twoW: u32 = w + w;
+  const sign: u32 = w & 0x80000000;
+  let bias: u32 = twoW & 0xff000000;
+  if (bias < 0x71000000) bias = 0x71000000;
+  base = reinterpret<f32>((bias >> 1) + 0x07800000) + base;
+  const bits: u32 = reinterpret<u32>(base);
+  const nonSign: u32 = ((bits >> 13) & 0x7c00) + (bits & 0x0fff);
+  return (sign >> 16) | (twoW > 0xff000000 ? 0x7e00 : nonSign);
+}
+
+/** Four fp16 values (one per i32 lane, zero-extended) -> f32x4. */
+// @ts-ignore: decorator
+@inline export function f16x4ToF32x4(halves: v128): v128 {
+  const w = i32x4.shl(halves, 16);
+  const sign = v128.and(w, i32x4.splat(0x80000000));
+  const twoW = i32x4.add(w, w);
+  const normal = f32x4.mul(i32x4.add(i32x4.shr_u(twoW, 4), i32x4.splat(0xe0 << 23)), f32x4.splat(reinterpret<f32>(0x07800000)));
+  const subnormal = f32x4.sub(v128.or(i32x4.shr_u(twoW, 17), i32x4.splat(126 << 23)), f32x4.splat(0.5));
+  const isSubnormal = i32x4.eq(i32x4.shr_u(twoW, 27), i32x4.splat(0));
+  return v128.or(sign, v128.bitselect(subnormal, normal, isSubnormal));
+}
+
+/** Eight fp16 values (a v128 of u16) -> two f32x4 (low four, high four). */
+// @ts-ignore: decorator
+@inline export function f16x8LowToF32x4(halves: v128): v128 {
+  return f16x4ToF32x4(i32x4.extend_low_i16x8_u(halves));
+}
+// @ts-ignore: decorator
+@inline export function f16x8HighToF32x4(halves: v128): v128 {
+  return f16x4ToF32x4(i32x4.extend_high_i16x8_u(halves));
+}
+
+/** f32x4 -> fp16 bits in each i32 lane (0..0xffff), the vector form of f32ToF16. */
+// @ts-ignore: decorator
+@inline export function f32x4ToF16x4(x: v128): v128 {
+  let base = f32x4.mul(f32x4.mul(f32x4.abs(x), f32x4.splat(reinterpret<f32>(0x77800000))), f32x4.splat(reinterpret<f32>(0x08800000)));
+  const twoW = i32x4.add(x, x);
+  const sign = i32x4.shr_u(v128.and(x, i32x4.splat(0x80000000)), 16);
+  // unsigned max(bias, 0x71000000): flip the sign bits and compare signed
+  const bias0 = v128.and(twoW, i32x4.splat(0xff000000));
+  const flip = i32x4.splat(0x80000000);
+  const biasSmall = i32x4.lt_s(v128.xor(bias0, flip), i32x4.splat(0x71000000 ^ 0x80000000));
+  const bias = v128.bitselect(i32x4.splat(0x71000000), bias0, biasSmall);
+  base = f32x4.add(i32x4.add(i32x4.shr_u(bias, 1), i32x4.splat(0x07800000)), base);
+  const nonSign = i32x4.add(v128.and(i32x4.shr_u(base, 13), i32x4.splat(0x7c00)), v128.and(base, i32x4.splat(0x0fff)));
+  const isNan = i32x4.gt_s(v128.xor(twoW, flip), i32x4.splat(0xff000000 ^ 0x80000000));
+  return v128.or(sign, v128.bitselect(i32x4.splat(0x7e00), nonSign, isNan));
+}
+
+// ---- bf16 ----------------------------------------------------------------------------------------------------
+
+// @ts-ignore: decorator
+@inline export function bf16ToF32(h: u32): f32 {
+  return reinterpret<f32>(h << 16);
+}
+
+// @ts-ignore: decorator
+@inline export function f32ToBf16(x: f32): u32 {
+  const w: u32 = reinterpret<u32>(x);
+  if ((w & 0x7fffffff) > 0x7f800000) return (w >> 16) | 64;
+  return (w + (0x7fff + ((w >> 16) & 1))) >> 16;
+}
+
+/** f32x4 -> bf16 bits in each i32 lane. */
+// @ts-ignore: decorator
+@inline export function f32x4ToBf16x4(x: v128): v128 {
+  const isNan = i32x4.gt_s(v128.and(x, i32x4.splat(0x7fffffff)), i32x4.splat(0x7f800000));
+  const quiet = v128.or(i32x4.shr_u(x, 16), i32x4.splat(64));
+  const rounded = i32x4.shr_u(i32x4.add(x, i32x4.add(i32x4.splat(0x7fff), v128.and(i32x4.shr_u(x, 16), i32x4.splat(1)))), 16);
+  return v128.bitselect(quiet, rounded, isNan);
+}
+
+// ---- horizontal sums and small vector helpers ---------------------------------------------------------------
+
+// @ts-ignore: decorator
+@inline export function hsumF32x4(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+// @ts-ignore: decorator
+@inline export function hsumI32x4(v: v128): i32 {
+  return (i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1)) + (i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3));
+}
+
+/** Products of 16 int8 pairs summed into four i32 lanes: widen i8 -> i16, then i32x4.dot_i16x8_s. */
+// @ts-ignore: decorator
+@inline export function dotI8x16(a: v128, b: v128): v128 {
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b)),
+  );
+}
+
+/** Lanes 0..3 / 4..7 / 8..11 / 12..15 of an i8x16 as f32x4 (exact). */
+// @ts-ignore: decorator
+@inline export function i8x16QuarterToF32x4(v: v128, quarter: i32): v128 {
+  const half = quarter < 2 ? i16x8.extend_low_i8x16_s(v) : i16x8.extend_high_i8x16_s(v);
+  return f32x4.convert_i32x4_s((quarter & 1) == 0 ? i32x4.extend_low_i16x8_s(half) : i32x4.extend_high_i16x8_s(half));
+}
+
+/** C's roundf on four lanes: truncate, then step one away from zero when the dropped fraction is >= 0.5 (exact). */
+// @ts-ignore: decorator
+@inline export function roundHalfAwayF32x4(x: v128): v128 {
+  const whole = f32x4.trunc(x);
+  const fraction = f32x4.abs(f32x4.sub(x, whole));
+  const signedOne = v128.or(v128.and(x, i32x4.splat(0x80000000)), f32x4.splat(1.0));
+  return f32x4.add(whole, v128.and(signedOne, f32x4.ge(fraction, f32x4.splat(0.5))));
+}
+
+/** Largest |x| over the 32 floats at src (no NaN handling: quantized formats do not define NaN inputs). */
+// @ts-ignore: decorator
+@inline export function absMax32(src: usize): f32 {
+  let m = f32x4.abs(v128.load(src));
+  for (let k: usize = 16; k < 128; k += 16) m = f32x4.max(m, f32x4.abs(v128.load(src + k)));
+  return Mathf.max(Mathf.max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), Mathf.max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+}
+
+/**
+ * Quantize 32 floats at src into 32 int8 at qs as q8_0 / q8_1 do (q = roundf(x × id), id = 1 / (amax / 127)).
+ * Stores fp16(d) at dBits and, when sBits is not 0, q8_1's s = fp16(float(Σ q) × d) at sBits.
+ */
+// @ts-ignore: decorator
+@inline export function quantizeQ8Block(src: usize, dBits: usize, qs: usize, sBits: usize): void {
+  const amax = absMax32(src);
+  const d: f32 = amax / 127;
+  const id: f32 = d != 0 ? <f32>1 / d : 0;
+  store<u16>(dBits, <u16>f32ToF16(d));
+  const scale = f32x4.splat(id);
+  let sum = i32x4.splat(0);
+  for (let half: usize = 0; half < 2; half++) {
+    const p = src + half * 64;
+    const a = i32x4.trunc_sat_f32x4_s(roundHalfAwayF32x4(f32x4.mul(v128.load(p), scale)));
+    const b = i32x4.trunc_sat_f32x4_s(roundHalfAwayF32x4(f32x4.mul(v128.load(p, 16), scale)));
+    const c = i32x4.trunc_sat_f32x4_s(roundHalfAwayF32x4(f32x4.mul(v128.load(p, 32), scale)));
+    const e = i32x4.trunc_sat_f32x4_s(roundHalfAwayF32x4(f32x4.mul(v128.load(p, 48), scale)));
+    sum = i32x4.add(sum, i32x4.add(i32x4.add(a, b), i32x4.add(c, e)));
+    v128.store(qs + half * 16, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a, b), i16x8.narrow_i32x4_s(c, e)));
+  }
+  if (sBits != 0) store<u16>(sBits, <u16>f32ToF16(<f32>hsumI32x4(sum) * d));
+}
+
+/** The fp16 at p as f32. */
+// @ts-ignore: decorator
+@inline export function loadF16(p: usize): f32 {
+  return f16ToF32(<u32>load<u16>(p));
+}
