@@ -1,0 +1,239 @@
+/**
+ * Synthetic Llama-architecture GGUF models (random weights, deterministic for a seed) with the tensor names, shapes
+ * and metadata keys llama.cpp's "llama" architecture reads, and a sentencepiece vocabulary llama.cpp accepts.
+ * Matrices are stored f32, f16 or q8_0 (quantized with the format table's reference kernels); norms stay f32.
+ */
+import { getFormat, rowBytes } from "../formats/table.js";
+import { GgufValueType } from "./types.js";
+import { writeGguf, type GgufMetadataSpec, type GgufSpec, type GgufTensorSpec } from "./writer.js";
+import { SYNTH_BOS_ID, SYNTH_EOS_ID, SYNTH_UNK_ID, synthVocab } from "./synth-vocab.js";
+
+export interface SynthShape {
+  dim: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  ffnDim: number;
+  vocabSize: number;
+  contextLength: number;
+  ropeBase: number;
+  normEps: number;
+  /** No output.weight: llama.cpp then uses token_embd.weight for the output projection. */
+  tiedOutput: boolean;
+}
+
+export type SynthPresetName = "tiny" | "tinyllama-1.1b";
+export type SynthWeightType = "f32" | "f16" | "q8_0";
+
+export const SYNTH_PRESETS: Readonly<Record<SynthPresetName, Readonly<SynthShape>>> = {
+  // head_dim 64: quantized KV blocks (32) and the Hadamard rotation (64) both apply.
+  tiny: {
+    dim: 128, nLayers: 2, nHeads: 2, nKvHeads: 1, ffnDim: 384, vocabSize: 512, contextLength: 512,
+    ropeBase: 10000, normEps: 1e-5, tiedOutput: false,
+  },
+  "tinyllama-1.1b": {
+    dim: 2048, nLayers: 22, nHeads: 32, nKvHeads: 4, ffnDim: 5632, vocabSize: 32000, contextLength: 2048,
+    ropeBase: 10000, normEps: 1e-5, tiedOutput: false,
+  },
+};
+
+export interface SynthOptions {
+  /** A preset, or a custom shape (fields missing from it come from "tiny"). Default "tiny". */
+  preset?: SynthPresetName | Partial<SynthShape>;
+  /** Storage type of the 2-D matrices (default f32). */
+  type?: SynthWeightType;
+  /** Default 1. */
+  seed?: number;
+}
+
+/** llama.cpp's general.file_type (enum llama_ftype) for each weight type. */
+const FILE_TYPE: Record<SynthWeightType, number> = { f32: 0, f16: 1, q8_0: 7 };
+
+export function synthShape(preset: SynthOptions["preset"] = "tiny"): SynthShape {
+  if (typeof preset === "string") {
+    const p = SYNTH_PRESETS[preset];
+    if (!p) throw new RangeError(`synth: unknown preset '${preset}'; allowed: ${Object.keys(SYNTH_PRESETS).join(", ")}`);
+    return { ...p };
+  }
+  return { ...SYNTH_PRESETS.tiny, ...preset };
+}
+
+function checkShape(s: SynthShape, type: SynthWeightType): void {
+  const fail = (msg: string): never => {
+    throw new RangeError(`synth: ${msg} (shape ${JSON.stringify(s)}, type ${type})`);
+  };
+  for (const k of ["dim", "nLayers", "nHeads", "nKvHeads", "ffnDim", "vocabSize", "contextLength"] as const) {
+    if (!Number.isInteger(s[k]) || s[k] < 1) fail(`${k} must be a positive integer, got ${s[k]}`);
+  }
+  if (s.dim % s.nHeads !== 0) fail(`dim ${s.dim} is not a multiple of nHeads ${s.nHeads}`);
+  if (s.nHeads % s.nKvHeads !== 0) fail(`nHeads ${s.nHeads} is not a multiple of nKvHeads ${s.nKvHeads}`);
+  if ((s.dim / s.nHeads) % 2 !== 0) fail(`head_dim ${s.dim / s.nHeads} must be even for RoPE`);
+  const block = getFormat(type).blockSize;
+  if (s.dim % block !== 0 || s.ffnDim % block !== 0) fail(`dim and ffnDim must be multiples of ${type}'s ${block}-value block`);
+  if (!(s.ropeBase > 0) || !(s.normEps > 0)) fail("ropeBase and normEps must be positive");
+}
+
+/** xoshiro128** seeded through splitmix32: small, fast, deterministic. */
+class Rng {
+  private s = new Uint32Array(4);
+  private spare: number | undefined;
+
+  constructor(seed: number) {
+    let x = seed >>> 0;
+    for (let i = 0; i < 4; i++) {
+      x = (x + 0x9e3779b9) >>> 0;
+      let z = x;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+      this.s[i] = (z ^ (z >>> 16)) >>> 0;
+    }
+  }
+  nextU32(): number {
+    const s = this.s;
+    const result = Math.imul(rotl(Math.imul(s[1]!, 5), 7), 9) >>> 0;
+    const t = s[1]! << 9;
+    s[2]! ^= s[0]!;
+    s[3]! ^= s[1]!;
+    s[1]! ^= s[2]!;
+    s[0]! ^= s[3]!;
+    s[2]! ^= t;
+    s[3] = rotl(s[3]!, 11);
+    return result;
+  }
+  /** Uniform in (0, 1). */
+  uniform(): number {
+    return (this.nextU32() + 0.5) / 4294967296;
+  }
+  /** Standard normal (Box-Muller, both values used). */
+  normal(): number {
+    if (this.spare !== undefined) {
+      const v = this.spare;
+      this.spare = undefined;
+      return v;
+    }
+    const r = Math.sqrt(-2 * Math.log(this.uniform()));
+    const theta = 2 * Math.PI * this.uniform();
+    this.spare = r * Math.sin(theta);
+    return r * Math.cos(theta);
+  }
+}
+
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+/** A distinct stream per tensor, so lazily produced tensors do not depend on write order. */
+function tensorSeed(seed: number, index: number): number {
+  return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca77)) >>> 0;
+}
+
+interface WeightPlan {
+  name: string;
+  /** ne0 first. */
+  shape: number[];
+  /** Values are mean + std × N(0, 1). */
+  mean: number;
+  std: number;
+  /** Norm vectors stay f32. */
+  isNorm: boolean;
+}
+
+function weightPlans(s: SynthShape): WeightPlan[] {
+  const headDim = s.dim / s.nHeads;
+  const kvDim = headDim * s.nKvHeads;
+  const matrix = (name: string, ne0: number, ne1: number, std = 1 / Math.sqrt(ne0)): WeightPlan =>
+    ({ name, shape: [ne0, ne1], mean: 0, std, isNorm: false });
+  const norm = (name: string): WeightPlan => ({ name, shape: [s.dim], mean: 1, std: 0.02, isNorm: true });
+  const plans: WeightPlan[] = [matrix("token_embd.weight", s.dim, s.vocabSize, 1)];
+  for (let l = 0; l < s.nLayers; l++) {
+    const p = `blk.${l}.`;
+    plans.push(
+      norm(`${p}attn_norm.weight`),
+      matrix(`${p}attn_q.weight`, s.dim, s.dim),
+      matrix(`${p}attn_k.weight`, s.dim, kvDim),
+      matrix(`${p}attn_v.weight`, s.dim, kvDim),
+      matrix(`${p}attn_output.weight`, s.dim, s.dim),
+      norm(`${p}ffn_norm.weight`),
+      matrix(`${p}ffn_gate.weight`, s.dim, s.ffnDim),
+      matrix(`${p}ffn_down.weight`, s.ffnDim, s.dim),
+      matrix(`${p}ffn_up.weight`, s.dim, s.ffnDim),
+    );
+  }
+  plans.push(norm("output_norm.weight"));
+  if (!s.tiedOutput) plans.push(matrix("output.weight", s.dim, s.vocabSize));
+  return plans;
+}
+
+/** The tensor's bytes: rows of ne0 random values, each row quantized with the format's reference kernel. */
+function makeTensorData(plan: WeightPlan, typeName: SynthWeightType, seed: number): Uint8Array {
+  const format = getFormat(typeName);
+  const ne0 = plan.shape[0]!;
+  const rows = plan.shape.slice(1).reduce((a, b) => a * b, 1);
+  const bytesPerRow = rowBytes(format, ne0);
+  const out = new Uint8Array(rows * bytesPerRow); // (rows, bytesPerRow)
+  const row = new Float32Array(ne0); // (ne0)
+  const rng = new Rng(seed);
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < ne0; i++) row[i] = plan.mean + plan.std * rng.normal();
+    format.reference.quantizeRow(row, out.subarray(r * bytesPerRow, (r + 1) * bytesPerRow));
+  }
+  return out;
+}
+
+function metadataFor(s: SynthShape, type: SynthWeightType, label: string): GgufMetadataSpec[] {
+  const { UINT32, FLOAT32, STRING, BOOL, ARRAY, INT32 } = GgufValueType;
+  const vocab = synthVocab(s.vocabSize);
+  const m: GgufMetadataSpec[] = [
+    { key: "general.architecture", type: STRING, value: "llama" },
+    { key: "general.name", type: STRING, value: `kvsplit-synth-${label}-${type}` },
+    { key: "general.file_type", type: UINT32, value: FILE_TYPE[type] },
+  ];
+  if (type === "q8_0") m.push({ key: "general.quantization_version", type: UINT32, value: 2 });
+  m.push(
+    { key: "llama.vocab_size", type: UINT32, value: s.vocabSize },
+    { key: "llama.context_length", type: UINT32, value: s.contextLength },
+    { key: "llama.embedding_length", type: UINT32, value: s.dim },
+    { key: "llama.block_count", type: UINT32, value: s.nLayers },
+    { key: "llama.feed_forward_length", type: UINT32, value: s.ffnDim },
+    { key: "llama.attention.head_count", type: UINT32, value: s.nHeads },
+    { key: "llama.attention.head_count_kv", type: UINT32, value: s.nKvHeads },
+    { key: "llama.attention.layer_norm_rms_epsilon", type: FLOAT32, value: s.normEps },
+    { key: "llama.rope.dimension_count", type: UINT32, value: s.dim / s.nHeads },
+    { key: "llama.rope.freq_base", type: FLOAT32, value: s.ropeBase },
+    { key: "tokenizer.ggml.model", type: STRING, value: "llama" },
+    { key: "tokenizer.ggml.tokens", type: ARRAY, itemType: STRING, value: vocab.tokens },
+    { key: "tokenizer.ggml.scores", type: ARRAY, itemType: FLOAT32, value: vocab.scores },
+    { key: "tokenizer.ggml.token_type", type: ARRAY, itemType: INT32, value: vocab.tokenTypes },
+    { key: "tokenizer.ggml.unknown_token_id", type: UINT32, value: SYNTH_UNK_ID },
+    { key: "tokenizer.ggml.bos_token_id", type: UINT32, value: SYNTH_BOS_ID },
+    { key: "tokenizer.ggml.eos_token_id", type: UINT32, value: SYNTH_EOS_ID },
+    { key: "tokenizer.ggml.add_bos_token", type: BOOL, value: true },
+    { key: "tokenizer.ggml.add_eos_token", type: BOOL, value: false },
+  );
+  return m;
+}
+
+/** A GGUF spec whose tensor data is produced lazily, tensor by tensor, when written. */
+export function synthLlama(opts: SynthOptions = {}): GgufSpec {
+  const type = opts.type ?? "f32";
+  const seed = opts.seed ?? 1;
+  if (!(type in FILE_TYPE)) throw new RangeError(`synth: unknown type '${type}'; allowed: ${Object.keys(FILE_TYPE).join(", ")}`);
+  const shape = synthShape(opts.preset);
+  checkShape(shape, type);
+  const label = typeof opts.preset === "string" ? opts.preset : opts.preset ? "custom" : "tiny";
+  const tensors: GgufTensorSpec[] = weightPlans(shape).map((plan, index) => {
+    const storedAs: SynthWeightType = plan.isNorm ? "f32" : type;
+    return {
+      name: plan.name,
+      shape: plan.shape,
+      ggmlType: getFormat(storedAs).ggmlType,
+      data: () => makeTensorData(plan, storedAs, tensorSeed(seed, index)),
+    };
+  });
+  return { metadata: metadataFor(shape, type, label), tensors };
+}
+
+/** Write a synthetic model to `path` (atomically); returns the file size. */
+export function synthToFile(opts: SynthOptions, path: string): number {
+  return writeGguf(path, synthLlama(opts));
+}
