@@ -15,46 +15,24 @@
 //   zeros cancel the other heads' values in the dot exactly (also the q8_1 sum term, which covers only this head).
 //   For V, the covering blocks are accumulated with axpy into an f32 scratch run and the head's slice is copied out.
 //   Aligned heads are the special case where the covering run is exactly the head's slice (no scratch detour).
-import { quantizeRow_f32, dot_f32, axpy_f32 } from "./formats/f32";
-import { quantizeRow_f16, dot_f16, axpy_f16 } from "./formats/f16";
-import { quantizeRow_bf16, dot_bf16, axpy_bf16 } from "./formats/bf16";
-import { quantizeRow_q8_0, dot_q8_0, axpy_q8_0 } from "./formats/q8_0";
-import { quantizeRow_q8_1 } from "./formats/q8_1";
-import { quantizeRow_q5_1, dot_q5_1, axpy_q5_1 } from "./formats/q5_1";
-import { quantizeRow_q5_0, dot_q5_0, axpy_q5_0 } from "./formats/q5_0";
-import { quantizeRow_q4_1, dot_q4_1, axpy_q4_1 } from "./formats/q4_1";
-import { quantizeRow_q4_0, dot_q4_0, axpy_q4_0 } from "./formats/q4_0";
-import { quantizeRow_iq4_nl, dot_iq4_nl, axpy_iq4_nl } from "./formats/iq4_nl";
+import { dot_f32, axpy_f32 } from "./formats/f32";
+import { dot_f16, axpy_f16 } from "./formats/f16";
+import { dot_bf16, axpy_bf16 } from "./formats/bf16";
+import { dot_q8_0, axpy_q8_0 } from "./formats/q8_0";
+import { dot_q5_1, axpy_q5_1 } from "./formats/q5_1";
+import { dot_q5_0, axpy_q5_0 } from "./formats/q5_0";
+import { dot_q4_1, axpy_q4_1 } from "./formats/q4_1";
+import { dot_q4_0, axpy_q4_0 } from "./formats/q4_0";
+import { dot_iq4_nl, axpy_iq4_nl } from "./formats/iq4_nl";
 import { fwht_f32 } from "./rotation";
+import {
+  T_F32, T_F16, T_BF16, T_Q8_0, T_Q5_1, T_Q5_0, T_Q4_1, T_Q4_0, T_IQ4_NL, quantizeRow_byType, expNonPositive_f32x4,
+  descI32, align16, D_N_HEADS, D_N_KV_HEADS, D_HEAD_DIM, D_SCALE, D_K_ROWS, D_K_ROW_BYTES, D_K_TYPE, D_K_PARTNER, D_K_BLOCK,
+  D_K_BLOCK_BYTES, D_V_ROWS, D_V_ROW_BYTES, D_V_TYPE, D_V_BLOCK, D_V_BLOCK_BYTES, D_ROT_K, D_ROT_V, D_MAX_POS, maxCoverValues,
+} from "./attention-common";
 
-// GGML type ids (ggml.h enum ggml_type), the same numbers as the format table's `ggmlType`.
-const T_F32: i32 = 0;
-const T_F16: i32 = 1;
-const T_Q4_0: i32 = 2;
-const T_Q4_1: i32 = 3;
-const T_Q5_0: i32 = 6;
-const T_Q5_1: i32 = 7;
-const T_Q8_0: i32 = 8;
-const T_Q8_1: i32 = 9;
-const T_IQ4_NL: i32 = 20;
-const T_BF16: i32 = 30;
-
-/** Convert n f32 values into `type` (a KV format or a dot partner). Returns false for an unknown type. */
-export function quantizeRow_byType(type: i32, src: usize, dst: usize, n: i32): bool {
-  switch (type) {
-    case T_F32: quantizeRow_f32(src, dst, n); return true;
-    case T_F16: quantizeRow_f16(src, dst, n); return true;
-    case T_BF16: quantizeRow_bf16(src, dst, n); return true;
-    case T_Q8_0: quantizeRow_q8_0(src, dst, n); return true;
-    case T_Q8_1: quantizeRow_q8_1(src, dst, n); return true;
-    case T_Q5_1: quantizeRow_q5_1(src, dst, n); return true;
-    case T_Q5_0: quantizeRow_q5_0(src, dst, n); return true;
-    case T_Q4_1: quantizeRow_q4_1(src, dst, n); return true;
-    case T_Q4_0: quantizeRow_q4_0(src, dst, n); return true;
-    case T_IQ4_NL: quantizeRow_iq4_nl(src, dst, n); return true;
-  }
-  return false;
-}
+export { quantizeRow_byType, attendHeadsScratchBytes } from "./attention-common";
+export { attendGrouped_packed, attendScratchBytes, attendLayerDescBytes } from "./attention-gqa";
 
 @inline
 function dot_byType(type: i32, row: usize, x: usize, n: i32): f32 {
@@ -85,37 +63,6 @@ function axpy_byType(type: i32, out: usize, w: f32, row: usize, n: i32): void {
     case T_Q4_0: axpy_q4_0(out, w, row, n); break;
     case T_IQ4_NL: axpy_iq4_nl(out, w, row, n); break;
   }
-}
-
-// exp for x <= 0 (scores minus their maximum), 4 lanes at a time: Cody–Waite reduction x = n·ln2 + r, |r| <= ln2/2,
-// e^r by Cephes expf's degree-7 polynomial (relative error about 1e-7), times 2^n built in the exponent bits.
-// Below -87 the result is 0 (it would be under 2^-125, nothing next to the maximum's 1).
-const EXP_LOG2E: f32 = 1.44269504088896341;
-const EXP_C1: f32 = 0.693359375;
-const EXP_C2: f32 = -2.12194440e-4;
-const EXP_P0: f32 = 1.9875691500e-4;
-const EXP_P1: f32 = 1.3981999507e-3;
-const EXP_P2: f32 = 8.3334519073e-3;
-const EXP_P3: f32 = 4.1665795894e-2;
-const EXP_P4: f32 = 1.6666665459e-1;
-const EXP_P5: f32 = 5.0000001201e-1;
-const EXP_MIN: f32 = -87.0;
-
-@inline
-function expNonPositive_f32x4(x: v128): v128 {
-  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(EXP_LOG2E)));
-  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(EXP_C1)));
-  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(EXP_C2)));
-  let y = f32x4.add(f32x4.mul(f32x4.splat(EXP_P0), r), f32x4.splat(EXP_P1));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(EXP_P2));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(EXP_P3));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(EXP_P4));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(EXP_P5));
-  y = f32x4.add(f32x4.add(f32x4.mul(y, f32x4.mul(r, r)), r), f32x4.splat(1));
-  const keep = f32x4.ge(x, f32x4.splat(EXP_MIN));
-  const nClamped = f32x4.max(n, f32x4.splat(-126));
-  const pow2 = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(nClamped), i32x4.splat(127)), 23);
-  return v128.and(f32x4.mul(y, pow2), keep);
 }
 
 /** scores[p] = exp(scores[p] − max) for p < n (in place); returns their sum. */
@@ -163,8 +110,21 @@ export function storeRow_packed(type: i32, src: usize, n: i32, nPadded: i32, rot
 }
 
 /**
- * out = softmax(q·Kᵀ · scale) V for query heads [headStart, headEnd), over positions [0, nPos) of one layer
- * (a head range lets callers split heads across threads, each with its own scratch).
+ * Store rows [itemStart, itemEnd) of a batch: row r of src (srcStride bytes apart, n f32 each) -> row r of dst
+ * (dstStride bytes apart), as storeRow_packed. scratch: (nPadded) f32, one per thread.
+ */
+export function storeRows_packed(
+  itemStart: i32, itemEnd: i32, scratch: usize, type: i32, src: usize, srcStride: i32, n: i32, nPadded: i32, rotN: i32,
+  dst: usize, dstStride: i32,
+): void {
+  for (let r = itemStart; r < itemEnd; r++) {
+    storeRow_packed(type, src + <usize>r * <usize>srcStride, n, nPadded, rotN, scratch, dst + <usize>r * <usize>dstStride);
+  }
+}
+
+/**
+ * out = softmax(q·Kᵀ · scale) V for query heads [headStart, headEnd), over positions [0, nPos) of one layer, one head at
+ * a time (the reference path; attention-gqa.ts computes the same numbers for a whole query group at once).
  *   q, out:      (nHeads, headDim) f32;  query head h reads kv head h / (nHeads / nKvHeads)
  *   kRows:       (nPos, kRowBytes) packed K rows of type kType (kBlock values per kBlockBytes-byte block)
  *   vRows:       (nPos, vRowBytes) packed V rows of type vType
@@ -181,53 +141,107 @@ export function attend_packed(
   const group = nHeads / nKvHeads;
   const headBytes = <usize>headDim << 2;
   for (let h = headStart; h < headEnd; h++) {
-    const qHead = q + <usize>h * headBytes;
-    const outHead = out + <usize>h * headBytes;
-    if (nPos <= 0) {
-      zero_f32(outHead, headDim);
-      continue;
-    }
-    const start = (h / group) * headDim; // first value of this head's slice in a kv row
+    attendHead(
+      q + <usize>h * headBytes, out + <usize>h * headBytes, nPos, (h / group) * headDim, headDim, scale,
+      kRows, kRowBytes, kType, kPartnerType, kBlock, kBlockBytes, vRows, vRowBytes, vType, vBlock, vBlockBytes,
+      qCover, qPartner, scores, acc,
+    );
+  }
+}
 
-    // --- scores from packed K: query head -> dot partner over the covering blocks
-    const kb0 = start / kBlock;
-    const kb1 = (start + headDim + kBlock - 1) / kBlock;
-    const kn = (kb1 - kb0) * kBlock;
-    const kOff = start - kb0 * kBlock;
-    let qSrc = qHead;
-    if (kn != headDim) {
-      zero_f32(qCover, kn);
-      memory.copy(qCover + (<usize>kOff << 2), qHead, headBytes);
-      qSrc = qCover;
+/**
+ * The per-head path over a batch: items [itemStart, itemEnd) are (token t, query head h) = (item / nHeads, item % nHeads);
+ * token t's query row is q + t·nHeads·headDim·4 and it attends positions [0, firstPos + t]. `desc` is the layer
+ * descriptor (attention-common.ts); scratch: attendHeadsScratchBytes bytes of this thread.
+ *   q, out: (nTokens, nHeads·headDim) f32
+ */
+export function attendHeads_packed(itemStart: i32, itemEnd: i32, scratch: usize, desc: usize, q: usize, out: usize, firstPos: i32): void {
+  const nHeads = descI32(desc, D_N_HEADS);
+  const headDim = descI32(desc, D_HEAD_DIM);
+  const group = nHeads / descI32(desc, D_N_KV_HEADS);
+  const maxPos = descI32(desc, D_MAX_POS);
+  const rotK = descI32(desc, D_ROT_K);
+  const rotV = descI32(desc, D_ROT_V);
+  const headBytes = <usize>headDim << 2;
+  const cover = align16(<usize>maxCoverValues(headDim) << 2);
+  const scores = scratch;
+  const qCover = scores + align16(<usize>maxPos << 2);
+  const qPartner = qCover + cover;
+  const acc = qPartner + cover;
+  const qRot = acc + cover;
+  for (let item = itemStart; item < itemEnd; item++) {
+    const t = item / nHeads;
+    const h = item % nHeads;
+    const offset = (<usize>t * <usize>nHeads + <usize>h) * headBytes;
+    let qHead = q + offset;
+    const outHead = out + offset;
+    if (rotK > 0) {
+      fwht_f32(qHead, qRot, rotK, headDim / rotK);
+      qHead = qRot;
     }
-    quantizeRow_byType(kPartnerType, qSrc, qPartner, kn);
-    let kRow = kRows + <usize>kb0 * <usize>kBlockBytes;
-    let maxScore: f32 = -Infinity;
-    for (let p = 0; p < nPos; p++) {
-      const s = dot_byType(kType, kRow, qPartner, kn) * scale;
-      store<f32>(scores + (<usize>p << 2), s);
-      if (s > maxScore) maxScore = s;
-      kRow += <usize>kRowBytes;
-    }
-    const sum = expShiftedSum_f32(scores, nPos, maxScore);
+    attendHead(
+      qHead, outHead, firstPos + t + 1, (h / group) * headDim, headDim, load<f32>(desc + D_SCALE),
+      <usize>descI32(desc, D_K_ROWS), descI32(desc, D_K_ROW_BYTES), descI32(desc, D_K_TYPE), descI32(desc, D_K_PARTNER),
+      descI32(desc, D_K_BLOCK), descI32(desc, D_K_BLOCK_BYTES),
+      <usize>descI32(desc, D_V_ROWS), descI32(desc, D_V_ROW_BYTES), descI32(desc, D_V_TYPE),
+      descI32(desc, D_V_BLOCK), descI32(desc, D_V_BLOCK_BYTES),
+      qCover, qPartner, scores, acc,
+    );
+    if (rotV > 0) fwht_f32(outHead, outHead, rotV, headDim / rotV);
+  }
+}
 
-    // --- weighted sum from packed V over the covering blocks
-    const vb0 = start / vBlock;
-    const vb1 = (start + headDim + vBlock - 1) / vBlock;
-    const vn = (vb1 - vb0) * vBlock;
-    const vOff = start - vb0 * vBlock;
-    const accHead = vn == headDim ? outHead : acc;
-    zero_f32(accHead, vn);
-    let vRow = vRows + <usize>vb0 * <usize>vBlockBytes;
-    for (let p = 0; p < nPos; p++) {
-      axpy_byType(vType, accHead, load<f32>(scores + (<usize>p << 2)), vRow, vn);
-      vRow += <usize>vRowBytes;
-    }
-    const inv: f32 = sum > 0 ? <f32>1 / sum : 0;
-    const from = accHead + (<usize>vOff << 2);
-    for (let i = 0; i < headDim; i++) {
-      const o = <usize>i << 2;
-      store<f32>(outHead + o, load<f32>(from + o) * inv);
-    }
+/** One query head (headDim f32 at qHead) over positions [0, nPos); its kv slice starts at value `start` of a row. */
+function attendHead(
+  qHead: usize, outHead: usize, nPos: i32, start: i32, headDim: i32, scale: f32,
+  kRows: usize, kRowBytes: i32, kType: i32, kPartnerType: i32, kBlock: i32, kBlockBytes: i32,
+  vRows: usize, vRowBytes: i32, vType: i32, vBlock: i32, vBlockBytes: i32,
+  qCover: usize, qPartner: usize, scores: usize, acc: usize,
+): void {
+  const headBytes = <usize>headDim << 2;
+  if (nPos <= 0) {
+    zero_f32(outHead, headDim);
+    return;
+  }
+
+  // --- scores from packed K: query head -> dot partner over the covering blocks
+  const kb0 = start / kBlock;
+  const kb1 = (start + headDim + kBlock - 1) / kBlock;
+  const kn = (kb1 - kb0) * kBlock;
+  const kOff = start - kb0 * kBlock;
+  let qSrc = qHead;
+  if (kn != headDim) {
+    zero_f32(qCover, kn);
+    memory.copy(qCover + (<usize>kOff << 2), qHead, headBytes);
+    qSrc = qCover;
+  }
+  quantizeRow_byType(kPartnerType, qSrc, qPartner, kn);
+  let kRow = kRows + <usize>kb0 * <usize>kBlockBytes;
+  let maxScore: f32 = -Infinity;
+  for (let p = 0; p < nPos; p++) {
+    const s = dot_byType(kType, kRow, qPartner, kn) * scale;
+    store<f32>(scores + (<usize>p << 2), s);
+    if (s > maxScore) maxScore = s;
+    kRow += <usize>kRowBytes;
+  }
+  const sum = expShiftedSum_f32(scores, nPos, maxScore);
+
+  // --- weighted sum from packed V over the covering blocks
+  const vb0 = start / vBlock;
+  const vb1 = (start + headDim + vBlock - 1) / vBlock;
+  const vn = (vb1 - vb0) * vBlock;
+  const vOff = start - vb0 * vBlock;
+  const accHead = vn == headDim ? outHead : acc;
+  zero_f32(accHead, vn);
+  let vRow = vRows + <usize>vb0 * <usize>vBlockBytes;
+  for (let p = 0; p < nPos; p++) {
+    axpy_byType(vType, accHead, load<f32>(scores + (<usize>p << 2)), vRow, vn);
+    vRow += <usize>vRowBytes;
+  }
+  const inv: f32 = sum > 0 ? <f32>1 / sum : 0;
+  const from = accHead + (<usize>vOff << 2);
+  for (let i = 0; i < headDim; i++) {
+    const o = <usize>i << 2;
+    store<f32>(outHead + o, load<f32>(from + o) * inv);
   }
 }

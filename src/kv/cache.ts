@@ -8,6 +8,11 @@
  * A head's slice of a row is whole blocks when headDim is a multiple of the block size; otherwise blocks span heads and
  * attention works on the run of blocks covering the slice (see assembly/attention.ts for the method).
  * Storage and scratch are allocated once in the constructor; append and attend allocate nothing.
+ *
+ * Attention runs per (token, kv head) item: heads on whole K and V blocks (every real model) take the grouped kernel
+ * (assembly/attention-gqa.ts: the query heads of one kv head share each decoded K block and V row), others the per-head
+ * kernel (attention.ts). Both give the same bits. With a thread pool the items are split across its threads, each
+ * with its own scratch; an item's result never depends on which thread computed it.
  */
 import type { BlockFormat } from "../formats/types.js";
 import { getFormat, rowBytes } from "../formats/table.js";
@@ -18,6 +23,29 @@ export interface KvLayerFormats {
   k: BlockFormat;
   v: BlockFormat;
 }
+
+/** One kernel call split across threads: the part of src/runtime/pool.ts's ParallelTask this cache uses. */
+export interface KvParallelTask {
+  kernel: string;
+  args: number[];
+  count: number;
+  startArg: number;
+  endArg: number;
+  grain?: number;
+  threadArg?: { index: number; base: number; stride: number };
+}
+
+/** What the cache needs of a thread pool (src/runtime/pool.ts ThreadPool fits), over the runtime's memory. */
+export interface KvThreadPool {
+  readonly nThreads: number;
+  run(tasks: KvParallelTask[]): void;
+}
+
+/** Layer descriptor fields read by the attention kernels (assembly/attention-common.ts D_*), in i32 slots. */
+const LAYER_DESC = {
+  nHeads: 0, nKvHeads: 1, headDim: 2, scale: 3, kRows: 4, kRowBytes: 5, kType: 6, kPartner: 7, kBlock: 8, kBlockBytes: 9,
+  vRows: 10, vRowBytes: 11, vType: 12, vBlock: 13, vBlockBytes: 14, rotK: 15, rotV: 16, maxPos: 17,
+} as const;
 
 export interface KvCacheOptions {
   nLayers: number;
@@ -31,6 +59,8 @@ export interface KvCacheOptions {
   rotation: boolean;
   /** "llama.cpp" (default): rotate only quantized sides; "all": every side, f32/f16/bf16 too (tests, experiments). */
   rotationRule?: "llama.cpp" | "all";
+  /** Split attention and batch appends across these threads (the model's pool, over the same memory as `rt`). */
+  pool?: KvThreadPool;
 }
 
 /** Values of a kvDim row once padded to whole blocks of `format`. */
@@ -65,6 +95,10 @@ export interface KvLayerLayout {
   /** (contextSize, vRowBytes) bytes */
   readonly vPtr: number;
   readonly rotation: RotationSizes;
+  /** Heads lie on whole K and V blocks (and headDim % 8 == 0): the grouped kernel runs; else the per-head one. */
+  readonly grouped: boolean;
+  /** The layer descriptor the kernels read (LAYER_DESC fields). */
+  readonly descPtr: number;
 }
 
 export class KvCache {
@@ -79,17 +113,17 @@ export class KvCache {
   private readonly scale: number;
   private stored = 0;
   private disposed = false;
+  private readonly pool: KvThreadPool | undefined;
+  private readonly nThreads: number;
   // scratch, allocated once
-  private readonly qRotPtr: number; //    (nHeads, headDim) f32: the rotated query
-  private readonly qCoverPtr: number; //  (maxCoverK) f32: one query head placed in its covering K blocks
-  private readonly qPartnerPtr: number; // (maxCoverK) values in the K dot partner format
-  private readonly scoresPtr: number; //  (contextSize) f32
-  private readonly accPtr: number; //     (maxCoverV) f32
-  private readonly rowPtr: number; //     (maxRowValues) f32: a row being rotated or padded before quantization
+  private readonly descsPtr: number; //   (nLayers, LAYER_DESC) i32: one descriptor per layer
+  private readonly scratchPtr: number; // (nThreads, scratchStride) bytes: each thread's attention / row scratch
+  private readonly scratchStride: number;
+  private readonly rowScratchBytes: number; // (maxRowValues) f32: a row being rotated or padded before quantization
 
   constructor(rt: WasmRuntime, opts: KvCacheOptions) {
     checkOptions(opts);
-    for (const name of ["attend_packed", "storeRow_packed", "fwht_f32"]) {
+    for (const name of ["attendGrouped_packed", "attendHeads_packed", "attendScratchBytes", "storeRow_packed", "storeRows_packed"]) {
       if (typeof rt.k[name] !== "function") throw new Error(`the WebAssembly kernels lack '${name}': rebuild with npm run build:wasm`);
     }
     this.rt = rt;
@@ -100,10 +134,9 @@ export class KvCache {
     this.kvDim = opts.nKvHeads * opts.headDim;
     this.contextSize = opts.contextSize;
     this.scale = Math.fround(1 / Math.sqrt(opts.headDim));
+    this.pool = opts.pool;
+    this.nThreads = opts.pool?.nThreads ?? 1;
 
-    let maxCoverK = 0;
-    let maxPartnerBytes = 0;
-    let maxCoverV = 0;
     let maxRowValues = 0;
     const allocated: number[] = [];
     const alloc = (bytes: number): number => {
@@ -118,10 +151,6 @@ export class KvCache {
         const vRowValues = paddedRowValues(pair.v, this.kvDim);
         const kRowBytes = rowBytes(pair.k, kRowValues);
         const vRowBytes = rowBytes(pair.v, vRowValues);
-        const coverK = coverValues(pair.k, this.headDim);
-        maxCoverK = Math.max(maxCoverK, coverK);
-        maxPartnerBytes = Math.max(maxPartnerBytes, rowBytes(kPartner, coverK));
-        maxCoverV = Math.max(maxCoverV, coverValues(pair.v, this.headDim));
         maxRowValues = Math.max(maxRowValues, kRowValues, vRowValues);
         return {
           k: pair.k,
@@ -134,18 +163,23 @@ export class KvCache {
           kPtr: alloc(this.contextSize * kRowBytes),
           vPtr: alloc(this.contextSize * vRowBytes),
           rotation: rotationSizes(opts.rotation, this.headDim, pair.k, pair.v, opts.rotationRule === "all"),
+          grouped: this.headDim % 8 === 0 && this.headDim % pair.k.blockSize === 0 && this.headDim % pair.v.blockSize === 0,
+          descPtr: 0,
         };
       });
-      this.qRotPtr = alloc(this.nHeads * this.headDim * 4);
-      this.qCoverPtr = alloc(maxCoverK * 4);
-      this.qPartnerPtr = alloc(maxPartnerBytes);
-      this.scoresPtr = alloc(this.contextSize * 4);
-      this.accPtr = alloc(maxCoverV * 4);
-      this.rowPtr = alloc(maxRowValues * 4);
+      const descBytes = Number(rt.k.attendLayerDescBytes());
+      this.descsPtr = alloc(this.nLayers * descBytes);
+      this.layouts = this.layouts.map((l, i) => ({ ...l, descPtr: this.descsPtr + i * descBytes }));
+      // per thread: attention scratch, or two rows (K and V of a batch append run in one pool run)
+      this.rowScratchBytes = Math.ceil((maxRowValues * 4) / 64) * 64;
+      const attention = Number(rt.k.attendScratchBytes(this.nHeads, this.nKvHeads, this.headDim, this.contextSize));
+      this.scratchStride = Math.ceil(Math.max(attention, 2 * this.rowScratchBytes) / 64) * 64;
+      this.scratchPtr = alloc(this.nThreads * this.scratchStride);
     } catch (e) {
       for (const p of allocated) rt.free(p);
       throw e;
     }
+    for (const l of this.layouts) this.writeDescriptor(l);
     // a fresh cache reads as zeros, not as whatever the memory held before
     for (const l of this.layouts) {
       rt.u8(l.kPtr, this.contextSize * l.kRowBytes).fill(0);
@@ -175,10 +209,35 @@ export class KvCache {
     }
     const l = this.layouts[layer];
     const k = this.rt.k;
-    const okK = k.storeRow_packed(l.k.ggmlType, kPtr, this.kvDim, l.kRowValues, l.rotation.k, this.rowPtr, l.kPtr + pos * l.kRowBytes);
-    const okV = k.storeRow_packed(l.v.ggmlType, vPtr, this.kvDim, l.vRowValues, l.rotation.v, this.rowPtr, l.vPtr + pos * l.vRowBytes);
+    const okK = k.storeRow_packed(l.k.ggmlType, kPtr, this.kvDim, l.kRowValues, l.rotation.k, this.scratchPtr, l.kPtr + pos * l.kRowBytes);
+    const okV = k.storeRow_packed(l.v.ggmlType, vPtr, this.kvDim, l.vRowValues, l.rotation.v, this.scratchPtr, l.vPtr + pos * l.vRowBytes);
     if (!okK || !okV) throw new Error(`layer ${layer}: the attention kernels do not know K format '${l.k.name}' or V format '${l.v.name}'`);
     if (layer === this.nLayers - 1 && pos + 1 > this.stored) this.stored = pos + 1;
+  }
+
+  /**
+   * Store positions firstPos .. firstPos + nTokens − 1 of `layer` at once: k and v are (nTokens, kvDim) f32 at kPtr, vPtr.
+   * The same bytes as nTokens append calls; rows are split across the pool's threads.
+   */
+  appendBatch(layer: number, firstPos: number, nTokens: number, kPtr: number, vPtr: number): void {
+    this.checkLayer(layer);
+    this.checkBatch(firstPos, nTokens);
+    if (nTokens === 0) return;
+    const l = this.layouts[layer];
+    const rowStride = this.kvDim * 4;
+    const store = (format: BlockFormat, src: number, padded: number, rot: number, dst: number, dstStride: number, scratchOffset: number): KvParallelTask => ({
+      kernel: "storeRows_packed",
+      args: [0, nTokens, this.scratchPtr + scratchOffset, format.ggmlType, src, rowStride, this.kvDim, padded, rot, dst + firstPos * dstStride, dstStride],
+      count: nTokens,
+      startArg: 0,
+      endArg: 1,
+      threadArg: { index: 2, base: this.scratchPtr + scratchOffset, stride: this.scratchStride },
+    });
+    this.run([
+      store(l.k, kPtr, l.kRowValues, l.rotation.k, l.kPtr, l.kRowBytes, 0),
+      store(l.v, vPtr, l.vRowValues, l.rotation.v, l.vPtr, l.vRowBytes, this.rowScratchBytes),
+    ]);
+    if (layer === this.nLayers - 1 && firstPos + nTokens > this.stored) this.stored = firstPos + nTokens;
   }
 
   /**
@@ -190,22 +249,74 @@ export class KvCache {
     if (!Number.isInteger(nPos) || nPos < 0 || nPos > this.contextSize) {
       throw new RangeError(`attention over ${nPos} positions: the cache holds 0 .. ${this.contextSize}`);
     }
-    const l = this.layouts[layer];
-    const k = this.rt.k;
-    const qDim = this.nHeads * this.headDim;
-    let q = qPtr;
-    if (l.rotation.k > 0) {
-      k.fwht_f32(qPtr, this.qRotPtr, l.rotation.k, qDim / l.rotation.k);
-      q = this.qRotPtr;
+    this.attendItems(this.layouts[layer], nPos - 1, 1, qPtr, outPtr);
+  }
+
+  /**
+   * Causal attention for a batch: token i (query row i of q, (nTokens, nHeads·headDim) f32) attends positions
+   * [0, firstPos + i]; out is (nTokens, nHeads·headDim) f32. Identical to nTokens attend calls with nPos = firstPos + i + 1.
+   */
+  attendBatch(layer: number, firstPos: number, nTokens: number, qPtr: number, outPtr: number): void {
+    this.checkLayer(layer);
+    this.checkBatch(firstPos, nTokens);
+    if (nTokens === 0) return;
+    this.attendItems(this.layouts[layer], firstPos, nTokens, qPtr, outPtr);
+  }
+
+  /** The attention kernel over every (token, kv head) or (token, head) item, split across the pool. */
+  private attendItems(l: KvLayerLayout, firstPos: number, nTokens: number, qPtr: number, outPtr: number): void {
+    const count = nTokens * (l.grouped ? this.nKvHeads : this.nHeads);
+    this.run([{
+      kernel: l.grouped ? "attendGrouped_packed" : "attendHeads_packed",
+      args: [0, count, this.scratchPtr, l.descPtr, qPtr, outPtr, firstPos],
+      count,
+      startArg: 0,
+      endArg: 1,
+      threadArg: { index: 2, base: this.scratchPtr, stride: this.scratchStride },
+    }]);
+  }
+
+  /** Run tasks on the pool, or here in order when there is none (thread 0's scratch). */
+  private run(tasks: KvParallelTask[]): void {
+    if (this.pool && this.nThreads > 1) {
+      this.pool.run(tasks);
+      return;
     }
-    k.attend_packed(
-      q, outPtr, nPos, 0, this.nHeads, this.nHeads, this.nKvHeads, this.headDim, this.scale,
-      l.kPtr, l.kRowBytes, l.k.ggmlType, l.kPartner.ggmlType, l.k.blockSize, l.k.bytesPerBlock,
-      l.vPtr, l.vRowBytes, l.v.ggmlType, l.v.blockSize, l.v.bytesPerBlock,
-      this.qCoverPtr, this.qPartnerPtr, this.scoresPtr, this.accPtr,
-    );
-    // the output is a combination of rotated V rows: rotating again undoes it (H·H = I)
-    if (l.rotation.v > 0) k.fwht_f32(outPtr, outPtr, l.rotation.v, qDim / l.rotation.v);
+    for (const t of tasks) {
+      const args = t.args.slice();
+      args[t.startArg] = 0;
+      args[t.endArg] = t.count;
+      this.rt.k[t.kernel](...args);
+    }
+  }
+
+  private writeDescriptor(l: KvLayerLayout): void {
+    const d = this.rt.i32(l.descPtr, 18);
+    const f = new Float32Array(d.buffer, d.byteOffset, d.length);
+    d[LAYER_DESC.nHeads] = this.nHeads;
+    d[LAYER_DESC.nKvHeads] = this.nKvHeads;
+    d[LAYER_DESC.headDim] = this.headDim;
+    f[LAYER_DESC.scale] = this.scale;
+    d[LAYER_DESC.kRows] = l.kPtr;
+    d[LAYER_DESC.kRowBytes] = l.kRowBytes;
+    d[LAYER_DESC.kType] = l.k.ggmlType;
+    d[LAYER_DESC.kPartner] = l.kPartner.ggmlType;
+    d[LAYER_DESC.kBlock] = l.k.blockSize;
+    d[LAYER_DESC.kBlockBytes] = l.k.bytesPerBlock;
+    d[LAYER_DESC.vRows] = l.vPtr;
+    d[LAYER_DESC.vRowBytes] = l.vRowBytes;
+    d[LAYER_DESC.vType] = l.v.ggmlType;
+    d[LAYER_DESC.vBlock] = l.v.blockSize;
+    d[LAYER_DESC.vBlockBytes] = l.v.bytesPerBlock;
+    d[LAYER_DESC.rotK] = l.rotation.k;
+    d[LAYER_DESC.rotV] = l.rotation.v;
+    d[LAYER_DESC.maxPos] = this.contextSize;
+  }
+
+  private checkBatch(firstPos: number, nTokens: number): void {
+    if (!Number.isInteger(firstPos) || !Number.isInteger(nTokens) || firstPos < 0 || nTokens < 0 || firstPos + nTokens > this.contextSize) {
+      throw new RangeError(`batch of ${nTokens} positions from ${firstPos} is outside the cache (0 .. ${this.contextSize - 1})`);
+    }
   }
 
   /** Set the number of positions stored: after a batch has appended positions, or to truncate for reuse. */
@@ -230,7 +341,8 @@ export class KvCache {
       this.rt.free(l.kPtr);
       this.rt.free(l.vPtr);
     }
-    for (const p of [this.qRotPtr, this.qCoverPtr, this.qPartnerPtr, this.scoresPtr, this.accPtr, this.rowPtr]) this.rt.free(p);
+    this.rt.free(this.descsPtr);
+    this.rt.free(this.scratchPtr);
   }
 
   private checkLayer(layer: number): void {
@@ -239,12 +351,6 @@ export class KvCache {
       throw new RangeError(`layer ${layer} is outside 0 .. ${this.nLayers - 1}`);
     }
   }
-}
-
-/** Values of the longest run of whole blocks covering one head's slice (a slice may straddle one more block). */
-function coverValues(format: BlockFormat, headDim: number): number {
-  const bs = format.blockSize;
-  return headDim % bs === 0 ? headDim : (Math.ceil(headDim / bs) + 1) * bs;
 }
 
 function checkOptions(o: KvCacheOptions): void {

@@ -1,0 +1,116 @@
+// Pieces shared by the per-head attention path (attention.ts) and the grouped one (attention-gqa.ts):
+// GGML type ids, conversion of a row into any KV format or dot partner, and the softmax exponent.
+import { quantizeRow_f32 } from "./formats/f32";
+import { quantizeRow_f16 } from "./formats/f16";
+import { quantizeRow_bf16 } from "./formats/bf16";
+import { quantizeRow_q8_0 } from "./formats/q8_0";
+import { quantizeRow_q8_1 } from "./formats/q8_1";
+import { quantizeRow_q5_1 } from "./formats/q5_1";
+import { quantizeRow_q5_0 } from "./formats/q5_0";
+import { quantizeRow_q4_1 } from "./formats/q4_1";
+import { quantizeRow_q4_0 } from "./formats/q4_0";
+import { quantizeRow_iq4_nl } from "./formats/iq4_nl";
+
+// GGML type ids (ggml.h enum ggml_type), the same numbers as the format table's `ggmlType`.
+export const T_F32: i32 = 0;
+export const T_F16: i32 = 1;
+export const T_Q4_0: i32 = 2;
+export const T_Q4_1: i32 = 3;
+export const T_Q5_0: i32 = 6;
+export const T_Q5_1: i32 = 7;
+export const T_Q8_0: i32 = 8;
+export const T_Q8_1: i32 = 9;
+export const T_IQ4_NL: i32 = 20;
+export const T_BF16: i32 = 30;
+
+/** Convert n f32 values into `type` (a KV format or a dot partner). Returns false for an unknown type. */
+export function quantizeRow_byType(type: i32, src: usize, dst: usize, n: i32): bool {
+  switch (type) {
+    case T_F32: quantizeRow_f32(src, dst, n); return true;
+    case T_F16: quantizeRow_f16(src, dst, n); return true;
+    case T_BF16: quantizeRow_bf16(src, dst, n); return true;
+    case T_Q8_0: quantizeRow_q8_0(src, dst, n); return true;
+    case T_Q8_1: quantizeRow_q8_1(src, dst, n); return true;
+    case T_Q5_1: quantizeRow_q5_1(src, dst, n); return true;
+    case T_Q5_0: quantizeRow_q5_0(src, dst, n); return true;
+    case T_Q4_1: quantizeRow_q4_1(src, dst, n); return true;
+    case T_Q4_0: quantizeRow_q4_0(src, dst, n); return true;
+    case T_IQ4_NL: quantizeRow_iq4_nl(src, dst, n); return true;
+  }
+  return false;
+}
+
+// exp for x <= 0 (scores minus their maximum), 4 lanes at a time: Cody–Waite reduction x = n·ln2 + r, |r| <= ln2/2,
+// e^r by Cephes expf's degree-7 polynomial (relative error about 1e-7), times 2^n built in the exponent bits.
+// Below -87 the result is 0 (it would be under 2^-125, nothing next to the maximum's 1).
+const EXP_LOG2E: f32 = 1.44269504088896341;
+const EXP_C1: f32 = 0.693359375;
+const EXP_C2: f32 = -2.12194440e-4;
+const EXP_P0: f32 = 1.9875691500e-4;
+const EXP_P1: f32 = 1.3981999507e-3;
+const EXP_P2: f32 = 8.3334519073e-3;
+const EXP_P3: f32 = 4.1665795894e-2;
+const EXP_P4: f32 = 1.6666665459e-1;
+const EXP_P5: f32 = 5.0000001201e-1;
+const EXP_MIN: f32 = -87.0;
+
+// @ts-ignore: decorator
+@inline export function expNonPositive_f32x4(x: v128): v128 {
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(EXP_LOG2E)));
+  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(EXP_C1)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(EXP_C2)));
+  let y = f32x4.add(f32x4.mul(f32x4.splat(EXP_P0), r), f32x4.splat(EXP_P1));
+  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(EXP_P2));
+  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(EXP_P3));
+  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(EXP_P4));
+  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(EXP_P5));
+  y = f32x4.add(f32x4.add(f32x4.mul(y, f32x4.mul(r, r)), r), f32x4.splat(1));
+  const keep = f32x4.ge(x, f32x4.splat(EXP_MIN));
+  const nClamped = f32x4.max(n, f32x4.splat(-126));
+  const pow2 = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(nClamped), i32x4.splat(127)), 23);
+  return v128.and(f32x4.mul(y, pow2), keep);
+}
+
+// ---- the layer descriptor: one per cache layer, written once by src/kv/cache.ts (LAYER_DESC there: same order) ----
+// i32 fields (byte offset = 4 × index); `scale` is an f32.
+export const D_N_HEADS: usize = 0;
+export const D_N_KV_HEADS: usize = 4;
+export const D_HEAD_DIM: usize = 8;
+export const D_SCALE: usize = 12;
+export const D_K_ROWS: usize = 16;
+export const D_K_ROW_BYTES: usize = 20;
+export const D_K_TYPE: usize = 24;
+export const D_K_PARTNER: usize = 28;
+export const D_K_BLOCK: usize = 32;
+export const D_K_BLOCK_BYTES: usize = 36;
+export const D_V_ROWS: usize = 40;
+export const D_V_ROW_BYTES: usize = 44;
+export const D_V_TYPE: usize = 48;
+export const D_V_BLOCK: usize = 52;
+export const D_V_BLOCK_BYTES: usize = 56;
+export const D_ROT_K: usize = 60;
+export const D_ROT_V: usize = 64;
+export const D_MAX_POS: usize = 68;
+
+// @ts-ignore: decorator
+@inline export function descI32(desc: usize, field: usize): i32 {
+  return load<i32>(desc + field);
+}
+
+/** Round a byte count up to 16. */
+// @ts-ignore: decorator
+@inline export function align16(n: usize): usize {
+  return (n + 15) & ~(<usize>15);
+}
+
+/** Values of the longest run of whole blocks covering one head's slice, for any KV block size (1 or 32). */
+// @ts-ignore: decorator
+@inline export function maxCoverValues(headDim: i32): i32 {
+  return (headDim / 32 + 2) * 32;
+}
+
+/** Per-thread scratch bytes of attendHeads_packed: scores (maxPos) | qCover | qPartner | acc (maxCover each) | qRot (headDim). */
+export function attendHeadsScratchBytes(headDim: i32, maxPos: i32): usize {
+  const cover = <usize>maxCoverValues(headDim) << 2;
+  return align16(<usize>maxPos << 2) + 3 * align16(cover) + align16(<usize>headDim << 2);
+}

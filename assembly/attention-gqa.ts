@@ -1,0 +1,620 @@
+// Grouped attention: the query heads that share one kv head (a GQA group) are computed together, so each packed K
+// block and each V row is decoded once per position for the whole group instead of once per query head.
+//
+// It computes exactly what the per-head path (attention.ts attendHead, with the formats' dot_/axpy_ kernels) computes,
+// with every float operation in the same order, so the results are the same bits; only the work is shared:
+// - queries: each head converted to the K dot partner (quantizeRow_byType, as the per-head path), then laid out for
+//   4 heads at once ("a quad"): integer partners widened to i16 per block, float partners decoded to f32, interleaved.
+// - scores: per position the K slice is decoded once (ints widened to i16, f16/bf16 to f32), then every quad is scored
+//   against it; each format's per-block float formula is the one of its dot_ kernel, with the 4 heads in 4 lanes.
+// - softmax: scores are stored (nPos, groupPadded) so max, exp and sums run on 4 heads per vector, summed in the
+//   per-head path's order (positions mod 4 in four partial sums, then the tail).
+// - values: a tile of positions' V slices is decoded once to f32, then a 4-head × 8-value register tile accumulates
+//   acc += w × v over the tile's positions in order (the axpy order).
+// Requires headDim % 8 == 0 and whole K and V blocks per head (headDim % 32 == 0 for block formats); cache.ts uses the
+// per-head path otherwise. A group that is not a multiple of 4 heads is padded with zero queries whose results are dropped.
+import { f16x4ToF32x4, i8x16QuarterToF32x4, loadF16 } from "./formats/common";
+import { fwht_f32 } from "./rotation";
+import {
+  T_F32, T_F16, T_BF16, T_Q8_0, T_Q8_1, T_Q5_1, T_Q5_0, T_Q4_1, T_Q4_0, T_IQ4_NL, quantizeRow_byType, expNonPositive_f32x4,
+  descI32, align16, D_N_HEADS, D_N_KV_HEADS, D_HEAD_DIM, D_SCALE, D_K_ROWS, D_K_ROW_BYTES, D_K_TYPE, D_K_PARTNER,
+  D_V_ROWS, D_V_ROW_BYTES, D_V_TYPE, D_ROT_K, D_ROT_V, D_MAX_POS, attendHeadsScratchBytes,
+} from "./attention-common";
+
+/** Positions whose V slices are decoded together before accumulation. */
+const V_TILE: i32 = 32;
+
+/** Bytes of a layer descriptor (attention-common.ts D_* fields). */
+export function attendLayerDescBytes(): i32 {
+  return 72;
+}
+
+// ---- scratch layout of one thread (grouped path) ----------------------------------------------------------------
+// scores (maxPos, gp) f32 | acc (gp, headDim) f32 | qPrep (gp, headDim) f32 or i16 | qScale 2 × (gp, nBlocks) f32 |
+// kDec headDim f32 (or headDim i16 + 2 × nBlocks f32) | vDec (V_TILE, headDim) f32 | qTmp headDim f32 + 64 | qRot headDim f32 |
+// sums (gp) f32
+// Module globals, not objects (no managed memory: the JS allocator owns everything above __heap_base); every thread
+// has its own instance, so these are per thread. Set by layoutScratch.
+let sScores: usize = 0;
+let sAcc: usize = 0;
+let sQPrep: usize = 0;
+let sQScale: usize = 0;
+let sKDec: usize = 0;
+let sVDec: usize = 0;
+let sQTmp: usize = 0;
+let sQRot: usize = 0;
+let sSums: usize = 0;
+
+// @ts-ignore: decorator
+@inline function paddedGroup(group: i32): i32 {
+  return (group + 3) & ~3;
+}
+
+/** Lay the grouped path's scratch out from `base`; returns its end. */
+function layoutScratch(base: usize, group: i32, headDim: i32, maxPos: i32): usize {
+  const gp = <usize>paddedGroup(group);
+  const d = <usize>headDim;
+  const nBlocks = <usize>(headDim >> 5) + 1;
+  sScores = base;
+  sAcc = sScores + align16(<usize>maxPos * gp * 4);
+  sQPrep = sAcc + align16(gp * d * 4);
+  sQScale = sQPrep + align16(gp * d * 4);
+  sKDec = sQScale + align16(2 * gp * nBlocks * 4);
+  sVDec = sKDec + align16(d * 4 + nBlocks * 8);
+  sQTmp = sVDec + align16(<usize>V_TILE * d * 4);
+  sQRot = sQTmp + align16(d * 4 + 64);
+  sSums = sQRot + align16(d * 4);
+  return sSums + align16(gp * 4);
+}
+
+/** Bytes of per-thread scratch either attention path needs for this shape (attendGrouped_packed, attendHeads_packed). */
+export function attendScratchBytes(nHeads: i32, nKvHeads: i32, headDim: i32, maxPos: i32): usize {
+  const grouped = layoutScratch(0, nHeads / nKvHeads, headDim, maxPos);
+  const heads = attendHeadsScratchBytes(headDim, maxPos);
+  return grouped > heads ? grouped : heads;
+}
+
+// ---- small vector helpers ------------------------------------------------------------------------------------------
+
+/** [Σa, Σb, Σc, Σd] of four f32x4, each summed as (l0 + l1) + (l2 + l3) (hsumF32x4's order). */
+// @ts-ignore: decorator
+@inline function hsum4F32(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(i32x4.shuffle(a, b, 0, 4, 2, 6), i32x4.shuffle(a, b, 1, 5, 3, 7));
+  const cd = f32x4.add(i32x4.shuffle(c, d, 0, 4, 2, 6), i32x4.shuffle(c, d, 1, 5, 3, 7));
+  return f32x4.add(i32x4.shuffle(ab, cd, 0, 1, 4, 5), i32x4.shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+/** [Σa, Σb, Σc, Σd] of four i32x4 (exact). */
+// @ts-ignore: decorator
+@inline function hsum4I32(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(i32x4.shuffle(a, b, 0, 4, 2, 6), i32x4.shuffle(a, b, 1, 5, 3, 7));
+  const cd = i32x4.add(i32x4.shuffle(c, d, 0, 4, 2, 6), i32x4.shuffle(c, d, 1, 5, 3, 7));
+  return i32x4.add(i32x4.shuffle(ab, cd, 0, 1, 4, 5), i32x4.shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+/**
+ * Four fp16 (zero-extended in i32 lanes) -> f32x4: |h| << 13 is the value × 2^-112 in f32 bits (subnormals included,
+ * WebAssembly does not flush them), so one multiply by 2^112 rebiases it; exponent 31 (inf, NaN) gets the f32
+ * all-ones exponent or'ed in, keeping the NaN payload; the sign is or'ed back last. Exact, like f16x4ToF32x4.
+ */
+// @ts-ignore: decorator
+@inline function f16x4FastToF32x4(halves: v128): v128 {
+  const magnitude = i32x4.shl(v128.and(halves, i32x4.splat(0x7fff)), 13);
+  const value = f32x4.mul(magnitude, f32x4.splat(reinterpret<f32>(0x77800000))); // × 2^112
+  const infNan = v128.and(i32x4.gt_s(magnitude, i32x4.splat(0x0f7fffff)), i32x4.splat(0x7f800000));
+  return v128.or(v128.or(value, infNan), i32x4.shl(v128.and(halves, i32x4.splat(0x8000)), 16));
+}
+
+/** fifth-bit mask (0x10 where bit 8·firstByte + j of qh is set), as q5_0/q5_1 store them. */
+// @ts-ignore: decorator
+@inline function fifthBits(qh: u32, firstByte: i32): v128 {
+  const lanes = firstByte == 0
+    ? i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+    : i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const spread = i8x16.swizzle(i32x4.splat(qh), lanes);
+  const bit = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  return v128.and(i8x16.eq(v128.and(spread, bit), bit), i8x16.splat(0x10));
+}
+
+// @ts-ignore: decorator
+@inline function iq4nlLevels(): v128 {
+  return i8x16(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+}
+
+/** Bytes of one 32-value block of a block format. */
+// @ts-ignore: decorator
+@inline function blockBytes(type: i32): usize {
+  switch (type) {
+    case T_Q8_0: return 34;
+    case T_Q5_1: return 24;
+    case T_Q5_0: return 22;
+    case T_Q4_1: return 20;
+    case T_Q4_0: return 18;
+    case T_IQ4_NL: return 18;
+  }
+  return 0;
+}
+
+/** The 32 integer quants of a block (values 0..15 in `low`, 16..31 in `high`), as the format's dot_ kernel sees them. */
+// @ts-ignore: decorator
+@inline function quantsLow(type: i32, block: usize): v128 {
+  switch (type) {
+    case T_Q8_0: return v128.load(block, 2);
+    case T_Q4_0: return i8x16.sub(v128.and(v128.load(block, 2), i8x16.splat(15)), i8x16.splat(8));
+    case T_Q4_1: return v128.and(v128.load(block, 4), i8x16.splat(15));
+    case T_Q5_0: return i8x16.sub(v128.or(v128.and(v128.load(block, 6), i8x16.splat(15)), fifthBits(load<u32>(block, 2), 0)), i8x16.splat(16));
+    case T_Q5_1: return v128.or(v128.and(v128.load(block, 8), i8x16.splat(15)), fifthBits(load<u32>(block, 4), 0));
+    case T_IQ4_NL: return i8x16.swizzle(iq4nlLevels(), v128.and(v128.load(block, 2), i8x16.splat(15)));
+  }
+  return i8x16.splat(0);
+}
+// @ts-ignore: decorator
+@inline function quantsHigh(type: i32, block: usize): v128 {
+  switch (type) {
+    case T_Q8_0: return v128.load(block, 18);
+    case T_Q4_0: return i8x16.sub(i8x16.shr_u(v128.load(block, 2), 4), i8x16.splat(8));
+    case T_Q4_1: return i8x16.shr_u(v128.load(block, 4), 4);
+    case T_Q5_0: return i8x16.sub(v128.or(i8x16.shr_u(v128.load(block, 6), 4), fifthBits(load<u32>(block, 2), 2)), i8x16.splat(16));
+    case T_Q5_1: return v128.or(i8x16.shr_u(v128.load(block, 8), 4), fifthBits(load<u32>(block, 4), 2));
+    case T_IQ4_NL: return i8x16.swizzle(iq4nlLevels(), i8x16.shr_u(v128.load(block, 2), 4));
+  }
+  return i8x16.splat(0);
+}
+
+/** Formats with a per-block minimum m (value = q·d + m). */
+// @ts-ignore: decorator
+@inline function hasMin(type: i32): bool {
+  return type == T_Q4_1 || type == T_Q5_1;
+}
+
+/** 32 int8 at lo/hi -> four i16x8 at dst (extend low, high of lo, then of hi: the lanes dotI8x16 pairs). */
+// @ts-ignore: decorator
+@inline function storeWidened(dst: usize, lo: v128, hi: v128): void {
+  v128.store(dst, i16x8.extend_low_i8x16_s(lo));
+  v128.store(dst, i16x8.extend_high_i8x16_s(lo), 16);
+  v128.store(dst, i16x8.extend_low_i8x16_s(hi), 32);
+  v128.store(dst, i16x8.extend_high_i8x16_s(hi), 48);
+}
+
+// ---- queries -------------------------------------------------------------------------------------------------------
+
+/**
+ * Quad-interleaved queries of one group: head j of the group is lane j % 4 of quad j / 4.
+ *   integer partner: qPrep[((quad·nBlocks + b)·4 + lane)·64] = block b's 32 quants as i16; qScale[(quad·nBlocks + b)·4 + lane] = d,
+ *                    qScale[gp·nBlocks + same] = s (q8_1)
+ *   float partner:   qPrep[((quad·headDim/4 + c)·4 + lane)·16] = values 4c..4c+3 as f32
+ * Padding heads are zeros.
+ */
+function prepareQueries(
+  qGroup: usize, group: i32, headDim: i32, partner: i32, intPartner: bool, rotK: i32,
+): void {
+  const gp = paddedGroup(group);
+  const nBlocks = headDim >> 5;
+  const nChunks = headDim >> 2;
+  memory.fill(sQPrep, 0, <usize>gp * <usize>headDim * 4);
+  memory.fill(sQScale, 0, <usize>(2 * gp * nBlocks) * 4);
+  for (let j = 0; j < group; j++) {
+    let qHead = qGroup + (<usize>j * <usize>headDim << 2);
+    if (rotK > 0) {
+      fwht_f32(qHead, sQRot, rotK, headDim / rotK);
+      qHead = sQRot;
+    }
+    quantizeRow_byType(partner, qHead, sQTmp, headDim);
+    const quad = j >> 2;
+    const lane = j & 3;
+    if (intPartner) {
+      const bytes: usize = partner == T_Q8_1 ? 36 : 34;
+      const qsOffset: usize = partner == T_Q8_1 ? 4 : 2;
+      for (let b = 0; b < nBlocks; b++) {
+        const block = sQTmp + <usize>b * bytes;
+        const slot = (quad * nBlocks + b) * 4 + lane;
+        storeWidened(sQPrep + (<usize>slot << 6), v128.load(block + qsOffset), v128.load(block + qsOffset, 16));
+        store<f32>(sQScale + (<usize>slot << 2), loadF16(block));
+        if (partner == T_Q8_1) store<f32>(sQScale + (<usize>(gp * nBlocks + slot) << 2), loadF16(block + 2));
+      }
+    } else {
+      for (let c = 0; c < nChunks; c++) {
+        let v: v128;
+        if (partner == T_F16) v = f16x4FastToF32x4(i32x4.extend_low_i16x8_u(v128.load64_zero(sQTmp + (<usize>c << 3))));
+        else if (partner == T_BF16) v = i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(sQTmp + (<usize>c << 3))), 16);
+        else v = v128.load(sQTmp + (<usize>c << 4));
+        v128.store(sQPrep + (<usize>((quad * nChunks + c) * 4 + lane) << 4), v);
+      }
+    }
+  }
+}
+
+// ---- scores --------------------------------------------------------------------------------------------------------
+
+/** Decode the kv slice of one K row for the block-format `type`: (headDim) i16 quants, then d and m per block (f32). */
+// @ts-ignore: decorator
+@inline function decodeKInt(type: i32, row: usize, nBlocks: i32, dst: usize): void {
+  const bytes = blockBytes(type);
+  const scales = dst + (<usize>nBlocks << 6);
+  for (let b = 0; b < nBlocks; b++) {
+    const block = row + <usize>b * bytes;
+    storeWidened(dst + (<usize>b << 6), quantsLow(type, block), quantsHigh(type, block));
+    store<f32>(scales + (<usize>b << 2), loadF16(block));
+    if (hasMin(type)) store<f32>(scales + (<usize>(nBlocks + b) << 2), loadF16(block + 2));
+  }
+}
+
+/** Integer sums of the 32 decoded quants at k with one query head's 32 i16 at qh: lanes as dotI8x16 gives them. */
+// @ts-ignore: decorator
+@inline function dotBlockI16(k0: v128, k1: v128, k2: v128, k3: v128, qh: usize): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(k0, v128.load(qh)), i32x4.dot_i16x8_s(k1, v128.load(qh, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(k2, v128.load(qh, 32)), i32x4.dot_i16x8_s(k3, v128.load(qh, 48))),
+  );
+}
+
+/**
+ * Scores (unscaled dots) of one quad against a decoded block-format K slice, each format's per-block float formula:
+ *   q8_0: Σ_b f32(sumi)·(dK·dQ)          q4_0: Σ_b (f32(sumi)·dK)·dQ          q4_1: Σ_b ((dK·dQ)·f32(sumi) + mK·sQ)
+ *   q5_0, iq4_nl: hsum over lanes of Σ_b f32(sumi lanes)·(dK·dQ)          q5_1: the same + Σ_b mK·sQ
+ */
+// @ts-ignore: decorator
+@inline function scoreQuadInt(type: i32, kDec: usize, nBlocks: i32, qPrep: usize, dQ: usize, sQ: usize): v128 {
+  const kScales = kDec + (<usize>nBlocks << 6);
+  const laneStyle = type == T_Q5_0 || type == T_IQ4_NL || type == T_Q5_1;
+  let total = f32x4.splat(0);
+  let a0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0);
+  let a2 = f32x4.splat(0);
+  let a3 = f32x4.splat(0);
+  for (let b = 0; b < nBlocks; b++) {
+    const kb = kDec + (<usize>b << 6);
+    const k0 = v128.load(kb);
+    const k1 = v128.load(kb, 16);
+    const k2 = v128.load(kb, 32);
+    const k3 = v128.load(kb, 48);
+    const qb = qPrep + (<usize>b << 8);
+    const s0 = dotBlockI16(k0, k1, k2, k3, qb);
+    const s1 = dotBlockI16(k0, k1, k2, k3, qb + 64);
+    const s2 = dotBlockI16(k0, k1, k2, k3, qb + 128);
+    const s3 = dotBlockI16(k0, k1, k2, k3, qb + 192);
+    const dK = load<f32>(kScales + (<usize>b << 2));
+    const dQv = v128.load(dQ + (<usize>b << 4));
+    if (laneStyle) {
+      a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(s0), f32x4.splat(dK * f32x4.extract_lane(dQv, 0))));
+      a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(s1), f32x4.splat(dK * f32x4.extract_lane(dQv, 1))));
+      a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(s2), f32x4.splat(dK * f32x4.extract_lane(dQv, 2))));
+      a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(s3), f32x4.splat(dK * f32x4.extract_lane(dQv, 3))));
+      if (type == T_Q5_1) {
+        const mK = load<f32>(kScales + (<usize>(nBlocks + b) << 2));
+        total = f32x4.add(total, f32x4.mul(f32x4.splat(mK), v128.load(sQ + (<usize>b << 4))));
+      }
+    } else {
+      const sumi = f32x4.convert_i32x4_s(hsum4I32(s0, s1, s2, s3));
+      if (type == T_Q8_0) {
+        total = f32x4.add(total, f32x4.mul(sumi, f32x4.mul(f32x4.splat(dK), dQv)));
+      } else if (type == T_Q4_0) {
+        total = f32x4.add(total, f32x4.mul(f32x4.mul(sumi, f32x4.splat(dK)), dQv));
+      } else { // q4_1
+        const mK = load<f32>(kScales + (<usize>(nBlocks + b) << 2));
+        const minTerm = f32x4.mul(f32x4.splat(mK), v128.load(sQ + (<usize>b << 4)));
+        total = f32x4.add(total, f32x4.add(f32x4.mul(f32x4.mul(f32x4.splat(dK), dQv), sumi), minTerm));
+      }
+    }
+  }
+  if (type == T_Q5_1) return f32x4.add(hsum4F32(a0, a1, a2, a3), total);
+  if (laneStyle) return hsum4F32(a0, a1, a2, a3);
+  return total;
+}
+
+/** Dots of one quad with a K slice already in f32 (k): two accumulators per head (even, odd 4-value chunks) as dot_f32/f16/bf16. */
+// @ts-ignore: decorator
+@inline function scoreQuadFloat(k: usize, headDim: i32, qPrep: usize): v128 {
+  let a0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0);
+  let a2 = f32x4.splat(0);
+  let a3 = f32x4.splat(0);
+  let e0 = f32x4.splat(0);
+  let e1 = f32x4.splat(0);
+  let e2 = f32x4.splat(0);
+  let e3 = f32x4.splat(0);
+  for (let c8 = 0; c8 < headDim >> 3; c8++) {
+    const kl = v128.load(k + (<usize>c8 << 5));
+    const kh = v128.load(k + (<usize>c8 << 5), 16);
+    const q = qPrep + (<usize>c8 << 7);
+    a0 = f32x4.add(a0, f32x4.mul(kl, v128.load(q)));
+    a1 = f32x4.add(a1, f32x4.mul(kl, v128.load(q, 16)));
+    a2 = f32x4.add(a2, f32x4.mul(kl, v128.load(q, 32)));
+    a3 = f32x4.add(a3, f32x4.mul(kl, v128.load(q, 48)));
+    e0 = f32x4.add(e0, f32x4.mul(kh, v128.load(q, 64)));
+    e1 = f32x4.add(e1, f32x4.mul(kh, v128.load(q, 80)));
+    e2 = f32x4.add(e2, f32x4.mul(kh, v128.load(q, 96)));
+    e3 = f32x4.add(e3, f32x4.mul(kh, v128.load(q, 112)));
+  }
+  return hsum4F32(f32x4.add(a0, e0), f32x4.add(a1, e1), f32x4.add(a2, e2), f32x4.add(a3, e3));
+}
+
+/** headDim f16 or bf16 values at src -> f32 at dst. */
+// @ts-ignore: decorator
+@inline function decodeHalfRow(type: i32, src: usize, dst: usize, headDim: i32): void {
+  for (let c8 = 0; c8 < headDim >> 3; c8++) {
+    const halves = v128.load(src + (<usize>c8 << 4));
+    const o = dst + (<usize>c8 << 5);
+    if (type == T_F16) {
+      v128.store(o, f16x4FastToF32x4(i32x4.extend_low_i16x8_u(halves)));
+      v128.store(o, f16x4FastToF32x4(i32x4.extend_high_i16x8_u(halves)), 16);
+    } else {
+      v128.store(o, i32x4.shl(i32x4.extend_low_i16x8_u(halves), 16));
+      v128.store(o, i32x4.shl(i32x4.extend_high_i16x8_u(halves), 16), 16);
+    }
+  }
+}
+
+/** scores[(p, gp)] = scale × q·k for every position p < nPos and every quad; K of `type` (a constant after inlining). */
+// @ts-ignore: decorator
+@inline function scoreAll(
+  type: i32, kSlice: usize, kRowBytes: i32, nPos: i32, gp: i32, headDim: i32, scale: f32,
+): void {
+  const nQuads = gp >> 2;
+  const nBlocks = headDim >> 5;
+  const scaleV = f32x4.splat(scale);
+  const intK = type != T_F32 && type != T_F16 && type != T_BF16;
+  const quadPrepBytes = <usize>headDim << 4; // float partner: 4 heads × headDim f32 per quad
+  for (let p = 0; p < nPos; p++) {
+    const row = kSlice + <usize>p * <usize>kRowBytes;
+    const out = sScores + (<usize>(p * gp) << 2);
+    if (intK) {
+      decodeKInt(type, row, nBlocks, sKDec);
+      for (let quad = 0; quad < nQuads; quad++) {
+        const slot = <usize>(quad * nBlocks * 4);
+        const v = scoreQuadInt(type, sKDec, nBlocks, sQPrep + (slot << 6), sQScale + (slot << 2), sQScale + (<usize>(gp * nBlocks) << 2) + (slot << 2));
+        v128.store(out + (<usize>quad << 4), f32x4.mul(v, scaleV));
+      }
+    } else {
+      let k = row;
+      if (type != T_F32) {
+        decodeHalfRow(type, row, sKDec, headDim);
+        k = sKDec;
+      }
+      for (let quad = 0; quad < nQuads; quad++) {
+        const v = scoreQuadFloat(k, headDim, sQPrep + <usize>quad * quadPrepBytes);
+        v128.store(out + (<usize>quad << 4), f32x4.mul(v, scaleV));
+      }
+    }
+  }
+}
+
+// ---- softmax -------------------------------------------------------------------------------------------------------
+
+/** scores ← exp(score − max per head) in place; sums[head] = Σ, in expShiftedSum_f32's order. */
+function softmaxWeights(nPos: i32, gp: i32): void {
+  const rowBytes = <usize>gp << 2;
+  for (let quad = 0; quad < gp >> 2; quad++) {
+    const col = sScores + (<usize>quad << 4);
+    let maxV = f32x4.splat(-Infinity);
+    for (let p = 0; p < nPos; p++) maxV = f32x4.max(maxV, v128.load(col + <usize>p * rowBytes));
+    let s0 = f32x4.splat(0);
+    let s1 = f32x4.splat(0);
+    let s2 = f32x4.splat(0);
+    let s3 = f32x4.splat(0);
+    let p = 0;
+    for (; p + 4 <= nPos; p += 4) {
+      const ptr = col + <usize>p * rowBytes;
+      const e0 = expNonPositive_f32x4(f32x4.sub(v128.load(ptr), maxV));
+      const e1 = expNonPositive_f32x4(f32x4.sub(v128.load(ptr + rowBytes), maxV));
+      const e2 = expNonPositive_f32x4(f32x4.sub(v128.load(ptr + 2 * rowBytes), maxV));
+      const e3 = expNonPositive_f32x4(f32x4.sub(v128.load(ptr + 3 * rowBytes), maxV));
+      v128.store(ptr, e0);
+      v128.store(ptr + rowBytes, e1);
+      v128.store(ptr + 2 * rowBytes, e2);
+      v128.store(ptr + 3 * rowBytes, e3);
+      s0 = f32x4.add(s0, e0);
+      s1 = f32x4.add(s1, e1);
+      s2 = f32x4.add(s2, e2);
+      s3 = f32x4.add(s3, e3);
+    }
+    let sum = f32x4.add(f32x4.add(f32x4.add(s0, s1), s2), s3);
+    for (; p < nPos; p++) {
+      const ptr = col + <usize>p * rowBytes;
+      const e = expNonPositive_f32x4(f32x4.sub(v128.load(ptr), maxV));
+      v128.store(ptr, e);
+      sum = f32x4.add(sum, e);
+    }
+    v128.store(sSums + (<usize>quad << 4), sum);
+  }
+}
+
+// ---- values --------------------------------------------------------------------------------------------------------
+
+/** Decode `count` V rows' kv slices (rows rowBytes apart) of block format `type` to f32 (count, headDim) at dst. */
+// @ts-ignore: decorator
+@inline function decodeVInt(type: i32, slice: usize, rowBytes: i32, count: i32, headDim: i32, dst: usize): void {
+  const bytes = blockBytes(type);
+  const nBlocks = headDim >> 5;
+  for (let t = 0; t < count; t++) {
+    const row = slice + <usize>t * <usize>rowBytes;
+    const outRow = dst + (<usize>(t * headDim) << 2);
+    for (let b = 0; b < nBlocks; b++) {
+      const block = row + <usize>b * bytes;
+      const d = f32x4.splat(loadF16(block));
+      const m = hasMin(type) ? f32x4.splat(loadF16(block + 2)) : f32x4.splat(0);
+      const o = outRow + (<usize>b << 7);
+      for (let half = 0; half < 2; half++) {
+        const q = half == 0 ? quantsLow(type, block) : quantsHigh(type, block);
+        const p = o + (<usize>half << 6);
+        if (hasMin(type)) {
+          v128.store(p, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 0), d), m));
+          v128.store(p, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 1), d), m), 16);
+          v128.store(p, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 2), d), m), 32);
+          v128.store(p, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 3), d), m), 48);
+        } else {
+          v128.store(p, f32x4.mul(i8x16QuarterToF32x4(q, 0), d));
+          v128.store(p, f32x4.mul(i8x16QuarterToF32x4(q, 1), d), 16);
+          v128.store(p, f32x4.mul(i8x16QuarterToF32x4(q, 2), d), 32);
+          v128.store(p, f32x4.mul(i8x16QuarterToF32x4(q, 3), d), 48);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * acc[(head, headDim)] += Σ_t w[t][head] · v[t] for a tile of `count` positions, 4 heads × 8 values in registers,
+ * positions in order (each element sees acc + w·v, as axpy does).
+ *   v: (count) rows of headDim f32, vStride bytes apart;  w: (count, gp) f32 weights (rows gp·4 bytes apart)
+ */
+function accumulateTile(acc: usize, v: usize, vStride: i32, w: usize, count: i32, gp: i32, headDim: i32): void {
+  const wStride = <usize>gp << 2;
+  const headBytes = <usize>headDim << 2;
+  for (let quad = 0; quad < gp >> 2; quad++) {
+    const accQuad = acc + <usize>(quad * 4) * headBytes;
+    const wQuad = w + (<usize>quad << 4);
+    for (let c8 = 0; c8 < headDim >> 3; c8++) {
+      const o0 = accQuad + (<usize>c8 << 5);
+      const o1 = o0 + headBytes;
+      const o2 = o1 + headBytes;
+      const o3 = o2 + headBytes;
+      let a0 = v128.load(o0);
+      let b0 = v128.load(o0, 16);
+      let a1 = v128.load(o1);
+      let b1 = v128.load(o1, 16);
+      let a2 = v128.load(o2);
+      let b2 = v128.load(o2, 16);
+      let a3 = v128.load(o3);
+      let b3 = v128.load(o3, 16);
+      let vp = v + (<usize>c8 << 5);
+      let wp = wQuad;
+      for (let t = 0; t < count; t++) {
+        const lo = v128.load(vp);
+        const hi = v128.load(vp, 16);
+        const w0 = v128.load32_splat(wp);
+        const w1 = v128.load32_splat(wp, 4);
+        const w2 = v128.load32_splat(wp, 8);
+        const w3 = v128.load32_splat(wp, 12);
+        a0 = f32x4.add(a0, f32x4.mul(w0, lo));
+        b0 = f32x4.add(b0, f32x4.mul(w0, hi));
+        a1 = f32x4.add(a1, f32x4.mul(w1, lo));
+        b1 = f32x4.add(b1, f32x4.mul(w1, hi));
+        a2 = f32x4.add(a2, f32x4.mul(w2, lo));
+        b2 = f32x4.add(b2, f32x4.mul(w2, hi));
+        a3 = f32x4.add(a3, f32x4.mul(w3, lo));
+        b3 = f32x4.add(b3, f32x4.mul(w3, hi));
+        vp += <usize>vStride;
+        wp += wStride;
+      }
+      v128.store(o0, a0);
+      v128.store(o0, b0, 16);
+      v128.store(o1, a1);
+      v128.store(o1, b1, 16);
+      v128.store(o2, a2);
+      v128.store(o2, b2, 16);
+      v128.store(o3, a3);
+      v128.store(o3, b3, 16);
+    }
+  }
+}
+
+/** acc = Σ_p w[p] · V[p] over positions [0, nPos) for V of `type` (a constant after inlining). */
+// @ts-ignore: decorator
+@inline function accumulateAll(type: i32, vSlice: usize, vRowBytes: i32, nPos: i32, gp: i32, headDim: i32): void {
+  for (let p0 = 0; p0 < nPos; p0 += V_TILE) {
+    const count = min(V_TILE, nPos - p0);
+    const rows = vSlice + <usize>p0 * <usize>vRowBytes;
+    const w = sScores + (<usize>(p0 * gp) << 2);
+    if (type == T_F32) {
+      accumulateTile(sAcc, rows, vRowBytes, w, count, gp, headDim);
+      continue;
+    }
+    if (type == T_F16 || type == T_BF16) {
+      for (let t = 0; t < count; t++) {
+        decodeHalfRow(type, rows + <usize>t * <usize>vRowBytes, sVDec + (<usize>(t * headDim) << 2), headDim);
+      }
+    } else {
+      decodeVInt(type, rows, vRowBytes, count, headDim, sVDec);
+    }
+    accumulateTile(sAcc, sVDec, headDim << 2, w, count, gp, headDim);
+  }
+}
+
+// ---- the kernel ------------------------------------------------------------------------------------------------------
+
+/**
+ * Grouped attention over a batch: items [itemStart, itemEnd) are (token t, kv head g) = (item / nKvHeads, item % nKvHeads);
+ * token t's query row is q + t·nHeads·headDim·4 and it attends positions [0, firstPos + t]. Writes the group's query
+ * heads g·group .. (g+1)·group − 1 of out. `desc`: the layer descriptor (attention-common.ts); scratch: this thread's
+ * attendScratchBytes bytes. Rotation (desc rotK, rotV) is applied per head: q rotated before the partner conversion,
+ * the output rotated back at the end.
+ *   q, out: (nTokens, nHeads·headDim) f32
+ */
+export function attendGrouped_packed(itemStart: i32, itemEnd: i32, scratch: usize, desc: usize, q: usize, out: usize, firstPos: i32): void {
+  const nHeads = descI32(desc, D_N_HEADS);
+  const nKvHeads = descI32(desc, D_N_KV_HEADS);
+  const headDim = descI32(desc, D_HEAD_DIM);
+  const scale = load<f32>(desc + D_SCALE);
+  const kType = descI32(desc, D_K_TYPE);
+  const partner = descI32(desc, D_K_PARTNER);
+  const vType = descI32(desc, D_V_TYPE);
+  const kRowBytes = descI32(desc, D_K_ROW_BYTES);
+  const vRowBytes = descI32(desc, D_V_ROW_BYTES);
+  const rotK = descI32(desc, D_ROT_K);
+  const rotV = descI32(desc, D_ROT_V);
+  const group = nHeads / nKvHeads;
+  const gp = paddedGroup(group);
+  layoutScratch(scratch, group, headDim, descI32(desc, D_MAX_POS));
+  const intPartner = partner == T_Q8_0 || partner == T_Q8_1;
+  const headBytes = <usize>headDim << 2;
+  for (let item = itemStart; item < itemEnd; item++) {
+    const t = item / nKvHeads;
+    const g = item % nKvHeads;
+    const nPos = firstPos + t + 1;
+    const groupOffset = (<usize>t * <usize>nHeads + <usize>(g * group)) * headBytes;
+    const outGroup = out + groupOffset;
+    if (nPos <= 0) {
+      memory.fill(outGroup, 0, <usize>group * headBytes);
+      continue;
+    }
+    prepareQueries(q + groupOffset, group, headDim, partner, intPartner, rotK);
+
+    // scores: the kv slice of K format kType starts at value g·headDim, a whole number of blocks in
+    const kSlice = <usize>descI32(desc, D_K_ROWS) + sliceBytes(kType, g * headDim);
+    switch (kType) {
+      case T_F32: scoreAll(T_F32, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
+      case T_F16: scoreAll(T_F16, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
+      case T_BF16: scoreAll(T_BF16, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
+      case T_Q8_0: scoreAll(T_Q8_0, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
+      case T_Q5_1: scoreAll(T_Q5_1, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
+      case T_Q5_0: scoreAll(T_Q5_0, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
+      case T_Q4_1: scoreAll(T_Q4_1, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
+      case T_Q4_0: scoreAll(T_Q4_0, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
+      case T_IQ4_NL: scoreAll(T_IQ4_NL, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
+    }
+    softmaxWeights(nPos, gp);
+
+    memory.fill(sAcc, 0, <usize>gp * headBytes);
+    const vSlice = <usize>descI32(desc, D_V_ROWS) + sliceBytes(vType, g * headDim);
+    switch (vType) {
+      case T_F32: accumulateAll(T_F32, vSlice, vRowBytes, nPos, gp, headDim); break;
+      case T_F16: accumulateAll(T_F16, vSlice, vRowBytes, nPos, gp, headDim); break;
+      case T_BF16: accumulateAll(T_BF16, vSlice, vRowBytes, nPos, gp, headDim); break;
+      case T_Q8_0: accumulateAll(T_Q8_0, vSlice, vRowBytes, nPos, gp, headDim); break;
+      case T_Q5_1: accumulateAll(T_Q5_1, vSlice, vRowBytes, nPos, gp, headDim); break;
+      case T_Q5_0: accumulateAll(T_Q5_0, vSlice, vRowBytes, nPos, gp, headDim); break;
+      case T_Q4_1: accumulateAll(T_Q4_1, vSlice, vRowBytes, nPos, gp, headDim); break;
+      case T_Q4_0: accumulateAll(T_Q4_0, vSlice, vRowBytes, nPos, gp, headDim); break;
+      case T_IQ4_NL: accumulateAll(T_IQ4_NL, vSlice, vRowBytes, nPos, gp, headDim); break;
+    }
+
+    // out = acc / sum per head (the per-head path's inv = 1/sum), rotated back when V is rotated
+    for (let j = 0; j < group; j++) {
+      const sum = load<f32>(sSums + (<usize>j << 2));
+      const inv = f32x4.splat(sum > 0 ? <f32>1 / sum : 0);
+      const from = sAcc + <usize>j * headBytes;
+      const to = outGroup + <usize>j * headBytes;
+      for (let c = 0; c < headDim >> 2; c++) v128.store(to + (<usize>c << 4), f32x4.mul(v128.load(from + (<usize>c << 4)), inv));
+      if (rotV > 0) fwht_f32(to, to, rotV, headDim / rotV);
+    }
+  }
+}
+
+/** Bytes from a row's start to value `start` (a block boundary) in format `type`. */
+// @ts-ignore: decorator
+@inline function sliceBytes(type: i32, start: i32): usize {
+  if (type == T_F32) return <usize>start << 2;
+  if (type == T_F16 || type == T_BF16) return <usize>start << 1;
+  return <usize>(start >> 5) * blockBytes(type);
+}
