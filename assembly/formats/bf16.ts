@@ -1,5 +1,6 @@
 // bf16 kernels: rows of bfloat16 (the top 16 bits of a float, ggml rounding); the dot partner is bf16.
 import { bf16ToF32, f32ToBf16, f32x4ToBf16x4, hsumF32x4 } from "./common";
+import { BF16, matmulFloats } from "./floatdot";
 
 // @ts-ignore: decorator
 @inline function bf16x8LowToF32x4(halves: v128): v128 {
@@ -65,8 +66,15 @@ export function axpy_bf16(out: usize, w: f32, row: usize, n: i32): void {
   }
 }
 
-/** out[r] = dot_bf16(W[r], x) for r in [rowStart, rowEnd); W is (rows, cols) bf16, x is (cols) bf16, out is (rows) f32. */
+/**
+ * out[t][r] = dot(W[r], X[t]) for r in [rowStart, rowEnd), t in [0, nTokens): W is (rows, cols) bf16, X is
+ * (nTokens, xStride bytes) bf16, out is (nTokens, outStride bytes) f32. Summation order: floatdot.ts.
+ */
+export function matmul_bf16(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+  matmulFloats(BF16, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+}
+
+/** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_bf16 with one token, bit for bit. */
 export function matvec_bf16(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  const rowBytes = <usize>cols << 1;
-  for (let r = rowStart; r < rowEnd; r++) store<f32>(out + (<usize>r << 2), dot_bf16(w + <usize>r * rowBytes, x, cols));
+  matmulFloats(BF16, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

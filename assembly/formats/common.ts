@@ -5,16 +5,15 @@
 
 // ---- fp16 ----------------------------------------------------------------------------------------------------
 
-/** fp16 bits (low 16 bits of h) -> f32. Normal halves are rebiased by a multiply; subnormals come from a magic subtraction. */
+/**
+ * fp16 bits (low 16 bits of h) -> f32 by exponent rebias: (h & 0x7fff) << 13 read as f32, times 2^112, is exact for
+ * normal and subnormal halves; exponent 31 (inf, NaN) gets every f32 exponent bit; the sign is or'ed back.
+ */
 // @ts-ignore: decorator
 @inline export function f16ToF32(h: u32): f32 {
-  const w: u32 = h << 16;
-  const sign: u32 = w & 0x80000000;
-  const twoW: u32 = w + w;
-  const normal: f32 = reinterpret<f32>((twoW >> 4) + (0xe0 << 23)) * reinterpret<f32>(0x07800000); // × 2^-112
-  const subnormal: f32 = reinterpret<f32>((twoW >> 17) | (126 << 23)) - 0.5;
-  const bits: u32 = twoW < (1 << 27) ? reinterpret<u32>(subnormal) : reinterpret<u32>(normal);
-  return reinterpret<f32>(sign | bits);
+  const magnitude = reinterpret<u32>(reinterpret<f32>((h & 0x7fff) << 13) * reinterpret<f32>(0x77800000));
+  const infNan: u32 = (h & 0x7c00) == 0x7c00 ? 0x7f800000 : 0;
+  return reinterpret<f32>(magnitude | infNan | ((h & 0x8000) << 16));
 }
 
 /** f32 -> fp16 bits, rounded to nearest even by letting a float addition do the rounding. */
@@ -32,16 +31,10 @@
   return (sign >> 16) | (twoW > 0xff000000 ? 0x7e00 : nonSign);
 }
 
-/** Four fp16 values (one per i32 lane, zero-extended) -> f32x4. */
+/** Four fp16 values (one per i32 lane, zero-extended) -> f32x4 (exponent rebias, see f16BitsToF32x4). */
 // @ts-ignore: decorator
 @inline export function f16x4ToF32x4(halves: v128): v128 {
-  const w = i32x4.shl(halves, 16);
-  const sign = v128.and(w, i32x4.splat(0x80000000));
-  const twoW = i32x4.add(w, w);
-  const normal = f32x4.mul(i32x4.add(i32x4.shr_u(twoW, 4), i32x4.splat(0xe0 << 23)), f32x4.splat(reinterpret<f32>(0x07800000)));
-  const subnormal = f32x4.sub(v128.or(i32x4.shr_u(twoW, 17), i32x4.splat(126 << 23)), f32x4.splat(0.5));
-  const isSubnormal = i32x4.eq(i32x4.shr_u(twoW, 27), i32x4.splat(0));
-  return v128.or(sign, v128.bitselect(subnormal, normal, isSubnormal));
+  return f16BitsToF32x4(halves);
 }
 
 /** Eight fp16 values (a v128 of u16) -> two f32x4 (low four, high four). */
@@ -167,4 +160,81 @@
 // @ts-ignore: decorator
 @inline export function loadF16(p: usize): f32 {
   return f16ToF32(<u32>load<u16>(p));
+}
+
+// ---- row-tile helpers shared by the matvec / matmul kernels ---------------------------------------------------
+
+/** [Σ lanes of a, Σ lanes of b, Σ lanes of c, Σ lanes of d] (integer sums: exact in any order). */
+// @ts-ignore: decorator
+@inline export function sum4I32x4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(i32x4.shuffle(a, b, 0, 1, 4, 5), i32x4.shuffle(a, b, 2, 3, 6, 7)); // [a0+a2, a1+a3, b0+b2, b1+b3]
+  const cd = i32x4.add(i32x4.shuffle(c, d, 0, 1, 4, 5), i32x4.shuffle(c, d, 2, 3, 6, 7));
+  return i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7));
+}
+
+/**
+ * v128 constants of the matvec / matmul kernels, read from memory where used: V8 rebuilds a v128 immediate from
+ * scalar moves on every loop iteration, while a load from this table is one instruction (or a memory operand).
+ */
+const VECTOR_CONSTANTS: usize = memory.data<u32>([
+  0x7fff, 0x7fff, 0x7fff, 0x7fff, // 0: fp16 magnitude
+  0x7c00, 0x7c00, 0x7c00, 0x7c00, // 16: fp16 exponent
+  0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000, // 32: f32 exponent (inf / NaN)
+  0x77800000, 0x77800000, 0x77800000, 0x77800000, // 48: 2^112
+  0x8000, 0x8000, 0x8000, 0x8000, // 64: fp16 sign
+  0xffff, 0xffff, 0xffff, 0xffff, // 80: low half of each i32 lane
+  0x00080008, 0x00080008, 0x00080008, 0x00080008, // 96: i16 8
+  0x000f000f, 0x000f000f, 0x000f000f, 0x000f000f, // 112: i16 15
+  0x00100010, 0x00100010, 0x00100010, 0x00100010, // 128: i16 16
+  0x00020001, 0x00080004, 0x00200010, 0x00800040, // 144: i16 1, 2, 4, ..., 128
+  0xbfad9881, 0xf6eaddcf, 0x26190d01, 0x71594535, // 160: ggml's kvalues_iq4nl as int8
+  0xffffffff, 0, 0, 0, // 176: lane 0
+  0xffffffff, 0xffffffff, 0, 0, // 192: lanes 0, 1
+  0xffffffff, 0xffffffff, 0xffffffff, 0, // 208: lanes 0, 1, 2
+], 16);
+
+// @ts-ignore: decorator
+@inline export function vconst(offset: usize): v128 {
+  return v128.load(VECTOR_CONSTANTS + offset);
+}
+
+/**
+ * fp16 bits (one per i32 lane, high halves zero) -> f32x4 by exponent rebias: (h & 0x7fff) << 13 read as f32,
+ * times 2^112, is the exact value for normal and subnormal halves; exponent 31 (inf, NaN) gets all f32 exponent bits;
+ * the sign is or'ed back. Equals f16ToF32 for all 65536 patterns.
+ */
+// @ts-ignore: decorator
+@inline export function f16BitsToF32x4(h: v128): v128 {
+  const magnitude = f32x4.mul(i32x4.shl(v128.and(h, vconst(0)), 13), vconst(48));
+  const infNan = v128.and(i32x4.eq(v128.and(h, vconst(16)), vconst(16)), vconst(32));
+  const sign = i32x4.shl(v128.and(h, vconst(64)), 16);
+  return v128.or(v128.or(magnitude, infNan), sign);
+}
+
+/** The fp16 at p in all four lanes as f32x4. */
+// @ts-ignore: decorator
+@inline export function loadF16Splat(p: usize): v128 {
+  return f16BitsToF32x4(v128.and(v128.load16_splat(p), vconst(80)));
+}
+
+/** The fp16 values at a, b, c, d as f32x4 [a, b, c, d]. */
+// @ts-ignore: decorator
+@inline export function loadF16x4(a: usize, b: usize, c: usize, d: usize): v128 {
+  let h = v128.load16_lane(a, i32x4.splat(0), 0);
+  h = v128.load16_lane(b, h, 2);
+  h = v128.load16_lane(c, h, 4);
+  h = v128.load16_lane(d, h, 6);
+  return f16BitsToF32x4(h);
+}
+
+/** Store the first `count` (1..4) lanes of v at p. */
+// @ts-ignore: decorator
+@inline export function storeLanesF32x4(p: usize, v: v128, count: i32): void {
+  if (count == 4) {
+    v128.store(p, v);
+    return;
+  }
+  store<f32>(p, f32x4.extract_lane(v, 0));
+  if (count > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
+  if (count > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
 }

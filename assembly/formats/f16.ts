@@ -1,5 +1,6 @@
 // f16 kernels: rows of IEEE half floats (ggml rounding, see common.ts); the dot partner is f16.
 import { f16ToF32, f16x8HighToF32x4, f16x8LowToF32x4, f32ToF16, f32x4ToF16x4, hsumF32x4 } from "./common";
+import { F16, matmulFloats } from "./floatdot";
 
 /** n floats at src -> n f16 at dst, eight at a time, scalar tail. */
 export function quantizeRow_f16(src: usize, dst: usize, n: i32): void {
@@ -56,8 +57,15 @@ export function axpy_f16(out: usize, w: f32, row: usize, n: i32): void {
   }
 }
 
-/** out[r] = dot_f16(W[r], x) for r in [rowStart, rowEnd); W is (rows, cols) f16, x is (cols) f16, out is (rows) f32. */
+/**
+ * out[t][r] = dot(W[r], X[t]) for r in [rowStart, rowEnd), t in [0, nTokens): W is (rows, cols) f16, X is
+ * (nTokens, xStride bytes) f16, out is (nTokens, outStride bytes) f32. Summation order: floatdot.ts.
+ */
+export function matmul_f16(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+  matmulFloats(F16, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+}
+
+/** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_f16 with one token, bit for bit. */
 export function matvec_f16(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  const rowBytes = <usize>cols << 1;
-  for (let r = rowStart; r < rowEnd; r++) store<f32>(out + (<usize>r << 2), dot_f16(w + <usize>r * rowBytes, x, cols));
+  matmulFloats(F16, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

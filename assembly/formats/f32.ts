@@ -1,5 +1,6 @@
 // f32 kernels: rows of little-endian floats; the dot partner is f32.
 import { hsumF32x4 } from "./common";
+import { F32, matmulFloats } from "./floatdot";
 
 export function quantizeRow_f32(src: usize, dst: usize, n: i32): void {
   memory.copy(dst, src, <usize>n << 2);
@@ -35,8 +36,15 @@ export function axpy_f32(out: usize, w: f32, row: usize, n: i32): void {
   for (; off < end; off += 4) store<f32>(out + off, load<f32>(out + off) + w * load<f32>(row + off));
 }
 
-/** out[r] = dot_f32(W[r], x) for r in [rowStart, rowEnd); W is (rows, cols) f32, out is (rows). */
+/**
+ * out[t][r] = dot(W[r], X[t]) for r in [rowStart, rowEnd), t in [0, nTokens): W is (rows, cols) f32, X is
+ * (nTokens, xStride bytes) f32, out is (nTokens, outStride bytes) f32. Summation order: floatdot.ts.
+ */
+export function matmul_f32(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+  matmulFloats(F32, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+}
+
+/** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_f32 with one token, bit for bit. */
 export function matvec_f32(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  const rowBytes = <usize>cols << 2;
-  for (let r = rowStart; r < rowEnd; r++) store<f32>(out + (<usize>r << 2), dot_f32(w + <usize>r * rowBytes, x, cols));
+  matmulFloats(F32, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

@@ -1,4 +1,5 @@
-// One file per block format; each exports quantizeRow_<fmt>, dequantizeRow_<fmt>, dot_<fmt>, axpy_<fmt>, matvec_<fmt>.
+// One file per block format; each exports quantizeRow_<fmt>, dequantizeRow_<fmt>, dot_<fmt>, axpy_<fmt>, matvec_<fmt>, matmul_<fmt>
+// (q8_1: quantize and dequantize only). Shared kernel code lives in common.ts, rowdot.ts and floatdot.ts (not exported).
 export * from "./f32";
 export * from "./f16";
 export * from "./bf16";

@@ -3,6 +3,7 @@
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
 import { dotI8x16, f32ToF16, hsumF32x4, i8x16QuarterToF32x4, loadF16 } from "./common";
+import { IQ4_NL, matmulBlocks } from "./rowdot";
 
 const IQ4_NL_BLOCK: i32 = 32;
 const IQ4_NL_BYTES: usize = 18;
@@ -162,11 +163,15 @@ export function axpy_iq4_nl(out: usize, w: f32, row: usize, n: i32): void {
   }
 }
 
-/** out[r] = dot(row r of w, x) for r in [rowStart, rowEnd); rows of `cols` values; x in q8_0; out f32 (rows). */
+/**
+ * out[t][r] = dot(W[r], X[t]) for r in [rowStart, rowEnd), t in [0, nTokens): W is (rows, cols) iq4_nl, X is
+ * (nTokens, xStride bytes) q8_0, out is (nTokens, outStride bytes) f32. Summation order: rowdot.ts.
+ */
+export function matmul_iq4_nl(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+  matmulBlocks(IQ4_NL, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+}
+
+/** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_iq4_nl with one token, bit for bit. */
 export function matvec_iq4_nl(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  const nBlocks = cols / IQ4_NL_BLOCK;
-  const rowBytes = <usize>nBlocks * IQ4_NL_BYTES;
-  for (let r = rowStart; r < rowEnd; r++) {
-    store<f32>(out + (<usize>r << 2), dotRow(w + <usize>r * rowBytes, x, nBlocks));
-  }
+  matmulBlocks(IQ4_NL, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

@@ -1,6 +1,7 @@
 // q4_0 kernels: 32-value blocks of 18 bytes (fp16 d, 16 bytes of nibbles: element j low, element j + 16 high);
 // value = (nibble − 8) × d; the dot partner is q8_0 (see src/formats/reference/q4_0.ts).
 import { absMax32, dotI8x16, f32ToF16, hsumI32x4, i8x16QuarterToF32x4, loadF16 } from "./common";
+import { Q4_0, matmulBlocks } from "./rowdot";
 
 const BYTES: usize = 18;
 const Q8_0_BYTES: usize = 34;
@@ -104,8 +105,15 @@ export function axpy_q4_0(out: usize, w: f32, row: usize, n: i32): void {
   }
 }
 
-/** out[r] = dot_q4_0(W[r], x) for r in [rowStart, rowEnd); W is (rows, cols) q4_0, x is (cols) q8_0, out is (rows) f32. */
+/**
+ * out[t][r] = dot(W[r], X[t]) for r in [rowStart, rowEnd), t in [0, nTokens): W is (rows, cols) q4_0, X is
+ * (nTokens, xStride bytes) q8_0, out is (nTokens, outStride bytes) f32. Summation order: rowdot.ts.
+ */
+export function matmul_q4_0(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+  matmulBlocks(Q4_0, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+}
+
+/** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q4_0 with one token, bit for bit. */
 export function matvec_q4_0(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  const rowBytes = <usize>(cols >> 5) * BYTES;
-  for (let r = rowStart; r < rowEnd; r++) store<f32>(out + (<usize>r << 2), dot_q4_0(w + <usize>r * rowBytes, x, cols));
+  matmulBlocks(Q4_0, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

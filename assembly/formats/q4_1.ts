@@ -1,6 +1,7 @@
 // q4_1 kernels: 32-value blocks of 20 bytes (fp16 d, fp16 m, 16 bytes of nibbles: element j low, element j + 16 high);
 // value = nibble × d + m; the dot partner is q8_1 (see src/formats/reference/q4_1.ts).
 import { dotI8x16, f32ToF16, hsumI32x4, i8x16QuarterToF32x4, loadF16 } from "./common";
+import { Q4_1, matmulBlocks } from "./rowdot";
 
 const BYTES: usize = 20;
 const Q8_1_BYTES: usize = 36;
@@ -97,8 +98,15 @@ export function axpy_q4_1(out: usize, w: f32, row: usize, n: i32): void {
   }
 }
 
-/** out[r] = dot_q4_1(W[r], x) for r in [rowStart, rowEnd); W is (rows, cols) q4_1, x is (cols) q8_1, out is (rows) f32. */
+/**
+ * out[t][r] = dot(W[r], X[t]) for r in [rowStart, rowEnd), t in [0, nTokens): W is (rows, cols) q4_1, X is
+ * (nTokens, xStride bytes) q8_1, out is (nTokens, outStride bytes) f32. Summation order: rowdot.ts.
+ */
+export function matmul_q4_1(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+  matmulBlocks(Q4_1, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+}
+
+/** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q4_1 with one token, bit for bit. */
 export function matvec_q4_1(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  const rowBytes = <usize>(cols >> 5) * BYTES;
-  for (let r = rowStart; r < rowEnd; r++) store<f32>(out + (<usize>r << 2), dot_q4_1(w + <usize>r * rowBytes, x, cols));
+  matmulBlocks(Q4_1, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

@@ -3,6 +3,7 @@
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
 import { dotI8x16, f32ToF16, hsumF32x4, i8x16QuarterToF32x4, loadF16 } from "./common";
+import { Q5_0, matmulBlocks } from "./rowdot";
 
 const Q5_0_BLOCK: i32 = 32;
 const Q5_0_BYTES: usize = 22;
@@ -134,11 +135,15 @@ export function axpy_q5_0(out: usize, w: f32, row: usize, n: i32): void {
   }
 }
 
-/** out[r] = dot(row r of w, x) for r in [rowStart, rowEnd); rows of `cols` values; x in q8_0; out f32 (rows). */
+/**
+ * out[t][r] = dot(W[r], X[t]) for r in [rowStart, rowEnd), t in [0, nTokens): W is (rows, cols) q5_0, X is
+ * (nTokens, xStride bytes) q8_0, out is (nTokens, outStride bytes) f32. Summation order: rowdot.ts.
+ */
+export function matmul_q5_0(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+  matmulBlocks(Q5_0, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+}
+
+/** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q5_0 with one token, bit for bit. */
 export function matvec_q5_0(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  const nBlocks = cols / Q5_0_BLOCK;
-  const rowBytes = <usize>nBlocks * Q5_0_BYTES;
-  for (let r = rowStart; r < rowEnd; r++) {
-    store<f32>(out + (<usize>r << 2), dotRow(w + <usize>r * rowBytes, x, nBlocks));
-  }
+  matmulBlocks(Q5_0, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

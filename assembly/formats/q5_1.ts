@@ -4,6 +4,7 @@
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
 import { dotI8x16, f16x4ToF32x4, f32ToF16, hsumF32x4, i8x16QuarterToF32x4, loadF16 } from "./common";
+import { Q5_1, matmulBlocks } from "./rowdot";
 
 const Q5_1_BLOCK: i32 = 32;
 const Q5_1_BYTES: usize = 24;
@@ -140,11 +141,15 @@ export function axpy_q5_1(out: usize, w: f32, row: usize, n: i32): void {
   }
 }
 
-/** out[r] = dot(row r of w, x) for r in [rowStart, rowEnd); rows of `cols` values; x in q8_1; out f32 (rows). */
+/**
+ * out[t][r] = dot(W[r], X[t]) for r in [rowStart, rowEnd), t in [0, nTokens): W is (rows, cols) q5_1, X is
+ * (nTokens, xStride bytes) q8_1, out is (nTokens, outStride bytes) f32. Summation order: rowdot.ts.
+ */
+export function matmul_q5_1(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+  matmulBlocks(Q5_1, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+}
+
+/** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q5_1 with one token, bit for bit. */
 export function matvec_q5_1(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  const nBlocks = cols / Q5_1_BLOCK;
-  const rowBytes = <usize>nBlocks * Q5_1_BYTES;
-  for (let r = rowStart; r < rowEnd; r++) {
-    store<f32>(out + (<usize>r << 2), dotRow(w + <usize>r * rowBytes, x, nBlocks));
-  }
+  matmulBlocks(Q5_1, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

@@ -1,5 +1,6 @@
 // q8_0 kernels: 32-value blocks of 34 bytes (fp16 d, 32 × int8); the dot partner is q8_0 (see src/formats/reference/q8_0.ts).
 import { dotI8x16, hsumI32x4, i8x16QuarterToF32x4, loadF16, quantizeQ8Block } from "./common";
+import { Q8_0, matmulBlocks } from "./rowdot";
 
 const BYTES: usize = 34;
 
@@ -59,8 +60,15 @@ export function axpy_q8_0(out: usize, w: f32, row: usize, n: i32): void {
   }
 }
 
-/** out[r] = dot_q8_0(W[r], x) for r in [rowStart, rowEnd); W is (rows, cols) q8_0, x is (cols) q8_0, out is (rows) f32. */
+/**
+ * out[t][r] = dot(W[r], X[t]) for r in [rowStart, rowEnd), t in [0, nTokens): W is (rows, cols) q8_0, X is
+ * (nTokens, xStride bytes) q8_0, out is (nTokens, outStride bytes) f32. Summation order: rowdot.ts.
+ */
+export function matmul_q8_0(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+  matmulBlocks(Q8_0, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+}
+
+/** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q8_0 with one token, bit for bit. */
 export function matvec_q8_0(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  const rowBytes = <usize>(cols >> 5) * BYTES;
-  for (let r = rowStart; r < rowEnd; r++) store<f32>(out + (<usize>r << 2), dot_q8_0(w + <usize>r * rowBytes, x, cols));
+  matmulBlocks(Q8_0, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

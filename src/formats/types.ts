@@ -42,6 +42,9 @@ export interface BlockFormat {
    *   dot_<name>(row u8*, x partner*, n) -> f32                 x already in dotPartner format
    *   axpy_<name>(out f32*, w f32, row u8*, n)                  out[i] += w * value[i]
    *   matvec_<name>(w u8*, x partner*, out f32*, rowStart, rowEnd, cols)   out[r] = dot(W[r], x), rows of `cols` values
+   *   matmul_<name>(w u8*, x partner*, out f32*, rowStart, rowEnd, cols, nTokens, xStride, outStride)
+   *       out[t][r] = dot(W[r], X[t]) for r in [rowStart, rowEnd), t in [0, nTokens); X is nTokens partner rows
+   *       xStride bytes apart, out rows (f32) outStride bytes apart; equals matvec per token bit for bit
    */
   readonly kernels: {
     readonly quantizeRow: string;
@@ -49,6 +52,7 @@ export interface BlockFormat {
     readonly dot: string;
     readonly axpy: string;
     readonly matvec: string;
+    readonly matmul: string;
   };
 }
 
@@ -60,5 +64,6 @@ export function kernelNames(name: FormatName): BlockFormat["kernels"] {
     dot: `dot_${name}`,
     axpy: `axpy_${name}`,
     matvec: `matvec_${name}`,
+    matmul: `matmul_${name}`,
   };
 }

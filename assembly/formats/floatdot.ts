@@ -1,0 +1,114 @@
+// Row dot products of the float formats (f32, f16, bf16) shared by their matvec_<fmt> and matmul_<fmt>
+// (not re-exported by index.ts). The order of a row's dot, whatever the tiling: eight values a step into two f32x4
+// accumulators (values 0-3 and 4-7 of each step, products rounded to f32 then added), then hsum(acc0 + acc1), then
+// the cols % 8 tail values added one by one. matmul runs it per (row, token), two tokens per pass sharing the decoded
+// weights, so a batched run and a token-by-token run give the same bits.
+import { bf16ToF32, f16BitsToF32x4, f16ToF32, hsumF32x4 } from "./common";
+
+export const F32: i32 = 10;
+export const F16: i32 = 11;
+export const BF16: i32 = 12;
+
+// @ts-ignore: decorator
+@inline function elementBytes(fmt: i32): usize {
+  return fmt == F32 ? 4 : 2;
+}
+
+/** The four values at p as f32x4 (f16 by exponent rebias, bf16 by a shift). */
+// @ts-ignore: decorator
+@inline function load4(fmt: i32, p: usize): v128 {
+  if (fmt == F32) return v128.load(p);
+  if (fmt == F16) return f16BitsToF32x4(v128.load16x4_u(p));
+  return i32x4.shl(v128.load16x4_u(p), 16);
+}
+
+// @ts-ignore: decorator
+@inline function load1(fmt: i32, p: usize): f32 {
+  if (fmt == F32) return load<f32>(p);
+  if (fmt == F16) return f16ToF32(<u32>load<u16>(p));
+  return bf16ToF32(<u32>load<u16>(p));
+}
+
+/** Dot of the rows at w and x (n values each). */
+// @ts-ignore: decorator
+@inline function rowDotFloats(fmt: i32, w: usize, x: usize, n: i32): f32 {
+  const E = elementBytes(fmt);
+  let acc0 = f32x4.splat(0);
+  let acc1 = f32x4.splat(0);
+  let p = w;
+  let q = x;
+  const stepsEnd = w + <usize>(n >> 3) * 8 * E;
+  while (p < stepsEnd) {
+    acc0 = f32x4.add(acc0, f32x4.mul(load4(fmt, p), load4(fmt, q)));
+    acc1 = f32x4.add(acc1, f32x4.mul(load4(fmt, p + 4 * E), load4(fmt, q + 4 * E)));
+    p += 8 * E;
+    q += 8 * E;
+  }
+  let sum = hsumF32x4(f32x4.add(acc0, acc1));
+  const end = w + <usize>n * E;
+  while (p < end) {
+    sum += load1(fmt, p) * load1(fmt, q);
+    p += E;
+    q += E;
+  }
+  return sum;
+}
+
+/** rowDotFloats of the row at w with the rows at xa and xb (weights decoded once); results stored at oa, ob. */
+// @ts-ignore: decorator
+@inline function rowDotFloats2(fmt: i32, w: usize, xa: usize, xb: usize, n: i32, oa: usize, ob: usize): void {
+  const E = elementBytes(fmt);
+  let a0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0);
+  let b0 = f32x4.splat(0);
+  let b1 = f32x4.splat(0);
+  let p = w;
+  let qa = xa;
+  let qb = xb;
+  const stepsEnd = w + <usize>(n >> 3) * 8 * E;
+  while (p < stepsEnd) {
+    const lo = load4(fmt, p);
+    const hi = load4(fmt, p + 4 * E);
+    a0 = f32x4.add(a0, f32x4.mul(lo, load4(fmt, qa)));
+    a1 = f32x4.add(a1, f32x4.mul(hi, load4(fmt, qa + 4 * E)));
+    b0 = f32x4.add(b0, f32x4.mul(lo, load4(fmt, qb)));
+    b1 = f32x4.add(b1, f32x4.mul(hi, load4(fmt, qb + 4 * E)));
+    p += 8 * E;
+    qa += 8 * E;
+    qb += 8 * E;
+  }
+  let sa = hsumF32x4(f32x4.add(a0, a1));
+  let sb = hsumF32x4(f32x4.add(b0, b1));
+  const end = w + <usize>n * E;
+  while (p < end) {
+    const v = load1(fmt, p);
+    sa += v * load1(fmt, qa);
+    sb += v * load1(fmt, qb);
+    p += E;
+    qa += E;
+    qb += E;
+  }
+  store<f32>(oa, sa);
+  store<f32>(ob, sb);
+}
+
+/**
+ * The matmul of the float formats: out[t][r] = rowDot(W[r], X[t]) for r in [rowStart, rowEnd), t in [0, nTokens);
+ * W (rows, cols) and X (nTokens, xStride bytes) in the format, out (nTokens, outStride bytes) f32.
+ * Row by row (a row stays in cache while the tokens pass over it), two tokens at a time.
+ */
+// @ts-ignore: decorator
+@inline export function matmulFloats(fmt: i32, w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+  const rowBytes = <usize>cols * elementBytes(fmt);
+  const xs = <usize>xStride;
+  const os = <usize>outStride;
+  for (let r = rowStart; r < rowEnd; r++) {
+    const row = w + <usize>r * rowBytes;
+    const o = out + (<usize>r << 2);
+    let t = 0;
+    for (; t + 1 < nTokens; t += 2) {
+      rowDotFloats2(fmt, row, x + <usize>t * xs, x + <usize>(t + 1) * xs, cols, o + <usize>t * os, o + <usize>(t + 1) * os);
+    }
+    if (t < nTokens) store<f32>(o + <usize>t * os, rowDotFloats(fmt, row, x + <usize>t * xs, cols));
+  }
+}

@@ -1,0 +1,233 @@
+// Row dot products shared by every format's matvec_<fmt> and matmul_<fmt> (not re-exported by index.ts).
+//
+// One rule per format fixes the floating-point order of a row's dot, whatever the tiling:
+//   32-value block formats: per block the integer Σ w·x (exact); blocks taken four at a time, lane l of an f32x4
+//     accumulator adds block 4g + l's term f32(Σ w·x) × (d_w × d_x) [+ m_w × s_x for q4_1 / q5_1]; a last partial
+//     group adds its valid lanes only; the row's value is (l0 + l1) + (l2 + l3).
+//   f32 / f16 / bf16: eight values a step into two f32x4 accumulators (values 0-3, 4-7 of each step), then
+//     hsum(acc0 + acc1), then the cols % 8 tail values added one by one.
+// matvec runs this once per row; matmul runs it per (row, token), two tokens per pass sharing the decoded weights,
+// so a batched run and a token-by-token run give the same bits.
+//
+// Why the branches around block sums: V8 keeps loads in program order but sinks pure SIMD arithmetic to its first
+// use; without a branch, all loads of four blocks are issued first and spill. A branch whose result feeds a phi makes
+// each block's integer sum finish before the next block's loads (1.5× faster on the q8_0 matvec).
+import { hsumF32x4, loadF16x4, sum4I32x4, vconst } from "./common";
+
+// Format ids: compile-time constants, so each kernel's inlined copy keeps only its own branches.
+export const Q8_0: i32 = 0;
+export const Q4_0: i32 = 1;
+export const Q4_1: i32 = 2;
+export const Q5_0: i32 = 3;
+export const Q5_1: i32 = 4;
+export const IQ4_NL: i32 = 5;
+
+// Offsets into VECTOR_CONSTANTS (common.ts)
+const I16_EIGHT: usize = 96;
+const I16_LOW_NIBBLE: usize = 112;
+const I16_SIXTEEN: usize = 128;
+const I16_BITS: usize = 144; // 1, 2, 4, ..., 128
+const IQ4_LEVELS: usize = 160; // kvalues_iq4nl as 16 int8
+const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, k = 1..3
+
+// @ts-ignore: decorator
+@inline function blockBytes(fmt: i32): usize {
+  return fmt == Q8_0 ? 34 : fmt == Q4_0 || fmt == IQ4_NL ? 18 : fmt == Q4_1 ? 20 : fmt == Q5_0 ? 22 : 24;
+}
+
+/** Partner block bytes: q8_0 (34) or, for q4_1 / q5_1, q8_1 (36). */
+// @ts-ignore: decorator
+@inline function partnerBytes(fmt: i32): usize {
+  return fmt == Q4_1 || fmt == Q5_1 ? 36 : 34;
+}
+
+// @ts-ignore: decorator
+@inline function affine(fmt: i32): bool {
+  return fmt == Q4_1 || fmt == Q5_1;
+}
+
+/** Offset of the 16 nibble bytes (byte j: value j low, value j + 16 high). */
+// @ts-ignore: decorator
+@inline function nibbleOffset(fmt: i32): usize {
+  return fmt == Q4_0 || fmt == IQ4_NL ? 2 : fmt == Q4_1 ? 4 : fmt == Q5_0 ? 6 : 8;
+}
+
+/** Values 8k .. 8k+7 (k = 0..3) of the weight block at wb as i16x8. */
+// @ts-ignore: decorator
+@inline function weightPart(fmt: i32, wb: usize, k: i32): v128 {
+  if (fmt == Q8_0) return v128.load8x8_s(wb + 2 + <usize>(k << 3));
+  if (fmt == IQ4_NL) {
+    const bytes = v128.load(wb + 2);
+    const indices = k < 2 ? v128.and(bytes, i8x16.splat(15)) : i8x16.shr_u(bytes, 4);
+    const levels = i8x16.swizzle(vconst(IQ4_LEVELS), indices);
+    return (k & 1) == 0 ? i16x8.extend_low_i8x16_s(levels) : i16x8.extend_high_i8x16_s(levels);
+  }
+  const bytes = v128.load8x8_u(wb + nibbleOffset(fmt) + <usize>((k & 1) << 3)); // u8 -> i16 lanes
+  let q = k < 2 ? v128.and(bytes, vconst(I16_LOW_NIBBLE)) : i16x8.shr_u(bytes, 4);
+  if (fmt == Q5_0 || fmt == Q5_1) {
+    const qh = load<u32>(wb + (fmt == Q5_0 ? 2 : 4)); // bit j: fifth bit of value j
+    const bits = v128.and(i16x8.splat(<i16>(qh >> <u32>(k << 3))), vconst(I16_BITS));
+    q = v128.or(q, v128.and(i16x8.eq(bits, vconst(I16_BITS)), vconst(I16_SIXTEEN)));
+  }
+  if (fmt == Q4_0) q = i16x8.sub(q, vconst(I16_EIGHT));
+  if (fmt == Q5_0) q = i16x8.sub(q, vconst(I16_SIXTEEN));
+  return q;
+}
+
+/** Values 8k .. 8k+7 of the partner (q8_0 / q8_1) block at xb as i16x8. */
+// @ts-ignore: decorator
+@inline function partnerPart(fmt: i32, xb: usize, k: i32): v128 {
+  return v128.load8x8_s(xb + (affine(fmt) ? 4 : 2) + <usize>(k << 3));
+}
+
+/** Integer Σ w·x over one block pair, as four i32 partial sums. */
+// @ts-ignore: decorator
+@inline function blockSums(fmt: i32, wb: usize, xb: usize): v128 {
+  const a = i32x4.add(i32x4.dot_i16x8_s(weightPart(fmt, wb, 0), partnerPart(fmt, xb, 0)), i32x4.dot_i16x8_s(weightPart(fmt, wb, 1), partnerPart(fmt, xb, 1)));
+  const b = i32x4.add(i32x4.dot_i16x8_s(weightPart(fmt, wb, 2), partnerPart(fmt, xb, 2)), i32x4.dot_i16x8_s(weightPart(fmt, wb, 3), partnerPart(fmt, xb, 3)));
+  return i32x4.add(a, b);
+}
+
+/** v, computed before this point (see the file comment); guard is any value that is never 0 here. */
+// @ts-ignore: decorator
+@inline function settled(v: v128, guard: usize): v128 {
+  let r = i32x4.splat(0);
+  if (guard != 0) r = v;
+  return r;
+}
+
+/** Per-block terms of four blocks given their decoded weight scales dw (and mins mw): f32(Σ w·x) × (d_w × d_x) [+ m_w × s_x]. */
+// @ts-ignore: decorator
+@inline function scaledTerms(fmt: i32, sums: v128, dw: v128, mw: v128, x0: usize, x1: usize, x2: usize, x3: usize): v128 {
+  const scaled = f32x4.mul(f32x4.convert_i32x4_s(sums), f32x4.mul(dw, loadF16x4(x0, x1, x2, x3)));
+  if (!affine(fmt)) return scaled;
+  return f32x4.add(scaled, f32x4.mul(mw, loadF16x4(x0 + 2, x1 + 2, x2 + 2, x3 + 2)));
+}
+
+/** The weight mins m_w of four blocks (q4_1 / q5_1; zeros, unused, otherwise). */
+// @ts-ignore: decorator
+@inline function weightMins(fmt: i32, w0: usize, w1: usize, w2: usize, w3: usize): v128 {
+  return affine(fmt) ? loadF16x4(w0 + 2, w1 + 2, w2 + 2, w3 + 2) : f32x4.splat(0);
+}
+
+/** scaledTerms with the weight scales read from the blocks at w0..w3. */
+// @ts-ignore: decorator
+@inline function groupTerms(fmt: i32, sums: v128, w0: usize, w1: usize, w2: usize, w3: usize, x0: usize, x1: usize, x2: usize, x3: usize): v128 {
+  return scaledTerms(fmt, sums, loadF16x4(w0, w1, w2, w3), weightMins(fmt, w0, w1, w2, w3), x0, x1, x2, x3);
+}
+
+/** Terms of the last 1..3 blocks (rest) of a row at p, q; lanes past them are 0 (they repeat the last block, masked). */
+// @ts-ignore: decorator
+@inline function tailTerms(fmt: i32, p: usize, q: usize, rest: i32): v128 {
+  const B = blockBytes(fmt);
+  const P = partnerBytes(fmt);
+  const p1 = rest > 1 ? p + B : p;
+  const p2 = rest > 2 ? p + 2 * B : p1;
+  const q1 = rest > 1 ? q + P : q;
+  const q2 = rest > 2 ? q + 2 * P : q1;
+  const sums = sum4I32x4(blockSums(fmt, p, q), blockSums(fmt, p1, q1), blockSums(fmt, p2, q2), i32x4.splat(0));
+  return v128.and(groupTerms(fmt, sums, p, p1, p2, p2, q, q1, q2, q2), vconst(LANES_BELOW + 16 * <usize>(rest - 1)));
+}
+
+/** Dot of the weight row at w (nb blocks) with the partner row at x, in the order of the file comment. */
+// @ts-ignore: decorator
+@inline export function rowDotBlocks(fmt: i32, w: usize, x: usize, nb: i32): f32 {
+  const B = blockBytes(fmt);
+  const P = partnerBytes(fmt);
+  let acc = f32x4.splat(0);
+  let p = w;
+  let q = x;
+  const groupsEnd = w + <usize>(nb >> 2) * 4 * B;
+  while (p < groupsEnd) {
+    const s0 = settled(blockSums(fmt, p, q), q);
+    const s1 = settled(blockSums(fmt, p + B, q + P), q);
+    const s2 = settled(blockSums(fmt, p + 2 * B, q + 2 * P), q);
+    const s3 = settled(blockSums(fmt, p + 3 * B, q + 3 * P), q);
+    acc = f32x4.add(acc, groupTerms(fmt, sum4I32x4(s0, s1, s2, s3), p, p + B, p + 2 * B, p + 3 * B, q, q + P, q + 2 * P, q + 3 * P));
+    p += 4 * B;
+    q += 4 * P;
+  }
+  if ((nb & 3) != 0) acc = f32x4.add(acc, tailTerms(fmt, p, q, nb & 3));
+  return hsumF32x4(acc);
+}
+
+/**
+ * Σ w·x of the weight block at wb with partner blocks ya and yb, the weights decoded once, as
+ * [a0 + a2, a1 + a3, b0 + b2, b1 + b3] of the two partial-sum vectors a, b.
+ */
+// @ts-ignore: decorator
+@inline function blockSumsPair(fmt: i32, wb: usize, ya: usize, yb: usize): v128 {
+  const w0 = weightPart(fmt, wb, 0);
+  const w1 = weightPart(fmt, wb, 1);
+  const w2 = weightPart(fmt, wb, 2);
+  const w3 = weightPart(fmt, wb, 3);
+  const a = i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(w0, partnerPart(fmt, ya, 0)), i32x4.dot_i16x8_s(w1, partnerPart(fmt, ya, 1))),
+    i32x4.add(i32x4.dot_i16x8_s(w2, partnerPart(fmt, ya, 2)), i32x4.dot_i16x8_s(w3, partnerPart(fmt, ya, 3))),
+  );
+  const b = i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(w0, partnerPart(fmt, yb, 0)), i32x4.dot_i16x8_s(w1, partnerPart(fmt, yb, 1))),
+    i32x4.add(i32x4.dot_i16x8_s(w2, partnerPart(fmt, yb, 2)), i32x4.dot_i16x8_s(w3, partnerPart(fmt, yb, 3))),
+  );
+  return i32x4.add(i32x4.shuffle(a, b, 0, 1, 4, 5), i32x4.shuffle(a, b, 2, 3, 6, 7));
+}
+
+/** rowDotBlocks of one weight row with two partner rows xa, xb (weights decoded once per block); results stored at oa, ob. */
+// @ts-ignore: decorator
+@inline export function rowDotBlocks2(fmt: i32, w: usize, xa: usize, xb: usize, nb: i32, oa: usize, ob: usize): void {
+  const B = blockBytes(fmt);
+  const P = partnerBytes(fmt);
+  let accA = f32x4.splat(0);
+  let accB = f32x4.splat(0);
+  let p = w;
+  let qa = xa;
+  let qb = xb;
+  const groupsEnd = w + <usize>(nb >> 2) * 4 * B;
+  while (p < groupsEnd) {
+    const t0 = settled(blockSumsPair(fmt, p, qa, qb), qa);
+    const t1 = settled(blockSumsPair(fmt, p + B, qa + P, qb + P), qa);
+    const t2 = settled(blockSumsPair(fmt, p + 2 * B, qa + 2 * P, qb + 2 * P), qa);
+    const t3 = settled(blockSumsPair(fmt, p + 3 * B, qa + 3 * P, qb + 3 * P), qa);
+    const u01 = i32x4.shuffle(t0, t1, 0, 1, 4, 5);
+    const u23 = i32x4.shuffle(t2, t3, 0, 1, 4, 5);
+    const v01 = i32x4.shuffle(t0, t1, 2, 3, 6, 7);
+    const v23 = i32x4.shuffle(t2, t3, 2, 3, 6, 7);
+    const sa = i32x4.add(i32x4.shuffle(u01, u23, 0, 2, 4, 6), i32x4.shuffle(u01, u23, 1, 3, 5, 7));
+    const sb = i32x4.add(i32x4.shuffle(v01, v23, 0, 2, 4, 6), i32x4.shuffle(v01, v23, 1, 3, 5, 7));
+    const dw = loadF16x4(p, p + B, p + 2 * B, p + 3 * B);
+    const mw = weightMins(fmt, p, p + B, p + 2 * B, p + 3 * B);
+    accA = f32x4.add(accA, scaledTerms(fmt, sa, dw, mw, qa, qa + P, qa + 2 * P, qa + 3 * P));
+    accB = f32x4.add(accB, scaledTerms(fmt, sb, dw, mw, qb, qb + P, qb + 2 * P, qb + 3 * P));
+    p += 4 * B;
+    qa += 4 * P;
+    qb += 4 * P;
+  }
+  if ((nb & 3) != 0) {
+    accA = f32x4.add(accA, tailTerms(fmt, p, qa, nb & 3));
+    accB = f32x4.add(accB, tailTerms(fmt, p, qb, nb & 3));
+  }
+  store<f32>(oa, hsumF32x4(accA));
+  store<f32>(ob, hsumF32x4(accB));
+}
+
+/**
+ * The matmul of every 32-value block format: out[t][r] = rowDot(W[r], X[t]) for r in [rowStart, rowEnd), t in
+ * [0, nTokens); W (rows, cols) in the format, X (nTokens, xStride bytes) in its partner, out (nTokens, outStride bytes).
+ * Row by row (one weight stream; a row stays in cache while the tokens pass over it), two tokens at a time.
+ */
+// @ts-ignore: decorator
+@inline export function matmulBlocks(fmt: i32, w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+  const nb = cols >> 5;
+  const rowBytes = <usize>nb * blockBytes(fmt);
+  const xs = <usize>xStride;
+  const os = <usize>outStride;
+  for (let r = rowStart; r < rowEnd; r++) {
+    const row = w + <usize>r * rowBytes;
+    const o = out + (<usize>r << 2);
+    let t = 0;
+    for (; t + 1 < nTokens; t += 2) {
+      rowDotBlocks2(fmt, row, x + <usize>t * xs, x + <usize>(t + 1) * xs, nb, o + <usize>t * os, o + <usize>(t + 1) * os);
+    }
+    if (t < nTokens) store<f32>(o + <usize>t * os, rowDotBlocks(fmt, row, x + <usize>t * xs, nb));
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * Batched weight kernels matmul_<fmt> (prompt processing) for every weight format:
+ *   1. equal matvec_<fmt> run token by token, bit for bit (so batched and token-by-token runs give the same logits);
+ *   2. within the same bound of the scalar reference dot that formats.test.ts uses for matvec;
+ *   3. only out[t][rowStart, rowEnd) is written, with strides wider than the rows.
+ * Sizes: 1, 3 and 9 tokens; 1 row and row ranges; cols of one block, of a partial group of four blocks, and of many.
+ * Also: the f16 vector decode (exponent rebias) equals the reference for all 65536 halves, inf and NaN included.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { FORMATS, getFormat, rowBytes } from "../../src/formats/table.js";
+import type { BlockFormat } from "../../src/formats/types.js";
+import { defaultRuntime } from "../../src/runtime/wasm.js";
+import { f16BitsToF32 } from "../../src/formats/reference/scalar.js";
+
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Gaussian values with a different power-of-two scale every 32 values (2^-12 .. 2^9). */
+function values(n: number, seed: number): Float32Array {
+  const rand = prng(seed);
+  const out = new Float32Array(n); // (n)
+  let scale = 1;
+  for (let i = 0; i < n; i++) {
+    if (i % 32 === 0) scale = 2 ** Math.floor(rand() * 22 - 12);
+    out[i] = scale * Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+  }
+  return out;
+}
+
+function quantize(format: BlockFormat, x: Float32Array): Uint8Array {
+  const out = new Uint8Array(rowBytes(format, x.length)); // (rowBytes)
+  format.reference.quantizeRow(x, out);
+  return out;
+}
+
+function dequantize(format: BlockFormat, bytes: Uint8Array, n: number): Float32Array {
+  const out = new Float32Array(n); // (n)
+  format.reference.dequantizeRow(bytes, out);
+  return out;
+}
+
+/** formats.test.ts's matvec bound: k · 2^-23 · Σ (|a| + max|a| in a's block) |b|, k = ceil(n / max(block, 4)) + 10. */
+function dotTolerance(format: BlockFormat, n: number, a: Float32Array, b: Float32Array): number {
+  let magnitude = 0;
+  for (let s = 0; s < n; s += format.blockSize) {
+    let amax = 0;
+    for (let j = s; j < s + format.blockSize; j++) amax = Math.max(amax, Math.abs(a[j]));
+    for (let j = s; j < s + format.blockSize; j++) magnitude += (Math.abs(a[j]) + amax) * Math.abs(b[j]);
+  }
+  return (Math.ceil(n / Math.max(format.blockSize, 4)) + 10) * 2 ** -23 * magnitude + 1e-30;
+}
+
+function colsFor(format: BlockFormat): number[] {
+  // blocks: 1, 3 (a partial group only), 4, 9 (groups + a tail), 64; float formats: odd counts and steps of 8 + tail
+  return format.blockSize === 1 ? [1, 7, 8, 13, 64, 203] : [1, 3, 4, 9, 64].map((b) => b * format.blockSize);
+}
+
+const weightFormats = FORMATS.filter((f) => f.weight);
+const SENTINEL = -7777.25;
+
+describe("matmul_<fmt> equals matvec_<fmt> per token bit for bit, and the scalar reference within its bound", () => {
+  const rt = defaultRuntime();
+
+  for (const format of weightFormats) {
+    const partner = getFormat(format.dotPartner);
+    it(`${format.name} (x in ${partner.name})`, () => {
+      assert.equal(typeof rt.k[format.kernels.matmul], "function", `missing export ${format.kernels.matmul}`);
+      const nRows = 7;
+      const maxTokens = 9;
+      for (const cols of colsFor(format)) {
+        const wBytes = rowBytes(format, cols);
+        const xBytes = rowBytes(partner, cols);
+        const xStride = xBytes + 36; // rows of x and out further apart than their length: strides must be honoured
+        const outStride = nRows * 4 + 12;
+        const w = new Uint8Array(nRows * wBytes); // (nRows, wBytes)
+        for (let r = 0; r < nRows; r++) w.set(quantize(format, values(cols, 100 * r + cols)), r * wBytes);
+        const x = new Uint8Array(maxTokens * xStride); // (maxTokens, xStride)
+        for (let t = 0; t < maxTokens; t++) x.set(quantize(partner, values(cols, 7000 + 31 * t + cols)), t * xStride);
+        const wPtr = rt.alloc(w.length);
+        const xPtr = rt.alloc(x.length);
+        const outPtr = rt.alloc(maxTokens * outStride); // (maxTokens, outStride bytes)
+        const vecPtr = rt.alloc(nRows * 4); // (nRows)
+        try {
+          rt.u8(wPtr, w.length).set(w);
+          rt.u8(xPtr, x.length).set(x);
+          for (const nTokens of [1, 3, 9]) {
+            for (const [rowStart, rowEnd] of [[0, nRows], [2, 3], [1, 6], [6, 7]]) {
+              rt.f32(outPtr, (maxTokens * outStride) / 4).fill(SENTINEL);
+              rt.k[format.kernels.matmul](wPtr, xPtr, outPtr, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+              const out = new Float32Array(rt.memory.buffer.slice(outPtr, outPtr + maxTokens * outStride)); // (maxTokens, outStride / 4)
+              const where = `${format.name} cols=${cols} tokens=${nTokens} rows [${rowStart},${rowEnd})`;
+              for (let t = 0; t < maxTokens; t++) {
+                const o = (t * outStride) / 4;
+                if (t >= nTokens) {
+                  for (let i = 0; i < outStride / 4; i++) assert.equal(out[o + i], SENTINEL, `${where}: token ${t} was written`);
+                  continue;
+                }
+                rt.f32(vecPtr, nRows).fill(SENTINEL);
+                rt.k[format.kernels.matvec](wPtr, xPtr + t * xStride, vecPtr, rowStart, rowEnd, cols);
+                const vec = rt.f32(vecPtr, nRows).slice();
+                const xRow = x.subarray(t * xStride, t * xStride + xBytes);
+                const xValues = dequantize(partner, xRow, cols);
+                for (let r = 0; r < outStride / 4; r++) {
+                  if (r < rowStart || r >= rowEnd) {
+                    assert.equal(out[o + r], SENTINEL, `${where}: out[${t}][${r}] outside the rows was written`);
+                    continue;
+                  }
+                  assert.ok(Object.is(out[o + r], vec[r]), `${where}: out[${t}][${r}] = ${out[o + r]} but matvec gives ${vec[r]}`);
+                  const rowQ = w.subarray(r * wBytes, (r + 1) * wBytes);
+                  const want = format.reference.dot(rowQ, xRow, cols);
+                  const tol = dotTolerance(format, cols, dequantize(format, rowQ, cols), xValues);
+                  assert.ok(Math.abs(out[o + r] - want) <= tol, `${where}: out[${t}][${r}] = ${out[o + r]} vs reference ${want} (tolerance ${tol})`);
+                }
+              }
+            }
+          }
+        } finally {
+          rt.free(wPtr);
+          rt.free(xPtr);
+          rt.free(outPtr);
+          rt.free(vecPtr);
+        }
+      }
+    });
+  }
+
+  it("an empty row range or zero tokens writes nothing", () => {
+    const format = getFormat("q8_0");
+    const cols = 64;
+    const wPtr = rt.alloc(rowBytes(format, cols) * 2);
+    const xPtr = rt.alloc(rowBytes(format, cols));
+    const outPtr = rt.alloc(16);
+    try {
+      rt.u8(wPtr, rowBytes(format, cols) * 2).fill(1);
+      rt.u8(xPtr, rowBytes(format, cols)).fill(1);
+      rt.f32(outPtr, 4).fill(SENTINEL);
+      rt.k.matmul_q8_0(wPtr, xPtr, outPtr, 1, 1, cols, 1, 0, 8);
+      rt.k.matmul_q8_0(wPtr, xPtr, outPtr, 0, 2, cols, 0, 0, 8);
+      rt.k.matvec_q8_0(wPtr, xPtr, outPtr, 2, 2, cols);
+      assert.deepEqual(Array.from(rt.f32(outPtr, 4)), [SENTINEL, SENTINEL, SENTINEL, SENTINEL]);
+    } finally {
+      rt.free(wPtr);
+      rt.free(xPtr);
+      rt.free(outPtr);
+    }
+  });
+
+  it("f16 weights decode exactly for all 65536 halves (subnormals, inf, NaN) through matvec_f16", () => {
+    // row r = one half h = r, x = 1.0: out[r] is the half's value (NaN stays NaN; inf × 1 = inf)
+    const n = 65536;
+    const wPtr = rt.alloc(n * 2);
+    const xPtr = rt.alloc(2);
+    const outPtr = rt.alloc(n * 4);
+    try {
+      const halves = rt.u16(wPtr, n);
+      for (let h = 0; h < n; h++) halves[h] = h;
+      rt.u16(xPtr, 1)[0] = 0x3c00; // 1.0
+      rt.k.matvec_f16(wPtr, xPtr, outPtr, 0, n, 1);
+      const out = rt.f32(outPtr, n);
+      for (let h = 0; h < n; h++) {
+        const want = f16BitsToF32(h);
+        assert.ok(Number.isNaN(want) ? Number.isNaN(out[h]) : out[h] === want, `half 0x${h.toString(16)}: ${out[h]} vs ${want}`);
+      }
+      // and the eight-wide vector path: rows of 8 halves against x = (1, 0, ..., 0) picks lane 0, then lane k
+      const rows = n / 8;
+      const xs = rt.alloc(16);
+      const outs = rt.alloc(rows * 4);
+      try {
+        for (let lane = 0; lane < 8; lane++) {
+          const x = rt.u16(xs, 8);
+          x.fill(0);
+          x[lane] = 0x3c00;
+          rt.k.matvec_f16(wPtr, xs, outs, 0, rows, 8);
+          const got = rt.f32(outs, rows);
+          for (let r = 0; r < rows; r++) {
+            const h = r * 8 + lane;
+            const want = f16BitsToF32(h);
+            // Σ of one value and seven (±0 or NaN/inf) × 0 products: compare only where the others are finite
+            let othersFinite = true;
+            for (let j = 0; j < 8; j++) if (j !== lane && !Number.isFinite(f16BitsToF32(r * 8 + j))) othersFinite = false;
+            if (!othersFinite) continue;
+            assert.ok(Number.isNaN(want) ? Number.isNaN(got[r]) : got[r] === want, `vector lane ${lane}, half 0x${h.toString(16)}: ${got[r]} vs ${want}`);
+          }
+        }
+      } finally {
+        rt.free(xs);
+        rt.free(outs);
+      }
+    } finally {
+      rt.free(wPtr);
+      rt.free(xPtr);
+      rt.free(outPtr);
+    }
+  });
+});
