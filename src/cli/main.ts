@@ -10,9 +10,12 @@ import { expandMultiLetterShortFlags } from "./options.js";
 import { registerRun } from "./run.js";
 import { registerTokenize } from "./tokenize.js";
 import { registerSynth } from "./synth.js";
+import { registerBench } from "./bench.js";
+import { registerPerplexity } from "./perplexity.js";
+import { registerCompare } from "./compare.js";
 
 /** Every subcommand, registered in the order `--help` lists them. */
-const SUBCOMMANDS: ReadonlyArray<(program: Command) => void> = [registerRun, registerTokenize, registerSynth];
+const SUBCOMMANDS: ReadonlyArray<(program: Command) => void> = [registerRun, registerTokenize, registerSynth, registerPerplexity, registerCompare, registerBench];
 
 function packageVersion(): string {
   try {

@@ -36,7 +36,8 @@ async function main(): Promise<void> {
     message = { ok: false, name: e.name, message: e.message };
   }
   await reply(message);
-  process.disconnect?.();
+  // Exit explicitly: an engine's worker threads or native handles must not keep this process alive.
+  process.exit(0);
 }
 
 await main();

@@ -114,7 +114,7 @@ export async function measureRun(engine: BenchEngineSession, job: BenchJob): Pro
   const tokens = benchTokens(Math.max(promptTokens, maxDepth) + 1, job.nVocab, job.seed);
 
   await engine.evalBatch(tokens.slice(0, Math.min(8, promptTokens)));
-  await engine.generate(tokens[maxDepth]!, 1);
+  await engine.generate(tokens[maxDepth]!, 2);
   await engine.reset();
 
   let started = performance.now();
