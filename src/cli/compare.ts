@@ -1,0 +1,148 @@
+/**
+ * `kvsplit compare`: the K/V comparison table (eval/compare.ts) on the terminal, results.json, results.csv and the
+ * plots in --out. Without -m it runs the embedded default job (eval/default-job.ts) and says what that can show.
+ */
+import path from "node:path";
+import type { Command } from "commander";
+import { loadModel } from "../index.js";
+import { parseKvConfigList } from "../kv/shorthand.js";
+import { DEFAULT_COMPARE_CONFIGS, parseSweep, planConfigs, runCompare, type SweepSide } from "../eval/compare.js";
+import { prepareDefaultJob } from "../eval/default-job.js";
+import { prepareEvalText } from "../eval/perplexity.js";
+import { createProgress } from "../report/progress.js";
+import { compareJson, writeResults } from "../report/results.js";
+import { writeComparePlots } from "../report/plots.js";
+import { compareLegend, compareTable } from "../report/table.js";
+import { UsageError } from "./errors.js";
+import { asCliError, DEFAULT_PERPLEXITY_CTX } from "./perplexity.js";
+import { checkModelPath, intArg, log, readTextInput, writeJson } from "./options.js";
+
+export const DEFAULT_OUT_DIR = "kvsplit-results";
+
+interface CompareOptions {
+  model?: string;
+  file?: string;
+  configs: string;
+  ctxSize?: number;
+  chunks?: number;
+  out: string;
+  sweep?: string;
+  sensitivity: boolean;
+  kvRotation: boolean;
+  threads?: number;
+  speedPrompt: number;
+  speedGen: number;
+  speedReps: number;
+  plots: boolean;
+  json?: boolean;
+}
+
+export function registerCompare(program: Command): void {
+  program
+    .command("compare")
+    .description("compare K/V cache configurations: memory, speed, perplexity and KL divergence against an f32 cache, with plots")
+    .option("-m, --model <path>", "model file (.gguf); default: an embedded synthetic model (memory, speed and fidelity only)")
+    .option("-f, --file <path>", "evaluation text (default: a short text shipped with kvsplit)")
+    .option("--configs <list>", "K/V configs, comma-separated (F16, K8V4, q5_1/q5_1, ...)", DEFAULT_COMPARE_CONFIGS)
+    .option("-c, --ctx-size <n>", `chunk size in tokens (default ${DEFAULT_PERPLEXITY_CTX}, at most the model's trained context)`, intArg(2))
+    .option("--chunks <n>", "evaluate at most this many chunks (default: all that fit)", intArg(1))
+    .option("--out <dir>", "folder for results.json, results.csv and the plots", DEFAULT_OUT_DIR)
+    .option("--sweep <sides>", "also vary k, v or k,v through every KV format with the other side f16")
+    .option("--no-sensitivity", "skip the keys-only / values-only rows at 8 and 4 bits")
+    .option("--no-kv-rotation", "do not Hadamard-rotate quantized K/V (llama.cpp's LLAMA_ATTN_ROT_DISABLE)")
+    .option("-t, --threads <n>", "threads for the kernels", intArg(1, 1024))
+    .option("--speed-prompt <n>", "prompt tokens of each timed run", intArg(1), 128)
+    .option("--speed-gen <n>", "single-token evaluations of each timed run", intArg(0), 32)
+    .option("--speed-reps <n>", "timed runs per config (the fastest is reported)", intArg(1, 100), 3)
+    .option("--no-plots", "write results.json and results.csv only")
+    .option("--json", "print one JSON object on stdout (the same as results.json)")
+    .action((opts: CompareOptions) => compareCommand(opts));
+}
+
+async function compareCommand(opts: CompareOptions): Promise<void> {
+  // Everything the user typed is checked before anything heavy runs.
+  const configs = parseKvConfigList(opts.configs);
+  let sweep: SweepSide[] = [];
+  if (opts.sweep !== undefined) {
+    try {
+      sweep = parseSweep(opts.sweep);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+  const plan = planConfigs(configs, { sensitivity: opts.sensitivity, sweep });
+  const outDir = path.resolve(opts.out);
+
+  const synthetic = opts.model === undefined;
+  let modelPath: string;
+  let text: string;
+  let textLabel: string;
+  const notes: string[] = [];
+  if (synthetic) {
+    const job = prepareDefaultJob(log);
+    modelPath = job.modelPath;
+    notes.push(...job.notes);
+    text = opts.file !== undefined ? readTextInput({ file: opts.file }) : job.text;
+    textLabel = opts.file ?? job.textPath;
+  } else {
+    modelPath = checkModelPath(opts.model!);
+    if (opts.file !== undefined) {
+      text = readTextInput({ file: opts.file });
+      textLabel = opts.file;
+    } else {
+      const job = prepareDefaultJob(log);
+      text = job.text;
+      textLabel = job.textPath;
+      notes.push(`No -f given: evaluated on the short text shipped with kvsplit (${job.textPath}); give -f TEXT for your own.`);
+    }
+  }
+
+  const model = loadModel(modelPath, { threads: opts.threads });
+  try {
+    const ctx = opts.ctxSize ?? Math.min(DEFAULT_PERPLEXITY_CTX, model.config.contextLength);
+    const evalText = asCliError(() => prepareEvalText(model, text, ctx, opts.chunks));
+    const nChunks = evalText.chunks.length;
+    log(
+      `compare: ${path.basename(modelPath)}${synthetic ? " (synthetic default)" : ""}, ${nChunks} chunks of ${ctx} tokens, ` +
+        `f32 baseline + ${plan.length} configs: ${plan.map((p) => p.name).join(", ")}`,
+    );
+    const progress = createProgress((plan.length + 1) * nChunks);
+    let result;
+    try {
+      result = runCompare(model, evalText, {
+        plan,
+        rotation: opts.kvRotation,
+        speed: { promptTokens: opts.speedPrompt, genTokens: opts.speedGen, reps: opts.speedReps },
+        onProgress: (p) => {
+          if (p.phase === "chunk") progress.update(p.index * nChunks + p.done, `${p.config} (${p.index + 1}/${p.total})`);
+          else progress.log(`${p.config}: done in ${p.seconds.toFixed(1)} s`);
+        },
+      });
+    } finally {
+      progress.stop();
+    }
+
+    const json = compareJson(result, { synthetic, notes, textLabel });
+    const written = writeResults(outDir, json);
+    const plots = opts.plots ? await writeComparePlots(result, outDir) : [];
+
+    if (opts.json) {
+      writeJson(json);
+      for (const n of notes) log(n);
+    } else {
+      const lines = [
+        `kvsplit compare: ${modelPath}${synthetic ? " (synthetic default)" : ""}; text ${textLabel}`,
+        "",
+        compareTable(result),
+        "",
+        ...compareLegend(result),
+      ];
+      if (notes.length > 0) lines.push("", ...notes);
+      process.stdout.write(lines.join("\n") + "\n");
+    }
+    log(`wrote ${written.json} and ${written.csv}`);
+    for (const p of plots) log(`wrote ${p.png} and .svg: ${p.title}`);
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * Perplexity of a model over a text with one K/V cache configuration, by llama-perplexity's method (chunks.ts):
+ * the text tokenized once, cut into ctx-token chunks each starting with BOS, the second half of each chunk scored.
+ *
+ * A run can also record the base distributions of every scored position (a BaselineRecorder, kld-file.ts) or compare
+ * every scored position against recorded ones (a Baseline): KL divergence, same top token, and both perplexities.
+ */
+import { createHash } from "node:crypto";
+import type { KvPair } from "../api.js";
+import type { Model } from "../model/model.js";
+import { chunksThatFit, scoredRange, splitIntoChunks } from "./chunks.js";
+import { meanAndStderr, medianOfSorted, percentileOfSorted, PerplexityAccumulator, type PerplexitySummary } from "./kld.js";
+import { logSoftmaxRow } from "./logprobs.js";
+
+/** Input the user gave that cannot be evaluated: a text shorter than one chunk, a context longer than the model's. */
+export class EvalInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "EvalInputError";
+  }
+}
+
+/** The text as evaluated: its chunks and what identifies it. */
+export interface EvalText {
+  /** sha256 (hex) of the text's UTF-8 bytes. */
+  textSha256: string;
+  /** Tokens of the whole text (BOS included when the model adds it). */
+  nTextTokens: number;
+  ctx: number;
+  /** nChunks chunks of ctx token ids each, the first token BOS when the model adds BOS. */
+  chunks: number[][];
+}
+
+export function sha256Hex(text: string): string {
+  return createHash("sha256").update(text, "utf8").digest("hex");
+}
+
+/**
+ * Tokenize `text` and cut it into chunks of `ctx` tokens (at most `maxChunks`).
+ * Throws EvalInputError when ctx exceeds the model's trained context or the text holds less than one chunk.
+ */
+export function prepareEvalText(model: Model, text: string, ctx: number, maxChunks?: number): EvalText {
+  checkContext(model, ctx);
+  const tokenizer = model.tokenizer;
+  const tokens = tokenizer.encode(text, { addSpecial: true });
+  const fit = chunksThatFit(tokens.length, ctx);
+  if (fit === 0) {
+    throw new EvalInputError(
+      `the text has ${tokens.length} tokens, fewer than one chunk of -c ${ctx}; give a longer text or a smaller -c (at least 2)`,
+    );
+  }
+  if (maxChunks !== undefined && (!Number.isInteger(maxChunks) || maxChunks < 1)) {
+    throw new EvalInputError(`--chunks ${maxChunks}: expected a positive integer`);
+  }
+  const chunks = splitIntoChunks(tokens, ctx, { bosToken: tokenizer.addBos ? tokenizer.bosId : null, maxChunks });
+  return { textSha256: sha256Hex(text), nTextTokens: tokens.length, ctx, chunks };
+}
+
+/** A context the model can evaluate: 2 .. its trained context length. */
+export function checkContext(model: Model, ctx: number): void {
+  const trained = model.config.contextLength;
+  if (!Number.isInteger(ctx) || ctx < 2) throw new EvalInputError(`-c ${ctx}: the chunk size must be an integer of at least 2`);
+  if (ctx > trained) {
+    throw new EvalInputError(`-c ${ctx} is larger than the model's trained context of ${trained} tokens; use -c ${trained} or less`);
+  }
+}
+
+/** KL divergence, same-top and perplexity statistics of a test run against a base, fed one position at a time. */
+export class KldTally {
+  private readonly klds: number[] = [];
+  private sumKld = 0;
+  private sumKld2 = 0;
+  private nSameTop = 0;
+  /** Sums of d = nllTest − nllBase, for the uncertainty of ppl / pplBase (their errors are strongly correlated). */
+  private sumDiff = 0;
+  private sumDiff2 = 0;
+  private readonly test = new PerplexityAccumulator();
+  private readonly base = new PerplexityAccumulator();
+
+  add(kld: number, sameTop: boolean, nllBase: number, nllTest: number): void {
+    this.klds.push(kld);
+    this.sumKld += kld;
+    this.sumKld2 += kld * kld;
+    if (sameTop) this.nSameTop++;
+    const d = nllTest - nllBase;
+    this.sumDiff += d;
+    this.sumDiff2 += d * d;
+    this.test.addNll(nllTest);
+    this.base.addNll(nllBase);
+  }
+
+  get count(): number {
+    return this.klds.length;
+  }
+
+  summary(): KldRunSummary {
+    const count = this.klds.length;
+    if (count < 2) throw new RangeError(`KL-divergence statistics need at least 2 positions, have ${count}`);
+    const sorted = Float64Array.from(this.klds).sort();
+    const kld = meanAndStderr(this.sumKld, this.sumKld2, count);
+    const diff = meanAndStderr(this.sumDiff, this.sumDiff2, count);
+    const t = this.test.summary();
+    const b = this.base.summary();
+    // ppl / pplBase = exp(mean d) exactly; its error from the error of mean d.
+    const ratio = Math.exp(diff.mean);
+    return {
+      count,
+      kldMean: kld.mean,
+      kldMeanStderr: kld.stderr,
+      kldMedian: medianOfSorted(sorted),
+      kldP99: percentileOfSorted(sorted, 0.99),
+      kldMax: sorted[count - 1],
+      sameTopFraction: this.nSameTop / count,
+      ppl: t.ppl,
+      pplStderr: t.pplStderr,
+      pplBase: b.ppl,
+      pplBaseStderr: b.pplStderr,
+      deltaPplPct: 100 * (ratio - 1),
+      deltaPplPctStderr: 100 * ratio * diff.stderr,
+    };
+  }
+}
+
+export interface KldRunSummary {
+  count: number;
+  kldMean: number;
+  kldMeanStderr: number;
+  kldMedian: number;
+  kldP99: number;
+  kldMax: number;
+  /** Fraction (0..1) of positions where base and test agree on the most likely token. */
+  sameTopFraction: number;
+  ppl: number;
+  pplStderr: number;
+  pplBase: number;
+  pplBaseStderr: number;
+  /** 100 × (ppl / pplBase − 1), computed as 100 × (exp(mean(nllTest − nllBase)) − 1). */
+  deltaPplPct: number;
+  /** Standard error of deltaPplPct from the per-position differences (correlation of the two runs included). */
+  deltaPplPctStderr: number;
+}
+
+/** Recorded base distributions a run can be compared against, position by position (kld-file.ts implements it). */
+export interface Baseline {
+  readonly nVocab: number;
+  readonly ctx: number;
+  readonly nChunks: number;
+  /**
+   * Compare the test's row `row` of `testLogits` (rows of nVocab) with the base at (chunk, scored position index)
+   * and add the result to `tally`. `target` is the token that follows.
+   */
+  comparePosition(chunk: number, index: number, testLogits: Float32Array, row: number, target: number, tally: KldTally): void;
+}
+
+/** Something that records the base distributions while a run goes (kld-file.ts's BaselineRecorder). */
+export interface BaselineSink {
+  /** Called once per chunk with its tokens and its logits (ctx, nVocab). */
+  addChunk(chunk: number, tokens: readonly number[], logits: Float32Array): void;
+}
+
+export interface PerplexityRunOptions {
+  kv: KvPair;
+  /** Hadamard rotation of quantized K/V (default true). */
+  rotation?: boolean;
+  /** Compare each scored position against this base. */
+  baseline?: Baseline;
+  /** Record this run's distributions. */
+  record?: BaselineSink;
+  /** Called after each chunk (done = chunks finished so far). */
+  onChunk?: (done: number, total: number) => void;
+}
+
+export interface PerplexityRunResult extends PerplexitySummary {
+  kv: KvPair;
+  rotation: boolean;
+  /** Bytes the KV cache of one ctx-token session takes. */
+  kvBytes: number;
+  nChunks: number;
+  /** Present when a baseline was given. */
+  kld?: KldRunSummary;
+  /** Wall time of the evaluation, ms. */
+  ms: number;
+}
+
+/** Evaluate every chunk from an empty cache and score its second half. */
+export function runPerplexity(model: Model, evalText: EvalText, opts: PerplexityRunOptions): PerplexityRunResult {
+  const { ctx, chunks } = evalText;
+  const nVocab = model.config.nVocab;
+  const { baseline, record } = opts;
+  if (baseline) checkBaselineFits(baseline, nVocab, ctx, chunks.length);
+  const { first, count } = scoredRange(ctx);
+  const ppl = new PerplexityAccumulator();
+  const tally = new KldTally();
+  const scratch = new Float64Array(nVocab); // (nVocab)
+  const started = performance.now();
+  const session = model.createSession({ contextSize: ctx, kv: opts.kv, rotation: opts.rotation ?? true });
+  try {
+    for (let c = 0; c < chunks.length; c++) {
+      const chunk = chunks[c];
+      session.reset();
+      const logits = session.evalAll(chunk); // (ctx, nVocab)
+      for (let i = 0; i < count; i++) {
+        const row = first + i;
+        const target = chunk[row + 1];
+        logSoftmaxRow(logits, row, nVocab, scratch);
+        ppl.addNll(-scratch[target]);
+        baseline?.comparePosition(c, i, logits, row, target, tally);
+      }
+      record?.addChunk(c, chunk, logits);
+      opts.onChunk?.(c + 1, chunks.length);
+    }
+    return {
+      ...ppl.summary(),
+      kv: { k: opts.kv.k, v: opts.kv.v },
+      rotation: session.rotation,
+      kvBytes: session.kvBytes,
+      nChunks: chunks.length,
+      kld: baseline ? tally.summary() : undefined,
+      ms: performance.now() - started,
+    };
+  } finally {
+    session.dispose();
+  }
+}
+
+function checkBaselineFits(baseline: Baseline, nVocab: number, ctx: number, nChunks: number): void {
+  if (baseline.nVocab !== nVocab) {
+    throw new EvalInputError(`the baseline has a vocabulary of ${baseline.nVocab} tokens, the model ${nVocab}: they are different models`);
+  }
+  if (baseline.ctx !== ctx) throw new EvalInputError(`the baseline was computed with -c ${baseline.ctx}, this run uses -c ${ctx}`);
+  if (baseline.nChunks < nChunks) {
+    throw new EvalInputError(`the baseline holds ${baseline.nChunks} chunks, this run evaluates ${nChunks}; use --chunks ${baseline.nChunks} or fewer`);
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * Progress for long runs, always on stderr: a cli-progress bar when stderr is a terminal, otherwise a plain line
+ * at most every few seconds (and at the end), so logs and CI output stay short.
+ */
+import cliProgress from "cli-progress";
+
+export interface Progress {
+  /** `done` of `total` steps finished; `label` says what is running now. */
+  update(done: number, label: string): void;
+  /** A line for people, printed above the bar. */
+  log(line: string): void;
+  stop(): void;
+}
+
+const PLAIN_INTERVAL_MS = 5000;
+
+export function createProgress(total: number, enabled = true): Progress {
+  const write = (line: string): void => {
+    process.stderr.write(line + "\n");
+  };
+  if (!enabled) return { update() {}, log: write, stop() {} };
+  const started = performance.now();
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      { stream: process.stderr, format: "{bar} {value}/{total} chunks | {label} | {duration_formatted} (eta {eta_formatted})", hideCursor: true, clearOnComplete: true },
+      cliProgress.Presets.shades_classic,
+    );
+    let current = { done: 0, label: "" };
+    bar.start(total, 0, { label: "" });
+    return {
+      update(done, label) {
+        current = { done, label };
+        bar.update(done, { label });
+      },
+      log(line) {
+        bar.stop();
+        write(line);
+        bar.start(total, current.done, { label: current.label });
+      },
+      stop: () => bar.stop(),
+    };
+  }
+  let lastPrinted = -Infinity;
+  return {
+    update(done, label) {
+      const now = performance.now();
+      if (done < total && now - lastPrinted < PLAIN_INTERVAL_MS) return;
+      lastPrinted = now;
+      write(`[${done}/${total}] ${label} (${((now - started) / 1000).toFixed(1)} s)`);
+    },
+    log: write,
+    stop() {},
+  };
+}
