@@ -1,55 +1,133 @@
 /**
- * Matrix-vector products over packed weights: out = W · x.
- * The input vector is converted once to each dot-partner format its matrices need (q8_0 for q8_0/q4_0 weights,
+ * Matrix products over packed weights: out[t] = W · x[t] for each of nTokens inputs.
+ * The input is converted once to each dot-partner format its matrices need (q8_0 for q8_0/q4_0 weights,
  * f16 for f16 weights, ...), as llama.cpp does, then each matrix's own matvec kernel runs on it.
+ *
+ * Threads: every matrix's rows are split across the pool's threads (grain ROW_GRAIN), and all the products of one
+ * run() go to the pool as ONE run (q, k, v together; gate and up together), so a layer costs a few syncs. Each row
+ * is computed by one thread with the same kernel, so the result is bit-identical for every thread count.
  */
 import type { BlockFormat, FormatName } from "../formats/types.js";
-import { getFormat } from "../formats/table.js";
+import { getFormat, rowBytes } from "../formats/table.js";
+import type { ParallelTask, ThreadPool } from "../runtime/pool.js";
 import type { WasmRuntime } from "../runtime/wasm.js";
 import type { WeightMatrix } from "./weights.js";
 
+/** One product of a run(): out (f32, (nTokens, w.rows)) = x · Wᵀ for the current input x. */
+export type MatvecJob = readonly [outPtr: number, w: WeightMatrix];
+
+/** Split boundaries fall on multiples of this many rows: keeps multi-row kernel passes and output cache lines aligned. */
+export const ROW_GRAIN = 16;
+/** Below this many weight bytes per run (× tokens; ~35 µs of one thread's work) a sync (15–70 µs) is not worth it. */
+export const SERIAL_BYTES = 256 * 1024;
+
+interface ConvertedInput {
+  ptr: number; // (nTokens, partner row bytes of cols): the current input in the partner format
+  capacity: number; // bytes allocated at ptr
+  valid: boolean;
+}
+
 export class Linear {
-  /** Per partner format: scratch holding the current input in that format, bytes ≤ 4 × maxCols. */
-  private readonly converted = new Map<FormatName, { ptr: number; valid: boolean }>();
-  private xPtr = 0; // f32 (n): the current input
-  private n = 0;
+  /** Per partner format: scratch holding the current input in that format. */
+  private readonly converted = new Map<FormatName, ConvertedInput>();
+  private xPtr = 0; // f32 (nTokens, cols): the current input
+  private cols = 0;
+  private nTokens = 1;
+  /** Reused task objects and batch array: run() allocates nothing once warm. */
+  private readonly taskPool: ParallelTask[] = [];
+  private readonly batch: ParallelTask[] = [];
 
   constructor(
     private readonly rt: WasmRuntime,
     private readonly maxCols: number,
+    private readonly pool?: ThreadPool,
   ) {}
 
-  /** Make `xPtr` (f32, n values) the input of the following matvec calls. */
-  input(xPtr: number, n: number): void {
+  /** Make `xPtr` (f32, (nTokens, cols)) the input of the following run() calls. */
+  input(xPtr: number, cols: number, nTokens = 1): void {
+    if (cols > this.maxCols) throw new RangeError(`input has ${cols} values per token; this Linear was made for at most ${this.maxCols}`);
+    if (!Number.isInteger(nTokens) || nTokens < 1) throw new RangeError(`nTokens must be a positive integer, got ${nTokens}`);
     this.xPtr = xPtr;
-    this.n = n;
+    this.cols = cols;
+    this.nTokens = nTokens;
     for (const c of this.converted.values()) c.valid = false;
   }
 
-  /** out (f32, W.rows) = W · x for the current input. */
+  /** out (f32, (nTokens, W.rows)) = x · Wᵀ for the current input. */
   matvec(outPtr: number, w: WeightMatrix): void {
-    if (w.cols !== this.n) throw new RangeError(`${w.name}: ${w.cols} columns but the input has ${this.n} values`);
-    this.rt.k[w.format.kernels.matvec](w.ptr, this.inputFor(w.format), outPtr, 0, w.rows, w.cols);
+    this.run([[outPtr, w]]);
   }
 
-  /** Byte offset of the current input converted to `format`'s dot partner. */
-  private inputFor(format: BlockFormat): number {
-    const partner = getFormat(format.dotPartner);
-    if (partner.name === "f32") return this.xPtr;
-    let slot = this.converted.get(partner.name);
-    if (!slot) {
-      slot = { ptr: this.rt.alloc(this.maxCols * 4 + 64), valid: false };
-      this.converted.set(partner.name, slot);
+  /**
+   * Every product in `jobs` for the current input, as one parallel run (they must not write each other's inputs).
+   * Outputs are (nTokens, rows) row-major f32.
+   */
+  run(jobs: readonly MatvecJob[]): void {
+    let bytes = 0;
+    for (const [, w] of jobs) {
+      if (w.cols !== this.cols) throw new RangeError(`${w.name}: ${w.cols} columns but the input has ${this.cols} values`);
+      bytes += w.rows * w.rowBytes;
     }
-    if (!slot.valid) {
-      this.rt.k[partner.kernels.quantizeRow](this.xPtr, slot.ptr, this.n);
-      slot.valid = true;
+    const serial = !this.pool || this.pool.nThreads === 1 || bytes * this.nTokens < SERIAL_BYTES;
+    this.batch.length = 0;
+    for (const [outPtr, w] of jobs) {
+      const x = this.inputFor(w.format);
+      const xStride = rowBytes(getFormat(w.format.dotPartner), w.cols);
+      for (let t = 0; t < this.nTokens; t++) {
+        const xt = x + t * xStride;
+        const outT = outPtr + t * w.rows * 4;
+        if (serial) this.rt.k[w.format.kernels.matvec](w.ptr, xt, outT, 0, w.rows, w.cols);
+        else this.batch.push(this.task(this.batch.length, w, xt, outT));
+      }
     }
-    return slot.ptr;
+    if (!serial) this.pool!.run(this.batch);
   }
 
   dispose(): void {
     for (const c of this.converted.values()) this.rt.free(c.ptr);
     this.converted.clear();
+  }
+
+  /** Reused task `i`, set to: rows [start, end) of W · xt into outT, split across threads. */
+  private task(i: number, w: WeightMatrix, xt: number, outT: number): ParallelTask {
+    let t = this.taskPool[i];
+    if (!t) {
+      t = { kernel: "", args: [0, 0, 0, 0, 0, 0], count: 0, startArg: 3, endArg: 4, grain: ROW_GRAIN };
+      this.taskPool[i] = t;
+    }
+    t.kernel = w.format.kernels.matvec;
+    // matvec_<fmt>(w, x, out, rowStart, rowEnd, cols)
+    t.args[0] = w.ptr;
+    t.args[1] = xt;
+    t.args[2] = outT;
+    t.args[3] = 0;
+    t.args[4] = w.rows;
+    t.args[5] = w.cols;
+    t.count = w.rows;
+    return t;
+  }
+
+  /** Byte offset of the current input converted to `format`'s dot partner ((nTokens, partner row bytes)). */
+  private inputFor(format: BlockFormat): number {
+    const partner = getFormat(format.dotPartner);
+    if (partner.name === "f32") return this.xPtr;
+    const stride = rowBytes(partner, this.cols);
+    const need = stride * this.nTokens;
+    let slot = this.converted.get(partner.name);
+    if (slot && slot.capacity < need) {
+      this.rt.free(slot.ptr);
+      slot = undefined;
+    }
+    if (!slot) {
+      const capacity = Math.max(need, rowBytes(partner, this.maxCols));
+      slot = { ptr: this.rt.alloc(capacity), capacity, valid: false };
+      this.converted.set(partner.name, slot);
+    }
+    if (!slot.valid) {
+      const quantize = this.rt.k[partner.kernels.quantizeRow];
+      for (let t = 0; t < this.nTokens; t++) quantize(this.xPtr + t * this.cols * 4, slot.ptr + t * stride, this.cols);
+      slot.valid = true;
+    }
+    return slot.ptr;
   }
 }

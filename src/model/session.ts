@@ -49,7 +49,7 @@ export class Session {
       config: c,
       weights: model.weights,
       k: rt.k,
-      linear: new Linear(rt, Math.max(c.dim, c.ffnDim, c.nHeads * c.headDim)),
+      linear: new Linear(rt, Math.max(c.dim, c.ffnDim, c.nHeads * c.headDim), model.pool),
       rope: new RopeTable(rt, this.contextSize, c.ropeDim, c.ropeBase),
       state: new RunState(rt, c),
       cache: new KvCache(rt, {
