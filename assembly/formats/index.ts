@@ -1,5 +1,5 @@
 // One file per block format; each exports quantizeRow_<fmt>, dequantizeRow_<fmt>, dot_<fmt>, axpy_<fmt>, matvec_<fmt>, matmul_<fmt>
-// (q8_1: quantize and dequantize only). Shared kernel code lives in common.ts, rowdot.ts and floatdot.ts (not exported).
+// (q8_1 and q8_K: quantize and dequantize only). Shared kernel code lives in common.ts, rowdot.ts, floatdot.ts and kquants.ts (not exported).
 export * from "./f32";
 export * from "./f16";
 export * from "./bf16";
@@ -10,3 +10,9 @@ export * from "./q4_1";
 export * from "./q5_0";
 export * from "./q5_1";
 export * from "./iq4_nl";
+export * from "./q8_K";
+export * from "./q2_K";
+export * from "./q3_K";
+export * from "./q4_K";
+export * from "./q5_K";
+export * from "./q6_K";

@@ -11,7 +11,7 @@ import { formatBytes, intArg, log, writeJson } from "./options.js";
 
 const PRESET_NAMES = Object.keys(SYNTH_PRESETS) as SynthPresetName[];
 /** Weight types a synthetic model can be written in (the synthesizer checks them too). */
-const WEIGHT_TYPES: readonly SynthWeightType[] = ["f32", "f16", "q8_0"];
+const WEIGHT_TYPES: readonly SynthWeightType[] = ["f32", "f16", "q8_0", "q6_K", "q5_K", "q4_K", "q3_K", "q2_K"];
 
 interface SynthOptions {
   preset: SynthPresetName;

@@ -14,8 +14,17 @@ import { q4_1 } from "./reference/q4_1.js";
 import { q5_0 } from "./reference/q5_0.js";
 import { q5_1 } from "./reference/q5_1.js";
 import { iq4_nl } from "./reference/iq4_nl.js";
+import { q8_K } from "./reference/q8_K.js";
+import { q2_K } from "./reference/q2_K.js";
+import { q3_K } from "./reference/q3_K.js";
+import { q4_K } from "./reference/q4_K.js";
+import { q5_K } from "./reference/q5_K.js";
+import { q6_K } from "./reference/q6_K.js";
 
-export const FORMATS: readonly BlockFormat[] = [f32, f16, bf16, q8_0, q8_1, q4_0, q4_1, q5_0, q5_1, iq4_nl];
+export const FORMATS: readonly BlockFormat[] = [
+  f32, f16, bf16, q8_0, q8_1, q4_0, q4_1, q5_0, q5_1, iq4_nl,
+  q8_K, q2_K, q3_K, q4_K, q5_K, q6_K,
+];
 
 const byName = new Map<string, BlockFormat>(FORMATS.map((f) => [f.name, f]));
 const byGgmlType = new Map<number, BlockFormat>(FORMATS.map((f) => [f.ggmlType, f]));

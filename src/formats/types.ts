@@ -4,8 +4,11 @@
 export const KV_FORMAT_NAMES = ["f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"] as const;
 export type KvFormatName = (typeof KV_FORMAT_NAMES)[number];
 
-/** Every format in the table: KV formats, weight-only formats, and the activation partners q8_1. */
-export type FormatName = KvFormatName | "q8_1";
+/** Weight-only formats: llama.cpp's K-quants (256-value super-blocks). */
+export type WeightOnlyFormatName = "q2_K" | "q3_K" | "q4_K" | "q5_K" | "q6_K";
+
+/** Every format in the table: KV formats, weight-only formats, and the activation partners q8_1 and q8_K. */
+export type FormatName = KvFormatName | WeightOnlyFormatName | "q8_1" | "q8_K";
 
 /** Scalar TypeScript reference kernels: the test oracle for the WebAssembly ones. */
 export interface ReferenceKernels {

@@ -1,7 +1,8 @@
 /**
  * Synthetic Llama-architecture GGUF models (random weights, deterministic for a seed) with the tensor names, shapes
  * and metadata keys llama.cpp's "llama" architecture reads, and a sentencepiece vocabulary llama.cpp accepts.
- * Matrices are stored f32, f16 or q8_0 (quantized with the format table's reference kernels); norms stay f32.
+ * Matrices are stored f32, f16, q8_0 or a K-quant (q2_K .. q6_K; rows of a multiple of 256 values), quantized with the
+ * format table's reference kernels; norms stay f32.
  */
 import { getFormat, rowBytes } from "../formats/table.js";
 import { GgufValueType } from "./types.js";
@@ -23,7 +24,7 @@ export interface SynthShape {
 }
 
 export type SynthPresetName = "tiny" | "tinyllama-1.1b";
-export type SynthWeightType = "f32" | "f16" | "q8_0";
+export type SynthWeightType = "f32" | "f16" | "q8_0" | "q2_K" | "q3_K" | "q4_K" | "q5_K" | "q6_K";
 
 export const SYNTH_PRESETS: Readonly<Record<SynthPresetName, Readonly<SynthShape>>> = {
   // head_dim 64: quantized KV blocks (32) and the Hadamard rotation (64) both apply.
@@ -44,10 +45,20 @@ export interface SynthOptions {
   type?: SynthWeightType;
   /** Default 1. */
   seed?: number;
+  /**
+   * Replaces the synthetic sentencepiece vocabulary: every `tokenizer.*` entry of the file (e.g. a BPE vocabulary).
+   * Its `tokenizer.ggml.tokens` array must hold exactly the shape's vocabSize tokens.
+   */
+  tokenizer?: GgufMetadataSpec[];
+  /** general.name (default "kvsplit-synth-<preset>-<type>"). */
+  name?: string;
 }
 
-/** llama.cpp's general.file_type (enum llama_ftype) for each weight type. */
-const FILE_TYPE: Record<SynthWeightType, number> = { f32: 0, f16: 1, q8_0: 7 };
+/**
+ * llama.cpp's general.file_type (enum llama_ftype) for each weight type; a file with every matrix in one K-quant is
+ * the "_S" (small) variant where llama.cpp has several: MOSTLY_Q2_K 10, Q3_K_S 11, Q4_K_S 14, Q5_K_S 16, Q6_K 18.
+ */
+const FILE_TYPE: Record<SynthWeightType, number> = { f32: 0, f16: 1, q8_0: 7, q2_K: 10, q3_K: 11, q4_K: 14, q5_K: 16, q6_K: 18 };
 
 export function synthShape(preset: SynthOptions["preset"] = "tiny"): SynthShape {
   if (typeof preset === "string") {
@@ -180,15 +191,14 @@ function makeTensorData(plan: WeightPlan, typeName: SynthWeightType, seed: numbe
   return out;
 }
 
-function metadataFor(s: SynthShape, type: SynthWeightType, label: string): GgufMetadataSpec[] {
+function metadataFor(s: SynthShape, type: SynthWeightType, name: string, tokenizer?: GgufMetadataSpec[]): GgufMetadataSpec[] {
   const { UINT32, FLOAT32, STRING, BOOL, ARRAY, INT32 } = GgufValueType;
-  const vocab = synthVocab(s.vocabSize);
   const m: GgufMetadataSpec[] = [
     { key: "general.architecture", type: STRING, value: "llama" },
-    { key: "general.name", type: STRING, value: `kvsplit-synth-${label}-${type}` },
+    { key: "general.name", type: STRING, value: name },
     { key: "general.file_type", type: UINT32, value: FILE_TYPE[type] },
   ];
-  if (type === "q8_0") m.push({ key: "general.quantization_version", type: UINT32, value: 2 });
+  if (getFormat(type).blockSize > 1) m.push({ key: "general.quantization_version", type: UINT32, value: 2 });
   m.push(
     { key: "llama.vocab_size", type: UINT32, value: s.vocabSize },
     { key: "llama.context_length", type: UINT32, value: s.contextLength },
@@ -200,6 +210,17 @@ function metadataFor(s: SynthShape, type: SynthWeightType, label: string): GgufM
     { key: "llama.attention.layer_norm_rms_epsilon", type: FLOAT32, value: s.normEps },
     { key: "llama.rope.dimension_count", type: UINT32, value: s.dim / s.nHeads },
     { key: "llama.rope.freq_base", type: FLOAT32, value: s.ropeBase },
+  );
+  if (tokenizer) {
+    const tokens = tokenizer.find((e) => e.key === "tokenizer.ggml.tokens")?.value as ArrayLike<unknown> | undefined;
+    if (!tokens || tokens.length !== s.vocabSize) {
+      throw new RangeError(`synth: the tokenizer block must have tokenizer.ggml.tokens with vocabSize ${s.vocabSize} tokens, found ${tokens ? tokens.length : "none"}`);
+    }
+    m.push(...tokenizer);
+    return m;
+  }
+  const vocab = synthVocab(s.vocabSize);
+  m.push(
     { key: "tokenizer.ggml.model", type: STRING, value: "llama" },
     { key: "tokenizer.ggml.tokens", type: ARRAY, itemType: STRING, value: vocab.tokens },
     { key: "tokenizer.ggml.scores", type: ARRAY, itemType: FLOAT32, value: vocab.scores },
@@ -230,7 +251,7 @@ export function synthLlama(opts: SynthOptions = {}): GgufSpec {
       data: () => makeTensorData(plan, storedAs, tensorSeed(seed, index)),
     };
   });
-  return { metadata: metadataFor(shape, type, label), tensors };
+  return { metadata: metadataFor(shape, type, opts.name ?? `kvsplit-synth-${label}-${type}`, opts.tokenizer), tensors };
 }
 
 /** Write a synthetic model to `path` (atomically); returns the file size. */

@@ -1,0 +1,492 @@
+// Shared K-quant kernel code (q2_K .. q6_K weights, q8_K activations; 256-value super-blocks). Not re-exported by
+// index.ts. Layouts and rounding: src/formats/reference/kquants.ts and reference/q*_K.ts.
+//
+// Dots: every K-quant super-block is read as 16 groups of 16 signed integer levels (offsets applied) with one integer
+// scale (and, for q2_K / q4_K / q5_K, one integer min) per group. Per super-block the integers
+//   isum = Σ_g scale_g × Σ_{16 values} q8 × level      summs = Σ_g min_g × bsums_g
+// are exact (i8 × i8 products summed in i16 pairs, then i32), and the super-block's term is the f32
+//   (d_x × d) × f32(isum) − (d_x × dmin) × f32(summs)
+// as in the scalar reference; a row's terms are summed in f32 in block order. matmul runs the same row dot per
+// (row, token), so it equals matvec bit for bit.
+//
+// Quantizers: scalar ports of ggml's quantize_row_q*_K_ref (float arithmetic in the same order, no fused
+// multiply-add). The weight quantizers use a static scratch area: they are for one thread at a time (weights are
+// quantized ahead of time, never in the parallel forward pass). quantizeRow_q8_K needs no scratch.
+import { loadF16 } from "./common";
+
+export const Q2_K: i32 = 10;
+export const Q3_K: i32 = 11;
+export const Q4_K: i32 = 12;
+export const Q5_K: i32 = 13;
+export const Q6_K: i32 = 14;
+
+export const QK_K: i32 = 256;
+export const Q8_K_BYTES: usize = 292;
+const GROUP_MAX_EPS: f32 = 1e-15;
+
+// ---- scratch for the weight quantizers (one thread at a time) -------------------------------------------------
+export const SCRATCH_L: usize = memory.data(256, 16); // (256) u8 levels of one super-block
+const SCRATCH_LAUX: usize = memory.data(32, 16); // (32) u8 trial levels
+export const SCRATCH_WEIGHTS: usize = memory.data(128, 16); // (32) f32 fit weights
+export const SCRATCH_SCALES: usize = memory.data(64, 16); // (16) f32 fitted scales
+export const SCRATCH_MINS: usize = memory.data(64, 16); // (16) f32 fitted −mins
+const SCRATCH_LEVELS: usize = memory.data(16, 16); // (16) i8 signed levels (make_q3_quants)
+
+// @ts-ignore: decorator
+@inline export function blockBytesK(fmt: i32): usize {
+  return fmt == Q2_K ? 84 : fmt == Q3_K ? 110 : fmt == Q4_K ? 144 : fmt == Q5_K ? 176 : 210;
+}
+
+// @ts-ignore: decorator
+@inline function hasMin(fmt: i32): bool {
+  return fmt == Q2_K || fmt == Q4_K || fmt == Q5_K;
+}
+
+/** ggml's nearest_int: add 1.5 × 2^23 in f32 and read the low mantissa bits. */
+// @ts-ignore: decorator
+@inline export function nearestInt(x: f32): i32 {
+  return (reinterpret<i32>(x + <f32>12582912.0) & 0x7fffff) - 0x400000;
+}
+
+// @ts-ignore: decorator
+@inline export function clampI(v: i32, lo: i32, hi: i32): i32 {
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+// ---- scale searches (scalar, reference order) ----------------------------------------------------------------
+
+/**
+ * make_qkx2_quants over the n floats at x with the n f32 weights at w: levels 0..nmax into L (u8), returns the scale
+ * and stores −min at theMin.
+ */
+export function makeQkx2Quants(n: i32, nmax: i32, x: usize, w: usize, L: usize, theMin: usize, rmin: f32, rdelta: f32, nstep: i32, useMad: bool): f32 {
+  let min = load<f32>(x);
+  let max = min;
+  let sumW = load<f32>(w);
+  let sumX: f32 = sumW * load<f32>(x);
+  for (let i = 1; i < n; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    if (v < min) min = v;
+    if (v > max) max = v;
+    const wi = load<f32>(w + (<usize>i << 2));
+    sumW += wi;
+    sumX += wi * v;
+  }
+  if (min > 0) min = 0;
+  if (max == min) {
+    memory.fill(L, 0, <usize>n);
+    store<f32>(theMin, -min);
+    return 0;
+  }
+  const fmax = <f32>nmax;
+  let iscale: f32 = fmax / (max - min);
+  let scale: f32 = <f32>1.0 / iscale;
+  let bestError: f32 = 0;
+  for (let i = 0; i < n; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    const l = clampI(nearestInt(iscale * (v - min)), 0, nmax);
+    store<u8>(L + <usize>i, <u8>l);
+    let diff: f32 = scale * <f32>l + min - v;
+    diff = useMad ? Mathf.abs(diff) : diff * diff;
+    bestError += load<f32>(w + (<usize>i << 2)) * diff;
+  }
+  if (nstep < 1) {
+    store<f32>(theMin, -min);
+    return scale;
+  }
+  for (let is = 0; is <= nstep; is++) {
+    iscale = (rmin + rdelta * <f32>is + fmax) / (max - min);
+    let sumL: f32 = 0;
+    let sumL2: f32 = 0;
+    let sumXL: f32 = 0;
+    for (let i = 0; i < n; i++) {
+      const v = load<f32>(x + (<usize>i << 2));
+      const l = clampI(nearestInt(iscale * (v - min)), 0, nmax);
+      store<u8>(SCRATCH_LAUX + <usize>i, <u8>l);
+      const wl: f32 = load<f32>(w + (<usize>i << 2)) * <f32>l;
+      sumL += wl;
+      sumL2 += wl * <f32>l;
+      sumXL += wl * v;
+    }
+    const D: f32 = sumW * sumL2 - sumL * sumL;
+    if (D > 0) {
+      let thisScale: f32 = (sumW * sumXL - sumX * sumL) / D;
+      let thisMin: f32 = (sumL2 * sumX - sumL * sumXL) / D;
+      if (thisMin > 0) {
+        thisMin = 0;
+        thisScale = sumXL / sumL2;
+      }
+      let curError: f32 = 0;
+      for (let i = 0; i < n; i++) {
+        let diff: f32 = thisScale * <f32>load<u8>(SCRATCH_LAUX + <usize>i) + thisMin - load<f32>(x + (<usize>i << 2));
+        diff = useMad ? Mathf.abs(diff) : diff * diff;
+        curError += load<f32>(w + (<usize>i << 2)) * diff;
+      }
+      if (curError < bestError) {
+        memory.copy(L, SCRATCH_LAUX, <usize>n);
+        bestError = curError;
+        scale = thisScale;
+        min = thisMin;
+      }
+    }
+  }
+  store<f32>(theMin, -min);
+  return scale;
+}
+
+/** The first value of largest |x| among the n floats at x (sign kept); 0 when all are ±0. */
+// @ts-ignore: decorator
+@inline function signedMax(n: i32, x: usize): f32 {
+  let max: f32 = 0;
+  let amax: f32 = 0;
+  for (let i = 0; i < n; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    if (Mathf.abs(v) > amax) {
+      amax = Mathf.abs(v);
+      max = v;
+    }
+  }
+  return max;
+}
+
+/** make_qx_quants, rmse_type 1, no importance weights (q6_K): L[i] = level + nmax; returns the scale. */
+export function makeQxQuants(n: i32, nmax: i32, x: usize, L: usize): f32 {
+  const max = signedMax(n, x);
+  if (Mathf.abs(max) < GROUP_MAX_EPS) {
+    memory.fill(L, 0, <usize>n);
+    return 0;
+  }
+  const fmax = <f32>nmax;
+  let iscale: f32 = -fmax / max;
+  let sumlx: f32 = 0;
+  let suml2: f32 = 0;
+  for (let i = 0; i < n; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    const l = clampI(nearestInt(iscale * v), -nmax, nmax - 1);
+    store<u8>(L + <usize>i, <u8>(l + nmax));
+    const w: f32 = v * v;
+    sumlx += w * v * <f32>l;
+    suml2 += w * <f32>l * <f32>l;
+  }
+  let scale: f32 = suml2 != 0 ? sumlx / suml2 : 0;
+  let best: f32 = scale * sumlx;
+  for (let is = -9; is <= 9; is++) {
+    if (is == 0) continue;
+    iscale = -(fmax + <f32>0.1 * <f32>is) / max;
+    sumlx = 0;
+    suml2 = 0;
+    for (let i = 0; i < n; i++) {
+      const v = load<f32>(x + (<usize>i << 2));
+      const l = clampI(nearestInt(iscale * v), -nmax, nmax - 1);
+      const w: f32 = v * v;
+      sumlx += w * v * <f32>l;
+      suml2 += w * <f32>l * <f32>l;
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (let i = 0; i < n; i++) {
+        const l = clampI(nearestInt(iscale * load<f32>(x + (<usize>i << 2))), -nmax, nmax - 1);
+        store<u8>(L + <usize>i, <u8>(l + nmax));
+      }
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+/** make_q3_quants with do_rmse (q3_K): L[i] = level + nmax; returns the scale. */
+export function makeQ3Quants(n: i32, nmax: i32, x: usize, L: usize): f32 {
+  const max = signedMax(n, x);
+  if (Mathf.abs(max) < GROUP_MAX_EPS) {
+    memory.fill(L, 0, <usize>n);
+    return 0;
+  }
+  const iscale: f32 = -<f32>nmax / max;
+  const lv = SCRATCH_LEVELS;
+  let sumlx: f32 = 0;
+  let suml2: f32 = 0;
+  for (let i = 0; i < n; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    const l = clampI(nearestInt(iscale * v), -nmax, nmax - 1);
+    store<i8>(lv + <usize>i, <i8>l);
+    const w: f32 = v * v;
+    sumlx += w * v * <f32>l;
+    suml2 += w * <f32>l * <f32>l;
+  }
+  for (let itry = 0; itry < 5; itry++) {
+    let changed = 0;
+    for (let i = 0; i < n; i++) {
+      const v = load<f32>(x + (<usize>i << 2));
+      const w: f32 = v * v;
+      const li = <i32>load<i8>(lv + <usize>i);
+      let slx: f32 = sumlx - w * v * <f32>li;
+      if (slx > 0) {
+        let sl2: f32 = suml2 - w * <f32>li * <f32>li;
+        const newL = clampI(nearestInt(v * sl2 / slx), -nmax, nmax - 1);
+        if (newL != li) {
+          slx += w * v * <f32>newL;
+          sl2 += w * <f32>newL * <f32>newL;
+          if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+            store<i8>(lv + <usize>i, <i8>newL);
+            sumlx = slx;
+            suml2 = sl2;
+            changed++;
+          }
+        }
+      }
+    }
+    if (changed == 0) break;
+  }
+  for (let i = 0; i < n; i++) store<u8>(L + <usize>i, <u8>(<i32>load<i8>(lv + <usize>i) + nmax));
+  return suml2 > 0 ? sumlx / suml2 : 0;
+}
+
+/** get_scale_min_k4: the 6-bit scale (low byte) and min (next byte) of sub-block j from the 12 bytes at q. */
+// @ts-ignore: decorator
+@inline export function scaleK4(j: i32, q: usize): i32 {
+  return j < 4 ? <i32>load<u8>(q + <usize>j) & 63 : (<i32>load<u8>(q + <usize>(j + 4)) & 15) | ((<i32>load<u8>(q + <usize>(j - 4)) >> 6) << 4);
+}
+// @ts-ignore: decorator
+@inline export function minK4(j: i32, q: usize): i32 {
+  return j < 4 ? <i32>load<u8>(q + <usize>(j + 4)) & 63 : (<i32>load<u8>(q + <usize>(j + 4)) >> 4) | ((<i32>load<u8>(q + <usize>j) >> 6) << 4);
+}
+
+/** The 6-bit stored scale (0..63) of q3_K sub-block g from the 12 bytes at q. */
+// @ts-ignore: decorator
+@inline export function scaleQ3K(g: i32, q: usize): i32 {
+  const low = g < 8 ? <i32>load<u8>(q + <usize>g) & 15 : <i32>load<u8>(q + <usize>(g - 8)) >> 4;
+  return low | (((<i32>load<u8>(q + <usize>(8 + (g & 3))) >> (2 * (g >> 2))) & 3) << 4);
+}
+
+/**
+ * The q4_K / q5_K scale search over the 256 floats at x: per 32-value sub-block a make_qkx2_quants fit (levels into
+ * SCRATCH_L), then 6-bit scales and mins packed into the 12 bytes at sb. Returns d in the low and dmin in the high
+ * 32 bits (f32 bits, before fp16 rounding).
+ */
+export function quantizeScaleMinK4(x: usize, nmax: i32, rmin: f32, nstep: i32, sb: usize): u64 {
+  let maxScale: f32 = 0;
+  let maxMin: f32 = 0;
+  for (let j = 0; j < 8; j++) {
+    const xj = x + (<usize>j << 7);
+    let sumX2: f32 = 0;
+    for (let l = 0; l < 32; l++) {
+      const v = load<f32>(xj + (<usize>l << 2));
+      sumX2 += v * v;
+    }
+    const avX = Mathf.sqrt(sumX2 / 32);
+    for (let l = 0; l < 32; l++) store<f32>(SCRATCH_WEIGHTS + (<usize>l << 2), avX + Mathf.abs(load<f32>(xj + (<usize>l << 2))));
+    const minAt = SCRATCH_MINS + (<usize>j << 2);
+    const scale = makeQkx2Quants(32, nmax, xj, SCRATCH_WEIGHTS, SCRATCH_L + (<usize>j << 5), minAt, rmin, <f32>0.1, nstep, false);
+    store<f32>(SCRATCH_SCALES + (<usize>j << 2), scale);
+    if (scale > maxScale) maxScale = scale;
+    const min = load<f32>(minAt);
+    if (min > maxMin) maxMin = min;
+  }
+  const invScale: f32 = maxScale > 0 ? <f32>63.0 / maxScale : 0;
+  const invMin: f32 = maxMin > 0 ? <f32>63.0 / maxMin : 0;
+  memory.fill(sb, 0, 12);
+  for (let j = 0; j < 8; j++) {
+    let ls = nearestInt(invScale * load<f32>(SCRATCH_SCALES + (<usize>j << 2))) & 0xff;
+    let lm = nearestInt(invMin * load<f32>(SCRATCH_MINS + (<usize>j << 2))) & 0xff;
+    if (ls > 63) ls = 63;
+    if (lm > 63) lm = 63;
+    if (j < 4) {
+      store<u8>(sb + <usize>j, <u8>ls);
+      store<u8>(sb + <usize>(j + 4), <u8>lm);
+    } else {
+      store<u8>(sb + <usize>(j + 4), <u8>((ls & 15) | ((lm & 15) << 4)));
+      store<u8>(sb + <usize>(j - 4), load<u8>(sb + <usize>(j - 4)) | <u8>((ls >> 4) << 6));
+      store<u8>(sb + <usize>j, load<u8>(sb + <usize>j) | <u8>((lm >> 4) << 6));
+    }
+  }
+  const d: f32 = maxScale / 63;
+  const dmin: f32 = maxMin / 63;
+  return <u64>reinterpret<u32>(d) | (<u64>reinterpret<u32>(dmin) << 32);
+}
+
+/** Pack the 256 2-bit levels at SCRATCH_L into the 64 bytes at dst (q2_K / q3_K layout). */
+export function pack2Bit(dst: usize): void {
+  for (let j = 0; j < 256; j += 128) {
+    for (let l = 0; l < 32; l++) {
+      const p = SCRATCH_L + <usize>(j + l);
+      const byte = <u32>load<u8>(p) | (<u32>load<u8>(p + 32) << 2) | (<u32>load<u8>(p + 64) << 4) | (<u32>load<u8>(p + 96) << 6);
+      store<u8>(dst + <usize>((j >> 2) + l), <u8>byte);
+    }
+  }
+}
+
+// ---- q8_K ----------------------------------------------------------------------------------------------------
+
+/** quantize_row_q8_K_ref on one block: the 256 floats at src into the 292 bytes at dst. */
+export function quantizeQ8KBlock(src: usize, dst: usize): void {
+  let m = f32x4.splat(0);
+  for (let k: usize = 0; k < 1024; k += 16) m = f32x4.max(m, f32x4.abs(v128.load(src + k)));
+  const amax = Mathf.max(Mathf.max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), Mathf.max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  memory.fill(dst, 0, Q8_K_BYTES);
+  if (amax == 0) return;
+  let max: f32 = 0;
+  for (let k: usize = 0; k < 1024; k += 4) {
+    const v = load<f32>(src + k);
+    if (Mathf.abs(v) == amax) {
+      max = v;
+      break;
+    }
+  }
+  const iscale: f32 = <f32>-127.0 / max;
+  const scale = f32x4.splat(iscale);
+  const magic = f32x4.splat(12582912.0);
+  const mantissa = i32x4.splat(0x7fffff);
+  const bias = i32x4.splat(0x400000);
+  const top = i32x4.splat(127);
+  for (let g: usize = 0; g < 16; g++) {
+    const p = src + (g << 6);
+    const a = i32x4.min_s(i32x4.sub(v128.and(f32x4.add(f32x4.mul(v128.load(p), scale), magic), mantissa), bias), top);
+    const b = i32x4.min_s(i32x4.sub(v128.and(f32x4.add(f32x4.mul(v128.load(p, 16), scale), magic), mantissa), bias), top);
+    const c = i32x4.min_s(i32x4.sub(v128.and(f32x4.add(f32x4.mul(v128.load(p, 32), scale), magic), mantissa), bias), top);
+    const e = i32x4.min_s(i32x4.sub(v128.and(f32x4.add(f32x4.mul(v128.load(p, 48), scale), magic), mantissa), bias), top);
+    v128.store(dst + 4 + (g << 4), i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a, b), i16x8.narrow_i32x4_s(c, e)));
+    const s = i32x4.add(i32x4.add(a, b), i32x4.add(c, e));
+    const sum = (i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1)) + (i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3));
+    store<i16>(dst + 260 + (g << 1), <i16>sum);
+  }
+  store<f32>(dst, <f32>1.0 / iscale);
+}
+
+// ---- decode: 16 levels of group g (values 16g .. 16g + 15) as i8x16, its scale and min ------------------------
+
+// @ts-ignore: decorator
+@inline export function levels16(fmt: i32, wb: usize, g: i32): v128 {
+  const half = <usize>((g & 1) << 4);
+  if (fmt == Q2_K || fmt == Q3_K) {
+    const c = <usize>(g >> 3) << 5;
+    const shift = ((g >> 1) & 3) << 1;
+    const low = v128.and(i8x16.shr_u(v128.load(wb + (fmt == Q2_K ? 16 : 32) + c + half), shift), i8x16.splat(3));
+    if (fmt == Q2_K) return low;
+    const high = v128.and(i8x16.shr_u(v128.load(wb + half), g >> 1), i8x16.splat(1));
+    return i8x16.sub(v128.or(low, i8x16.shl(high, 2)), i8x16.splat(4));
+  }
+  if (fmt == Q4_K || fmt == Q5_K) {
+    const c = <usize>(g >> 2) << 5;
+    const bytes = v128.load(wb + (fmt == Q4_K ? 16 : 48) + c + half);
+    const q = ((g >> 1) & 1) == 0 ? v128.and(bytes, i8x16.splat(15)) : i8x16.shr_u(bytes, 4);
+    if (fmt == Q4_K) return q;
+    const high = v128.and(i8x16.shr_u(v128.load(wb + 16 + half), g >> 1), i8x16.splat(1));
+    return v128.or(q, i8x16.shl(high, 4));
+  }
+  // q6_K
+  const c = <usize>(g >> 3);
+  const r = (g >> 1) & 3;
+  const bytes = v128.load(wb + (c << 6) + (<usize>(r & 1) << 5) + half);
+  const low = r < 2 ? v128.and(bytes, i8x16.splat(15)) : i8x16.shr_u(bytes, 4);
+  const high = v128.and(i8x16.shr_u(v128.load(wb + 128 + (c << 5) + half), r << 1), i8x16.splat(3));
+  return i8x16.sub(v128.or(low, i8x16.shl(high, 4)), i8x16.splat(32));
+}
+
+// @ts-ignore: decorator
+@inline export function scale16(fmt: i32, wb: usize, g: i32): i32 {
+  if (fmt == Q2_K) return <i32>load<u8>(wb + <usize>g) & 15;
+  if (fmt == Q3_K) return scaleQ3K(g, wb + 96) - 32;
+  if (fmt == Q4_K || fmt == Q5_K) return scaleK4(g >> 1, wb + 4);
+  return <i32>load<i8>(wb + 192 + <usize>g);
+}
+
+// @ts-ignore: decorator
+@inline export function min16(fmt: i32, wb: usize, g: i32): i32 {
+  if (fmt == Q2_K) return <i32>load<u8>(wb + <usize>g) >> 4;
+  if (fmt == Q4_K || fmt == Q5_K) return minK4(g >> 1, wb + 4);
+  return 0;
+}
+
+/** Offsets of the fp16 d and dmin in a super-block. */
+// @ts-ignore: decorator
+@inline function dOffset(fmt: i32): usize {
+  return fmt == Q2_K ? 80 : fmt == Q3_K ? 108 : fmt == Q6_K ? 208 : 0;
+}
+// @ts-ignore: decorator
+@inline function dminOffset(fmt: i32): usize {
+  return fmt == Q2_K ? 82 : 2;
+}
+
+// ---- dot, matvec, matmul --------------------------------------------------------------------------------------
+
+/** The f32 term of one super-block at wb against the q8_K block at xb (see the file comment). */
+// @ts-ignore: decorator
+@inline function superBlockTerm(fmt: i32, wb: usize, xb: usize): f32 {
+  let acc = i32x4.splat(0);
+  for (let g = 0; g < 16; g++) {
+    const w = levels16(fmt, wb, g);
+    const q = v128.load(xb + 4 + (<usize>g << 4));
+    const products = i16x8.add(i16x8.extmul_low_i8x16_s(w, q), i16x8.extmul_high_i8x16_s(w, q));
+    acc = i32x4.add(acc, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(products), i32x4.splat(scale16(fmt, wb, g))));
+  }
+  const isum = (i32x4.extract_lane(acc, 0) + i32x4.extract_lane(acc, 1)) + (i32x4.extract_lane(acc, 2) + i32x4.extract_lane(acc, 3));
+  const dx = load<f32>(xb);
+  const scaled: f32 = (dx * loadF16(wb + dOffset(fmt))) * <f32>isum;
+  if (!hasMin(fmt)) return scaled;
+  let summs = 0;
+  for (let g = 0; g < 16; g++) summs += min16(fmt, wb, g) * <i32>load<i16>(xb + 260 + (<usize>g << 1));
+  return scaled - (dx * loadF16(wb + dminOffset(fmt))) * <f32>summs;
+}
+
+/** Dot of the K-quant row at w (nb super-blocks) with the q8_K row at x: terms summed in f32 in block order. */
+// @ts-ignore: decorator
+@inline export function rowDotK(fmt: i32, w: usize, x: usize, nb: i32): f32 {
+  const B = blockBytesK(fmt);
+  let sum: f32 = 0;
+  for (let b = 0; b < nb; b++) sum += superBlockTerm(fmt, w + <usize>b * B, x + <usize>b * Q8_K_BYTES);
+  return sum;
+}
+
+/** out[t][r] = rowDotK(W[r], X[t]) for r in [rowStart, rowEnd), t in [0, nTokens) (strides in bytes). */
+// @ts-ignore: decorator
+@inline export function matmulK(fmt: i32, w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+  const nb = cols >> 8;
+  const rowBytes = <usize>nb * blockBytesK(fmt);
+  for (let r = rowStart; r < rowEnd; r++) {
+    const row = w + <usize>r * rowBytes;
+    const o = out + (<usize>r << 2);
+    for (let t = 0; t < nTokens; t++) store<f32>(o + <usize>t * <usize>outStride, rowDotK(fmt, row, x + <usize>t * <usize>xStride, nb));
+  }
+}
+
+// ---- dequantize, axpy ------------------------------------------------------------------------------------------
+
+/**
+ * Values 16g .. 16g + 15 of the super-block at wb as four f32x4 written to dst (axpy: out += w × value):
+ * value = (d × scale) × level − dmin × min, each product rounded to f32, as the reference.
+ */
+// @ts-ignore: decorator
+@inline function group16(fmt: i32, wb: usize, g: i32, dst: usize, axpy: bool, weight: v128): void {
+  const q = levels16(fmt, wb, g);
+  const dl = f32x4.splat(loadF16(wb + dOffset(fmt)) * <f32>scale16(fmt, wb, g));
+  const ml = f32x4.splat(hasMin(fmt) ? loadF16(wb + dminOffset(fmt)) * <f32>min16(fmt, wb, g) : 0);
+  const lo = i16x8.extend_low_i8x16_s(q);
+  const hi = i16x8.extend_high_i8x16_s(q);
+  for (let k = 0; k < 4; k++) {
+    const half = k < 2 ? lo : hi;
+    const ints = (k & 1) == 0 ? i32x4.extend_low_i16x8_s(half) : i32x4.extend_high_i16x8_s(half);
+    let v = f32x4.mul(dl, f32x4.convert_i32x4_s(ints));
+    if (hasMin(fmt)) v = f32x4.sub(v, ml);
+    const p = dst + (<usize>k << 4);
+    v128.store(p, axpy ? f32x4.add(v128.load(p), f32x4.mul(weight, v)) : v);
+  }
+}
+
+// @ts-ignore: decorator
+@inline export function dequantizeK(fmt: i32, src: usize, dst: usize, n: i32): void {
+  const B = blockBytesK(fmt);
+  const nb = n >> 8;
+  for (let b = 0; b < nb; b++) {
+    for (let g = 0; g < 16; g++) group16(fmt, src + <usize>b * B, g, dst + (<usize>b << 10) + (<usize>g << 6), false, f32x4.splat(0));
+  }
+}
+
+// @ts-ignore: decorator
+@inline export function axpyK(fmt: i32, out: usize, w: f32, row: usize, n: i32): void {
+  const B = blockBytesK(fmt);
+  const nb = n >> 8;
+  const weight = f32x4.splat(w);
+  for (let b = 0; b < nb; b++) {
+    for (let g = 0; g < 16; g++) group16(fmt, row + <usize>b * B, g, out + (<usize>b << 10) + (<usize>g << 6), true, weight);
+  }
+}
