@@ -6,6 +6,10 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { resolveKvFlags, type KvConfig } from "../kv/shorthand.js";
 import { InputFileError, UsageError } from "./errors.js";
+import { CACHE_DIR_ENV, defaultCacheDir } from "../download/cache.js";
+import { DownloadError } from "../download/download.js";
+import { createDownloadReporter } from "../download/progress.js";
+import { cachedModelPath, isRemoteModelSpec, ModelSpecError, resolveModelPath } from "../download/resolve.js";
 
 /**
  * llama.cpp spells some short flags with several letters (`-ctk q8_0`), which commander cannot declare;
@@ -53,9 +57,42 @@ function rangeText(min: number, max: number): string {
   return `from ${min} to ${max}`;
 }
 
-/** `-m, --model <path>` (required). */
+/**
+ * `-m, --model <path>` (required) and `--cache-dir <dir>`. An hf: spec or URL is downloaded (once, into the cache)
+ * before the command's action runs, so the action sees a local path in `opts.model`.
+ */
 export function addModelOption(cmd: Command): Command {
-  return cmd.requiredOption("-m, --model <path>", "model file (.gguf)");
+  cmd.requiredOption("-m, --model <path>", "model: a .gguf file, hf:OWNER/REPO/FILE.gguf or an https:// URL (downloaded once into the cache)");
+  return addModelDownloadSupport(cmd);
+}
+
+/**
+ * For a command declaring its own `-m, --model`: add `--cache-dir` and resolve hf:/https specs to a cached local file
+ * before the action runs (a preAction hook; the program must be run with parseAsync).
+ */
+export function addModelDownloadSupport(cmd: Command): Command {
+  return cmd
+    .option("--cache-dir <dir>", `where downloaded models are kept (default: ${CACHE_DIR_ENV} or ${defaultCacheDir()})`)
+    .hook("preAction", resolveModelOptionHook);
+}
+
+/** preAction hook: replace an hf:/https `model` option value by the local path of its downloaded file. */
+export async function resolveModelOptionHook(_hooked: Command, action: Command): Promise<void> {
+  const spec: unknown = action.getOptionValue("model");
+  if (typeof spec !== "string" || !isRemoteModelSpec(spec)) return;
+  const cacheDir: unknown = action.getOptionValue("cacheDir");
+  const reporter = createDownloadReporter(spec);
+  try {
+    const local = await resolveModelPath(spec, { onProgress: (p) => reporter.onProgress(p), cacheDir: typeof cacheDir === "string" ? cacheDir : undefined });
+    action.setOptionValue("model", local);
+  } catch (err) {
+    // The user named something that is not there or not theirs: a bad argument (exit 2). Network trouble stays exit 1.
+    if (err instanceof ModelSpecError) throw new UsageError(err.message);
+    if (err instanceof DownloadError && (err.kind === "not-found" || err.kind === "unauthorized")) throw new UsageError(err.message);
+    throw err;
+  } finally {
+    reporter.stop();
+  }
 }
 
 /** `-p, --prompt <text>` and `-f, --file <path>`: exactly one of them gives the input text. */
@@ -83,8 +120,16 @@ export function kvConfigFromOptions(opts: KvOptionValues): KvConfig {
 
 /** The model path, checked to be an existing regular file (GGUF validity is the reader's job). */
 export function checkModelPath(model: string): string {
-  if (model.startsWith("hf:")) {
-    throw new UsageError(`-m ${model}: hf: downloads are not available in this command yet; pass a local .gguf path`);
+  if (isRemoteModelSpec(model)) {
+    // Commands with addModelOption / addModelDownloadSupport never get here with a remote spec (the hook resolved it).
+    let cached: string;
+    try {
+      cached = cachedModelPath(model);
+    } catch (err) {
+      throw err instanceof ModelSpecError ? new UsageError(err.message) : err;
+    }
+    if (existsSync(cached)) return cached;
+    throw new UsageError(`-m ${model}: this command does not download models yet and the file is not in the cache (${cached}); download it with kvsplit tokenize -m ${model} -p x, or pass a local .gguf path`);
   }
   checkReadableFile(model, "model file");
   return model;
