@@ -1,5 +1,11 @@
 // Row kernels of the forward pass: rmsnorm, rope, SwiGLU, residual add. f32 rows at byte offsets; n counts values.
 
+/** rmsnorm_f32 on each of nRows rows of n values (x and out: f32 (nRows, n)). */
+export function rmsnorm_rows_f32(out: usize, x: usize, w: usize, n: i32, eps: f32, nRows: i32): void {
+  const stride = <usize>n << 2;
+  for (let r = 0; r < nRows; r++) rmsnorm_f32(out + <usize>r * stride, x + <usize>r * stride, w, n, eps);
+}
+
 /** out[i] = x[i] * w[i] / sqrt(mean(x²) + eps), the sum of squares in f64 as llama.cpp's ggml_rms_norm does. */
 export function rmsnorm_f32(out: usize, x: usize, w: usize, n: i32, eps: f32): void {
   let sum: f64 = 0;
@@ -43,24 +49,13 @@ export function rope_norm_f32(x: usize, nHeads: i32, headDim: i32, ropeDim: i32,
 }
 
 /**
- * Rotary embedding, NeoX layout (pairs i and i + ropeDim/2), for architectures that use it.
- * cs as for rope_norm_f32.
+ * rope_norm_f32 on nTokens consecutive positions: x is f32 (nTokens, nHeads, headDim); token t uses the cos/sin row
+ * cs0 + t·(ropeDim/2)·8 (the rope table's rows are consecutive positions).
  */
-export function rope_neox_f32(x: usize, nHeads: i32, headDim: i32, ropeDim: i32, cs: usize): void {
-  const half = ropeDim >> 1;
-  for (let h = 0; h < nHeads; h++) {
-    const row = x + (<usize>(h * headDim) << 2);
-    for (let i = 0; i < half; i++) {
-      const p0 = row + (<usize>i << 2);
-      const p1 = row + (<usize>(i + half) << 2);
-      const c = load<f32>(cs + (<usize>i << 3));
-      const s = load<f32>(cs + (<usize>i << 3) + 4);
-      const x0 = load<f32>(p0);
-      const x1 = load<f32>(p1);
-      store<f32>(p0, x0 * c - x1 * s);
-      store<f32>(p1, x0 * s + x1 * c);
-    }
-  }
+export function rope_norm_rows_f32(x: usize, nTokens: i32, nHeads: i32, headDim: i32, ropeDim: i32, cs0: usize): void {
+  const rowBytes = <usize>(nHeads * headDim) << 2;
+  const csBytes = <usize>(ropeDim >> 1) << 3;
+  for (let t = 0; t < nTokens; t++) rope_norm_f32(x + <usize>t * rowBytes, nHeads, headDim, ropeDim, cs0 + <usize>t * csBytes);
 }
 
 /** gate[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + e^−x). */

@@ -22,3 +22,6 @@ export { generate, type GenerateResult } from "./model/generate.js";
 export { Sampler } from "./model/sampler.js";
 export { parseKvConfig, parseKvConfigList, kvConfigName, type KvConfig } from "./kv/shorthand.js";
 export { kvBytesPerToken } from "./kv/cache.js";
+export { resolveModelPath, parseModelSpec, ModelSpecError, type ResolveOptions } from "./download/resolve.js";
+export { DownloadError } from "./download/download.js";
+export { planMemory, checkMemoryPlan, MemoryPlanError, type MemoryPlan } from "./model/memory.js";

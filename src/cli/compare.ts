@@ -15,7 +15,7 @@ import { writeComparePlots } from "../report/plots.js";
 import { compareLegend, compareTable } from "../report/table.js";
 import { UsageError } from "./errors.js";
 import { asCliError, DEFAULT_PERPLEXITY_CTX } from "./perplexity.js";
-import { checkModelPath, intArg, log, readTextInput, writeJson } from "./options.js";
+import { addModelDownloadSupport, checkModelPath, intArg, log, readTextInput, writeJson } from "./options.js";
 
 export const DEFAULT_OUT_DIR = "kvsplit-results";
 
@@ -38,7 +38,7 @@ interface CompareOptions {
 }
 
 export function registerCompare(program: Command): void {
-  program
+  const cmd = program
     .command("compare")
     .description("compare K/V cache configurations: memory, speed, perplexity and KL divergence against an f32 cache, with plots")
     .option("-m, --model <path>", "model file (.gguf); default: an embedded synthetic model (memory, speed and fidelity only)")
@@ -57,6 +57,7 @@ export function registerCompare(program: Command): void {
     .option("--no-plots", "write results.json and results.csv only")
     .option("--json", "print one JSON object on stdout (the same as results.json)")
     .action((opts: CompareOptions) => compareCommand(opts));
+  addModelDownloadSupport(cmd); // -m hf:... and https URLs are downloaded before the action runs
 }
 
 async function compareCommand(opts: CompareOptions): Promise<void> {

@@ -44,6 +44,10 @@ const BAD_INPUT_ERRORS = new Set([
   "SamplerOptionError",
   "ContextOverflowError",
   "SynthError",
+  "MemoryPlanError",
+  "ModelSpecError",
+  "EvalInputError",
+  "KldFileError",
 ]);
 
 export function isBadInputError(err: unknown): boolean {

@@ -65,6 +65,6 @@ export function syntheticNotes(): string[] {
     "Synthetic weights show memory, speed and numerical fidelity (how far each cache format moves the outputs from an",
     "f32 cache), not real-model quality: perplexities of random weights mean nothing.",
     "For real results run on a real model: kvsplit compare -m path/to/model.gguf -f your-text.txt",
-    "(or -m hf:OWNER/REPO/FILE.gguf where downloads are available).",
+    "(or -m hf:OWNER/REPO/FILE.gguf, downloaded once into the cache).",
   ];
 }

@@ -1,7 +1,8 @@
 /**
- * The Llama forward pass for one token at one position, as llama.cpp computes it.
- * It reads the weights, writes the session's scratch and its KV cache; it never allocates and never knows
- * how the cache stores K and V.
+ * The Llama forward pass, as llama.cpp computes it, for a batch of consecutive tokens (one token when decoding).
+ * It reads the weights, writes the session's scratch and its KV cache; it never allocates and never knows how the
+ * cache stores K and V. Every step works on all the batch's tokens at once: matrices as matrix-matrix products
+ * (each weight row read once per batch), attention causal within the batch.
  */
 import type { KvCache } from "../kv/cache.js";
 import type { KernelExports } from "../runtime/wasm.js";
@@ -9,7 +10,7 @@ import type { ModelConfig } from "./config.js";
 import type { Linear } from "./linear.js";
 import type { RopeTable } from "./rope.js";
 import type { RunState } from "./state.js";
-import type { LlamaWeights, WeightMatrix, WeightVector } from "./weights.js";
+import type { LlamaWeights } from "./weights.js";
 
 export interface ForwardContext {
   readonly config: ModelConfig;
@@ -21,49 +22,51 @@ export interface ForwardContext {
   readonly cache: KvCache;
 }
 
-/** Run `token` at position `pos`; with `wantLogits`, state.logits holds the next-token logits afterwards. */
-export function forward(ctx: ForwardContext, token: number, pos: number, wantLogits: boolean): void {
+/** Which tokens of the batch need next-token logits (in state.logits, one row per such token, in order). */
+export type LogitsWanted = "none" | "last" | "all";
+
+/**
+ * Run `tokens` (at most state.maxTokens) at positions pos0, pos0+1, ...; afterwards state.logits holds
+ * (1 or tokens.length, nVocab) logits as `wanted` says.
+ */
+export function forward(ctx: ForwardContext, tokens: readonly number[], pos0: number, wanted: LogitsWanted): void {
   const { config: c, weights: w, k, linear, rope, state: s, cache } = ctx;
+  const n = tokens.length;
   const qDim = c.nHeads * c.headDim;
-  embed(ctx, s.x, w.tokenEmbd, token); // x = E[token]
+  for (let t = 0; t < n; t++) {
+    const e = w.tokenEmbd; // x[t] = E[token t], decoded from its block format
+    k[e.format.kernels.dequantizeRow](e.ptr + tokens[t] * e.rowBytes, s.x + t * c.dim * 4, c.dim);
+  }
 
   for (let l = 0; l < c.nLayers; l++) {
     const L = w.layers[l];
     // attention block: x += Wo · attention(rope(Wq·h), rope(Wk·h), Wv·h), h = rmsnorm(x)
-    rmsnorm(ctx, s.xb, s.x, L.attnNorm);
-    linear.input(s.xb, c.dim);
-    linear.matvec(s.q, L.wq);
-    linear.matvec(s.k, L.wk);
-    linear.matvec(s.v, L.wv);
-    k.rope_norm_f32(s.q, c.nHeads, c.headDim, c.ropeDim, rope.row(pos));
-    k.rope_norm_f32(s.k, c.nKvHeads, c.headDim, c.ropeDim, rope.row(pos));
-    cache.append(l, pos, s.k, s.v);
-    cache.attend(l, pos + 1, s.q, s.att); // att = softmax(q·Kᵀ/√headDim) · V over positions 0..pos
-    linear.input(s.att, qDim);
-    linear.matvec(s.xb2, L.wo);
-    k.add_f32(s.x, s.xb2, c.dim);
+    k.rmsnorm_rows_f32(s.xb, s.x, L.attnNorm.ptr, c.dim, c.normEps, n);
+    linear.input(s.xb, c.dim, n);
+    linear.run([[s.q, L.wq], [s.k, L.wk], [s.v, L.wv]]);
+    k.rope_norm_rows_f32(s.q, n, c.nHeads, c.headDim, c.ropeDim, rope.row(pos0));
+    k.rope_norm_rows_f32(s.k, n, c.nKvHeads, c.headDim, c.ropeDim, rope.row(pos0));
+    cache.appendBatch(l, pos0, n, s.k, s.v);
+    cache.attendBatch(l, pos0, n, s.q, s.att); // att[t] = softmax(q[t]·Kᵀ/√headDim) · V over positions ≤ pos0+t
+    linear.input(s.att, qDim, n);
+    linear.run([[s.xb2, L.wo]]);
+    k.add_f32(s.x, s.xb2, n * c.dim);
 
     // feed-forward block: x += W_down · (silu(W_gate·h) ⊙ W_up·h), h = rmsnorm(x)
-    rmsnorm(ctx, s.xb, s.x, L.ffnNorm);
-    linear.input(s.xb, c.dim);
-    linear.matvec(s.hb, L.wGate);
-    linear.matvec(s.hb2, L.wUp);
-    k.swiglu_f32(s.hb, s.hb2, c.ffnDim);
-    linear.input(s.hb, c.ffnDim);
-    linear.matvec(s.xb2, L.wDown);
-    k.add_f32(s.x, s.xb2, c.dim);
+    k.rmsnorm_rows_f32(s.xb, s.x, L.ffnNorm.ptr, c.dim, c.normEps, n);
+    linear.input(s.xb, c.dim, n);
+    linear.run([[s.hb, L.wGate], [s.hb2, L.wUp]]);
+    k.swiglu_f32(s.hb, s.hb2, n * c.ffnDim);
+    linear.input(s.hb, c.ffnDim, n);
+    linear.run([[s.xb2, L.wDown]]);
+    k.add_f32(s.x, s.xb2, n * c.dim);
   }
-  if (!wantLogits) return;
-  rmsnorm(ctx, s.x, s.x, w.outputNorm);
-  linear.input(s.x, c.dim);
-  linear.matvec(s.logits, w.output); // logits = W_out · rmsnorm(x)
-}
-
-function rmsnorm(ctx: ForwardContext, out: number, x: number, g: WeightVector): void {
-  ctx.k.rmsnorm_f32(out, x, g.ptr, g.n, ctx.config.normEps);
-}
-
-/** out (f32, dim) = row `token` of the embedding matrix, decoded from its block format. */
-function embed(ctx: ForwardContext, out: number, e: WeightMatrix, token: number): void {
-  ctx.k[e.format.kernels.dequantizeRow](e.ptr + token * e.rowBytes, out, e.cols);
+  if (wanted === "none") return;
+  // logits = W_out · rmsnorm(x), for the last token or for every token
+  const first = wanted === "last" ? n - 1 : 0;
+  const rows = n - first;
+  const x = s.x + first * c.dim * 4;
+  k.rmsnorm_rows_f32(x, x, w.outputNorm.ptr, c.dim, c.normEps, rows);
+  linear.input(x, c.dim, rows);
+  linear.run([[s.logits, w.output]]);
 }

@@ -1,7 +1,7 @@
 /**
  * Matrix products over packed weights: out[t] = W · x[t] for each of nTokens inputs.
  * The input is converted once to each dot-partner format its matrices need (q8_0 for q8_0/q4_0 weights,
- * f16 for f16 weights, ...), as llama.cpp does, then each matrix's own matvec kernel runs on it.
+ * f16 for f16 weights, ...), as llama.cpp does, then each matrix's own matvec (one token) or matmul (a batch) kernel runs on it.
  *
  * Threads: every matrix's rows are split across the pool's threads (grain ROW_GRAIN), and all the products of one
  * run() go to the pool as ONE run (q, k, v together; gate and up together), so a layer costs a few syncs. Each row
@@ -71,14 +71,9 @@ export class Linear {
     const serial = !this.pool || this.pool.nThreads === 1 || bytes * this.nTokens < SERIAL_BYTES;
     this.batch.length = 0;
     for (const [outPtr, w] of jobs) {
-      const x = this.inputFor(w.format);
-      const xStride = rowBytes(getFormat(w.format.dotPartner), w.cols);
-      for (let t = 0; t < this.nTokens; t++) {
-        const xt = x + t * xStride;
-        const outT = outPtr + t * w.rows * 4;
-        if (serial) this.rt.k[w.format.kernels.matvec](w.ptr, xt, outT, 0, w.rows, w.cols);
-        else this.batch.push(this.task(this.batch.length, w, xt, outT));
-      }
+      const task = this.task(this.batch.length, w, this.inputFor(w.format), outPtr);
+      if (serial) this.rt.k[task.kernel](...task.args);
+      else this.batch.push(task);
     }
     if (!serial) this.pool!.run(this.batch);
   }
@@ -88,22 +83,27 @@ export class Linear {
     this.converted.clear();
   }
 
-  /** Reused task `i`, set to: rows [start, end) of W · xt into outT, split across threads. */
-  private task(i: number, w: WeightMatrix, xt: number, outT: number): ParallelTask {
+  /**
+   * Reused task `i`, set to: rows [0, W.rows) of X · Wᵀ into out, split across threads by rows. One token uses the
+   * matvec kernel, several the matmul kernel (each weight row read once for all tokens; equal to matvec bit for bit).
+   */
+  private task(i: number, w: WeightMatrix, x: number, outPtr: number): ParallelTask {
     let t = this.taskPool[i];
     if (!t) {
-      t = { kernel: "", args: [0, 0, 0, 0, 0, 0], count: 0, startArg: 3, endArg: 4, grain: ROW_GRAIN };
+      t = { kernel: "", args: [], count: 0, startArg: 3, endArg: 4, grain: ROW_GRAIN };
       this.taskPool[i] = t;
     }
-    t.kernel = w.format.kernels.matvec;
-    // matvec_<fmt>(w, x, out, rowStart, rowEnd, cols)
-    t.args[0] = w.ptr;
-    t.args[1] = xt;
-    t.args[2] = outT;
-    t.args[3] = 0;
-    t.args[4] = w.rows;
-    t.args[5] = w.cols;
     t.count = w.rows;
+    t.args.length = 0;
+    if (this.nTokens === 1) {
+      t.kernel = w.format.kernels.matvec; // matvec_<fmt>(w, x, out, rowStart, rowEnd, cols)
+      t.args.push(w.ptr, x, outPtr, 0, w.rows, w.cols);
+    } else {
+      // matmul_<fmt>(w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride)
+      t.kernel = w.format.kernels.matmul;
+      const xStride = rowBytes(getFormat(w.format.dotPartner), w.cols);
+      t.args.push(w.ptr, x, outPtr, 0, w.rows, w.cols, this.nTokens, xStride, w.rows * 4);
+    }
     return t;
   }
 

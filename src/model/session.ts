@@ -6,8 +6,10 @@ import type { KvPair, SessionOptions } from "../api.js";
 import { getKvFormat } from "../formats/table.js";
 import { KvCache, type KvLayerFormats } from "../kv/cache.js";
 import type { Model } from "./model.js";
-import { forward, type ForwardContext } from "./forward.js";
+import { forward, type ForwardContext, type LogitsWanted } from "./forward.js";
 import { Linear } from "./linear.js";
+import { checkMemoryPlan } from "./memory.js";
+import { MAX_WASM_BYTES } from "../runtime/wasm.js";
 import { RopeTable } from "./rope.js";
 import { RunState } from "./state.js";
 
@@ -17,6 +19,9 @@ export class ContextFullError extends Error {
     this.name = "ContextFullError";
   }
 }
+
+/** Tokens run through the network together (llama.cpp's micro-batch): each weight row is read once per batch. */
+export const MAX_BATCH = 64;
 
 export class Session {
   readonly contextSize: number;
@@ -45,13 +50,19 @@ export class Session {
     this.rotation = opts.rotation ?? true;
     const layers: KvLayerFormats[] = this.kv.map((p) => ({ k: getKvFormat(p.k), v: getKvFormat(p.v) }));
     const rt = model.runtime;
+    // Fail before any large allocation if this session cannot fit beside what the memory already holds.
+    checkMemoryPlan(c, model.weights.bytes, this.contextSize, this.kv, {
+      threads: model.pool.nThreads,
+      batchTokens: MAX_BATCH,
+      available: MAX_WASM_BYTES - (rt.usedBytes - model.weights.bytes),
+    });
     this.ctx = {
       config: c,
       weights: model.weights,
       k: rt.k,
       linear: new Linear(rt, Math.max(c.dim, c.ffnDim, c.nHeads * c.headDim), model.pool),
       rope: new RopeTable(rt, this.contextSize, c.ropeDim, c.ropeBase),
-      state: new RunState(rt, c),
+      state: new RunState(rt, c, MAX_BATCH),
       cache: new KvCache(rt, {
         nLayers: c.nLayers,
         nHeads: c.nHeads,
@@ -60,6 +71,7 @@ export class Session {
         contextSize: this.contextSize,
         layers,
         rotation: this.rotation,
+        pool: model.pool,
       }),
     };
   }
@@ -76,15 +88,20 @@ export class Session {
 
   /** Evaluate tokens after those already cached; returns the next-token logits after the last one (a copy, nVocab). */
   eval(tokens: readonly number[]): Float32Array {
-    this.run(tokens, (i) => i === tokens.length - 1, () => {});
-    return this.readLogits().slice();
+    const out = new Float32Array(this.model.config.nVocab);
+    this.run(tokens, "last", (logits) => out.set(logits));
+    return out;
   }
 
   /** Evaluate tokens and return the logits after every one of them: (tokens.length, nVocab), row-major. */
   evalAll(tokens: readonly number[]): Float32Array {
     const nVocab = this.model.config.nVocab;
     const out = new Float32Array(tokens.length * nVocab);
-    this.run(tokens, () => true, (i) => out.set(this.readLogits(), i * nVocab));
+    let row = 0;
+    this.run(tokens, "all", (logits) => {
+      out.set(logits, row * nVocab);
+      row += logits.length / nVocab;
+    });
     return out;
   }
 
@@ -104,23 +121,26 @@ export class Session {
     linear.dispose();
   }
 
-  private run(tokens: readonly number[], wantLogits: (i: number) => boolean, onLogits: (i: number) => void): void {
+  /** Run tokens in batches of MAX_BATCH; `onLogits` receives each batch's wanted logits rows (a view, valid until the next batch). */
+  private run(tokens: readonly number[], wanted: "last" | "all", onLogits: (logits: Float32Array) => void): void {
     if (this.disposed) throw new Error("the session has been disposed");
     const nVocab = this.model.config.nVocab;
     for (const t of tokens) {
       if (!Number.isInteger(t) || t < 0 || t >= nVocab) throw new RangeError(`token id ${t} is outside the vocabulary [0, ${nVocab})`);
     }
     if (this.pos + tokens.length > this.contextSize) throw new ContextFullError(this.contextSize);
-    for (let i = 0; i < tokens.length; i++) {
-      const want = wantLogits(i);
-      forward(this.ctx, tokens[i], this.pos, want);
-      this.pos++;
+    for (let start = 0; start < tokens.length; start += MAX_BATCH) {
+      const batch = tokens.slice(start, start + MAX_BATCH);
+      const isLast = start + MAX_BATCH >= tokens.length;
+      const want: LogitsWanted = wanted === "all" ? "all" : isLast ? "last" : "none";
+      forward(this.ctx, batch, this.pos, want);
+      this.pos += batch.length;
       this.ctx.cache.setLength(this.pos);
-      if (want) onLogits(i);
+      if (want !== "none") onLogits(this.readLogits(want === "all" ? batch.length : 1));
     }
   }
 
-  private readLogits(): Float32Array {
-    return this.model.runtime.f32(this.ctx.state.logits, this.model.config.nVocab);
+  private readLogits(rows: number): Float32Array {
+    return this.model.runtime.f32(this.ctx.state.logits, rows * this.model.config.nVocab);
   }
 }

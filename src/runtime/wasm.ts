@@ -48,6 +48,11 @@ export class WasmRuntime {
     return ptr;
   }
 
+  /** Bytes of the memory in use: the highest allocated offset (freed ranges below it are reused first). */
+  get usedBytes(): number {
+    return this.allocator.highWater;
+  }
+
   free(ptr: number): void {
     this.allocator.freeBlock(ptr);
   }
