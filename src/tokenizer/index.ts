@@ -5,10 +5,14 @@
 import type { GgufFile } from "../gguf/types.js";
 import { Vocab, TokenizerError, vocabSpecFromMetadata } from "./vocab.js";
 import { SpmTokenizer } from "./spm.js";
+import { BpeTokenizer } from "./bpe.js";
 
 export { Vocab, TokenizerError, TokenType, vocabSpecFromMetadata } from "./vocab.js";
 export type { VocabSpec, TokenizerErrorCode } from "./vocab.js";
 export { SpmTokenizer } from "./spm.js";
+export { BpeTokenizer } from "./bpe.js";
+export { SUPPORTED_PRE_TOKENIZERS, findPreTokenizer, preTokenize } from "./pretokenize.js";
+export type { PreTokenizer, SplitterName } from "./pretokenize.js";
 
 export interface EncodeOptions {
   /** Add BOS / EOS as the metadata says (tokenizer.ggml.add_bos_token / add_eos_token). Default true. */
@@ -26,7 +30,9 @@ export interface DecodeOptions {
 
 export interface Tokenizer {
   readonly vocabSize: number;
+  /** -1 when the vocabulary has none. */
   readonly bosId: number;
+  /** -1 when the vocabulary has none. */
   readonly eosId: number;
   readonly addBos: boolean;
   readonly addEos: boolean;
@@ -40,11 +46,12 @@ export interface Tokenizer {
 }
 
 /** Tokenizer models this project implements (values of tokenizer.ggml.model). */
-export const SUPPORTED_TOKENIZER_MODELS: readonly string[] = ["llama"];
+export const SUPPORTED_TOKENIZER_MODELS: readonly string[] = ["llama", "gpt2"];
 
 /** Builds a tokenizer from a vocabulary, choosing the algorithm by its model name. */
 export function tokenizerFromVocab(vocab: Vocab): Tokenizer {
   if (vocab.model === "llama") return new SpmTokenizer(vocab);
+  if (vocab.model === "gpt2") return new BpeTokenizer(vocab);
   throw new TokenizerError(
     "unsupported_model",
     `tokenizer.ggml.model is ${JSON.stringify(vocab.model)}; supported: ${SUPPORTED_TOKENIZER_MODELS.map((m) => JSON.stringify(m)).join(", ")}`,

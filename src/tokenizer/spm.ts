@@ -14,7 +14,10 @@
  * symbol is a token and every unmerged one is a single character, so that path never runs and is not needed here.
  */
 import type { Tokenizer, EncodeOptions, DecodeOptions } from "./index.js";
-import { TokenType, Vocab, utf8ByteString } from "./vocab.js";
+import { Vocab, utf8ByteString } from "./vocab.js";
+import { splitSpecialTokens } from "./special.js";
+
+export { splitSpecialTokens } from "./special.js";
 
 const ESCAPED_SPACE = "\xE2\x96\x81"; // "▁" as UTF-8 bytes (a byte string)
 
@@ -142,34 +145,6 @@ export function spmTokenizePiece(vocab: Vocab, text: string, out: number[]): voi
       for (let b = 0; b < piece.length; b++) out.push(vocab.byteToken(piece.charCodeAt(b)));
     }
   }
-}
-
-/** Text split around special tokens: byte-string pieces and token ids, in order. */
-export function splitSpecialTokens(vocab: Vocab, text: string, parseSpecial: boolean): (string | number)[] {
-  let fragments: (string | number)[] = [text];
-  for (const id of vocab.specialIds) {
-    if (!parseSpecial && vocab.types[id] !== TokenType.USER_DEFINED) continue;
-    const tokenText = vocab.texts[id]!;
-    if (!fragments.some((f) => typeof f === "string" && f.includes(tokenText))) continue;
-    const split: (string | number)[] = [];
-    for (const fragment of fragments) {
-      if (typeof fragment !== "string") {
-        split.push(fragment);
-        continue;
-      }
-      let from = 0;
-      for (;;) {
-        const at = fragment.indexOf(tokenText, from);
-        if (at < 0) break;
-        if (at > from) split.push(fragment.slice(from, at));
-        split.push(id);
-        from = at + tokenText.length;
-      }
-      if (from < fragment.length) split.push(fragment.slice(from));
-    }
-    fragments = split;
-  }
-  return fragments;
 }
 
 export class SpmTokenizer implements Tokenizer {

@@ -6,6 +6,8 @@
  * input's UTF-8 bytes in the same form, so every lookup compares bytes exactly as llama.cpp's std::string maps do.
  */
 import type { GgufValue } from "../gguf/types.js";
+import { byteLevelDecode } from "./byte-level.js";
+import { findPreTokenizer, SUPPORTED_PRE_TOKENIZERS, type PreTokenizer } from "./pretokenize.js";
 
 /** Token types as stored in `tokenizer.ggml.token_type` (llama_token_type). */
 export const TokenType = {
@@ -19,7 +21,7 @@ export const TokenType = {
 } as const;
 export type TokenType = (typeof TokenType)[keyof typeof TokenType];
 
-export type TokenizerErrorCode = "unsupported_model" | "bad_vocab" | "no_byte_token" | "bad_token_id";
+export type TokenizerErrorCode = "unsupported_model" | "unsupported_pre_tokenizer" | "bad_vocab" | "no_byte_token" | "bad_token_id";
 
 /** Every tokenizer failure: a bad or unsupported vocabulary, a byte with no token, an id outside the vocabulary. */
 export class TokenizerError extends Error {
@@ -47,13 +49,48 @@ export interface VocabSpec {
   addBos?: boolean;
   addEos?: boolean;
   addSpacePrefix?: boolean;
+  /** `tokenizer.ggml.pre` (BPE only; absent means "default"). */
+  pre?: string;
+  /** `tokenizer.ggml.merges` (BPE): "left right" per line, highest priority first. */
+  merges?: readonly string[];
+  /** `general.name`: llama.cpp gives special tokens of Phi-3 models the rstrip attribute by name. */
+  modelName?: string;
+  /** FIM token ids from metadata (tokenizer.ggml.fim_*_token_id); kinds without one are found by text. */
+  fimIds?: Partial<Record<FimKind, number>>;
 }
 
+export type FimKind = "pre" | "suf" | "mid" | "pad" | "rep" | "sep";
+
+/** Token texts llama.cpp takes as FIM tokens when metadata names none (they become control tokens). */
+const FIM_TEXTS: Record<FimKind, readonly string[]> = {
+  pre: ["<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\uFF5Cfim\u2581begin\uFF5C>", "<PRE>", "\u2581<PRE>", "<|code_prefix|>", "<|prefix|>"],
+  suf: ["<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\uFF5Cfim\u2581hole\uFF5C>", "<SUF>", "\u2581<SUF>", "<|code_suffix|>", "<|suffix|>"],
+  mid: ["<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\uFF5Cfim\u2581end\uFF5C>", "<MID>", "\u2581<MID>", "<|code_middle|>", "<|middle|>"],
+  pad: ["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
+  rep: ["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"],
+  sep: ["<|file_sep|>"],
+};
+
+/** Attribute bits of special tokens: llama.cpp strips whitespace beside them when splitting them out of text. */
+export const StripFlag = { LSTRIP: 1, RSTRIP: 2 } as const;
+
 /** Token texts that end generation (llama.cpp matches EOG tokens by text; these also become control tokens). */
-const EOG_TEXTS = new Set([
-  "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
-  "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>",
-]);
+const EOG_TEXTS: readonly string[] = [
+  "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
+  "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>", "<end_of_utterance>",
+  "<eos>", "<turn|>", "<|tool_response>", "<\uFF5Cend\u2581of\u2581sentence\uFF5C>", "[e~[",
+];
+/** gpt-oss tokens llama.cpp always renders (it makes them user-defined). */
+const ALWAYS_RENDERED_TEXTS: readonly string[] = ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"];
+
+/** Defaults a tokenizer model gives when metadata is silent (llama.cpp's llama_vocab::impl::load). */
+interface ModelDefaults {
+  bosId: number;
+  eosId: number;
+  unkId: number;
+  addBos: boolean;
+  addSpacePrefix: boolean;
+}
 
 /** UTF-8 bytes of a JS string as a byte string (one char per byte). */
 export function utf8ByteString(text: string): string {
@@ -102,6 +139,12 @@ export class Vocab {
   readonly addBos: boolean;
   readonly addEos: boolean;
   readonly addSpacePrefix: boolean;
+  /** BPE only: the pre-tokenizer `tokenizer.ggml.pre` names. */
+  readonly preTokenizer: PreTokenizer | undefined;
+  /** BPE only: merge ranks, keyed mergeKey(left, right) (byte strings); the first line of a repeated pair wins. */
+  readonly mergeRanks: ReadonlyMap<string, number>;
+  /** (size) StripFlag bits per token. */
+  readonly stripFlags: Uint8Array;
   readonly eogIds: ReadonlySet<number>;
   /** Control, user-defined and unknown tokens, longest text first (the order llama.cpp splits them out of text). */
   readonly specialIds: readonly number[];
@@ -139,26 +182,66 @@ export class Vocab {
     }
     this.texts = texts;
 
-    // SPM defaults (llama.cpp): BOS 1, EOS 2, UNK 0, add BOS, no EOS, space prefix; ids from metadata only when in range.
-    const inRange = (id: number | undefined): id is number => id !== undefined && Number.isInteger(id) && id >= 0 && id < n;
-    this.bosId = inRange(spec.bosId) ? spec.bosId : 1;
-    this.eosId = inRange(spec.eosId) ? spec.eosId : 2;
-    this.unkId = inRange(spec.unkId) ? spec.unkId : 0;
-    this.addBos = spec.addBos ?? true;
-    this.addEos = spec.addEos ?? false;
-    this.addSpacePrefix = spec.addSpacePrefix ?? true;
-    if (this.addBos && this.bosId >= n) throw new TokenizerError("bad_vocab", `BOS id ${this.bosId} is outside the vocabulary of ${n} tokens`);
-    if (this.addEos && this.eosId >= n) throw new TokenizerError("bad_vocab", `EOS id ${this.eosId} is outside the vocabulary of ${n} tokens`);
-
-    // End of generation: tokens with EOG texts (forced to control type, as llama.cpp does), EOS, EOT, EOM.
-    const eog = new Set<number>();
-    for (let id = 0; id < n; id++) {
-      if (EOG_TEXTS.has(texts[id]!)) {
-        eog.add(id);
-        this.types[id] = TokenType.CONTROL;
+    let defaults: ModelDefaults;
+    if (spec.model === "gpt2") {
+      const pre = findPreTokenizer(spec.pre);
+      if (!pre) {
+        throw new TokenizerError(
+          "unsupported_pre_tokenizer",
+          `tokenizer.ggml.pre is ${JSON.stringify(spec.pre)}; supported: ${SUPPORTED_PRE_TOKENIZERS.map((m) => JSON.stringify(m)).join(", ")}`,
+        );
       }
+      this.preTokenizer = pre;
+      // BPE (llama.cpp): BOS = EOS = 11 unless the pre-tokenizer says otherwise, no UNK, no space prefix.
+      defaults = { bosId: pre.defaultBosId, eosId: 11, unkId: -1, addBos: pre.addBos, addSpacePrefix: false };
+    } else {
+      this.preTokenizer = undefined;
+      // SPM: BOS 1, EOS 2, UNK 0, add BOS, space prefix.
+      defaults = { bosId: 1, eosId: 2, unkId: 0, addBos: true, addSpacePrefix: true };
+    }
+    // Ids from metadata only when in range; a default outside the vocabulary means none (-1).
+    const inRange = (id: number | undefined): id is number => id !== undefined && Number.isInteger(id) && id >= 0 && id < n;
+    const orDefault = (id: number | undefined, fallback: number): number => (inRange(id) ? id : inRange(fallback) ? fallback : -1);
+    this.bosId = orDefault(spec.bosId, defaults.bosId);
+    this.eosId = orDefault(spec.eosId, defaults.eosId);
+    this.unkId = orDefault(spec.unkId, defaults.unkId);
+    this.addBos = spec.addBos ?? defaults.addBos;
+    this.addEos = spec.addEos ?? false;
+    this.addSpacePrefix = spec.addSpacePrefix ?? defaults.addSpacePrefix;
+    if (this.addBos && this.bosId < 0) throw new TokenizerError("bad_vocab", `the vocabulary adds BOS but has no BOS token (id ${spec.bosId ?? defaults.bosId} is outside its ${n} tokens)`);
+    if (this.addEos && this.eosId < 0) throw new TokenizerError("bad_vocab", `the vocabulary adds EOS but has no EOS token (id ${spec.eosId ?? defaults.eosId} is outside its ${n} tokens)`);
+    this.mergeRanks = spec.merges ? parseMerges(spec.merges) : new Map();
+
+    // FIM tokens found by text (when metadata names none of a kind) become control tokens; pad/rep/sep end generation.
+    const eog = new Set<number>();
+    const idOfText = (t: string): number | undefined => this.idByText.get(utf8ByteString(t));
+    for (const kind of Object.keys(FIM_TEXTS) as FimKind[]) {
+      let id = spec.fimIds?.[kind];
+      if (!inRange(id)) {
+        id = FIM_TEXTS[kind].map(idOfText).find((x) => x !== undefined);
+        if (id !== undefined) this.types[id] = TokenType.CONTROL;
+      }
+      if (id !== undefined && (kind === "pad" || kind === "rep" || kind === "sep")) eog.add(id);
+    }
+    // End of generation: tokens with EOG texts (forced to control type, as llama.cpp does), EOS, EOT, EOM.
+    for (const t of EOG_TEXTS) {
+      const id = idOfText(t);
+      if (id === undefined) continue;
+      eog.add(id);
+      this.types[id] = TokenType.CONTROL;
+    }
+    for (const t of ALWAYS_RENDERED_TEXTS) {
+      const id = idOfText(t);
+      if (id !== undefined) this.types[id] = TokenType.USER_DEFINED;
     }
     for (const id of [this.eosId, spec.eotId, spec.eomId]) if (inRange(id)) eog.add(id);
+    // o200k_harmony: with <|return|> and <|call|> in the set, <|end|> does not end generation and is user-defined.
+    const endId = idOfText("<|end|>");
+    const has = (t: string): boolean => { const id = idOfText(t); return id !== undefined && eog.has(id); };
+    if (endId !== undefined && eog.has(endId) && ((has("<|return|>") && has("<|call|>")) || (has("<|calls|>") && has("<|flush|>")))) {
+      eog.delete(endId);
+      this.types[endId] = TokenType.USER_DEFINED;
+    }
     this.eogIds = eog;
 
     const special: number[] = [];
@@ -168,6 +251,19 @@ export class Vocab {
     }
     special.sort((a, b) => texts[b]!.length - texts[a]!.length || a - b);
     this.specialIds = special;
+
+    // Phi-3 (by general.name): special tokens and </s> swallow the whitespace after them, except <unk> <s> <|endoftext|>.
+    this.stripFlags = new Uint8Array(n); // (size)
+    const name = (spec.modelName ?? "").toLowerCase();
+    if (name.includes("phi-3") || name.includes("phi3")) {
+      for (const id of special) this.stripFlags[id]! |= StripFlag.RSTRIP;
+      const eos = idOfText("</s>");
+      if (eos !== undefined) this.stripFlags[eos]! |= StripFlag.RSTRIP;
+      for (const t of ["<unk>", "<s>", "<|endoftext|>"]) {
+        const id = idOfText(t);
+        if (id !== undefined) this.stripFlags[id]! &= ~StripFlag.RSTRIP;
+      }
+    }
 
     this.piecesPlain = new Array(n);
     this.piecesSpecial = new Array(n);
@@ -210,6 +306,7 @@ export class Vocab {
     const text = this.texts[id]!;
     if (type === TokenType.UNKNOWN || type === TokenType.CONTROL) return special ? byteStringToBytes(text) : new Uint8Array(0);
     if (type === TokenType.USER_DEFINED) return byteStringToBytes(text);
+    if (type === TokenType.NORMAL && this.model === "gpt2") return byteStringToBytes(byteLevelDecode(text));
     if (type === TokenType.NORMAL) return byteStringToBytes(text.split(ESCAPED_SPACE).join(" "));
     if (type === TokenType.BYTE) return Uint8Array.of(parseHexPrefix(text.slice(3, 5)));
     return new Uint8Array(0); // unused and undefined tokens render as nothing
@@ -249,6 +346,40 @@ function optNumberArray(meta: Map<string, GgufValue>, key: string): ArrayLike<nu
   throw new TokenizerError("bad_vocab", `${key}: expected a numeric array, found ${describe(v)}`);
 }
 
+function optString(meta: Map<string, GgufValue>, key: string): string | undefined {
+  const v = meta.get(key);
+  if (v === undefined) return undefined;
+  if (typeof v === "string") return v;
+  throw new TokenizerError("bad_vocab", `${key}: expected a string, found ${describe(v)}`);
+}
+
+function optStringArray(meta: Map<string, GgufValue>, key: string): string[] | undefined {
+  const v = meta.get(key);
+  if (v === undefined) return undefined;
+  if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v as string[];
+  throw new TokenizerError("bad_vocab", `${key}: expected a string array, found ${describe(v)}`);
+}
+
+/** Key of a merge pair in Vocab.mergeRanks; U+0100 cannot occur in byte strings, so keys never collide. */
+export function mergeKey(left: string, right: string): string {
+  return left + "\u0100" + right;
+}
+
+/**
+ * Merge ranks from `tokenizer.ggml.merges` lines, as llama.cpp reads them: split at the first space after the first
+ * byte ("left right"); a line with no such space is the pair ("", ""); a repeated pair keeps its first rank.
+ */
+export function parseMerges(lines: readonly string[]): Map<string, number> {
+  const ranks = new Map<string, number>();
+  for (let rank = 0; rank < lines.length; rank++) {
+    const line = utf8ByteString(lines[rank]!);
+    const at = line.indexOf(" ", 1);
+    const key = at < 0 ? mergeKey("", "") : mergeKey(line.slice(0, at), line.slice(at + 1));
+    if (!ranks.has(key)) ranks.set(key, rank);
+  }
+  return ranks;
+}
+
 /** The `tokenizer.ggml.*` keys of a GGUF file as a VocabSpec (model and tokens required). */
 export function vocabSpecFromMetadata(meta: Map<string, GgufValue>): VocabSpec {
   const model = meta.get("tokenizer.ggml.model");
@@ -272,5 +403,16 @@ export function vocabSpecFromMetadata(meta: Map<string, GgufValue>): VocabSpec {
     addBos: optBool(meta, "tokenizer.ggml.add_bos_token"),
     addEos: optBool(meta, "tokenizer.ggml.add_eos_token"),
     addSpacePrefix: optBool(meta, "tokenizer.ggml.add_space_prefix"),
+    pre: optString(meta, "tokenizer.ggml.pre"),
+    merges: optStringArray(meta, "tokenizer.ggml.merges"),
+    modelName: optString(meta, "general.name"),
+    fimIds: {
+      pre: optNumber(meta, "tokenizer.ggml.fim_pre_token_id") ?? optNumber(meta, "tokenizer.ggml.prefix_token_id"),
+      suf: optNumber(meta, "tokenizer.ggml.fim_suf_token_id") ?? optNumber(meta, "tokenizer.ggml.suffix_token_id"),
+      mid: optNumber(meta, "tokenizer.ggml.fim_mid_token_id") ?? optNumber(meta, "tokenizer.ggml.middle_token_id"),
+      pad: optNumber(meta, "tokenizer.ggml.fim_pad_token_id"),
+      rep: optNumber(meta, "tokenizer.ggml.fim_rep_token_id"),
+      sep: optNumber(meta, "tokenizer.ggml.fim_sep_token_id"),
+    },
   };
 }
