@@ -13,9 +13,10 @@ import { registerSynth } from "./synth.js";
 import { registerBench } from "./bench.js";
 import { registerPerplexity } from "./perplexity.js";
 import { registerCompare } from "./compare.js";
+import { registerPlan } from "./plan.js";
 
 /** Every subcommand, registered in the order `--help` lists them. */
-const SUBCOMMANDS: ReadonlyArray<(program: Command) => void> = [registerRun, registerTokenize, registerSynth, registerPerplexity, registerCompare, registerBench];
+const SUBCOMMANDS: ReadonlyArray<(program: Command) => void> = [registerRun, registerTokenize, registerSynth, registerPerplexity, registerCompare, registerBench, registerPlan];
 
 function packageVersion(): string {
   try {

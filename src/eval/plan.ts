@@ -1,0 +1,79 @@
+/**
+ * The memory planner: for a model (read from its GGUF header only) and each K/V config, the KV bytes per token and
+ * either the longest context that fits in a memory budget or the bytes a given context needs.
+ * Budgets count the weights, the KV cache and the session's scratch (planMemory), and kvsplit's own ceiling:
+ * one WebAssembly memory holds at most 4 GiB.
+ */
+import type { KvConfig } from "../kv/shorthand.js";
+import { kvBytesPerToken } from "../kv/cache.js";
+import { getKvFormat } from "../formats/table.js";
+import { parseGguf } from "../gguf/reader.js";
+import { fileSource } from "../gguf/source.js";
+import { configFromGguf, type ModelConfig } from "../model/config.js";
+import { planMemory } from "../model/memory.js";
+import { weightBytes } from "../model/weights.js";
+import { MAX_WASM_BYTES } from "../runtime/wasm.js";
+
+export interface PlanRow {
+  config: string;
+  k: string;
+  v: string;
+  kv_bytes_per_token: number;
+  /** With a budget: the longest context whose weights + KV + scratch fit in min(budget, 4 GiB). */
+  max_ctx?: number;
+  /** With a context: KV cache bytes at that context, and everything together (weights + KV + scratch). */
+  bytes?: number;
+  total_bytes?: number;
+  /** With a context: whether it fits in one WebAssembly memory. */
+  fits?: boolean;
+}
+
+export interface PlanModel {
+  config: ModelConfig;
+  weightsBytes: number;
+}
+
+/** Config and weight bytes from the header; the tensor data is never read. */
+export function readPlanModel(path: string): PlanModel {
+  const src = fileSource(path);
+  try {
+    const gguf = parseGguf(src);
+    return { config: configFromGguf(gguf), weightsBytes: weightBytes(gguf) };
+  } finally {
+    src.close();
+  }
+}
+
+export function planRows(model: PlanModel, configs: readonly KvConfig[], target: { memory: number } | { ctx: number }): PlanRow[] {
+  const { config: c, weightsBytes } = model;
+  return configs.map((cfg) => {
+    const layers = Array.from({ length: c.nLayers }, () => ({ k: getKvFormat(cfg.k), v: getKvFormat(cfg.v) }));
+    const row: PlanRow = { config: cfg.name, k: cfg.k, v: cfg.v, kv_bytes_per_token: kvBytesPerToken(layers, c.kvDim) };
+    if ("memory" in target) {
+      const available = Math.min(target.memory, MAX_WASM_BYTES);
+      row.max_ctx = planMemory(c, weightsBytes, 1, cfg, { available }).maxContextSize;
+    } else {
+      const plan = planMemory(c, weightsBytes, target.ctx, cfg);
+      row.bytes = plan.kv;
+      row.total_bytes = plan.total;
+      row.fits = plan.total <= plan.available;
+    }
+    return row;
+  });
+}
+
+const UNITS: Record<string, number> = {
+  "": 1, b: 1,
+  k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12,
+  kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, tib: 1024 ** 4,
+};
+
+/** "8GiB", "512 MiB", "6GB", "1e9" → bytes; RangeError naming the value and the units otherwise. */
+export function parseByteSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || unit === undefined || !(Number(m[1]) > 0)) {
+    throw new RangeError(`'${text}' is not a memory size; use a number with B, KiB, MiB, GiB, TiB (or kB, MB, GB, TB), e.g. 8GiB`);
+  }
+  return Math.floor(Number(m[1]) * unit);
+}
