@@ -58,6 +58,52 @@ export function rope_norm_rows_f32(x: usize, nTokens: i32, nHeads: i32, headDim:
   for (let t = 0; t < nTokens; t++) rope_norm_f32(x + <usize>t * rowBytes, nHeads, headDim, ropeDim, cs0 + <usize>t * csBytes);
 }
 
+/**
+ * Rotary embedding on `nHeads` heads of `headDim` values, halves paired (llama.cpp's NeoX rope, used by qwen2):
+ * (x[i], x[i+ropeDim/2]) ← (x0·cos − x1·sin, x0·sin + x1·cos) for i < ropeDim/2; values from ropeDim on are kept
+ * (cs: f32 (ropeDim/2, 2) = cos, sin pairs for this position, the same table as rope_norm_f32's).
+ */
+export function rope_neox_f32(x: usize, nHeads: i32, headDim: i32, ropeDim: i32, cs: usize): void {
+  const half = ropeDim >> 1;
+  const halfBytes = <usize>half << 2;
+  for (let h = 0; h < nHeads; h++) {
+    const row = x + (<usize>(h * headDim) << 2);
+    for (let i = 0; i < half; i++) {
+      const p = row + (<usize>i << 2);
+      const c = load<f32>(cs + (<usize>i << 3));
+      const s = load<f32>(cs + (<usize>i << 3) + 4);
+      const x0 = load<f32>(p);
+      const x1 = load<f32>(p + halfBytes);
+      store<f32>(p, x0 * c - x1 * s);
+      store<f32>(p + halfBytes, x0 * s + x1 * c);
+    }
+  }
+}
+
+/** rope_neox_f32 on nTokens consecutive positions (x: f32 (nTokens, nHeads, headDim)), as rope_norm_rows_f32. */
+export function rope_neox_rows_f32(x: usize, nTokens: i32, nHeads: i32, headDim: i32, ropeDim: i32, cs0: usize): void {
+  const rowBytes = <usize>(nHeads * headDim) << 2;
+  const csBytes = <usize>(ropeDim >> 1) << 3;
+  for (let t = 0; t < nTokens; t++) rope_neox_f32(x + <usize>t * rowBytes, nHeads, headDim, ropeDim, cs0 + <usize>t * csBytes);
+}
+
+/** x[r][i] += bias[i] on each of nRows rows of n values (x: f32 (nRows, n), bias: f32 (n)): a linear layer's bias. */
+export function add_bias_rows_f32(x: usize, bias: usize, n: i32, nRows: i32): void {
+  const stride = <usize>n << 2;
+  for (let r = 0; r < nRows; r++) {
+    const row = x + <usize>r * stride;
+    let i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(row + o, f32x4.add(v128.load(row + o), v128.load(bias + o)));
+    }
+    for (; i < n; i++) {
+      const o = <usize>i << 2;
+      store<f32>(row + o, load<f32>(row + o) + load<f32>(bias + o));
+    }
+  }
+}
+
 /** gate[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + e^−x). */
 export function swiglu_f32(gate: usize, up: usize, n: i32): void {
   for (let i = 0; i < n; i++) {

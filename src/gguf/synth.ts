@@ -1,6 +1,7 @@
 /**
- * Synthetic Llama-architecture GGUF models (random weights, deterministic for a seed) with the tensor names, shapes
- * and metadata keys llama.cpp's "llama" architecture reads, and a sentencepiece vocabulary llama.cpp accepts.
+ * Synthetic GGUF models (random weights, deterministic for a seed) with the tensor names, shapes and metadata keys
+ * llama.cpp's "llama" architecture reads (or "qwen2": the same tensors plus q/k/v biases; or Llama 3.x style: a
+ * `rope_freqs.weight` tensor), and a sentencepiece vocabulary llama.cpp accepts.
  * Matrices are stored f32, f16, q8_0 or a K-quant (q2_K .. q6_K; rows of a multiple of 256 values), quantized with the
  * format table's reference kernels; norms stay f32.
  */
@@ -52,6 +53,47 @@ export interface SynthOptions {
   tokenizer?: GgufMetadataSpec[];
   /** general.name (default "kvsplit-synth-<preset>-<type>"). */
   name?: string;
+  /**
+   * general.architecture and the prefix of the hyperparameter keys (default "llama"). Any name is written (so that
+   * unsupported architectures can be tested); the tensors are always the llama set plus the options below.
+   */
+  architecture?: string;
+  /** Write attn_q.bias, attn_k.bias, attn_v.bias in every layer (default: true for "qwen2", else false). */
+  attentionBias?: boolean;
+  /** Write Llama 3.x rope frequency factors (`rope_freqs.weight`), computed as Meta's "llama3" rope scaling does. */
+  llama3Rope?: Llama3RopeScaling;
+  /** Write `<arch>.rope.scaling.type` and `.factor` (llama.cpp reads "none", "linear", "yarn", "longrope"). */
+  ropeScaling?: { type: string; factor: number };
+}
+
+/** Hugging Face's rope_scaling {rope_type: "llama3", ...} parameters (Llama 3.2 uses 32, 1, 4, 8192). */
+export interface Llama3RopeScaling {
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalContextLength: number;
+}
+
+/**
+ * Per-pair frequency divisors of Llama 3's rope scaling, as llama.cpp's converter writes them into rope_freqs.weight:
+ * a pair whose wavelength 2π/freq is shorter than originalContextLength/highFreqFactor keeps its frequency (1),
+ * one longer than originalContextLength/lowFreqFactor is divided by `factor`, and the ones between are interpolated.
+ */
+export function llama3RopeFreqFactors(r: Llama3RopeScaling, ropeBase: number, headDim: number): Float32Array {
+  const factors = new Float32Array(headDim / 2); // (headDim/2)
+  const shortWavelength = r.originalContextLength / r.highFreqFactor;
+  const longWavelength = r.originalContextLength / r.lowFreqFactor;
+  for (let i = 0; i < factors.length; i++) {
+    const freq = Math.fround(1 / Math.pow(ropeBase, (2 * i) / headDim));
+    const wavelength = (2 * Math.PI) / freq;
+    if (wavelength < shortWavelength) factors[i] = 1;
+    else if (wavelength > longWavelength) factors[i] = r.factor;
+    else {
+      const smooth = (r.originalContextLength / wavelength - r.lowFreqFactor) / (r.highFreqFactor - r.lowFreqFactor);
+      factors[i] = 1 / ((1 - smooth) / r.factor + smooth);
+    }
+  }
+  return factors;
 }
 
 /**
@@ -145,16 +187,25 @@ interface WeightPlan {
   /** Values are mean + std × N(0, 1). */
   mean: number;
   std: number;
-  /** Norm vectors stay f32. */
+  /** Vectors (norms, biases, rope factors) stay f32. */
   isNorm: boolean;
+  /** Fixed values instead of random ones. */
+  values?: Float32Array;
 }
 
-function weightPlans(s: SynthShape): WeightPlan[] {
+interface TensorExtras {
+  attentionBias: boolean;
+  ropeFreqFactors: Float32Array | null;
+}
+
+function weightPlans(s: SynthShape, extras: TensorExtras): WeightPlan[] {
   const headDim = s.dim / s.nHeads;
   const kvDim = headDim * s.nKvHeads;
   const matrix = (name: string, ne0: number, ne1: number, std = 1 / Math.sqrt(ne0)): WeightPlan =>
     ({ name, shape: [ne0, ne1], mean: 0, std, isNorm: false });
   const norm = (name: string): WeightPlan => ({ name, shape: [s.dim], mean: 1, std: 0.02, isNorm: true });
+  // biases large enough to matter (qwen2's key biases are large in real models)
+  const bias = (name: string, n: number): WeightPlan => ({ name, shape: [n], mean: 0, std: 0.5, isNorm: true });
   const plans: WeightPlan[] = [matrix("token_embd.weight", s.dim, s.vocabSize, 1)];
   for (let l = 0; l < s.nLayers; l++) {
     const p = `blk.${l}.`;
@@ -172,11 +223,23 @@ function weightPlans(s: SynthShape): WeightPlan[] {
   }
   plans.push(norm("output_norm.weight"));
   if (!s.tiedOutput) plans.push(matrix("output.weight", s.dim, s.vocabSize));
+  // Optional tensors go last, so a model with them has the same random weights as the one without (seeds follow order).
+  if (extras.attentionBias) {
+    for (let l = 0; l < s.nLayers; l++) {
+      const p = `blk.${l}.`;
+      plans.push(bias(`${p}attn_q.bias`, s.dim), bias(`${p}attn_k.bias`, kvDim), bias(`${p}attn_v.bias`, kvDim));
+    }
+  }
+  if (extras.ropeFreqFactors) {
+    const f = extras.ropeFreqFactors;
+    plans.push({ name: "rope_freqs.weight", shape: [f.length], mean: 0, std: 0, isNorm: true, values: f });
+  }
   return plans;
 }
 
 /** The tensor's bytes: rows of ne0 random values, each row quantized with the format's reference kernel. */
 function makeTensorData(plan: WeightPlan, typeName: SynthWeightType, seed: number): Uint8Array {
+  if (plan.values) return new Uint8Array(Float32Array.from(plan.values).buffer);
   const format = getFormat(typeName);
   const ne0 = plan.shape[0]!;
   const rows = plan.shape.slice(1).reduce((a, b) => a * b, 1);
@@ -191,26 +254,39 @@ function makeTensorData(plan: WeightPlan, typeName: SynthWeightType, seed: numbe
   return out;
 }
 
-function metadataFor(s: SynthShape, type: SynthWeightType, name: string, tokenizer?: GgufMetadataSpec[]): GgufMetadataSpec[] {
+function metadataFor(
+  s: SynthShape,
+  type: SynthWeightType,
+  name: string,
+  arch: string,
+  tokenizer?: GgufMetadataSpec[],
+  ropeScaling?: SynthOptions["ropeScaling"],
+): GgufMetadataSpec[] {
   const { UINT32, FLOAT32, STRING, BOOL, ARRAY, INT32 } = GgufValueType;
   const m: GgufMetadataSpec[] = [
-    { key: "general.architecture", type: STRING, value: "llama" },
+    { key: "general.architecture", type: STRING, value: arch },
     { key: "general.name", type: STRING, value: name },
     { key: "general.file_type", type: UINT32, value: FILE_TYPE[type] },
   ];
   if (getFormat(type).blockSize > 1) m.push({ key: "general.quantization_version", type: UINT32, value: 2 });
   m.push(
-    { key: "llama.vocab_size", type: UINT32, value: s.vocabSize },
-    { key: "llama.context_length", type: UINT32, value: s.contextLength },
-    { key: "llama.embedding_length", type: UINT32, value: s.dim },
-    { key: "llama.block_count", type: UINT32, value: s.nLayers },
-    { key: "llama.feed_forward_length", type: UINT32, value: s.ffnDim },
-    { key: "llama.attention.head_count", type: UINT32, value: s.nHeads },
-    { key: "llama.attention.head_count_kv", type: UINT32, value: s.nKvHeads },
-    { key: "llama.attention.layer_norm_rms_epsilon", type: FLOAT32, value: s.normEps },
-    { key: "llama.rope.dimension_count", type: UINT32, value: s.dim / s.nHeads },
-    { key: "llama.rope.freq_base", type: FLOAT32, value: s.ropeBase },
+    { key: `${arch}.vocab_size`, type: UINT32, value: s.vocabSize },
+    { key: `${arch}.context_length`, type: UINT32, value: s.contextLength },
+    { key: `${arch}.embedding_length`, type: UINT32, value: s.dim },
+    { key: `${arch}.block_count`, type: UINT32, value: s.nLayers },
+    { key: `${arch}.feed_forward_length`, type: UINT32, value: s.ffnDim },
+    { key: `${arch}.attention.head_count`, type: UINT32, value: s.nHeads },
+    { key: `${arch}.attention.head_count_kv`, type: UINT32, value: s.nKvHeads },
+    { key: `${arch}.attention.layer_norm_rms_epsilon`, type: FLOAT32, value: s.normEps },
+    { key: `${arch}.rope.dimension_count`, type: UINT32, value: s.dim / s.nHeads },
+    { key: `${arch}.rope.freq_base`, type: FLOAT32, value: s.ropeBase },
   );
+  if (ropeScaling) {
+    m.push(
+      { key: `${arch}.rope.scaling.type`, type: STRING, value: ropeScaling.type },
+      { key: `${arch}.rope.scaling.factor`, type: FLOAT32, value: ropeScaling.factor },
+    );
+  }
   if (tokenizer) {
     const tokens = tokenizer.find((e) => e.key === "tokenizer.ggml.tokens")?.value as ArrayLike<unknown> | undefined;
     if (!tokens || tokens.length !== s.vocabSize) {
@@ -242,7 +318,12 @@ export function synthLlama(opts: SynthOptions = {}): GgufSpec {
   const shape = synthShape(opts.preset);
   checkShape(shape, type);
   const label = typeof opts.preset === "string" ? opts.preset : opts.preset ? "custom" : "tiny";
-  const tensors: GgufTensorSpec[] = weightPlans(shape).map((plan, index) => {
+  const arch = opts.architecture ?? "llama";
+  const extras: TensorExtras = {
+    attentionBias: opts.attentionBias ?? arch === "qwen2",
+    ropeFreqFactors: opts.llama3Rope ? llama3RopeFreqFactors(opts.llama3Rope, shape.ropeBase, shape.dim / shape.nHeads) : null,
+  };
+  const tensors: GgufTensorSpec[] = weightPlans(shape, extras).map((plan, index) => {
     const storedAs: SynthWeightType = plan.isNorm ? "f32" : type;
     return {
       name: plan.name,
@@ -251,7 +332,7 @@ export function synthLlama(opts: SynthOptions = {}): GgufSpec {
       data: () => makeTensorData(plan, storedAs, tensorSeed(seed, index)),
     };
   });
-  return { metadata: metadataFor(shape, type, opts.name ?? `kvsplit-synth-${label}-${type}`, opts.tokenizer), tensors };
+  return { metadata: metadataFor(shape, type, opts.name ?? `kvsplit-synth-${label}-${type}`, arch, opts.tokenizer, opts.ropeScaling), tensors };
 }
 
 /** Write a synthetic model to `path` (atomically); returns the file size. */

@@ -3,14 +3,18 @@
  * It reads the weights, writes the session's scratch and its KV cache; it never allocates and never knows how the
  * cache stores K and V. Every step works on all the batch's tokens at once: matrices as matrix-matrix products
  * (each weight row read once per batch), attention causal within the batch.
+ * Architectures (llama, qwen2) differ only in data: the rope kind in the config, optional biases in the weights.
  */
 import type { KvCache } from "../kv/cache.js";
 import type { KernelExports } from "../runtime/wasm.js";
-import type { ModelConfig } from "./config.js";
+import type { ModelConfig, RopeKind } from "./config.js";
 import type { Linear } from "./linear.js";
 import type { RopeTable } from "./rope.js";
 import type { RunState } from "./state.js";
-import type { LlamaWeights } from "./weights.js";
+import type { LlamaWeights, WeightVector } from "./weights.js";
+
+/** The rows kernel of each rope pairing (both read the same cos/sin table). */
+const ROPE_ROWS_KERNEL: Readonly<Record<RopeKind, string>> = { norm: "rope_norm_rows_f32", neox: "rope_neox_rows_f32" };
 
 export interface ForwardContext {
   readonly config: ModelConfig;
@@ -33,6 +37,7 @@ export function forward(ctx: ForwardContext, tokens: readonly number[], pos0: nu
   const { config: c, weights: w, k, linear, rope, state: s, cache } = ctx;
   const n = tokens.length;
   const qDim = c.nHeads * c.headDim;
+  const ropeRows = k[ROPE_ROWS_KERNEL[c.ropeKind]];
   for (let t = 0; t < n; t++) {
     const e = w.tokenEmbd; // x[t] = E[token t], decoded from its block format
     k[e.format.kernels.dequantizeRow](e.ptr + tokens[t] * e.rowBytes, s.x + t * c.dim * 4, c.dim);
@@ -40,33 +45,46 @@ export function forward(ctx: ForwardContext, tokens: readonly number[], pos0: nu
 
   for (let l = 0; l < c.nLayers; l++) {
     const L = w.layers[l];
-    // attention block: x += Wo · attention(rope(Wq·h), rope(Wk·h), Wv·h), h = rmsnorm(x)
+    // attention block: x += Wo · attention(rope(Wq·h + bq), rope(Wk·h + bk), Wv·h + bv) + bo, h = rmsnorm(x)
     k.rmsnorm_rows_f32(s.xb, s.x, L.attnNorm.ptr, c.dim, c.normEps, n);
     linear.input(s.xb, c.dim, n);
     linear.run([[s.q, L.wq], [s.k, L.wk], [s.v, L.wv]]);
-    k.rope_norm_rows_f32(s.q, n, c.nHeads, c.headDim, c.ropeDim, rope.row(pos0));
-    k.rope_norm_rows_f32(s.k, n, c.nKvHeads, c.headDim, c.ropeDim, rope.row(pos0));
+    addBias(k, s.q, L.bq, n);
+    addBias(k, s.k, L.bk, n);
+    addBias(k, s.v, L.bv, n);
+    ropeRows(s.q, n, c.nHeads, c.headDim, c.ropeDim, rope.row(pos0));
+    ropeRows(s.k, n, c.nKvHeads, c.headDim, c.ropeDim, rope.row(pos0));
     cache.appendBatch(l, pos0, n, s.k, s.v);
     cache.attendBatch(l, pos0, n, s.q, s.att); // att[t] = softmax(q[t]·Kᵀ/√headDim) · V over positions ≤ pos0+t
     linear.input(s.att, qDim, n);
     linear.run([[s.xb2, L.wo]]);
+    addBias(k, s.xb2, L.bo, n);
     k.add_f32(s.x, s.xb2, n * c.dim);
 
-    // feed-forward block: x += W_down · (silu(W_gate·h) ⊙ W_up·h), h = rmsnorm(x)
+    // feed-forward block: x += W_down · (silu(W_gate·h + bg) ⊙ (W_up·h + bu)) + bd, h = rmsnorm(x)
     k.rmsnorm_rows_f32(s.xb, s.x, L.ffnNorm.ptr, c.dim, c.normEps, n);
     linear.input(s.xb, c.dim, n);
     linear.run([[s.hb, L.wGate], [s.hb2, L.wUp]]);
+    addBias(k, s.hb, L.bGate, n);
+    addBias(k, s.hb2, L.bUp, n);
     k.swiglu_f32(s.hb, s.hb2, n * c.ffnDim);
     linear.input(s.hb, c.ffnDim, n);
     linear.run([[s.xb2, L.wDown]]);
+    addBias(k, s.xb2, L.bDown, n);
     k.add_f32(s.x, s.xb2, n * c.dim);
   }
   if (wanted === "none") return;
-  // logits = W_out · rmsnorm(x), for the last token or for every token
+  // logits = W_out · rmsnorm(x) + b_out, for the last token or for every token
   const first = wanted === "last" ? n - 1 : 0;
   const rows = n - first;
   const x = s.x + first * c.dim * 4;
   k.rmsnorm_rows_f32(x, x, w.outputNorm.ptr, c.dim, c.normEps, rows);
   linear.input(x, c.dim, rows);
   linear.run([[s.logits, w.output]]);
+  addBias(k, s.logits, w.outputBias, rows);
+}
+
+/** x[t] += b for each of the n rows (x: f32 (n, b.n)) when the model has this bias; nothing when it has none. */
+function addBias(k: KernelExports, x: number, b: WeightVector | null, n: number): void {
+  if (b) k.add_bias_rows_f32(x, b.ptr, b.n, n);
 }

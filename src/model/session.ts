@@ -61,7 +61,7 @@ export class Session {
       weights: model.weights,
       k: rt.k,
       linear: new Linear(rt, Math.max(c.dim, c.ffnDim, c.nHeads * c.headDim), model.pool),
-      rope: new RopeTable(rt, this.contextSize, c.ropeDim, c.ropeBase),
+      rope: RopeTable.forModel(rt, this.contextSize, c, model.weights),
       state: new RunState(rt, c, MAX_BATCH),
       cache: new KvCache(rt, {
         nLayers: c.nLayers,

@@ -1,6 +1,8 @@
 /**
  * Model weights copied once from the GGUF file into WebAssembly memory, in their stored block format.
- * Matrices stay packed (their format's matvec reads them); 1-D tensors (norms) are decoded to f32 at load.
+ * Matrices stay packed (their format's matvec reads them); 1-D tensors (norms, biases) are decoded to f32 at load.
+ * Tensors that only some models have (biases, Llama 3's rope frequency factors) are null when absent, as llama.cpp
+ * treats them (TENSOR_NOT_REQUIRED): the forward pass adds a bias only where one exists.
  */
 import type { ByteSource, GgufFile, GgufTensorInfo } from "../gguf/types.js";
 import type { BlockFormat } from "../formats/types.js";
@@ -32,10 +34,17 @@ export interface LayerWeights {
   readonly wk: WeightMatrix; // (kvDim, dim)
   readonly wv: WeightMatrix; // (kvDim, dim)
   readonly wo: WeightMatrix; // (dim, nHeads*headDim)
+  readonly bq: WeightVector | null; // (nHeads*headDim): qwen2
+  readonly bk: WeightVector | null; // (kvDim): qwen2
+  readonly bv: WeightVector | null; // (kvDim): qwen2
+  readonly bo: WeightVector | null; // (dim)
   readonly ffnNorm: WeightVector; // (dim)
   readonly wGate: WeightMatrix; // (ffnDim, dim)
   readonly wUp: WeightMatrix; // (ffnDim, dim)
   readonly wDown: WeightMatrix; // (dim, ffnDim)
+  readonly bGate: WeightVector | null; // (ffnDim)
+  readonly bUp: WeightVector | null; // (ffnDim)
+  readonly bDown: WeightVector | null; // (dim)
 }
 
 export interface LlamaWeights {
@@ -44,6 +53,12 @@ export interface LlamaWeights {
   readonly outputNorm: WeightVector; // (dim)
   /** (nVocab, dim); the embedding itself when the model ties them (no output.weight). */
   readonly output: WeightMatrix;
+  readonly outputBias: WeightVector | null; // (nVocab)
+  /**
+   * (ropeDim/2) divisors of the rope frequencies (`rope_freqs.weight`, Llama 3.x), read into JS for the rope table;
+   * null when the model has none (all 1).
+   */
+  readonly ropeFreqFactors: Float32Array | null;
   /** Bytes of WebAssembly memory the weights occupy. */
   readonly bytes: number;
 }
@@ -113,25 +128,61 @@ export function loadWeights(rt: WasmRuntime, file: GgufFile, src: ByteSource, c:
     return { name, ptr, n };
   };
 
+  const optionalVector = (name: string, n: number): WeightVector | null => (byName.has(name) ? vector(name, n) : null);
+
   const qDim = c.nHeads * c.headDim;
   const layers: LayerWeights[] = [];
   for (let l = 0; l < c.nLayers; l++) {
     const p = `blk.${l}.`;
+    if (byName.has(p + "attn_qkv.weight")) {
+      throw new ModelError(`tensor ${p}attn_qkv.weight: fused q/k/v matrices are not supported (expected attn_q, attn_k, attn_v)`, file.name);
+    }
     layers.push({
       attnNorm: vector(p + "attn_norm.weight", c.dim),
       wq: matrix(p + "attn_q.weight", qDim, c.dim),
       wk: matrix(p + "attn_k.weight", c.kvDim, c.dim),
       wv: matrix(p + "attn_v.weight", c.kvDim, c.dim),
       wo: matrix(p + "attn_output.weight", c.dim, qDim),
+      bq: optionalVector(p + "attn_q.bias", qDim),
+      bk: optionalVector(p + "attn_k.bias", c.kvDim),
+      bv: optionalVector(p + "attn_v.bias", c.kvDim),
+      bo: optionalVector(p + "attn_output.bias", c.dim),
       ffnNorm: vector(p + "ffn_norm.weight", c.dim),
       wGate: matrix(p + "ffn_gate.weight", c.ffnDim, c.dim),
       wUp: matrix(p + "ffn_up.weight", c.ffnDim, c.dim),
       wDown: matrix(p + "ffn_down.weight", c.dim, c.ffnDim),
+      bGate: optionalVector(p + "ffn_gate.bias", c.ffnDim),
+      bUp: optionalVector(p + "ffn_up.bias", c.ffnDim),
+      bDown: optionalVector(p + "ffn_down.bias", c.dim),
     });
   }
   const tokenEmbd = matrix("token_embd.weight", c.nVocab, c.dim);
   const output = byName.has("output.weight") ? matrix("output.weight", c.nVocab, c.dim) : tokenEmbd;
-  return { tokenEmbd, layers, outputNorm: vector("output_norm.weight", c.dim), output, bytes: total };
+  return {
+    tokenEmbd,
+    layers,
+    outputNorm: vector("output_norm.weight", c.dim),
+    output,
+    outputBias: optionalVector("output.bias", c.nVocab),
+    ropeFreqFactors: byName.has(ROPE_FREQS) ? ropeFreqFactors(need(ROPE_FREQS), src, c, file.name) : null,
+    bytes: total,
+  };
+}
+
+/** The one rope-frequency tensor llama.cpp reads for every layer of a Llama 3.x model. */
+const ROPE_FREQS = "rope_freqs.weight";
+
+/** rope_freqs.weight decoded to f32: (ropeDim/2) positive divisors. */
+function ropeFreqFactors(t: GgufTensorInfo, src: ByteSource, c: ModelConfig, fileName: string): Float32Array {
+  const n = c.ropeDim / 2;
+  if (t.shape.length !== 1 || t.nElements !== n) {
+    throw new ModelError(`tensor ${t.name} has shape [${t.shape}], expected [${n}] (rope.dimension_count / 2)`, fileName);
+  }
+  const factors = new Float32Array(n); // (ropeDim/2)
+  t.format.reference.dequantizeRow(src.read(t.offset, t.byteSize), factors);
+  const bad = factors.findIndex((f) => !(f > 0) || !Number.isFinite(f));
+  if (bad >= 0) throw new ModelError(`tensor ${t.name}[${bad}] is ${factors[bad]}; rope frequency factors must be positive`, fileName);
+  return factors;
 }
 
 /** Copy a tensor's bytes from the file straight into WebAssembly memory, in slices so no huge temporary exists. */

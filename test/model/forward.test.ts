@@ -92,3 +92,68 @@ for (const [label, preset] of SHAPES) {
     });
   }
 }
+
+// ---- Architectures beyond plain llama: the same float64 check, and proof that each difference is exercised. ----
+
+const ARCH_SHAPE = { dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 96, vocabSize: 512 };
+/** Llama 3.2's rope scaling (factor 32, low 1, high 4) scaled to this test's positions: factors 1, between, and 32. */
+const LLAMA3_ROPE = { factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 64 };
+const ARCHITECTURES: Array<[string, SynthOptions, SynthOptions]> = [
+  // [label, the model, the same weights without the feature (its logits must differ clearly)]
+  [
+    "qwen2 (q/k/v biases, NeoX rope, base 1e6)",
+    { architecture: "qwen2", preset: { ...ARCH_SHAPE, ropeBase: 1e6 } },
+    { architecture: "llama", attentionBias: true, preset: { ...ARCH_SHAPE, ropeBase: 1e6 } },
+  ],
+  [
+    "Llama 3 style (rope_freqs factors, base 500000)",
+    { llama3Rope: LLAMA3_ROPE, preset: { ...ARCH_SHAPE, ropeBase: 500000 } },
+    { preset: { ...ARCH_SHAPE, ropeBase: 500000 } },
+  ],
+  [
+    "linear rope scaling (rope.scaling.factor 4)",
+    { ropeScaling: { type: "linear", factor: 4 }, preset: ARCH_SHAPE },
+    { preset: ARCH_SHAPE },
+  ],
+];
+
+/** Largest relative difference between two (nTokens, nVocab) logit arrays. */
+function logitsDistance(a: Float32Array, b: Float32Array): number {
+  let maxDiff = 0;
+  let maxRef = 0;
+  for (let j = 0; j < a.length; j++) {
+    maxDiff = Math.max(maxDiff, Math.abs(a[j] - b[j]));
+    maxRef = Math.max(maxRef, Math.abs(b[j]));
+  }
+  return maxDiff / maxRef;
+}
+
+function engineLogits(opts: SynthOptions): Float32Array {
+  const file = path.join(dir, `e-${JSON.stringify(opts).replace(/[^a-z0-9]+/gi, "_")}.gguf`);
+  synthToFile(opts, file);
+  const model = loadModel(file);
+  const session = model.createSession({ contextSize: 64, kv: { k: "f32", v: "f32" } });
+  try {
+    return session.evalAll(TOKENS);
+  } finally {
+    session.dispose();
+    model.dispose();
+  }
+}
+
+for (const [label, opts, without] of ARCHITECTURES) {
+  test(`forward, f32 weights, ${label}: every position equals the float64 reference within 1e-5 relative`, (t) => {
+    const { exact, argmaxSame } = compare({ ...opts, type: "f32", seed: 7 });
+    const featureEffect = logitsDistance(engineLogits({ ...opts, type: "f32", seed: 7 }), engineLogits({ ...without, type: "f32", seed: 7 }));
+    t.diagnostic(`max relative error ${Math.max(...exact).toExponential(2)}; without the feature: ${featureEffect.toExponential(2)}`);
+    assert.ok(Math.max(...exact) < 1e-5, `relative errors ${exact.map((e) => e.toExponential(1))}`);
+    assert.equal(argmaxSame, TOKENS.length);
+    // the architecture's difference moves the logits far more than the tolerance
+    assert.ok(featureEffect > 1e-2, `without the feature the logits differ by only ${featureEffect}`);
+  });
+  test(`forward, q8_0 weights, ${label}: equals the partner-rounding reference (first position 1e-5, all within one q8_0 step)`, () => {
+    const { emulated } = compare({ ...opts, type: "q8_0", seed: 11 });
+    assert.ok(emulated[0] < 1e-5, `first position: relative error ${emulated[0]}`);
+    for (let i = 0; i < TOKENS.length; i++) assert.ok(emulated[i] < 1 / 127, `position ${i}: relative error ${emulated[i]}`);
+  });
+}

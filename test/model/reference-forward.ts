@@ -1,6 +1,9 @@
 /**
- * A float64 reference forward pass of the Llama architecture, written independently of the engine:
- * scalar TypeScript, weights decoded with the formats' reference kernels, every sum in float64, an unquantized cache.
+ * A float64 reference forward pass of the Llama family (llama incl. Llama 3.x rope frequency factors, qwen2), written
+ * independently of the engine: scalar TypeScript, weights decoded with the formats' reference kernels, every sum in
+ * float64, an unquantized cache. Architecture details come straight from the file: biases wherever a `*.bias` tensor
+ * exists, rope pairing by general.architecture (qwen2: halves, as GPT-NeoX; otherwise adjacent), angles divided by
+ * `rope_freqs.weight` when present and scaled by the linear `rope.scaling.*` keys.
  * With `emulatePartner`, each matmul input is first rounded through its weight format's dot partner (q8_0, f16, ...)
  * as llama.cpp (and the engine) do, so quantized-weight models can be compared tightly too.
  */
@@ -19,6 +22,12 @@ export class ReferenceLlama {
   private readonly m = new Map<string, Matrix>();
   private readonly keys: Float64Array[][] = []; // (layer)(pos) → (kvDim)
   private readonly values: Float64Array[][] = [];
+  /** Rotate (x[i], x[i + headDim/2]) instead of (x[2i], x[2i+1]). */
+  private readonly halvesPaired: boolean;
+  /** (ropeDim/2): angle per position of each rotated pair. */
+  private readonly ropeAngle: Float64Array;
+  /** Multiplies cos and sin. */
+  private readonly ropeMagnitude: number;
 
   constructor(
     private readonly c: ModelConfig,
@@ -31,6 +40,20 @@ export class ReferenceLlama {
       this.keys.push([]);
       this.values.push([]);
     }
+    const arch = file.metadata.get("general.architecture");
+    this.halvesPaired = arch === "qwen2";
+    const meta = (key: string): unknown => file.metadata.get(`${arch}.${key}`);
+    const base = Number(meta("rope.freq_base") ?? 10000);
+    const scalingType = meta("rope.scaling.type") ?? "linear";
+    const factor = Number(meta("rope.scaling.factor") ?? meta("rope.scale_linear") ?? 0);
+    const linearScale = scalingType !== "none" && factor !== 0 ? 1 / factor : 1;
+    this.ropeMagnitude = Number(meta("rope.scaling.attn_factor") ?? 1);
+    const divisors = this.m.get("rope_freqs.weight")?.data;
+    const nPairs = c.headDim / 2;
+    this.ropeAngle = new Float64Array(nPairs);
+    for (let i = 0; i < nPairs; i++) {
+      this.ropeAngle[i] = (linearScale * Math.pow(base, -i / nPairs)) / (divisors ? divisors[i] : 1);
+    }
   }
 
   /** Next-token logits after feeding `token` at the next position. */
@@ -42,23 +65,52 @@ export class ReferenceLlama {
     for (let l = 0; l < c.nLayers; l++) {
       const p = `blk.${l}.`;
       const h = this.rmsnorm(x, p + "attn_norm.weight");
-      const q = this.matmul(p + "attn_q.weight", h);
-      const k = this.matmul(p + "attn_k.weight", h);
-      const v = this.matmul(p + "attn_v.weight", h);
-      rope(q, c, pos);
-      rope(k, c, pos);
+      const q = this.linear(p + "attn_q", h);
+      const k = this.linear(p + "attn_k", h);
+      const v = this.linear(p + "attn_v", h);
+      this.rope(q, pos);
+      this.rope(k, pos);
       this.keys[l].push(k);
       this.values[l].push(v);
       const att = this.attention(l, q);
-      x = add(x, this.matmul(p + "attn_output.weight", att));
+      x = add(x, this.linear(p + "attn_output", att));
       const h2 = this.rmsnorm(x, p + "ffn_norm.weight");
-      const gate = this.matmul(p + "ffn_gate.weight", h2);
-      const up = this.matmul(p + "ffn_up.weight", h2);
+      const gate = this.linear(p + "ffn_gate", h2);
+      const up = this.linear(p + "ffn_up", h2);
       const act = gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i]);
-      x = add(x, this.matmul(p + "ffn_down.weight", act));
+      x = add(x, this.linear(p + "ffn_down", act));
     }
-    const out = this.m.has("output.weight") ? "output.weight" : "token_embd.weight";
-    return this.matmul(out, this.rmsnorm(x, "output_norm.weight"));
+    const hOut = this.rmsnorm(x, "output_norm.weight");
+    const logits = this.matmul(this.m.has("output.weight") ? "output.weight" : "token_embd.weight", hOut);
+    return this.withBias(logits, "output.bias");
+  }
+
+  /** W·x + b for the tensors `<name>.weight` and, when the file has it, `<name>.bias`. */
+  private linear(name: string, x: Float64Array): Float64Array {
+    return this.withBias(this.matmul(`${name}.weight`, x), `${name}.bias`);
+  }
+
+  private withBias(y: Float64Array, biasName: string): Float64Array {
+    const b = this.m.get(biasName);
+    return b ? y.map((v, i) => v + b.data[i]) : y;
+  }
+
+  /** Rotary embedding of every head of `x` at position `pos`. */
+  private rope(x: Float64Array, pos: number): void {
+    const hd = this.c.headDim;
+    const nPairs = hd / 2;
+    for (let h = 0; h < x.length / hd; h++) {
+      for (let i = 0; i < nPairs; i++) {
+        const theta = pos * this.ropeAngle[i];
+        const cos = this.ropeMagnitude * Math.cos(theta);
+        const sin = this.ropeMagnitude * Math.sin(theta);
+        const a = h * hd + (this.halvesPaired ? i : 2 * i);
+        const b = this.halvesPaired ? a + nPairs : a + 1;
+        const [x0, x1] = [x[a], x[b]];
+        x[a] = x0 * cos - x1 * sin;
+        x[b] = x0 * sin + x1 * cos;
+      }
+    }
   }
 
   private attention(l: number, q: Float64Array): Float64Array {
@@ -123,20 +175,6 @@ function throughPartner(x: Float64Array, partnerName: string): Float64Array {
   const back = new Float32Array(f32.length);
   partner.reference.dequantizeRow(packed, back);
   return Float64Array.from(back);
-}
-
-/** Adjacent-pair rotary embedding on every head of `x`. */
-function rope(x: Float64Array, c: ModelConfig, pos: number): void {
-  const nHeads = x.length / c.headDim;
-  for (let h = 0; h < nHeads; h++) {
-    for (let i = 0; i < c.ropeDim / 2; i++) {
-      const theta = pos * Math.pow(c.ropeBase, (-2 * i) / c.ropeDim);
-      const a = h * c.headDim + 2 * i;
-      const [x0, x1] = [x[a], x[a + 1]];
-      x[a] = x0 * Math.cos(theta) - x1 * Math.sin(theta);
-      x[a + 1] = x0 * Math.sin(theta) + x1 * Math.cos(theta);
-    }
-  }
 }
 
 function add(a: Float64Array, b: Float64Array): Float64Array {

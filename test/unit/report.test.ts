@@ -33,7 +33,7 @@ function row(config: string, k: KvFormatName, v: KvFormatName, bytes: number, kl
 function fakeResult(): CompareResult {
   return {
     modelPath: "/models/fake.gguf",
-    config: { architecture: "llama", dim: 256, nLayers: 4, nHeads: 4, nKvHeads: 2, headDim: 64, kvDim: 128, ffnDim: 688, nVocab: 512, contextLength: 512, normEps: 1e-5, ropeBase: 1e4, ropeDim: 64 },
+    config: { architecture: "llama", dim: 256, nLayers: 4, nHeads: 4, nKvHeads: 2, headDim: 64, kvDim: 128, ffnDim: 688, nVocab: 512, contextLength: 512, normEps: 1e-5, ropeBase: 1e4, ropeDim: 64, ropeKind: "norm", ropeFreqScale: 1, ropeAttnFactor: 1 },
     ctx: 512, nChunks: 16, nScored: 4080, textSha256: "f".repeat(64), rotation: true, trainedContext: 512,
     memoryContexts: CONTEXTS,
     baseline: { kv: { k: "f32", v: "f32" }, ppl: 5.27, pplStderr: 0.15, ppTps: 900, tgTps: 180, evalSeconds: 10 },
