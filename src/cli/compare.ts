@@ -14,8 +14,8 @@ import { compareJson, writeResults } from "../report/results.js";
 import { writeComparePlots } from "../report/plots.js";
 import { compareLegend, compareTable } from "../report/table.js";
 import { UsageError } from "./errors.js";
-import { asCliError, DEFAULT_PERPLEXITY_CTX } from "./perplexity.js";
-import { addModelDownloadSupport, checkModelPath, intArg, log, readTextInput, writeJson } from "./options.js";
+import { addChunkOptions, asCliError, DEFAULT_PERPLEXITY_CTX } from "./perplexity.js";
+import { addKvRotationOption, addModelDownloadSupport, addThreadsOption, checkModelPath, intArg, log, readTextInput, writeJson } from "./options.js";
 
 export const DEFAULT_OUT_DIR = "kvsplit-results";
 
@@ -43,14 +43,15 @@ export function registerCompare(program: Command): void {
     .description("compare K/V cache configurations: memory, speed, perplexity and KL divergence against an f32 cache, with plots")
     .option("-m, --model <path>", "model file (.gguf); default: an embedded synthetic model (memory, speed and fidelity only)")
     .option("-f, --file <path>", "evaluation text (default: a short text shipped with kvsplit)")
-    .option("--configs <list>", "K/V configs, comma-separated (F16, K8V4, q5_1/q5_1, ...)", DEFAULT_COMPARE_CONFIGS)
-    .option("-c, --ctx-size <n>", `chunk size in tokens (default ${DEFAULT_PERPLEXITY_CTX}, at most the model's trained context)`, intArg(2))
-    .option("--chunks <n>", "evaluate at most this many chunks (default: all that fit)", intArg(1))
+    .option("--configs <list>", "K/V configs, comma-separated (F16, K8V4, q5_1/q5_1, ...)", DEFAULT_COMPARE_CONFIGS);
+  addChunkOptions(cmd);
+  cmd
     .option("--out <dir>", "folder for results.json, results.csv and the plots", DEFAULT_OUT_DIR)
     .option("--sweep <sides>", "also vary k, v or k,v through every KV format with the other side f16")
-    .option("--no-sensitivity", "skip the keys-only / values-only rows at 8 and 4 bits")
-    .option("--no-kv-rotation", "do not Hadamard-rotate quantized K/V (llama.cpp's LLAMA_ATTN_ROT_DISABLE)")
-    .option("-t, --threads <n>", "threads for the kernels", intArg(1, 1024))
+    .option("--no-sensitivity", "skip the keys-only / values-only rows at 8 and 4 bits");
+  addKvRotationOption(cmd);
+  addThreadsOption(cmd);
+  cmd
     .option("--speed-prompt <n>", "prompt tokens of each timed run", intArg(1), 128)
     .option("--speed-gen <n>", "single-token evaluations of each timed run", intArg(0), 32)
     .option("--speed-reps <n>", "timed runs per config (the fastest is reported)", intArg(1, 100), 3)

@@ -108,10 +108,32 @@ export function addKvOptions(cmd: Command): Command {
     .addOption(new Option("--cache-type-v <format>", "value cache format, also -ctv"));
 }
 
+/** `--no-kv-rotation`: `opts.kvRotation`, true unless given. */
+export function addKvRotationOption(cmd: Command): Command {
+  return cmd.option("--no-kv-rotation", "do not Hadamard-rotate quantized K/V (llama.cpp's LLAMA_ATTN_ROT_DISABLE)");
+}
+
+/** `-t, --threads <n>`: threads for the kernels (default: the runtime's choice). */
+export function addThreadsOption(cmd: Command): Command {
+  return cmd.option("-t, --threads <n>", "threads for the kernels", intArg(1, 1024));
+}
+
 export interface KvOptionValues {
   kv?: string;
   cacheTypeK?: string;
   cacheTypeV?: string;
+}
+
+/** `-t`, the K/V flags and `--no-kv-rotation`: what a command that evaluates with a session takes, in that order. */
+export function addSessionOptions(cmd: Command): Command {
+  addThreadsOption(cmd);
+  addKvOptions(cmd);
+  return addKvRotationOption(cmd);
+}
+
+export interface SessionOptionValues extends KvOptionValues {
+  threads?: number;
+  kvRotation: boolean;
 }
 
 export function kvConfigFromOptions(opts: KvOptionValues): KvConfig {

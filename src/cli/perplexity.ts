@@ -12,8 +12,8 @@ import { createProgress } from "../report/progress.js";
 import { formatSigned } from "../report/table.js";
 import { InputFileError, UsageError } from "./errors.js";
 import {
-  addKvOptions,
   addModelOption,
+  addSessionOptions,
   checkModelPath,
   formatBytes,
   intArg,
@@ -21,35 +21,36 @@ import {
   log,
   readTextInput,
   writeJson,
-  type KvOptionValues,
+  type SessionOptionValues,
 } from "./options.js";
 
 /** llama-perplexity's default chunk size. */
 export const DEFAULT_PERPLEXITY_CTX = 512;
 
-interface PerplexityOptions extends KvOptionValues {
+interface PerplexityOptions extends SessionOptionValues {
   model: string;
   file?: string;
   ctxSize?: number;
   chunks?: number;
-  threads?: number;
-  kvRotation: boolean;
   klDivergenceBase?: string;
   klDivergence?: string;
   json?: boolean;
 }
 
+/** `-c, --ctx-size <n>` and `--chunks <n>`: the chunking of llama-perplexity's method. */
+export function addChunkOptions(cmd: Command): Command {
+  return cmd
+    .option("-c, --ctx-size <n>", `chunk size in tokens (default ${DEFAULT_PERPLEXITY_CTX}, at most the model's trained context)`, intArg(2))
+    .option("--chunks <n>", "evaluate at most this many chunks (default: all that fit)", intArg(1));
+}
+
 export function registerPerplexity(program: Command): void {
   const cmd = program.command("perplexity").description("perplexity of a text (llama-perplexity's method), and KL divergence against a saved base");
   addModelOption(cmd);
+  cmd.option("-f, --file <path>", "text to evaluate (optional with --kl-divergence: the base file holds the tokens)");
+  addChunkOptions(cmd);
+  addSessionOptions(cmd);
   cmd
-    .option("-f, --file <path>", "text to evaluate (optional with --kl-divergence: the base file holds the tokens)")
-    .option("-c, --ctx-size <n>", `chunk size in tokens (default ${DEFAULT_PERPLEXITY_CTX}, at most the model's trained context)`, intArg(2))
-    .option("--chunks <n>", "evaluate at most this many chunks (default: all that fit)", intArg(1))
-    .option("-t, --threads <n>", "threads for the kernels", intArg(1, 1024));
-  addKvOptions(cmd);
-  cmd
-    .option("--no-kv-rotation", "do not Hadamard-rotate quantized K/V (llama.cpp's LLAMA_ATTN_ROT_DISABLE)")
     .option("--kl-divergence-base <file>", "save this run's per-position distributions to FILE (run it with --kv F32 for a reference)")
     .option("--kl-divergence <file>", "compare this run against the distributions saved in FILE: KL divergence, same top token, Δppl")
     .option("--json", "print one JSON object on stdout")

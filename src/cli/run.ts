@@ -8,8 +8,8 @@ import { TokenTextDecoder } from "../tokenizer/index.js";
 import { Sampler, DEFAULT_SAMPLING } from "../model/sampler.js";
 import { generate, tokensPerSecond } from "../model/generate.js";
 import {
-  addKvOptions,
   addModelOption,
+  addSessionOptions,
   addTextInputOptions,
   checkModelPath,
   floatArg,
@@ -19,16 +19,14 @@ import {
   log,
   readTextInput,
   writeJson,
-  type KvOptionValues,
+  type SessionOptionValues,
   type TextInputValues,
 } from "./options.js";
 
-interface RunOptions extends KvOptionValues, TextInputValues {
+interface RunOptions extends SessionOptionValues, TextInputValues {
   model: string;
   nPredict: number;
   ctxSize?: number;
-  threads?: number;
-  kvRotation: boolean;
   temp: number;
   topK: number;
   topP: number;
@@ -43,11 +41,9 @@ export function registerRun(program: Command): void {
   addTextInputOptions(cmd, "prompt");
   cmd
     .option("-n, --n-predict <n>", "tokens to generate (-1: until end of text or a full context)", intArg(-1), 128)
-    .option("-c, --ctx-size <n>", "context size in tokens (default: the model's trained context)", intArg(1))
-    .option("-t, --threads <n>", "threads for the kernels", intArg(1, 1024));
-  addKvOptions(cmd);
+    .option("-c, --ctx-size <n>", "context size in tokens (default: the model's trained context)", intArg(1));
+  addSessionOptions(cmd);
   cmd
-    .option("--no-kv-rotation", "do not Hadamard-rotate quantized K/V (llama.cpp's LLAMA_ATTN_ROT_DISABLE)")
     .option("--temp <t>", "temperature (0: greedy)", floatArg(0), DEFAULT_SAMPLING.temperature)
     .option("--top-k <k>", "keep the k most likely tokens (0: off)", intArg(0), DEFAULT_SAMPLING.topK)
     .option("--top-p <p>", "keep the smallest set with this total probability (1: off)", floatArg(0, 1), DEFAULT_SAMPLING.topP)

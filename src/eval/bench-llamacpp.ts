@@ -9,7 +9,7 @@
  * Batches go through `evaluateWithoutGeneratingNewTokens`; generation through `evaluate` (greedy, temperature 0), one
  * token per step, each step computing logits and sampling as llama-bench's tg does.
  */
-import type { KvFormatName } from "../formats/types.js";
+import { LLAMACPP_KV_TYPE_KEY } from "./llamacpp-kv-type.js";
 import { BENCH_BATCH_SIZE, kvBytesByArithmetic, measureRun, type BenchEngineSession, type BenchJob, type BenchRunResult } from "./bench.js";
 
 /** The exact version the project is tested with (newer lockfiles failed `npm ci` on this registry). */
@@ -29,19 +29,6 @@ export class LlamaCppUnavailableError extends Error {
 type NodeLlamaCpp = typeof import("node-llama-cpp");
 type LlamaContextSequence = import("node-llama-cpp").LlamaContextSequence;
 type Token = import("node-llama-cpp").Token;
-
-/** node-llama-cpp's GgmlType key for each KV format name. */
-const GGML_TYPE_KEY: Record<KvFormatName, "F32" | "F16" | "BF16" | "Q8_0" | "Q5_1" | "Q5_0" | "Q4_1" | "Q4_0" | "IQ4_NL"> = {
-  f32: "F32",
-  f16: "F16",
-  bf16: "BF16",
-  q8_0: "Q8_0",
-  q5_1: "Q5_1",
-  q5_0: "Q5_0",
-  q4_1: "Q4_1",
-  q4_0: "Q4_0",
-  iq4_nl: "IQ4_NL",
-};
 
 /** Import node-llama-cpp, or throw LlamaCppUnavailableError saying how to install it. */
 export async function importNodeLlamaCpp(): Promise<NodeLlamaCpp> {
@@ -100,8 +87,8 @@ export async function runLlamaCppJob(job: BenchJob): Promise<BenchRunResult> {
         sequences: 1,
         threads: { ideal: job.threads, min: job.threads },
         flashAttention: true,
-        experimentalKvCacheKeyType: GGML_TYPE_KEY[job.k],
-        experimentalKvCacheValueType: GGML_TYPE_KEY[job.v],
+        experimentalKvCacheKeyType: LLAMACPP_KV_TYPE_KEY[job.k],
+        experimentalKvCacheValueType: LLAMACPP_KV_TYPE_KEY[job.v],
       });
       try {
         const sequence = context.getSequence();

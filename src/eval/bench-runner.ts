@@ -6,8 +6,7 @@
  */
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { parseGguf } from "../gguf/reader.js";
-import { fileSource } from "../gguf/source.js";
+import { readGgufHeader } from "../gguf/reader.js";
 import { getKvFormat } from "../formats/table.js";
 import type { KvConfig } from "../kv/shorthand.js";
 import { configFromGguf, type ModelConfig } from "../model/config.js";
@@ -63,12 +62,7 @@ export interface BenchReport {
 
 /** The model's shape, read from the GGUF header only (bad files fail here, before any run starts). */
 export function inspectBenchModel(modelPath: string): ModelConfig {
-  const src = fileSource(modelPath);
-  try {
-    return configFromGguf(parseGguf(src));
-  } finally {
-    src.close();
-  }
+  return configFromGguf(readGgufHeader(modelPath));
 }
 
 /**

@@ -151,38 +151,29 @@ export interface KldSummary {
   deltaPplPct: number;
 }
 
-/** KL divergence and perplexities of a test against a base over many positions. */
-export class KldAccumulator {
+/**
+ * KL divergence, same-top and perplexity statistics of a test against a base, fed one position at a time
+ * (KldAccumulator compares rows into one; perplexity.ts's KldTally adds the correlated ppl-ratio error).
+ */
+export class KldStats {
   private readonly klds: number[] = [];
   private sumKld = 0;
   private sumKld2 = 0;
   private nSameTop = 0;
   private readonly test = new PerplexityAccumulator();
   private readonly base = new PerplexityAccumulator();
-  private readonly scratch: RowScratch;
 
-  constructor(readonly nVocab: number) {
-    this.scratch = new RowScratch(nVocab);
+  add(kld: number, sameTop: boolean, nllBase: number, nllTest: number): void {
+    this.klds.push(kld);
+    this.sumKld += kld;
+    this.sumKld2 += kld * kld;
+    if (sameTop) this.nSameTop++;
+    this.test.addNll(nllTest);
+    this.base.addNll(nllBase);
   }
 
-  /** Compare one row; `target` is the token that follows (for perplexity). */
-  addRow(baseLogits: Row, testLogits: Row, row: number, target: number): RowComparison {
-    const c = compareRow(baseLogits, testLogits, row, this.nVocab, target, this.scratch);
-    this.klds.push(c.kld);
-    this.sumKld += c.kld;
-    this.sumKld2 += c.kld * c.kld;
-    if (c.sameTop) this.nSameTop++;
-    this.test.addNll(c.nllTest);
-    this.base.addNll(c.nllBase);
-    return c;
-  }
-
-  /** Compare the scored second half of a chunk: both logits arrays (ctx, nVocab) for `chunkTokens` (ctx tokens). */
-  addChunk(baseLogits: Row, testLogits: Row, chunkTokens: readonly number[]): void {
-    const { first, count } = scoredRange(chunkTokens.length);
-    checkChunkLogits(baseLogits, chunkTokens.length, this.nVocab);
-    checkChunkLogits(testLogits, chunkTokens.length, this.nVocab);
-    for (let r = first; r < first + count; r++) this.addRow(baseLogits, testLogits, r, chunkTokens[r + 1]);
+  get count(): number {
+    return this.klds.length;
   }
 
   summary(): KldSummary {
@@ -206,6 +197,35 @@ export class KldAccumulator {
       pplBaseStderr: b.pplStderr,
       deltaPplPct: 100 * (t.ppl / b.ppl - 1),
     };
+  }
+}
+
+/** KL divergence and perplexities of a test against a base over many positions. */
+export class KldAccumulator {
+  private readonly stats = new KldStats();
+  private readonly scratch: RowScratch;
+
+  constructor(readonly nVocab: number) {
+    this.scratch = new RowScratch(nVocab);
+  }
+
+  /** Compare one row; `target` is the token that follows (for perplexity). */
+  addRow(baseLogits: Row, testLogits: Row, row: number, target: number): RowComparison {
+    const c = compareRow(baseLogits, testLogits, row, this.nVocab, target, this.scratch);
+    this.stats.add(c.kld, c.sameTop, c.nllBase, c.nllTest);
+    return c;
+  }
+
+  /** Compare the scored second half of a chunk: both logits arrays (ctx, nVocab) for `chunkTokens` (ctx tokens). */
+  addChunk(baseLogits: Row, testLogits: Row, chunkTokens: readonly number[]): void {
+    const { first, count } = scoredRange(chunkTokens.length);
+    checkChunkLogits(baseLogits, chunkTokens.length, this.nVocab);
+    checkChunkLogits(testLogits, chunkTokens.length, this.nVocab);
+    for (let r = first; r < first + count; r++) this.addRow(baseLogits, testLogits, r, chunkTokens[r + 1]);
+  }
+
+  summary(): KldSummary {
+    return this.stats.summary();
   }
 }
 

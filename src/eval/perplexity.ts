@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import type { KvPair } from "../api.js";
 import type { Model } from "../model/model.js";
 import { chunksThatFit, scoredRange, splitIntoChunks } from "./chunks.js";
-import { meanAndStderr, medianOfSorted, percentileOfSorted, PerplexityAccumulator, type PerplexitySummary } from "./kld.js";
+import { KldStats, meanAndStderr, PerplexityAccumulator, type KldSummary, type PerplexitySummary } from "./kld.js";
 import { logSoftmaxRow } from "./logprobs.js";
 
 /** Input the user gave that cannot be evaluated: a text shorter than one chunk, a context longer than the model's. */
@@ -67,73 +67,32 @@ export function checkContext(model: Model, ctx: number): void {
 
 /** KL divergence, same-top and perplexity statistics of a test run against a base, fed one position at a time. */
 export class KldTally {
-  private readonly klds: number[] = [];
-  private sumKld = 0;
-  private sumKld2 = 0;
-  private nSameTop = 0;
+  private readonly stats = new KldStats();
   /** Sums of d = nllTest − nllBase, for the uncertainty of ppl / pplBase (their errors are strongly correlated). */
   private sumDiff = 0;
   private sumDiff2 = 0;
-  private readonly test = new PerplexityAccumulator();
-  private readonly base = new PerplexityAccumulator();
 
   add(kld: number, sameTop: boolean, nllBase: number, nllTest: number): void {
-    this.klds.push(kld);
-    this.sumKld += kld;
-    this.sumKld2 += kld * kld;
-    if (sameTop) this.nSameTop++;
+    this.stats.add(kld, sameTop, nllBase, nllTest);
     const d = nllTest - nllBase;
     this.sumDiff += d;
     this.sumDiff2 += d * d;
-    this.test.addNll(nllTest);
-    this.base.addNll(nllBase);
   }
 
   get count(): number {
-    return this.klds.length;
+    return this.stats.count;
   }
 
   summary(): KldRunSummary {
-    const count = this.klds.length;
-    if (count < 2) throw new RangeError(`KL-divergence statistics need at least 2 positions, have ${count}`);
-    const sorted = Float64Array.from(this.klds).sort();
-    const kld = meanAndStderr(this.sumKld, this.sumKld2, count);
-    const diff = meanAndStderr(this.sumDiff, this.sumDiff2, count);
-    const t = this.test.summary();
-    const b = this.base.summary();
+    const summary = this.stats.summary();
+    const diff = meanAndStderr(this.sumDiff, this.sumDiff2, summary.count);
     // ppl / pplBase = exp(mean d) exactly; its error from the error of mean d.
     const ratio = Math.exp(diff.mean);
-    return {
-      count,
-      kldMean: kld.mean,
-      kldMeanStderr: kld.stderr,
-      kldMedian: medianOfSorted(sorted),
-      kldP99: percentileOfSorted(sorted, 0.99),
-      kldMax: sorted[count - 1],
-      sameTopFraction: this.nSameTop / count,
-      ppl: t.ppl,
-      pplStderr: t.pplStderr,
-      pplBase: b.ppl,
-      pplBaseStderr: b.pplStderr,
-      deltaPplPct: 100 * (ratio - 1),
-      deltaPplPctStderr: 100 * ratio * diff.stderr,
-    };
+    return { ...summary, deltaPplPct: 100 * (ratio - 1), deltaPplPctStderr: 100 * ratio * diff.stderr };
   }
 }
 
-export interface KldRunSummary {
-  count: number;
-  kldMean: number;
-  kldMeanStderr: number;
-  kldMedian: number;
-  kldP99: number;
-  kldMax: number;
-  /** Fraction (0..1) of positions where base and test agree on the most likely token. */
-  sameTopFraction: number;
-  ppl: number;
-  pplStderr: number;
-  pplBase: number;
-  pplBaseStderr: number;
+export interface KldRunSummary extends KldSummary {
   /** 100 × (ppl / pplBase − 1), computed as 100 × (exp(mean(nllTest − nllBase)) − 1). */
   deltaPplPct: number;
   /** Standard error of deltaPplPct from the per-position differences (correlation of the two runs included). */

@@ -7,8 +7,7 @@
 import type { KvConfig } from "../kv/shorthand.js";
 import { kvBytesPerToken } from "../kv/cache.js";
 import { getKvFormat } from "../formats/table.js";
-import { parseGguf } from "../gguf/reader.js";
-import { fileSource } from "../gguf/source.js";
+import { readGgufHeader } from "../gguf/reader.js";
 import { configFromGguf, type ModelConfig } from "../model/config.js";
 import { planMemory } from "../model/memory.js";
 import { weightBytes } from "../model/weights.js";
@@ -35,13 +34,8 @@ export interface PlanModel {
 
 /** Config and weight bytes from the header; the tensor data is never read. */
 export function readPlanModel(path: string): PlanModel {
-  const src = fileSource(path);
-  try {
-    const gguf = parseGguf(src);
-    return { config: configFromGguf(gguf), weightsBytes: weightBytes(gguf) };
-  } finally {
-    src.close();
-  }
+  const gguf = readGgufHeader(path);
+  return { config: configFromGguf(gguf), weightsBytes: weightBytes(gguf) };
 }
 
 export function planRows(model: PlanModel, configs: readonly KvConfig[], target: { memory: number } | { ctx: number }): PlanRow[] {

@@ -3,18 +3,10 @@
  * Numbers: metaNumber accepts every integer and float type; 64-bit integers must be safe integers.
  */
 import { GgufError } from "./errors.js";
-import { valueTypeName, type GgufFile, type GgufValue } from "./types.js";
+import { valueTypeName, type GgufFile, type GgufNumericArray, type GgufValue } from "./types.js";
 
 /** Numeric arrays as returned by metaNumberArray (64-bit integer arrays are converted to Float64Array). */
-export type GgufNumberArray =
-  | Uint8Array
-  | Int8Array
-  | Uint16Array
-  | Int16Array
-  | Uint32Array
-  | Int32Array
-  | Float32Array
-  | Float64Array;
+export type GgufNumberArray = Exclude<GgufNumericArray, BigUint64Array | BigInt64Array>;
 
 function describe(file: GgufFile, key: string): string {
   const e = file.metadataEntries.get(key);

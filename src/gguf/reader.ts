@@ -5,6 +5,7 @@
  */
 import { FORMATS, formatByGgmlType, rowBytes } from "../formats/table.js";
 import { GgufError } from "./errors.js";
+import { fileSource } from "./source.js";
 import {
   FIXED_VALUE_BYTES,
   GgufValueType,
@@ -346,6 +347,16 @@ export function parseGguf(src: ByteSource): GgufFile {
   const dataOffset = alignUp(c.pos, alignment);
   const tensors = placeTensors(c, raw, dataOffset);
   return { name: src.name, version, alignment, metadata, metadataEntries, tensors, dataOffset, fileSize: src.size };
+}
+
+/** The header (metadata and tensor table) of the GGUF file at `path`; the file is closed again, tensor data never read. */
+export function readGgufHeader(path: string): GgufFile {
+  const src = fileSource(path);
+  try {
+    return parseGguf(src);
+  } finally {
+    src.close();
+  }
 }
 
 /** A tensor's raw bytes (rows × rowBytes, as stored). */

@@ -109,7 +109,7 @@ function byteStringToBytes(s: string): Uint8Array {
   return out;
 }
 
-const ESCAPED_SPACE = "\xE2\x96\x81"; // "▁" (U+2581) as UTF-8 bytes
+export const ESCAPED_SPACE = "\xE2\x96\x81"; // "▁" (U+2581) as UTF-8 bytes (a byte string)
 
 /** Value of up to two leading hex digits, stopping at the first non-hex char (as strtol would on "HH"). */
 function parseHexPrefix(s: string): number {

@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { closeLlama, llamaLogProbs } from "../helpers/llamacpp.js";
+import { meanKld, syntheticPromptTokens } from "../helpers/synth-prompt.js";
 import { synthToFile, type SynthWeightType } from "../../src/gguf/synth.js";
 import { loadModel } from "../../src/index.js";
 
@@ -29,43 +30,7 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** BOS then pseudo-random ordinary tokens (ids 3 .. vocab − 1), deterministic. */
-function promptTokens(n: number): number[] {
-  const tokens = [1];
-  let s = 12345;
-  while (tokens.length < n) {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    tokens.push(3 + ((s >>> 8) % (SHAPE.vocabSize - 3)));
-  }
-  return tokens;
-}
-
-/** Mean over rows of KL(p || q) for (nRows, nVocab) log-probabilities / logits (each row log-softmaxed in float64). */
-function meanKld(base: Float32Array, test: Float32Array, nRows: number, nVocab: number): { mean: number; max: number } {
-  const logSoftmax = (x: Float32Array, r: number): Float64Array => {
-    const row = new Float64Array(nVocab); // (nVocab)
-    let max = -Infinity;
-    for (let i = 0; i < nVocab; i++) max = Math.max(max, x[r * nVocab + i]);
-    let sum = 0;
-    for (let i = 0; i < nVocab; i++) sum += Math.exp(x[r * nVocab + i] - max);
-    const lse = max + Math.log(sum);
-    for (let i = 0; i < nVocab; i++) row[i] = x[r * nVocab + i] - lse;
-    return row;
-  };
-  let total = 0;
-  let worst = 0;
-  for (let r = 0; r < nRows; r++) {
-    const p = logSoftmax(base, r);
-    const q = logSoftmax(test, r);
-    let kl = 0;
-    for (let i = 0; i < nVocab; i++) if (p[i] > -Infinity) kl += Math.exp(p[i]) * (p[i] - q[i]);
-    total += kl;
-    worst = Math.max(worst, kl);
-  }
-  return { mean: total / nRows, max: worst };
-}
-
-const tokens = promptTokens(N_POSITIONS);
+const tokens = syntheticPromptTokens(N_POSITIONS, SHAPE.vocabSize, 12345);
 let f32Reference: Float32Array | undefined;
 
 async function llamaF32Weights(): Promise<Float32Array> {

@@ -19,11 +19,9 @@ import { sharedPaths, sharedSkip } from "../helpers/shared.js";
 import { closeLlama, llamaModel } from "../helpers/llamacpp.js";
 import { BPE_HARD_STRINGS, WHOLE_WORD_PROBES, bpeMetadata, buildBpeVocab, SPECIAL_TOKENS, type BpeMetadataOptions, type BpeVocab } from "../helpers/bpe-vocab.js";
 import { synthToFile } from "../../src/gguf/synth.js";
-import { parseGguf } from "../../src/gguf/reader.js";
-import { fileSource } from "../../src/gguf/source.js";
-import { TokenType, tokenizerFromGguf, type Tokenizer } from "../../src/tokenizer/index.js";
+import { asTokens, firstDifference, tokenizerFromFile } from "../helpers/tokenizer-compare.js";
+import { TokenType, type Tokenizer } from "../../src/tokenizer/index.js";
 
-const asTokens = (ids: readonly number[]): Token[] => ids as Token[];
 const skip = sharedSkip(sharedPaths.evalText);
 const TEST_STRINGS = [...BPE_HARD_STRINGS, ...WHOLE_WORD_PROBES];
 
@@ -57,24 +55,6 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function ourTokenizer(file: string): Tokenizer {
-  const src = fileSource(file);
-  try {
-    return tokenizerFromGguf(parseGguf(src));
-  } finally {
-    src.close();
-  }
-}
-
-function firstDifference(ours: readonly number[], theirs: readonly number[]): string {
-  for (let i = 0; i < Math.max(ours.length, theirs.length); i++) {
-    if (ours[i] !== theirs[i]) {
-      return `first difference at ${i} of ${ours.length} / ${theirs.length}: ours ${JSON.stringify(ours.slice(Math.max(0, i - 3), i + 5))} llama.cpp ${JSON.stringify(theirs.slice(Math.max(0, i - 3), i + 5))}`;
-    }
-  }
-  return "identical";
-}
-
 /** Mismatching hard strings for one (parseSpecial) setting, as readable lines. */
 function hardStringMismatches(tok: Tokenizer, model: LlamaModel, parseSpecial: boolean): string[] {
   const bad: string[] = [];
@@ -96,7 +76,7 @@ for (const variant of VARIANTS) {
     const file = path.join(dir, `${variant.label.split(" ")[0]}.gguf`);
     synthToFile({ preset: { vocabSize: vocab.tokens.length }, tokenizer: bpeMetadata(vocab, variant.meta), name: variant.name }, file);
     const model = await llamaModel(file);
-    const tok = ourTokenizer(file);
+    const tok = tokenizerFromFile(file);
 
     await t.test("BOS/EOS ids, add_bos/add_eos and end-of-generation tokens as llama.cpp has them", () => {
       assert.equal(tok.addBos, model.tokens.shouldPrependBosToken, "add BOS");

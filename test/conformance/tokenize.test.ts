@@ -11,33 +11,10 @@ import { readFileSync } from "node:fs";
 import type { Token } from "node-llama-cpp";
 import { sharedPaths, sharedSkip } from "../helpers/shared.js";
 import { closeLlama, llamaModel } from "../helpers/llamacpp.js";
-import { parseGguf } from "../../src/gguf/reader.js";
-import { fileSource } from "../../src/gguf/source.js";
-import { tokenizerFromGguf, type Tokenizer } from "../../src/tokenizer/index.js";
+import { asTokens, firstDifference, tokenizerFromFile } from "../helpers/tokenizer-compare.js";
 
 after(closeLlama);
 
-/** node-llama-cpp brands its token ids; ours are plain numbers. */
-const asTokens = (ids: readonly number[]): Token[] => ids as Token[];
-
-function ourTokenizer(path: string): Tokenizer {
-  const src = fileSource(path);
-  try {
-    return tokenizerFromGguf(parseGguf(src));
-  } finally {
-    src.close();
-  }
-}
-
-/** The first index where two id lists differ, with a little context, for failure messages. */
-function firstDifference(ours: readonly number[], theirs: readonly number[]): string {
-  for (let i = 0; i < Math.max(ours.length, theirs.length); i++) {
-    if (ours[i] !== theirs[i]) {
-      return `first difference at ${i} of ${ours.length} / ${theirs.length}: ours ${JSON.stringify(ours.slice(Math.max(0, i - 3), i + 5))} llama.cpp ${JSON.stringify(theirs.slice(Math.max(0, i - 3), i + 5))}`;
-    }
-  }
-  return "identical";
-}
 
 const HARD_STRINGS = [
   "", " ", "  ", "   ", "\n", "\n\n\n", "\t", "a", "Hello world", "Hello  world", "  leading spaces", "trailing spaces   ",
@@ -54,7 +31,7 @@ const HARD_STRINGS = [
 
 test("stories260K: the evaluation text, whole and per paragraph, and hard strings match llama.cpp", { skip: sharedSkip(sharedPaths.stories260K, sharedPaths.evalText) }, async (t) => {
   const model = await llamaModel(sharedPaths.stories260K);
-  const tok = ourTokenizer(sharedPaths.stories260K);
+  const tok = tokenizerFromFile(sharedPaths.stories260K);
   const text = readFileSync(sharedPaths.evalText, "utf8");
   const bos = model.tokens.bos;
   assert.equal(tok.addBos, model.tokens.shouldPrependBosToken, "add BOS as llama.cpp does");
@@ -130,7 +107,7 @@ test("tinystories-2m-hd64 and the ggml-org stories260K (same vocabulary) tokeniz
   const text = readFileSync(sharedPaths.evalText, "utf8").slice(0, 20000);
   for (const path of [sharedPaths.hd64, sharedPaths.stories260KGgmlOrg]) {
     const model = await llamaModel(path);
-    const tok = ourTokenizer(path);
+    const tok = tokenizerFromFile(path);
     const bos = model.tokens.bos;
     assert.equal(tok.addBos, model.tokens.shouldPrependBosToken, `${path}: add BOS`);
     const body = Array.from(model.tokenize(text));

@@ -7,17 +7,7 @@ import type { KvCache } from "../../src/kv/cache.js";
 import { rotateRowReference } from "../../src/kv/rotation.js";
 import type { WasmRuntime } from "../../src/runtime/wasm.js";
 
-/** Deterministic uniform [0, 1) generator (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from "./random.js";
 
 /** n standard normal values (Box–Muller), as f32. */
 export function gaussianRow(rand: () => number, n: number, sigma = 1): Float32Array {

@@ -16,19 +16,7 @@
  */
 import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
 import type { KvFormatName } from "../../src/formats/types.js";
-
-/** node-llama-cpp's GgmlType key for each KV format name. */
-const GGML_TYPE_KEY: Record<KvFormatName, "F32" | "F16" | "BF16" | "Q8_0" | "Q5_1" | "Q5_0" | "Q4_1" | "Q4_0" | "IQ4_NL"> = {
-  f32: "F32",
-  f16: "F16",
-  bf16: "BF16",
-  q8_0: "Q8_0",
-  q5_1: "Q5_1",
-  q5_0: "Q5_0",
-  q4_1: "Q4_1",
-  q4_0: "Q4_0",
-  iq4_nl: "IQ4_NL",
-};
+import { LLAMACPP_KV_TYPE_KEY } from "../../src/eval/llamacpp-kv-type.js";
 
 let llamaPromise: Promise<Llama> | null = null;
 const models = new Map<string, Promise<LlamaModel>>();
@@ -158,8 +146,8 @@ export async function llamaLogProbs(modelPath: string, tokens: readonly number[]
       batchSize: tokens.length,
       sequences: 1,
       flashAttention,
-      experimentalKvCacheKeyType: GGML_TYPE_KEY[typeK],
-      experimentalKvCacheValueType: GGML_TYPE_KEY[typeV],
+      experimentalKvCacheKeyType: LLAMACPP_KV_TYPE_KEY[typeK],
+      experimentalKvCacheValueType: LLAMACPP_KV_TYPE_KEY[typeV],
     });
   } finally {
     if (previous === undefined) delete process.env.LLAMA_ATTN_ROT_DISABLE;

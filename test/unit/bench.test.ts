@@ -6,7 +6,6 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -22,9 +21,8 @@ import {
   type BenchJob,
 } from "../../src/eval/bench.js";
 import { runJobInChild } from "../../src/eval/bench-runner.js";
-import { REPO_ROOT } from "../helpers/shared.js";
+import { runCli, type CliRun } from "../helpers/cli.js";
 
-const CLI = path.join(REPO_ROOT, "dist", "src", "cli", "main.js");
 let dir = "";
 let tinyModel = "";
 /** The tiny preset: 2 layers, 1 KV head of head_dim 64 (kvDim 64), vocabulary 512. */
@@ -32,16 +30,7 @@ const TINY = { nLayers: 2, kvDim: 64, nVocab: 512 };
 /** Bytes per value from DESIGN.md section 3 (bytes per block / values per block), written out independently. */
 const BYTES_PER_VALUE: Record<string, number> = { f16: 2, q8_0: 34 / 32, q4_0: 18 / 32, q5_0: 22 / 32 };
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function kvsplit(...args: string[]): Run {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", cwd: dir, timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const kvsplit = (...args: string[]): CliRun => runCli(dir, args);
 
 function expectedKvBytes(k: string, v: string, contextSize: number): number {
   return TINY.nLayers * contextSize * TINY.kvDim * (BYTES_PER_VALUE[k]! + BYTES_PER_VALUE[v]!);

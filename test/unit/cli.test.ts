@@ -4,28 +4,18 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { REPO_ROOT, sharedPaths, sharedSkip } from "../helpers/shared.js";
+import { sharedPaths, sharedSkip } from "../helpers/shared.js";
+import { runCli, type CliRun } from "../helpers/cli.js";
 
-const CLI = path.join(REPO_ROOT, "dist", "src", "cli", "main.js");
 let dir = "";
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function kvsplit(...args: string[]): Run {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", cwd: dir, timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const kvsplit = (...args: string[]): CliRun => runCli(dir, args);
 
 /** An expected failure: the exit code, one line on stderr matching `message`, no stack trace, nothing on stdout. */
-function assertFails(r: Run, code: number, message: RegExp): void {
+function assertFails(r: CliRun, code: number, message: RegExp): void {
   assert.equal(r.code, code, `exit code; stderr: ${r.stderr}`);
   assert.match(r.stderr, message);
   assert.doesNotMatch(r.stderr, /\n\s+at .*:\d+:\d+/, "no stack trace");
@@ -34,7 +24,7 @@ function assertFails(r: Run, code: number, message: RegExp): void {
 }
 
 /** The only thing on stdout is one JSON object. */
-function parseJsonOut(r: Run): Record<string, unknown> {
+function parseJsonOut(r: CliRun): Record<string, unknown> {
   assert.equal(r.code, 0, `exit code; stderr: ${r.stderr}`);
   const lines = r.stdout.trim().split("\n");
   assert.equal(lines.length, 1, `one line of JSON on stdout, got: ${r.stdout}`);

@@ -6,11 +6,10 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { REPO_ROOT } from "../helpers/shared.js";
+import { runCli, type CliRun } from "../helpers/cli.js";
 import { synthToFile } from "../../src/gguf/synth.js";
 import { loadModel, type Model } from "../../src/index.js";
 import { parseKvConfigList } from "../../src/kv/shorthand.js";
@@ -19,7 +18,6 @@ import { EvalInputError, prepareEvalText, runPerplexity } from "../../src/eval/p
 import { PerplexityAccumulator } from "../../src/eval/kld.js";
 import { KV_FORMAT_NAMES } from "../../src/formats/types.js";
 
-const CLI = path.join(REPO_ROOT, "dist", "src", "cli", "main.js");
 /** head_dim 32 (one quant block per head), context 64: small enough to run every config in a second or two. */
 const SHAPE = { dim: 64, nLayers: 2, nHeads: 2, nKvHeads: 1, ffnDim: 128, vocabSize: 320, contextLength: 64 };
 const TEXT = "Once upon a time there was a little girl named Lily. She saw a big red ball in the park and wanted to play with it. ".repeat(8);
@@ -128,18 +126,9 @@ test("runCompare: an F32 row reproduces the baseline exactly; bytes and savings 
   });
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+const kvsplit = (...args: string[]): CliRun => runCli(dir, args, { ...process.env, KVSPLIT_CACHE_DIR: path.join(dir, "cache") });
 
-function kvsplit(...args: string[]): Run {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", cwd: dir, timeout: 120_000, env: { ...process.env, KVSPLIT_CACHE_DIR: path.join(dir, "cache") } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function assertBadInput(r: Run, message: RegExp): void {
+function assertBadInput(r: CliRun, message: RegExp): void {
   assert.equal(r.code, 2, `exit code; stderr: ${r.stderr}`);
   assert.match(r.stderr, message);
   assert.doesNotMatch(r.stderr, /\n\s+at .*:\d+:\d+/, "no stack trace");

@@ -12,9 +12,10 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { getFormat, getKvFormat, rowBytes } from "../../src/formats/table.js";
-import type { BlockFormat } from "../../src/formats/types.js";
 import { defaultRuntime } from "../../src/runtime/wasm.js";
 import { ggmlCpuVecDot, ggmlDequantize, ggmlDescribe, ggmlOracleSkip, ggmlQuantize } from "../helpers/ggml-oracle.js";
+import { dotTolerance, firstMismatch, referenceDequantize, referenceQuantize } from "../helpers/format-reference.js";
+import { seededRandom } from "../helpers/random.js";
 
 const KQUANTS = ["q2_K", "q3_K", "q4_K", "q5_K", "q6_K"] as const;
 const LAYOUT: Record<string, [ggmlType: number, bytesPerBlock: number]> = {
@@ -26,19 +27,9 @@ const LAYOUT: Record<string, [ggmlType: number, bytesPerBlock: number]> = {
   q8_K: [15, 292],
 };
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Weight-like rows: gaussian, a per-row scale, a few large outliers, a slight per-row offset. (nRows × cols) */
 function weightRows(nRows: number, cols: number, seed: number): Float32Array {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const out = new Float32Array(nRows * cols); // (nRows, cols)
   for (let r = 0; r < nRows; r++) {
     const scale = 0.02 * 2 ** (rand() * 6 - 3);
@@ -49,35 +40,6 @@ function weightRows(nRows: number, cols: number, seed: number): Float32Array {
     }
   }
   return out;
-}
-
-function quantize(format: BlockFormat, x: Float32Array): Uint8Array {
-  const out = new Uint8Array(rowBytes(format, x.length)); // (rowBytes)
-  format.reference.quantizeRow(x, out);
-  return out;
-}
-
-function dequantize(format: BlockFormat, bytes: Uint8Array, n: number): Float32Array {
-  const out = new Float32Array(n); // (n)
-  format.reference.dequantizeRow(bytes, out);
-  return out;
-}
-
-/** formats.test.ts's dot bound: k · 2^-23 · Σ (|a| + max|a| in a's block) |b|, k = n / 256 + 10. */
-function dotTolerance(n: number, a: Float32Array, b: Float32Array): number {
-  let magnitude = 0;
-  for (let s = 0; s < n; s += 256) {
-    let amax = 0;
-    for (let j = s; j < s + 256; j++) amax = Math.max(amax, Math.abs(a[j]));
-    for (let j = s; j < s + 256; j++) magnitude += (Math.abs(a[j]) + amax) * Math.abs(b[j]);
-  }
-  return (n / 256 + 10) * 2 ** -23 * magnitude + 1e-30;
-}
-
-function firstDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Math.min(a.length, b.length);
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
-  return -1;
 }
 
 describe("K-quant layout", () => {
@@ -105,16 +67,16 @@ describe("K-quant references agree with llama.cpp", { skip: ggmlOracleSkip() }, 
       for (const [nRows, cols] of [[1, 256], [5, 768], [3, 2048]] as const) {
         const x = weightRows(nRows, cols, 1000 * nRows + cols);
         const mine = new Uint8Array(nRows * rowBytes(format, cols)); // (nRows, rowBytes)
-        for (let r = 0; r < nRows; r++) mine.set(quantize(format, x.subarray(r * cols, (r + 1) * cols)), r * rowBytes(format, cols));
+        for (let r = 0; r < nRows; r++) mine.set(referenceQuantize(format, x.subarray(r * cols, (r + 1) * cols)), r * rowBytes(format, cols));
         // q8_K is not a storage type: ggml_quantize_chunk rejects it
         for (const how of name === "q8_K" ? (["ref"] as const) : (["ref", "chunk"] as const)) {
           const theirs = ggmlQuantize(name, x, cols, how);
-          const at = firstDifference(mine, theirs);
+          const at = firstMismatch(mine, theirs);
           assert.equal(at, -1, `${name} ${nRows}×${cols} (${how}): byte ${at} is ${mine[at]}, llama.cpp ${theirs[at]}`);
         }
         const row0 = mine.subarray(0, rowBytes(format, cols));
-        const values = dequantize(format, row0, cols);
-        const at = firstDifference(values, ggmlDequantize(name, row0, cols));
+        const values = referenceDequantize(format, row0, cols);
+        const at = firstMismatch(values, ggmlDequantize(name, row0, cols));
         assert.equal(at, -1, `${name} ${cols}: dequantized value ${at} differs from llama.cpp's`);
       }
     });
@@ -126,7 +88,7 @@ describe("K-quant references agree with llama.cpp", { skip: ggmlOracleSkip() }, 
     const n = 1024;
     const x = weightRows(1, n, 77);
     x[300] = -5; // a negative largest value: d < 0
-    const bytes = quantize(f, x);
+    const bytes = referenceQuantize(f, x);
     const view = new DataView(bytes.buffer);
     for (let b = 0; b < n / 256; b++) {
       for (let g = 0; g < 16; g++) {
@@ -144,7 +106,7 @@ describe("K-quant references agree with llama.cpp", { skip: ggmlOracleSkip() }, 
       rt.f32(src, n).set(x);
       rt.k.quantizeRow_q8_K(src, dst, n);
       const cpu = ggmlQuantize("q8_K", x, n, "cpu");
-      const at = firstDifference(rt.u8(dst, bytes.length), cpu);
+      const at = firstMismatch(rt.u8(dst, bytes.length), cpu);
       assert.equal(at, -1, `wasm q8_K byte ${at} differs from the CPU backend's`);
     } finally {
       rt.free(src);
@@ -167,10 +129,10 @@ describe("K-quant WebAssembly kernels against llama.cpp's CPU vec_dot and the re
         const xBytes = rowBytes(q8K, cols);
         const wFloats = weightRows(nRows, cols, 31 * cols + 1);
         const w = new Uint8Array(nRows * wBytes); // (nRows, wBytes)
-        for (let r = 0; r < nRows; r++) w.set(quantize(format, wFloats.subarray(r * cols, (r + 1) * cols)), r * wBytes);
+        for (let r = 0; r < nRows; r++) w.set(referenceQuantize(format, wFloats.subarray(r * cols, (r + 1) * cols)), r * wBytes);
         const acts = weightRows(maxTokens, cols, 97 * cols + 5).map((v) => v * 50); // activations, (maxTokens, cols)
         const x = new Uint8Array(maxTokens * xBytes); // (maxTokens, xBytes)
-        for (let t = 0; t < maxTokens; t++) x.set(quantize(q8K, acts.subarray(t * cols, (t + 1) * cols)), t * xBytes);
+        for (let t = 0; t < maxTokens; t++) x.set(referenceQuantize(q8K, acts.subarray(t * cols, (t + 1) * cols)), t * xBytes);
 
         // llama.cpp's vec_dot for every (row, token) pair
         const pairRows = new Uint8Array(nRows * maxTokens * wBytes); // (nRows × maxTokens, wBytes)
@@ -193,7 +155,7 @@ describe("K-quant WebAssembly kernels against llama.cpp's CPU vec_dot and the re
           for (let r = 0; r < nRows; r++) {
             const rowQ = w.subarray(r * wBytes, (r + 1) * wBytes);
             const xRow = x.subarray(0, xBytes);
-            const tol = dotTolerance(cols, dequantize(format, rowQ, cols), dequantize(q8K, xRow, cols));
+            const tol = dotTolerance(format, cols, referenceDequantize(format, rowQ, cols), referenceDequantize(q8K, xRow, cols));
             const wasm = rt.k[format.kernels.dot](wPtr + r * wBytes, xPtr, cols) as number;
             const ref = format.reference.dot(rowQ, xRow, cols);
             assert.ok(Math.abs(wasm - llama[r * maxTokens]) <= tol, `${name} cols=${cols} row ${r}: wasm ${wasm} vs llama.cpp ${llama[r * maxTokens]}`);
@@ -219,7 +181,7 @@ describe("K-quant WebAssembly kernels against llama.cpp's CPU vec_dot and the re
                   assert.ok(Object.is(got, vec[r]), `${where} = ${got}, matvec ${vec[r]}`);
                   const rowQ = w.subarray(r * wBytes, (r + 1) * wBytes);
                   const xRow = x.subarray(t * xBytes, (t + 1) * xBytes);
-                  const tol = dotTolerance(cols, dequantize(format, rowQ, cols), dequantize(q8K, xRow, cols));
+                  const tol = dotTolerance(format, cols, referenceDequantize(format, rowQ, cols), referenceDequantize(q8K, xRow, cols));
                   assert.ok(Math.abs(got - llama[r * maxTokens + t]) <= tol, `${where} = ${got}, llama.cpp ${llama[r * maxTokens + t]} (tol ${tol})`);
                 }
               }

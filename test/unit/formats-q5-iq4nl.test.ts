@@ -15,6 +15,8 @@ import { defaultRuntime } from "../../src/runtime/wasm.js";
 import { readF16 } from "../../src/formats/reference/scalar.js";
 import { IQ4_NL_VALUES, leadingTinyBlocksIq4Nl, nearestLevelIq4Nl } from "../../src/formats/reference/iq4_nl.js";
 import { ggmlCpuVecDot, ggmlDequantize, ggmlOracleSkip, ggmlQuantize } from "../helpers/ggml-oracle.js";
+import { referenceDequantize, referenceQuantize } from "../helpers/format-reference.js";
+import { seededRandom } from "../helpers/random.js";
 
 const FORMATS = ["q5_0", "q5_1", "iq4_nl"] as const;
 const oracleSkip = ggmlOracleSkip();
@@ -23,19 +25,8 @@ const REL_RMSE_BOUND: Record<(typeof FORMATS)[number], number> = { q5_0: 0.05, q
 
 // ---- inputs ----
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function gaussianRow(n: number, seed: number, scale: number): Float32Array {
-  const next = rng(seed);
+  const next = seededRandom(seed);
   const row = new Float32Array(n); // (n)
   for (let i = 0; i < n; i++) {
     const u = Math.max(next(), 1e-12);
@@ -82,7 +73,7 @@ function adversarialBlocks(): number[][] {
  * values that float-vs-double slips in a quantizer's arithmetic change some stored byte.
  */
 function manyBlocks(nBlocks: number, seed: number): Float32Array {
-  const next = rng(seed);
+  const next = seededRandom(seed);
   const out = new Float32Array(32 * nBlocks); // (nBlocks · 32)
   for (let b = 0; b < nBlocks; b++) {
     const scale = 10 ** (8 * next() - 4);
@@ -114,18 +105,6 @@ function testRows(): Float32Array[] {
 }
 
 // ---- helpers ----
-
-function quantizeRef(format: BlockFormat, x: Float32Array): Uint8Array {
-  const out = new Uint8Array(rowBytes(format, x.length));
-  format.reference.quantizeRow(x, out);
-  return out;
-}
-
-function dequantizeRef(format: BlockFormat, bytes: Uint8Array, n: number): Float32Array {
-  const out = new Float32Array(n); // (n)
-  format.reference.dequantizeRow(bytes, out);
-  return out;
-}
 
 /** Blocks of a row whose nibbles llama.cpp leaves uninitialised (iq4_nl: a leading run of blocks with |x| < 1e-15). */
 function undefinedNibbleBlocks(name: string, x: Float32Array): Set<number> {
@@ -176,7 +155,7 @@ class Wasm {
 }
 
 function partnerOf(format: BlockFormat, x: Float32Array): Uint8Array {
-  return quantizeRef(getFormat(format.dotPartner), x);
+  return referenceQuantize(getFormat(format.dotPartner), x);
 }
 
 // ---- tests ----
@@ -210,7 +189,7 @@ for (const name of FORMATS) {
     it("quantizes every row byte for byte as quantize_row_ref", () => {
       for (const [i, x] of rows.entries()) {
         const expected = ggmlQuantize(name, x, x.length, "ref");
-        assertSameBytes(quantizeRef(format, x), expected, format, undefinedNibbleBlocks(name, x), `${name} row ${i}`);
+        assertSameBytes(referenceQuantize(format, x), expected, format, undefinedNibbleBlocks(name, x), `${name} row ${i}`);
       }
     });
 
@@ -224,16 +203,16 @@ for (const name of FORMATS) {
 
     it("dequantizes bit for bit as dequantize_row", () => {
       for (const [i, x] of rows.entries()) {
-        const bytes = quantizeRef(format, x);
-        assertSameFloats(dequantizeRef(format, bytes, x.length), ggmlDequantize(name, bytes, x.length), `${name} row ${i}`);
+        const bytes = referenceQuantize(format, x);
+        assertSameFloats(referenceDequantize(format, bytes, x.length), ggmlDequantize(name, bytes, x.length), `${name} row ${i}`);
       }
       // arbitrary bytes too (every nibble, high bit and scale pattern), with finite fp16 scales
-      const next = rng(77);
+      const next = seededRandom(77);
       const n = 32 * 16;
       const bytes = Uint8Array.from({ length: rowBytes(format, n) }, () => Math.floor(next() * 256));
       for (let b = 0; b < n / 32; b++) bytes[b * format.bytesPerBlock + 1] &= 0x7b; // keep d (and q5_1's m) finite
       if (name === "q5_1") for (let b = 0; b < n / 32; b++) bytes[b * format.bytesPerBlock + 3] &= 0x7b;
-      assertSameFloats(dequantizeRef(format, bytes, n), ggmlDequantize(name, bytes, n), `${name} random bytes`);
+      assertSameFloats(referenceDequantize(format, bytes, n), ggmlDequantize(name, bytes, n), `${name} random bytes`);
     });
 
     it("the reference dot matches llama.cpp's CPU vec_dot", () => {
@@ -241,7 +220,7 @@ for (const name of FORMATS) {
       const nRows = 8;
       const w = gaussianRow(n * nRows, 11, 1);
       const x = gaussianRow(n * nRows, 12, 1);
-      const wBytes = quantizeRef(format, w);
+      const wBytes = referenceQuantize(format, w);
       const xBytes = partnerOf(format, x);
       const llama = ggmlCpuVecDot(name, wBytes, xBytes, n, nRows);
       const rb = rowBytes(format, n);
@@ -263,7 +242,7 @@ for (const name of FORMATS) {
           const nBytes = rowBytes(format, x.length);
           const dst = wasm.space(nBytes);
           wasm.rt.k[format.kernels.quantizeRow](src, dst, x.length);
-          assertSameBytes(wasm.rt.u8(dst, nBytes).slice(), quantizeRef(format, x), format, new Set(), `${name} row ${i}`);
+          assertSameBytes(wasm.rt.u8(dst, nBytes).slice(), referenceQuantize(format, x), format, new Set(), `${name} row ${i}`);
         }
       } finally {
         wasm.freeAll();
@@ -274,8 +253,8 @@ for (const name of FORMATS) {
       const wasm = new Wasm();
       try {
         for (const [i, x] of rows.entries()) {
-          const bytes = quantizeRef(format, x);
-          const values = dequantizeRef(format, bytes, x.length);
+          const bytes = referenceQuantize(format, x);
+          const values = referenceDequantize(format, bytes, x.length);
           const src = wasm.put(bytes);
           const dst = wasm.space(4 * x.length);
           wasm.rt.k[format.kernels.dequantizeRow](src, dst, x.length);
@@ -300,7 +279,7 @@ for (const name of FORMATS) {
         const nRows = 9;
         const w = gaussianRow(cols * nRows, 21, 1);
         const x = gaussianRow(cols, 22, 1);
-        const wBytes = quantizeRef(format, w);
+        const wBytes = referenceQuantize(format, w);
         const xBytes = partnerOf(format, x);
         const rb = rowBytes(format, cols);
         const wPtr = wasm.put(wBytes);
@@ -313,8 +292,8 @@ for (const name of FORMATS) {
           const got = wasm.rt.k[format.kernels.dot](wPtr + r * rb, xPtr, cols) as number;
           assert.ok(Math.abs(got - ref) <= 1e-5 * (1 + Math.abs(ref)), `${name} dot row ${r}: ${got} vs ${ref}`);
           // the integer dot is the dot of the decoded operands (up to float rounding of the products)
-          const wDec = dequantizeRef(format, row, cols);
-          const xDec = dequantizeRef(getFormat(format.dotPartner), xBytes, cols);
+          const wDec = referenceDequantize(format, row, cols);
+          const xDec = referenceDequantize(getFormat(format.dotPartner), xBytes, cols);
           let decoded = 0;
           let magnitude = 0;
           for (let j = 0; j < cols; j++) {
@@ -361,7 +340,7 @@ for (const name of FORMATS) {
   describe(`${name} error bounds`, () => {
     it("relative RMS error on Gaussian rows stays under its bound", () => {
       const x = gaussianRow(32 * 1024, 5, 1);
-      const y = dequantizeRef(format, quantizeRef(format, x), x.length);
+      const y = referenceDequantize(format, referenceQuantize(format, x), x.length);
       let err = 0;
       let sig = 0;
       for (let i = 0; i < x.length; i++) {
@@ -373,8 +352,8 @@ for (const name of FORMATS) {
 
     it("round trip error stays within the format's step", () => {
       for (const [i, x] of rows.slice(0, 5).entries()) {
-        const bytes = quantizeRef(format, x);
-        const y = dequantizeRef(format, bytes, x.length);
+        const bytes = referenceQuantize(format, x);
+        const y = referenceDequantize(format, bytes, x.length);
         for (let b = 0; b < x.length / 32; b++) {
           const xb = x.subarray(b * 32, b * 32 + 32);
           const amax = Math.max(...xb.map(Math.abs));

@@ -13,21 +13,13 @@ import type { BlockFormat, FormatName } from "../../src/formats/types.js";
 import { defaultRuntime } from "../../src/runtime/wasm.js";
 import { f16BitsToF32, f32ToF16Bits, readF16 } from "../../src/formats/reference/scalar.js";
 import { ggmlCpuVecDot, ggmlDequantize, ggmlOracleSkip, ggmlQuantize } from "../helpers/ggml-oracle.js";
+import { dotTolerance, firstMismatch, referenceDequantize, referenceQuantize } from "../helpers/format-reference.js";
+import { seededRandom } from "../helpers/random.js";
 
 // ---- data ---------------------------------------------------------------------------------------------------
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function gaussian(n: number, seed: number, scale = 1): Float32Array {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const out = new Float32Array(n); // (n)
   for (let i = 0; i < n; i++) out[i] = scale * Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
   return out;
@@ -51,7 +43,7 @@ function ties(n: number): Float32Array {
 }
 
 function mixedMagnitudes(n: number, seed: number): Float32Array {
-  const rand = prng(seed ^ 0x55);
+  const rand = seededRandom(seed ^ 0x55);
   const out = gaussian(n, seed);
   for (let b = 0; b < n; b += 32) {
     const scale = 2 ** Math.floor(rand() * 28 - 16); // 2^-16 .. 2^11: every fp16 scale stays finite
@@ -61,7 +53,7 @@ function mixedMagnitudes(n: number, seed: number): Float32Array {
 }
 
 function spikes(n: number, seed: number): Float32Array {
-  const rand = prng(seed ^ 0x99);
+  const rand = seededRandom(seed ^ 0x99);
   const out = gaussian(n, seed, 0.01);
   for (let b = 0; b < n; b += 32) out[Math.min(n - 1, b + Math.floor(rand() * 32))] = rand() < 0.5 ? -50 : 50;
   return out;
@@ -216,51 +208,8 @@ function boundFor(format: BlockFormat): ElementBound {
 
 // ---- helpers ------------------------------------------------------------------------------------------------
 
-function refQuantize(format: BlockFormat, x: Float32Array): Uint8Array {
-  const out = new Uint8Array(rowBytes(format, x.length)); // (rowBytes)
-  format.reference.quantizeRow(x, out);
-  return out;
-}
-
-function refDequantize(format: BlockFormat, bytes: Uint8Array, n: number): Float32Array {
-  const out = new Float32Array(n); // (n)
-  format.reference.dequantizeRow(bytes, out);
-  return out;
-}
-
-function sameFloat(a: number, b: number): boolean {
-  return Number.isNaN(a) ? Number.isNaN(b) : Object.is(a, b);
-}
-
-function firstMismatch(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Math.min(a.length, b.length);
-  for (let i = 0; i < a.length; i++) if (!sameFloat(a[i], b[i])) return i;
-  return -1;
-}
-
 function describeMismatch(what: string, i: number, a: ArrayLike<number>, b: ArrayLike<number>): string {
   return `${what}: first difference at index ${i}: ${a[i]} vs ${b[i]} (lengths ${a.length}, ${b.length})`;
-}
-
-/** Σ over elements of (|a_i| + largest |a| in its block) × |b_i|: the magnitude that scales a dot's rounding error. */
-function dotMagnitude(format: BlockFormat, a: Float32Array, b: Float32Array): number {
-  let total = 0;
-  for (let s = 0; s < a.length; s += format.blockSize) {
-    let amax = 0;
-    for (let j = s; j < s + format.blockSize; j++) amax = Math.max(amax, Math.abs(a[j]));
-    for (let j = s; j < s + format.blockSize; j++) total += (Math.abs(a[j]) + amax) * Math.abs(b[j]);
-  }
-  return total;
-}
-
-/**
- * The stated dot tolerance: f32 accumulation over at most k = ceil(n / max(blockSize, 4)) + 10 sequential
- * additions (the WebAssembly kernels sum blocks or 4-lane chunks in f32; the reference sums in double),
- * each off by at most 2^-24 relative, on a running sum no larger than the magnitude: |Δ| <= k · 2^-23 · M.
- */
-function dotTolerance(format: BlockFormat, n: number, a: Float32Array, b: Float32Array): number {
-  const k = Math.ceil(n / Math.max(format.blockSize, 4)) + 10;
-  return k * 2 ** -23 * dotMagnitude(format, a, b) + 1e-30;
 }
 
 const storedFormats = FORMATS.filter((f) => f.kv || f.weight);
@@ -293,7 +242,7 @@ describe("quantize -> dequantize error within each format's bound", () => {
       for (const n of sizes(format)) {
         for (const data of datasets(n).filter((d) => d.bounded)) {
           const x = data.values;
-          const back = refDequantize(format, refQuantize(format, x), n);
+          const back = referenceDequantize(format, referenceQuantize(format, x), n);
           const bound = boundFor(format);
           for (let i = 0; i < n; i++) {
             if (format.name === "f16" && Math.abs(x[i]) >= 65520) continue; // beyond fp16: inf, as in llama.cpp
@@ -310,7 +259,7 @@ describe("quantize -> dequantize error within each format's bound", () => {
     const n = 4096;
     const x = gaussian(n, 2024);
     const rmse = FORMATS.map((format) => {
-      const back = refDequantize(format, refQuantize(format, x), n);
+      const back = referenceDequantize(format, referenceQuantize(format, x), n);
       let sq = 0;
       for (let i = 0; i < n; i++) sq += (x[i] - back[i]) ** 2;
       return { name: format.name, bits: (format.bytesPerBlock * 8) / format.blockSize, rmse: Math.sqrt(sq / n) };
@@ -347,13 +296,13 @@ describe("WebAssembly kernels equal the scalar reference", () => {
           try {
             rt.f32(src, n).set(data.values);
             rt.k[k.quantizeRow](src, dst, n);
-            const expected = refQuantize(format, data.values);
+            const expected = referenceQuantize(format, data.values);
             const got = rt.u8(dst, bytes).slice();
             const at = firstMismatch(got, expected);
             assert.equal(at, -1, describeMismatch(`${format.name} n=${n} ${data.name} quantized byte`, at, got, expected));
             rt.k[k.dequantizeRow](dst, back, n);
             const values = rt.f32(back, n).slice();
-            const want = refDequantize(format, expected, n);
+            const want = referenceDequantize(format, expected, n);
             const vat = firstMismatch(values, want);
             assert.equal(vat, -1, describeMismatch(`${format.name} n=${n} ${data.name} dequantized`, vat, values, want));
           } finally {
@@ -374,8 +323,8 @@ describe("WebAssembly kernels equal the scalar reference", () => {
       assert.equal(typeof rt.k[k.dot], "function", `missing export ${k.dot}`);
       for (const n of sizes(format)) {
         for (const data of datasets(n).filter((d) => d.bounded)) {
-          const row = refQuantize(format, data.values);
-          const xBytes = refQuantize(partner, gaussian(n, 99 + n));
+          const row = referenceQuantize(format, data.values);
+          const xBytes = referenceQuantize(partner, gaussian(n, 99 + n));
           const rowPtr = rt.alloc(row.length);
           const xPtr = rt.alloc(xBytes.length);
           try {
@@ -383,7 +332,7 @@ describe("WebAssembly kernels equal the scalar reference", () => {
             rt.u8(xPtr, xBytes.length).set(xBytes);
             const got = rt.k[k.dot](rowPtr, xPtr, n) as number;
             const want = format.reference.dot(row, xBytes, n);
-            const tol = dotTolerance(format, n, refDequantize(format, row, n), refDequantize(partner, xBytes, n));
+            const tol = dotTolerance(format, n, referenceDequantize(format, row, n), referenceDequantize(partner, xBytes, n));
             assert.ok(Math.abs(got - want) <= tol, `${format.name} n=${n} ${data.name}: dot ${got} vs reference ${want}, tolerance ${tol}`);
           } finally {
             rt.free(rowPtr);
@@ -397,8 +346,8 @@ describe("WebAssembly kernels equal the scalar reference", () => {
       assert.equal(typeof rt.k[k.axpy], "function", `missing export ${k.axpy}`);
       for (const n of sizes(format)) {
         for (const data of datasets(n).filter((d) => d.bounded)) {
-          const row = refQuantize(format, data.values);
-          const values = refDequantize(format, row, n);
+          const row = referenceQuantize(format, data.values);
+          const values = referenceDequantize(format, row, n);
           const start = gaussian(n, 5 + n);
           const w = -0.7310585786300049;
           const rowPtr = rt.alloc(row.length);
@@ -429,9 +378,9 @@ describe("WebAssembly kernels equal the scalar reference", () => {
         const weights = mixedMagnitudes(nRows * cols, 31 + cols);
         const wBytes = rowBytes(format, cols);
         const w = new Uint8Array(nRows * wBytes); // (nRows, wBytes)
-        for (let r = 0; r < nRows; r++) w.set(refQuantize(format, weights.subarray(r * cols, (r + 1) * cols)), r * wBytes);
-        const xBytes = refQuantize(partner, gaussian(cols, 37 + cols));
-        const xDeq = refDequantize(partner, xBytes, cols);
+        for (let r = 0; r < nRows; r++) w.set(referenceQuantize(format, weights.subarray(r * cols, (r + 1) * cols)), r * wBytes);
+        const xBytes = referenceQuantize(partner, gaussian(cols, 37 + cols));
+        const xDeq = referenceDequantize(partner, xBytes, cols);
         const wPtr = rt.alloc(w.length);
         const xPtr = rt.alloc(xBytes.length);
         const outPtr = rt.alloc(nRows * 4);
@@ -450,7 +399,7 @@ describe("WebAssembly kernels equal the scalar reference", () => {
               }
               const rowQ = w.subarray(r * wBytes, (r + 1) * wBytes);
               const want = format.reference.dot(rowQ, xBytes, cols);
-              const tol = dotTolerance(format, cols, refDequantize(format, rowQ, cols), xDeq);
+              const tol = dotTolerance(format, cols, referenceDequantize(format, rowQ, cols), xDeq);
               assert.ok(Math.abs(out[r] - want) <= tol, `${format.name} cols=${cols} rows [${rowStart},${rowEnd}): out[${r}] ${out[r]} vs ${want}`);
             }
           }
@@ -496,7 +445,7 @@ describe("reference agrees with llama.cpp (libggml-base.so)", { skip: ggmlOracle
           const bytes = rowBytes(format, n);
           const theirs = ggmlQuantize(format.name, joined, n, how);
           all.forEach((d, i) => {
-            const mine = refQuantize(format, d.values);
+            const mine = referenceQuantize(format, d.values);
             const block = theirs.subarray(i * bytes, (i + 1) * bytes).slice();
             maskUndefinedBytes(format, d.values, mine, block);
             const at = firstMismatch(mine, block);
@@ -506,9 +455,9 @@ describe("reference agrees with llama.cpp (libggml-base.so)", { skip: ggmlOracle
         const all = datasets(n);
         if (format.name === "q8_1") continue; // ggml exports no dequantize_row_q8_1
         all.forEach((d) => {
-          const mine = refQuantize(format, d.values);
+          const mine = referenceQuantize(format, d.values);
           const theirs = ggmlDequantize(format.name, mine, n);
-          const ours = refDequantize(format, mine, n);
+          const ours = referenceDequantize(format, mine, n);
           const at = firstMismatch(ours, theirs);
           assert.equal(at, -1, describeMismatch(`${format.name} n=${n} ${d.name} dequantized`, at, ours, theirs));
         });
@@ -525,15 +474,15 @@ describe("reference agrees with llama.cpp (libggml-base.so)", { skip: ggmlOracle
         const xs = new Uint8Array(nRows * rowBytes(partner, n)); // (nRows, partner rowBytes)
         const sources = [gaussian(n, 41 + n), mixedMagnitudes(n, 43 + n), spikes(n, 47 + n)];
         sources.forEach((v, r) => {
-          rows.set(refQuantize(format, v), r * rowBytes(format, n));
-          xs.set(refQuantize(partner, gaussian(n, 53 + r + n)), r * rowBytes(partner, n));
+          rows.set(referenceQuantize(format, v), r * rowBytes(format, n));
+          xs.set(referenceQuantize(partner, gaussian(n, 53 + r + n)), r * rowBytes(partner, n));
         });
         const theirs = ggmlCpuVecDot(format.name, rows, xs, n, nRows);
         for (let r = 0; r < nRows; r++) {
           const row = rows.subarray(r * rowBytes(format, n), (r + 1) * rowBytes(format, n));
           const x = xs.subarray(r * rowBytes(partner, n), (r + 1) * rowBytes(partner, n));
           const want = format.reference.dot(row, x, n);
-          const tol = dotTolerance(format, n, refDequantize(format, row, n), refDequantize(partner, x, n));
+          const tol = dotTolerance(format, n, referenceDequantize(format, row, n), referenceDequantize(partner, x, n));
           assert.ok(Math.abs(theirs[r] - want) <= tol, `${format.name} n=${n} row ${r}: llama.cpp ${theirs[r]} vs reference ${want}, tol ${tol}`);
         }
       }
@@ -548,7 +497,7 @@ describe("reference agrees with llama.cpp (libggml-base.so)", { skip: ggmlOracle
     const cpu = ggmlQuantize("q8_0", x, 32, "cpu");
     const asI8 = (b: Uint8Array) => Array.from(b.subarray(2, 8), (v) => (v << 24) >> 24);
     assert.deepEqual(asI8(ref), [127, 1, 2, -3, 3, -1]);
-    assert.deepEqual(asI8(refQuantize(getFormat("q8_0"), x)), [127, 1, 2, -3, 3, -1]);
+    assert.deepEqual(asI8(referenceQuantize(getFormat("q8_0"), x)), [127, 1, 2, -3, 3, -1]);
     assert.deepEqual(asI8(cpu), [127, 0, 2, -2, 2, 0]);
     assert.equal(readF16(ref, 0), 1);
     // away from ties they agree byte for byte

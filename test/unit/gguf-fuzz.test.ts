@@ -14,6 +14,7 @@ import { GgufValueType as T, type GgufFile } from "../../src/gguf/types.js";
 import { synthLlama } from "../../src/gguf/synth.js";
 import { encodeGguf } from "../../src/gguf/writer.js";
 import { sharedPaths, sharedSkip } from "../helpers/shared.js";
+import { seededRandom } from "../helpers/random.js";
 
 const CODES: readonly GgufErrorCode[] = [
   "not_gguf", "unsupported_version", "truncated", "limit_exceeded", "bad_value", "out_of_bounds",
@@ -21,18 +22,6 @@ const CODES: readonly GgufErrorCode[] = [
 ];
 /** A single parse of these small files takes well under a millisecond; anything near this means a runaway loop. */
 const RUNAWAY_CASE_MS = 2000;
-
-/** mulberry32: a small deterministic PRNG for choosing mutations. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Field {
   offset: number;
@@ -166,7 +155,7 @@ function fuzz(fixture: Uint8Array, name: string, cases: number, seed: number): F
   const { fields, headerEnd } = structuralFields(fixture);
   assertSelfConsistent(parseGguf(bufferSource(fixture, name)), fixture.length, `${name} unmutated`);
   const ops = mutators(fields, headerEnd);
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const tally: FuzzTally = { parsed: 0, rejected: new Map() };
   for (let c = 0; c < cases; c++) {
     let bytes = fixture;

@@ -8,8 +8,7 @@ import assert from "node:assert/strict";
 import { closeSync, mkdtempSync, openSync, rmSync, ftruncateSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { parseGguf } from "../../src/gguf/reader.js";
-import { fileSource } from "../../src/gguf/source.js";
+import { readGgufHeader } from "../../src/gguf/reader.js";
 import { synthLlama, synthToFile, type SynthOptions } from "../../src/gguf/synth.js";
 import { planGguf } from "../../src/gguf/writer.js";
 import { configFromGguf, type ModelConfig } from "../../src/model/config.js";
@@ -45,13 +44,8 @@ function sparseModel(name: string, opts: SynthOptions): string {
 }
 
 function readModel(file: string): { config: ModelConfig; weights: number } {
-  const src = fileSource(file);
-  try {
-    const gguf = parseGguf(src);
-    return { config: configFromGguf(gguf), weights: weightBytes(gguf) };
-  } finally {
-    src.close();
-  }
+  const gguf = readGgufHeader(file);
+  return { config: configFromGguf(gguf), weights: weightBytes(gguf) };
 }
 
 let tinyllamaQ8 = "";

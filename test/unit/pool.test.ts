@@ -93,37 +93,34 @@ test("real runs on 1-4 threads: every row written by exactly one thread, bit-ide
   assert.ok(workerRows > 0, "no row was computed by a worker");
 });
 
-test("several tasks in one run all complete (q, k, v style batch)", () => {
+/** A pool of `nThreads` threads over a fresh runtime, for `body`; disposed afterwards. */
+function withPool(nThreads: number, body: (rt: WasmRuntime, pool: ThreadPool) => void): void {
   const rt = new WasmRuntime();
-  const pool = new ThreadPool(rt.memory, 3);
+  const pool = new ThreadPool(rt.memory, nThreads);
   try {
-    const cols = 24;
-    const shapes = [256, 32, 32, 1, 45];
-    const setups = shapes.map((rows) => ({ rows, ...matvecSetup(rt, rows, cols, 1) }));
-    pool.run(setups.map((s) => ({ kernel: "matvec_f32", args: [s.w, s.x, s.outs, 0, 0, cols], count: s.rows, startArg: 3, endArg: 4, grain: 16 })));
-    for (const s of setups) assert.deepEqual(rt.f32(s.outs, s.rows), rt.f32(s.expected, s.rows));
+    body(rt, pool);
   } finally {
     pool.dispose();
   }
+}
+
+/** One matvec_f32 task per row count (rows × cols) in a single run: each output equals the single-thread bits. */
+function assertMatvecBatch(rt: WasmRuntime, pool: ThreadPool, rowCounts: readonly number[], cols: number, grain?: number): void {
+  const setups = rowCounts.map((rows) => ({ rows, ...matvecSetup(rt, rows, cols, 1) }));
+  pool.run(setups.map((s) => ({ kernel: "matvec_f32", args: [s.w, s.x, s.outs, 0, 0, cols], count: s.rows, startArg: 3, endArg: 4, ...(grain === undefined ? {} : { grain }) })));
+  for (const s of setups) assert.deepEqual(rt.f32(s.outs, s.rows), rt.f32(s.expected, s.rows));
+}
+
+test("several tasks in one run all complete (q, k, v style batch)", () => {
+  withPool(3, (rt, pool) => assertMatvecBatch(rt, pool, [256, 32, 32, 1, 45], 24, 16));
 });
 
 test("more tasks than fit one control block run in several syncs", () => {
-  const rt = new WasmRuntime();
-  const pool = new ThreadPool(rt.memory, 2);
-  try {
-    const cols = 8;
-    const setups = Array.from({ length: 70 }, (_, i) => ({ rows: 3 + i, ...matvecSetup(rt, 3 + i, cols, 1) }));
-    pool.run(setups.map((s) => ({ kernel: "matvec_f32", args: [s.w, s.x, s.outs, 0, 0, cols], count: s.rows, startArg: 3, endArg: 4 })));
-    for (const s of setups) assert.deepEqual(rt.f32(s.outs, s.rows), rt.f32(s.expected, s.rows));
-  } finally {
-    pool.dispose();
-  }
+  withPool(2, (rt, pool) => assertMatvecBatch(rt, pool, Array.from({ length: 70 }, (_, i) => 3 + i), 8));
 });
 
 test("a kernel trap in a worker throws in the caller; the pool stays usable", () => {
-  const rt = new WasmRuntime();
-  const pool = new ThreadPool(rt.memory, 2);
-  try {
+  withPool(2, (rt, pool) => {
     const rows = 4096;
     const cols = 64;
     const { w, x, outs, expected } = matvecSetup(rt, rows, cols, 1);
@@ -149,24 +146,18 @@ test("a kernel trap in a worker throws in the caller; the pool stays usable", ()
     assert.throws(() => pool.run([bad]), /out of bounds/);
     pool.run([{ kernel: "matvec_f32", args: [w, x, outs, 0, 0, cols], count: rows, startArg: 3, endArg: 4 }]);
     assert.deepEqual(rt.f32(outs, rows), rt.f32(expected, rows));
-  } finally {
-    pool.dispose();
-  }
+  });
 });
 
 test("bad tasks are rejected with their name and the allowed values", () => {
-  const rt = new WasmRuntime();
-  const pool = new ThreadPool(rt.memory, 2);
-  try {
+  withPool(2, (rt, pool) => {
     const base = { args: [0, 0, 0, 0, 0, 0], count: 4, startArg: 3, endArg: 4 };
     assert.throws(() => pool.run([{ ...base, kernel: "no_such_kernel" }]), /unknown kernel 'no_such_kernel'/);
     assert.throws(() => pool.run([{ ...base, kernel: "matvec_f32", startArg: 9 }]), /startArg 9 is not an index into its 6 arguments/);
     assert.throws(() => pool.run([{ ...base, kernel: "matvec_f32", grain: 0 }]), /grain must be a positive integer, got 0/);
     assert.throws(() => new ThreadPool(rt.memory, 0), /threads must be an integer in \[1, \d+\], got 0/);
     assert.throws(() => new ThreadPool(new WebAssembly.Memory({ initial: 1 }), 2), /shared WebAssembly.Memory/);
-  } finally {
-    pool.dispose();
-  }
+  });
 });
 
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

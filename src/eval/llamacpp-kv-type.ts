@@ -1,0 +1,20 @@
+/**
+ * How node-llama-cpp names each KV format: its GgmlType key, as `experimentalKvCacheKeyType/ValueType` take it.
+ * Plain data, so that importing it never loads node-llama-cpp (an optional package).
+ */
+import type { KvFormatName } from "../formats/types.js";
+
+export type LlamaCppKvTypeKey = "F32" | "F16" | "BF16" | "Q8_0" | "Q5_1" | "Q5_0" | "Q4_1" | "Q4_0" | "IQ4_NL";
+
+/** node-llama-cpp's GgmlType key for each KV format name. */
+export const LLAMACPP_KV_TYPE_KEY: Readonly<Record<KvFormatName, LlamaCppKvTypeKey>> = {
+  f32: "F32",
+  f16: "F16",
+  bf16: "BF16",
+  q8_0: "Q8_0",
+  q5_1: "Q5_1",
+  q5_0: "Q5_0",
+  q4_1: "Q4_1",
+  q4_0: "Q4_0",
+  iq4_nl: "IQ4_NL",
+};
