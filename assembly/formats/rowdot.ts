@@ -31,7 +31,7 @@ const IQ4_LEVELS: usize = 160; // kvalues_iq4nl as 16 int8
 const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, k = 1..3
 
 // @ts-ignore: decorator
-@inline function blockBytes(fmt: i32): usize {
+@inline export function blockBytes(fmt: i32): usize {
   return fmt == Q8_0 ? 34 : fmt == Q4_0 || fmt == IQ4_NL ? 18 : fmt == Q4_1 ? 20 : fmt == Q5_0 ? 22 : 24;
 }
 
@@ -54,7 +54,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
 
 /** Values 8k .. 8k+7 (k = 0..3) of the weight block at wb as i16x8. */
 // @ts-ignore: decorator
-@inline function weightPart(fmt: i32, wb: usize, k: i32): v128 {
+@inline export function weightPart(fmt: i32, wb: usize, k: i32): v128 {
   if (fmt == Q8_0) return v128.load8x8_s(wb + 2 + <usize>(k << 3));
   if (fmt == IQ4_NL) {
     const bytes = v128.load(wb + 2);

@@ -3,6 +3,10 @@
  * The input is converted once to each dot-partner format its matrices need (q8_0 for q8_0/q4_0 weights,
  * f16 for f16 weights, ...), as llama.cpp does, then each matrix's own matvec (one token) or matmul (a batch) kernel runs on it.
  *
+ * Batches of at least WIDE_MIN_TOKENS tokens with q8_0-partner weights (q8_0, q4_0, q5_0, iq4_nl) take the "wide" path
+ * (assembly/formats/matmul-wide.ts): the q8_0 input is further widened once to int16 in an interleaved layout, and
+ * matmulWide_<fmt> widens each weight row into per-thread scratch once for all tokens; equal to matvec bit for bit.
+ *
  * Threads: every matrix's rows are split across the pool's threads (grain ROW_GRAIN), and all the products of one
  * run() go to the pool as ONE run (q, k, v together; gate and up together), so a layer costs a few syncs. Each row
  * is computed by one thread with the same kernel, so the result is bit-identical for every thread count.
@@ -20,6 +24,12 @@ export type MatvecJob = readonly [outPtr: number, w: WeightMatrix];
 export const ROW_GRAIN = 16;
 /** Below this many weight bytes per run (× tokens; ~35 µs of one thread's work) a sync (15–70 µs) is not worth it. */
 export const SERIAL_BYTES = 256 * 1024;
+/** Batches of at least this many tokens use matmulWide_<fmt> where it exists (below, widening rows costs more than it saves). */
+export const WIDE_MIN_TOKENS = 4;
+/** Bytes of one row of `cols` values in the wide layout (assembly/formats/matmul-wide.ts: 272 bytes per 128 values). */
+export function wideRowBytes(cols: number): number {
+  return Math.ceil(Math.floor(cols / 32) / 4) * 272;
+}
 
 interface ConvertedInput {
   ptr: number; // (nTokens, partner row bytes of cols): the current input in the partner format
@@ -36,6 +46,12 @@ export class Linear {
   /** Reused task objects and batch array: run() allocates nothing once warm. */
   private readonly taskPool: ParallelTask[] = [];
   private readonly batch: ParallelTask[] = [];
+  /** The current input as wide q8_0 ((nTokens, wideRowBytes(cols))), when a wide product needs it. */
+  private wide: ConvertedInput | undefined;
+  /** Per-thread scratch of matmulWide_<fmt>: (nThreads, 2 × wideRowBytes(maxCols), rounded up to 64 bytes). */
+  private wideScratch = 0;
+  /** matmulWide_<fmt>'s scratch argument (index 8) per thread; shared by every wide task. */
+  private wideThreadArg: { index: number; base: number; stride: number } | undefined;
 
   constructor(
     private readonly rt: WasmRuntime,
@@ -51,6 +67,7 @@ export class Linear {
     this.cols = cols;
     this.nTokens = nTokens;
     for (const c of this.converted.values()) c.valid = false;
+    if (this.wide) this.wide.valid = false;
   }
 
   /** out (f32, (nTokens, W.rows)) = x · Wᵀ for the current input. */
@@ -71,7 +88,7 @@ export class Linear {
     const serial = !this.pool || this.pool.nThreads === 1 || bytes * this.nTokens < SERIAL_BYTES;
     this.batch.length = 0;
     for (const [outPtr, w] of jobs) {
-      const task = this.task(this.batch.length, w, this.inputFor(w.format), outPtr);
+      const task = this.usesWide(w) ? this.wideTask(this.batch.length, w, outPtr) : this.task(this.batch.length, w, this.inputFor(w.format), outPtr);
       if (serial) this.rt.k[task.kernel](...task.args);
       else this.batch.push(task);
     }
@@ -81,6 +98,56 @@ export class Linear {
   dispose(): void {
     for (const c of this.converted.values()) this.rt.free(c.ptr);
     this.converted.clear();
+    if (this.wide) this.rt.free(this.wide.ptr);
+    this.wide = undefined;
+    if (this.wideScratch) this.rt.free(this.wideScratch);
+    this.wideScratch = 0;
+    this.wideThreadArg = undefined;
+  }
+
+  private usesWide(w: WeightMatrix): boolean {
+    return this.nTokens >= WIDE_MIN_TOKENS && w.format.dotPartner === "q8_0" && typeof this.rt.k[wideKernel(w.format)] === "function";
+  }
+
+  /**
+   * Reused task `i`, set to: rows [0, W.rows) of X · Wᵀ into out with matmulWide_<fmt>, split across threads by rows,
+   * each thread widening its weight rows into its own scratch.
+   */
+  private wideTask(i: number, w: WeightMatrix, outPtr: number): ParallelTask {
+    const x = this.wideInput();
+    if (!this.wideThreadArg) {
+      const stride = Math.ceil((2 * wideRowBytes(this.maxCols)) / 64) * 64; // per thread: two widened weight rows
+      this.wideScratch = this.rt.alloc(stride * (this.pool?.nThreads ?? 1));
+      this.wideThreadArg = { index: 8, base: this.wideScratch, stride };
+    }
+    const t = this.task(i, w, x, outPtr);
+    t.kernel = wideKernel(w.format);
+    // matmulWide_<fmt>(w, xWide, out, rowStart, rowEnd, cols, nTokens, outStride, scratch)
+    t.args.length = 0;
+    t.args.push(w.ptr, x, outPtr, 0, w.rows, w.cols, this.nTokens, w.rows * 4, this.wideScratch);
+    t.threadArg = this.wideThreadArg;
+    return t;
+  }
+
+  /**
+   * Byte offset of the current input as wide q8_0 ((nTokens, wideRowBytes(cols))); its q8_0 form is made on the way
+   * (quantizeRowsWide_q8_0).
+   */
+  private wideInput(): number {
+    const q8 = this.slot(getFormat("q8_0"));
+    const need = wideRowBytes(this.cols) * this.nTokens;
+    if (this.wide && this.wide.capacity < need) {
+      this.rt.free(this.wide.ptr);
+      this.wide = undefined;
+    }
+    this.wide ??= { ptr: this.rt.alloc(need), capacity: need, valid: false };
+    if (!this.wide.valid) {
+      // quantizeRowsWide_q8_0(x, q8, wide, rowStart, rowEnd, cols), on this thread: a run() stays one pool run
+      this.rt.k.quantizeRowsWide_q8_0(this.xPtr, q8.ptr, this.wide.ptr, 0, this.nTokens, this.cols);
+      q8.valid = true;
+      this.wide.valid = true;
+    }
+    return this.wide.ptr;
   }
 
   /**
@@ -94,6 +161,7 @@ export class Linear {
       this.taskPool[i] = t;
     }
     t.count = w.rows;
+    t.threadArg = undefined;
     t.args.length = 0;
     if (this.nTokens === 1) {
       t.kernel = w.format.kernels.matvec; // matvec_<fmt>(w, x, out, rowStart, rowEnd, cols)
@@ -111,8 +179,20 @@ export class Linear {
   private inputFor(format: BlockFormat): number {
     const partner = getFormat(format.dotPartner);
     if (partner.name === "f32") return this.xPtr;
-    const stride = rowBytes(partner, this.cols);
-    const need = stride * this.nTokens;
+    const slot = this.slot(partner);
+    if (!slot.valid) {
+      // partner rows are packed (nTokens, stride), as quantizeRowsWide_q8_0 writes them
+      const stride = rowBytes(partner, this.cols);
+      const quantize = this.rt.k[partner.kernels.quantizeRow];
+      for (let t = 0; t < this.nTokens; t++) quantize(this.xPtr + t * this.cols * 4, slot.ptr + t * stride, this.cols);
+      slot.valid = true;
+    }
+    return slot.ptr;
+  }
+
+  /** The scratch for the current input in `partner` format, large enough for it (contents valid or not). */
+  private slot(partner: BlockFormat): ConvertedInput {
+    const need = rowBytes(partner, this.cols) * this.nTokens;
     let slot = this.converted.get(partner.name);
     if (slot && slot.capacity < need) {
       this.rt.free(slot.ptr);
@@ -123,11 +203,17 @@ export class Linear {
       slot = { ptr: this.rt.alloc(capacity), capacity, valid: false };
       this.converted.set(partner.name, slot);
     }
-    if (!slot.valid) {
-      const quantize = this.rt.k[partner.kernels.quantizeRow];
-      for (let t = 0; t < this.nTokens; t++) quantize(this.xPtr + t * this.cols * 4, slot.ptr + t * stride, this.cols);
-      slot.valid = true;
-    }
-    return slot.ptr;
+    return slot;
   }
+}
+
+const wideKernelNames = new Map<FormatName, string>();
+/** matmulWide_<fmt> of the format (the name cached: run() allocates nothing once warm). */
+function wideKernel(format: BlockFormat): string {
+  let name = wideKernelNames.get(format.name);
+  if (name === undefined) {
+    name = `matmulWide_${format.name}`;
+    wideKernelNames.set(format.name, name);
+  }
+  return name;
 }

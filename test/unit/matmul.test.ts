@@ -4,6 +4,8 @@
  *   2. within the same bound of the scalar reference dot that formats.test.ts uses for matvec;
  *   3. only out[t][rowStart, rowEnd) is written, with strides wider than the rows.
  * Sizes: 1, 3 and 9 tokens; 1 row and row ranges; cols of one block, of a partial group of four blocks, and of many.
+ * matmulWide_<fmt> (the wide int16 layout of assembly/formats/matmul-wide.ts) equals matvec_<fmt> bit for bit the same way,
+ * and widenRows_q8_0 writes the layout a scalar re-implementation of its description gives.
  * Also: the f16 vector decode (exponent rebias) equals the reference for all 65536 halves, inf and NaN included.
  */
 import { describe, it } from "node:test";
@@ -200,4 +202,121 @@ describe("matmul_<fmt> equals matvec_<fmt> per token bit for bit, and the scalar
       rt.free(outPtr);
     }
   });
+});
+
+/** Scalar re-statement of the wide layout: (nRows, ceil(blocks / 4) × 272 bytes) of q8_0 rows. */
+function widenReference(q8: Uint8Array, nRows: number, cols: number): Uint8Array {
+  const nb = cols / 32;
+  const nGroups = Math.ceil(nb / 4);
+  const out = new Uint8Array(nRows * nGroups * 272); // (nRows, nGroups, 272)
+  const view = new DataView(out.buffer);
+  const src = new DataView(q8.buffer, q8.byteOffset, q8.byteLength);
+  for (let r = 0; r < nRows; r++) {
+    for (let b = 0; b < nb; b++) {
+      const block = (r * nb + b) * 34;
+      const group = (r * nGroups + Math.floor(b / 4)) * 272;
+      const lane = b % 4;
+      for (let j = 0; j < 32; j++) view.setInt16(group + 16 * (j >> 1) + 4 * lane + 2 * (j & 1), src.getInt8(block + 2 + j), true);
+      view.setFloat32(group + 256 + 4 * lane, f16BitsToF32(src.getUint16(block, true)), true);
+    }
+  }
+  return out;
+}
+
+describe("matmulWide_<fmt> over the wide layout equals matvec_<fmt> per token bit for bit", () => {
+  const rt = defaultRuntime();
+  const wideRow = (cols: number) => Math.ceil(cols / 32 / 4) * 272;
+  const q8 = getFormat("q8_0");
+
+  it("widenRows_q8_0 writes the documented layout (zeros and scale 0 past the last block)", () => {
+    for (const cols of [32, 96, 128, 288]) {
+      const nRows = 3;
+      const x = new Uint8Array(nRows * rowBytes(q8, cols)); // (nRows, q8_0 row bytes)
+      for (let t = 0; t < nRows; t++) x.set(quantize(q8, values(cols, 40 + t + cols)), t * rowBytes(q8, cols));
+      const xPtr = rt.alloc(x.length);
+      const wPtr = rt.alloc(nRows * wideRow(cols));
+      try {
+        rt.u8(xPtr, x.length).set(x);
+        rt.u8(wPtr, nRows * wideRow(cols)).fill(0xa5);
+        rt.k.widenRows_q8_0(xPtr, wPtr, nRows, cols);
+        assert.deepEqual(rt.u8(wPtr, nRows * wideRow(cols)).slice(), widenReference(x, nRows, cols), `cols=${cols}`);
+      } finally {
+        rt.free(xPtr);
+        rt.free(wPtr);
+      }
+    }
+  });
+
+  it("quantizeRowsWide_q8_0 writes rows [start, end) as quantizeRow_q8_0 then widenRows_q8_0 do, and nothing else", () => {
+    const cols = 288;
+    const nRows = 5;
+    const q8Bytes = rowBytes(q8, cols);
+    const xPtr = rt.alloc(nRows * cols * 4); // f32 (nRows, cols)
+    const q8Ptr = rt.alloc(nRows * q8Bytes); // (nRows, q8Bytes)
+    const widePtr = rt.alloc(nRows * wideRow(cols)); // (nRows, wideRow)
+    try {
+      const x = values(nRows * cols, 77);
+      rt.f32(xPtr, nRows * cols).set(x);
+      rt.u8(q8Ptr, nRows * q8Bytes).fill(0x5a);
+      rt.u8(widePtr, nRows * wideRow(cols)).fill(0x5a);
+      rt.k.quantizeRowsWide_q8_0(xPtr, q8Ptr, widePtr, 1, 4, cols);
+      const wantQ8 = new Uint8Array(nRows * q8Bytes).fill(0x5a);
+      for (let r = 1; r < 4; r++) wantQ8.set(quantize(q8, x.subarray(r * cols, (r + 1) * cols)), r * q8Bytes);
+      assert.deepEqual(rt.u8(q8Ptr, nRows * q8Bytes).slice(), wantQ8);
+      const wantWide = new Uint8Array(nRows * wideRow(cols)).fill(0x5a);
+      wantWide.set(widenReference(wantQ8.subarray(q8Bytes, 4 * q8Bytes), 3, cols), wideRow(cols));
+      assert.deepEqual(rt.u8(widePtr, nRows * wideRow(cols)).slice(), wantWide);
+    } finally {
+      for (const p of [xPtr, q8Ptr, widePtr]) rt.free(p);
+    }
+  });
+
+  for (const name of ["q8_0", "q4_0", "q5_0", "iq4_nl"] as const) {
+    const format = getFormat(name);
+    it(`${name}: 1..9 tokens, odd row ranges, cols of 1, 3, 4, 9, 64 blocks`, () => {
+      assert.equal(format.dotPartner, "q8_0");
+      const nRows = 7;
+      const maxTokens = 9;
+      for (const cols of [1, 3, 4, 9, 64].map((b) => b * 32)) {
+        const wBytes = rowBytes(format, cols);
+        const xBytes = rowBytes(q8, cols);
+        const outStride = nRows * 4 + 12;
+        const w = new Uint8Array(nRows * wBytes); // (nRows, wBytes)
+        for (let r = 0; r < nRows; r++) w.set(quantize(format, values(cols, 300 * r + cols)), r * wBytes);
+        const x = new Uint8Array(maxTokens * xBytes); // (maxTokens, xBytes)
+        for (let t = 0; t < maxTokens; t++) x.set(quantize(q8, values(cols, 9000 + 17 * t + cols)), t * xBytes);
+        const wPtr = rt.alloc(w.length);
+        const xPtr = rt.alloc(x.length);
+        const widePtr = rt.alloc(maxTokens * wideRow(cols)); // (maxTokens, wideRow)
+        const scratch = rt.alloc(2 * wideRow(cols));
+        const outPtr = rt.alloc(maxTokens * outStride); // (maxTokens, outStride bytes)
+        const vecPtr = rt.alloc(nRows * 4); // (nRows)
+        try {
+          rt.u8(wPtr, w.length).set(w);
+          rt.u8(xPtr, x.length).set(x);
+          rt.k.widenRows_q8_0(xPtr, widePtr, maxTokens, cols);
+          for (const nTokens of [1, 2, 3, 4, 5, 9]) {
+            for (const [rowStart, rowEnd] of [[0, nRows], [2, 3], [1, 6], [6, 7], [3, 3]]) {
+              rt.f32(outPtr, (maxTokens * outStride) / 4).fill(SENTINEL);
+              rt.k[`matmulWide_${name}`](wPtr, widePtr, outPtr, rowStart, rowEnd, cols, nTokens, outStride, scratch);
+              const out = new Float32Array(rt.memory.buffer.slice(outPtr, outPtr + maxTokens * outStride)); // (maxTokens, outStride / 4)
+              const where = `${name} cols=${cols} tokens=${nTokens} rows [${rowStart},${rowEnd})`;
+              for (let t = 0; t < maxTokens; t++) {
+                const o = (t * outStride) / 4;
+                rt.f32(vecPtr, nRows).fill(SENTINEL);
+                if (t < nTokens) rt.k[format.kernels.matvec](wPtr, xPtr + t * xBytes, vecPtr, rowStart, rowEnd, cols);
+                const vec = rt.f32(vecPtr, nRows).slice();
+                for (let r = 0; r < outStride / 4; r++) {
+                  const want = r < nRows ? vec[r] : SENTINEL; // matvec of rows outside the range (or tokens past nTokens) writes nothing either
+                  assert.ok(Object.is(out[o + r], want), `${where}: out[${t}][${r}] = ${out[o + r]} but matvec gives ${want}`);
+                }
+              }
+            }
+          }
+        } finally {
+          for (const p of [wPtr, xPtr, widePtr, scratch, outPtr, vecPtr]) rt.free(p);
+        }
+      }
+    });
+  }
 });
