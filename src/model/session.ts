@@ -20,6 +20,9 @@ export class ContextFullError extends Error {
   }
 }
 
+/** K/V formats of a session created without `kv`: llama.cpp's default cache types. */
+const DEFAULT_KV: KvPair = { k: "f16", v: "f16" };
+
 /** Tokens run through the network together (llama.cpp's micro-batch): each weight row is read once per batch. */
 export const MAX_BATCH = 64;
 
@@ -41,8 +44,8 @@ export class Session {
     if (!Number.isInteger(this.contextSize) || this.contextSize < 1) {
       throw new RangeError(`contextSize must be a positive integer, got ${opts.contextSize}`);
     }
-    const uniform: KvPair = Array.isArray(opts.kv) ? { k: "f16", v: "f16" } : (opts.kv ?? { k: "f16", v: "f16" });
-    const perLayer = Array.isArray(opts.kv) ? opts.kv : Array.from({ length: c.nLayers }, () => uniform);
+    const kv = opts.kv ?? DEFAULT_KV;
+    const perLayer: readonly KvPair[] = Array.isArray(kv) ? kv : new Array<KvPair>(c.nLayers).fill(kv as KvPair);
     if (perLayer.length !== c.nLayers) {
       throw new RangeError(`kv has ${perLayer.length} entries but the model has ${c.nLayers} layers`);
     }
