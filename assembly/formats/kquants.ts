@@ -409,6 +409,66 @@ export function quantizeQ8KBlock(src: usize, dst: usize): void {
 
 // ---- dot, matvec, matmul --------------------------------------------------------------------------------------
 
+// Helpers of the dedicated q4_K / q6_K row dots (q4_K.ts, q6_K.ts), which follow rowdot.ts's recipe: i16 lanes and
+// i32x4.dot_i16x8_s, vector constants read from KQ_CONSTANTS, and a never-taken branch (settledK) after each 64 values
+// so V8 does not issue every load of a super-block first and spill.
+
+/** v128 constants of the q4_K / q6_K dots (i16 lanes unless said; 0xff swizzle indices select 0). */
+const KQ_CONSTANTS: usize = memory.data<u8>([
+  15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, // 0: i16 15
+  0x30, 0, 0x30, 0, 0x30, 0, 0x30, 0, 0x30, 0, 0x30, 0, 0x30, 0, 0x30, 0, // 16: i16 0x30
+  3, 0, 3, 0, 3, 0, 3, 0, 3, 0, 3, 0, 3, 0, 3, 0, // 32: i16 3
+  0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11, // 48: q4_K scale bytes: low bits of scales 0-7, mins 0-7
+  0xff, 0xff, 0xff, 0xff, 0, 1, 2, 3, 0xff, 0xff, 0xff, 0xff, 4, 5, 6, 7, // 64: q4_K bytes holding the top 2 bits
+  63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0, // 80: u8 masks of the low bits kept in place
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, // 96: u8 masks of the low bits in the high nibble
+  0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, // 112: u8 0x30
+  8, 0xff, 8, 0xff, 9, 0xff, 9, 0xff, 10, 0xff, 10, 0xff, 11, 0xff, 11, 0xff, // 128: mins 0-3, each twice, as i16
+  12, 0xff, 12, 0xff, 13, 0xff, 13, 0xff, 14, 0xff, 14, 0xff, 15, 0xff, 15, 0xff, // 144: mins 4-7, each twice, as i16
+  0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15, // 160: q6_K scales in (half, 16-value part) order
+], 16);
+export const KQ_I16_15: usize = 0;
+export const KQ_I16_0x30: usize = 16;
+export const KQ_I16_3: usize = 32;
+export const KQ_SCALE_LOW: usize = 48;
+export const KQ_SCALE_TOP: usize = 64;
+export const KQ_MASK_LOW: usize = 80;
+export const KQ_MASK_HIGH: usize = 96;
+export const KQ_U8_0x30: usize = 112;
+export const KQ_MINS_0_3: usize = 128;
+export const KQ_MINS_4_7: usize = 144;
+export const KQ_Q6_SCALE_ORDER: usize = 160;
+
+// @ts-ignore: decorator
+@inline export function kqconst(offset: usize): v128 {
+  return v128.load(KQ_CONSTANTS + offset);
+}
+
+/** v, computed before this point (see rowdot.ts); guard is any value that is never 0 here. */
+// @ts-ignore: decorator
+@inline export function settledK(v: v128, guard: usize): v128 {
+  let r = i32x4.splat(0);
+  if (guard != 0) r = v;
+  return r;
+}
+
+/** [a0 + a2, a1 + a3, b0 + b2, b1 + b3]: lanes 0-1 sum to Σ a, lanes 2-3 to Σ b. */
+// @ts-ignore: decorator
+@inline export function pairHalvesI32x4(a: v128, b: v128): v128 {
+  return i32x4.add(i32x4.shuffle(a, b, 0, 1, 4, 5), i32x4.shuffle(a, b, 2, 3, 6, 7));
+}
+
+/** [Σ lanes 0-1 of u, Σ lanes 2-3 of u, Σ lanes 0-1 of v, Σ lanes 2-3 of v]. */
+// @ts-ignore: decorator
+@inline export function pairSumsI32x4(u: v128, v: v128): v128 {
+  return i32x4.add(i32x4.shuffle(u, v, 0, 2, 4, 6), i32x4.shuffle(u, v, 1, 3, 5, 7));
+}
+
+// @ts-ignore: decorator
+@inline export function hsumI32x4K(v: v128): i32 {
+  return (i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1)) + (i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3));
+}
+
 /** The f32 term of one super-block at wb against the q8_K block at xb (see the file comment). */
 // @ts-ignore: decorator
 @inline function superBlockTerm(fmt: i32, wb: usize, xb: usize): f32 {

@@ -1,9 +1,77 @@
 // q4_K kernels: 256-value super-blocks of 144 bytes (fp16 d, fp16 dmin, 12 B 6-bit scales/mins, 128 B nibbles);
 // the dot partner is q8_K (see src/formats/reference/q4_K.ts). The quantizer is single-threaded (kquants.ts).
 import { f32ToF16, loadF16 } from "./common";
-import { Q4_K, SCRATCH_L, axpyK, clampI, dequantizeK, matmulK, minK4, nearestInt, quantizeScaleMinK4, rowDotK, scaleK4 } from "./kquants";
+import {
+  KQ_I16_15, KQ_MASK_HIGH, KQ_MASK_LOW, KQ_MINS_0_3, KQ_MINS_4_7, KQ_SCALE_LOW, KQ_SCALE_TOP, KQ_U8_0x30, Q4_K, Q8_K_BYTES, SCRATCH_L,
+  axpyK, clampI, dequantizeK, hsumI32x4K, kqconst, minK4, nearestInt, pairHalvesI32x4, pairSumsI32x4, quantizeScaleMinK4, scaleK4, settledK,
+} from "./kquants";
 
 const BYTES: usize = 144;
+
+// ---- dot: the order of kquants.ts's file comment, per super-block ---------------------------------------------
+// isum = Σ_j scale_j × Σ_{32 values of sub-block j} level × q8 (levels 0..15 as i16, i32x4.dot_i16x8_s), summs =
+// Σ_j min_j × (bsum_2j + bsum_2j+1); both exact integers, so any grouping gives kquants.ts's values.
+
+/** The 6-bit scales of sub-blocks 0-7 (u8 lanes 0-7) and mins (lanes 8-15) from the 12 bytes at q (get_scale_min_k4). */
+// @ts-ignore: decorator
+@inline function scalesMinsQ4K(q: usize): v128 {
+  const bytes = v128.load(q);
+  const low = i8x16.swizzle(bytes, kqconst(KQ_SCALE_LOW));
+  const top = i8x16.swizzle(bytes, kqconst(KQ_SCALE_TOP));
+  const lowBits = v128.or(v128.and(low, kqconst(KQ_MASK_LOW)), v128.and(i8x16.shr_u(low, 4), kqconst(KQ_MASK_HIGH)));
+  return v128.or(lowBits, v128.and(i8x16.shr_u(top, 2), kqconst(KQ_U8_0x30)));
+}
+
+/** Σ level × q8 over values 8k..8k+7 of sub-block 2c (low nibbles; lowPart) or 2c + 1 (high; highPart); wq: chunk c's 32 nibble bytes. */
+// @ts-ignore: decorator
+@inline function lowPart(wq: usize, xq: usize, k: usize): v128 {
+  return i32x4.dot_i16x8_s(v128.and(v128.load8x8_u(wq + (k << 3)), kqconst(KQ_I16_15)), v128.load8x8_s(xq + (k << 3)));
+}
+// @ts-ignore: decorator
+@inline function highPart(wq: usize, xq: usize, k: usize): v128 {
+  return i32x4.dot_i16x8_s(i16x8.shr_u(v128.load8x8_u(wq + (k << 3)), 4), v128.load8x8_s(xq + 32 + (k << 3)));
+}
+
+/** Chunk c (64 values: sub-blocks 2c, 2c + 1) with the q8 values at xq: pairHalvesI32x4(Σ sub-block 2c, Σ sub-block 2c + 1). */
+// @ts-ignore: decorator
+@inline function chunkSums(wq: usize, xq: usize): v128 {
+  const lo = settledK(i32x4.add(i32x4.add(lowPart(wq, xq, 0), lowPart(wq, xq, 1)), i32x4.add(lowPart(wq, xq, 2), lowPart(wq, xq, 3))), xq);
+  const hi = i32x4.add(i32x4.add(highPart(wq, xq, 0), highPart(wq, xq, 1)), i32x4.add(highPart(wq, xq, 2), highPart(wq, xq, 3)));
+  return pairHalvesI32x4(lo, hi);
+}
+
+/** The f32 term of the super-block at wb against the q8_K block at xb: (d_x × d) × isum − (d_x × dmin) × summs. */
+// @ts-ignore: decorator
+@inline function superBlockTerm(wb: usize, xb: usize): f32 {
+  const wq = wb + 16;
+  const xq = xb + 4;
+  const c0 = settledK(chunkSums(wq, xq), xb);
+  const c1 = settledK(chunkSums(wq + 32, xq + 64), xb);
+  const c2 = settledK(chunkSums(wq + 64, xq + 128), xb);
+  const c3 = settledK(chunkSums(wq + 96, xq + 192), xb);
+  const sm = scalesMinsQ4K(wb + 4);
+  const scales16 = i16x8.extend_low_i8x16_u(sm);
+  const sums = i32x4.add(
+    i32x4.mul(pairSumsI32x4(c0, c1), i32x4.extend_low_i16x8_u(scales16)),
+    i32x4.mul(pairSumsI32x4(c2, c3), i32x4.extend_high_i16x8_u(scales16)),
+  );
+  const bsums = xb + 260;
+  const mins = i32x4.add(
+    i32x4.dot_i16x8_s(v128.load(bsums), i8x16.swizzle(sm, kqconst(KQ_MINS_0_3))),
+    i32x4.dot_i16x8_s(v128.load(bsums, 16), i8x16.swizzle(sm, kqconst(KQ_MINS_4_7))),
+  );
+  const dx = load<f32>(xb);
+  const scaled: f32 = (dx * loadF16(wb)) * <f32>hsumI32x4K(sums);
+  return scaled - (dx * loadF16(wb + 2)) * <f32>hsumI32x4K(mins);
+}
+
+/** Dot of the q4_K row at w (nb super-blocks) with the q8_K row at x: terms summed in f32 in block order. */
+// @ts-ignore: decorator
+@inline function rowDot(w: usize, x: usize, nb: i32): f32 {
+  let sum: f32 = 0;
+  for (let b = 0; b < nb; b++) sum += superBlockTerm(w + <usize>b * BYTES, x + <usize>b * Q8_K_BYTES);
+  return sum;
+}
 
 export function quantizeRow_q4_K(src: usize, dst: usize, n: i32): void {
   const nb = n >> 8;
@@ -38,7 +106,7 @@ export function dequantizeRow_q4_K(src: usize, dst: usize, n: i32): void {
 
 /** Σ over super-blocks of (d_x × d) × isum [− (d_x × dmin) × summs], in f32 (kquants.ts). */
 export function dot_q4_K(row: usize, x: usize, n: i32): f32 {
-  return rowDotK(Q4_K, row, x, n >> 8);
+  return rowDot(row, x, n >> 8);
 }
 
 /** out[i] += w × value[i]; the value is rounded to f32 first, as dequantizeRow does. */
@@ -48,10 +116,18 @@ export function axpy_q4_K(out: usize, w: f32, row: usize, n: i32): void {
 
 /** out[t][r] = dot(W[r], X[t]): W (rows, cols) q4_K, X (nTokens, xStride bytes) q8_K, out (nTokens, outStride bytes) f32. */
 export function matmul_q4_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulK(Q4_K, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  const nb = cols >> 8;
+  const rowBytes = <usize>nb * BYTES;
+  for (let r = rowStart; r < rowEnd; r++) {
+    const row = w + <usize>r * rowBytes;
+    const o = out + (<usize>r << 2);
+    for (let t = 0; t < nTokens; t++) store<f32>(o + <usize>t * <usize>outStride, rowDot(row, x + <usize>t * <usize>xStride, nb));
+  }
 }
 
 /** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q4_K with one token, bit for bit. */
 export function matvec_q4_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulK(Q4_K, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  const nb = cols >> 8;
+  const rowBytes = <usize>nb * BYTES;
+  for (let r = rowStart; r < rowEnd; r++) store<f32>(out + (<usize>r << 2), rowDot(w + <usize>r * rowBytes, x, nb));
 }

@@ -1,9 +1,86 @@
 // q6_K kernels: 256-value super-blocks of 210 bytes (128 B low nibbles, 64 B high bit pairs, 16 × int8 scales, fp16 d);
 // the dot partner is q8_K (see src/formats/reference/q6_K.ts). The quantizer is single-threaded (kquants.ts).
 import { f32ToF16, loadF16 } from "./common";
-import { Q6_K, SCRATCH_L, SCRATCH_SCALES, axpyK, clampI, dequantizeK, makeQxQuants, matmulK, nearestInt, rowDotK } from "./kquants";
+import {
+  KQ_I16_0x30, KQ_I16_15, KQ_I16_3, KQ_Q6_SCALE_ORDER, Q6_K, Q8_K_BYTES, SCRATCH_L, SCRATCH_SCALES,
+  axpyK, clampI, dequantizeK, hsumI32x4K, kqconst, makeQxQuants, nearestInt, pairHalvesI32x4, pairSumsI32x4, settledK,
+} from "./kquants";
 
 const BYTES: usize = 210;
+
+// ---- dot: the order of kquants.ts's file comment, per super-block ---------------------------------------------
+// Stored levels u = level + 32 (0..63, as i16): isum = Σ_g scale_g × Σ_{16 values} u × q8 − 32 × Σ_g scale_g × bsum_g,
+// the same exact integer as Σ_g scale_g × Σ level × q8. Half n (values 128n ..) of a super-block reads ql bytes
+// 64n + l (low nibble: value l, high: l + 64) and 64n + 32 + l (values l + 32, l + 96), and qh byte 32n + l (bit
+// pairs 0-1, 2-3, 4-5, 6-7: values l, l + 32, l + 64, l + 96), l = 0..31.
+
+/**
+ * Σ u × q8 of the 16-value groups 8n + p, 8n + p + 2, 8n + p + 4, 8n + p + 6 (p = 0, 1: l in 16p .. 16p + 15) of half
+ * n as one i32x4 in that order.
+ */
+// @ts-ignore: decorator
+@inline function partSums(ql: usize, qh: usize, xq: usize, p: usize): v128 {
+  const k = p << 1;
+  const o0 = k << 3;
+  const o1 = o0 + 8;
+  const a0 = v128.load8x8_u(ql + o0);
+  const b0 = v128.load8x8_u(ql + 32 + o0);
+  const h0 = v128.load8x8_u(qh + o0);
+  const a1 = v128.load8x8_u(ql + o1);
+  const b1 = v128.load8x8_u(ql + 32 + o1);
+  const h1 = v128.load8x8_u(qh + o1);
+  const g0 = i32x4.add(
+    i32x4.dot_i16x8_s(v128.or(v128.and(a0, kqconst(KQ_I16_15)), i16x8.shl(v128.and(h0, kqconst(KQ_I16_3)), 4)), v128.load8x8_s(xq + o0)),
+    i32x4.dot_i16x8_s(v128.or(v128.and(a1, kqconst(KQ_I16_15)), i16x8.shl(v128.and(h1, kqconst(KQ_I16_3)), 4)), v128.load8x8_s(xq + o1)),
+  );
+  const g1 = i32x4.add(
+    i32x4.dot_i16x8_s(v128.or(v128.and(b0, kqconst(KQ_I16_15)), v128.and(i16x8.shl(h0, 2), kqconst(KQ_I16_0x30))), v128.load8x8_s(xq + 32 + o0)),
+    i32x4.dot_i16x8_s(v128.or(v128.and(b1, kqconst(KQ_I16_15)), v128.and(i16x8.shl(h1, 2), kqconst(KQ_I16_0x30))), v128.load8x8_s(xq + 32 + o1)),
+  );
+  const s01 = settledK(pairHalvesI32x4(g0, g1), xq);
+  const g2 = i32x4.add(
+    i32x4.dot_i16x8_s(v128.or(i16x8.shr_u(a0, 4), v128.and(h0, kqconst(KQ_I16_0x30))), v128.load8x8_s(xq + 64 + o0)),
+    i32x4.dot_i16x8_s(v128.or(i16x8.shr_u(a1, 4), v128.and(h1, kqconst(KQ_I16_0x30))), v128.load8x8_s(xq + 64 + o1)),
+  );
+  const g3 = i32x4.add(
+    i32x4.dot_i16x8_s(v128.or(i16x8.shr_u(b0, 4), v128.and(i16x8.shr_u(h0, 2), kqconst(KQ_I16_0x30))), v128.load8x8_s(xq + 96 + o0)),
+    i32x4.dot_i16x8_s(v128.or(i16x8.shr_u(b1, 4), v128.and(i16x8.shr_u(h1, 2), kqconst(KQ_I16_0x30))), v128.load8x8_s(xq + 96 + o1)),
+  );
+  return pairSumsI32x4(s01, pairHalvesI32x4(g2, g3));
+}
+
+/** The f32 term of the super-block at wb against the q8_K block at xb: (d_x × d) × isum. */
+// @ts-ignore: decorator
+@inline function superBlockTerm(wb: usize, xb: usize): f32 {
+  const xq = xb + 4;
+  const p00 = settledK(partSums(wb, wb + 128, xq, 0), xb);
+  const p01 = settledK(partSums(wb, wb + 128, xq, 1), xb);
+  const p10 = settledK(partSums(wb + 64, wb + 160, xq + 128, 0), xb);
+  const p11 = settledK(partSums(wb + 64, wb + 160, xq + 128, 1), xb);
+  const scales = v128.load(wb + 192);
+  const ordered = i8x16.swizzle(scales, kqconst(KQ_Q6_SCALE_ORDER)); // groups 0 2 4 6, 1 3 5 7, 8 10 12 14, 9 11 13 15
+  const half0 = i16x8.extend_low_i8x16_s(ordered);
+  const half1 = i16x8.extend_high_i8x16_s(ordered);
+  const raw = i32x4.add(
+    i32x4.add(i32x4.mul(p00, i32x4.extend_low_i16x8_s(half0)), i32x4.mul(p01, i32x4.extend_high_i16x8_s(half0))),
+    i32x4.add(i32x4.mul(p10, i32x4.extend_low_i16x8_s(half1)), i32x4.mul(p11, i32x4.extend_high_i16x8_s(half1))),
+  );
+  const bsums = xb + 260;
+  const offset = i32x4.add(
+    i32x4.dot_i16x8_s(v128.load(bsums), i16x8.extend_low_i8x16_s(scales)),
+    i32x4.dot_i16x8_s(v128.load(bsums, 16), i16x8.extend_high_i8x16_s(scales)),
+  );
+  const isum = hsumI32x4K(raw) - (hsumI32x4K(offset) << 5);
+  return (load<f32>(xb) * loadF16(wb + 208)) * <f32>isum;
+}
+
+/** Dot of the q6_K row at w (nb super-blocks) with the q8_K row at x: terms summed in f32 in block order. */
+// @ts-ignore: decorator
+@inline function rowDot(w: usize, x: usize, nb: i32): f32 {
+  let sum: f32 = 0;
+  for (let b = 0; b < nb; b++) sum += superBlockTerm(w + <usize>b * BYTES, x + <usize>b * Q8_K_BYTES);
+  return sum;
+}
 const GROUP_MAX_EPS: f32 = 1e-15;
 
 export function quantizeRow_q6_K(src: usize, dst: usize, n: i32): void {
@@ -59,7 +136,7 @@ export function dequantizeRow_q6_K(src: usize, dst: usize, n: i32): void {
 
 /** Σ over super-blocks of (d_x × d) × isum [− (d_x × dmin) × summs], in f32 (kquants.ts). */
 export function dot_q6_K(row: usize, x: usize, n: i32): f32 {
-  return rowDotK(Q6_K, row, x, n >> 8);
+  return rowDot(row, x, n >> 8);
 }
 
 /** out[i] += w × value[i]; the value is rounded to f32 first, as dequantizeRow does. */
@@ -69,10 +146,18 @@ export function axpy_q6_K(out: usize, w: f32, row: usize, n: i32): void {
 
 /** out[t][r] = dot(W[r], X[t]): W (rows, cols) q6_K, X (nTokens, xStride bytes) q8_K, out (nTokens, outStride bytes) f32. */
 export function matmul_q6_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulK(Q6_K, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  const nb = cols >> 8;
+  const rowBytes = <usize>nb * BYTES;
+  for (let r = rowStart; r < rowEnd; r++) {
+    const row = w + <usize>r * rowBytes;
+    const o = out + (<usize>r << 2);
+    for (let t = 0; t < nTokens; t++) store<f32>(o + <usize>t * <usize>outStride, rowDot(row, x + <usize>t * <usize>xStride, nb));
+  }
 }
 
 /** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q6_K with one token, bit for bit. */
 export function matvec_q6_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulK(Q6_K, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  const nb = cols >> 8;
+  const rowBytes = <usize>nb * BYTES;
+  for (let r = rowStart; r < rowEnd; r++) store<f32>(out + (<usize>r << 2), rowDot(w + <usize>r * rowBytes, x, nb));
 }
