@@ -168,8 +168,9 @@ export function sensitivityPlot(result: CompareResult): PlotSpec {
     title,
     spec: {
       $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-      title: { text: title, subtitle: `${modelLabel(result)}; the other side stays f16; mean KL divergence from the f32 cache (log scale)` },
-      width: Math.max(300, 130 * Math.max(1, formats.length)),
+      // a subtitle wider than the plot would widen the picture with empty space: two short lines instead
+      title: { text: title, subtitle: [modelLabel(result), "the other side stays f16; mean KL divergence from the f32 cache (log scale)"] },
+      width: Math.max(420, 130 * Math.max(1, formats.length)),
       height: 340,
       config: CONFIG,
       data: { values },
@@ -214,8 +215,14 @@ export function speedPlot(result: CompareResult): PlotSpec {
     title,
     spec: {
       $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-      title: { text: title, subtitle: `${modelLabel(result)}; fastest of ${result.speed.reps ?? 3} short runs: ${promptTokens}-token prompt, then ${genTokens} single tokens (indicative; kvsplit bench measures properly)` },
-      width: Math.max(360, 60 * configs.length),
+      title: {
+        text: title,
+        subtitle: [
+          `${modelLabel(result)}; fastest of ${result.speed.reps ?? 3} short runs: ${promptTokens}-token prompt, then ${genTokens} single tokens`,
+          "indicative only: kvsplit bench measures properly",
+        ],
+      },
+      width: Math.max(480, 60 * configs.length),
       height: 320,
       config: CONFIG,
       data: { values },
