@@ -1,9 +1,103 @@
 // q5_K kernels: 256-value super-blocks of 176 bytes (fp16 d, fp16 dmin, 12 B 6-bit scales/mins, 32 B high bits,
 // 128 B nibbles); the dot partner is q8_K (see src/formats/reference/q5_K.ts). The quantizer is single-threaded.
 import { f32ToF16, loadF16 } from "./common";
-import { Q5_K, SCRATCH_L, axpyK, clampI, dequantizeK, matmulK, minK4, nearestInt, quantizeScaleMinK4, rowDotK, scaleK4 } from "./kquants";
+import {
+  KQ_I16_15, KQ_MASK_HIGH, KQ_MASK_LOW, KQ_MINS_0_3, KQ_MINS_4_7, KQ_SCALE_LOW, KQ_SCALE_TOP, KQ_U8_0x30, Q5_K, Q8_K_BYTES, SCRATCH_L,
+  axpyK, clampI, dequantizeK, hsumI32x4K, kqconst, minK4, nearestInt, pairHalvesI32x4, pairSumsI32x4, quantizeScaleMinK4, scaleK4, settledK,
+} from "./kquants";
 
 const BYTES: usize = 176;
+
+// ---- dot: the order of kquants.ts's file comment, per super-block ---------------------------------------------
+// As q4_K.ts's dot, with level = nibble | 16 × high bit (levels 0..31 as i16): isum = Σ_j scale_j × Σ_{32 values of
+// sub-block j} level × q8, summs = Σ_j min_j × (bsum_2j + bsum_2j+1); both exact integers, so any grouping gives
+// kquants.ts's values. Value l of sub-block j has its high bit at bit j of qh byte l (l = 0..31).
+
+/** i16 lanes of 16, the high bit's place in a level. */
+const I16_16: usize = memory.data<u8>([16, 0, 16, 0, 16, 0, 16, 0, 16, 0, 16, 0, 16, 0, 16, 0], 16);
+
+/** The 6-bit scales of sub-blocks 0-7 (u8 lanes 0-7) and mins (lanes 8-15) from the 12 bytes at q (get_scale_min_k4). */
+// @ts-ignore: decorator
+@inline function scalesMinsQ5K(q: usize): v128 {
+  const bytes = v128.load(q);
+  const low = i8x16.swizzle(bytes, kqconst(KQ_SCALE_LOW));
+  const top = i8x16.swizzle(bytes, kqconst(KQ_SCALE_TOP));
+  const lowBits = v128.or(v128.and(low, kqconst(KQ_MASK_LOW)), v128.and(i8x16.shr_u(low, 4), kqconst(KQ_MASK_HIGH)));
+  return v128.or(lowBits, v128.and(i8x16.shr_u(top, 2), kqconst(KQ_U8_0x30)));
+}
+
+/** 16 × bit j of the 8 qh bytes in h (u16 lanes), j = 0..7 a constant. */
+// @ts-ignore: decorator
+@inline function highBit16(h: v128, j: i32): v128 {
+  const placed = j < 4 ? i16x8.shl(h, 4 - j) : j == 4 ? h : i16x8.shr_u(h, j - 4);
+  return v128.and(placed, v128.load(I16_16));
+}
+
+/** Σ level × q8 over values 8k..8k+7 of sub-block 2c (low nibbles; lowPart) or 2c + 1 (high; highPart); wq: chunk c's
+ * 32 nibble bytes, h: qh bytes 8k..8k+7 as u16 lanes. */
+// @ts-ignore: decorator
+@inline function lowPart(wq: usize, h: v128, xq: usize, c: i32, k: usize): v128 {
+  const level = v128.or(v128.and(v128.load8x8_u(wq + (k << 3)), kqconst(KQ_I16_15)), highBit16(h, 2 * c));
+  return i32x4.dot_i16x8_s(level, v128.load8x8_s(xq + (k << 3)));
+}
+// @ts-ignore: decorator
+@inline function highPart(wq: usize, h: v128, xq: usize, c: i32, k: usize): v128 {
+  const level = v128.or(i16x8.shr_u(v128.load8x8_u(wq + (k << 3)), 4), highBit16(h, 2 * c + 1));
+  return i32x4.dot_i16x8_s(level, v128.load8x8_s(xq + 32 + (k << 3)));
+}
+
+/** Chunk c (64 values: sub-blocks 2c, 2c + 1) with the q8 values at xq: pairHalvesI32x4(Σ sub-block 2c, Σ sub-block 2c + 1). */
+// @ts-ignore: decorator
+@inline function chunkSums(wq: usize, qh: usize, xq: usize, c: i32): v128 {
+  // (4, 8) u16: qh bytes 0-31, shared by both sub-blocks (each takes its own bit)
+  const h0 = v128.load8x8_u(qh);
+  const h1 = v128.load8x8_u(qh + 8);
+  const h2 = v128.load8x8_u(qh + 16);
+  const h3 = v128.load8x8_u(qh + 24);
+  const lo = settledK(i32x4.add(
+    i32x4.add(lowPart(wq, h0, xq, c, 0), lowPart(wq, h1, xq, c, 1)),
+    i32x4.add(lowPart(wq, h2, xq, c, 2), lowPart(wq, h3, xq, c, 3)),
+  ), xq);
+  const hi = i32x4.add(
+    i32x4.add(highPart(wq, h0, xq, c, 0), highPart(wq, h1, xq, c, 1)),
+    i32x4.add(highPart(wq, h2, xq, c, 2), highPart(wq, h3, xq, c, 3)),
+  );
+  return pairHalvesI32x4(lo, hi);
+}
+
+/** The f32 term of the super-block at wb against the q8_K block at xb: (d_x × d) × isum − (d_x × dmin) × summs. */
+// @ts-ignore: decorator
+@inline function superBlockTerm(wb: usize, xb: usize): f32 {
+  const qh = wb + 16;
+  const wq = wb + 48;
+  const xq = xb + 4;
+  const c0 = settledK(chunkSums(wq, qh, xq, 0), xb);
+  const c1 = settledK(chunkSums(wq + 32, qh, xq + 64, 1), xb);
+  const c2 = settledK(chunkSums(wq + 64, qh, xq + 128, 2), xb);
+  const c3 = settledK(chunkSums(wq + 96, qh, xq + 192, 3), xb);
+  const sm = scalesMinsQ5K(wb + 4);
+  const scales16 = i16x8.extend_low_i8x16_u(sm);
+  const sums = i32x4.add(
+    i32x4.mul(pairSumsI32x4(c0, c1), i32x4.extend_low_i16x8_u(scales16)),
+    i32x4.mul(pairSumsI32x4(c2, c3), i32x4.extend_high_i16x8_u(scales16)),
+  );
+  const bsums = xb + 260;
+  const mins = i32x4.add(
+    i32x4.dot_i16x8_s(v128.load(bsums), i8x16.swizzle(sm, kqconst(KQ_MINS_0_3))),
+    i32x4.dot_i16x8_s(v128.load(bsums, 16), i8x16.swizzle(sm, kqconst(KQ_MINS_4_7))),
+  );
+  const dx = load<f32>(xb);
+  const scaled: f32 = (dx * loadF16(wb)) * <f32>hsumI32x4K(sums);
+  return scaled - (dx * loadF16(wb + 2)) * <f32>hsumI32x4K(mins);
+}
+
+/** Dot of the q5_K row at w (nb super-blocks) with the q8_K row at x: terms summed in f32 in block order. */
+// @ts-ignore: decorator
+@inline function rowDot(w: usize, x: usize, nb: i32): f32 {
+  let sum: f32 = 0;
+  for (let b = 0; b < nb; b++) sum += superBlockTerm(w + <usize>b * BYTES, x + <usize>b * Q8_K_BYTES);
+  return sum;
+}
 
 export function quantizeRow_q5_K(src: usize, dst: usize, n: i32): void {
   const nb = n >> 8;
@@ -51,7 +145,7 @@ export function dequantizeRow_q5_K(src: usize, dst: usize, n: i32): void {
 
 /** Σ over super-blocks of (d_x × d) × isum [− (d_x × dmin) × summs], in f32 (kquants.ts). */
 export function dot_q5_K(row: usize, x: usize, n: i32): f32 {
-  return rowDotK(Q5_K, row, x, n >> 8);
+  return rowDot(row, x, n >> 8);
 }
 
 /** out[i] += w × value[i]; the value is rounded to f32 first, as dequantizeRow does. */
@@ -61,10 +155,18 @@ export function axpy_q5_K(out: usize, w: f32, row: usize, n: i32): void {
 
 /** out[t][r] = dot(W[r], X[t]): W (rows, cols) q5_K, X (nTokens, xStride bytes) q8_K, out (nTokens, outStride bytes) f32. */
 export function matmul_q5_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulK(Q5_K, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  const nb = cols >> 8;
+  const rowBytes = <usize>nb * BYTES;
+  for (let r = rowStart; r < rowEnd; r++) {
+    const row = w + <usize>r * rowBytes;
+    const o = out + (<usize>r << 2);
+    for (let t = 0; t < nTokens; t++) store<f32>(o + <usize>t * <usize>outStride, rowDot(row, x + <usize>t * <usize>xStride, nb));
+  }
 }
 
 /** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q5_K with one token, bit for bit. */
 export function matvec_q5_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulK(Q5_K, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  const nb = cols >> 8;
+  const rowBytes = <usize>nb * BYTES;
+  for (let r = rowStart; r < rowEnd; r++) store<f32>(out + (<usize>r << 2), rowDot(w + <usize>r * rowBytes, x, nb));
 }
