@@ -509,6 +509,25 @@ export const KQ_Q6_SCALE_ORDER: usize = 160;
   }
 }
 
+/** A format's row dot: Σ over nb super-blocks of W row · X row (q8_K). */
+export type RowDotK = (row: usize, x: usize, nb: i32) => f32;
+
+/**
+ * out[t][r] = rowDot(W[r], X[t]) for r in [rowStart, rowEnd), t < nTokens: the row loop of the K-quant formats that
+ * have their own row dot (q4_K, q5_K, q6_K). Matvec is this with one token, so the two agree bit for bit.
+ */
+@inline export function matmulRowsK(
+  rowDot: RowDotK, blockBytes: usize, w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32,
+): void {
+  const nb = cols >> 8;
+  const rowBytes = <usize>nb * blockBytes;
+  for (let r = rowStart; r < rowEnd; r++) {
+    const row = w + <usize>r * rowBytes;
+    const o = out + (<usize>r << 2);
+    for (let t = 0; t < nTokens; t++) store<f32>(o + <usize>t * <usize>outStride, rowDot(row, x + <usize>t * <usize>xStride, nb));
+  }
+}
+
 // ---- dequantize, axpy ------------------------------------------------------------------------------------------
 
 /**

@@ -4,6 +4,7 @@ import { f32ToF16, loadF16 } from "./common";
 import {
   KQ_I16_15, KQ_MASK_HIGH, KQ_MASK_LOW, KQ_MINS_0_3, KQ_MINS_4_7, KQ_SCALE_LOW, KQ_SCALE_TOP, KQ_U8_0x30, Q5_K, Q8_K_BYTES, SCRATCH_L,
   axpyK, clampI, dequantizeK, hsumI32x4K, kqconst, minK4, nearestInt, pairHalvesI32x4, pairSumsI32x4, quantizeScaleMinK4, scaleK4, settledK,
+  matmulRowsK,
 } from "./kquants";
 
 const BYTES: usize = 176;
@@ -155,18 +156,10 @@ export function axpy_q5_K(out: usize, w: f32, row: usize, n: i32): void {
 
 /** out[t][r] = dot(W[r], X[t]): W (rows, cols) q5_K, X (nTokens, xStride bytes) q8_K, out (nTokens, outStride bytes) f32. */
 export function matmul_q5_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  const nb = cols >> 8;
-  const rowBytes = <usize>nb * BYTES;
-  for (let r = rowStart; r < rowEnd; r++) {
-    const row = w + <usize>r * rowBytes;
-    const o = out + (<usize>r << 2);
-    for (let t = 0; t < nTokens; t++) store<f32>(o + <usize>t * <usize>outStride, rowDot(row, x + <usize>t * <usize>xStride, nb));
-  }
+  matmulRowsK(rowDot, BYTES, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
 }
 
 /** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q5_K with one token, bit for bit. */
 export function matvec_q5_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  const nb = cols >> 8;
-  const rowBytes = <usize>nb * BYTES;
-  for (let r = rowStart; r < rowEnd; r++) store<f32>(out + (<usize>r << 2), rowDot(w + <usize>r * rowBytes, x, nb));
+  matmulRowsK(rowDot, BYTES, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

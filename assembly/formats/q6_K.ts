@@ -4,6 +4,7 @@ import { f32ToF16, loadF16 } from "./common";
 import {
   KQ_I16_0x30, KQ_I16_15, KQ_I16_3, KQ_Q6_SCALE_ORDER, Q6_K, Q8_K_BYTES, SCRATCH_L, SCRATCH_SCALES,
   axpyK, clampI, dequantizeK, hsumI32x4K, kqconst, makeQxQuants, nearestInt, pairHalvesI32x4, pairSumsI32x4, settledK,
+  matmulRowsK,
 } from "./kquants";
 
 const BYTES: usize = 210;
@@ -146,18 +147,10 @@ export function axpy_q6_K(out: usize, w: f32, row: usize, n: i32): void {
 
 /** out[t][r] = dot(W[r], X[t]): W (rows, cols) q6_K, X (nTokens, xStride bytes) q8_K, out (nTokens, outStride bytes) f32. */
 export function matmul_q6_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  const nb = cols >> 8;
-  const rowBytes = <usize>nb * BYTES;
-  for (let r = rowStart; r < rowEnd; r++) {
-    const row = w + <usize>r * rowBytes;
-    const o = out + (<usize>r << 2);
-    for (let t = 0; t < nTokens; t++) store<f32>(o + <usize>t * <usize>outStride, rowDot(row, x + <usize>t * <usize>xStride, nb));
-  }
+  matmulRowsK(rowDot, BYTES, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
 }
 
 /** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q6_K with one token, bit for bit. */
 export function matvec_q6_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  const nb = cols >> 8;
-  const rowBytes = <usize>nb * BYTES;
-  for (let r = rowStart; r < rowEnd; r++) store<f32>(out + (<usize>r << 2), rowDot(w + <usize>r * rowBytes, x, nb));
+  matmulRowsK(rowDot, BYTES, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }
