@@ -77,6 +77,9 @@ export const D_N_HEADS: usize = 0;
 export const D_N_KV_HEADS: usize = 4;
 export const D_HEAD_DIM: usize = 8;
 export const D_SCALE: usize = 12;
+// K_ROWS, V_ROWS: the layer's K and V storage. K_ROW_BYTES, V_ROW_BYTES: bytes from one position to the next.
+// HEAD_MAJOR 0: one row per position holds every kv head (a head's slice found by its value offset, blocks may span
+// heads); 1: one plane per kv head (positions of that head contiguous), K_HEAD_STRIDE / V_HEAD_STRIDE bytes apart.
 export const D_K_ROWS: usize = 16;
 export const D_K_ROW_BYTES: usize = 20;
 export const D_K_TYPE: usize = 24;
@@ -91,6 +94,11 @@ export const D_V_BLOCK_BYTES: usize = 56;
 export const D_ROT_K: usize = 60;
 export const D_ROT_V: usize = 64;
 export const D_MAX_POS: usize = 68;
+export const D_HEAD_MAJOR: usize = 72;
+export const D_K_HEAD_STRIDE: usize = 76;
+export const D_V_HEAD_STRIDE: usize = 80;
+/** Bytes of a layer descriptor. */
+export const LAYER_DESC_BYTES: i32 = 84;
 
 // @ts-ignore: decorator
 @inline export function descI32(desc: usize, field: usize): i32 {

@@ -18,7 +18,8 @@ import { fwht_f32 } from "./rotation";
 import {
   T_F32, T_F16, T_BF16, T_Q8_0, T_Q8_1, T_Q5_1, T_Q5_0, T_Q4_1, T_Q4_0, T_IQ4_NL, quantizeRow_byType, expNonPositive_f32x4,
   descI32, align16, D_N_HEADS, D_N_KV_HEADS, D_HEAD_DIM, D_SCALE, D_K_ROWS, D_K_ROW_BYTES, D_K_TYPE, D_K_PARTNER,
-  D_V_ROWS, D_V_ROW_BYTES, D_V_TYPE, D_ROT_K, D_ROT_V, D_MAX_POS, attendHeadsScratchBytes,
+  D_V_ROWS, D_V_ROW_BYTES, D_V_TYPE, D_ROT_K, D_ROT_V, D_MAX_POS, D_HEAD_MAJOR, D_K_HEAD_STRIDE, D_V_HEAD_STRIDE,
+  LAYER_DESC_BYTES, attendHeadsScratchBytes,
 } from "./attention-common";
 
 /** Positions whose V slices are decoded together before accumulation. */
@@ -26,7 +27,7 @@ const V_TILE: i32 = 32;
 
 /** Bytes of a layer descriptor (attention-common.ts D_* fields). */
 export function attendLayerDescBytes(): i32 {
-  return 72;
+  return LAYER_DESC_BYTES;
 }
 
 // ---- scratch layout of one thread (grouped path) ----------------------------------------------------------------
@@ -553,6 +554,9 @@ export function attendGrouped_packed(itemStart: i32, itemEnd: i32, scratch: usiz
   const vRowBytes = descI32(desc, D_V_ROW_BYTES);
   const rotK = descI32(desc, D_ROT_K);
   const rotV = descI32(desc, D_ROT_V);
+  const headMajor = descI32(desc, D_HEAD_MAJOR) != 0;
+  const kHeadStride = <usize>descI32(desc, D_K_HEAD_STRIDE);
+  const vHeadStride = <usize>descI32(desc, D_V_HEAD_STRIDE);
   const group = nHeads / nKvHeads;
   const gp = paddedGroup(group);
   layoutScratch(scratch, group, headDim, descI32(desc, D_MAX_POS));
@@ -570,8 +574,8 @@ export function attendGrouped_packed(itemStart: i32, itemEnd: i32, scratch: usiz
     }
     prepareQueries(q + groupOffset, group, headDim, partner, intPartner, rotK);
 
-    // scores: the kv slice of K format kType starts at value g·headDim, a whole number of blocks in
-    const kSlice = <usize>descI32(desc, D_K_ROWS) + sliceBytes(kType, g * headDim);
+    // scores: kv head g's K slices: its own plane (head-major), or value g·headDim of each row, a whole number of blocks in
+    const kSlice = <usize>descI32(desc, D_K_ROWS) + (headMajor ? <usize>g * kHeadStride : sliceBytes(kType, g * headDim));
     switch (kType) {
       case T_F32: scoreAll(T_F32, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
       case T_F16: scoreAll(T_F16, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
@@ -586,7 +590,7 @@ export function attendGrouped_packed(itemStart: i32, itemEnd: i32, scratch: usiz
     softmaxWeights(nPos, gp);
 
     memory.fill(sAcc, 0, <usize>gp * headBytes);
-    const vSlice = <usize>descI32(desc, D_V_ROWS) + sliceBytes(vType, g * headDim);
+    const vSlice = <usize>descI32(desc, D_V_ROWS) + (headMajor ? <usize>g * vHeadStride : sliceBytes(vType, g * headDim));
     switch (vType) {
       case T_F32: accumulateAll(T_F32, vSlice, vRowBytes, nPos, gp, headDim); break;
       case T_F16: accumulateAll(T_F16, vSlice, vRowBytes, nPos, gp, headDim); break;

@@ -28,7 +28,8 @@ import { fwht_f32 } from "./rotation";
 import {
   T_F32, T_F16, T_BF16, T_Q8_0, T_Q5_1, T_Q5_0, T_Q4_1, T_Q4_0, T_IQ4_NL, quantizeRow_byType, expNonPositive_f32x4,
   descI32, align16, D_N_HEADS, D_N_KV_HEADS, D_HEAD_DIM, D_SCALE, D_K_ROWS, D_K_ROW_BYTES, D_K_TYPE, D_K_PARTNER, D_K_BLOCK,
-  D_K_BLOCK_BYTES, D_V_ROWS, D_V_ROW_BYTES, D_V_TYPE, D_V_BLOCK, D_V_BLOCK_BYTES, D_ROT_K, D_ROT_V, D_MAX_POS, maxCoverValues,
+  D_K_BLOCK_BYTES, D_V_ROWS, D_V_ROW_BYTES, D_V_TYPE, D_V_BLOCK, D_V_BLOCK_BYTES, D_ROT_K, D_ROT_V, D_MAX_POS, D_HEAD_MAJOR, D_K_HEAD_STRIDE, D_V_HEAD_STRIDE,
+  maxCoverValues,
 } from "./attention-common";
 
 export { quantizeRow_byType, attendHeadsScratchBytes } from "./attention-common";
@@ -91,12 +92,17 @@ function zero_f32(ptr: usize, n: i32): void {
 }
 
 /**
- * Store one position's row: src (n f32) -> dst (one cache row of `type`, nPadded values).
+ * Store one position's row: src (n f32) -> dst (one cache row of `type`, nPadded values), written as nSegments
+ * segments of nPadded / nSegments values (whole blocks each), segment s at dst + s·segmentStride: one segment for a
+ * position-major row, one per kv head for a head-major layer (each head in its own plane). The bytes of every block
+ * are the same either way (blocks are quantized independently).
  * rotN > 0: dst row = quantize(H_rotN · src) chunk by chunk (scratch receives the rotated row).
  * nPadded > n: the row is zero-padded to whole blocks in scratch first.  scratch: (nPadded) f32.
  * Returns false for an unknown type.
  */
-export function storeRow_packed(type: i32, src: usize, n: i32, nPadded: i32, rotN: i32, scratch: usize, dst: usize): bool {
+export function storeRow_packed(
+  type: i32, src: usize, n: i32, nPadded: i32, rotN: i32, scratch: usize, dst: usize, nSegments: i32, segmentStride: i32,
+): bool {
   let from = src;
   if (rotN > 0) {
     fwht_f32(src, scratch, rotN, n / rotN);
@@ -106,19 +112,26 @@ export function storeRow_packed(type: i32, src: usize, n: i32, nPadded: i32, rot
     from = scratch;
   }
   if (nPadded > n) zero_f32(scratch + (<usize>n << 2), nPadded - n);
-  return quantizeRow_byType(type, from, dst, nPadded);
+  const segmentValues = nPadded / nSegments;
+  for (let s = 0; s < nSegments; s++) {
+    const ok = quantizeRow_byType(type, from + (<usize>(s * segmentValues) << 2), dst + <usize>s * <usize>segmentStride, segmentValues);
+    if (!ok) return false;
+  }
+  return true;
 }
 
 /**
- * Store rows [itemStart, itemEnd) of a batch: row r of src (srcStride bytes apart, n f32 each) -> row r of dst
- * (dstStride bytes apart), as storeRow_packed. scratch: (nPadded) f32, one per thread.
+ * Store rows [itemStart, itemEnd) of a batch: row r of src (srcStride bytes apart, n f32 each) -> position r of dst
+ * (dstStride bytes apart), in segments as storeRow_packed. scratch: (nPadded) f32, one per thread.
  */
 export function storeRows_packed(
   itemStart: i32, itemEnd: i32, scratch: usize, type: i32, src: usize, srcStride: i32, n: i32, nPadded: i32, rotN: i32,
-  dst: usize, dstStride: i32,
+  dst: usize, dstStride: i32, nSegments: i32, segmentStride: i32,
 ): void {
   for (let r = itemStart; r < itemEnd; r++) {
-    storeRow_packed(type, src + <usize>r * <usize>srcStride, n, nPadded, rotN, scratch, dst + <usize>r * <usize>dstStride);
+    storeRow_packed(
+      type, src + <usize>r * <usize>srcStride, n, nPadded, rotN, scratch, dst + <usize>r * <usize>dstStride, nSegments, segmentStride,
+    );
   }
 }
 
@@ -162,6 +175,7 @@ export function attendHeads_packed(itemStart: i32, itemEnd: i32, scratch: usize,
   const maxPos = descI32(desc, D_MAX_POS);
   const rotK = descI32(desc, D_ROT_K);
   const rotV = descI32(desc, D_ROT_V);
+  const headMajor = descI32(desc, D_HEAD_MAJOR) != 0;
   const headBytes = <usize>headDim << 2;
   const cover = align16(<usize>maxCoverValues(headDim) << 2);
   const scores = scratch;
@@ -179,11 +193,15 @@ export function attendHeads_packed(itemStart: i32, itemEnd: i32, scratch: usize,
       fwht_f32(qHead, qRot, rotK, headDim / rotK);
       qHead = qRot;
     }
+    // kv head g's slice: value g·headDim of each row, or value 0 of g's own plane (head-major)
+    const g = h / group;
+    const kRows = <usize>descI32(desc, D_K_ROWS) + (headMajor ? <usize>g * <usize>descI32(desc, D_K_HEAD_STRIDE) : 0);
+    const vRows = <usize>descI32(desc, D_V_ROWS) + (headMajor ? <usize>g * <usize>descI32(desc, D_V_HEAD_STRIDE) : 0);
     attendHead(
-      qHead, outHead, firstPos + t + 1, (h / group) * headDim, headDim, load<f32>(desc + D_SCALE),
-      <usize>descI32(desc, D_K_ROWS), descI32(desc, D_K_ROW_BYTES), descI32(desc, D_K_TYPE), descI32(desc, D_K_PARTNER),
+      qHead, outHead, firstPos + t + 1, headMajor ? 0 : g * headDim, headDim, load<f32>(desc + D_SCALE),
+      kRows, descI32(desc, D_K_ROW_BYTES), descI32(desc, D_K_TYPE), descI32(desc, D_K_PARTNER),
       descI32(desc, D_K_BLOCK), descI32(desc, D_K_BLOCK_BYTES),
-      <usize>descI32(desc, D_V_ROWS), descI32(desc, D_V_ROW_BYTES), descI32(desc, D_V_TYPE),
+      vRows, descI32(desc, D_V_ROW_BYTES), descI32(desc, D_V_TYPE),
       descI32(desc, D_V_BLOCK), descI32(desc, D_V_BLOCK_BYTES),
       qCover, qPartner, scores, acc,
     );

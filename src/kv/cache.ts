@@ -2,11 +2,16 @@
  * The KV cache: per layer, keys and values each stored in their own block format, attention computed straight from
  * the packed blocks (assembly/attention.ts), optional Hadamard rotation exactly where llama.cpp applies it (rotation.ts).
  *
- * Layout of one layer:
- *   K storage: (contextSize, kRowBytes) bytes: position p's K row (kvDim values, zero-padded to whole K blocks) at p·kRowBytes
- *   V storage: (contextSize, vRowBytes) bytes: likewise in the V format
- * A head's slice of a row is whole blocks when headDim is a multiple of the block size; otherwise blocks span heads and
- * attention works on the run of blocks covering the slice (see assembly/attention.ts for the method).
+ * Layout of one layer, K and V alike (X = K or V, each in its own format):
+ *   head-major, when every head is whole X blocks (headDim a multiple of both block sizes: every real model):
+ *     X storage: (nKvHeads, contextSize, xRowBytes / nKvHeads) bytes: one plane per kv head, position p of head g at
+ *     g·xHeadStride + p·xPosStride. Attention on one kv head then streams one contiguous run of memory (a strided
+ *     walk over whole rows was up to 1.6× slower once the cache no longer fits in L2).
+ *   position-major, otherwise (e.g. headDim 8 with 32-value blocks):
+ *     X storage: (contextSize, xRowBytes) bytes: position p's row (kvDim values, zero-padded to whole blocks) at
+ *     p·xRowBytes; blocks span heads and attention works on the run of blocks covering a head's slice
+ *     (see assembly/attention.ts for the method).
+ * Either way a position's row quantizes to the same block bytes (packedRow() gathers them) and takes xRowBytes.
  * Storage and scratch are allocated once in the constructor; append and attend allocate nothing.
  *
  * Attention runs per (token, kv head) item: heads on whole K and V blocks (every real model) take the grouped kernel
@@ -43,9 +48,11 @@ export interface KvThreadPool {
 
 /** Layer descriptor fields read by the attention kernels (assembly/attention-common.ts D_*), in i32 slots. */
 const LAYER_DESC = {
-  nHeads: 0, nKvHeads: 1, headDim: 2, scale: 3, kRows: 4, kRowBytes: 5, kType: 6, kPartner: 7, kBlock: 8, kBlockBytes: 9,
-  vRows: 10, vRowBytes: 11, vType: 12, vBlock: 13, vBlockBytes: 14, rotK: 15, rotV: 16, maxPos: 17,
+  nHeads: 0, nKvHeads: 1, headDim: 2, scale: 3, kRows: 4, kPosStride: 5, kType: 6, kPartner: 7, kBlock: 8, kBlockBytes: 9,
+  vRows: 10, vPosStride: 11, vType: 12, vBlock: 13, vBlockBytes: 14, rotK: 15, rotV: 16, maxPos: 17, headMajor: 18,
+  kHeadStride: 19, vHeadStride: 20,
 } as const;
+const LAYER_DESC_SLOTS = 21;
 
 export interface KvCacheOptions {
   nLayers: number;
@@ -88,12 +95,20 @@ export interface KvLayerLayout {
   readonly kPartner: BlockFormat;
   readonly kRowValues: number;
   readonly vRowValues: number;
+  /** Bytes of one position's K (V) row over every kv head, padding included: the format arithmetic. */
   readonly kRowBytes: number;
   readonly vRowBytes: number;
-  /** (contextSize, kRowBytes) bytes */
+  /** K (V) storage: contextSize × kRowBytes (vRowBytes) bytes, laid out as `headMajor` says. */
   readonly kPtr: number;
-  /** (contextSize, vRowBytes) bytes */
   readonly vPtr: number;
+  /** One plane per kv head (true) or one row per position (false); see the file comment. */
+  readonly headMajor: boolean;
+  /** Bytes from position p to p + 1 of one kv head: kRowBytes / nKvHeads when head-major, else kRowBytes. */
+  readonly kPosStride: number;
+  readonly vPosStride: number;
+  /** Bytes from kv head g's plane to g + 1's when head-major (contextSize × kPosStride), else 0. */
+  readonly kHeadStride: number;
+  readonly vHeadStride: number;
   readonly rotation: RotationSizes;
   /** Heads lie on whole K and V blocks (and headDim % 8 == 0): the grouped kernel runs; else the per-head one. */
   readonly grouped: boolean;
@@ -152,6 +167,10 @@ export class KvCache {
         const kRowBytes = rowBytes(pair.k, kRowValues);
         const vRowBytes = rowBytes(pair.v, vRowValues);
         maxRowValues = Math.max(maxRowValues, kRowValues, vRowValues);
+        const grouped = this.headDim % 8 === 0 && this.headDim % pair.k.blockSize === 0 && this.headDim % pair.v.blockSize === 0;
+        const headMajor = grouped; // heads on whole blocks: one plane per kv head
+        const kPosStride = headMajor ? kRowBytes / this.nKvHeads : kRowBytes;
+        const vPosStride = headMajor ? vRowBytes / this.nKvHeads : vRowBytes;
         return {
           k: pair.k,
           v: pair.v,
@@ -162,12 +181,18 @@ export class KvCache {
           vRowBytes,
           kPtr: alloc(this.contextSize * kRowBytes),
           vPtr: alloc(this.contextSize * vRowBytes),
+          headMajor,
+          kPosStride,
+          vPosStride,
+          kHeadStride: headMajor ? this.contextSize * kPosStride : 0,
+          vHeadStride: headMajor ? this.contextSize * vPosStride : 0,
           rotation: rotationSizes(opts.rotation, this.headDim, pair.k, pair.v, opts.rotationRule === "all"),
-          grouped: this.headDim % 8 === 0 && this.headDim % pair.k.blockSize === 0 && this.headDim % pair.v.blockSize === 0,
+          grouped,
           descPtr: 0,
         };
       });
       const descBytes = Number(rt.k.attendLayerDescBytes());
+      if (descBytes !== LAYER_DESC_SLOTS * 4) throw new Error(`the WebAssembly kernels read ${descBytes}-byte layer descriptors, this cache writes ${LAYER_DESC_SLOTS * 4}: rebuild with npm run build`);
       this.descsPtr = alloc(this.nLayers * descBytes);
       this.layouts = this.layouts.map((l, i) => ({ ...l, descPtr: this.descsPtr + i * descBytes }));
       // per thread: attention scratch, or two rows (K and V of a batch append run in one pool run)
@@ -209,8 +234,9 @@ export class KvCache {
     }
     const l = this.layouts[layer];
     const k = this.rt.k;
-    const okK = k.storeRow_packed(l.k.ggmlType, kPtr, this.kvDim, l.kRowValues, l.rotation.k, this.scratchPtr, l.kPtr + pos * l.kRowBytes);
-    const okV = k.storeRow_packed(l.v.ggmlType, vPtr, this.kvDim, l.vRowValues, l.rotation.v, this.scratchPtr, l.vPtr + pos * l.vRowBytes);
+    const segments = this.segments(l);
+    const okK = k.storeRow_packed(l.k.ggmlType, kPtr, this.kvDim, l.kRowValues, l.rotation.k, this.scratchPtr, l.kPtr + pos * l.kPosStride, segments, l.kHeadStride);
+    const okV = k.storeRow_packed(l.v.ggmlType, vPtr, this.kvDim, l.vRowValues, l.rotation.v, this.scratchPtr, l.vPtr + pos * l.vPosStride, segments, l.vHeadStride);
     if (!okK || !okV) throw new Error(`layer ${layer}: the attention kernels do not know K format '${l.k.name}' or V format '${l.v.name}'`);
     if (layer === this.nLayers - 1 && pos + 1 > this.stored) this.stored = pos + 1;
   }
@@ -225,19 +251,44 @@ export class KvCache {
     if (nTokens === 0) return;
     const l = this.layouts[layer];
     const rowStride = this.kvDim * 4;
-    const store = (format: BlockFormat, src: number, padded: number, rot: number, dst: number, dstStride: number, scratchOffset: number): KvParallelTask => ({
+    const segments = this.segments(l);
+    const store = (
+      format: BlockFormat, src: number, padded: number, rot: number, dst: number, posStride: number, headStride: number, scratchOffset: number,
+    ): KvParallelTask => ({
       kernel: "storeRows_packed",
-      args: [0, nTokens, this.scratchPtr + scratchOffset, format.ggmlType, src, rowStride, this.kvDim, padded, rot, dst + firstPos * dstStride, dstStride],
+      args: [
+        0, nTokens, this.scratchPtr + scratchOffset, format.ggmlType, src, rowStride, this.kvDim, padded, rot, dst + firstPos * posStride, posStride,
+        segments, headStride,
+      ],
       count: nTokens,
       startArg: 0,
       endArg: 1,
       threadArg: { index: 2, base: this.scratchPtr + scratchOffset, stride: this.scratchStride },
     });
     this.run([
-      store(l.k, kPtr, l.kRowValues, l.rotation.k, l.kPtr, l.kRowBytes, 0),
-      store(l.v, vPtr, l.vRowValues, l.rotation.v, l.vPtr, l.vRowBytes, this.rowScratchBytes),
+      store(l.k, kPtr, l.kRowValues, l.rotation.k, l.kPtr, l.kPosStride, l.kHeadStride, 0),
+      store(l.v, vPtr, l.vRowValues, l.rotation.v, l.vPtr, l.vPosStride, l.vHeadStride, this.rowScratchBytes),
     ]);
     if (layer === this.nLayers - 1 && firstPos + nTokens > this.stored) this.stored = firstPos + nTokens;
+  }
+
+  /**
+   * A copy of position `pos`'s packed K or V row of `layer` (kRowBytes or vRowBytes: every kv head's blocks in order),
+   * gathered from the planes when the layer is head-major: what quantizing the stored row gave, whatever the layout.
+   */
+  packedRow(layer: number, side: "k" | "v", pos: number): Uint8Array {
+    this.checkLayer(layer);
+    if (!Number.isInteger(pos) || pos < 0 || pos >= this.contextSize) {
+      throw new RangeError(`position ${pos} is outside the cache (0 .. ${this.contextSize - 1})`);
+    }
+    const l = this.layouts[layer];
+    const [ptr, rowBytes, posStride, headStride] = side === "k"
+      ? [l.kPtr, l.kRowBytes, l.kPosStride, l.kHeadStride]
+      : [l.vPtr, l.vRowBytes, l.vPosStride, l.vHeadStride];
+    if (!l.headMajor) return this.rt.u8(ptr + pos * posStride, rowBytes).slice();
+    const row = new Uint8Array(rowBytes);
+    for (let g = 0; g < this.nKvHeads; g++) row.set(this.rt.u8(ptr + g * headStride + pos * posStride, posStride), g * posStride);
+    return row;
   }
 
   /**
@@ -290,27 +341,35 @@ export class KvCache {
     }
   }
 
+  /** Segments a stored row is written in: one per kv head (its plane) when head-major, else the whole row. */
+  private segments(l: KvLayerLayout): number {
+    return l.headMajor ? this.nKvHeads : 1;
+  }
+
   private writeDescriptor(l: KvLayerLayout): void {
-    const d = this.rt.i32(l.descPtr, 18);
+    const d = this.rt.i32(l.descPtr, LAYER_DESC_SLOTS);
     const f = new Float32Array(d.buffer, d.byteOffset, d.length);
     d[LAYER_DESC.nHeads] = this.nHeads;
     d[LAYER_DESC.nKvHeads] = this.nKvHeads;
     d[LAYER_DESC.headDim] = this.headDim;
     f[LAYER_DESC.scale] = this.scale;
     d[LAYER_DESC.kRows] = l.kPtr;
-    d[LAYER_DESC.kRowBytes] = l.kRowBytes;
+    d[LAYER_DESC.kPosStride] = l.kPosStride;
     d[LAYER_DESC.kType] = l.k.ggmlType;
     d[LAYER_DESC.kPartner] = l.kPartner.ggmlType;
     d[LAYER_DESC.kBlock] = l.k.blockSize;
     d[LAYER_DESC.kBlockBytes] = l.k.bytesPerBlock;
     d[LAYER_DESC.vRows] = l.vPtr;
-    d[LAYER_DESC.vRowBytes] = l.vRowBytes;
+    d[LAYER_DESC.vPosStride] = l.vPosStride;
     d[LAYER_DESC.vType] = l.v.ggmlType;
     d[LAYER_DESC.vBlock] = l.v.blockSize;
     d[LAYER_DESC.vBlockBytes] = l.v.bytesPerBlock;
     d[LAYER_DESC.rotK] = l.rotation.k;
     d[LAYER_DESC.rotV] = l.rotation.v;
     d[LAYER_DESC.maxPos] = this.contextSize;
+    d[LAYER_DESC.headMajor] = l.headMajor ? 1 : 0;
+    d[LAYER_DESC.kHeadStride] = l.kHeadStride;
+    d[LAYER_DESC.vHeadStride] = l.vHeadStride;
   }
 
   private checkBatch(firstPos: number, nTokens: number): void {

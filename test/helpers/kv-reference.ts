@@ -86,7 +86,7 @@ export function attentionFromStored(rt: WasmRuntime, cache: KvCache, layer: numb
   const vRowsF32 = [];
   for (let p = 0; p < nPos; p++) {
     const vals = new Float32Array(l.vRowValues);
-    l.v.reference.dequantizeRow(rt.u8(l.vPtr + p * l.vRowBytes, l.vRowBytes).slice(), vals);
+    l.v.reference.dequantizeRow(cache.packedRow(layer, "v", p), vals);
     vRowsF32.push(vals);
   }
   for (let h = 0; h < nHeads; h++) {
@@ -102,8 +102,8 @@ export function attentionFromStored(rt: WasmRuntime, cache: KvCache, layer: numb
     const coverBytes = rowBytes(l.k, cover.length);
     const scores: number[] = [];
     for (let p = 0; p < nPos; p++) {
-      const rowStart = l.kPtr + p * l.kRowBytes + b0 * l.k.bytesPerBlock;
-      scores.push(l.k.reference.dot(rt.u8(rowStart, coverBytes).slice(), qPartner, cover.length) * scale);
+      const rowStart = b0 * l.k.bytesPerBlock;
+      scores.push(l.k.reference.dot(cache.packedRow(layer, "k", p).subarray(rowStart, rowStart + coverBytes), qPartner, cover.length) * scale);
     }
     const max = Math.max(...scores);
     const w = scores.map((s) => Math.exp(s - max));

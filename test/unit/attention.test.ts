@@ -105,15 +105,15 @@ function runCache(c: Case, kName: KvFormatName, vName: KvFormatName) {
 function checkStoredBytes(c: Case, cache: KvCache): void {
   const l = cache.layout(0);
   c.k.forEach((kRow, p) => {
-    for (const [side, format, values, ptr, bytes, src] of [
-      ["K", l.k, l.kRowValues, l.kPtr, l.kRowBytes, kRow],
-      ["V", l.v, l.vRowValues, l.vPtr, l.vRowBytes, c.v[p]],
+    for (const [side, format, values, bytes, src] of [
+      ["K", l.k, l.kRowValues, l.kRowBytes, kRow],
+      ["V", l.v, l.vRowValues, l.vRowBytes, c.v[p]],
     ] as const) {
       const padded = new Float32Array(values);
       padded.set(src);
       const expected = new Uint8Array(bytes);
       format.reference.quantizeRow(padded, expected);
-      const stored = rt.u8(ptr + p * bytes, bytes);
+      const stored = cache.packedRow(0, side === "K" ? "k" : "v", p);
       assert.deepEqual(Buffer.from(stored), Buffer.from(expected), `${side} row ${p} (${format.name}) differs from the reference quantizer`);
     }
   });
@@ -305,13 +305,18 @@ function tokenByToken(b: Batch, shape: AttentionShape, kName: KvFormatName, vNam
       c.attend(0, t + 1, qPtr, outPtr);
       out.set(rt.f32(outPtr, qDim), t * qDim);
     }
-    const l = c.layout(0);
-    const bytes = Uint8Array.from([...rt.u8(l.kPtr, b.nTokens * l.kRowBytes), ...rt.u8(l.vPtr, b.nTokens * l.vRowBytes)]);
-    return { out, bytes };
+    return { out, bytes: storedRows(c, b.nTokens) };
   } finally {
     for (const p of [kPtr, vPtr, qPtr, outPtr]) rt.free(p);
     c.dispose();
   }
+}
+
+/** Every stored K row then every V row of positions [0, nPos) of layer 0, as packedRow gives them. */
+function storedRows(c: KvCache, nPos: number): Uint8Array {
+  const rows: Uint8Array[] = [];
+  for (const side of ["k", "v"] as const) for (let p = 0; p < nPos; p++) rows.push(c.packedRow(0, side, p));
+  return Uint8Array.from(rows.flatMap((r) => [...r]));
 }
 
 function batchResult(b: Batch, firstPos = 0): { out: Float32Array; bytes: Uint8Array } {
@@ -322,11 +327,7 @@ function batchResult(b: Batch, firstPos = 0): { out: Float32Array; bytes: Uint8A
   const outPtr = rt.alloc(b.nTokens * qDim * 4);
   try {
     c.attendBatch(0, firstPos, b.nTokens, qPtr, outPtr);
-    const l = c.layout(0);
-    return {
-      out: Float32Array.from(rt.f32(outPtr, b.nTokens * qDim)),
-      bytes: Uint8Array.from([...rt.u8(l.kPtr, b.nTokens * l.kRowBytes), ...rt.u8(l.vPtr, b.nTokens * l.vRowBytes)]),
-    };
+    return { out: Float32Array.from(rt.f32(outPtr, b.nTokens * qDim)), bytes: storedRows(c, b.nTokens) };
   } finally {
     rt.free(qPtr);
     rt.free(outPtr);

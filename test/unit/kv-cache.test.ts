@@ -141,6 +141,46 @@ test("per-layer formats: each layer attends with its own K and V formats", () =>
   }
 });
 
+test("layout: heads on whole blocks get one contiguous plane per kv head; heads splitting blocks keep one row per position", () => {
+  const contextSize = 10;
+  const cases: Array<[number, KvFormatName, KvFormatName, boolean]> = [
+    [64, "q8_0", "q4_0", true],
+    [64, "f16", "q5_1", true],
+    [32, "iq4_nl", "f32", true],
+    [40, "q8_0", "q8_0", false], // 40 values per head: blocks of 32 span heads
+    [40, "f16", "f16", true],
+  ];
+  for (const [headDim, kName, vName, headMajor] of cases) {
+    const shape: AttentionShape = { nHeads: 6, nKvHeads: 3, headDim };
+    const opts: KvCacheOptions = { ...shape, nLayers: 1, contextSize, layers: pairs([[kName, vName]]), rotation: false };
+    const { cache, k, v } = fillCache(opts, 7, 31 + headDim);
+    try {
+      const l = cache.layout(0);
+      const what = `headDim ${headDim} ${kName}/${vName}`;
+      assert.equal(l.headMajor, headMajor, what);
+      for (const [side, format, rows, rowBytes, ptr, posStride, headStride] of [
+        ["k", l.k, k[0], l.kRowBytes, l.kPtr, l.kPosStride, l.kHeadStride],
+        ["v", l.v, v[0], l.vRowBytes, l.vPtr, l.vPosStride, l.vHeadStride],
+      ] as const) {
+        assert.equal(posStride, headMajor ? rowBytes / 3 : rowBytes, `${what} ${side} position stride`);
+        assert.equal(headStride, headMajor ? contextSize * posStride : 0, `${what} ${side} head stride`);
+        if (!headMajor) continue;
+        // raw storage: head g of position p sits at g·headStride + p·posStride and is the reference bytes of g's slice
+        for (let p = 0; p < 7; p++) {
+          for (let g = 0; g < 3; g++) {
+            const expected = new Uint8Array(posStride);
+            format.reference.quantizeRow(rows[p].subarray(g * headDim, (g + 1) * headDim), expected);
+            const stored = rt.u8(ptr + g * headStride + p * posStride, posStride);
+            assert.deepEqual(Buffer.from(stored), Buffer.from(expected), `${what} ${side} position ${p} head ${g}`);
+          }
+        }
+      }
+    } finally {
+      cache.dispose();
+    }
+  }
+});
+
 test("rotation: quantized rows are stored rotated (bytes = quantize(H·row)) and attention undoes it", () => {
   const shape: AttentionShape = { nHeads: 4, nKvHeads: 2, headDim: 64 };
   const opts: KvCacheOptions = { ...shape, nLayers: 1, contextSize: 16, layers: pairs([["q8_0", "q4_0"]]), rotation: true };
@@ -150,12 +190,12 @@ test("rotation: quantized rows are stored rotated (bytes = quantize(H·row)) and
     const l = cache.layout(0);
     assert.deepEqual(l.rotation, { k: 64, v: 64 });
     for (let p = 0; p < 12; p++) {
-      for (const [format, row, ptr, bytes] of [[l.k, k[0][p], l.kPtr, l.kRowBytes], [l.v, v[0][p], l.vPtr, l.vRowBytes]] as const) {
+      for (const [side, format, row, bytes] of [["k", l.k, k[0][p], l.kRowBytes], ["v", l.v, v[0][p], l.vRowBytes]] as const) {
         const rotated = Float32Array.from(row);
         rotateRowReference(rotated, 64);
         const expected = new Uint8Array(bytes);
         format.reference.quantizeRow(rotated, expected);
-        assert.deepEqual(Buffer.from(rt.u8(ptr + p * bytes, bytes)), Buffer.from(expected), `${format.name} row ${p}`);
+        assert.deepEqual(Buffer.from(cache.packedRow(0, side, p)), Buffer.from(expected), `${format.name} row ${p}`);
       }
     }
     const out = attend(cache, 0, 12, q);
