@@ -1,4 +1,4 @@
-// One file per block format (plus matmul-wide.ts: batched products over the wide int16 layout); each exports quantizeRow_<fmt>, dequantizeRow_<fmt>, dot_<fmt>, axpy_<fmt>, matvec_<fmt>, matmul_<fmt>
+// One file per block format (plus matmul-wide.ts and matmul-wide-k.ts: batched products over weight rows decoded once per batch); each exports quantizeRow_<fmt>, dequantizeRow_<fmt>, dot_<fmt>, axpy_<fmt>, matvec_<fmt>, matmul_<fmt>
 // (q8_1 and q8_K: quantize and dequantize only). Shared kernel code lives in common.ts, rowdot.ts, floatdot.ts and kquants.ts (not exported).
 export * from "./f32";
 export * from "./f16";
@@ -17,3 +17,4 @@ export * from "./q4_K";
 export * from "./q5_K";
 export * from "./q6_K";
 export * from "./matmul-wide";
+export * from "./matmul-wide-k";

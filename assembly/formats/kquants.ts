@@ -38,7 +38,7 @@ const SCRATCH_LEVELS: usize = memory.data(16, 16); // (16) i8 signed levels (mak
 }
 
 // @ts-ignore: decorator
-@inline function hasMin(fmt: i32): bool {
+@inline export function hasMinK(fmt: i32): bool {
   return fmt == Q2_K || fmt == Q4_K || fmt == Q5_K;
 }
 
@@ -399,11 +399,11 @@ export function quantizeQ8KBlock(src: usize, dst: usize): void {
 
 /** Offsets of the fp16 d and dmin in a super-block. */
 // @ts-ignore: decorator
-@inline function dOffset(fmt: i32): usize {
+@inline export function dOffset(fmt: i32): usize {
   return fmt == Q2_K ? 80 : fmt == Q3_K ? 108 : fmt == Q6_K ? 208 : 0;
 }
 // @ts-ignore: decorator
-@inline function dminOffset(fmt: i32): usize {
+@inline export function dminOffset(fmt: i32): usize {
   return fmt == Q2_K ? 82 : 2;
 }
 
@@ -482,7 +482,7 @@ export const KQ_Q6_SCALE_ORDER: usize = 160;
   const isum = (i32x4.extract_lane(acc, 0) + i32x4.extract_lane(acc, 1)) + (i32x4.extract_lane(acc, 2) + i32x4.extract_lane(acc, 3));
   const dx = load<f32>(xb);
   const scaled: f32 = (dx * loadF16(wb + dOffset(fmt))) * <f32>isum;
-  if (!hasMin(fmt)) return scaled;
+  if (!hasMinK(fmt)) return scaled;
   let summs = 0;
   for (let g = 0; g < 16; g++) summs += min16(fmt, wb, g) * <i32>load<i16>(xb + 260 + (<usize>g << 1));
   return scaled - (dx * loadF16(wb + dminOffset(fmt))) * <f32>summs;
@@ -538,14 +538,14 @@ export type RowDotK = (row: usize, x: usize, nb: i32) => f32;
 @inline function group16(fmt: i32, wb: usize, g: i32, dst: usize, axpy: bool, weight: v128): void {
   const q = levels16(fmt, wb, g);
   const dl = f32x4.splat(loadF16(wb + dOffset(fmt)) * <f32>scale16(fmt, wb, g));
-  const ml = f32x4.splat(hasMin(fmt) ? loadF16(wb + dminOffset(fmt)) * <f32>min16(fmt, wb, g) : 0);
+  const ml = f32x4.splat(hasMinK(fmt) ? loadF16(wb + dminOffset(fmt)) * <f32>min16(fmt, wb, g) : 0);
   const lo = i16x8.extend_low_i8x16_s(q);
   const hi = i16x8.extend_high_i8x16_s(q);
   for (let k = 0; k < 4; k++) {
     const half = k < 2 ? lo : hi;
     const ints = (k & 1) == 0 ? i32x4.extend_low_i16x8_s(half) : i32x4.extend_high_i16x8_s(half);
     let v = f32x4.mul(dl, f32x4.convert_i32x4_s(ints));
-    if (hasMin(fmt)) v = f32x4.sub(v, ml);
+    if (hasMinK(fmt)) v = f32x4.sub(v, ml);
     const p = dst + (<usize>k << 4);
     v128.store(p, axpy ? f32x4.add(v128.load(p), f32x4.mul(weight, v)) : v);
   }

@@ -3,9 +3,12 @@
  * The input is converted once to each dot-partner format its matrices need (q8_0 for q8_0/q4_0 weights,
  * f16 for f16 weights, ...), as llama.cpp does, then each matrix's own matvec (one token) or matmul (a batch) kernel runs on it.
  *
- * Batches of at least WIDE_MIN_TOKENS tokens with q8_0-partner weights (q8_0, q4_0, q5_0, iq4_nl) take the "wide" path
- * (assembly/formats/matmul-wide.ts): the q8_0 input is further widened once to int16 in an interleaved layout, and
- * matmulWide_<fmt> widens each weight row into per-thread scratch once for all tokens; equal to matvec bit for bit.
+ * Batches of at least WIDE_MIN_TOKENS tokens take the "wide" path where the weight format has one: matmulWide_<fmt>
+ * decodes each weight row once into per-thread scratch and dots it with every token, equal to matvec bit for bit.
+ *   q8_0-partner weights (q8_0, q4_0, q5_0, iq4_nl; assembly/formats/matmul-wide.ts): the q8_0 input is further
+ *     widened once to int16 in an interleaved layout.
+ *   K-quants (q2_K .. q6_K; assembly/formats/matmul-wide-k.ts): rows widened to int16 levels × group scales, against
+ *     the q8_K input as it is.
  *
  * Threads: every matrix's rows are split across the pool's threads (grain ROW_GRAIN), and all the products of one
  * run() go to the pool as ONE run (q, k, v together; gate and up together), so a layer costs a few syncs. Each row
@@ -30,6 +33,10 @@ export const WIDE_MIN_TOKENS = 4;
 export function wideRowBytes(cols: number): number {
   return Math.ceil(Math.floor(cols / 32) / 4) * 272;
 }
+/** Bytes of one K-quant weight row of `cols` values widened (assembly/formats/matmul-wide-k.ts: 560 bytes per 256 values). */
+export function wideRowBytesK(cols: number): number {
+  return Math.floor(cols / 256) * 560;
+}
 
 interface ConvertedInput {
   ptr: number; // (nTokens, partner row bytes of cols): the current input in the partner format
@@ -48,7 +55,7 @@ export class Linear {
   private readonly batch: ParallelTask[] = [];
   /** The current input as wide q8_0 ((nTokens, wideRowBytes(cols))), when a wide product needs it. */
   private wide: ConvertedInput | undefined;
-  /** Per-thread scratch of matmulWide_<fmt>: (nThreads, 2 × wideRowBytes(maxCols), rounded up to 64 bytes). */
+  /** Per-thread scratch of matmulWide_<fmt>: (nThreads, 2 × max(wideRowBytes, wideRowBytesK)(maxCols), rounded up to 64 bytes). */
   private wideScratch = 0;
   /** matmulWide_<fmt>'s scratch argument (index 8) per thread; shared by every wide task. */
   private wideThreadArg: { index: number; base: number; stride: number } | undefined;
@@ -106,17 +113,19 @@ export class Linear {
   }
 
   private usesWide(w: WeightMatrix): boolean {
-    return this.nTokens >= WIDE_MIN_TOKENS && w.format.dotPartner === "q8_0" && typeof this.rt.k[wideKernel(w.format)] === "function";
+    return this.nTokens >= WIDE_MIN_TOKENS && typeof this.rt.k[wideKernel(w.format)] === "function";
   }
 
   /**
    * Reused task `i`, set to: rows [0, W.rows) of X · Wᵀ into out with matmulWide_<fmt>, split across threads by rows,
-   * each thread widening its weight rows into its own scratch.
+   * each thread widening its weight rows into its own scratch. The input: wide q8_0 for q8_0-partner weights, the
+   * plain partner rows (q8_K) for K-quants.
    */
   private wideTask(i: number, w: WeightMatrix, outPtr: number): ParallelTask {
-    const x = this.wideInput();
+    const x = w.format.dotPartner === "q8_0" ? this.wideInput() : this.inputFor(w.format);
     if (!this.wideThreadArg) {
-      const stride = Math.ceil((2 * wideRowBytes(this.maxCols)) / 64) * 64; // per thread: two widened weight rows
+      const rowBytes = Math.max(wideRowBytes(this.maxCols), wideRowBytesK(this.maxCols));
+      const stride = Math.ceil((2 * rowBytes) / 64) * 64; // per thread: two widened weight rows
       this.wideScratch = this.rt.alloc(stride * (this.pool?.nThreads ?? 1));
       this.wideThreadArg = { index: 8, base: this.wideScratch, stride };
     }

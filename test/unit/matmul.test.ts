@@ -4,7 +4,8 @@
  *   2. within the same bound of the scalar reference dot that formats.test.ts uses for matvec;
  *   3. only out[t][rowStart, rowEnd) is written, with strides wider than the rows.
  * Sizes: 1, 3 and 9 tokens; 1 row and row ranges; cols of one block, of a partial group of four blocks, and of many.
- * matmulWide_<fmt> (the wide int16 layout of assembly/formats/matmul-wide.ts) equals matvec_<fmt> bit for bit the same way,
+ * matmulWide_<fmt> (the wide int16 layout of assembly/formats/matmul-wide.ts, and the widened K-quant rows of
+ * matmul-wide-k.ts) equals matvec_<fmt> bit for bit the same way,
  * and widenRows_q8_0 writes the layout a scalar re-implementation of its description gives.
  * Also: the f16 vector decode (exponent rebias) equals the reference for all 65536 halves, inf and NaN included.
  */
@@ -319,4 +320,87 @@ describe("matmulWide_<fmt> over the wide layout equals matvec_<fmt> per token bi
       }
     });
   }
+});
+
+describe("matmulWide_<K-quant> (rows widened once per batch) equals matvec_<fmt> per token bit for bit", () => {
+  const rt = defaultRuntime();
+  const q8K = getFormat("q8_K");
+  const wideRowK = (cols: number) => (cols / 256) * 560; // src/model/linear.ts wideRowBytesK
+
+  for (const name of ["q2_K", "q3_K", "q4_K", "q5_K", "q6_K"] as const) {
+    const format = getFormat(name);
+    it(`${name}: 1..9 tokens, odd row ranges, cols of 1, 2, 9 super-blocks`, () => {
+      assert.equal(format.dotPartner, "q8_K");
+      const nRows = 7;
+      const maxTokens = 9;
+      for (const cols of [1, 2, 9].map((b) => b * 256)) {
+        const wBytes = rowBytes(format, cols);
+        const xBytes = rowBytes(q8K, cols);
+        const outStride = nRows * 4 + 12;
+        const w = new Uint8Array(nRows * wBytes); // (nRows, wBytes)
+        for (let r = 0; r < nRows; r++) w.set(quantize(format, values(cols, 500 * r + cols)), r * wBytes);
+        const x = new Uint8Array(maxTokens * xBytes); // (maxTokens, xBytes)
+        for (let t = 0; t < maxTokens; t++) x.set(quantize(q8K, values(cols, 7000 + 13 * t + cols)), t * xBytes);
+        const wPtr = rt.alloc(w.length);
+        const xPtr = rt.alloc(x.length);
+        const scratch = rt.alloc(2 * wideRowK(cols));
+        const outPtr = rt.alloc(maxTokens * outStride); // (maxTokens, outStride bytes)
+        const vecPtr = rt.alloc(nRows * 4); // (nRows)
+        try {
+          rt.u8(wPtr, w.length).set(w);
+          rt.u8(xPtr, x.length).set(x);
+          for (const nTokens of [1, 2, 3, 4, 5, 8, 9]) {
+            for (const [rowStart, rowEnd] of [[0, nRows], [2, 3], [1, 6], [6, 7], [3, 3]]) {
+              rt.f32(outPtr, (maxTokens * outStride) / 4).fill(SENTINEL);
+              rt.k[`matmulWide_${name}`](wPtr, xPtr, outPtr, rowStart, rowEnd, cols, nTokens, outStride, scratch);
+              const out = new Float32Array(rt.memory.buffer.slice(outPtr, outPtr + maxTokens * outStride)); // (maxTokens, outStride / 4)
+              const where = `${name} cols=${cols} tokens=${nTokens} rows [${rowStart},${rowEnd})`;
+              for (let t = 0; t < maxTokens; t++) {
+                const o = (t * outStride) / 4;
+                rt.f32(vecPtr, nRows).fill(SENTINEL);
+                if (t < nTokens) rt.k[format.kernels.matvec](wPtr, xPtr + t * xBytes, vecPtr, rowStart, rowEnd, cols);
+                const vec = rt.f32(vecPtr, nRows).slice();
+                for (let r = 0; r < outStride / 4; r++) {
+                  const want = r < nRows ? vec[r] : SENTINEL;
+                  assert.ok(Object.is(out[o + r], want), `${where}: out[${t}][${r}] = ${out[o + r]} but matvec gives ${want}`);
+                }
+              }
+            }
+          }
+        } finally {
+          for (const p of [wPtr, xPtr, scratch, outPtr, vecPtr]) rt.free(p);
+        }
+      }
+    });
+  }
+
+  it("q6_K, q5_K and q3_K at the extremes of their levels and scales (|scale × level| up to 4096) still equal matvec", () => {
+    // large values of one sign pattern in the first super-block, tiny ones in the second: levels at the ends of their
+    // range with the largest scales, activations of the same signs so the integer sums are as large as they get
+    for (const name of ["q6_K", "q3_K", "q5_K"] as const) {
+      const format = getFormat(name);
+      const cols = 512;
+      const nTokens = 4;
+      const wRow = new Float32Array(cols).map((_, i) => (i % 3 === 0 ? -1 : 1) * (i < 256 ? 1000 : 0.001) * (1 + (i % 17) / 16));
+      const w = quantize(format, wRow);
+      const xs = Array.from({ length: nTokens }, (_, t) => quantize(q8K, new Float32Array(cols).map((_, i) => (i % 3 === 0 ? -1 : 1) * (50 + t + (i % 5)))));
+      const wPtr = rt.alloc(w.length);
+      const xPtr = rt.alloc(nTokens * xs[0].length);
+      const scratch = rt.alloc(2 * wideRowK(cols));
+      const outPtr = rt.alloc(nTokens * 4);
+      const vecPtr = rt.alloc(4);
+      try {
+        rt.u8(wPtr, w.length).set(w);
+        xs.forEach((x, t) => rt.u8(xPtr + t * x.length, x.length).set(x));
+        rt.k[`matmulWide_${name}`](wPtr, xPtr, outPtr, 0, 1, cols, nTokens, 4, scratch);
+        for (let t = 0; t < nTokens; t++) {
+          rt.k[format.kernels.matvec](wPtr, xPtr + t * xs[0].length, vecPtr, 0, 1, cols);
+          assert.ok(Object.is(rt.f32(outPtr, nTokens)[t], rt.f32(vecPtr, 1)[0]), `${name} token ${t}`);
+          assert.ok(Math.abs(rt.f32(vecPtr, 1)[0]) > 1e5, `${name}: the test row should give a large dot`);
+        }
+      } finally {
+        for (const p of [wPtr, xPtr, scratch, outPtr, vecPtr]) rt.free(p);
+      }
+    }
+  });
 });
