@@ -10,7 +10,7 @@
 // over 256 values (|isum| < 2^28: exact in i32), and summs = Σ_g min_g × bsum_g one 16-lane dot with the q8_K block's
 // group sums. Both are the exact integers of kquants.ts's row dots, and the super-block term and the row's sum follow
 // its f32 order, so matmulWide_<fmt> equals matvec_<fmt> token by token, bit for bit.
-import { loadF16 } from "./common";
+import { loadF16, sum4I32x4 } from "./common";
 import {
   Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K_BYTES, blockBytesK, dOffset, dminOffset, hasMinK, hsumI32x4K, levels16, min16, scale16,
 } from "./kquants";
@@ -56,13 +56,37 @@ const DMIN: usize = 548;
 }
 
 /**
+ * The f32 terms of the wide super-block at wo with four q8_K blocks (xb + j·xs, j = lane), given each one's isum
+ * lanes (sj): blockTerm's formula with the four tokens in four lanes, each lane the same f32 operations.
+ */
+// @ts-ignore: decorator
+@inline function blockTerms4(fmt: i32, wo: usize, xb: usize, xs: usize, s0: v128, s1: v128, s2: v128, s3: v128): v128 {
+  let dx = f32x4.splat(load<f32>(xb));
+  dx = f32x4.replace_lane(dx, 1, load<f32>(xb + xs));
+  dx = f32x4.replace_lane(dx, 2, load<f32>(xb + 2 * xs));
+  dx = f32x4.replace_lane(dx, 3, load<f32>(xb + 3 * xs));
+  const scaled = f32x4.mul(f32x4.mul(dx, f32x4.splat(load<f32>(wo + D))), f32x4.convert_i32x4_s(sum4I32x4(s0, s1, s2, s3)));
+  if (!hasMinK(fmt)) return scaled;
+  const m0 = v128.load(wo + MINS);
+  const m1 = v128.load(wo + MINS, 16);
+  const bsums = xb + 4 + 256;
+  const summs = sum4I32x4(
+    i32x4.add(i32x4.dot_i16x8_s(m0, v128.load(bsums)), i32x4.dot_i16x8_s(m1, v128.load(bsums, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(m0, v128.load(bsums + xs)), i32x4.dot_i16x8_s(m1, v128.load(bsums + xs, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(m0, v128.load(bsums + 2 * xs)), i32x4.dot_i16x8_s(m1, v128.load(bsums + 2 * xs, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(m0, v128.load(bsums + 3 * xs)), i32x4.dot_i16x8_s(m1, v128.load(bsums + 3 * xs, 16))),
+  );
+  return f32x4.sub(scaled, f32x4.mul(f32x4.mul(dx, f32x4.splat(load<f32>(wo + DMIN))), f32x4.convert_i32x4_s(summs)));
+}
+
+/**
  * Dots of wide rows wa, wb with the q8_K rows x, x + xs, x + 2·xs, x + 3·xs (nb super-blocks); row wa (wb) with
  * token j is stored at oa (ob) + j·os. One 8-value step per iteration (more unrolling makes V8 spill).
  */
 // @ts-ignore: decorator
 @inline function tile2x4(fmt: i32, wa: usize, wb: usize, x: usize, xs: usize, nb: i32, oa: usize, ob: usize, os: usize): void {
-  let fA0: f32 = 0, fA1: f32 = 0, fA2: f32 = 0, fA3: f32 = 0;
-  let fB0: f32 = 0, fB1: f32 = 0, fB2: f32 = 0, fB3: f32 = 0;
+  let fA = f32x4.splat(0); // lanes: tokens 0..3 of row wa
+  let fB = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const pa = wa + <usize>b * WIDE_K_BLOCK_BYTES;
     const pb = wb + <usize>b * WIDE_K_BLOCK_BYTES;
@@ -86,23 +110,17 @@ const DMIN: usize = 548;
       sA3 = i32x4.add(sA3, i32x4.dot_i16x8_s(a, x3));
       sB3 = i32x4.add(sB3, i32x4.dot_i16x8_s(c, x3));
     }
-    fA0 += blockTerm(fmt, pa, xb, sA0);
-    fA1 += blockTerm(fmt, pa, xb + xs, sA1);
-    fA2 += blockTerm(fmt, pa, xb + 2 * xs, sA2);
-    fA3 += blockTerm(fmt, pa, xb + 3 * xs, sA3);
-    fB0 += blockTerm(fmt, pb, xb, sB0);
-    fB1 += blockTerm(fmt, pb, xb + xs, sB1);
-    fB2 += blockTerm(fmt, pb, xb + 2 * xs, sB2);
-    fB3 += blockTerm(fmt, pb, xb + 3 * xs, sB3);
+    fA = f32x4.add(fA, blockTerms4(fmt, pa, xb, xs, sA0, sA1, sA2, sA3));
+    fB = f32x4.add(fB, blockTerms4(fmt, pb, xb, xs, sB0, sB1, sB2, sB3));
   }
-  store<f32>(oa, fA0);
-  store<f32>(oa + os, fA1);
-  store<f32>(oa + 2 * os, fA2);
-  store<f32>(oa + 3 * os, fA3);
-  store<f32>(ob, fB0);
-  store<f32>(ob + os, fB1);
-  store<f32>(ob + 2 * os, fB2);
-  store<f32>(ob + 3 * os, fB3);
+  store<f32>(oa, f32x4.extract_lane(fA, 0));
+  store<f32>(oa + os, f32x4.extract_lane(fA, 1));
+  store<f32>(oa + 2 * os, f32x4.extract_lane(fA, 2));
+  store<f32>(oa + 3 * os, f32x4.extract_lane(fA, 3));
+  store<f32>(ob, f32x4.extract_lane(fB, 0));
+  store<f32>(ob + os, f32x4.extract_lane(fB, 1));
+  store<f32>(ob + 2 * os, f32x4.extract_lane(fB, 2));
+  store<f32>(ob + 3 * os, f32x4.extract_lane(fB, 3));
 }
 
 /** Dot of the wide row w with the q8_K row x (nb super-blocks), for the rows and tokens a 2 × 4 tile leaves over. */
