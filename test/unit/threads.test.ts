@@ -62,6 +62,8 @@ const MODELS: Array<{ label: string; opts: SynthOptions; kv: KvPair }> = [
   { label: "f32 weights, f16 cache", opts: { preset: { dim: 256, ffnDim: 768, nHeads: 4, nKvHeads: 2 }, type: "f32", seed: 3 }, kv: { k: "f16", v: "f16" } },
   // dim 512 q8_0 (wq alone is 272 KiB), quantized cache.
   { label: "q8_0 weights, K8V4 cache", opts: { preset: { dim: 512, ffnDim: 1024, nHeads: 8, nKvHeads: 2 }, type: "q8_0", seed: 4 }, kv: { k: "q8_0", v: "q4_0" } },
+  // q4_K: the prompt's products take the widened K-quant path (matmulWide_q4_K), decoding the matvec one.
+  { label: "q4_K weights, K4V8 cache", opts: { preset: { dim: 512, ffnDim: 1024, nHeads: 8, nKvHeads: 2 }, type: "q4_K", seed: 5 }, kv: { k: "q4_0", v: "q8_0" } },
 ];
 
 for (const m of MODELS) {
