@@ -6,7 +6,7 @@
  *   head-major, when every head is whole X blocks (headDim a multiple of both block sizes: every real model):
  *     X storage: (nKvHeads, contextSize, xRowBytes / nKvHeads) bytes: one plane per kv head, position p of head g at
  *     g·xHeadStride + p·xPosStride. Attention on one kv head then streams one contiguous run of memory (a strided
- *     walk over whole rows was up to 1.6× slower once the cache no longer fits in L2).
+ *     walk over whole rows was 1.6–1.9× slower once the cache no longer fits in L2).
  *   position-major, otherwise (e.g. headDim 8 with 32-value blocks):
  *     X storage: (contextSize, xRowBytes) bytes: position p's row (kvDim values, zero-padded to whole blocks) at
  *     p·xRowBytes; blocks span heads and attention works on the run of blocks covering a head's slice
