@@ -4,7 +4,7 @@
  * make_q3_quants (do_rmse) and make_qkx2_quants step by step in float (every + − × / through Math.fround,
  * no fused multiply-add, sums in the same order), so the quantized bytes equal quantize_row_q*_K_ref's.
  */
-import { f32Bits } from "./scalar.js";
+import { f32Bits, readF16, writeF16 } from "./scalar.js";
 
 /** Values per super-block (ggml's QK_K). */
 export const QK_K = 256;
@@ -222,13 +222,16 @@ export function scaleMinK4(j: number, q: Uint8Array, o: number): [number, number
 }
 
 /**
- * The q4_K / q5_K super-block scale search: per 32-value sub-block a make_qkx2_quants fit weighted by
- * sqrt(mean x²) + |x|, then scales and mins quantized to 6 bits against the largest of each and packed into
- * the 12 bytes at dst[so ..]; d and dmin (fp16) are returned for the caller to store. L gets the fitted levels.
+ * The q4_K / q5_K super-block header and levels: per 32-value sub-block a make_qkx2_quants fit weighted by
+ * sqrt(mean x²) + |x|, then scales and mins quantized to 6 bits against the largest of each; writes d and dmin (fp16)
+ * at dst[o], dst[o + 2] and the 12 packed scale/min bytes at dst[o + 4 ..], then sets L[i] (0..nmax) to the levels
+ * those stored (rounded) values give: clamp(round((x + dmin·m_j) / (d·sc_j))), a sub-block whose d·sc_j is 0 keeping
+ * its fitted levels. The caller packs L.
  */
 export function quantizeScaleMinK4(
-  x: Float32Array, xo: number, nmax: number, rmin: number, nstep: number, L: Uint8Array, dst: Uint8Array, so: number,
-): [number, number] {
+  x: Float32Array, xo: number, nmax: number, rmin: number, nstep: number, L: Uint8Array, dst: Uint8Array, o: number,
+): void {
+  const so = o + 4;
   const weights = new Float32Array(32); // (32)
   const scales = new Float32Array(8); // (8 sub-blocks)
   const mins = new Float32Array(8); // (8 sub-blocks)
@@ -260,7 +263,26 @@ export function quantizeScaleMinK4(
       dst[so + j] |= (lm >> 4) << 6;
     }
   }
-  return [fr(maxScale / 63), fr(maxMin / 63)];
+  const d = writeF16(dst, o, fr(maxScale / 63));
+  const dmin = writeF16(dst, o + 2, fr(maxMin / 63));
+  for (let j = 0; j < 8; j++) {
+    const [sc, m] = scaleMinK4(j, dst, so);
+    const dl = fr(d * sc);
+    if (dl === 0) continue;
+    const dm = fr(dmin * m);
+    for (let i = 32 * j; i < 32 * j + 32; i++) L[i] = clamp(nearestInt(fr(fr(x[xo + i] + dm) / dl)), 0, nmax);
+  }
+}
+
+/** d, dmin and the scale and min of every 16-value group of the q4_K / q5_K super-block at row[o ..] (levels not touched). */
+export function decodeScalesMinsK4(row: Uint8Array, o: number, out: KBlockLevels): void {
+  out.d = readF16(row, o);
+  out.dmin = readF16(row, o + 2);
+  for (let j = 0; j < 8; j++) {
+    const [sc, m] = scaleMinK4(j, row, o + 4);
+    out.scale[2 * j] = out.scale[2 * j + 1] = sc;
+    out.min[2 * j] = out.min[2 * j + 1] = m;
+  }
 }
 
 /** Pack 2-bit levels L[0 .. 256) as q2_K / q3_K do: byte 32c + l holds values 128c + l + 32k in bits 2k (k = 0..3). */

@@ -10,20 +10,14 @@
  */
 import type { BlockFormat } from "../types.js";
 import { kernelNames } from "../types.js";
-import { checkBytes, checkWholeBlocks, readF16, writeF16 } from "./scalar.js";
-import { QK_K, clamp, fr, kquantDequantize, kquantDot, nearestInt, quantizeScaleMinK4, scaleMinK4, type KBlockLevels } from "./kquants.js";
+import { checkBytes, checkWholeBlocks } from "./scalar.js";
+import { QK_K, decodeScalesMinsK4, kquantDequantize, kquantDot, quantizeScaleMinK4, type KBlockLevels } from "./kquants.js";
 
 const BYTES = 176;
 
 /** Levels, scales and mins of the q5_K super-block at row[o ..]. */
 export function decodeQ5K(row: Uint8Array, o: number, out: KBlockLevels): void {
-  out.d = readF16(row, o);
-  out.dmin = readF16(row, o + 2);
-  for (let j = 0; j < 8; j++) {
-    const [sc, m] = scaleMinK4(j, row, o + 4);
-    out.scale[2 * j] = out.scale[2 * j + 1] = sc;
-    out.min[2 * j] = out.min[2 * j + 1] = m;
-  }
+  decodeScalesMinsK4(row, o, out);
   for (let c = 0; c < 4; c++) {
     for (let l = 0; l < 32; l++) {
       const byte = row[o + 48 + 32 * c + l];
@@ -51,16 +45,7 @@ export const q5_K: BlockFormat = {
       for (let b = 0; b < nb; b++) {
         const x0 = b * QK_K;
         const o = b * BYTES;
-        const [dScale, dMin] = quantizeScaleMinK4(src, x0, 31, -0.5, 15, L, dst, o + 4);
-        const d = writeF16(dst, o, dScale);
-        const dmin = writeF16(dst, o + 2, dMin);
-        for (let j = 0; j < 8; j++) {
-          const [sc, m] = scaleMinK4(j, dst, o + 4);
-          const dl = fr(d * sc);
-          if (dl === 0) continue;
-          const dm = fr(dmin * m);
-          for (let i = 32 * j; i < 32 * j + 32; i++) L[i] = clamp(nearestInt(fr(fr(src[x0 + i] + dm) / dl)), 0, 31);
-        }
+        quantizeScaleMinK4(src, x0, 31, -0.5, 15, L, dst, o); // header bytes 0..15 and the levels
         dst.fill(0, o + 16, o + 48);
         for (let c = 0; c < 4; c++) {
           for (let l = 0; l < 32; l++) {
