@@ -110,7 +110,7 @@ export interface KvLayerLayout {
   readonly kHeadStride: number;
   readonly vHeadStride: number;
   readonly rotation: RotationSizes;
-  /** Heads lie on whole K and V blocks (and headDim % 8 == 0): the grouped kernel runs; else the per-head one. */
+  /** Head-major and headDim % 8 == 0: the grouped kernel runs; else the per-head one. */
   readonly grouped: boolean;
   /** The layer descriptor the kernels read (LAYER_DESC fields). */
   readonly descPtr: number;
@@ -167,8 +167,9 @@ export class KvCache {
         const kRowBytes = rowBytes(pair.k, kRowValues);
         const vRowBytes = rowBytes(pair.v, vRowValues);
         maxRowValues = Math.max(maxRowValues, kRowValues, vRowValues);
-        const grouped = this.headDim % 8 === 0 && this.headDim % pair.k.blockSize === 0 && this.headDim % pair.v.blockSize === 0;
-        const headMajor = grouped; // heads on whole blocks: one plane per kv head
+        // heads on whole K and V blocks: one plane per kv head; the grouped kernel also needs headDim % 8 == 0
+        const headMajor = this.headDim % pair.k.blockSize === 0 && this.headDim % pair.v.blockSize === 0;
+        const grouped = headMajor && this.headDim % 8 === 0;
         const kPosStride = headMajor ? kRowBytes / this.nKvHeads : kRowBytes;
         const vPosStride = headMajor ? vRowBytes / this.nKvHeads : vRowBytes;
         return {

@@ -149,6 +149,7 @@ test("layout: heads on whole blocks get one contiguous plane per kv head; heads 
     [32, "iq4_nl", "f32", true],
     [40, "q8_0", "q8_0", false], // 40 values per head: blocks of 32 span heads
     [40, "f16", "f16", true],
+    [12, "f16", "bf16", true], // head-major with the per-head kernel (headDim % 8 != 0)
   ];
   for (const [headDim, kName, vName, headMajor] of cases) {
     const shape: AttentionShape = { nHeads: 6, nKvHeads: 3, headDim };
