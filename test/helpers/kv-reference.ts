@@ -5,7 +5,6 @@
 import { getFormat, rowBytes } from "../../src/formats/table.js";
 import type { KvCache } from "../../src/kv/cache.js";
 import { rotateRowReference } from "../../src/kv/rotation.js";
-import type { WasmRuntime } from "../../src/runtime/wasm.js";
 
 export { seededRandom } from "./random.js";
 
@@ -75,7 +74,7 @@ export function hadamardF64(row: Float64Array, n: number): void {
  * reference kernels; softmax and weighted sum in float64. Rotation (when the layer has it) is applied to q as the
  * cache does (f32 reference transform) and undone on the output in float64.
  */
-export function attentionFromStored(rt: WasmRuntime, cache: KvCache, layer: number, nPos: number, qIn: Float32Array): Float64Array {
+export function attentionFromStored(cache: KvCache, layer: number, nPos: number, qIn: Float32Array): Float64Array {
   const l = cache.layout(layer);
   const { nHeads, nKvHeads, headDim } = cache;
   const group = nHeads / nKvHeads;

@@ -131,7 +131,7 @@ for (const shape of SHAPES) {
           const { out, cache } = runCache(c, kName, vName);
           try {
             checkStoredBytes(c, cache);
-            const fromStored = attentionFromStored(rt, cache, 0, nPos, c.q);
+            const fromStored = attentionFromStored(cache, 0, nPos, c.q);
             const tight = maxRelativeError(out, fromStored);
             assert.ok(tight < 2e-5, `${label}: differs from the stored-bytes reference by ${tight.toExponential(2)}`);
             const loose = rmsRelativeError(out, exact);
