@@ -1,7 +1,7 @@
 /**
- * Pieces the synthetic-model conformance tests share (kquant-weights.test.ts; architectures.test.ts has the same
- * two): a deterministic prompt of ordinary token ids, and the mean KL divergence between two runs' distributions,
- * computed here in float64 independently of src/eval.
+ * Pieces the synthetic-model conformance tests share (kquant-weights.test.ts, architectures.test.ts): a deterministic
+ * prompt of ordinary token ids, and the mean KL divergence between two runs' distributions, computed here in float64
+ * independently of src/eval.
  */
 
 /** BOS (id 1) then pseudo-random ordinary tokens (ids 3 .. vocabSize − 1) from an LCG seeded with `seed`. */
