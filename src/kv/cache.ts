@@ -21,6 +21,7 @@
  */
 import type { BlockFormat } from "../formats/types.js";
 import { getFormat, rowBytes } from "../formats/table.js";
+import type { ParallelTask } from "../runtime/pool.js";
 import type { WasmRuntime } from "../runtime/wasm.js";
 import { rotationSizes, type RotationSizes } from "./rotation.js";
 
@@ -29,21 +30,10 @@ export interface KvLayerFormats {
   v: BlockFormat;
 }
 
-/** One kernel call split across threads: the part of src/runtime/pool.ts's ParallelTask this cache uses. */
-export interface KvParallelTask {
-  kernel: string;
-  args: number[];
-  count: number;
-  startArg: number;
-  endArg: number;
-  grain?: number;
-  threadArg?: { index: number; base: number; stride: number };
-}
-
 /** What the cache needs of a thread pool (src/runtime/pool.ts ThreadPool fits), over the runtime's memory. */
 export interface KvThreadPool {
   readonly nThreads: number;
-  run(tasks: KvParallelTask[]): void;
+  run(tasks: ParallelTask[]): void;
 }
 
 /** Layer descriptor fields read by the attention kernels (assembly/attention-common.ts D_*), in i32 slots. */
@@ -255,7 +245,7 @@ export class KvCache {
     const segments = this.segments(l);
     const store = (
       format: BlockFormat, src: number, padded: number, rot: number, dst: number, posStride: number, headStride: number, scratchOffset: number,
-    ): KvParallelTask => ({
+    ): ParallelTask => ({
       kernel: "storeRows_packed",
       args: [
         0, nTokens, this.scratchPtr + scratchOffset, format.ggmlType, src, rowStride, this.kvDim, padded, rot, dst + firstPos * posStride, posStride,
@@ -329,7 +319,7 @@ export class KvCache {
   }
 
   /** Run tasks on the pool, or here in order when there is none (thread 0's scratch). */
-  private run(tasks: KvParallelTask[]): void {
+  private run(tasks: ParallelTask[]): void {
     if (this.pool && this.nThreads > 1) {
       this.pool.run(tasks);
       return;

@@ -12,7 +12,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { getKvFormat } from "../../src/formats/table.js";
 import { KV_FORMAT_NAMES, type KvFormatName } from "../../src/formats/types.js";
-import { KvCache, type KvParallelTask, type KvThreadPool } from "../../src/kv/cache.js";
+import { KvCache, type KvThreadPool } from "../../src/kv/cache.js";
+import type { ParallelTask } from "../../src/runtime/pool.js";
 import { defaultRuntime } from "../../src/runtime/wasm.js";
 import {
   attentionF64,
@@ -386,7 +387,7 @@ test("attendBatch continues a cache: firstPos > 0 attends the earlier positions 
 function sequentialPool(nThreads: number): KvThreadPool {
   return {
     nThreads,
-    run(tasks: KvParallelTask[]) {
+    run(tasks: ParallelTask[]) {
       for (let t = nThreads - 1; t >= 0; t--) { // reverse order: a thread never relies on an earlier one's scratch
         for (const task of tasks) {
           const grain = task.grain ?? 1;
