@@ -13,7 +13,7 @@
 //   acc += w × v over the tile's positions in order (the axpy order).
 // Requires headDim % 8 == 0 and whole K and V blocks per head (headDim % 32 == 0 for block formats); cache.ts uses the
 // per-head path otherwise. A group that is not a multiple of 4 heads is padded with zero queries whose results are dropped.
-import { f16x4ToF32x4, i8x16QuarterToF32x4, loadF16 } from "./formats/common";
+import { f16x4ToF32x4, fifthBits, i8x16QuarterToF32x4, loadF16 } from "./formats/common";
 import { fwht_f32 } from "./rotation";
 import {
   T_F32, T_F16, T_BF16, T_Q8_0, T_Q8_1, T_Q5_1, T_Q5_0, T_Q4_1, T_Q4_0, T_IQ4_NL, quantizeRow_byType, expNonPositive_f32x4,
@@ -104,17 +104,6 @@ export function attendScratchBytes(nHeads: i32, nKvHeads: i32, headDim: i32, max
   const value = f32x4.mul(magnitude, f32x4.splat(reinterpret<f32>(0x77800000))); // × 2^112
   const infNan = v128.and(i32x4.gt_s(magnitude, i32x4.splat(0x0f7fffff)), i32x4.splat(0x7f800000));
   return v128.or(v128.or(value, infNan), i32x4.shl(v128.and(halves, i32x4.splat(0x8000)), 16));
-}
-
-/** fifth-bit mask (0x10 where bit 8·firstByte + j of qh is set), as q5_0/q5_1 store them. */
-// @ts-ignore: decorator
-@inline function fifthBits(qh: u32, firstByte: i32): v128 {
-  const lanes = firstByte == 0
-    ? i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
-    : i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-  const spread = i8x16.swizzle(i32x4.splat(qh), lanes);
-  const bit = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-  return v128.and(i8x16.eq(v128.and(spread, bit), bit), i8x16.splat(0x10));
 }
 
 // @ts-ignore: decorator

@@ -2,7 +2,7 @@
 // value j+16 high). value = (q − 16) × d, q in 0..31. Dot partner: q8_0 blocks (34 B: fp16 d | 32 × int8).
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
-import { dotI8x16, f32ToF16, hsumF32x4, i8x16QuarterToF32x4, loadF16 } from "./common";
+import { dotI8x16, f32ToF16, fifthBits, hsumF32x4, i8x16QuarterToF32x4, loadF16 } from "./common";
 import { Q5_0, matmulBlocks } from "./rowdot";
 
 const Q5_0_BLOCK: i32 = 32;
@@ -10,17 +10,6 @@ const Q5_0_BYTES: usize = 22;
 const Q8_0_BYTES: usize = 34;
 
 // ---- block decoding ----
-
-/** 0x10 in byte lane j (0..15) where bit 8·firstByte + j of qh is set. */
-// @ts-ignore: decorator
-@inline function fifthBits(qh: u32, firstByte: i32): v128 {
-  const lanes = firstByte == 0
-    ? i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
-    : i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-  const spread = i8x16.swizzle(i32x4.splat(qh), lanes);
-  const bit = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-  return v128.and(i8x16.eq(v128.and(spread, bit), bit), i8x16.splat(0x10));
-}
 
 /** Signed quants (−16..15) of values 0..15 of the block at `block`. */
 // @ts-ignore: decorator

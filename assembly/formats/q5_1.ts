@@ -3,7 +3,7 @@
 // | 32 × int8).
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
-import { dotI8x16, f16x4ToF32x4, f32ToF16, hsumF32x4, i8x16QuarterToF32x4, loadF16 } from "./common";
+import { dotI8x16, f16x4ToF32x4, f32ToF16, fifthBits, hsumF32x4, i8x16QuarterToF32x4, loadF16 } from "./common";
 import { Q5_1, matmulBlocks } from "./rowdot";
 
 const Q5_1_BLOCK: i32 = 32;
@@ -11,17 +11,6 @@ const Q5_1_BYTES: usize = 24;
 const Q8_1_BYTES: usize = 36;
 
 // ---- block decoding ----
-
-/** 0x10 in byte lane j (0..15) where bit 8·firstByte + j of qh is set. */
-// @ts-ignore: decorator
-@inline function fifthBits(qh: u32, firstByte: i32): v128 {
-  const lanes = firstByte == 0
-    ? i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
-    : i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-  const spread = i8x16.swizzle(i32x4.splat(qh), lanes);
-  const bit = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-  return v128.and(i8x16.eq(v128.and(spread, bit), bit), i8x16.splat(0x10));
-}
 
 /** Quants (0..31) of values 0..15 of the block at `block`. */
 // @ts-ignore: decorator
