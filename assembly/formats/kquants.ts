@@ -444,6 +444,39 @@ export const KQ_Q6_SCALE_ORDER: usize = 160;
   return v128.load(KQ_CONSTANTS + offset);
 }
 
+/** The 6-bit scales of sub-blocks 0-7 (u8 lanes 0-7) and mins (lanes 8-15) from the 12 bytes at q (get_scale_min_k4). */
+// @ts-ignore: decorator
+@inline export function scalesMinsK4(q: usize): v128 {
+  const bytes = v128.load(q);
+  const low = i8x16.swizzle(bytes, kqconst(KQ_SCALE_LOW));
+  const top = i8x16.swizzle(bytes, kqconst(KQ_SCALE_TOP));
+  const lowBits = v128.or(v128.and(low, kqconst(KQ_MASK_LOW)), v128.and(i8x16.shr_u(low, 4), kqconst(KQ_MASK_HIGH)));
+  return v128.or(lowBits, v128.and(i8x16.shr_u(top, 2), kqconst(KQ_U8_0x30)));
+}
+
+/**
+ * The f32 term of a q4_K / q5_K super-block at wb against the q8_K block at xb, from its chunk sums c0..c3
+ * (pairHalvesI32x4 of sub-blocks 2c, 2c + 1): (d_x × d) × isum − (d_x × dmin) × summs, isum = Σ_j scale_j × Σ_j,
+ * summs = Σ_j min_j × (bsum_2j + bsum_2j+1).
+ */
+// @ts-ignore: decorator
+@inline export function termK4(wb: usize, xb: usize, c0: v128, c1: v128, c2: v128, c3: v128): f32 {
+  const sm = scalesMinsK4(wb + 4);
+  const scales16 = i16x8.extend_low_i8x16_u(sm);
+  const sums = i32x4.add(
+    i32x4.mul(pairSumsI32x4(c0, c1), i32x4.extend_low_i16x8_u(scales16)),
+    i32x4.mul(pairSumsI32x4(c2, c3), i32x4.extend_high_i16x8_u(scales16)),
+  );
+  const bsums = xb + 260;
+  const mins = i32x4.add(
+    i32x4.dot_i16x8_s(v128.load(bsums), i8x16.swizzle(sm, kqconst(KQ_MINS_0_3))),
+    i32x4.dot_i16x8_s(v128.load(bsums, 16), i8x16.swizzle(sm, kqconst(KQ_MINS_4_7))),
+  );
+  const dx = load<f32>(xb);
+  const scaled: f32 = (dx * loadF16(wb)) * <f32>hsumI32x4K(sums);
+  return scaled - (dx * loadF16(wb + 2)) * <f32>hsumI32x4K(mins);
+}
+
 /** v, computed before this point (see rowdot.ts); guard is any value that is never 0 here. */
 // @ts-ignore: decorator
 @inline export function settledK(v: v128, guard: usize): v128 {

@@ -2,9 +2,7 @@
 // the dot partner is q8_K (see src/formats/reference/q4_K.ts). The quantizer is single-threaded (kquants.ts).
 import { f32ToF16, loadF16 } from "./common";
 import {
-  KQ_I16_15, KQ_MASK_HIGH, KQ_MASK_LOW, KQ_MINS_0_3, KQ_MINS_4_7, KQ_SCALE_LOW, KQ_SCALE_TOP, KQ_U8_0x30, Q4_K, Q8_K_BYTES, SCRATCH_L,
-  axpyK, clampI, dequantizeK, hsumI32x4K, kqconst, minK4, nearestInt, pairHalvesI32x4, pairSumsI32x4, quantizeScaleMinK4, scaleK4, settledK,
-  matmulRowsK,
+  KQ_I16_15, Q4_K, Q8_K_BYTES, SCRATCH_L, axpyK, clampI, dequantizeK, kqconst, matmulRowsK, minK4, nearestInt, pairHalvesI32x4, quantizeScaleMinK4, scaleK4, settledK, termK4,
 } from "./kquants";
 
 const BYTES: usize = 144;
@@ -12,16 +10,6 @@ const BYTES: usize = 144;
 // ---- dot: the order of kquants.ts's file comment, per super-block ---------------------------------------------
 // isum = Σ_j scale_j × Σ_{32 values of sub-block j} level × q8 (levels 0..15 as i16, i32x4.dot_i16x8_s), summs =
 // Σ_j min_j × (bsum_2j + bsum_2j+1); both exact integers, so any grouping gives kquants.ts's values.
-
-/** The 6-bit scales of sub-blocks 0-7 (u8 lanes 0-7) and mins (lanes 8-15) from the 12 bytes at q (get_scale_min_k4). */
-// @ts-ignore: decorator
-@inline function scalesMinsQ4K(q: usize): v128 {
-  const bytes = v128.load(q);
-  const low = i8x16.swizzle(bytes, kqconst(KQ_SCALE_LOW));
-  const top = i8x16.swizzle(bytes, kqconst(KQ_SCALE_TOP));
-  const lowBits = v128.or(v128.and(low, kqconst(KQ_MASK_LOW)), v128.and(i8x16.shr_u(low, 4), kqconst(KQ_MASK_HIGH)));
-  return v128.or(lowBits, v128.and(i8x16.shr_u(top, 2), kqconst(KQ_U8_0x30)));
-}
 
 /** Σ level × q8 over values 8k..8k+7 of sub-block 2c (low nibbles; lowPart) or 2c + 1 (high; highPart); wq: chunk c's 32 nibble bytes. */
 // @ts-ignore: decorator
@@ -50,20 +38,7 @@ const BYTES: usize = 144;
   const c1 = settledK(chunkSums(wq + 32, xq + 64), xb);
   const c2 = settledK(chunkSums(wq + 64, xq + 128), xb);
   const c3 = settledK(chunkSums(wq + 96, xq + 192), xb);
-  const sm = scalesMinsQ4K(wb + 4);
-  const scales16 = i16x8.extend_low_i8x16_u(sm);
-  const sums = i32x4.add(
-    i32x4.mul(pairSumsI32x4(c0, c1), i32x4.extend_low_i16x8_u(scales16)),
-    i32x4.mul(pairSumsI32x4(c2, c3), i32x4.extend_high_i16x8_u(scales16)),
-  );
-  const bsums = xb + 260;
-  const mins = i32x4.add(
-    i32x4.dot_i16x8_s(v128.load(bsums), i8x16.swizzle(sm, kqconst(KQ_MINS_0_3))),
-    i32x4.dot_i16x8_s(v128.load(bsums, 16), i8x16.swizzle(sm, kqconst(KQ_MINS_4_7))),
-  );
-  const dx = load<f32>(xb);
-  const scaled: f32 = (dx * loadF16(wb)) * <f32>hsumI32x4K(sums);
-  return scaled - (dx * loadF16(wb + 2)) * <f32>hsumI32x4K(mins);
+  return termK4(wb, xb, c0, c1, c2, c3);
 }
 
 /** Dot of the q4_K row at w (nb super-blocks) with the q8_K row at x: terms summed in f32 in block order. */

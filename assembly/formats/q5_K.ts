@@ -2,9 +2,7 @@
 // 128 B nibbles); the dot partner is q8_K (see src/formats/reference/q5_K.ts). The quantizer is single-threaded.
 import { f32ToF16, loadF16 } from "./common";
 import {
-  KQ_I16_15, KQ_MASK_HIGH, KQ_MASK_LOW, KQ_MINS_0_3, KQ_MINS_4_7, KQ_SCALE_LOW, KQ_SCALE_TOP, KQ_U8_0x30, Q5_K, Q8_K_BYTES, SCRATCH_L,
-  axpyK, clampI, dequantizeK, hsumI32x4K, kqconst, minK4, nearestInt, pairHalvesI32x4, pairSumsI32x4, quantizeScaleMinK4, scaleK4, settledK,
-  matmulRowsK,
+  KQ_I16_15, Q5_K, Q8_K_BYTES, SCRATCH_L, axpyK, clampI, dequantizeK, kqconst, matmulRowsK, minK4, nearestInt, pairHalvesI32x4, quantizeScaleMinK4, scaleK4, settledK, termK4,
 } from "./kquants";
 
 const BYTES: usize = 176;
@@ -16,16 +14,6 @@ const BYTES: usize = 176;
 
 /** i16 lanes of 16, the high bit's place in a level. */
 const I16_16: usize = memory.data<u8>([16, 0, 16, 0, 16, 0, 16, 0, 16, 0, 16, 0, 16, 0, 16, 0], 16);
-
-/** The 6-bit scales of sub-blocks 0-7 (u8 lanes 0-7) and mins (lanes 8-15) from the 12 bytes at q (get_scale_min_k4). */
-// @ts-ignore: decorator
-@inline function scalesMinsQ5K(q: usize): v128 {
-  const bytes = v128.load(q);
-  const low = i8x16.swizzle(bytes, kqconst(KQ_SCALE_LOW));
-  const top = i8x16.swizzle(bytes, kqconst(KQ_SCALE_TOP));
-  const lowBits = v128.or(v128.and(low, kqconst(KQ_MASK_LOW)), v128.and(i8x16.shr_u(low, 4), kqconst(KQ_MASK_HIGH)));
-  return v128.or(lowBits, v128.and(i8x16.shr_u(top, 2), kqconst(KQ_U8_0x30)));
-}
 
 /** 16 × bit j of the 8 qh bytes in h (u16 lanes), j = 0..7 a constant. */
 // @ts-ignore: decorator
@@ -76,20 +64,7 @@ const I16_16: usize = memory.data<u8>([16, 0, 16, 0, 16, 0, 16, 0, 16, 0, 16, 0,
   const c1 = settledK(chunkSums(wq + 32, qh, xq + 64, 1), xb);
   const c2 = settledK(chunkSums(wq + 64, qh, xq + 128, 2), xb);
   const c3 = settledK(chunkSums(wq + 96, qh, xq + 192, 3), xb);
-  const sm = scalesMinsQ5K(wb + 4);
-  const scales16 = i16x8.extend_low_i8x16_u(sm);
-  const sums = i32x4.add(
-    i32x4.mul(pairSumsI32x4(c0, c1), i32x4.extend_low_i16x8_u(scales16)),
-    i32x4.mul(pairSumsI32x4(c2, c3), i32x4.extend_high_i16x8_u(scales16)),
-  );
-  const bsums = xb + 260;
-  const mins = i32x4.add(
-    i32x4.dot_i16x8_s(v128.load(bsums), i8x16.swizzle(sm, kqconst(KQ_MINS_0_3))),
-    i32x4.dot_i16x8_s(v128.load(bsums, 16), i8x16.swizzle(sm, kqconst(KQ_MINS_4_7))),
-  );
-  const dx = load<f32>(xb);
-  const scaled: f32 = (dx * loadF16(wb)) * <f32>hsumI32x4K(sums);
-  return scaled - (dx * loadF16(wb + 2)) * <f32>hsumI32x4K(mins);
+  return termK4(wb, xb, c0, c1, c2, c3);
 }
 
 /** Dot of the q5_K row at w (nb super-blocks) with the q8_K row at x: terms summed in f32 in block order. */
