@@ -12,7 +12,7 @@
 // Quantizers: scalar ports of ggml's quantize_row_q*_K_ref (float arithmetic in the same order, no fused
 // multiply-add). The weight quantizers use a static scratch area: they are for one thread at a time (weights are
 // quantized ahead of time, never in the parallel forward pass). quantizeRow_q8_K needs no scratch.
-import { loadF16 } from "./common";
+import { f32ToF16, loadF16 } from "./common";
 
 export const Q2_K: i32 = 10;
 export const Q3_K: i32 = 11;
@@ -259,11 +259,13 @@ export function makeQ3Quants(n: i32, nmax: i32, x: usize, L: usize): f32 {
 }
 
 /**
- * The q4_K / q5_K scale search over the 256 floats at x: per 32-value sub-block a make_qkx2_quants fit (levels into
- * SCRATCH_L), then 6-bit scales and mins packed into the 12 bytes at sb. Returns d in the low and dmin in the high
- * 32 bits (f32 bits, before fp16 rounding).
+ * The q4_K / q5_K super-block header and levels for the 256 floats at x: per 32-value sub-block a make_qkx2_quants
+ * fit, then 6-bit scales and mins packed into the 12 bytes at o + 4 and d, dmin (fp16) at o, o + 2; finally the levels
+ * (0..nmax, into SCRATCH_L) those stored values give, clamp(round((x + dmin·m_j) / (d·sc_j))), a sub-block whose
+ * d·sc_j is 0 keeping its fitted levels. The caller packs SCRATCH_L.
  */
-export function quantizeScaleMinK4(x: usize, nmax: i32, rmin: f32, nstep: i32, sb: usize): u64 {
+export function quantizeScaleMinK4(x: usize, nmax: i32, rmin: f32, nstep: i32, o: usize): void {
+  const sb = o + 4;
   let maxScale: f32 = 0;
   let maxMin: f32 = 0;
   for (let j = 0; j < 8; j++) {
@@ -299,9 +301,18 @@ export function quantizeScaleMinK4(x: usize, nmax: i32, rmin: f32, nstep: i32, s
       store<u8>(sb + <usize>j, load<u8>(sb + <usize>j) | <u8>((lm >> 4) << 6));
     }
   }
-  const d: f32 = maxScale / 63;
-  const dmin: f32 = maxMin / 63;
-  return <u64>reinterpret<u32>(d) | (<u64>reinterpret<u32>(dmin) << 32);
+  store<u16>(o, <u16>f32ToF16(maxScale / 63));
+  store<u16>(o + 2, <u16>f32ToF16(maxMin / 63));
+  const d = loadF16(o);
+  const dmin = loadF16(o + 2);
+  for (let j = 0; j < 8; j++) {
+    const dl: f32 = d * <f32>scaleK4(j, sb);
+    if (dl == 0) continue;
+    const dm: f32 = dmin * <f32>minK4(j, sb);
+    for (let i = 32 * j; i < 32 * j + 32; i++) {
+      store<u8>(SCRATCH_L + <usize>i, <u8>clampI(nearestInt((load<f32>(x + (<usize>i << 2)) + dm) / dl), 0, nmax));
+    }
+  }
 }
 
 /** Pack the 256 2-bit levels at SCRATCH_L into the 64 bytes at dst (q2_K / q3_K layout). */

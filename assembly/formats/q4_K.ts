@@ -1,8 +1,7 @@
 // q4_K kernels: 256-value super-blocks of 144 bytes (fp16 d, fp16 dmin, 12 B 6-bit scales/mins, 128 B nibbles);
 // the dot partner is q8_K (see src/formats/reference/q4_K.ts). The quantizer is single-threaded (kquants.ts).
-import { f32ToF16, loadF16 } from "./common";
 import {
-  KQ_I16_15, Q4_K, Q8_K_BYTES, SCRATCH_L, axpyK, clampI, dequantizeK, kqconst, matmulRowsK, minK4, nearestInt, pairHalvesI32x4, quantizeScaleMinK4, scaleK4, settledK, termK4,
+  KQ_I16_15, Q4_K, Q8_K_BYTES, SCRATCH_L, axpyK, dequantizeK, kqconst, matmulRowsK, pairHalvesI32x4, quantizeScaleMinK4, settledK, termK4,
 } from "./kquants";
 
 const BYTES: usize = 144;
@@ -54,19 +53,7 @@ export function quantizeRow_q4_K(src: usize, dst: usize, n: i32): void {
   for (let b = 0; b < nb; b++) {
     const x = src + (<usize>b << 10);
     const o = dst + <usize>b * BYTES;
-    const scales = quantizeScaleMinK4(x, 15, -1, 20, o + 4);
-    store<u16>(o, <u16>f32ToF16(reinterpret<f32>(<u32>scales)));
-    store<u16>(o + 2, <u16>f32ToF16(reinterpret<f32>(<u32>(scales >> 32))));
-    const d = loadF16(o);
-    const dmin = loadF16(o + 2);
-    for (let j = 0; j < 8; j++) {
-      const dl: f32 = d * <f32>scaleK4(j, o + 4);
-      if (dl == 0) continue;
-      const dm: f32 = dmin * <f32>minK4(j, o + 4);
-      for (let i = 32 * j; i < 32 * j + 32; i++) {
-        store<u8>(SCRATCH_L + <usize>i, <u8>clampI(nearestInt((load<f32>(x + (<usize>i << 2)) + dm) / dl), 0, 15));
-      }
-    }
+    quantizeScaleMinK4(x, 15, -1, 20, o); // header bytes 0..15, levels into SCRATCH_L
     for (let c = 0; c < 4; c++) {
       for (let l = 0; l < 32; l++) {
         const p = SCRATCH_L + <usize>(64 * c + l);
