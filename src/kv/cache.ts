@@ -56,7 +56,7 @@ export interface KvCacheOptions {
   rotation: boolean;
   /** "llama.cpp" (default): rotate only quantized sides; "all": every side, f32/f16/bf16 too (tests, experiments). */
   rotationRule?: "llama.cpp" | "all";
-  /** Split attention and batch appends across these threads (the model's pool, over the same memory as `rt`). */
+  /** Split attention and batch appends across these threads (the model's pool; its tasks name `rt`'s shard). */
   pool?: KvThreadPool;
 }
 
@@ -255,6 +255,7 @@ export class KvCache {
       startArg: 0,
       endArg: 1,
       threadArg: { index: 2, base: this.scratchPtr + scratchOffset, stride: this.scratchStride },
+      shard: this.rt.shard,
     });
     this.run([
       store(l.k, kPtr, l.kRowValues, l.rotation.k, l.kPtr, l.kPosStride, l.kHeadStride, 0),
@@ -315,6 +316,7 @@ export class KvCache {
       startArg: 0,
       endArg: 1,
       threadArg: { index: 2, base: this.scratchPtr, stride: this.scratchStride },
+      shard: this.rt.shard,
     }]);
   }
 

@@ -90,6 +90,7 @@ export class Linear {
     let bytes = 0;
     for (const [, w] of jobs) {
       if (w.cols !== this.cols) throw new RangeError(`${w.name}: ${w.cols} columns but the input has ${this.cols} values`);
+      if (w.shard !== this.rt.shard) throw new RangeError(`${w.name} is in shard ${w.shard}; this Linear runs in shard ${this.rt.shard}`);
       bytes += w.rows * w.rowBytes;
     }
     const serial = !this.pool || this.pool.nThreads === 1 || bytes * this.nTokens < SERIAL_BYTES;
@@ -170,6 +171,7 @@ export class Linear {
       this.taskPool[i] = t;
     }
     t.count = w.rows;
+    t.shard = this.rt.shard;
     t.threadArg = undefined;
     t.args.length = 0;
     if (this.nTokens === 1) {

@@ -1,20 +1,26 @@
 /**
- * Will a model and a session fit in one WebAssembly memory (4 GiB at most on Node 20, no memory64)?
- * A pure plan from the config: call it before allocating anything, and fail with a sentence that says how much is
- * needed, what is available, and which context would fit.
+ * Will a model and a session fit in this machine's memory? A pure plan from the config: call it before allocating
+ * anything (before reading the weights), and fail with a sentence that says how much is needed, what is available,
+ * and which context would fit.
+ *
+ * Memory is several WebAssembly memories ("shards", at most 4 GiB each: src/runtime/shards.ts), so the limit is the
+ * machine's memory, not 4 GiB; what must still fit in ONE shard is one layer's weights (or the embedding and output)
+ * beside the shard's scratch, and one layer's KV cache beside a session's per-shard scratch.
  *
  *   weights   the bytes loadWeights places (weightBytes(gguf): packed matrices, norms decoded to f32)
  *   kv        contextSize × Σ over layers of K and V row bytes (whole blocks), exactly what KvCache allocates
- *   scratch   an upper estimate of the rest: the session's f32 activations (RunState, per batch token), the RoPE
- *             table (contextSize × ropeDim/2 cos/sin pairs), per-thread attention scratch (scores over the context
- *             for each query head of a kv group, plus a few head-sized rows), the converted matvec inputs, and a
- *             fixed reserve for the kernels' static data, stack and allocator alignment.
+ *   scratch   an upper estimate of the rest: per weight shard, the model's f32 activations (RunState, per batch
+ *             token), the converted matmul inputs, the rope rows and a fixed reserve for the kernels' static data;
+ *             per KV shard, per-thread attention scratch (scores over the context for each query head of a kv
+ *             group, plus a few head-sized rows), the staging rows of a layer whose weights are elsewhere and the
+ *             same reserve.
  */
 import type { KvPair } from "../api.js";
 import { getKvFormat } from "../formats/table.js";
-import { kvBytesPerToken, type KvLayerFormats } from "../kv/cache.js";
+import { kvBytesPerToken, kvRowBytes, type KvLayerFormats } from "../kv/cache.js";
 import { MAX_WASM_BYTES } from "../runtime/wasm.js";
 import type { ModelConfig } from "./config.js";
+import { PlacementError, placeWeights } from "./placement.js";
 
 /** Kernel static data, stack, layer descriptors and 64-byte alignment of every allocation, rounded up generously. */
 export const RESERVED_BYTES = 16 * 1024 * 1024;
@@ -24,10 +30,14 @@ export interface MemoryPlan {
   kv: number;
   scratch: number;
   total: number;
-  /** Bytes one WebAssembly memory can hold (MAX_WASM_BYTES unless told otherwise). */
+  /** Bytes the machine offers (os.totalmem() unless told otherwise). */
   available: number;
+  /** WebAssembly memories the weights and this session's KV cache are estimated to take. */
+  shards: number;
   /** The largest context that fits with these weights and KV formats (0 when not even one token fits). */
   maxContextSize: number;
+  /** Why nothing fits although memory would: a layer or its KV cache does not fit in one shard (else undefined). */
+  shardLimit?: string;
 }
 
 export interface MemoryPlanOptions {
@@ -35,8 +45,10 @@ export interface MemoryPlanOptions {
   threads?: number;
   /** Tokens evaluated per forward step (prompt batches; default 1). */
   batchTokens?: number;
-  /** Default MAX_WASM_BYTES (4 GiB). */
+  /** Bytes of memory available (default: the whole machine's, os.totalmem()). */
   available?: number;
+  /** Bytes one WebAssembly memory may hold (default 4 GiB). */
+  shardBytes?: number;
 }
 
 /** Thrown before any large allocation when the model and its session do not fit. */
@@ -47,16 +59,26 @@ export class MemoryPlanError extends Error {
     kvLabel: string,
   ) {
     const fitHint =
-      plan.maxContextSize < 1
-        ? "the weights alone leave no room: use a smaller model or a smaller weight quantization"
-        : `at most ${plan.maxContextSize} tokens of context fit with K/V ${kvLabel}: pass a smaller context (-c) or smaller K/V formats (e.g. --kv K8V4 or K4V4)`;
+      plan.shardLimit !== undefined
+        ? plan.shardLimit
+        : plan.maxContextSize < 1
+          ? "the weights alone leave no room: use a smaller model or a smaller weight quantization"
+          : `at most ${plan.maxContextSize} tokens of context fit with K/V ${kvLabel}: pass a smaller context (-c) or smaller K/V formats (e.g. --kv K8V4 or K4V4)`;
     super(
-      `the model and its session need ${gib(plan.total)} of WebAssembly memory (weights ${gib(plan.weights)}, ` +
+      `the model and its session need ${gib(plan.total)} of memory (weights ${gib(plan.weights)}, ` +
         `KV cache ${gib(plan.kv)} for ${contextSize} tokens of K/V ${kvLabel}, scratch ${gib(plan.scratch)}) ` +
-        `but one WebAssembly memory holds at most ${gib(plan.available)} in Node; ${fitHint}`,
+        `but ${gib(plan.available)} is available (this machine's memory); ${fitHint}`,
     );
     this.name = "MemoryPlanError";
   }
+}
+
+/** The machine's memory, the default budget: os.totalmem() in Node; one memory (4 GiB) where it cannot be read. */
+export function machineMemoryBytes(): number {
+  type Os = { totalmem(): number };
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const os = proc?.getBuiltinModule?.("node:os") as Os | undefined;
+  return os ? os.totalmem() : MAX_WASM_BYTES;
 }
 
 /**
@@ -73,16 +95,52 @@ export function planMemory(
   const layers = kvLayerFormats(config, kvPairs);
   const threads = Math.max(1, opts.threads ?? 1);
   const batch = Math.max(1, opts.batchTokens ?? 1);
-  const available = opts.available ?? MAX_WASM_BYTES;
+  const available = opts.available ?? machineMemoryBytes();
+  const shardBytes = opts.shardBytes ?? MAX_WASM_BYTES;
 
+  const shardScratch = shardScratchBytes(config, threads, batch);
+  // layers spread evenly for the plan (the embedding and output counted with them)
+  let weightShards: number;
+  let shardLimit: string | undefined;
+  try {
+    weightShards = placeWeights(0, new Array<number>(config.nLayers).fill(weightsBytes / config.nLayers), shardBytes, shardScratch).shardWeights.length;
+  } catch (e) {
+    if (!(e instanceof PlacementError)) throw e;
+    weightShards = 1;
+    shardLimit = `${e.message}: the model cannot be loaded at all`;
+  }
   const kvPerToken = kvBytesPerToken(layers, config.kvDim);
-  const { fixed, perToken } = scratchBytes(config, threads, batch);
-  const weights = weightsBytes;
-  const kv = contextSize * kvPerToken;
-  const scratch = fixed + contextSize * perToken;
-  const room = available - weights - fixed;
-  const maxContextSize = room <= 0 ? 0 : Math.floor(room / (kvPerToken + perToken));
-  return { weights, kv, scratch, total: weights + kv + scratch, available, maxContextSize };
+  const largestLayerKv = Math.max(...layers.map((l) => kvRowBytes(l.k, config.kvDim) + kvRowBytes(l.v, config.kvDim)));
+  const total = (ctx: number) => {
+    const { fixed, perToken } = kvShardScratchBytes(config, threads, batch);
+    const kv = ctx * kvPerToken;
+    const room = shardBytes - fixed - ctx * perToken; // KV bytes one shard holds beside the session's scratch
+    const kvShards = room > 0 ? Math.ceil(kv / room) : 1;
+    const scratch = weightShards * shardScratch + Math.max(1, kvShards) * (fixed + ctx * perToken);
+    return { kv, scratch, shards: weightShards + kvShards, total: weightsBytes + kv + scratch };
+  };
+  const fitsShard = (ctx: number) => {
+    const { fixed, perToken } = kvShardScratchBytes(config, threads, batch);
+    return ctx * (largestLayerKv + perToken) + fixed <= shardBytes;
+  };
+  const fits = (ctx: number) => fitsShard(ctx) && total(ctx).total <= available;
+  // the largest context that fits: total(ctx) grows with ctx, so bisect
+  let lo = 0;
+  let hi = 1;
+  if (shardLimit === undefined) {
+    while (fits(hi) && hi < 2 ** 31) hi *= 2;
+    if (fits(hi)) lo = hi;
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (fits(mid)) lo = mid;
+      else hi = mid;
+    }
+  }
+  const t = total(contextSize);
+  if (shardLimit === undefined && !fitsShard(contextSize)) {
+    shardLimit = `one layer's KV cache at ${contextSize} tokens does not fit in one WebAssembly memory (${gib(shardBytes)}): at most ${lo} tokens of context fit`;
+  }
+  return { weights: weightsBytes, kv: t.kv, scratch: t.scratch, total: t.total, available, shards: t.shards, maxContextSize: lo, shardLimit };
 }
 
 /** planMemory, throwing MemoryPlanError when the total exceeds what is available. Returns the plan otherwise. */
@@ -94,27 +152,38 @@ export function checkMemoryPlan(
   opts: MemoryPlanOptions = {},
 ): MemoryPlan {
   const plan = planMemory(config, weightsBytes, contextSize, kvPairs, opts);
-  if (plan.total > plan.available) throw new MemoryPlanError(plan, contextSize, kvLabel(kvPairs));
+  if (plan.total > plan.available || plan.shardLimit !== undefined) throw new MemoryPlanError(plan, contextSize, kvLabel(kvPairs));
   return plan;
 }
 
 /**
- * Scratch split into a context-independent part and a part per context token (RoPE table row and, per thread,
- * one attention score per query head of a kv group).
+ * Scratch each weight shard keeps for the model (allocated at load): the activations of a batch (RunState), the
+ * input converted to each matmul partner format, the wide matmuls' per-thread widened rows, the rope rows, and a
+ * reserve.
  */
-function scratchBytes(c: ModelConfig, threads: number, batch: number): { fixed: number; perToken: number } {
+export function shardScratchBytes(c: ModelConfig, threads: number, batch: number): number {
   const qDim = c.nHeads * c.headDim;
   const maxCols = Math.max(c.dim, c.ffnDim, qDim);
   // RunState: x, xb, xb2, q, k, v, att, hb, hb2, logits (f32), per batch token
   const activations = 4 * batch * (3 * c.dim + Math.max(c.dim, qDim) + 2 * qDim + 2 * c.kvDim + 2 * c.ffnDim + c.nVocab);
-  // Linear: the input converted to each partner format (at most f32-sized, at most 3 distinct partners)
-  const converted = 3 * 4 * batch * maxCols;
-  // attention per thread: accumulators and decoded rows (≈ 16 head-sized f32 rows per query head of the group)
+  // Linear: the input converted to each partner format (at most f32-sized, at most 3 distinct partners), the wide
+  // q8_0 form, and two widened weight rows per thread (at most 560 bytes per 256 values each)
+  const converted = 4 * 4 * batch * maxCols + threads * 2 * Math.ceil((maxCols / 256) * 560 + 64);
+  const rope = batch * (c.ropeDim / 2) * 8;
+  return activations + converted + rope + RESERVED_BYTES;
+}
+
+/**
+ * A session's scratch in each shard holding some of its KV cache: a fixed part (staging rows of q, k, v and the
+ * attention output for layers whose weights are in another shard, per-thread rows, a reserve) and a part per
+ * context token (per thread, one attention score per query head of a kv group).
+ */
+function kvShardScratchBytes(c: ModelConfig, threads: number, batch: number): { fixed: number; perToken: number } {
+  const qDim = c.nHeads * c.headDim;
+  const staging = 4 * batch * (2 * qDim + 2 * c.kvDim);
   const group = Math.ceil(c.nHeads / c.nKvHeads / 4) * 4;
   const attentionFixed = threads * (16 * group * c.headDim * 4 + 4096);
-  const fixed = activations + converted + attentionFixed + RESERVED_BYTES;
-  const perToken = (c.ropeDim / 2) * 8 + threads * group * 4;
-  return { fixed, perToken };
+  return { fixed: staging + attentionFixed + RESERVED_BYTES, perToken: threads * group * 4 };
 }
 
 function kvLayerFormats(c: ModelConfig, kvPairs: KvPair | readonly KvPair[]): KvLayerFormats[] {

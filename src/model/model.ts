@@ -5,17 +5,33 @@ import { parseGguf } from "../gguf/reader.js";
 import { fileSource } from "../gguf/source.js";
 import type { GgufFile } from "../gguf/types.js";
 import type { SessionOptions } from "../api.js";
+import { DEFAULT_KV, MAX_BATCH } from "./defaults.js";
 import { tokenizerFromGguf, type Tokenizer } from "../tokenizer/index.js";
 import { availableParallelism } from "node:os";
-import { ThreadPool } from "../runtime/pool.js";
-import { WasmRuntime } from "../runtime/wasm.js";
+import type { ThreadPool } from "../runtime/pool.js";
+import { defaultShardBytes, Shards } from "../runtime/shards.js";
+import type { WasmRuntime } from "../runtime/wasm.js";
 import { configFromGguf, type ModelConfig } from "./config.js";
+import type { ShardScratch } from "./forward.js";
+import { Linear } from "./linear.js";
+import { checkMemoryPlan, shardScratchBytes } from "./memory.js";
+import { RopeRows } from "./rope.js";
 import { Session } from "./session.js";
-import { loadWeights, type LlamaWeights } from "./weights.js";
+import { RunState } from "./state.js";
+import { loadWeights, planWeightPlacement, weightBytes, type LlamaWeights } from "./weights.js";
 
 export interface LoadOptions {
   /** Threads for the kernels: the calling thread + (threads − 1) workers. Default os.availableParallelism(). */
   threads?: number;
+  /**
+   * The session that will be created, when known (the CLI knows it): its memory plan is checked from the header,
+   * before any weight is read, and MemoryPlanError says what would fit.
+   */
+  session?: Pick<SessionOptions, "contextSize" | "kv">;
+  /** Bytes one WebAssembly memory may hold (default 4 GiB, or the KVSPLIT_SHARD_BYTES environment variable). */
+  shardBytes?: number;
+  /** Bytes the model and its sessions may use in all (default: the machine's memory). */
+  memoryLimit?: number;
 }
 
 export class Model {
@@ -24,26 +40,61 @@ export class Model {
     readonly gguf: GgufFile,
     readonly config: ModelConfig,
     readonly tokenizer: Tokenizer,
-    readonly runtime: WasmRuntime,
+    /** The WebAssembly memories weights and KV caches live in, and the threads over them. */
+    readonly shards: Shards,
     readonly weights: LlamaWeights,
-    /** Threads the kernels run on; sessions share it. */
-    readonly pool: ThreadPool,
+    /** Per weight shard (shards 0 .. n − 1): the forward pass's scratch there, shared by the sessions (they run one at a time). */
+    readonly scratch: readonly ShardScratch[],
+    /** Bytes the model and its sessions may use in all. */
+    readonly memoryLimit: number | undefined,
   ) {}
 
-  /** Read a GGUF file; throws GgufError (bad file) or ModelError (unsupported or inconsistent model). */
+  /** Read a GGUF file; throws GgufError (bad file), ModelError (unsupported or inconsistent model) or MemoryPlanError. */
   static load(path: string, opts: LoadOptions = {}): Model {
     const src = fileSource(path);
+    let shards: Shards | undefined;
     try {
       const gguf = parseGguf(src);
       const config = configFromGguf(gguf);
       const tokenizer = tokenizerFromGguf(gguf);
-      const runtime = new WasmRuntime();
-      const weights = loadWeights(runtime, gguf, src, config);
-      const pool = new ThreadPool(runtime.memory, opts.threads ?? availableParallelism());
-      return new Model(path, gguf, config, tokenizer, runtime, weights, pool);
+      const threads = opts.threads ?? availableParallelism();
+      const shardBytes = opts.shardBytes ?? defaultShardBytes();
+      const perShard = shardScratchBytes(config, threads, MAX_BATCH);
+      const placement = planWeightPlacement(gguf, config, shardBytes, perShard);
+      if (opts.session) {
+        const { contextSize = config.contextLength, kv = DEFAULT_KV } = opts.session;
+        checkMemoryPlan(config, weightBytes(gguf), contextSize, kv, { threads, batchTokens: MAX_BATCH, shardBytes, available: opts.memoryLimit });
+      }
+      shards = new Shards(shardBytes, threads);
+      const weights = loadWeights(shards, gguf, src, config, placement);
+      const maxCols = Math.max(config.dim, config.ffnDim, config.nHeads * config.headDim);
+      const scratch = placement.shardWeights.map((_, s): ShardScratch => {
+        const rt = shards!.runtimes[s];
+        return {
+          rt,
+          k: rt.k,
+          linear: new Linear(rt, maxCols, shards!.pool),
+          rope: RopeRows.forModel(rt, MAX_BATCH, config, weights),
+          state: new RunState(rt, config, MAX_BATCH),
+        };
+      });
+      return new Model(path, gguf, config, tokenizer, shards, weights, scratch, opts.memoryLimit);
+    } catch (e) {
+      shards?.dispose();
+      throw e;
     } finally {
       src.close();
     }
+  }
+
+  /** Threads the kernels run on; sessions share them. */
+  get pool(): ThreadPool {
+    return this.shards.pool;
+  }
+
+  /** Shard 0's runtime: the embedding, the output and the first layers (the only one for models under 4 GiB). */
+  get runtime(): WasmRuntime {
+    return this.shards.runtimes[0];
   }
 
   createSession(opts: SessionOptions = {}): Session {
@@ -55,7 +106,7 @@ export class Model {
    * (A model dropped without dispose() has its workers stopped when it is garbage collected.)
    */
   dispose(): void {
-    this.pool.dispose();
+    this.shards.dispose();
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * Rotary-embedding angles, computed once per session in float64 and stored as f32 cos/sin pairs:
+ * Rotary-embedding angles, computed in float64 for the positions of each batch and stored as f32 cos/sin pairs:
  * θ(pos, i) = freqScale · pos · base^(−2i/ropeDim) / freqFactor[i] for i < ropeDim/2, and the table holds
  * attnFactor · cos θ, attnFactor · sin θ (ggml's rope with frequency factors and linear scaling, no YaRN ramp).
  * The same table serves both pairings (adjacent for llama, halves for qwen2's NeoX rope): pair i uses angle i.
@@ -25,14 +25,21 @@ export function ropeScalingOf(c: ModelConfig, w: LlamaWeights): RopeScaling {
   return { freqFactors: w.ropeFreqFactors, freqScale: c.ropeFreqScale, attnFactor: c.ropeAttnFactor };
 }
 
-export class RopeTable {
-  /** f32 (contextSize, ropeDim/2, 2): attnFactor·cos θ, attnFactor·sin θ. */
+/**
+ * The cos/sin rows of a batch's positions, computed when the batch runs (a table over the whole context would cost
+ * contextSize × ropeDim/2 × 8 bytes in every shard: 16 MiB at 32K tokens for a head_dim-128 model, for nothing).
+ * The same float64 formula and f32 rounding as a whole-context table, so the same bits.
+ */
+export class RopeRows {
+  /** f32 (maxTokens, ropeDim/2, 2): attnFactor·cos θ, attnFactor·sin θ of positions pos0 .. pos0 + n − 1. */
   readonly ptr: number;
   private readonly pairs: number;
+  private readonly angleStep: Float64Array; // (ropeDim/2) θ per position of each pair
+  private readonly attnFactor: number;
 
   constructor(
     private readonly rt: WasmRuntime,
-    contextSize: number,
+    readonly maxTokens: number,
     ropeDim: number,
     base: number,
     scaling: RopeScaling = NO_ROPE_SCALING,
@@ -42,29 +49,32 @@ export class RopeTable {
     if (freqFactors && freqFactors.length < this.pairs) {
       throw new RangeError(`rope: ${freqFactors.length} frequency factors for ${this.pairs} pairs`);
     }
-    this.ptr = rt.alloc(contextSize * this.pairs * 8);
-    const table = rt.f32(this.ptr, contextSize * this.pairs * 2);
-    const angleStep = Array.from(
+    this.attnFactor = attnFactor;
+    this.angleStep = Float64Array.from(
       { length: this.pairs },
       (_, i) => (freqScale * Math.pow(base, (-2 * i) / ropeDim)) / (freqFactors ? freqFactors[i] : 1),
     );
-    for (let pos = 0; pos < contextSize; pos++) {
+    this.ptr = rt.alloc(maxTokens * this.pairs * 8);
+  }
+
+  /** The rows of a loaded model (its rope scaling and frequency factors included). */
+  static forModel(rt: WasmRuntime, maxTokens: number, c: ModelConfig, w: LlamaWeights): RopeRows {
+    return new RopeRows(rt, maxTokens, c.ropeDim, c.ropeBase, ropeScalingOf(c, w));
+  }
+
+  /** Write the rows of positions pos0 .. pos0 + n − 1; returns the byte offset of the first (the rope kernels' cs0). */
+  fill(pos0: number, n: number): number {
+    if (n > this.maxTokens) throw new RangeError(`rope rows for ${n} positions; this buffer holds ${this.maxTokens}`);
+    const table = this.rt.f32(this.ptr, n * this.pairs * 2);
+    for (let t = 0; t < n; t++) {
+      const pos = pos0 + t;
       for (let i = 0; i < this.pairs; i++) {
-        const theta = pos * angleStep[i];
-        table[(pos * this.pairs + i) * 2] = attnFactor * Math.cos(theta);
-        table[(pos * this.pairs + i) * 2 + 1] = attnFactor * Math.sin(theta);
+        const theta = pos * this.angleStep[i];
+        table[(t * this.pairs + i) * 2] = this.attnFactor * Math.cos(theta);
+        table[(t * this.pairs + i) * 2 + 1] = this.attnFactor * Math.sin(theta);
       }
     }
-  }
-
-  /** The table of a loaded model (its rope scaling and frequency factors included). */
-  static forModel(rt: WasmRuntime, contextSize: number, c: ModelConfig, w: LlamaWeights): RopeTable {
-    return new RopeTable(rt, contextSize, c.ropeDim, c.ropeBase, ropeScalingOf(c, w));
-  }
-
-  /** Byte offset of position `pos`'s (ropeDim/2, 2) cos/sin row. */
-  row(pos: number): number {
-    return this.ptr + pos * this.pairs * 8;
+    return this.ptr;
   }
 
   dispose(): void {

@@ -4,14 +4,14 @@
  */
 import type { KvPair, SessionOptions } from "../api.js";
 import { getKvFormat } from "../formats/table.js";
-import { KvCache, type KvLayerFormats } from "../kv/cache.js";
+import type { KvLayerFormats } from "../kv/cache.js";
+import { ShardedKvCache } from "../kv/sharded.js";
 import type { Model } from "./model.js";
+import { DEFAULT_KV, MAX_BATCH } from "./defaults.js";
 import { forward, type ForwardContext, type LogitsWanted } from "./forward.js";
-import { Linear } from "./linear.js";
-import { checkMemoryPlan } from "./memory.js";
-import { MAX_WASM_BYTES } from "../runtime/wasm.js";
-import { RopeTable } from "./rope.js";
-import { RunState } from "./state.js";
+import { checkMemoryPlan, machineMemoryBytes } from "./memory.js";
+
+export { MAX_BATCH } from "./defaults.js";
 
 export class ContextFullError extends Error {
   constructor(readonly contextSize: number) {
@@ -19,12 +19,6 @@ export class ContextFullError extends Error {
     this.name = "ContextFullError";
   }
 }
-
-/** K/V formats of a session created without `kv`: llama.cpp's default cache types. */
-const DEFAULT_KV: KvPair = { k: "f16", v: "f16" };
-
-/** Tokens run through the network together (llama.cpp's micro-batch): each weight row is read once per batch. */
-export const MAX_BATCH = 64;
 
 export class Session {
   readonly contextSize: number;
@@ -52,21 +46,19 @@ export class Session {
     this.kv = perLayer.map((p) => ({ k: p.k, v: p.v }));
     this.rotation = opts.rotation ?? true;
     const layers: KvLayerFormats[] = this.kv.map((p) => ({ k: getKvFormat(p.k), v: getKvFormat(p.v) }));
-    const rt = model.runtime;
-    // Fail before any large allocation if this session cannot fit beside what the memory already holds.
+    // Fail before any large allocation if this session cannot fit beside what the model's memories already hold.
+    const available = (model.memoryLimit ?? machineMemoryBytes()) - (model.shards.usedBytes - model.weights.bytes);
     checkMemoryPlan(c, model.weights.bytes, this.contextSize, this.kv, {
       threads: model.pool.nThreads,
       batchTokens: MAX_BATCH,
-      available: MAX_WASM_BYTES - (rt.usedBytes - model.weights.bytes),
+      available,
+      shardBytes: model.shards.shardBytes,
     });
     this.ctx = {
       config: c,
       weights: model.weights,
-      k: rt.k,
-      linear: new Linear(rt, Math.max(c.dim, c.ffnDim, c.nHeads * c.headDim), model.pool),
-      rope: RopeTable.forModel(rt, this.contextSize, c, model.weights),
-      state: new RunState(rt, c, MAX_BATCH),
-      cache: new KvCache(rt, {
+      shards: model.scratch,
+      cache: new ShardedKvCache(model.shards, {
         nLayers: c.nLayers,
         nHeads: c.nHeads,
         nKvHeads: c.nKvHeads,
@@ -75,6 +67,8 @@ export class Session {
         layers,
         rotation: this.rotation,
         pool: model.pool,
+        inputShard: model.weights.layerShard,
+        maxTokens: MAX_BATCH,
       }),
     };
   }
@@ -114,14 +108,15 @@ export class Session {
     this.ctx.cache.setLength(0);
   }
 
+  /** The KV cache (layouts, packed rows, shards): for tests and reports. */
+  get cache(): ShardedKvCache {
+    return this.ctx.cache;
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    const { linear, rope, state, cache } = this.ctx;
-    cache.dispose();
-    state.dispose();
-    rope.dispose();
-    linear.dispose();
+    this.ctx.cache.dispose();
   }
 
   /** Run tokens in batches of MAX_BATCH; `onLogits` receives each batch's wanted logits rows (a view, valid until the next batch). */
@@ -144,6 +139,7 @@ export class Session {
   }
 
   private readLogits(rows: number): Float32Array {
-    return this.model.runtime.f32(this.ctx.state.logits, rows * this.model.config.nVocab);
+    const first = this.ctx.shards[0]; // the output runs in shard 0
+    return first.rt.f32(first.state.logits, rows * this.model.config.nVocab);
   }
 }

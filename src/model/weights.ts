@@ -7,14 +7,18 @@
 import type { ByteSource, GgufFile, GgufTensorInfo } from "../gguf/types.js";
 import type { BlockFormat } from "../formats/types.js";
 import { rowBytes } from "../formats/table.js";
-import { MAX_WASM_BYTES, type WasmRuntime } from "../runtime/wasm.js";
+import type { Shards } from "../runtime/shards.js";
+import type { WasmRuntime } from "../runtime/wasm.js";
 import type { ModelConfig } from "./config.js";
 import { ModelError } from "./errors.js";
+import { PlacementError, placeWeights, type WeightPlacement } from "./placement.js";
 
 /** A packed matrix of `rows` rows, each `cols` values in `format` (GGUF shape [cols, rows]). */
 export interface WeightMatrix {
   readonly name: string;
-  readonly ptr: number; // (rows, rowBytes) packed blocks
+  /** The shard whose memory holds it (src/runtime/shards.ts). */
+  readonly shard: number;
+  readonly ptr: number; // (rows, rowBytes) packed blocks, in the shard's memory
   readonly format: BlockFormat;
   readonly rows: number;
   readonly cols: number;
@@ -24,7 +28,8 @@ export interface WeightMatrix {
 /** An f32 vector (norm gains). */
 export interface WeightVector {
   readonly name: string;
-  readonly ptr: number; // f32 (n)
+  readonly shard: number;
+  readonly ptr: number; // f32 (n), in the shard's memory
   readonly n: number;
 }
 
@@ -48,6 +53,8 @@ export interface LayerWeights {
 }
 
 export interface LlamaWeights {
+  /** (nLayers) the shard holding each layer's tensors; the embedding, output norm and output live in shard 0. */
+  readonly layerShard: readonly number[];
   readonly tokenEmbd: WeightMatrix; // (nVocab, dim)
   readonly layers: readonly LayerWeights[];
   readonly outputNorm: WeightVector; // (dim)
@@ -59,20 +66,53 @@ export interface LlamaWeights {
    * null when the model has none (all 1).
    */
   readonly ropeFreqFactors: Float32Array | null;
-  /** Bytes of WebAssembly memory the weights occupy. */
+  /** Bytes of WebAssembly memory the weights occupy (all shards). */
   readonly bytes: number;
 }
 
 const ALIGN = 64;
 
-/** Bytes the weights will take in WebAssembly memory (for the fits-in-4-GiB check before any allocation). */
+/** Bytes a tensor takes in WebAssembly memory: packed as stored, 1-D tensors decoded to f32; 64-byte aligned. */
+function placedBytes(t: GgufTensorInfo): number {
+  return align(t.shape.length === 1 ? t.nElements * 4 : t.byteSize);
+}
+
+/** Bytes the weights will take in WebAssembly memory, all shards together (for the plan before any allocation). */
 export function weightBytes(file: GgufFile): number {
   let total = 0;
-  for (const t of file.tensors) total += align(t.shape.length === 1 ? t.nElements * 4 : t.byteSize);
+  for (const t of file.tensors) total += placedBytes(t);
   return total;
 }
 
-export function loadWeights(rt: WasmRuntime, file: GgufFile, src: ByteSource, c: ModelConfig): LlamaWeights {
+/** The layer a tensor belongs to (`blk.N.`), or -1 for the head tensors (embedding, output, norms, rope factors). */
+function layerOf(t: GgufTensorInfo, nLayers: number): number {
+  const m = /^blk\.(\d+)\./.exec(t.name);
+  const l = m ? Number(m[1]) : -1;
+  return l >= 0 && l < nLayers ? l : -1;
+}
+
+/** Where each layer's weights go, for shards of `shardBytes` with `shardScratch` kept free in each. */
+export function planWeightPlacement(file: GgufFile, c: ModelConfig, shardBytes: number, shardScratch: number): WeightPlacement {
+  let head = 0;
+  const layers = new Array<number>(c.nLayers).fill(0);
+  for (const t of file.tensors) {
+    const l = layerOf(t, c.nLayers);
+    if (l < 0) head += placedBytes(t);
+    else layers[l] += placedBytes(t);
+  }
+  try {
+    return placeWeights(head, layers, shardBytes, shardScratch);
+  } catch (e) {
+    if (e instanceof PlacementError) throw new ModelError(`${e.message} (a WebAssembly memory holds at most ${shardBytes} bytes)`, file.name);
+    throw e;
+  }
+}
+
+/**
+ * Copy every tensor into the shard the placement names (shard 0 for the head tensors), adding shards as needed.
+ * Each shard's tensors are one allocation.
+ */
+export function loadWeights(shards: Shards, file: GgufFile, src: ByteSource, c: ModelConfig, placement: WeightPlacement): LlamaWeights {
   const byName = new Map(file.tensors.map((t) => [t.name, t]));
   const need = (name: string): GgufTensorInfo => {
     const t = byName.get(name);
@@ -80,22 +120,22 @@ export function loadWeights(rt: WasmRuntime, file: GgufFile, src: ByteSource, c:
     return t;
   };
   const total = weightBytes(file);
-  if (total > MAX_WASM_BYTES) {
-    throw new ModelError(
-      `the weights need ${total} bytes of WebAssembly memory but one memory holds at most ${MAX_WASM_BYTES} (4 GiB)`,
-      file.name,
-    );
-  }
-  const base = rt.alloc(total, ALIGN);
-  let cursor = base;
-  const placed = new Map<string, number>();
-  const place = (t: GgufTensorInfo, bytes: number): number => {
-    const hit = placed.get(t.name);
-    if (hit !== undefined) return hit;
-    const ptr = cursor;
-    cursor += align(bytes);
-    placed.set(t.name, ptr);
-    return ptr;
+  const cursors: number[] = placement.shardWeights.map((bytes, s) => {
+    const rt = s < shards.runtimes.length ? shards.runtimes[s] : shards.add();
+    return rt.alloc(bytes, ALIGN);
+  });
+  const placed = new Map<string, { shard: number; ptr: number }>();
+  const place = (t: GgufTensorInfo, shard: number): { shard: number; ptr: number; rt: WasmRuntime } => {
+    const hit = placed.get(t.name) ?? { shard, ptr: cursors[shard] };
+    if (!placed.has(t.name)) {
+      cursors[shard] += placedBytes(t);
+      placed.set(t.name, hit);
+    }
+    return { ...hit, rt: shards.runtimes[hit.shard] };
+  };
+  const shardOf = (t: GgufTensorInfo): number => {
+    const l = layerOf(t, c.nLayers);
+    return l < 0 ? 0 : placement.layerShard[l];
   };
 
   const matrix = (name: string, rows: number, cols: number): WeightMatrix => {
@@ -112,9 +152,9 @@ export function loadWeights(rt: WasmRuntime, file: GgufFile, src: ByteSource, c:
     } catch {
       throw new ModelError(`tensor ${name}: rows of ${cols} values are not whole ${t.format.name} blocks`, file.name);
     }
-    const ptr = place(t, t.byteSize);
+    const { shard, ptr, rt } = place(t, shardOf(t));
     copyTensor(rt, src, t, ptr);
-    return { name, ptr, format: t.format, rows, cols, rowBytes: rb };
+    return { name, shard, ptr, format: t.format, rows, cols, rowBytes: rb };
   };
 
   const vector = (name: string, n: number): WeightVector => {
@@ -122,10 +162,10 @@ export function loadWeights(rt: WasmRuntime, file: GgufFile, src: ByteSource, c:
     if (t.nElements !== n || t.shape.length !== 1) {
       throw new ModelError(`tensor ${name} has shape [${t.shape}], expected [${n}]`, file.name);
     }
-    const ptr = place(t, n * 4);
+    const { shard, ptr, rt } = place(t, shardOf(t));
     const raw = src.read(t.offset, t.byteSize);
     t.format.reference.dequantizeRow(raw, rt.f32(ptr, n));
-    return { name, ptr, n };
+    return { name, shard, ptr, n };
   };
 
   const optionalVector = (name: string, n: number): WeightVector | null => (byName.has(name) ? vector(name, n) : null);
@@ -159,6 +199,7 @@ export function loadWeights(rt: WasmRuntime, file: GgufFile, src: ByteSource, c:
   const tokenEmbd = matrix("token_embd.weight", c.nVocab, c.dim);
   const output = byName.has("output.weight") ? matrix("output.weight", c.nVocab, c.dim) : tokenEmbd;
   return {
+    layerShard: placement.layerShard,
     tokenEmbd,
     layers,
     outputNorm: vector("output_norm.weight", c.dim),

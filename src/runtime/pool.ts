@@ -1,6 +1,8 @@
 /**
- * A fixed pool of threads that run WebAssembly kernels on one shared memory: the calling thread plus nThreads − 1
- * worker_threads, each with its own instance of build/kernels.wasm over the SAME WebAssembly.Memory.
+ * A fixed pool of threads that run WebAssembly kernels on shared memories: the calling thread plus nThreads − 1
+ * worker_threads, each with its own instance of the kernels over EACH of the pool's WebAssembly.Memory objects (the
+ * shards of src/runtime/shards.ts; one memory holds at most 4 GiB). A task names the shard whose memory its byte
+ * offsets point into; kernel index i of shard s is s × (kernels per module) + i on every thread.
  *
  * Handoff (a futex sync costs 15–70 µs on the target machine, so there is one per run(), not per kernel):
  *   caller: write the task list into a SharedArrayBuffer, open the claim word, bump `generation`, Atomics.notify;
@@ -35,6 +37,8 @@ export interface ParallelTask {
   endArg: number;
   /** Split boundaries are multiples of this (default 1). */
   grain?: number;
+  /** The memory (index into the pool's memories) the args point into (default 0). */
+  shard?: number;
   /** args[index] = base + threadIndex * stride (per-thread scratch). */
   threadArg?: { index: number; base: number; stride: number };
 }
@@ -78,7 +82,7 @@ export const ERROR_BYTES = 4096;
 export interface PoolWorkerData {
   kind: "kvsplit-pool-worker";
   module: WebAssembly.Module;
-  memory: WebAssembly.Memory;
+  memories: WebAssembly.Memory[]; // one kernel instance per memory, in shard order
   ints: SharedArrayBuffer; // Int32 (HEADER_INTS + MAX_TASKS * TASK_INTS)
   f64s: SharedArrayBuffer; // Float64 (MAX_TASKS * TASK_F64S)
   errorText: SharedArrayBuffer; // u8 (ERROR_BYTES)
@@ -91,6 +95,20 @@ export function kernelIndexNames(module: WebAssembly.Module): string[] {
   return WebAssembly.Module.exports(module)
     .filter((e) => e.kind === "function")
     .map((e) => e.name);
+}
+
+/**
+ * The kernel functions of one instance per memory, concatenated in shard order: (memories.length × names.length),
+ * what a task's kernel index (shard × names.length + i) selects on every thread.
+ */
+export function shardKernelTable(module: WebAssembly.Module, memories: readonly WebAssembly.Memory[], abort: () => never): Array<(...args: number[]) => unknown> {
+  const names = kernelIndexNames(module);
+  const fns: Array<(...args: number[]) => unknown> = [];
+  for (const memory of memories) {
+    const exports = new WebAssembly.Instance(module, { env: { memory, abort } }).exports as Record<string, (...args: number[]) => unknown>;
+    for (const n of names) fns.push(exports[n]);
+  }
+  return fns;
 }
 
 /** First item of thread `t` of `nThreads` (bound(nThreads) = count): whole grains, split as evenly as grains allow. */
@@ -204,16 +222,19 @@ function spawnWorkers(nThreads: number, dataFor: (workerIndex: number) => PoolWo
 
 export class ThreadPool {
   readonly nThreads: number;
-  /** Resolves when every worker thread has exited (after dispose(), or at once for a one-thread pool). */
-  readonly exited: Promise<void>;
-  private readonly workers: Worker[];
-  private readonly ints: Int32Array; // (HEADER_INTS + MAX_TASKS * TASK_INTS)
-  private readonly f64s: Float64Array; // (MAX_TASKS * TASK_F64S)
-  private readonly errorText: Uint8Array; // (ERROR_BYTES) UTF-8 message of a worker's failure
+  private workers: Worker[] = [];
+  private ints!: Int32Array; // (HEADER_INTS + MAX_TASKS * TASK_INTS)
+  private f64s!: Float64Array; // (MAX_TASKS * TASK_F64S)
+  private errorText!: Uint8Array; // (ERROR_BYTES) UTF-8 message of a worker's failure
+  private readonly module: WebAssembly.Module;
+  private readonly memories: WebAssembly.Memory[];
   private readonly kernelIndex = new Map<string, number>();
-  private readonly fns: Array<(...args: number[]) => unknown>;
+  private readonly kernelsPerShard: number;
+  private fns: Array<(...args: number[]) => unknown>;
   private readonly argScratch = new Float64Array(MAX_TASK_ARGS);
-  private readonly handles: WorkerHandles;
+  /** What the finalizer stops: the current workers and control block (updated in place when workers are replaced). */
+  private readonly handles: WorkerHandles = { workers: [], ints: new Int32Array(1) };
+  private readonly exits: Promise<void>[] = [];
   private broken: string | undefined;
   private runTag = 0;
   /** The first error of the calling thread's own chunks in the current run. */
@@ -223,23 +244,57 @@ export class ThreadPool {
   };
   private disposed = false;
 
-  /** nThreads − 1 worker_threads + the calling thread. Blocks until every worker is ready (or throws). */
-  constructor(
-    readonly memory: WebAssembly.Memory,
-    nThreads: number,
-  ) {
+  /**
+   * nThreads − 1 worker_threads + the calling thread, over one memory or several (shard 0, 1, ...).
+   * Blocks until every worker is ready (or throws).
+   */
+  constructor(memories: WebAssembly.Memory | readonly WebAssembly.Memory[], nThreads: number) {
     if (!Number.isInteger(nThreads) || nThreads < 1 || nThreads > MAX_WORKERS + 1) {
       throw new RangeError(`threads must be an integer in [1, ${MAX_WORKERS + 1}], got ${nThreads}`);
     }
-    if (!(memory.buffer instanceof SharedArrayBuffer)) throw new TypeError("ThreadPool needs a shared WebAssembly.Memory");
+    this.memories = Array.isArray(memories) ? [...memories] : [memories as WebAssembly.Memory];
+    for (const memory of this.memories) {
+      if (!(memory.buffer instanceof SharedArrayBuffer)) throw new TypeError("ThreadPool needs a shared WebAssembly.Memory");
+    }
     this.nThreads = nThreads;
-    const module = kernelModule();
-    const names = kernelIndexNames(module);
+    this.module = kernelModule();
+    const names = kernelIndexNames(this.module);
+    this.kernelsPerShard = names.length;
     for (let i = 0; i < names.length; i++) this.kernelIndex.set(names[i], i);
-    const instance = new WebAssembly.Instance(module, { env: { memory, abort: kernelAbort } });
-    const exports = instance.exports as Record<string, (...args: number[]) => unknown>;
-    this.fns = names.map((n) => exports[n]);
+    this.fns = shardKernelTable(this.module, this.memories, kernelAbort);
+    this.startWorkers();
+  }
 
+  /** Shards (memories) the pool runs kernels on. */
+  get nShards(): number {
+    return this.memories.length;
+  }
+
+  /** Resolves when every worker thread ever started has exited (after dispose(), or at once for a one-thread pool). */
+  get exited(): Promise<void> {
+    return Promise.all(this.exits).then(() => {});
+  }
+
+  /**
+   * Add a memory (returns its shard index). Workers cannot take a new memory while they wait on the control block
+   * (a browser worker has no synchronous message receive), so they are replaced by new ones that instantiate the
+   * kernels over every memory: tens of milliseconds, paid only when a session needs a new shard.
+   */
+  addMemory(memory: WebAssembly.Memory): number {
+    if (this.disposed) throw new ThreadPoolError("the thread pool has been disposed");
+    if (!(memory.buffer instanceof SharedArrayBuffer)) throw new TypeError("ThreadPool needs a shared WebAssembly.Memory");
+    this.memories.push(memory);
+    this.fns = this.fns.concat(shardKernelTable(this.module, [memory], kernelAbort));
+    if (this.workers.length > 0) {
+      finalizer.unregister(this);
+      stopWorkers(this.handles);
+    }
+    this.startWorkers();
+    return this.memories.length - 1;
+  }
+
+  /** A fresh control block and nThreads − 1 workers over every memory. */
+  private startWorkers(): void {
     const intsBuf = new SharedArrayBuffer((HEADER_INTS + MAX_TASKS * TASK_INTS) * 4);
     const f64sBuf = new SharedArrayBuffer(MAX_TASKS * TASK_F64S * 8);
     const errorBuf = new SharedArrayBuffer(ERROR_BYTES);
@@ -248,12 +303,14 @@ export class ThreadPool {
     this.errorText = new Uint8Array(errorBuf);
     this.ints[CTRL.claim] = CLAIM_CLOSED;
 
+    const { module, memories, nThreads } = this;
     const spawned = spawnWorkers(nThreads, (w) => ({
-      kind: "kvsplit-pool-worker", module, memory, ints: intsBuf, f64s: f64sBuf, errorText: errorBuf, workerIndex: w, nThreads,
+      kind: "kvsplit-pool-worker", module, memories, ints: intsBuf, f64s: f64sBuf, errorText: errorBuf, workerIndex: w, nThreads,
     }));
     this.workers = spawned.workers;
-    this.exited = spawned.exited;
-    this.handles = { workers: this.workers, ints: this.ints };
+    this.exits.push(spawned.exited);
+    this.handles.workers = this.workers;
+    this.handles.ints = this.ints;
     if (this.workers.length > 0) {
       finalizer.register(this, this.handles, this);
       try {
@@ -317,8 +374,13 @@ export class ThreadPool {
 
   /** Writes task `i` (its chunks numbered from firstChunk); returns its chunk count. */
   private writeTask(i: number, t: ParallelTask, firstChunk: number): number {
-    const kernel = this.kernelIndex.get(t.kernel);
-    if (kernel === undefined) throw new RangeError(`unknown kernel '${t.kernel}': not an export of build/kernels.wasm`);
+    const index = this.kernelIndex.get(t.kernel);
+    if (index === undefined) throw new RangeError(`unknown kernel '${t.kernel}': not an export of build/kernels.wasm`);
+    const shard = t.shard ?? 0;
+    if (!Number.isInteger(shard) || shard < 0 || shard >= this.memories.length) {
+      throw new RangeError(`${t.kernel}: shard ${shard} is not one of the pool's ${this.memories.length} memories`);
+    }
+    const kernel = shard * this.kernelsPerShard + index;
     const nArgs = t.args.length;
     if (nArgs > MAX_TASK_ARGS) throw new RangeError(`${t.kernel}: ${nArgs} arguments; a pool task takes at most ${MAX_TASK_ARGS}`);
     const grain = t.grain ?? 1;

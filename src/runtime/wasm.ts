@@ -23,25 +23,46 @@ export function kernelModule(): WebAssembly.Module {
   return compiled;
 }
 
+export interface WasmRuntimeOptions {
+  /** Bytes this memory may grow to (default and at most MAX_WASM_BYTES): a smaller limit forces sharding in tests. */
+  maxBytes?: number;
+  /** Its index among a model's memories (src/runtime/shards.ts), what pool tasks name it by (default 0). */
+  shard?: number;
+}
+
 export class WasmRuntime {
   readonly memory: WebAssembly.Memory;
   readonly k: KernelExports;
+  /** Bytes the allocator may hand out up to (offsets below this). */
+  readonly maxBytes: number;
+  /** Index of this memory in its model's shard list and in the thread pool. */
+  readonly shard: number;
   private readonly allocator: RangeAllocator;
 
-  constructor(memory?: WebAssembly.Memory) {
+  constructor(memory?: WebAssembly.Memory, opts: WasmRuntimeOptions = {}) {
+    this.maxBytes = opts.maxBytes ?? MAX_WASM_BYTES;
+    if (!Number.isInteger(this.maxBytes) || this.maxBytes <= 0 || this.maxBytes > MAX_WASM_BYTES) {
+      throw new RangeError(`a WebAssembly memory holds 1 .. ${MAX_WASM_BYTES} bytes, asked for ${opts.maxBytes}`);
+    }
+    this.shard = opts.shard ?? 0;
     this.memory = memory ?? new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
     const instance = new WebAssembly.Instance(kernelModule(), { env: { memory: this.memory, abort: wasmAbort } });
     this.k = instance.exports as unknown as KernelExports;
     this.allocator = new RangeAllocator(Number(this.k.heapBase()));
   }
 
-  /** Allocate `bytes` (aligned to `align`, default 64) and grow the memory if needed. Throws past 4 GiB. */
+  /** Bytes still free for allocations: below maxBytes, above the high-water mark (freed holes not counted). */
+  get freeBytes(): number {
+    return this.maxBytes - this.allocator.highWater;
+  }
+
+  /** Allocate `bytes` (aligned to `align`, default 64) and grow the memory if needed. Throws past maxBytes. */
   alloc(bytes: number, align = 64): number {
     const ptr = this.allocator.alloc(bytes, align);
     const need = this.allocator.highWater;
-    if (need > MAX_WASM_BYTES) {
+    if (need > this.maxBytes) {
       this.allocator.freeBlock(ptr);
-      throw new WasmMemoryError(need);
+      throw new WasmMemoryError(need, this.maxBytes);
     }
     const have = this.memory.buffer.byteLength;
     if (need > have) this.memory.grow(Math.ceil((need - have) / PAGE));
@@ -73,8 +94,11 @@ export class WasmRuntime {
 }
 
 export class WasmMemoryError extends Error {
-  constructor(readonly neededBytes: number) {
-    super(`needs ${neededBytes} bytes of WebAssembly memory; one memory holds at most ${MAX_WASM_BYTES} bytes (4 GiB)`);
+  constructor(
+    readonly neededBytes: number,
+    readonly maxBytes = MAX_WASM_BYTES,
+  ) {
+    super(`needs ${neededBytes} bytes of WebAssembly memory; this memory holds at most ${maxBytes} bytes`);
     this.name = "WasmMemoryError";
   }
 }

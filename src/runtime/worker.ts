@@ -1,11 +1,11 @@
 /**
- * The worker_threads entry of ThreadPool (pool.ts): instantiate the kernels on the shared memory, then loop:
+ * The worker_threads entry of ThreadPool (pool.ts): instantiate the kernels on every shared memory, then loop:
  * wait for a new generation, claim and run chunks until none is left. Never returns to its event loop until told
  * to exit, so it needs no message listeners (and keeps nothing alive).
  */
 import { isMainThread, workerData } from "node:worker_threads";
 import {
-  CTRL, ERROR_BYTES, MAX_TASK_ARGS, SPIN_LOOPS, WorkerState, kernelIndexNames, runChunks, type PoolWorkerData,
+  CTRL, ERROR_BYTES, MAX_TASK_ARGS, SPIN_LOOPS, WorkerState, runChunks, shardKernelTable, type PoolWorkerData,
 } from "./pool.js";
 
 function serve(data: PoolWorkerData): void {
@@ -29,9 +29,7 @@ function serve(data: PoolWorkerData): void {
 
   let fns: Array<(...args: number[]) => unknown>;
   try {
-    const instance = new WebAssembly.Instance(data.module, { env: { memory: data.memory, abort: kernelAbort } });
-    const exports = instance.exports as Record<string, (...args: number[]) => unknown>;
-    fns = kernelIndexNames(data.module).map((n) => exports[n]);
+    fns = shardKernelTable(data.module, data.memories, kernelAbort);
   } catch (e) {
     report(e);
     Atomics.store(ints, stateSlot, WorkerState.failed);
