@@ -67,7 +67,7 @@ function perplexityCommand(opts: PerplexityOptions): void {
   const modelPath = checkModelPath(opts.model);
   const baseFile: KldBaseFile | undefined = opts.klDivergence !== undefined ? asCliError(() => readKldBase(opts.klDivergence!)) : undefined;
 
-  const model = loadModel(modelPath, { threads: opts.threads });
+  const model = loadModel(modelPath, { threads: opts.threads, session: opts.ctxSize ? { contextSize: opts.ctxSize, kv: { k: kv.k, v: kv.v } } : undefined });
   try {
     const evalText = asCliError(() => evalTextFor(model, text, opts, baseFile));
     const nVocab = model.config.nVocab;

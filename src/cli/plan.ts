@@ -7,6 +7,7 @@ import { parseKvConfigList } from "../kv/shorthand.js";
 import { parseByteSize, planRows, readPlanModel, type PlanRow } from "../eval/plan.js";
 import { DEFAULT_COMPARE_CONFIGS } from "../eval/compare.js";
 import { UsageError } from "./errors.js";
+import { machineMemoryBytes } from "../model/memory.js";
 import { addModelOption, checkModelPath, formatBytes, intArg, writeJson } from "./options.js";
 
 interface PlanOptions {
@@ -52,18 +53,24 @@ function planCommand(opts: PlanOptions): void {
       `trained context ${c.contextLength}\n\n`,
   );
   const header = ["config", "K", "V", "bytes/token", "memory" in target ? "max context" : `KV @${(target as { ctx: number }).ctx}`];
-  if (!("memory" in target)) header.push("total", "fits in 4 GiB");
+  if (!("memory" in target)) header.push("total", `fits in ${formatBytes(machineMemoryBytes())}`);
+  header.push("memories");
   const lines = rows.map((r) => cells(r, target));
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const fmt = (l: string[]) => l.map((x, i) => (i < 3 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join("  ");
   process.stdout.write([fmt(header), widths.map((w) => "-".repeat(w)).join("  "), ...lines.map(fmt)].join("\n") + "\n");
   if ("memory" in target) {
-    process.stdout.write("\nmax context counts weights + KV cache + scratch within min(budget, 4 GiB: one WebAssembly memory).\n");
+    process.stdout.write("\nmax context counts weights + KV cache + scratch within the budget; memories: WebAssembly memories of at most 4 GiB.\n");
+    if (rows.some((r) => r.beyond_trained)) {
+      process.stdout.write(`* past the model's trained context (${c.contextLength} tokens): quality beyond it is not what the model was trained for.\n`);
+    }
+  } else if ("ctx" in target && target.ctx > c.contextLength) {
+    process.stdout.write(`\n-c ${target.ctx} is past the model's trained context (${c.contextLength} tokens).\n`);
   }
 }
 
 function cells(r: PlanRow, target: { memory: number } | { ctx: number }): string[] {
   const base = [r.config, r.k, r.v, String(r.kv_bytes_per_token)];
-  if ("memory" in target) return [...base, String(r.max_ctx)];
-  return [...base, formatBytes(r.bytes!), formatBytes(r.total_bytes!), r.fits ? "yes" : "no"];
+  if ("memory" in target) return [...base, `${r.max_ctx}${r.beyond_trained ? "*" : ""}`, String(r.shards)];
+  return [...base, formatBytes(r.bytes!), formatBytes(r.total_bytes!), r.fits ? "yes" : "no", String(r.shards)];
 }

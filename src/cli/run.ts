@@ -67,7 +67,7 @@ function runCommand(opts: RunOptions): void {
   });
   const maxTokens = opts.nPredict < 0 ? Infinity : opts.nPredict;
 
-  const model = loadModel(modelPath, { threads: opts.threads });
+  const model = loadModel(modelPath, { threads: opts.threads, session: { contextSize: opts.ctxSize, kv: { k: kv.k, v: kv.v } } });
   try {
     const session = model.createSession({ contextSize: opts.ctxSize, kv: { k: kv.k, v: kv.v }, rotation: opts.kvRotation });
     try {

@@ -162,7 +162,7 @@ class KvsplitBenchSession implements BenchEngineSession {
 
 /** One kvsplit run in this process: load the model with `job.threads` threads, measure, dispose. */
 export async function runKvsplitJob(job: BenchJob): Promise<BenchRunResult> {
-  const model = loadModel(job.modelPath, { threads: job.threads });
+  const model = loadModel(job.modelPath, { threads: job.threads, session: { contextSize: job.contextSize, kv: { k: job.k, v: job.v } } });
   try {
     const session = model.createSession({ contextSize: job.contextSize, kv: { k: job.k, v: job.v } });
     try {

@@ -1,30 +1,33 @@
 /**
  * The memory planner: for a model (read from its GGUF header only) and each K/V config, the KV bytes per token and
  * either the longest context that fits in a memory budget or the bytes a given context needs.
- * Budgets count the weights, the KV cache and the session's scratch (planMemory), and kvsplit's own ceiling:
- * one WebAssembly memory holds at most 4 GiB.
+ * Budgets count the weights, the KV cache and the session's scratch (planMemory). Memory is split into WebAssembly
+ * memories of at most 4 GiB each (shards), so the limit is the budget, or the machine's memory without one.
  */
 import type { KvConfig } from "../kv/shorthand.js";
 import { kvBytesPerToken } from "../kv/cache.js";
 import { getKvFormat } from "../formats/table.js";
 import { readGgufHeader } from "../gguf/reader.js";
 import { configFromGguf, type ModelConfig } from "../model/config.js";
-import { planMemory } from "../model/memory.js";
+import { machineMemoryBytes, planMemory } from "../model/memory.js";
 import { weightBytes } from "../model/weights.js";
-import { MAX_WASM_BYTES } from "../runtime/wasm.js";
 
 export interface PlanRow {
   config: string;
   k: string;
   v: string;
   kv_bytes_per_token: number;
-  /** With a budget: the longest context whose weights + KV + scratch fit in min(budget, 4 GiB). */
+  /** With a budget: the longest context whose weights + KV + scratch fit in the budget. */
   max_ctx?: number;
+  /** With a budget: max_ctx is past the model's trained context length. */
+  beyond_trained?: boolean;
   /** With a context: KV cache bytes at that context, and everything together (weights + KV + scratch). */
   bytes?: number;
   total_bytes?: number;
-  /** With a context: whether it fits in one WebAssembly memory. */
+  /** With a context: whether it fits in this machine's memory (and every layer's cache in one 4 GiB memory). */
   fits?: boolean;
+  /** WebAssembly memories (at most 4 GiB each) the model and the cache are estimated to take. */
+  shards?: number;
 }
 
 export interface PlanModel {
@@ -44,13 +47,16 @@ export function planRows(model: PlanModel, configs: readonly KvConfig[], target:
     const layers = Array.from({ length: c.nLayers }, () => ({ k: getKvFormat(cfg.k), v: getKvFormat(cfg.v) }));
     const row: PlanRow = { config: cfg.name, k: cfg.k, v: cfg.v, kv_bytes_per_token: kvBytesPerToken(layers, c.kvDim) };
     if ("memory" in target) {
-      const available = Math.min(target.memory, MAX_WASM_BYTES);
-      row.max_ctx = planMemory(c, weightsBytes, 1, cfg, { available }).maxContextSize;
+      const plan = planMemory(c, weightsBytes, 1, cfg, { available: target.memory });
+      row.max_ctx = plan.maxContextSize;
+      row.beyond_trained = plan.maxContextSize > c.contextLength;
+      row.shards = planMemory(c, weightsBytes, Math.max(1, plan.maxContextSize), cfg, { available: target.memory }).shards;
     } else {
-      const plan = planMemory(c, weightsBytes, target.ctx, cfg);
+      const plan = planMemory(c, weightsBytes, target.ctx, cfg, { available: machineMemoryBytes() });
       row.bytes = plan.kv;
       row.total_bytes = plan.total;
-      row.fits = plan.total <= plan.available;
+      row.fits = plan.total <= plan.available && plan.shardLimit === undefined;
+      row.shards = plan.shards;
     }
     return row;
   });

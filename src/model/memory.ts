@@ -24,6 +24,8 @@ import { PlacementError, placeWeights } from "./placement.js";
 
 /** Kernel static data, stack, layer descriptors and 64-byte alignment of every allocation, rounded up generously. */
 export const RESERVED_BYTES = 16 * 1024 * 1024;
+/** The same for a session's part of the KV cache in one memory (descriptors and alignment; static data counted above). */
+export const KV_RESERVED_BYTES = 1024 * 1024;
 
 export interface MemoryPlan {
   weights: number;
@@ -111,11 +113,14 @@ export function planMemory(
   }
   const kvPerToken = kvBytesPerToken(layers, config.kvDim);
   const largestLayerKv = Math.max(...layers.map((l) => kvRowBytes(l.k, config.kvDim) + kvRowBytes(l.v, config.kvDim)));
+  // the KV cache goes first into the room the weight shards have left, then into memories of its own
+  const leftover = weightShards * (shardBytes - shardScratch) - weightsBytes;
   const total = (ctx: number) => {
     const { fixed, perToken } = kvShardScratchBytes(config, threads, batch);
     const kv = ctx * kvPerToken;
     const room = shardBytes - fixed - ctx * perToken; // KV bytes one shard holds beside the session's scratch
-    const kvShards = room > 0 ? Math.ceil(kv / room) : 1;
+    const beyond = kv + fixed + ctx * perToken - leftover;
+    const kvShards = beyond <= 0 ? 0 : room > 0 ? Math.ceil(beyond / room) : 1;
     const scratch = weightShards * shardScratch + Math.max(1, kvShards) * (fixed + ctx * perToken);
     return { kv, scratch, shards: weightShards + kvShards, total: weightsBytes + kv + scratch };
   };
@@ -183,7 +188,7 @@ function kvShardScratchBytes(c: ModelConfig, threads: number, batch: number): { 
   const staging = 4 * batch * (2 * qDim + 2 * c.kvDim);
   const group = Math.ceil(c.nHeads / c.nKvHeads / 4) * 4;
   const attentionFixed = threads * (16 * group * c.headDim * 4 + 4096);
-  return { fixed: staging + attentionFixed + RESERVED_BYTES, perToken: threads * group * 4 };
+  return { fixed: staging + attentionFixed + KV_RESERVED_BYTES, perToken: threads * group * 4 };
 }
 
 function kvLayerFormats(c: ModelConfig, kvPairs: KvPair | readonly KvPair[]): KvLayerFormats[] {
