@@ -103,7 +103,8 @@ function serveBytes(req: http.IncomingMessage, res: http.ServerResponse, body: B
     return;
   }
   res.write(rest.subarray(0, limit), () => {
-    if (o.cutAfter !== undefined) setTimeout(() => res.socket?.destroy(), 20);
+    // a graceful close (FIN): the client reads what was sent, then sees the body end early (an RST would drop unread bytes)
+    if (o.cutAfter !== undefined) setTimeout(() => res.socket?.end(), 20);
   });
 }
 
