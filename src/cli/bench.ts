@@ -23,6 +23,7 @@ interface BenchOptions {
   nPrompt: number;
   nGen: number;
   reps: number;
+  ctxSize?: number;
   threads: number;
   vs?: (typeof VS_ENGINES)[number];
   json?: boolean;
@@ -49,6 +50,7 @@ export function registerBench(program: Command): void {
     .option("-p, --n-prompt <n>", "tokens of the timed prompt batch (from an empty cache)", intArg(1), 512)
     .option("-n, --n-gen <n>", "tokens generated one at a time at each depth", intArg(1), 32)
     .option("--reps <n>", "repetitions per engine and config (medians reported)", intArg(1, 1000), 3)
+    .option("-c, --ctx-size <n>", "context both engines allocate (default: just enough for the depths)", intArg(1))
     .option("-t, --threads <n>", "threads for both engines", intArg(1, 1024), availableParallelism())
     .addOption(new Option("--vs <engine>", "also measure this engine, alternating runs with kvsplit").choices(VS_ENGINES))
     .option("--json", "print one JSON object {rows: [{engine, config, depth, pp_tps, tg_tps, kv_bytes, rss_peak_bytes}], ...}")
@@ -75,7 +77,10 @@ async function benchCommand(opts: BenchOptions): Promise<void> {
       `${opts.reps} reps, ${opts.threads} threads, engines ${engines.join(" and ")}`,
   );
   const report = await runBench(
-    { modelPath, configs, depths, promptTokens: opts.nPrompt, genTokens: opts.nGen, reps: opts.reps, threads: opts.threads, engines },
+    {
+      modelPath, configs, depths, promptTokens: opts.nPrompt, genTokens: opts.nGen, reps: opts.reps, threads: opts.threads, engines,
+      contextSize: opts.ctxSize,
+    },
     log,
   );
   log(`bench: ${report.rows.length} rows from ${configs.length * opts.reps * engines.length} runs in ${report.seconds.toFixed(1)} s`);

@@ -26,6 +26,8 @@ export interface BenchPlan {
   engines: BenchEngine[];
   /** Seed of the token sequence (default 1). */
   seed?: number;
+  /** Context both engines allocate (default: just enough for the depths, benchContextSize); must hold the runs. */
+  contextSize?: number;
 }
 
 /** One row of `kvsplit bench --json` (DESIGN.md section 4), plus the runs behind the medians. */
@@ -112,7 +114,11 @@ export async function runBench(plan: BenchPlan, onProgress: (line: string) => vo
   const started = performance.now();
   const model = inspectBenchModel(plan.modelPath);
   const depths = [...new Set(plan.depths)].sort((a, b) => a - b);
-  const contextSize = benchContextSize(depths, plan.promptTokens, plan.genTokens);
+  const needed = benchContextSize(depths, plan.promptTokens, plan.genTokens);
+  if (plan.contextSize !== undefined && plan.contextSize < needed) {
+    throw new RangeError(`context ${plan.contextSize} cannot hold the runs: depth ${Math.max(...depths)} + ${plan.genTokens} generated tokens need ${needed}`);
+  }
+  const contextSize = plan.contextSize ?? needed;
   const totalRuns = plan.configs.length * plan.reps * plan.engines.length;
   const rows: BenchRow[] = [];
   let runIndex = 0;
