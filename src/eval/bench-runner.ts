@@ -149,7 +149,12 @@ export async function runBench(plan: BenchPlan, onProgress: (line: string) => vo
         runIndex++;
         const tg = depths.map((d, i) => `${tpsText(result.tgTps[i]!)} @${d}`).join(", ");
         const seconds = ((performance.now() - runStarted) / 1000).toFixed(1);
-        onProgress(`run ${runIndex}/${totalRuns}: ${engine} ${config.name} rep ${rep}/${plan.reps}: pp ${tpsText(result.ppTps)} t/s, tg ${tg} t/s (${seconds} s)`);
+        const elapsed = (performance.now() - started) / 1000;
+        const eta = Math.round((elapsed / runIndex) * (totalRuns - runIndex));
+        onProgress(
+          `run ${runIndex}/${totalRuns}: ${engine} ${config.name} rep ${rep}/${plan.reps}: pp ${tpsText(result.ppTps)} t/s, tg ${tg} t/s ` +
+            `(${seconds} s; ETA ${Math.floor(eta / 60)} min ${eta % 60} s)`,
+        );
       }
     }
     for (let d = 0; d < depths.length; d++) {
