@@ -77,7 +77,7 @@ const SECTIONS: readonly Section[] = [
     id: "8b",
     title: "Llama-3-8B shape, q4_K weights, 32K context",
     intro: "Weights (3.8 GiB) and a 32K-token cache do not fit one 4 GiB WebAssembly memory: kvsplit spreads them over several.",
-    preset: "llama-8b" as SynthPresetName, type: "q4_K", configs: "F16,K8V4", depths: [512, 4096], promptTokens: 512, reps: 3, contextSize: 32768,
+    preset: "llama-8b", type: "q4_K", configs: "F16,K8V4", depths: [512, 4096], promptTokens: 512, reps: 3, contextSize: 32768,
     targets: [
       { text: "generation after 512 tokens ≥ 0.9× llama.cpp, every config", measure: "tg_tps", depth: 512, configs: "all", minRatio: 0.9 },
       { text: "generation after 4096 tokens with K8V4 ≥ 1.1× llama.cpp", measure: "tg_tps", depth: 4096, configs: ["K8V4"], minRatio: 1.1 },

@@ -3,11 +3,13 @@
  * llama.cpp's "llama" architecture reads (or "qwen2": the same tensors plus q/k/v biases; or Llama 3.x style: a
  * `rope_freqs.weight` tensor), and a sentencepiece vocabulary llama.cpp accepts.
  * Matrices are stored f32, f16, q8_0 or a K-quant (q2_K .. q6_K; rows of a multiple of 256 values), quantized with the
- * format table's reference kernels; norms stay f32.
+ * format table's WebAssembly kernels (the same bytes as its reference kernels), optionally on several threads
+ * (synth-threads.ts; the bytes do not depend on the thread count); norms stay f32.
  */
-import { getFormat, rowBytes } from "../formats/table.js";
+import { getFormat } from "../formats/table.js";
 import { GgufValueType } from "./types.js";
-import { writeGguf, type GgufMetadataSpec, type GgufSpec, type GgufTensorSpec } from "./writer.js";
+import { planGguf, writeGguf, type GgufLayout, type GgufMetadataSpec, type GgufSpec, type GgufTensorSpec } from "./writer.js";
+import { SynthThreads } from "./synth-threads.js";
 import { SYNTH_BOS_ID, SYNTH_EOS_ID, SYNTH_UNK_ID, synthVocab } from "./synth-vocab.js";
 
 export interface SynthShape {
@@ -24,7 +26,7 @@ export interface SynthShape {
   tiedOutput: boolean;
 }
 
-export type SynthPresetName = "tiny" | "tinyllama-1.1b";
+export type SynthPresetName = "tiny" | "tinyllama-1.1b" | "llama-8b";
 export type SynthWeightType = "f32" | "f16" | "q8_0" | "q2_K" | "q3_K" | "q4_K" | "q5_K" | "q6_K";
 
 export const SYNTH_PRESETS: Readonly<Record<SynthPresetName, Readonly<SynthShape>>> = {
@@ -36,6 +38,11 @@ export const SYNTH_PRESETS: Readonly<Record<SynthPresetName, Readonly<SynthShape
   "tinyllama-1.1b": {
     dim: 2048, nLayers: 22, nHeads: 32, nKvHeads: 4, ffnDim: 5632, vocabSize: 32000, contextLength: 2048,
     ropeBase: 10000, normEps: 1e-5, tiedOutput: false,
+  },
+  // Llama 3 8B's shape (vocabulary 32000, not 128256: the synthetic sentencepiece vocabulary); ~4.1 GB at q4_K.
+  "llama-8b": {
+    dim: 4096, nLayers: 32, nHeads: 32, nKvHeads: 8, ffnDim: 14336, vocabSize: 32000, contextLength: 32768,
+    ropeBase: 500000, normEps: 1e-5, tiedOutput: false,
   },
 };
 
@@ -126,55 +133,6 @@ function checkShape(s: SynthShape, type: SynthWeightType): void {
   if (!(s.ropeBase > 0) || !(s.normEps > 0)) fail("ropeBase and normEps must be positive");
 }
 
-/** xoshiro128** seeded through splitmix32: small, fast, deterministic. */
-class Rng {
-  private s = new Uint32Array(4);
-  private spare: number | undefined;
-
-  constructor(seed: number) {
-    let x = seed >>> 0;
-    for (let i = 0; i < 4; i++) {
-      x = (x + 0x9e3779b9) >>> 0;
-      let z = x;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-      this.s[i] = (z ^ (z >>> 16)) >>> 0;
-    }
-  }
-  nextU32(): number {
-    const s = this.s;
-    const result = Math.imul(rotl(Math.imul(s[1]!, 5), 7), 9) >>> 0;
-    const t = s[1]! << 9;
-    s[2]! ^= s[0]!;
-    s[3]! ^= s[1]!;
-    s[1]! ^= s[2]!;
-    s[0]! ^= s[3]!;
-    s[2]! ^= t;
-    s[3] = rotl(s[3]!, 11);
-    return result;
-  }
-  /** Uniform in (0, 1). */
-  uniform(): number {
-    return (this.nextU32() + 0.5) / 4294967296;
-  }
-  /** Standard normal (Box-Muller, both values used). */
-  normal(): number {
-    if (this.spare !== undefined) {
-      const v = this.spare;
-      this.spare = undefined;
-      return v;
-    }
-    const r = Math.sqrt(-2 * Math.log(this.uniform()));
-    const theta = 2 * Math.PI * this.uniform();
-    this.spare = r * Math.sin(theta);
-    return r * Math.cos(theta);
-  }
-}
-
-function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
-}
-
 /** A distinct stream per tensor, so lazily produced tensors do not depend on write order. */
 function tensorSeed(seed: number, index: number): number {
   return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca77)) >>> 0;
@@ -237,21 +195,14 @@ function weightPlans(s: SynthShape, extras: TensorExtras): WeightPlan[] {
   return plans;
 }
 
-/** The tensor's bytes: rows of ne0 random values, each row quantized with the format's reference kernel. */
-function makeTensorData(plan: WeightPlan, typeName: SynthWeightType, seed: number): Uint8Array {
+/**
+ * The tensor's bytes: rows of ne0 random values (one normal stream per tensor, synth-rows.ts), each row quantized
+ * with the format's WebAssembly kernel (the same bytes as its reference kernel), on `threads`.
+ */
+function makeTensorData(plan: WeightPlan, typeName: SynthWeightType, seed: number, threads: SynthThreads, onRows?: (rowsDone: number) => void): Uint8Array {
   if (plan.values) return new Uint8Array(Float32Array.from(plan.values).buffer);
-  const format = getFormat(typeName);
-  const ne0 = plan.shape[0]!;
   const rows = plan.shape.slice(1).reduce((a, b) => a * b, 1);
-  const bytesPerRow = rowBytes(format, ne0);
-  const out = new Uint8Array(rows * bytesPerRow); // (rows, bytesPerRow)
-  const row = new Float32Array(ne0); // (ne0)
-  const rng = new Rng(seed);
-  for (let r = 0; r < rows; r++) {
-    for (let i = 0; i < ne0; i++) row[i] = plan.mean + plan.std * rng.normal();
-    format.reference.quantizeRow(row, out.subarray(r * bytesPerRow, (r + 1) * bytesPerRow));
-  }
-  return out;
+  return threads.tensor({ format: typeName, ne0: plan.shape[0]!, rows, mean: plan.mean, std: plan.std }, seed, onRows);
 }
 
 function metadataFor(
@@ -310,8 +261,19 @@ function metadataFor(
   return m;
 }
 
-/** A GGUF spec whose tensor data is produced lazily, tensor by tensor, when written. */
+/** A GGUF spec whose tensor data is produced lazily, tensor by tensor, when written (on the calling thread). */
 export function synthLlama(opts: SynthOptions = {}): GgufSpec {
+  serialThreads ??= new SynthThreads(1);
+  return buildSpec(opts, serialThreads);
+}
+
+/** The one-thread generator of synthLlama's lazy tensors (its WebAssembly memory is reused). */
+let serialThreads: SynthThreads | undefined;
+
+/**
+ * The spec; tensor i's data comes from `threads` and reports `onRows(i, rowsDone)`.
+ */
+function buildSpec(opts: SynthOptions, threads: SynthThreads, onRows?: (tensor: number, rowsDone: number) => void): GgufSpec {
   const type = opts.type ?? "f32";
   const seed = opts.seed ?? 1;
   if (!(type in FILE_TYPE)) throw new RangeError(`synth: unknown type '${type}'; allowed: ${Object.keys(FILE_TYPE).join(", ")}`);
@@ -329,13 +291,55 @@ export function synthLlama(opts: SynthOptions = {}): GgufSpec {
       name: plan.name,
       shape: plan.shape,
       ggmlType: getFormat(storedAs).ggmlType,
-      data: () => makeTensorData(plan, storedAs, tensorSeed(seed, index)),
+      data: () => makeTensorData(plan, storedAs, tensorSeed(seed, index), threads, onRows && ((rowsDone) => onRows(index, rowsDone))),
     };
   });
   return { metadata: metadataFor(shape, type, opts.name ?? `kvsplit-synth-${label}-${type}`, arch, opts.tokenizer, opts.ropeScaling), tensors };
 }
 
-/** Write a synthetic model to `path` (atomically); returns the file size. */
-export function synthToFile(opts: SynthOptions, path: string): number {
-  return writeGguf(path, synthLlama(opts));
+/** Where a synthToFile write stands: file bytes (header and tensor data) and whole tensors done. */
+export interface SynthProgress {
+  bytesDone: number;
+  bytesTotal: number;
+  tensorsDone: number;
+  tensorsTotal: number;
+}
+
+export interface SynthWriteOptions {
+  /** Threads generating and quantizing rows: the calling thread + (threads − 1) workers (default 1). */
+  threads?: number;
+  /**
+   * Called as tensor data is produced (several times per large tensor), never with less than before, and last with
+   * bytesDone = bytesTotal once the file is in place.
+   */
+  onProgress?: (p: SynthProgress) => void;
+}
+
+/** Write a synthetic model to `path` (atomically); returns the file size. The bytes do not depend on `threads`. */
+export function synthToFile(opts: SynthOptions, path: string, write: SynthWriteOptions = {}): number {
+  // writeGguf writes each tensor before it asks for the next: one output buffer serves them all.
+  const threads = new SynthThreads(write.threads ?? 1, { reuseOutput: true });
+  try {
+    const onProgress = write.onProgress;
+    if (!onProgress) return writeGguf(path, buildSpec(opts, threads));
+    let layout: GgufLayout | undefined;
+    let bytesPerRow: number[] = [];
+    let last = 0;
+    const onRows = (tensor: number, rowsDone: number): void => {
+      const bytesDone = layout!.tensorOffsets[tensor]! + rowsDone * bytesPerRow[tensor]!;
+      const tensorsDone = bytesDone === layout!.tensorOffsets[tensor]! + layout!.byteSizes[tensor]! ? tensor + 1 : tensor;
+      if (bytesDone < last) return;
+      last = bytesDone;
+      onProgress({ bytesDone, bytesTotal: layout!.fileSize, tensorsDone, tensorsTotal: layout!.byteSizes.length });
+    };
+    const spec = buildSpec(opts, threads, onRows);
+    layout = planGguf(spec);
+    bytesPerRow = spec.tensors.map((t, i) => layout!.byteSizes[i]! / t.shape.slice(1).reduce((a, b) => a * b, 1));
+    onProgress({ bytesDone: layout.dataOffset, bytesTotal: layout.fileSize, tensorsDone: 0, tensorsTotal: spec.tensors.length });
+    const size = writeGguf(path, spec);
+    onProgress({ bytesDone: size, bytesTotal: size, tensorsDone: spec.tensors.length, tensorsTotal: spec.tensors.length });
+    return size;
+  } finally {
+    threads.dispose();
+  }
 }

@@ -109,15 +109,19 @@ test("bad numbers exit 2 naming the flag and the allowed range", () => {
 });
 
 test("synth rejects an unknown preset or type, listing the choices", () => {
-  assertFails(kvsplit("synth", "--preset", "huge", "-o", "x.gguf"), 2, /argument 'huge' is invalid.*tiny, tinyllama-1\.1b/);
+  assertFails(kvsplit("synth", "--preset", "huge", "-o", "x.gguf"), 2, /argument 'huge' is invalid.*tiny, tinyllama-1\.1b, llama-8b/);
   assertFails(kvsplit("synth", "--preset", "tiny", "--type", "q2_k", "-o", "x.gguf"), 2, /f32, f16, q8_0/);
   assertFails(kvsplit("synth", "--preset", "tiny"), 2, /required option '-o, --output <file>'/);
 });
 
 test("synth writes a model that tokenize and run accept", () => {
   const tiny = path.join(dir, "tiny.gguf");
-  const made = parseJsonOut(kvsplit("synth", "--preset", "tiny", "--seed", "3", "-o", tiny, "--json"));
+  const synthRun = kvsplit("synth", "--preset", "tiny", "--seed", "3", "-t", "2", "-o", tiny, "--json");
+  const made = parseJsonOut(synthRun);
   assert.equal(made.path, tiny);
+  // Not a terminal: plain progress lines on stderr (a bar on a terminal), then the summary.
+  assert.match(synthRun.stderr, /^synth tiny f32: writing [\d.]+ [KM]iB to .*tiny\.gguf$/m);
+  assert.match(synthRun.stderr, /^wrote .*tiny\.gguf: preset tiny, f32 weights, seed 3/m);
   assert.equal(made.bytes, readFileSync(tiny).length);
   assertFails(kvsplit("synth", "--preset", "tiny", "-o", path.join(dir, "no", "such", "dir.gguf")), 2, /does not exist/);
 

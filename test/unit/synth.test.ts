@@ -8,14 +8,95 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { getFormat } from "../../src/formats/table.js";
-import { parseGguf, readTensorData, metaNumber, metaStringArray } from "../../src/gguf/reader.js";
-import { bufferSource } from "../../src/gguf/source.js";
-import { synthLlama, synthToFile, SYNTH_PRESETS, type SynthWeightType } from "../../src/gguf/synth.js";
+import { getFormat, rowBytes } from "../../src/formats/table.js";
+import { parseGguf, readTensorData, metaNumber, metaString, metaStringArray } from "../../src/gguf/reader.js";
+import { bufferSource, fileSource } from "../../src/gguf/source.js";
+import type { ByteSource } from "../../src/gguf/types.js";
+import { synthLlama, synthToFile, SYNTH_PRESETS, type SynthOptions, type SynthProgress, type SynthWeightType } from "../../src/gguf/synth.js";
+import { SynthThreads } from "../../src/gguf/synth-threads.js";
 import { synthVocab } from "../../src/gguf/synth-vocab.js";
 import { encodeGguf, planGguf } from "../../src/gguf/writer.js";
 
 const asPlain = (v: unknown): unknown => (ArrayBuffer.isView(v) ? Array.from(v as unknown as ArrayLike<unknown>) : v);
+
+// ---- The oracle: synth's original scalar stream and the reference quantizers, row by row. ----
+
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+/** synth.ts's original Rng, verbatim: xoshiro128** seeded through splitmix32, Box-Muller with a spare. */
+class OracleRng {
+  private s = new Uint32Array(4);
+  private spare: number | undefined;
+  constructor(seed: number) {
+    let x = seed >>> 0;
+    for (let i = 0; i < 4; i++) {
+      x = (x + 0x9e3779b9) >>> 0;
+      let z = x;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+      this.s[i] = (z ^ (z >>> 16)) >>> 0;
+    }
+  }
+  nextU32(): number {
+    const s = this.s;
+    const result = Math.imul(rotl(Math.imul(s[1]!, 5), 7), 9) >>> 0;
+    const t = s[1]! << 9;
+    s[2]! ^= s[0]!;
+    s[3]! ^= s[1]!;
+    s[1]! ^= s[2]!;
+    s[0]! ^= s[3]!;
+    s[2]! ^= t;
+    s[3] = rotl(s[3]!, 11);
+    return result;
+  }
+  uniform(): number {
+    return (this.nextU32() + 0.5) / 4294967296;
+  }
+  normal(): number {
+    if (this.spare !== undefined) {
+      const v = this.spare;
+      this.spare = undefined;
+      return v;
+    }
+    const r = Math.sqrt(-2 * Math.log(this.uniform()));
+    const theta = 2 * Math.PI * this.uniform();
+    this.spare = r * Math.sin(theta);
+    return r * Math.cos(theta);
+  }
+}
+
+/** synth.ts's per-tensor seed (tensor index in file order). */
+function oracleSeed(seed: number, index: number): number {
+  return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca77)) >>> 0;
+}
+
+/** rows × ne0 values mean + std × normal(), each row quantized by the format's reference (TypeScript) kernel. */
+function oracleTensor(formatName: string, ne0: number, rows: number, mean: number, std: number, seed: number): Uint8Array {
+  const format = getFormat(formatName);
+  const bytesPerRow = rowBytes(format, ne0);
+  const out = new Uint8Array(rows * bytesPerRow);
+  const row = new Float32Array(ne0);
+  const rng = new OracleRng(seed);
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < ne0; i++) row[i] = mean + std * rng.normal();
+    format.reference.quantizeRow(row, out.subarray(r * bytesPerRow, (r + 1) * bytesPerRow));
+  }
+  return out;
+}
+
+/** What synth draws each tensor from: embeddings N(0, 1), norms 1 + 0.02 N, biases 0.5 N, matrices N / sqrt(fan-in). */
+function oracleMoments(name: string, ne0: number): { mean: number; std: number } {
+  if (name === "token_embd.weight") return { mean: 0, std: 1 };
+  if (name.endsWith("norm.weight")) return { mean: 1, std: 0.02 };
+  if (name.endsWith(".bias")) return { mean: 0, std: 0.5 };
+  return { mean: 0, std: 1 / Math.sqrt(ne0) };
+}
+
+/** A small shape every weight type accepts (K-quants: rows of 256). */
+const KQ_SHAPE = { dim: 256, ffnDim: 512, nLayers: 1, nHeads: 4, nKvHeads: 2, vocabSize: 600 };
+const WEIGHT_TYPES: readonly SynthWeightType[] = ["f32", "f16", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"];
 
 function dequantized(bytes: Uint8Array, formatName: string, n: number): Float32Array {
   const out = new Float32Array(n); // (n)
@@ -156,6 +237,113 @@ test("llama.cpp loads a tiny synthetic model of each type, tokenizes a sentence 
       } finally {
         await model.dispose();
       }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("every weight type: each tensor is the reference quantizer's bytes of the original normal stream (spec and written file)", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "kvsplit-synth-bytes-"));
+  try {
+    for (const type of WEIGHT_TYPES) {
+      const opts: SynthOptions = { preset: KQ_SHAPE, type, seed: 21, architecture: "qwen2" }; // with biases
+      const spec = synthLlama(opts);
+      const expected = spec.tensors.map((t, i) => {
+        const { mean, std } = oracleMoments(t.name, t.shape[0]!);
+        const format = t.name.includes("norm") || t.name.endsWith(".bias") ? "f32" : type;
+        return oracleTensor(format, t.shape[0]!, t.shape.slice(1).reduce((a, b) => a * b, 1), mean, std, oracleSeed(21, i));
+      });
+      spec.tensors.forEach((t, i) => assert.deepEqual((t.data as () => Uint8Array)(), expected[i], `${type} ${t.name}`));
+      const file = path.join(dir, `${type}.gguf`);
+      synthToFile(opts, file, { threads: 3 });
+      const src = fileSource(file);
+      try {
+        const f = parseGguf(src);
+        f.tensors.forEach((t, i) => assert.deepEqual(readTensorData(src, t), expected[i], `${type} ${t.name} from the file`));
+      } finally {
+        src.close();
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("tensors split over threads (several chunks each) keep every byte of the sequential stream, odd rows included", () => {
+  const threads = new SynthThreads(3, { parallelMinValues: 0 });
+  try {
+    // 3 chunks of 2^18 values each (the last one short); f32 with an odd row length: chunks of an even row count.
+    const jobs = [
+      ...WEIGHT_TYPES.map((format) => ({ format, ne0: 256, rows: 2500, mean: 0, std: 0.05 })),
+      { format: "f32", ne0: 385, rows: 1501, mean: 1, std: 0.02 },
+    ];
+    for (const job of jobs) {
+      const got = threads.tensor(job, 77);
+      assert.deepEqual(got, oracleTensor(job.format, job.ne0, job.rows, job.mean, job.std, 77), `${job.format} ne0 ${job.ne0}`);
+      assert.deepEqual(new SynthThreads(1).tensor(job, 77), got, `${job.format}: one thread`);
+    }
+  } finally {
+    threads.dispose();
+  }
+});
+
+test("llama-8b: Llama 3 8B's shape in the header (read back by our reader), a planned q4_K file of about 4.1 GB", () => {
+  const spec = synthLlama({ preset: "llama-8b", type: "q4_K" });
+  const layout = planGguf(spec); // header and offsets only: no tensor data is generated
+  assert.ok(layout.fileSize > 4.0e9 && layout.fileSize < 4.2e9, String(layout.fileSize));
+  // The reader sees the header as it is in the 4.1 GB file (zero bytes stand in for the tensor data).
+  const header: ByteSource = {
+    name: "llama-8b-q4_K (header)",
+    size: layout.fileSize,
+    read(offset, length) {
+      const out = new Uint8Array(length);
+      if (offset < layout.header.length) out.set(layout.header.subarray(offset, Math.min(layout.header.length, offset + length)));
+      return out;
+    },
+  };
+  const f = parseGguf(header);
+  assert.equal(metaString(f, "general.architecture"), "llama");
+  assert.equal(metaNumber(f, "llama.embedding_length"), 4096);
+  assert.equal(metaNumber(f, "llama.block_count"), 32);
+  assert.equal(metaNumber(f, "llama.attention.head_count"), 32);
+  assert.equal(metaNumber(f, "llama.attention.head_count_kv"), 8);
+  assert.equal(metaNumber(f, "llama.feed_forward_length"), 14336);
+  assert.equal(metaNumber(f, "llama.vocab_size"), 32000);
+  assert.equal(metaNumber(f, "llama.rope.freq_base"), 500000);
+  assert.equal(metaNumber(f, "llama.context_length"), 32768);
+  assert.equal(metaNumber(f, "llama.rope.dimension_count"), 128);
+  assert.equal(metaNumber(f, "general.file_type"), 14); // MOSTLY_Q4_K_S
+  assert.equal(metaStringArray(f, "tokenizer.ggml.tokens").length, 32000);
+  const shapes = new Map(f.tensors.map((t) => [t.name, t.shape]));
+  assert.equal(f.tensors.length, 2 + 32 * 9 + 1);
+  assert.deepEqual(shapes.get("token_embd.weight"), [4096, 32000]);
+  assert.deepEqual(shapes.get("blk.31.attn_q.weight"), [4096, 4096]);
+  assert.deepEqual(shapes.get("blk.31.attn_k.weight"), [4096, 1024]);
+  assert.deepEqual(shapes.get("blk.31.attn_v.weight"), [4096, 1024]);
+  assert.deepEqual(shapes.get("blk.31.ffn_gate.weight"), [4096, 14336]);
+  assert.deepEqual(shapes.get("blk.31.ffn_down.weight"), [14336, 4096]);
+  assert.deepEqual(shapes.get("output.weight"), [4096, 32000]); // untied
+  assert.equal(f.tensors.find((t) => t.name === "blk.0.attn_q.weight")!.format.name, "q4_K");
+  const params = spec.tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
+  assert.ok(params > 7.2e9 && params < 7.3e9, String(params)); // Llama 3 8B: 8.03e9, less 2 × 96256 × 4096 for the smaller vocabulary
+});
+
+test("synthToFile reports progress, never backwards, ending at 100% of the file and of the tensors", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "kvsplit-synth-progress-"));
+  try {
+    for (const threads of [1, 2]) {
+      const file = path.join(dir, `p${threads}.gguf`);
+      const seen: SynthProgress[] = [];
+      // token_embd: 256 × 16384 values, enough for several chunks on both threads
+      const size = synthToFile({ preset: { ...KQ_SHAPE, vocabSize: 16384 }, type: "q8_0" }, file, { threads, onProgress: (p) => seen.push({ ...p }) });
+      assert.ok(seen.length > 3, `${seen.length} calls`);
+      for (let i = 1; i < seen.length; i++) {
+        assert.ok(seen[i]!.bytesDone >= seen[i - 1]!.bytesDone && seen[i]!.tensorsDone >= seen[i - 1]!.tensorsDone, JSON.stringify(seen.slice(i - 1, i + 1)));
+      }
+      assert.ok(seen.every((p) => p.bytesTotal === size && p.tensorsTotal === 2 + 9 + 1 && p.bytesDone <= size));
+      assert.deepEqual(seen.at(-1), { bytesDone: size, bytesTotal: size, tensorsDone: 12, tensorsTotal: 12 });
+      assert.ok(seen.some((p) => p.bytesDone > 0 && p.bytesDone < size / 2), "progress inside the first (largest) tensor");
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
