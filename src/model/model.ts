@@ -39,7 +39,7 @@ export class Model {
       const tokenizer = tokenizerFromGguf(gguf);
       const runtime = new WasmRuntime();
       const weights = loadWeights(runtime, gguf, src, config);
-      const pool = new ThreadPool(runtime.memory, opts.threads ?? availableParallelism());
+      const pool = new ThreadPool(runtime.memory, opts.threads ?? availableParallelism(), runtime.module);
       return new Model(path, gguf, config, tokenizer, runtime, weights, pool);
     } finally {
       src.close();

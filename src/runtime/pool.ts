@@ -1,6 +1,7 @@
 /**
  * A fixed pool of threads that run WebAssembly kernels on one shared memory: the calling thread plus nThreads − 1
- * worker_threads, each with its own instance of build/kernels.wasm over the SAME WebAssembly.Memory.
+ * worker_threads, each with its own instance of the same kernel module (wasm.ts: kernels.wasm or kernels-relaxed.wasm,
+ * compiled once and posted to the workers) over the SAME WebAssembly.Memory.
  *
  * Handoff (a futex sync costs 15–70 µs on the target machine, so there is one per run(), not per kernel):
  *   caller: write the task list into a SharedArrayBuffer, open the claim word, bump `generation`, Atomics.notify;
@@ -223,17 +224,20 @@ export class ThreadPool {
   };
   private disposed = false;
 
-  /** nThreads − 1 worker_threads + the calling thread. Blocks until every worker is ready (or throws). */
+  /**
+   * nThreads − 1 worker_threads + the calling thread, all instantiating `module` (give the WasmRuntime's module when
+   * it is not the default). Blocks until every worker is ready (or throws).
+   */
   constructor(
     readonly memory: WebAssembly.Memory,
     nThreads: number,
+    module: WebAssembly.Module = kernelModule(),
   ) {
     if (!Number.isInteger(nThreads) || nThreads < 1 || nThreads > MAX_WORKERS + 1) {
       throw new RangeError(`threads must be an integer in [1, ${MAX_WORKERS + 1}], got ${nThreads}`);
     }
     if (!(memory.buffer instanceof SharedArrayBuffer)) throw new TypeError("ThreadPool needs a shared WebAssembly.Memory");
     this.nThreads = nThreads;
-    const module = kernelModule();
     const names = kernelIndexNames(module);
     for (let i = 0; i < names.length; i++) this.kernelIndex.set(names[i], i);
     const instance = new WebAssembly.Instance(module, { env: { memory, abort: kernelAbort } });
@@ -318,7 +322,7 @@ export class ThreadPool {
   /** Writes task `i` (its chunks numbered from firstChunk); returns its chunk count. */
   private writeTask(i: number, t: ParallelTask, firstChunk: number): number {
     const kernel = this.kernelIndex.get(t.kernel);
-    if (kernel === undefined) throw new RangeError(`unknown kernel '${t.kernel}': not an export of build/kernels.wasm`);
+    if (kernel === undefined) throw new RangeError(`unknown kernel '${t.kernel}': not an export of the kernel module`);
     const nArgs = t.args.length;
     if (nArgs > MAX_TASK_ARGS) throw new RangeError(`${t.kernel}: ${nArgs} arguments; a pool task takes at most ${MAX_TASK_ARGS}`);
     const grain = t.grain ?? 1;
