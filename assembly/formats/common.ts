@@ -108,6 +108,24 @@
   );
 }
 
+// ---- relaxed SIMD dots (kernels-relaxed.wasm only: call them under `if (ASC_FEATURE_RELAXED_SIMD)`) -----------
+// relaxed_dot_i8x16_i7x16 multiplies int8 lanes of its first operand by lanes of its second, which the spec leaves
+// implementation-defined only where the second operand's top bit is set. The kernels pass unsigned weight levels
+// (0..63) second and the q8 activations (any int8) first, so every product, and every pair sum (|2 × 128 × 127| <
+// 2^15: no i16 saturation), is exact: the same integers as the plain build's widened dots, on any engine and tier.
+
+/** acc + Σ q8 × level over 16 values (four consecutive products per i32 lane); level lanes in 0..127. */
+// @ts-ignore: decorator
+@inline export function dotLevelsAdd(q8: v128, levels: v128, acc: v128): v128 {
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(q8, levels, acc);
+}
+
+/** q8 × level of values 2i and 2i + 1 summed in i16 lane i; level lanes in 0..127. */
+// @ts-ignore: decorator
+@inline export function pairDotLevels(q8: v128, levels: v128): v128 {
+  return i16x8.relaxed_dot_i8x16_i7x16_s(q8, levels);
+}
+
 /** Lanes 0..3 / 4..7 / 8..11 / 12..15 of an i8x16 as f32x4 (exact). */
 // @ts-ignore: decorator
 @inline export function i8x16QuarterToF32x4(v: v128, quarter: i32): v128 {
