@@ -1,0 +1,310 @@
+/**
+ * The two kernel builds (src/runtime/wasm.ts): build/kernels.wasm (plain SIMD) and build/kernels-relaxed.wasm (the
+ * same source with relaxed SIMD, whose K-quant dots use relaxed i8 × i7 dots).
+ *   1. selection: the hand-written probe module agrees with the relaxed build's own validation; the process uses the
+ *      relaxed build exactly where the runtime ships relaxed SIMD (Node 20: never, even with its experimental flag)
+ *      unless KVSPLIT_WASM_RELAXED forces a build (=0 plain, =1 relaxed, an error where unsupported); runtimes
+ *      instantiate the chosen module.
+ *   2. where the runtime ships relaxed SIMD: both builds, loaded side by side (each on its own memory, the same
+ *      inputs), give Object.is-identical outputs for every K-quant kernel (dot, matvec, matmul, matmulWide of q2_K ..
+ *      q6_K) over 1, 2 and 9 super-blocks, 1..9 tokens and odd row ranges, with quantized rows, random bytes and
+ *      all-extreme bytes (levels and scales at their ends), and activations at −128 / 127; and they equal the scalar
+ *      reference within the bound the other kernel tests use. Where it does not (Node 20), the relaxed build must
+ *      fail to compile there and the plain one is in use.
+ *   3. where supported, 2. holds under each of V8's WebAssembly compilers alone (Liftoff without tier-up, TurboFan
+ *      only): this file re-run in child processes with those flags (Node 20's Liftoff got relaxed dots wrong).
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { getFormat, rowBytes } from "../../src/formats/table.js";
+import type { BlockFormat } from "../../src/formats/types.js";
+import {
+  RELAXED_ENV, WasmRuntime, defaultRuntime, kernelModule, kernelVariant, loadKernelModule, relaxedSimdSupported, selectKernelVariant,
+} from "../../src/runtime/wasm.js";
+import { dotTolerance, referenceDequantize, referenceQuantize } from "../helpers/format-reference.js";
+import { seededRandom } from "../helpers/random.js";
+
+const buildFile = (name: string) => fileURLToPath(new URL(`../../../build/${name}`, import.meta.url));
+const wasmModuleUrl = new URL("../../src/runtime/wasm.js", import.meta.url).href;
+const nodeMajor = Number(process.versions.node.split(".")[0]);
+const supported = relaxedSimdSupported();
+/** Set in the child processes of the compiler test: they run this file's other tests only. */
+const TIER_CHILD_ENV = "KVSPLIT_TEST_RELAXED_TIER_CHILD";
+
+/** kernelVariant() of a fresh Node process (node flags, KVSPLIT_WASM_RELAXED = value): its stdout, or the error it exits with. */
+function childVariant(value: string, flags: string[] = []): { variant?: string; error?: string } {
+  const script = `import { kernelVariant } from ${JSON.stringify(wasmModuleUrl)}; process.stdout.write(kernelVariant());`;
+  try {
+    const out = execFileSync(process.execPath, [...flags, "--input-type=module", "-e", script], {
+      env: { ...process.env, [RELAXED_ENV]: value }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"],
+    });
+    return { variant: out };
+  } catch (e) {
+    return { error: String((e as { stderr?: string }).stderr) };
+  }
+}
+
+describe("kernel build selection (plain or relaxed SIMD)", () => {
+  it("the relaxed-SIMD probe agrees with validating build/kernels-relaxed.wasm; the plain build validates everywhere", () => {
+    assert.equal(WebAssembly.validate(readFileSync(buildFile("kernels.wasm"))), true);
+    assert.equal(WebAssembly.validate(readFileSync(buildFile("kernels-relaxed.wasm"))), supported);
+    // Node 20's V8 has relaxed SIMD only behind a flag (and its baseline compiler got the dots wrong); later Nodes ship it
+    if (nodeMajor <= 20) assert.equal(supported, false, `Node ${process.versions.node} should not report relaxed SIMD`);
+    else assert.equal(supported, true, `Node ${process.versions.node} should report relaxed SIMD`);
+  });
+
+  it(`${RELAXED_ENV}: unset picks relaxed only where supported, 0 forces plain, 1 forces relaxed or fails clearly`, () => {
+    for (const has of [true, false]) {
+      assert.equal(selectKernelVariant({}, has), has ? "relaxed" : "plain");
+      assert.equal(selectKernelVariant({ [RELAXED_ENV]: "" }, has), has ? "relaxed" : "plain");
+      assert.equal(selectKernelVariant({ [RELAXED_ENV]: "0" }, has), "plain");
+      assert.throws(() => selectKernelVariant({ [RELAXED_ENV]: "yes" }, has), /KVSPLIT_WASM_RELAXED must be 0 .* or 1 .*, got 'yes'/);
+    }
+    assert.equal(selectKernelVariant({ [RELAXED_ENV]: "1" }, true), "relaxed");
+    assert.throws(() => selectKernelVariant({ [RELAXED_ENV]: "1" }, false), /KVSPLIT_WASM_RELAXED=1 but this runtime .* does not support WebAssembly relaxed SIMD/);
+  });
+
+  it("this process and its runtimes use the selected build; a fresh process honours the variable", () => {
+    assert.equal(kernelVariant(), selectKernelVariant());
+    if (process.env[RELAXED_ENV] === undefined) assert.equal(kernelVariant(), supported ? "relaxed" : "plain");
+    assert.equal(kernelModule(), loadKernelModule(kernelVariant()));
+    assert.equal(defaultRuntime().module, kernelModule());
+    assert.equal(new WasmRuntime().module, kernelModule());
+
+    assert.deepEqual(childVariant("0"), { variant: "plain" });
+    assert.deepEqual(childVariant(""), { variant: supported ? "relaxed" : "plain" });
+    const forced = childVariant("1");
+    if (supported) assert.deepEqual(forced, { variant: "relaxed" });
+    else assert.match(forced.error ?? "", /KVSPLIT_WASM_RELAXED=1 but this runtime .* does not support WebAssembly relaxed SIMD/);
+    if (nodeMajor <= 20) {
+      // the experimental flag makes relaxed modules validate, but Node 20 keeps the plain build
+      assert.deepEqual(childVariant("", ["--experimental-wasm-relaxed-simd"]), { variant: "plain" });
+    }
+  });
+});
+
+// ---- relaxed against plain, bit for bit ---------------------------------------------------------------------
+
+const KQUANTS = ["q2_K", "q3_K", "q4_K", "q5_K", "q6_K"] as const;
+/** Byte offsets of the fp16 d and dmin (−1: none) in each format's super-block. */
+const SCALE_OFFSETS: Record<(typeof KQUANTS)[number], [d: number, dmin: number]> = {
+  q2_K: [80, 82],
+  q3_K: [108, -1],
+  q4_K: [0, 2],
+  q5_K: [0, 2],
+  q6_K: [208, -1],
+};
+const N_ROWS = 8;
+const MAX_TOKENS = 9;
+const SENTINEL = -3131.5;
+const ROW_RANGES = [[0, N_ROWS], [1, 6], [3, 4], [7, 8], [5, 5]] as const;
+const WIDE_BLOCK_BYTES = 560; // matmul-wide-k.ts WIDE_K_BLOCK_BYTES (src/model/linear.ts wideRowBytesK)
+
+/** Gaussian values with a power-of-two scale that changes every 32 values: (n). */
+function gaussian(n: number, rand: () => number): Float32Array {
+  const out = new Float32Array(n); // (n)
+  let scale = 1;
+  for (let i = 0; i < n; i++) {
+    if (i % 32 === 0) scale = 2 ** Math.floor(rand() * 12 - 6);
+    out[i] = scale * Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+  }
+  return out;
+}
+
+/**
+ * N_ROWS weight rows of `cols` values: (N_ROWS, rowBytes). Rows 0-1 from the reference quantizer; the rest are raw
+ * bytes (random ×2, all 0xff, all 0x00, all 0x80, all 0x7f: levels, scales and mins at the ends of their ranges) with
+ * finite d and dmin written in.
+ */
+function weightRows(format: BlockFormat, cols: number, rand: () => number): Uint8Array {
+  const bytes = rowBytes(format, cols);
+  const out = new Uint8Array(N_ROWS * bytes); // (N_ROWS, bytes)
+  const [dAt, dminAt] = SCALE_OFFSETS[format.name as (typeof KQUANTS)[number]];
+  for (let r = 0; r < N_ROWS; r++) {
+    const row = out.subarray(r * bytes, (r + 1) * bytes);
+    if (r < 2) {
+      row.set(referenceQuantize(format, gaussian(cols, rand)));
+      continue;
+    }
+    const fill = [-1, -1, 0xff, 0x00, 0x80, 0x7f][r - 2];
+    for (let i = 0; i < bytes; i++) row[i] = fill < 0 ? Math.floor(rand() * 256) : fill;
+    const view = new DataView(row.buffer, row.byteOffset, row.byteLength);
+    for (let b = 0; b < bytes; b += format.bytesPerBlock) {
+      view.setUint16(b + dAt, fill < 0 ? 0x1c00 + Math.floor(rand() * 0x1400) : 0x3c00, true); // 2^-8 .. 2^-3, or 1
+      if (dminAt >= 0) view.setUint16(b + dminAt, fill < 0 ? 0x9c00 + Math.floor(rand() * 0x1400) : 0x3800, true); // negative, or 0.5
+    }
+  }
+  return out;
+}
+
+/**
+ * MAX_TOKENS q8_K activation rows: (MAX_TOKENS, rowBytes(q8_K)). Tokens 0-2: all 127, all −128, alternating
+ * −128 / 127; 3-4: random int8 (any of −128..127); the rest from the reference quantizer. bsums are always the
+ * 16-value sums, as the kernels expect.
+ */
+function activationRows(cols: number, rand: () => number): Uint8Array {
+  const q8K = getFormat("q8_K");
+  const bytes = rowBytes(q8K, cols);
+  const out = new Uint8Array(MAX_TOKENS * bytes); // (MAX_TOKENS, bytes)
+  for (let t = 0; t < MAX_TOKENS; t++) {
+    const row = out.subarray(t * bytes, (t + 1) * bytes);
+    if (t >= 5) {
+      row.set(referenceQuantize(q8K, gaussian(cols, rand).map((v) => v * 30)));
+      continue;
+    }
+    const view = new DataView(row.buffer, row.byteOffset, row.byteLength);
+    for (let b = 0; b < bytes; b += 292) {
+      view.setFloat32(b, t < 3 ? 1 : 0.25 + rand(), true);
+      for (let g = 0; g < 16; g++) {
+        let sum = 0;
+        for (let i = 0; i < 16; i++) {
+          const j = 16 * g + i;
+          const q = t === 0 ? 127 : t === 1 ? -128 : t === 2 ? (j % 2 === 0 ? -128 : 127) : Math.floor(rand() * 256) - 128;
+          view.setInt8(b + 4 + j, q);
+          sum += q;
+        }
+        view.setInt16(b + 260 + 2 * g, sum, true);
+      }
+    }
+  }
+  return out;
+}
+
+/** One kernel call's output: tokens firstToken .. firstToken + nTokens − 1 in output rows 0.., rows [rowStart, rowEnd). */
+interface KernelRun {
+  what: string;
+  firstToken: number;
+  nTokens: number;
+  rowStart: number;
+  rowEnd: number;
+  out: Float32Array; // (MAX_TOKENS, OUT_STRIDE / 4)
+}
+const OUT_STRIDE = N_ROWS * 4 + 8; // bytes: wider than a row, so strides are exercised
+
+/** Everything one build computes for one format and size: dot_<fmt> of every (row, token) and a list of kernel runs. */
+function runKernels(rt: WasmRuntime, format: BlockFormat, cols: number, w: Uint8Array, x: Uint8Array): { dots: Float32Array; runs: KernelRun[] } {
+  const name = format.name;
+  const wBytes = rowBytes(format, cols);
+  const xBytes = x.length / MAX_TOKENS;
+  const wPtr = rt.alloc(w.length);
+  const xPtr = rt.alloc(x.length);
+  const outPtr = rt.alloc(MAX_TOKENS * OUT_STRIDE);
+  const scratch = rt.alloc(2 * (cols / 256) * WIDE_BLOCK_BYTES);
+  const dots = new Float32Array(N_ROWS * MAX_TOKENS); // (N_ROWS, MAX_TOKENS)
+  const runs: KernelRun[] = [];
+  const run = (what: string, firstToken: number, nTokens: number, rowStart: number, rowEnd: number, call: () => void) => {
+    rt.f32(outPtr, (MAX_TOKENS * OUT_STRIDE) / 4).fill(SENTINEL);
+    call();
+    runs.push({ what: `${what} rows [${rowStart},${rowEnd})`, firstToken, nTokens, rowStart, rowEnd, out: rt.f32(outPtr, (MAX_TOKENS * OUT_STRIDE) / 4).slice() });
+  };
+  try {
+    rt.u8(wPtr, w.length).set(w);
+    rt.u8(xPtr, x.length).set(x);
+    for (let r = 0; r < N_ROWS; r++) {
+      for (let t = 0; t < MAX_TOKENS; t++) dots[r * MAX_TOKENS + t] = rt.k[`dot_${name}`](wPtr + r * wBytes, xPtr + t * xBytes, cols) as number;
+    }
+    for (const [rowStart, rowEnd] of ROW_RANGES) {
+      for (let t = 0; t < MAX_TOKENS; t++) {
+        run(`matvec token ${t}`, t, 1, rowStart, rowEnd, () => rt.k[`matvec_${name}`](wPtr, xPtr + t * xBytes, outPtr, rowStart, rowEnd, cols));
+      }
+      for (let n = 1; n <= MAX_TOKENS; n++) {
+        run(`matmul ${n} tokens`, 0, n, rowStart, rowEnd, () => rt.k[`matmul_${name}`](wPtr, xPtr, outPtr, rowStart, rowEnd, cols, n, xBytes, OUT_STRIDE));
+        run(`matmulWide ${n} tokens`, 0, n, rowStart, rowEnd, () => rt.k[`matmulWide_${name}`](wPtr, xPtr, outPtr, rowStart, rowEnd, cols, n, OUT_STRIDE, scratch));
+      }
+    }
+  } finally {
+    for (const p of [wPtr, xPtr, outPtr, scratch]) rt.free(p);
+  }
+  return { dots, runs };
+}
+
+/** Index of the first element where a and b differ (Object.is), or −1. */
+function firstDifference(a: Float32Array, b: Float32Array): number {
+  return a.findIndex((v, i) => !Object.is(v, b[i]));
+}
+
+describe("relaxed-SIMD K-quant kernels equal the plain ones bit for bit", () => {
+  if (!supported) {
+    it(`this runtime (Node ${process.versions.node}) has no relaxed SIMD: the relaxed build does not compile and the plain build is in use`, () => {
+      assert.throws(() => new WebAssembly.Module(readFileSync(buildFile("kernels-relaxed.wasm"))), WebAssembly.CompileError);
+      if (process.env[RELAXED_ENV] !== "1") assert.equal(kernelVariant(), "plain");
+      assert.equal(defaultRuntime().module, loadKernelModule("plain"));
+    });
+    return;
+  }
+
+  const plain = new WasmRuntime(undefined, loadKernelModule("plain"));
+  const relaxed = new WasmRuntime(undefined, loadKernelModule("relaxed"));
+  const q8K = getFormat("q8_K");
+
+  for (const name of KQUANTS) {
+    const format = getFormat(name);
+    it(`${name}: dot, matvec, matmul and matmulWide over 1, 2, 9 super-blocks, 1..9 tokens, odd row ranges, extreme bytes`, () => {
+      for (const blocks of [1, 2, 9]) {
+        const cols = blocks * 256;
+        const rand = seededRandom(1000 * blocks + KQUANTS.indexOf(name));
+        const w = weightRows(format, cols, rand);
+        const x = activationRows(cols, rand);
+        const fromPlain = runKernels(plain, format, cols, w, x);
+        const fromRelaxed = runKernels(relaxed, format, cols, w, x);
+        const at = firstDifference(fromRelaxed.dots, fromPlain.dots);
+        assert.equal(at, -1, `${name} cols=${cols} dot (row, token) ${at}: relaxed ${fromRelaxed.dots[at]}, plain ${fromPlain.dots[at]}`);
+        fromPlain.runs.forEach((want, i) => {
+          const got = fromRelaxed.runs[i];
+          const at = firstDifference(got.out, want.out);
+          assert.equal(at, -1, `${name} cols=${cols} ${want.what}: relaxed ${got.out[at]} at ${at}, plain ${want.out[at]}`);
+        });
+
+        // the scalar reference, within the bound of the other kernel tests
+        const wBytes = rowBytes(format, cols);
+        const xBytes = rowBytes(q8K, cols);
+        const dots = fromRelaxed.dots; // (N_ROWS, MAX_TOKENS)
+        for (let r = 0; r < N_ROWS; r++) {
+          const rowQ = w.subarray(r * wBytes, (r + 1) * wBytes);
+          const rowValues = referenceDequantize(format, rowQ, cols);
+          for (let t = 0; t < MAX_TOKENS; t++) {
+            const xRow = x.subarray(t * xBytes, (t + 1) * xBytes);
+            const ref = format.reference.dot(rowQ, xRow, cols);
+            const tol = dotTolerance(format, cols, rowValues, referenceDequantize(q8K, xRow, cols));
+            const got = dots[r * MAX_TOKENS + t];
+            assert.ok(Math.abs(got - ref) <= tol, `${name} cols=${cols} row ${r} token ${t}: ${got}, reference ${ref} (tol ${tol})`);
+          }
+        }
+        // every batched output is that dot, bit for bit, where written, and nothing else is written
+        for (const run of fromRelaxed.runs) {
+          for (let t = 0; t < MAX_TOKENS; t++) {
+            for (let r = 0; r < OUT_STRIDE / 4; r++) {
+              const written = t < run.nTokens && r >= run.rowStart && r < run.rowEnd;
+              const want = written ? dots[r * MAX_TOKENS + run.firstToken + t] : SENTINEL;
+              const v = run.out[(t * OUT_STRIDE) / 4 + r];
+              assert.ok(Object.is(v, want), `${name} cols=${cols} ${run.what}: out[${t}][${r}] = ${v}, want ${want}`);
+            }
+          }
+        }
+      }
+    });
+  }
+});
+
+if (process.env[TIER_CHILD_ENV] === undefined) {
+  describe("relaxed and plain builds agree under each WebAssembly compiler of V8", () => {
+    const flagSets = [["--liftoff", "--no-wasm-tier-up"], ["--no-liftoff"]];
+    for (const flags of flagSets) {
+      it(`this file's tests pass in a child process with ${flags.join(" ")}`, () => {
+        const file = fileURLToPath(import.meta.url);
+        // a failing test makes the child exit non-zero: execFileSync throws with its report
+        try {
+          execFileSync(process.execPath, [...flags, "--test-reporter=dot", file], {
+            env: { ...process.env, [TIER_CHILD_ENV]: "1" }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"],
+          });
+        } catch (e) {
+          const { stdout, stderr } = e as { stdout?: string; stderr?: string };
+          assert.fail(`with ${flags.join(" ")}:\n${stdout ?? ""}${stderr ?? ""}`);
+        }
+      });
+    }
+  });
+}
