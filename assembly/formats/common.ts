@@ -126,6 +126,30 @@
   return i16x8.relaxed_dot_i8x16_i7x16_s(q8, levels);
 }
 
+/** u8 v128 constants of the relaxed-SIMD paths, read from memory where used (see VECTOR_CONSTANTS). */
+const RELAXED_CONSTANTS: usize = memory.data<u8>([
+  15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, // 0: u8 15
+  16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, // 16: u8 16
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, // 32: u8 1
+], 16);
+export const U8_15: usize = 0;
+export const U8_16: usize = 16;
+export const U8_1: usize = 32;
+
+// @ts-ignore: decorator
+@inline export function rconst(offset: usize): v128 {
+  return v128.load(RELAXED_CONSTANTS + offset);
+}
+
+/**
+ * The high nibbles of the bytes in v, in place of the low ones (u8 lanes 0..15): a 16-bit shift and a mask, cheaper
+ * in V8 than i8x16.shr_u, which has no x64 instruction.
+ */
+// @ts-ignore: decorator
+@inline export function highNibbles(v: v128): v128 {
+  return v128.and(i16x8.shr_u(v, 4), rconst(U8_15));
+}
+
 /** Lanes 0..3 / 4..7 / 8..11 / 12..15 of an i8x16 as f32x4 (exact). */
 // @ts-ignore: decorator
 @inline export function i8x16QuarterToF32x4(v: v128, quarter: i32): v128 {

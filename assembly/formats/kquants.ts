@@ -471,28 +471,6 @@ export const KQ_Q6_SCALE_ORDER: usize = 160;
   return v128.load(KQ_CONSTANTS + offset);
 }
 
-/** u8 v128 constants of the relaxed-SIMD paths of the q4_K / q5_K / q6_K dots (kernels-relaxed.wasm only). */
-const KQ_RELAXED_CONSTANTS: usize = memory.data<u8>([
-  15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, // 0: u8 15
-  16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, // 16: u8 16
-], 16);
-export const KQR_U8_15: usize = 0;
-export const KQR_U8_16: usize = 16;
-
-// @ts-ignore: decorator
-@inline export function kqrconst(offset: usize): v128 {
-  return v128.load(KQ_RELAXED_CONSTANTS + offset);
-}
-
-/**
- * The high nibbles of the bytes in v, in place of the low ones (u8 lanes 0..15): a 16-bit shift and a mask, cheaper
- * in V8 than i8x16.shr_u, which has no x64 instruction.
- */
-// @ts-ignore: decorator
-@inline export function highNibbles(v: v128): v128 {
-  return v128.and(i16x8.shr_u(v, 4), kqrconst(KQR_U8_15));
-}
-
 /** The 6-bit scales of sub-blocks 0-7 (u8 lanes 0-7) and mins (lanes 8-15) from the 12 bytes at q (get_scale_min_k4). */
 // @ts-ignore: decorator
 @inline export function scalesMinsK4(q: usize): v128 {
