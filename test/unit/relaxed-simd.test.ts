@@ -1,15 +1,16 @@
 /**
  * The two kernel builds (src/runtime/wasm.ts): build/kernels.wasm (plain SIMD) and build/kernels-relaxed.wasm (the
- * same source with relaxed SIMD, whose K-quant dots use relaxed i8 × i7 dots).
+ * same source with relaxed SIMD, whose K-quant and q4_0 / q4_1 / q5_0 / q5_1 weight dots use relaxed i8 × i7 dots).
  *   1. selection: the hand-written probe module agrees with the relaxed build's own validation; the process uses the
  *      relaxed build exactly where the runtime ships relaxed SIMD (Node 20: never, even with its experimental flag)
  *      unless KVSPLIT_WASM_RELAXED forces a build (=0 plain, =1 relaxed, an error where unsupported); runtimes
  *      instantiate the chosen module.
  *   2. where the runtime ships relaxed SIMD: both builds, loaded side by side (each on its own memory, the same
- *      inputs), give Object.is-identical outputs for every K-quant kernel (dot, matvec, matmul, matmulWide of q2_K ..
- *      q6_K) over 1, 2 and 9 super-blocks, 1..9 tokens and odd row ranges, with quantized rows, random bytes and
- *      all-extreme bytes (levels and scales at their ends), and activations at −128 / 127; and they equal the scalar
- *      reference within the bound the other kernel tests use. Where it does not (Node 20), the relaxed build must
+ *      inputs), give Object.is-identical outputs for every kernel with a relaxed path (dot, matvec, matmul,
+ *      matmulWide of q2_K .. q6_K over 1, 2 and 9 super-blocks; matvec and matmul of q4_0, q4_1, q5_0, q5_1 over 1,
+ *      3, 4, 9 blocks), 1..9 tokens and odd row ranges, with quantized rows, random bytes and all-extreme bytes
+ *      (levels, scales and mins at their ends), and activations at −128 / 127; and they equal the scalar reference
+ *      within the bound the other kernel tests use. Where it does not (Node 20), the relaxed build must
  *      fail to compile there and the plain one is in use.
  *   3. where supported, 2. holds under each of V8's WebAssembly compilers alone (Liftoff without tier-up, TurboFan
  *      only): this file re-run in child processes with those flags (Node 20's Liftoff got relaxed dots wrong).
@@ -24,6 +25,7 @@ import type { BlockFormat } from "../../src/formats/types.js";
 import {
   RELAXED_ENV, WasmRuntime, defaultRuntime, kernelModule, kernelVariant, loadKernelModule, relaxedSimdSupported, selectKernelVariant,
 } from "../../src/runtime/wasm.js";
+import { f16BitsToF32, f32ToF16Bits, writeF16 } from "../../src/formats/reference/scalar.js";
 import { dotTolerance, referenceDequantize, referenceQuantize } from "../helpers/format-reference.js";
 import { seededRandom } from "../helpers/random.js";
 
@@ -88,20 +90,27 @@ describe("kernel build selection (plain or relaxed SIMD)", () => {
 
 // ---- relaxed against plain, bit for bit ---------------------------------------------------------------------
 
-const KQUANTS = ["q2_K", "q3_K", "q4_K", "q5_K", "q6_K"] as const;
-/** Byte offsets of the fp16 d and dmin (−1: none) in each format's super-block. */
-const SCALE_OFFSETS: Record<(typeof KQUANTS)[number], [d: number, dmin: number]> = {
+/** Weight formats with relaxed dots, the byte offsets of their blocks' fp16 fields (d, then dmin / m if any). */
+const RELAXED_WEIGHTS = {
   q2_K: [80, 82],
-  q3_K: [108, -1],
+  q3_K: [108],
   q4_K: [0, 2],
   q5_K: [0, 2],
-  q6_K: [208, -1],
-};
+  q6_K: [208],
+  q4_0: [0],
+  q4_1: [0, 2],
+  q5_0: [0],
+  q5_1: [0, 2],
+} as const;
+type RelaxedWeight = keyof typeof RELAXED_WEIGHTS;
+const isKQuant = (name: string) => name.endsWith("_K");
+
 const N_ROWS = 8;
 const MAX_TOKENS = 9;
 const SENTINEL = -3131.5;
 const ROW_RANGES = [[0, N_ROWS], [1, 6], [3, 4], [7, 8], [5, 5]] as const;
-const WIDE_BLOCK_BYTES = 560; // matmul-wide-k.ts WIDE_K_BLOCK_BYTES (src/model/linear.ts wideRowBytesK)
+const OUT_STRIDE = N_ROWS * 4 + 8; // bytes: wider than a row, so strides are exercised
+const WIDE_K_BLOCK_BYTES = 560; // matmul-wide-k.ts WIDE_K_BLOCK_BYTES (src/model/linear.ts wideRowBytesK)
 
 /** Gaussian values with a power-of-two scale that changes every 32 values: (n). */
 function gaussian(n: number, rand: () => number): Float32Array {
@@ -117,12 +126,12 @@ function gaussian(n: number, rand: () => number): Float32Array {
 /**
  * N_ROWS weight rows of `cols` values: (N_ROWS, rowBytes). Rows 0-1 from the reference quantizer; the rest are raw
  * bytes (random ×2, all 0xff, all 0x00, all 0x80, all 0x7f: levels, scales and mins at the ends of their ranges) with
- * finite d and dmin written in.
+ * finite fp16 scales written in (random: d in [2^-8, 2^-3), dmin / m negative; extremes: 1 and 0.5).
  */
 function weightRows(format: BlockFormat, cols: number, rand: () => number): Uint8Array {
   const bytes = rowBytes(format, cols);
   const out = new Uint8Array(N_ROWS * bytes); // (N_ROWS, bytes)
-  const [dAt, dminAt] = SCALE_OFFSETS[format.name as (typeof KQUANTS)[number]];
+  const [dAt, mAt] = RELAXED_WEIGHTS[format.name as RelaxedWeight] as readonly number[];
   for (let r = 0; r < N_ROWS; r++) {
     const row = out.subarray(r * bytes, (r + 1) * bytes);
     if (r < 2) {
@@ -131,43 +140,48 @@ function weightRows(format: BlockFormat, cols: number, rand: () => number): Uint
     }
     const fill = [-1, -1, 0xff, 0x00, 0x80, 0x7f][r - 2];
     for (let i = 0; i < bytes; i++) row[i] = fill < 0 ? Math.floor(rand() * 256) : fill;
-    const view = new DataView(row.buffer, row.byteOffset, row.byteLength);
     for (let b = 0; b < bytes; b += format.bytesPerBlock) {
-      view.setUint16(b + dAt, fill < 0 ? 0x1c00 + Math.floor(rand() * 0x1400) : 0x3c00, true); // 2^-8 .. 2^-3, or 1
-      if (dminAt >= 0) view.setUint16(b + dminAt, fill < 0 ? 0x9c00 + Math.floor(rand() * 0x1400) : 0x3800, true); // negative, or 0.5
+      writeF16(row, b + dAt, fill < 0 ? 2 ** (rand() * 5 - 8) : 1);
+      if (mAt !== undefined) writeF16(row, b + mAt, fill < 0 ? -(2 ** (rand() * 5 - 8)) : 0.5);
     }
   }
   return out;
 }
 
+/** Where a partner block keeps its int8 values, and whether its scale is an f32 (q8_K) or fp16 (q8_0, q8_1). */
+const PARTNERS = { q8_K: { qs: 4, f32Scale: true }, q8_0: { qs: 2, f32Scale: false }, q8_1: { qs: 4, f32Scale: false } } as const;
+
 /**
- * MAX_TOKENS q8_K activation rows: (MAX_TOKENS, rowBytes(q8_K)). Tokens 0-2: all 127, all −128, alternating
- * −128 / 127; 3-4: random int8 (any of −128..127); the rest from the reference quantizer. bsums are always the
- * 16-value sums, as the kernels expect.
+ * MAX_TOKENS activation rows in the weight format's partner: (MAX_TOKENS, rowBytes(partner)). Tokens 0-2: all 127,
+ * all −128, alternating −128 / 127; 3-4: random int8 (any of −128..127); the rest from the reference quantizer. The
+ * crafted blocks' other fields are what the kernels expect: q8_K's bsums (16-value sums), q8_1's s = fp16(d × Σ q).
  */
-function activationRows(cols: number, rand: () => number): Uint8Array {
-  const q8K = getFormat("q8_K");
-  const bytes = rowBytes(q8K, cols);
+function activationRows(partner: BlockFormat, cols: number, rand: () => number): Uint8Array {
+  const { qs, f32Scale } = PARTNERS[partner.name as keyof typeof PARTNERS];
+  const bytes = rowBytes(partner, cols);
   const out = new Uint8Array(MAX_TOKENS * bytes); // (MAX_TOKENS, bytes)
   for (let t = 0; t < MAX_TOKENS; t++) {
     const row = out.subarray(t * bytes, (t + 1) * bytes);
     if (t >= 5) {
-      row.set(referenceQuantize(q8K, gaussian(cols, rand).map((v) => v * 30)));
+      row.set(referenceQuantize(partner, gaussian(cols, rand).map((v) => v * 30)));
       continue;
     }
     const view = new DataView(row.buffer, row.byteOffset, row.byteLength);
-    for (let b = 0; b < bytes; b += 292) {
-      view.setFloat32(b, t < 3 ? 1 : 0.25 + rand(), true);
-      for (let g = 0; g < 16; g++) {
-        let sum = 0;
-        for (let i = 0; i < 16; i++) {
-          const j = 16 * g + i;
-          const q = t === 0 ? 127 : t === 1 ? -128 : t === 2 ? (j % 2 === 0 ? -128 : 127) : Math.floor(rand() * 256) - 128;
-          view.setInt8(b + 4 + j, q);
-          sum += q;
+    for (let b = 0; b < bytes; b += partner.bytesPerBlock) {
+      let sum = 0;
+      for (let j = 0; j < partner.blockSize; j++) {
+        const q = t === 0 ? 127 : t === 1 ? -128 : t === 2 ? (j % 2 === 0 ? -128 : 127) : Math.floor(rand() * 256) - 128;
+        view.setInt8(b + qs + j, q);
+        sum += q;
+        if (partner.name === "q8_K" && j % 16 === 15) {
+          view.setInt16(b + 260 + 2 * ((j - 15) / 16), sum, true);
+          sum = 0;
         }
-        view.setInt16(b + 260 + 2 * g, sum, true);
       }
+      const d = t < 3 ? 1 : 0.25 + rand();
+      if (f32Scale) view.setFloat32(b, d, true);
+      else writeF16(row, b, d);
+      if (partner.name === "q8_1") writeF16(row, b + 2, f16BitsToF32(f32ToF16Bits(d)) * sum);
     }
   }
   return out;
@@ -182,18 +196,22 @@ interface KernelRun {
   rowEnd: number;
   out: Float32Array; // (MAX_TOKENS, OUT_STRIDE / 4)
 }
-const OUT_STRIDE = N_ROWS * 4 + 8; // bytes: wider than a row, so strides are exercised
 
-/** Everything one build computes for one format and size: dot_<fmt> of every (row, token) and a list of kernel runs. */
-function runKernels(rt: WasmRuntime, format: BlockFormat, cols: number, w: Uint8Array, x: Uint8Array): { dots: Float32Array; runs: KernelRun[] } {
+/**
+ * What one build computes for one format and size: matvec of every row for each token (rows: (N_ROWS, MAX_TOKENS)),
+ * dot_<fmt> of every (row, token) for the K-quants (whose dot is their matvec's row dot; (N_ROWS, MAX_TOKENS)), and
+ * runs of matvec, matmul and (K-quants) matmulWide over row ranges and token counts.
+ */
+function runKernels(rt: WasmRuntime, format: BlockFormat, cols: number, w: Uint8Array, x: Uint8Array): { rows: Float32Array; dots: Float32Array; runs: KernelRun[] } {
   const name = format.name;
   const wBytes = rowBytes(format, cols);
   const xBytes = x.length / MAX_TOKENS;
   const wPtr = rt.alloc(w.length);
   const xPtr = rt.alloc(x.length);
   const outPtr = rt.alloc(MAX_TOKENS * OUT_STRIDE);
-  const scratch = rt.alloc(2 * (cols / 256) * WIDE_BLOCK_BYTES);
-  const dots = new Float32Array(N_ROWS * MAX_TOKENS); // (N_ROWS, MAX_TOKENS)
+  const scratch = rt.alloc(2 * Math.ceil(cols / 256) * WIDE_K_BLOCK_BYTES);
+  const rows = new Float32Array(N_ROWS * MAX_TOKENS); // (N_ROWS, MAX_TOKENS)
+  const dots = new Float32Array(isKQuant(name) ? N_ROWS * MAX_TOKENS : 0); // (N_ROWS, MAX_TOKENS)
   const runs: KernelRun[] = [];
   const run = (what: string, firstToken: number, nTokens: number, rowStart: number, rowEnd: number, call: () => void) => {
     rt.f32(outPtr, (MAX_TOKENS * OUT_STRIDE) / 4).fill(SENTINEL);
@@ -203,8 +221,11 @@ function runKernels(rt: WasmRuntime, format: BlockFormat, cols: number, w: Uint8
   try {
     rt.u8(wPtr, w.length).set(w);
     rt.u8(xPtr, x.length).set(x);
-    for (let r = 0; r < N_ROWS; r++) {
-      for (let t = 0; t < MAX_TOKENS; t++) dots[r * MAX_TOKENS + t] = rt.k[`dot_${name}`](wPtr + r * wBytes, xPtr + t * xBytes, cols) as number;
+    for (let t = 0; t < MAX_TOKENS; t++) {
+      rt.k[`matvec_${name}`](wPtr, xPtr + t * xBytes, outPtr, 0, N_ROWS, cols);
+      rt.f32(outPtr, N_ROWS).forEach((v, r) => (rows[r * MAX_TOKENS + t] = v));
+      if (!isKQuant(name)) continue;
+      for (let r = 0; r < N_ROWS; r++) dots[r * MAX_TOKENS + t] = rt.k[`dot_${name}`](wPtr + r * wBytes, xPtr + t * xBytes, cols) as number;
     }
     for (const [rowStart, rowEnd] of ROW_RANGES) {
       for (let t = 0; t < MAX_TOKENS; t++) {
@@ -212,13 +233,14 @@ function runKernels(rt: WasmRuntime, format: BlockFormat, cols: number, w: Uint8
       }
       for (let n = 1; n <= MAX_TOKENS; n++) {
         run(`matmul ${n} tokens`, 0, n, rowStart, rowEnd, () => rt.k[`matmul_${name}`](wPtr, xPtr, outPtr, rowStart, rowEnd, cols, n, xBytes, OUT_STRIDE));
+        if (!isKQuant(name)) continue;
         run(`matmulWide ${n} tokens`, 0, n, rowStart, rowEnd, () => rt.k[`matmulWide_${name}`](wPtr, xPtr, outPtr, rowStart, rowEnd, cols, n, OUT_STRIDE, scratch));
       }
     }
   } finally {
     for (const p of [wPtr, xPtr, outPtr, scratch]) rt.free(p);
   }
-  return { dots, runs };
+  return { rows, dots, runs };
 }
 
 /** Index of the first element where a and b differ (Object.is), or −1. */
@@ -226,7 +248,7 @@ function firstDifference(a: Float32Array, b: Float32Array): number {
   return a.findIndex((v, i) => !Object.is(v, b[i]));
 }
 
-describe("relaxed-SIMD K-quant kernels equal the plain ones bit for bit", () => {
+describe("relaxed-SIMD weight kernels equal the plain ones bit for bit", () => {
   if (!supported) {
     it(`this runtime (Node ${process.versions.node}) has no relaxed SIMD: the relaxed build does not compile and the plain build is in use`, () => {
       assert.throws(() => new WebAssembly.Module(readFileSync(buildFile("kernels-relaxed.wasm"))), WebAssembly.CompileError);
@@ -238,20 +260,23 @@ describe("relaxed-SIMD K-quant kernels equal the plain ones bit for bit", () => 
 
   const plain = new WasmRuntime(undefined, loadKernelModule("plain"));
   const relaxed = new WasmRuntime(undefined, loadKernelModule("relaxed"));
-  const q8K = getFormat("q8_K");
 
-  for (const name of KQUANTS) {
+  for (const name of Object.keys(RELAXED_WEIGHTS) as RelaxedWeight[]) {
     const format = getFormat(name);
-    it(`${name}: dot, matvec, matmul and matmulWide over 1, 2, 9 super-blocks, 1..9 tokens, odd row ranges, extreme bytes`, () => {
-      for (const blocks of [1, 2, 9]) {
-        const cols = blocks * 256;
-        const rand = seededRandom(1000 * blocks + KQUANTS.indexOf(name));
+    const partner = getFormat(format.dotPartner);
+    const kernels = isKQuant(name) ? "dot, matvec, matmul and matmulWide over 1, 2, 9 super-blocks" : "matvec and matmul over 1, 3, 4, 9 blocks";
+    it(`${name}: ${kernels}, 1..9 tokens, odd row ranges, extreme bytes`, () => {
+      for (const blocks of isKQuant(name) ? [1, 2, 9] : [1, 3, 4, 9]) {
+        const cols = blocks * format.blockSize;
+        const rand = seededRandom(1000 * blocks + format.ggmlType);
         const w = weightRows(format, cols, rand);
-        const x = activationRows(cols, rand);
+        const x = activationRows(partner, cols, rand);
         const fromPlain = runKernels(plain, format, cols, w, x);
         const fromRelaxed = runKernels(relaxed, format, cols, w, x);
-        const at = firstDifference(fromRelaxed.dots, fromPlain.dots);
-        assert.equal(at, -1, `${name} cols=${cols} dot (row, token) ${at}: relaxed ${fromRelaxed.dots[at]}, plain ${fromPlain.dots[at]}`);
+        for (const what of ["rows", "dots"] as const) {
+          const at = firstDifference(fromRelaxed[what], fromPlain[what]);
+          assert.equal(at, -1, `${name} cols=${cols} ${what} (row, token) ${at}: relaxed ${fromRelaxed[what][at]}, plain ${fromPlain[what][at]}`);
+        }
         fromPlain.runs.forEach((want, i) => {
           const got = fromRelaxed.runs[i];
           const at = firstDifference(got.out, want.out);
@@ -260,25 +285,27 @@ describe("relaxed-SIMD K-quant kernels equal the plain ones bit for bit", () => 
 
         // the scalar reference, within the bound of the other kernel tests
         const wBytes = rowBytes(format, cols);
-        const xBytes = rowBytes(q8K, cols);
-        const dots = fromRelaxed.dots; // (N_ROWS, MAX_TOKENS)
+        const xBytes = rowBytes(partner, cols);
+        const rows = fromRelaxed.rows; // (N_ROWS, MAX_TOKENS)
         for (let r = 0; r < N_ROWS; r++) {
           const rowQ = w.subarray(r * wBytes, (r + 1) * wBytes);
           const rowValues = referenceDequantize(format, rowQ, cols);
           for (let t = 0; t < MAX_TOKENS; t++) {
             const xRow = x.subarray(t * xBytes, (t + 1) * xBytes);
             const ref = format.reference.dot(rowQ, xRow, cols);
-            const tol = dotTolerance(format, cols, rowValues, referenceDequantize(q8K, xRow, cols));
-            const got = dots[r * MAX_TOKENS + t];
+            const tol = dotTolerance(format, cols, rowValues, referenceDequantize(partner, xRow, cols));
+            const got = rows[r * MAX_TOKENS + t];
             assert.ok(Math.abs(got - ref) <= tol, `${name} cols=${cols} row ${r} token ${t}: ${got}, reference ${ref} (tol ${tol})`);
           }
         }
-        // every batched output is that dot, bit for bit, where written, and nothing else is written
+        // a K-quant's dot is its matvec's row dot; every batched output is the matvec's value where written, and
+        // nothing else is written
+        if (isKQuant(name)) assert.equal(firstDifference(fromRelaxed.dots, rows), -1, `${name} cols=${cols}: dot differs from matvec`);
         for (const run of fromRelaxed.runs) {
           for (let t = 0; t < MAX_TOKENS; t++) {
             for (let r = 0; r < OUT_STRIDE / 4; r++) {
               const written = t < run.nTokens && r >= run.rowStart && r < run.rowEnd;
-              const want = written ? dots[r * MAX_TOKENS + run.firstToken + t] : SENTINEL;
+              const want = written ? rows[r * MAX_TOKENS + run.firstToken + t] : SENTINEL;
               const v = run.out[(t * OUT_STRIDE) / 4 + r];
               assert.ok(Object.is(v, want), `${name} cols=${cols} ${run.what}: out[${t}][${r}] = ${v}, want ${want}`);
             }
