@@ -1,10 +1,11 @@
 /**
- * Single-thread speed of the K-quant weight kernels, one build against another: matvec_<fmt> (one token: generation)
- * and matmulWide_<fmt> (64 tokens: prompts) of a 2048 × 2048 q4_K / q5_K / q6_K matrix with q8_K activations.
- * Prints the median of a few timed repetitions per kernel (CPU time of the process: the machine may be shared), in
- * ms and in GMAC/s (rows × cols × tokens / time).
+ * Single-thread speed of the weight kernels, one build against another: matvec_<fmt> (one token: generation) and
+ * matmulWide_<fmt> (64 tokens: prompts) of a 2048 × 2048 q4_K / q5_K / q6_K matrix with q8_K activations; for the
+ * 32-value block formats (--formats q4_0,...) matvec and matmul_<fmt> of 2 tokens (their relaxed paths; batches of 4+
+ * tokens take matmulWide_<fmt>, which has none). Prints the median of a few timed repetitions per kernel (CPU time of
+ * the process: the machine may be shared), in ms and in GMAC/s (rows × cols × tokens / time).
  *
- *   node dist/bench/kquant-kernels.js [--wasm FILE]... [--reps N] [--formats q4_K,q5_K,q6_K]
+ *   node dist/bench/weight-kernels.js [--wasm FILE]... [--reps N] [--formats q4_K,q5_K,q6_K]
  *
  * Without --wasm it compares build/kernels.wasm with build/kernels-relaxed.wasm (the latter only where the runtime
  * has relaxed SIMD). Each build runs on its own memory with the same inputs; the script also checks that every build
@@ -25,9 +26,10 @@ const DISTINCT_ROWS = 32;
 
 interface Case {
   format: string;
-  kernel: "matvec" | "matmulWide";
+  kernel: "matvec" | "matmul" | "matmulWide";
   tokens: number;
 }
+const isKQuant = (format: string) => format.endsWith("_K");
 
 /** Gaussian-ish floats with a per-row scale: (n) values. */
 function values(n: number, rand: () => number, scale: number): Float32Array {
@@ -36,11 +38,11 @@ function values(n: number, rand: () => number, scale: number): Float32Array {
   return out;
 }
 
-/** One build's runtime with the matrix of each format and the q8_K activations in its memory. */
+/** One build's runtime with the matrix of each format and the activations in each partner format in its memory. */
 class Setup {
   readonly rt: WasmRuntime;
   readonly w = new Map<string, number>(); // format -> (ROWS, rowBytes) weights
-  readonly x: number; // (WIDE_TOKENS, COLS / 256 × 292) q8_K activations
+  readonly x = new Map<string, number>(); // partner format -> (WIDE_TOKENS, rowBytes) activations
   readonly out: number; // (WIDE_TOKENS, ROWS) f32
   readonly scratch: number; // matmulWide_<K-quant> scratch: 2 widened rows (src/model/linear.ts)
 
@@ -59,12 +61,15 @@ class Setup {
       const u8 = this.rt.u8(w, ROWS * bytes);
       for (let r = DISTINCT_ROWS; r < ROWS; r++) u8.copyWithin(r * bytes, (r % DISTINCT_ROWS) * bytes, (r % DISTINCT_ROWS + 1) * bytes);
       this.w.set(format, w);
-    }
-    const xBytes = rowBytes(getFormat("q8_K"), COLS);
-    this.x = this.rt.alloc(WIDE_TOKENS * xBytes);
-    for (let t = 0; t < WIDE_TOKENS; t++) {
-      this.rt.f32(floats, COLS).set(values(COLS, rand, 3));
-      k.quantizeRow_q8_K(floats, this.x + t * xBytes, COLS);
+      const partner = getFormat(format).dotPartner;
+      if (this.x.has(partner)) continue;
+      const xBytes = rowBytes(getFormat(partner), COLS);
+      const x = this.rt.alloc(WIDE_TOKENS * xBytes);
+      for (let t = 0; t < WIDE_TOKENS; t++) {
+        this.rt.f32(floats, COLS).set(values(COLS, rand, 3));
+        k[`quantizeRow_${partner}`](floats, x + t * xBytes, COLS);
+      }
+      this.x.set(partner, x);
     }
     this.out = this.rt.alloc(WIDE_TOKENS * ROWS * 4);
     this.scratch = this.rt.alloc(2 * (COLS / 256) * 560);
@@ -72,8 +77,12 @@ class Setup {
 
   run(c: Case): void {
     const w = this.w.get(c.format)!;
-    if (c.kernel === "matvec") this.rt.k[`matvec_${c.format}`](w, this.x, this.out, 0, ROWS, COLS);
-    else this.rt.k[`matmulWide_${c.format}`](w, this.x, this.out, 0, ROWS, COLS, c.tokens, ROWS * 4, this.scratch);
+    const partner = getFormat(c.format).dotPartner;
+    const x = this.x.get(partner)!;
+    const k = this.rt.k;
+    if (c.kernel === "matvec") k[`matvec_${c.format}`](w, x, this.out, 0, ROWS, COLS);
+    else if (c.kernel === "matmul") k[`matmul_${c.format}`](w, x, this.out, 0, ROWS, COLS, c.tokens, rowBytes(getFormat(partner), COLS), ROWS * 4);
+    else k[`matmulWide_${c.format}`](w, x, this.out, 0, ROWS, COLS, c.tokens, ROWS * 4, this.scratch);
   }
 
   output(c: Case): Float32Array {
@@ -122,7 +131,7 @@ function main(): void {
   const setups = files.map((f) => new Setup(f.replace(/^.*\//, ""), new WebAssembly.Module(readFileSync(f)), formats));
   const cases: Case[] = formats.flatMap((format) => [
     { format, kernel: "matvec" as const, tokens: 1 },
-    { format, kernel: "matmulWide" as const, tokens: WIDE_TOKENS },
+    isKQuant(format) ? { format, kernel: "matmulWide" as const, tokens: WIDE_TOKENS } : { format, kernel: "matmul" as const, tokens: 2 },
   ]);
   console.log(`Node ${process.versions.node}, ${ROWS} × ${COLS}, one thread, median CPU time of ${reps} repetitions`);
   console.log(["kernel", "tokens", ...setups.map((s) => `${s.name} ms (GMAC/s)`)].join(" | "));
