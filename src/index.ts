@@ -24,4 +24,5 @@ export { parseKvConfig, parseKvConfigList, kvConfigName, type KvConfig } from ".
 export { kvBytesPerToken } from "./kv/cache.js";
 export { resolveModelPath, parseModelSpec, ModelSpecError, type ResolveOptions } from "./download/resolve.js";
 export { DownloadError } from "./download/download.js";
+export { kernelVariant, type KernelVariant } from "./runtime/wasm.js";
 export { planMemory, checkMemoryPlan, MemoryPlanError, type MemoryPlan } from "./model/memory.js";

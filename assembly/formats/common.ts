@@ -108,6 +108,48 @@
   );
 }
 
+// ---- relaxed SIMD dots (kernels-relaxed.wasm only: call them under `if (ASC_FEATURE_RELAXED_SIMD)`) -----------
+// relaxed_dot_i8x16_i7x16 multiplies int8 lanes of its first operand by lanes of its second, which the spec leaves
+// implementation-defined only where the second operand's top bit is set. The kernels pass unsigned weight levels
+// (0..63) second and the q8 activations (any int8) first, so every product, and every pair sum (|2 × 128 × 127| <
+// 2^15: no i16 saturation), is exact: the same integers as the plain build's widened dots, on any engine and tier.
+
+/** acc + Σ q8 × level over 16 values (four consecutive products per i32 lane); level lanes in 0..127. */
+// @ts-ignore: decorator
+@inline export function dotLevelsAdd(q8: v128, levels: v128, acc: v128): v128 {
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(q8, levels, acc);
+}
+
+/** q8 × level of values 2i and 2i + 1 summed in i16 lane i; level lanes in 0..127. */
+// @ts-ignore: decorator
+@inline export function pairDotLevels(q8: v128, levels: v128): v128 {
+  return i16x8.relaxed_dot_i8x16_i7x16_s(q8, levels);
+}
+
+/** u8 v128 constants of the relaxed-SIMD paths, read from memory where used (see VECTOR_CONSTANTS). */
+const RELAXED_CONSTANTS: usize = memory.data<u8>([
+  15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, // 0: u8 15
+  16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, // 16: u8 16
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, // 32: u8 1
+], 16);
+export const U8_15: usize = 0;
+export const U8_16: usize = 16;
+export const U8_1: usize = 32;
+
+// @ts-ignore: decorator
+@inline export function rconst(offset: usize): v128 {
+  return v128.load(RELAXED_CONSTANTS + offset);
+}
+
+/**
+ * The high nibbles of the bytes in v, in place of the low ones (u8 lanes 0..15): a 16-bit shift and a mask, cheaper
+ * in V8 than i8x16.shr_u, which has no x64 instruction.
+ */
+// @ts-ignore: decorator
+@inline export function highNibbles(v: v128): v128 {
+  return v128.and(i16x8.shr_u(v, 4), rconst(U8_15));
+}
+
 /** Lanes 0..3 / 4..7 / 8..11 / 12..15 of an i8x16 as f32x4 (exact). */
 // @ts-ignore: decorator
 @inline export function i8x16QuarterToF32x4(v: v128, quarter: i32): v128 {

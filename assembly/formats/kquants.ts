@@ -4,7 +4,9 @@
 // Dots: every K-quant super-block is read as 16 groups of 16 signed integer levels (offsets applied) with one integer
 // scale (and, for q2_K / q4_K / q5_K, one integer min) per group. Per super-block the integers
 //   isum = Σ_g scale_g × Σ_{16 values} q8 × level      summs = Σ_g min_g × bsums_g
-// are exact (i8 × i8 products summed in i16 pairs, then i32), and the super-block's term is the f32
+// are exact (i8 × i8 products summed in i16 pairs, then i32; in the relaxed build, the stored unsigned levels times
+// q8 in relaxed dots, the offset of q3_K / q6_K levels subtracted as offset × Σ_g scale_g × bsums_g), and the
+// super-block's term is the f32
 //   (d_x × d) × f32(isum) − (d_x × dmin) × f32(summs)
 // as in the scalar reference; a row's terms are summed in f32 in block order. matmul runs the same row dot per
 // (row, token), so it equals matvec bit for bit.
@@ -12,7 +14,7 @@
 // Quantizers: scalar ports of ggml's quantize_row_q*_K_ref (float arithmetic in the same order, no fused
 // multiply-add). The weight quantizers use a static scratch area: they are for one thread at a time (weights are
 // quantized ahead of time, never in the parallel forward pass). quantizeRow_q8_K needs no scratch.
-import { f32ToF16, loadF16 } from "./common";
+import { dotLevelsAdd, f32ToF16, loadF16, pairDotLevels } from "./common";
 
 export const Q2_K: i32 = 10;
 export const Q3_K: i32 = 11;
@@ -365,8 +367,15 @@ export function quantizeQ8KBlock(src: usize, dst: usize): void {
 
 // ---- decode: 16 levels of group g (values 16g .. 16g + 15) as i8x16, its scale and min ------------------------
 
+/** What q3_K (4) and q6_K (32) subtract from their stored levels; 0 for the formats with mins. */
 // @ts-ignore: decorator
-@inline export function levels16(fmt: i32, wb: usize, g: i32): v128 {
+@inline export function levelOffsetK(fmt: i32): i32 {
+  return fmt == Q3_K ? 4 : fmt == Q6_K ? 32 : 0;
+}
+
+/** The stored (unsigned) levels of group g: level + levelOffsetK, 0..3 (q2_K), 0..7, 0..15, 0..31, 0..63 (q6_K). */
+// @ts-ignore: decorator
+@inline export function storedLevels16(fmt: i32, wb: usize, g: i32): v128 {
   const half = <usize>((g & 1) << 4);
   if (fmt == Q2_K || fmt == Q3_K) {
     const c = <usize>(g >> 3) << 5;
@@ -374,7 +383,7 @@ export function quantizeQ8KBlock(src: usize, dst: usize): void {
     const low = v128.and(i8x16.shr_u(v128.load(wb + (fmt == Q2_K ? 16 : 32) + c + half), shift), i8x16.splat(3));
     if (fmt == Q2_K) return low;
     const high = v128.and(i8x16.shr_u(v128.load(wb + half), g >> 1), i8x16.splat(1));
-    return i8x16.sub(v128.or(low, i8x16.shl(high, 2)), i8x16.splat(4));
+    return v128.or(low, i8x16.shl(high, 2));
   }
   if (fmt == Q4_K || fmt == Q5_K) {
     const c = <usize>(g >> 2) << 5;
@@ -390,7 +399,14 @@ export function quantizeQ8KBlock(src: usize, dst: usize): void {
   const bytes = v128.load(wb + (c << 6) + (<usize>(r & 1) << 5) + half);
   const low = r < 2 ? v128.and(bytes, i8x16.splat(15)) : i8x16.shr_u(bytes, 4);
   const high = v128.and(i8x16.shr_u(v128.load(wb + 128 + (c << 5) + half), r << 1), i8x16.splat(3));
-  return i8x16.sub(v128.or(low, i8x16.shl(high, 4)), i8x16.splat(32));
+  return v128.or(low, i8x16.shl(high, 4));
+}
+
+/** The signed levels of group g: storedLevels16 − levelOffsetK. */
+// @ts-ignore: decorator
+@inline export function levels16(fmt: i32, wb: usize, g: i32): v128 {
+  const stored = storedLevels16(fmt, wb, g);
+  return levelOffsetK(fmt) == 0 ? stored : i8x16.sub(stored, i8x16.splat(<i8>levelOffsetK(fmt)));
 }
 
 // @ts-ignore: decorator
@@ -488,6 +504,18 @@ export const KQ_Q6_SCALE_ORDER: usize = 160;
   return scaled - (dx * loadF16(wb + 2)) * <f32>hsumI32x4K(mins);
 }
 
+/**
+ * Relaxed build: pairHalvesI32x4(Σ sub-block 2c, Σ sub-block 2c + 1) of q4_K / q5_K chunk c with the q8 values at xq,
+ * from its levels as u8x16 (0..31): values 0-15 and 16-31 of sub-block 2c (lo0, lo1) and of 2c + 1 (hi0, hi1).
+ */
+// @ts-ignore: decorator
+@inline export function relaxedChunkSumsK4(lo0: v128, lo1: v128, hi0: v128, hi1: v128, xq: usize): v128 {
+  const zero = i32x4.splat(0);
+  const lo = settledK(dotLevelsAdd(v128.load(xq, 16), lo1, dotLevelsAdd(v128.load(xq), lo0, zero)), xq);
+  const hi = dotLevelsAdd(v128.load(xq, 48), hi1, dotLevelsAdd(v128.load(xq, 32), hi0, zero));
+  return pairHalvesI32x4(lo, hi);
+}
+
 /** v, computed before this point (see rowdot.ts); guard is any value that is never 0 here. */
 // @ts-ignore: decorator
 @inline export function settledK(v: v128, guard: usize): v128 {
@@ -517,13 +545,22 @@ export const KQ_Q6_SCALE_ORDER: usize = 160;
 // @ts-ignore: decorator
 @inline function superBlockTerm(fmt: i32, wb: usize, xb: usize): f32 {
   let acc = i32x4.splat(0);
+  let offsetSums = 0; // relaxed build: Σ_g scale_g × bsum_g, for the formats whose stored levels carry an offset
   for (let g = 0; g < 16; g++) {
-    const w = levels16(fmt, wb, g);
     const q = v128.load(xb + 4 + (<usize>g << 4));
-    const products = i16x8.add(i16x8.extmul_low_i8x16_s(w, q), i16x8.extmul_high_i8x16_s(w, q));
-    acc = i32x4.add(acc, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(products), i32x4.splat(scale16(fmt, wb, g))));
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      // stored levels (0..63) with the q8 values in pairs, then × scale in i16x8.dot: Σ scale × stored level × q8
+      const scale = scale16(fmt, wb, g);
+      acc = i32x4.add(acc, i32x4.dot_i16x8_s(pairDotLevels(q, storedLevels16(fmt, wb, g)), i16x8.splat(<i16>scale)));
+      if (levelOffsetK(fmt) != 0) offsetSums += scale * <i32>load<i16>(xb + 260 + (<usize>g << 1));
+    } else {
+      const w = levels16(fmt, wb, g);
+      const products = i16x8.add(i16x8.extmul_low_i8x16_s(w, q), i16x8.extmul_high_i8x16_s(w, q));
+      acc = i32x4.add(acc, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(products), i32x4.splat(scale16(fmt, wb, g))));
+    }
   }
-  const isum = (i32x4.extract_lane(acc, 0) + i32x4.extract_lane(acc, 1)) + (i32x4.extract_lane(acc, 2) + i32x4.extract_lane(acc, 3));
+  let isum = (i32x4.extract_lane(acc, 0) + i32x4.extract_lane(acc, 1)) + (i32x4.extract_lane(acc, 2) + i32x4.extract_lane(acc, 3));
+  if (ASC_FEATURE_RELAXED_SIMD) isum -= levelOffsetK(fmt) * offsetSums;
   const dx = load<f32>(xb);
   const scaled: f32 = (dx * loadF16(wb + dOffset(fmt))) * <f32>isum;
   if (!hasMinK(fmt)) return scaled;

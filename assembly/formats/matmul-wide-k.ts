@@ -3,23 +3,41 @@
 // tokens per pass), where matmul_<fmt> decodes the packed row again for every token.
 //
 // Wide K row layout: (nb, WIDE_K_BLOCK_BYTES), one entry per super-block:
-//   [0, 512)    i16 × 256: scale_g × level_i for the values in order (g = i / 16; |scale × level| ≤ 32 × 128 = 4096)
-//   [512, 544)  i16 × 16: min_g (zeros for formats without mins: q3_K, q6_K)
-//   [544, 548)  f32 d;  [548, 552) f32 dmin (0 without mins);  [552, 560) padding
-// With the scales folded into the levels, a super-block's isum = Σ_g scale_g × Σ level × q8 is one straight i16 dot
-// over 256 values (|isum| < 2^28: exact in i32), and summs = Σ_g min_g × bsum_g one 16-lane dot with the q8_K block's
-// group sums. Both are the exact integers of kquants.ts's row dots, and the super-block term and the row's sum follow
-// its f32 order, so matmulWide_<fmt> equals matvec_<fmt> token by token, bit for bit.
-import { loadF16, sum4I32x4 } from "./common";
+//   plain build:
+//     [0, 512)    i16 × 256: scale_g × level_i for the values in order (g = i / 16; |scale × level| ≤ 32 × 128 = 4096)
+//   relaxed build (kernels-relaxed.wasm):
+//     [0, 256)    u8 × 256: the stored levels (storedLevels16: 0..63, level + levelOffsetK) for the values in order
+//     [256, 512)  (16, 8) i16: scale_g in all eight lanes of row g
+//   both:
+//     [512, 544)  i16 × 16 (COEFFS): the coefficient of the q8_K group sum bsum_g: min_g (q2_K, q4_K, q5_K); for
+//                 q3_K / q6_K levelOffsetK × scale_g in the relaxed build (their stored levels carry the offset), 0 in
+//                 the plain build
+//     [544, 548)  f32 d;  [548, 552) f32 dmin (0 without mins);  [552, 560) padding
+// With the scales folded into the levels (plain), a super-block's isum = Σ_g scale_g × Σ level × q8 is one straight
+// i16 dot over 256 values (|isum| < 2^28: exact in i32); relaxed, each 16-value group is one
+// i16x8.relaxed_dot_i8x16_i7x16_s (q8 × stored level in pairs, exact: see common.ts) then one i32x4.dot_i16x8_s with
+// its scale row, and q3_K / q6_K subtract their offset term Σ_g (offset × scale_g) × bsum_g. summs = Σ_g min_g ×
+// bsum_g is one 16-lane dot with the q8_K block's group sums. All are the exact integers of kquants.ts's row dots,
+// and the super-block term and the row's sum follow its f32 order, so matmulWide_<fmt> equals matvec_<fmt> token by
+// token, bit for bit, in either build.
+import { loadF16, pairDotLevels, sum4I32x4 } from "./common";
 import {
-  Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K_BYTES, blockBytesK, dOffset, dminOffset, hasMinK, hsumI32x4K, levels16, min16, scale16,
+  Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K_BYTES, blockBytesK, dOffset, dminOffset, hasMinK, hsumI32x4K, levelOffsetK, levels16, min16,
+  scale16, storedLevels16,
 } from "./kquants";
 
 /** Bytes of one widened super-block. */
 export const WIDE_K_BLOCK_BYTES: usize = 560;
-const MINS: usize = 512;
+const SCALES: usize = 256; // relaxed build only
+const COEFFS: usize = 512;
 const D: usize = 544;
 const DMIN: usize = 548;
+
+/** Whether COEFFS holds offset × scale (q3_K / q6_K in the relaxed build): that term is subtracted from isum. */
+// @ts-ignore: decorator
+@inline function offsetInCoeffs(fmt: i32): bool {
+  return ASC_FEATURE_RELAXED_SIMD && levelOffsetK(fmt) != 0;
+}
 
 /** The K-quant row of nb super-blocks at src (format fmt) in the wide K layout at dst. */
 // @ts-ignore: decorator
@@ -29,30 +47,54 @@ const DMIN: usize = 548;
     const wb = src + <usize>b * B;
     const o = dst + <usize>b * WIDE_K_BLOCK_BYTES;
     for (let g = 0; g < 16; g++) {
-      const levels = levels16(fmt, wb, g);
-      const scale = i16x8.splat(<i16>scale16(fmt, wb, g));
-      const p = o + (<usize>g << 5);
-      v128.store(p, i16x8.mul(i16x8.extend_low_i8x16_s(levels), scale));
-      v128.store(p, i16x8.mul(i16x8.extend_high_i8x16_s(levels), scale), 16);
-      store<i16>(o + MINS + (<usize>g << 1), hasMinK(fmt) ? <i16>min16(fmt, wb, g) : 0);
+      const scale = scale16(fmt, wb, g);
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        v128.store(o + (<usize>g << 4), storedLevels16(fmt, wb, g));
+        v128.store(o + SCALES + (<usize>g << 4), i16x8.splat(<i16>scale));
+      } else {
+        const levels = levels16(fmt, wb, g);
+        const scales = i16x8.splat(<i16>scale);
+        const p = o + (<usize>g << 5);
+        v128.store(p, i16x8.mul(i16x8.extend_low_i8x16_s(levels), scales));
+        v128.store(p, i16x8.mul(i16x8.extend_high_i8x16_s(levels), scales), 16);
+      }
+      const coeff = hasMinK(fmt) ? min16(fmt, wb, g) : offsetInCoeffs(fmt) ? levelOffsetK(fmt) * scale : 0;
+      store<i16>(o + COEFFS + (<usize>g << 1), <i16>coeff);
     }
     store<f32>(o + D, loadF16(wb + dOffset(fmt)));
     store<f32>(o + DMIN, hasMinK(fmt) ? loadF16(wb + dminOffset(fmt)) : 0);
   }
 }
 
+/** Σ_g COEFFS_g × bsum_g of the wide super-block at wo and the q8_K block at xb, in four i32 lanes. */
+// @ts-ignore: decorator
+@inline function groupSums(wo: usize, xb: usize): v128 {
+  const bsums = xb + 4 + 256;
+  return i32x4.add(i32x4.dot_i16x8_s(v128.load(wo + COEFFS), v128.load(bsums)), i32x4.dot_i16x8_s(v128.load(wo + COEFFS, 16), v128.load(bsums, 16)));
+}
+
+/** groupSums of wo with the q8_K blocks at xb + j·xs in lane j (j = 0..3). */
+// @ts-ignore: decorator
+@inline function groupSums4(wo: usize, xb: usize, xs: usize): v128 {
+  const m0 = v128.load(wo + COEFFS);
+  const m1 = v128.load(wo + COEFFS, 16);
+  const bsums = xb + 4 + 256;
+  return sum4I32x4(
+    i32x4.add(i32x4.dot_i16x8_s(m0, v128.load(bsums)), i32x4.dot_i16x8_s(m1, v128.load(bsums, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(m0, v128.load(bsums + xs)), i32x4.dot_i16x8_s(m1, v128.load(bsums + xs, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(m0, v128.load(bsums + 2 * xs)), i32x4.dot_i16x8_s(m1, v128.load(bsums + 2 * xs, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(m0, v128.load(bsums + 3 * xs)), i32x4.dot_i16x8_s(m1, v128.load(bsums + 3 * xs, 16))),
+  );
+}
+
 /** The f32 term of the wide super-block at wo with the q8_K block at xb, given the lanes of its isum: kquants.ts's formula. */
 // @ts-ignore: decorator
 @inline function blockTerm(fmt: i32, wo: usize, xb: usize, isumLanes: v128): f32 {
   const dx = load<f32>(xb);
-  const scaled: f32 = (dx * load<f32>(wo + D)) * <f32>hsumI32x4K(isumLanes);
+  const lanes = offsetInCoeffs(fmt) ? i32x4.sub(isumLanes, groupSums(wo, xb)) : isumLanes;
+  const scaled: f32 = (dx * load<f32>(wo + D)) * <f32>hsumI32x4K(lanes);
   if (!hasMinK(fmt)) return scaled;
-  const bsums = xb + 4 + 256;
-  const mins = i32x4.add(
-    i32x4.dot_i16x8_s(v128.load(wo + MINS), v128.load(bsums)),
-    i32x4.dot_i16x8_s(v128.load(wo + MINS, 16), v128.load(bsums, 16)),
-  );
-  return scaled - (dx * load<f32>(wo + DMIN)) * <f32>hsumI32x4K(mins);
+  return scaled - (dx * load<f32>(wo + DMIN)) * <f32>hsumI32x4K(groupSums(wo, xb));
 }
 
 /**
@@ -65,23 +107,51 @@ const DMIN: usize = 548;
   dx = f32x4.replace_lane(dx, 1, load<f32>(xb + xs));
   dx = f32x4.replace_lane(dx, 2, load<f32>(xb + 2 * xs));
   dx = f32x4.replace_lane(dx, 3, load<f32>(xb + 3 * xs));
-  const scaled = f32x4.mul(f32x4.mul(dx, f32x4.splat(load<f32>(wo + D))), f32x4.convert_i32x4_s(sum4I32x4(s0, s1, s2, s3)));
+  let isums = sum4I32x4(s0, s1, s2, s3);
+  if (offsetInCoeffs(fmt)) isums = i32x4.sub(isums, groupSums4(wo, xb, xs));
+  const scaled = f32x4.mul(f32x4.mul(dx, f32x4.splat(load<f32>(wo + D))), f32x4.convert_i32x4_s(isums));
   if (!hasMinK(fmt)) return scaled;
-  const m0 = v128.load(wo + MINS);
-  const m1 = v128.load(wo + MINS, 16);
-  const bsums = xb + 4 + 256;
-  const summs = sum4I32x4(
-    i32x4.add(i32x4.dot_i16x8_s(m0, v128.load(bsums)), i32x4.dot_i16x8_s(m1, v128.load(bsums, 16))),
-    i32x4.add(i32x4.dot_i16x8_s(m0, v128.load(bsums + xs)), i32x4.dot_i16x8_s(m1, v128.load(bsums + xs, 16))),
-    i32x4.add(i32x4.dot_i16x8_s(m0, v128.load(bsums + 2 * xs)), i32x4.dot_i16x8_s(m1, v128.load(bsums + 2 * xs, 16))),
-    i32x4.add(i32x4.dot_i16x8_s(m0, v128.load(bsums + 3 * xs)), i32x4.dot_i16x8_s(m1, v128.load(bsums + 3 * xs, 16))),
-  );
-  return f32x4.sub(scaled, f32x4.mul(f32x4.mul(dx, f32x4.splat(load<f32>(wo + DMIN))), f32x4.convert_i32x4_s(summs)));
+  return f32x4.sub(scaled, f32x4.mul(f32x4.mul(dx, f32x4.splat(load<f32>(wo + DMIN))), f32x4.convert_i32x4_s(groupSums4(wo, xb, xs))));
+}
+
+// ---- the inner step: the only code that differs between the builds ------------------------------------------
+
+/** Values per inner step: 8 (one i16x8 of scaled levels) in the plain build, 16 (one group) in the relaxed build. */
+const STEP: usize = ASC_FEATURE_RELAXED_SIMD ? 16 : 8;
+
+/**
+ * The weights of values i .. i + STEP of the wide super-block at p (+ 16 bytes: the next step's): i16x8 scaled
+ * levels, or u8x16 stored levels.
+ */
+// @ts-ignore: decorator
+@inline function stepWeights(p: usize, i: usize, next: bool = false): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return next ? v128.load(p + i, 16) : v128.load(p + i);
+  return next ? v128.load(p + (i << 1), 16) : v128.load(p + (i << 1));
+}
+
+/** Their group's scale row (relaxed build; the plain build's weights carry their scales). */
+// @ts-ignore: decorator
+@inline function stepScales(p: usize, i: usize, next: bool = false): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return next ? v128.load(p + SCALES + i, 16) : v128.load(p + SCALES + i);
+  return i32x4.splat(0);
+}
+
+/** The q8 values at q for one step: i16x8, or the int8 as they are. */
+// @ts-ignore: decorator
+@inline function stepActivations(q: usize): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? v128.load(q) : v128.load8x8_s(q);
+}
+
+/** acc + Σ scale × level × q8 over one step, in four i32 lanes. */
+// @ts-ignore: decorator
+@inline function stepDot(acc: v128, weights: v128, scales: v128, x: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.add(acc, i32x4.dot_i16x8_s(pairDotLevels(x, weights), scales));
+  return i32x4.add(acc, i32x4.dot_i16x8_s(weights, x));
 }
 
 /**
  * Dots of wide rows wa, wb with the q8_K rows x, x + xs, x + 2·xs, x + 3·xs (nb super-blocks); row wa (wb) with
- * token j is stored at oa (ob) + j·os. One 8-value step per iteration (more unrolling makes V8 spill).
+ * token j is stored at oa (ob) + j·os. One STEP per iteration (more unrolling makes V8 spill).
  */
 // @ts-ignore: decorator
 @inline function tile2x4(fmt: i32, wa: usize, wb: usize, x: usize, xs: usize, nb: i32, oa: usize, ob: usize, os: usize): void {
@@ -93,22 +163,24 @@ const DMIN: usize = 548;
     const xb = x + <usize>b * Q8_K_BYTES;
     let sA0 = i32x4.splat(0), sA1 = i32x4.splat(0), sA2 = i32x4.splat(0), sA3 = i32x4.splat(0);
     let sB0 = i32x4.splat(0), sB1 = i32x4.splat(0), sB2 = i32x4.splat(0), sB3 = i32x4.splat(0);
-    for (let i: usize = 0; i < 256; i += 8) {
-      const a = v128.load(pa + (i << 1));
-      const c = v128.load(pb + (i << 1));
+    for (let i: usize = 0; i < 256; i += STEP) {
+      const a = stepWeights(pa, i);
+      const c = stepWeights(pb, i);
+      const sa = stepScales(pa, i);
+      const sc = stepScales(pb, i);
       const q = xb + 4 + i;
-      const x0 = v128.load8x8_s(q);
-      sA0 = i32x4.add(sA0, i32x4.dot_i16x8_s(a, x0));
-      sB0 = i32x4.add(sB0, i32x4.dot_i16x8_s(c, x0));
-      const x1 = v128.load8x8_s(q + xs);
-      sA1 = i32x4.add(sA1, i32x4.dot_i16x8_s(a, x1));
-      sB1 = i32x4.add(sB1, i32x4.dot_i16x8_s(c, x1));
-      const x2 = v128.load8x8_s(q + 2 * xs);
-      sA2 = i32x4.add(sA2, i32x4.dot_i16x8_s(a, x2));
-      sB2 = i32x4.add(sB2, i32x4.dot_i16x8_s(c, x2));
-      const x3 = v128.load8x8_s(q + 3 * xs);
-      sA3 = i32x4.add(sA3, i32x4.dot_i16x8_s(a, x3));
-      sB3 = i32x4.add(sB3, i32x4.dot_i16x8_s(c, x3));
+      const x0 = stepActivations(q);
+      sA0 = stepDot(sA0, a, sa, x0);
+      sB0 = stepDot(sB0, c, sc, x0);
+      const x1 = stepActivations(q + xs);
+      sA1 = stepDot(sA1, a, sa, x1);
+      sB1 = stepDot(sB1, c, sc, x1);
+      const x2 = stepActivations(q + 2 * xs);
+      sA2 = stepDot(sA2, a, sa, x2);
+      sB2 = stepDot(sB2, c, sc, x2);
+      const x3 = stepActivations(q + 3 * xs);
+      sA3 = stepDot(sA3, a, sa, x3);
+      sB3 = stepDot(sB3, c, sc, x3);
     }
     fA = f32x4.add(fA, blockTerms4(fmt, pa, xb, xs, sA0, sA1, sA2, sA3));
     fB = f32x4.add(fB, blockTerms4(fmt, pb, xb, xs, sB0, sB1, sB2, sB3));
@@ -132,9 +204,9 @@ const DMIN: usize = 548;
     const xb = x + <usize>b * Q8_K_BYTES;
     let s0 = i32x4.splat(0);
     let s1 = i32x4.splat(0);
-    for (let i: usize = 0; i < 256; i += 16) {
-      s0 = i32x4.add(s0, i32x4.dot_i16x8_s(v128.load(p + (i << 1)), v128.load8x8_s(xb + 4 + i)));
-      s1 = i32x4.add(s1, i32x4.dot_i16x8_s(v128.load(p + (i << 1), 16), v128.load8x8_s(xb + 12 + i)));
+    for (let i: usize = 0; i < 256; i += 2 * STEP) {
+      s0 = stepDot(s0, stepWeights(p, i), stepScales(p, i), stepActivations(xb + 4 + i));
+      s1 = stepDot(s1, stepWeights(p, i, true), stepScales(p, i, true), stepActivations(xb + 4 + STEP + i));
     }
     sum += blockTerm(fmt, p, xb, i32x4.add(s0, s1));
   }

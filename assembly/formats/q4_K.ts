@@ -1,14 +1,17 @@
 // q4_K kernels: 256-value super-blocks of 144 bytes (fp16 d, fp16 dmin, 12 B 6-bit scales/mins, 128 B nibbles);
 // the dot partner is q8_K (see src/formats/reference/q4_K.ts). The quantizer is single-threaded (kquants.ts).
+import { U8_15, highNibbles, rconst } from "./common";
 import {
-  KQ_I16_15, Q4_K, Q8_K_BYTES, SCRATCH_L, axpyK, dequantizeK, kqconst, matmulRowsK, pairHalvesI32x4, quantizeScaleMinK4, settledK, termK4,
+  KQ_I16_15, Q4_K, Q8_K_BYTES, SCRATCH_L, axpyK, dequantizeK, kqconst, matmulRowsK, pairHalvesI32x4,
+  quantizeScaleMinK4, relaxedChunkSumsK4, settledK, termK4,
 } from "./kquants";
 
 const BYTES: usize = 144;
 
 // ---- dot: the order of kquants.ts's file comment, per super-block ---------------------------------------------
-// isum = Σ_j scale_j × Σ_{32 values of sub-block j} level × q8 (levels 0..15 as i16, i32x4.dot_i16x8_s), summs =
-// Σ_j min_j × (bsum_2j + bsum_2j+1); both exact integers, so any grouping gives kquants.ts's values.
+// isum = Σ_j scale_j × Σ_{32 values of sub-block j} level × q8 (levels 0..15 as i16, i32x4.dot_i16x8_s; relaxed
+// build: as u8 in i32x4.relaxed_dot_i8x16_i7x16_add_s), summs = Σ_j min_j × (bsum_2j + bsum_2j+1); both exact
+// integers, so any grouping gives kquants.ts's values.
 
 /** Σ level × q8 over values 8k..8k+7 of sub-block 2c (low nibbles; lowPart) or 2c + 1 (high; highPart); wq: chunk c's 32 nibble bytes. */
 // @ts-ignore: decorator
@@ -20,9 +23,19 @@ const BYTES: usize = 144;
   return i32x4.dot_i16x8_s(i16x8.shr_u(v128.load8x8_u(wq + (k << 3)), 4), v128.load8x8_s(xq + 32 + (k << 3)));
 }
 
-/** Chunk c (64 values: sub-blocks 2c, 2c + 1) with the q8 values at xq: pairHalvesI32x4(Σ sub-block 2c, Σ sub-block 2c + 1). */
+/**
+ * Chunk c (64 values: sub-blocks 2c, 2c + 1) with the q8 values at xq: pairHalvesI32x4(Σ sub-block 2c, Σ sub-block
+ * 2c + 1). Relaxed build: the 32 nibble bytes as two u8x16 (low nibbles: sub-block 2c, high: 2c + 1), four relaxed
+ * dots of 16 values each (relaxedChunkSumsK4).
+ */
 // @ts-ignore: decorator
 @inline function chunkSums(wq: usize, xq: usize): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const b0 = v128.load(wq); // (16) u8: nibbles of values 0-15 of sub-block 2c (low) and 2c + 1 (high)
+    const b1 = v128.load(wq, 16); // values 16-31
+    const low15 = rconst(U8_15);
+    return relaxedChunkSumsK4(v128.and(b0, low15), v128.and(b1, low15), highNibbles(b0), highNibbles(b1), xq);
+  }
   const lo = settledK(i32x4.add(i32x4.add(lowPart(wq, xq, 0), lowPart(wq, xq, 1)), i32x4.add(lowPart(wq, xq, 2), lowPart(wq, xq, 3))), xq);
   const hi = i32x4.add(i32x4.add(highPart(wq, xq, 0), highPart(wq, xq, 1)), i32x4.add(highPart(wq, xq, 2), highPart(wq, xq, 3)));
   return pairHalvesI32x4(lo, hi);

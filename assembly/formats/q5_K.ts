@@ -1,15 +1,18 @@
 // q5_K kernels: 256-value super-blocks of 176 bytes (fp16 d, fp16 dmin, 12 B 6-bit scales/mins, 32 B high bits,
 // 128 B nibbles); the dot partner is q8_K (see src/formats/reference/q5_K.ts). The quantizer is single-threaded.
+import { U8_15, U8_16, highNibbles, rconst } from "./common";
 import {
-  KQ_I16_15, Q5_K, Q8_K_BYTES, SCRATCH_L, axpyK, dequantizeK, kqconst, matmulRowsK, pairHalvesI32x4, quantizeScaleMinK4, settledK, termK4,
+  KQ_I16_15, Q5_K, Q8_K_BYTES, SCRATCH_L, axpyK, dequantizeK, kqconst, matmulRowsK,
+  pairHalvesI32x4, quantizeScaleMinK4, relaxedChunkSumsK4, settledK, termK4,
 } from "./kquants";
 
 const BYTES: usize = 176;
 
 // ---- dot: the order of kquants.ts's file comment, per super-block ---------------------------------------------
 // As q4_K.ts's dot, with level = nibble | 16 × high bit (levels 0..31 as i16): isum = Σ_j scale_j × Σ_{32 values of
-// sub-block j} level × q8, summs = Σ_j min_j × (bsum_2j + bsum_2j+1); both exact integers, so any grouping gives
-// kquants.ts's values. Value l of sub-block j has its high bit at bit j of qh byte l (l = 0..31).
+// sub-block j} level × q8 (relaxed build: levels as u8 in relaxed dots), summs = Σ_j min_j × (bsum_2j + bsum_2j+1);
+// both exact integers, so any grouping gives kquants.ts's values. Value l of sub-block j has its high bit at bit j of
+// qh byte l (l = 0..31).
 
 /** i16 lanes of 16, the high bit's place in a level. */
 const I16_16: usize = memory.data<u8>([16, 0, 16, 0, 16, 0, 16, 0, 16, 0, 16, 0, 16, 0, 16, 0], 16);
@@ -34,9 +37,31 @@ const I16_16: usize = memory.data<u8>([16, 0, 16, 0, 16, 0, 16, 0, 16, 0, 16, 0,
   return i32x4.dot_i16x8_s(level, v128.load8x8_s(xq + 32 + (k << 3)));
 }
 
-/** Chunk c (64 values: sub-blocks 2c, 2c + 1) with the q8 values at xq: pairHalvesI32x4(Σ sub-block 2c, Σ sub-block 2c + 1). */
+/** 16 × bit j of the bytes in h (u8 lanes), j = 0..7 a constant: highBit16 on 16 bytes at once. */
+// @ts-ignore: decorator
+@inline function highBit8(h: v128, j: i32): v128 {
+  const placed = j < 4 ? i16x8.shl(h, 4 - j) : j == 4 ? h : i16x8.shr_u(h, j - 4);
+  return v128.and(placed, rconst(U8_16));
+}
+
+/**
+ * Chunk c (64 values: sub-blocks 2c, 2c + 1) with the q8 values at xq: pairHalvesI32x4(Σ sub-block 2c, Σ sub-block
+ * 2c + 1). Relaxed build: levels 0..31 as u8x16 (nibble | 16 × high bit), four relaxed dots of 16 values each
+ * (relaxedChunkSumsK4).
+ */
 // @ts-ignore: decorator
 @inline function chunkSums(wq: usize, qh: usize, xq: usize, c: i32): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const b0 = v128.load(wq); // (16) u8: nibbles of values 0-15 of sub-block 2c (low) and 2c + 1 (high)
+    const b1 = v128.load(wq, 16); // values 16-31
+    const h0 = v128.load(qh); // (16) u8: qh bytes 0-15, the high bits of values 0-15 of every sub-block
+    const h1 = v128.load(qh, 16); // qh bytes 16-31
+    const low15 = rconst(U8_15);
+    return relaxedChunkSumsK4(
+      v128.or(v128.and(b0, low15), highBit8(h0, 2 * c)), v128.or(v128.and(b1, low15), highBit8(h1, 2 * c)),
+      v128.or(highNibbles(b0), highBit8(h0, 2 * c + 1)), v128.or(highNibbles(b1), highBit8(h1, 2 * c + 1)), xq,
+    );
+  }
   // (4, 8) u16: qh bytes 0-31, shared by both sub-blocks (each takes its own bit)
   const h0 = v128.load8x8_u(qh);
   const h1 = v128.load8x8_u(qh + 8);

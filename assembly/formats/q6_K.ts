@@ -1,19 +1,20 @@
 // q6_K kernels: 256-value super-blocks of 210 bytes (128 B low nibbles, 64 B high bit pairs, 16 × int8 scales, fp16 d);
 // the dot partner is q8_K (see src/formats/reference/q6_K.ts). The quantizer is single-threaded (kquants.ts).
-import { f32ToF16, loadF16 } from "./common";
+import { U8_15, dotLevelsAdd, f32ToF16, highNibbles, loadF16, rconst } from "./common";
 import {
-  KQ_I16_0x30, KQ_I16_15, KQ_I16_3, KQ_Q6_SCALE_ORDER, Q6_K, Q8_K_BYTES, SCRATCH_L, SCRATCH_SCALES,
-  axpyK, clampI, dequantizeK, hsumI32x4K, kqconst, makeQxQuants, nearestInt, pairHalvesI32x4, pairSumsI32x4, settledK,
-  matmulRowsK,
+  KQ_I16_0x30, KQ_I16_15, KQ_I16_3, KQ_Q6_SCALE_ORDER, KQ_U8_0x30, Q6_K, Q8_K_BYTES, SCRATCH_L, SCRATCH_SCALES,
+  axpyK, clampI, dequantizeK, hsumI32x4K, kqconst, makeQxQuants, nearestInt, pairHalvesI32x4,
+  pairSumsI32x4, settledK, matmulRowsK,
 } from "./kquants";
 
 const BYTES: usize = 210;
 
 // ---- dot: the order of kquants.ts's file comment, per super-block ---------------------------------------------
-// Stored levels u = level + 32 (0..63, as i16): isum = Σ_g scale_g × Σ_{16 values} u × q8 − 32 × Σ_g scale_g × bsum_g,
-// the same exact integer as Σ_g scale_g × Σ level × q8. Half n (values 128n ..) of a super-block reads ql bytes
-// 64n + l (low nibble: value l, high: l + 64) and 64n + 32 + l (values l + 32, l + 96), and qh byte 32n + l (bit
-// pairs 0-1, 2-3, 4-5, 6-7: values l, l + 32, l + 64, l + 96), l = 0..31.
+// Stored levels u = level + 32 (0..63, as i16; relaxed build: as u8 in relaxed dots): isum = Σ_g scale_g ×
+// Σ_{16 values} u × q8 − 32 × Σ_g scale_g × bsum_g, the same exact integer as Σ_g scale_g × Σ level × q8. Half n
+// (values 128n ..) of a super-block reads ql bytes 64n + l (low nibble: value l, high: l + 64) and 64n + 32 + l
+// (values l + 32, l + 96), and qh byte 32n + l (bit pairs 0-1, 2-3, 4-5, 6-7: values l, l + 32, l + 64, l + 96),
+// l = 0..31.
 
 /**
  * Σ u × q8 of the 16-value groups 8n + p, 8n + p + 2, 8n + p + 4, 8n + p + 6 (p = 0, 1: l in 16p .. 16p + 15) of half
@@ -21,6 +22,22 @@ const BYTES: usize = 210;
  */
 // @ts-ignore: decorator
 @inline function partSums(ql: usize, qh: usize, xq: usize, p: usize): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    // u (0..63) of each group as u8x16, one relaxed dot per group
+    const o = p << 4;
+    const a = v128.load(ql + o); // (16) u8: low nibbles of group 8n + p, high nibbles of group 8n + p + 4
+    const b = v128.load(ql + 32 + o); // groups 8n + p + 2, 8n + p + 6
+    const h = v128.load(qh + o); // (16) u8: bit pairs 0-1, 2-3, 4-5, 6-7 of the four groups
+    const zero = i32x4.splat(0);
+    const low15 = rconst(U8_15);
+    const top = kqconst(KQ_U8_0x30);
+    const g0 = dotLevelsAdd(v128.load(xq + o), v128.or(v128.and(a, low15), v128.and(i16x8.shl(h, 4), top)), zero);
+    const g1 = dotLevelsAdd(v128.load(xq + 32 + o), v128.or(v128.and(b, low15), v128.and(i16x8.shl(h, 2), top)), zero);
+    const s01 = settledK(pairHalvesI32x4(g0, g1), xq);
+    const g2 = dotLevelsAdd(v128.load(xq + 64 + o), v128.or(highNibbles(a), v128.and(h, top)), zero);
+    const g3 = dotLevelsAdd(v128.load(xq + 96 + o), v128.or(highNibbles(b), v128.and(i16x8.shr_u(h, 2), top)), zero);
+    return pairSumsI32x4(s01, pairHalvesI32x4(g2, g3));
+  }
   const k = p << 1;
   const o0 = k << 3;
   const o1 = o0 + 8;

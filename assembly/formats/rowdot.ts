@@ -12,7 +12,7 @@
 // Why the branches around block sums: V8 keeps loads in program order but sinks pure SIMD arithmetic to its first
 // use; without a branch, all loads of four blocks are issued first and spill. A branch whose result feeds a phi makes
 // each block's integer sum finish before the next block's loads (1.5× faster on the q8_0 matvec).
-import { hsumF32x4, loadF16x4, sum4I32x4, vconst } from "./common";
+import { U8_1, U8_15, dotLevelsAdd, fifthBits, highNibbles, hsumF32x4, loadF16x4, rconst, sum4I32x4, vconst } from "./common";
 
 // Format ids: compile-time constants, so each kernel's inlined copy keeps only its own branches.
 export const Q8_0: i32 = 0;
@@ -80,9 +80,44 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
   return v128.load8x8_s(xb + (affine(fmt) ? 4 : 2) + <usize>(k << 3));
 }
 
+// ---- relaxed build (kernels-relaxed.wasm): q4_0 / q4_1 / q5_0 / q5_1 blocks in relaxed dots --------------------
+// Their stored levels (nibble, + 16 × fifth bit) are 0..31: the i7 operand of common.ts's exact relaxed dots, the
+// partner's int8 values the other. q4_0 / q5_0 subtract their offset (8, 16) as offset × Σ x, Σ x being a relaxed
+// dot with ones. The block's integer Σ w·x is the plain build's, so the f32 terms are too. (q8_0 and iq4_nl weights
+// are signed: they stay on the i16 path.)
+
+/** Whether the format's levels are unsigned (all but q8_0 and iq4_nl); test ASC_FEATURE_RELAXED_SIMD first. */
+// @ts-ignore: decorator
+@inline function unsignedLevels(fmt: i32): bool {
+  return fmt != Q8_0 && fmt != IQ4_NL;
+}
+
+/** Stored levels of values 0-15 (half 0) or 16-31 (half 1) of the weight block at wb as u8x16 (0..31). */
+// @ts-ignore: decorator
+@inline function storedLevels(fmt: i32, wb: usize, half: i32): v128 {
+  const bytes = v128.load(wb + nibbleOffset(fmt)); // (16) u8: value j low nibble, j + 16 high
+  const q = half == 0 ? v128.and(bytes, rconst(U8_15)) : highNibbles(bytes);
+  if (fmt != Q5_0 && fmt != Q5_1) return q;
+  return v128.or(q, fifthBits(load<u32>(wb + (fmt == Q5_0 ? 2 : 4)), half << 1));
+}
+
+/** Σ w·x of the weight block whose stored levels are lo (values 0-15), hi (16-31) with the partner block at xb. */
+// @ts-ignore: decorator
+@inline function relaxedBlockSums(fmt: i32, lo: v128, hi: v128, xb: usize): v128 {
+  const qs = xb + (affine(fmt) ? 4 : 2);
+  const x0 = v128.load(qs); // (16) i8: values 0-15
+  const x1 = v128.load(qs, 16); // values 16-31
+  const zero = i32x4.splat(0);
+  const sums = dotLevelsAdd(x1, hi, dotLevelsAdd(x0, lo, zero));
+  if (fmt != Q4_0 && fmt != Q5_0) return sums;
+  const xsum = dotLevelsAdd(x1, rconst(U8_1), dotLevelsAdd(x0, rconst(U8_1), zero));
+  return i32x4.sub(sums, i32x4.shl(xsum, fmt == Q4_0 ? 3 : 4));
+}
+
 /** Integer Σ w·x over one block pair, as four i32 partial sums. */
 // @ts-ignore: decorator
 @inline function blockSums(fmt: i32, wb: usize, xb: usize): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD && unsignedLevels(fmt)) return relaxedBlockSums(fmt, storedLevels(fmt, wb, 0), storedLevels(fmt, wb, 1), xb);
   const a = i32x4.add(i32x4.dot_i16x8_s(weightPart(fmt, wb, 0), partnerPart(fmt, xb, 0)), i32x4.dot_i16x8_s(weightPart(fmt, wb, 1), partnerPart(fmt, xb, 1)));
   const b = i32x4.add(i32x4.dot_i16x8_s(weightPart(fmt, wb, 2), partnerPart(fmt, xb, 2)), i32x4.dot_i16x8_s(weightPart(fmt, wb, 3), partnerPart(fmt, xb, 3)));
   return i32x4.add(a, b);
@@ -157,6 +192,11 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
  */
 // @ts-ignore: decorator
 @inline function blockSumsPair(fmt: i32, wb: usize, ya: usize, yb: usize): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD && unsignedLevels(fmt)) {
+    const lo = storedLevels(fmt, wb, 0);
+    const hi = storedLevels(fmt, wb, 1);
+    return pairHalvesI32x4(relaxedBlockSums(fmt, lo, hi, ya), relaxedBlockSums(fmt, lo, hi, yb));
+  }
   const w0 = weightPart(fmt, wb, 0);
   const w1 = weightPart(fmt, wb, 1);
   const w2 = weightPart(fmt, wb, 2);
@@ -169,6 +209,12 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
     i32x4.add(i32x4.dot_i16x8_s(w0, partnerPart(fmt, yb, 0)), i32x4.dot_i16x8_s(w1, partnerPart(fmt, yb, 1))),
     i32x4.add(i32x4.dot_i16x8_s(w2, partnerPart(fmt, yb, 2)), i32x4.dot_i16x8_s(w3, partnerPart(fmt, yb, 3))),
   );
+  return pairHalvesI32x4(a, b);
+}
+
+/** [a0 + a2, a1 + a3, b0 + b2, b1 + b3]. */
+// @ts-ignore: decorator
+@inline function pairHalvesI32x4(a: v128, b: v128): v128 {
   return i32x4.add(i32x4.shuffle(a, b, 0, 1, 4, 5), i32x4.shuffle(a, b, 2, 3, 6, 7));
 }
 

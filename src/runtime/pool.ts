@@ -1,7 +1,8 @@
 /**
  * A fixed pool of threads that run WebAssembly kernels on shared memories: the calling thread plus nThreads − 1
- * worker_threads, each with its own instance of the kernels over EACH of the pool's WebAssembly.Memory objects (the
- * shards of src/runtime/shards.ts; one memory holds at most 4 GiB). A task names the shard whose memory its byte
+ * worker_threads, each with its own instance of the same kernel module (wasm.ts: kernels.wasm or kernels-relaxed.wasm,
+ * compiled once and posted to the workers) over EACH of the pool's WebAssembly.Memory objects (the shards of
+ * src/runtime/shards.ts; one memory holds at most 4 GiB). A task names the shard whose memory its byte
  * offsets point into; kernel index i of shard s is s × (kernels per module) + i on every thread.
  *
  * Handoff (a futex sync costs 15–70 µs on the target machine, so there is one per run(), not per kernel):
@@ -245,10 +246,10 @@ export class ThreadPool {
   private disposed = false;
 
   /**
-   * nThreads − 1 worker_threads + the calling thread, over one memory or several (shard 0, 1, ...).
-   * Blocks until every worker is ready (or throws).
+   * nThreads − 1 worker_threads + the calling thread, over one memory or several (shard 0, 1, ...), all instantiating
+   * `module` (give the WasmRuntime's module when it is not the default). Blocks until every worker is ready (or throws).
    */
-  constructor(memories: WebAssembly.Memory | readonly WebAssembly.Memory[], nThreads: number) {
+  constructor(memories: WebAssembly.Memory | readonly WebAssembly.Memory[], nThreads: number, module: WebAssembly.Module = kernelModule()) {
     if (!Number.isInteger(nThreads) || nThreads < 1 || nThreads > MAX_WORKERS + 1) {
       throw new RangeError(`threads must be an integer in [1, ${MAX_WORKERS + 1}], got ${nThreads}`);
     }
@@ -257,7 +258,7 @@ export class ThreadPool {
       if (!(memory.buffer instanceof SharedArrayBuffer)) throw new TypeError("ThreadPool needs a shared WebAssembly.Memory");
     }
     this.nThreads = nThreads;
-    this.module = kernelModule();
+    this.module = module;
     const names = kernelIndexNames(this.module);
     this.kernelsPerShard = names.length;
     for (let i = 0; i < names.length; i++) this.kernelIndex.set(names[i], i);
@@ -375,7 +376,7 @@ export class ThreadPool {
   /** Writes task `i` (its chunks numbered from firstChunk); returns its chunk count. */
   private writeTask(i: number, t: ParallelTask, firstChunk: number): number {
     const index = this.kernelIndex.get(t.kernel);
-    if (index === undefined) throw new RangeError(`unknown kernel '${t.kernel}': not an export of build/kernels.wasm`);
+    if (index === undefined) throw new RangeError(`unknown kernel '${t.kernel}': not an export of the kernel module`);
     const shard = t.shard ?? 0;
     if (!Number.isInteger(shard) || shard < 0 || shard >= this.memories.length) {
       throw new RangeError(`${t.kernel}: shard ${shard} is not one of the pool's ${this.memories.length} memories`);

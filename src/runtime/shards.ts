@@ -37,12 +37,12 @@ export class Shards {
   ) {
     const first = new WasmRuntime(undefined, { maxBytes: shardBytes, shard: 0 });
     this.runtimes = [first];
-    this.pool = new ThreadPool(first.memory, threads);
+    this.pool = new ThreadPool(first.memory, threads, first.module);
   }
 
   /** A new, empty shard (its memory joins the pool). */
   add(): WasmRuntime {
-    const rt = new WasmRuntime(undefined, { maxBytes: this.shardBytes, shard: this.runtimes.length });
+    const rt = new WasmRuntime(undefined, { maxBytes: this.shardBytes, shard: this.runtimes.length, module: this.runtimes[0].module });
     const index = this.pool.addMemory(rt.memory);
     if (index !== rt.shard) throw new Error(`shard ${rt.shard} joined the pool as memory ${index}`);
     this.runtimes.push(rt);

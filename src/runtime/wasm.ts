@@ -11,16 +11,74 @@ const PAGE = 65536;
 /** WebAssembly memory is capped at 4 GiB (65536 pages of 64 KiB) without memory64. */
 export const MAX_WASM_BYTES = 65536 * PAGE;
 
-const wasmPath = fileURLToPath(new URL("../../../build/kernels.wasm", import.meta.url));
-
 /** Kernel exports: byte offsets are plain numbers; see assembly/ for each signature. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type KernelExports = Record<string, (...args: number[]) => any>;
 
-let compiled: WebAssembly.Module | undefined;
+/**
+ * The two builds of assembly/ (package.json build:wasm): the same source compiled with plain SIMD, and with relaxed
+ * SIMD added (the K-quant dots use i32x4.relaxed_dot_i8x16_i7x16_add_s / i16x8.relaxed_dot_i8x16_i7x16_s there, with
+ * operands chosen so that every result is exact; both builds give the same bits). One is chosen per process.
+ */
+export type KernelVariant = "plain" | "relaxed";
+const wasmPaths: Record<KernelVariant, string> = {
+  plain: fileURLToPath(new URL("../../../build/kernels.wasm", import.meta.url)),
+  relaxed: fileURLToPath(new URL("../../../build/kernels-relaxed.wasm", import.meta.url)),
+};
+
+/** Chooses the build: unset (or empty) picks relaxed where the runtime has it, "0" forces plain, "1" forces relaxed. */
+export const RELAXED_ENV = "KVSPLIT_WASM_RELAXED";
+
+/** A module of one function, `v128.const 0` three times, i32x4.relaxed_dot_i8x16_i7x16_add_s (0xfd 0x113), drop. */
+const RELAXED_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+  0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type section: one type, () -> ()
+  0x03, 0x02, 0x01, 0x00, // function section: one function of type 0
+  0x0a, 0x3e, 0x01, 0x3c, 0x00, // code section (62 bytes): one body of 60 bytes, no locals
+  ...[0, 1, 2].flatMap(() => [0xfd, 0x0c, ...new Array<number>(16).fill(0)]), // v128.const 0 (×3)
+  0xfd, 0x93, 0x02, 0x1a, 0x0b, // i32x4.relaxed_dot_i8x16_i7x16_add_s, drop, end
+]);
+
+/**
+ * The first V8 that ships relaxed SIMD by default (11.4, Chrome 114). Older ones have it only behind
+ * --experimental-wasm-relaxed-simd, and Node 20's (11.3) baseline compiler, Liftoff, then returned wrong sums for
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s: the flag must not opt Node 20 in.
+ */
+const RELAXED_SIMD_V8: readonly [number, number] = [11, 4];
+
+/** Whether this runtime has relaxed SIMD as shipped (Node 22+: yes; Node 20: no, flag or not). */
+export function relaxedSimdSupported(): boolean {
+  const [major, minor] = process.versions.v8.split(".").map(Number);
+  const shipped = major > RELAXED_SIMD_V8[0] || (major === RELAXED_SIMD_V8[0] && minor >= RELAXED_SIMD_V8[1]);
+  return shipped && WebAssembly.validate(RELAXED_PROBE);
+}
+
+/** The build `env` asks for (see RELAXED_ENV); throws if it forces relaxed SIMD where the runtime lacks it. */
+export function selectKernelVariant(env: NodeJS.ProcessEnv = process.env, supported = relaxedSimdSupported()): KernelVariant {
+  const forced = env[RELAXED_ENV];
+  if (forced === undefined || forced === "") return supported ? "relaxed" : "plain";
+  if (forced === "0") return "plain";
+  if (forced !== "1") throw new Error(`${RELAXED_ENV} must be 0 (plain SIMD kernels) or 1 (relaxed SIMD kernels), got '${forced}'`);
+  if (!supported) throw new Error(`${RELAXED_ENV}=1 but this runtime (Node ${process.versions.node}) does not support WebAssembly relaxed SIMD`);
+  return "relaxed";
+}
+
+let variant: KernelVariant | undefined;
+/** The build this process uses: chosen once, at the first call (from process.env and the runtime). */
+export function kernelVariant(): KernelVariant {
+  variant ??= selectKernelVariant();
+  return variant;
+}
+
+const compiled: Partial<Record<KernelVariant, WebAssembly.Module>> = {};
+/** One build's compiled module (compiled once; tests and benchmarks load both). */
+export function loadKernelModule(which: KernelVariant): WebAssembly.Module {
+  return (compiled[which] ??= new WebAssembly.Module(readFileSync(wasmPaths[which])));
+}
+
+/** The module of this process's build (kernelVariant()): every runtime, pool and worker instantiates this one. */
 export function kernelModule(): WebAssembly.Module {
-  compiled ??= new WebAssembly.Module(readFileSync(wasmPath));
-  return compiled;
+  return loadKernelModule(kernelVariant());
 }
 
 export interface WasmRuntimeOptions {
@@ -28,6 +86,8 @@ export interface WasmRuntimeOptions {
   maxBytes?: number;
   /** Its index among a model's memories (src/runtime/shards.ts), what pool tasks name it by (default 0). */
   shard?: number;
+  /** The kernel build to instantiate (default: this process's, kernelModule()). */
+  module?: WebAssembly.Module;
 }
 
 export class WasmRuntime {
@@ -37,6 +97,8 @@ export class WasmRuntime {
   readonly maxBytes: number;
   /** Index of this memory in its model's shard list and in the thread pool. */
   readonly shard: number;
+  /** The kernel build instantiated here (a pool over this memory must use the same). */
+  readonly module: WebAssembly.Module;
   private readonly allocator: RangeAllocator;
 
   constructor(memory?: WebAssembly.Memory, opts: WasmRuntimeOptions = {}) {
@@ -45,8 +107,9 @@ export class WasmRuntime {
       throw new RangeError(`a WebAssembly memory holds 1 .. ${MAX_WASM_BYTES} bytes, asked for ${opts.maxBytes}`);
     }
     this.shard = opts.shard ?? 0;
+    this.module = opts.module ?? kernelModule();
     this.memory = memory ?? new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
-    const instance = new WebAssembly.Instance(kernelModule(), { env: { memory: this.memory, abort: wasmAbort } });
+    const instance = new WebAssembly.Instance(module, { env: { memory: this.memory, abort: wasmAbort } });
     this.k = instance.exports as unknown as KernelExports;
     this.allocator = new RangeAllocator(Number(this.k.heapBase()));
   }

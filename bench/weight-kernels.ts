@@ -1,0 +1,149 @@
+/**
+ * Single-thread speed of the weight kernels, one build against another: matvec_<fmt> (one token: generation) and
+ * matmulWide_<fmt> (64 tokens: prompts) of a 2048 × 2048 q4_K / q5_K / q6_K matrix with q8_K activations; for the
+ * 32-value block formats (--formats q4_0,...) matvec and matmul_<fmt> of 2 tokens (their relaxed paths; batches of 4+
+ * tokens take matmulWide_<fmt>, which has none). Prints the median of a few timed repetitions per kernel (CPU time of
+ * the process: the machine may be shared), in ms and in GMAC/s (rows × cols × tokens / time).
+ *
+ *   node dist/bench/weight-kernels.js [--wasm FILE]... [--reps N] [--formats q4_K,q5_K,q6_K]
+ *
+ * Without --wasm it compares build/kernels.wasm with build/kernels-relaxed.wasm (the latter only where the runtime
+ * has relaxed SIMD). Each build runs on its own memory with the same inputs; the script also checks that every build
+ * gives the same output bits as the first, so a faster build is never a wrong one.
+ */
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { WasmRuntime, relaxedSimdSupported } from "../src/runtime/wasm.js";
+import { getFormat, rowBytes } from "../src/formats/table.js";
+import { seededRandom } from "../test/helpers/random.js";
+
+const ROWS = 2048;
+const COLS = 2048;
+const WIDE_TOKENS = 64;
+/** Distinct quantized rows, repeated to fill the matrix (the quantizers are slow; the kernels do not care). */
+const DISTINCT_ROWS = 32;
+
+interface Case {
+  format: string;
+  kernel: "matvec" | "matmul" | "matmulWide";
+  tokens: number;
+}
+const isKQuant = (format: string) => format.endsWith("_K");
+
+/** Gaussian-ish floats with a per-row scale: (n) values. */
+function values(n: number, rand: () => number, scale: number): Float32Array {
+  const out = new Float32Array(n); // (n)
+  for (let i = 0; i < n; i++) out[i] = scale * Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+  return out;
+}
+
+/** One build's runtime with the matrix of each format and the activations in each partner format in its memory. */
+class Setup {
+  readonly rt: WasmRuntime;
+  readonly w = new Map<string, number>(); // format -> (ROWS, rowBytes) weights
+  readonly x = new Map<string, number>(); // partner format -> (WIDE_TOKENS, rowBytes) activations
+  readonly out: number; // (WIDE_TOKENS, ROWS) f32
+  readonly scratch: number; // matmulWide_<K-quant> scratch: 2 widened rows (src/model/linear.ts)
+
+  constructor(readonly name: string, module: WebAssembly.Module, formats: readonly string[]) {
+    this.rt = new WasmRuntime(undefined, { module });
+    const k = this.rt.k;
+    const rand = seededRandom(12345);
+    const floats = this.rt.alloc(COLS * 4);
+    for (const format of formats) {
+      const bytes = rowBytes(getFormat(format), COLS);
+      const w = this.rt.alloc(ROWS * bytes);
+      for (let r = 0; r < DISTINCT_ROWS; r++) {
+        this.rt.f32(floats, COLS).set(values(COLS, rand, 0.02 * 2 ** (rand() * 4 - 2)));
+        k[`quantizeRow_${format}`](floats, w + r * bytes, COLS);
+      }
+      const u8 = this.rt.u8(w, ROWS * bytes);
+      for (let r = DISTINCT_ROWS; r < ROWS; r++) u8.copyWithin(r * bytes, (r % DISTINCT_ROWS) * bytes, (r % DISTINCT_ROWS + 1) * bytes);
+      this.w.set(format, w);
+      const partner = getFormat(format).dotPartner;
+      if (this.x.has(partner)) continue;
+      const xBytes = rowBytes(getFormat(partner), COLS);
+      const x = this.rt.alloc(WIDE_TOKENS * xBytes);
+      for (let t = 0; t < WIDE_TOKENS; t++) {
+        this.rt.f32(floats, COLS).set(values(COLS, rand, 3));
+        k[`quantizeRow_${partner}`](floats, x + t * xBytes, COLS);
+      }
+      this.x.set(partner, x);
+    }
+    this.out = this.rt.alloc(WIDE_TOKENS * ROWS * 4);
+    this.scratch = this.rt.alloc(2 * (COLS / 256) * 560);
+  }
+
+  run(c: Case): void {
+    const w = this.w.get(c.format)!;
+    const partner = getFormat(c.format).dotPartner;
+    const x = this.x.get(partner)!;
+    const k = this.rt.k;
+    if (c.kernel === "matvec") k[`matvec_${c.format}`](w, x, this.out, 0, ROWS, COLS);
+    else if (c.kernel === "matmul") k[`matmul_${c.format}`](w, x, this.out, 0, ROWS, COLS, c.tokens, rowBytes(getFormat(partner), COLS), ROWS * 4);
+    else k[`matmulWide_${c.format}`](w, x, this.out, 0, ROWS, COLS, c.tokens, ROWS * 4, this.scratch);
+  }
+
+  output(c: Case): Float32Array {
+    return this.rt.f32(this.out, c.tokens * ROWS).slice();
+  }
+}
+
+/** CPU time of this process so far, in ms: unlike wall time, it does not count spells when other work holds the cores. */
+function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
+/**
+ * Median CPU ms per call of each setup over `reps` repetitions, each of enough calls to take about 20 ms; the setups
+ * take turns within a repetition, so a slow spell of a shared machine hits them alike.
+ */
+function time(setups: readonly Setup[], c: Case, reps: number): number[] {
+  const calls = setups.map((s) => {
+    s.run(c);
+    const t0 = performance.now();
+    s.run(c);
+    return Math.max(1, Math.round(20 / Math.max(performance.now() - t0, 0.01)));
+  });
+  const perCall = setups.map(() => [] as number[]);
+  for (let r = 0; r < reps; r++) {
+    setups.forEach((s, i) => {
+      const t0 = cpuMs();
+      for (let j = 0; j < calls[i]; j++) s.run(c);
+      perCall[i].push((cpuMs() - t0) / calls[i]);
+    });
+  }
+  return perCall.map((ms) => ms.sort((a, b) => a - b)[Math.floor(reps / 2)]);
+}
+
+function main(): void {
+  const { values: opts } = parseArgs({ options: {
+    wasm: { type: "string", multiple: true },
+    reps: { type: "string", default: "9" },
+    formats: { type: "string", default: "q4_K,q5_K,q6_K" },
+  } });
+  const reps = Number(opts.reps);
+  const build = (file: string) => fileURLToPath(new URL(`../../build/${file}`, import.meta.url));
+  const files = opts.wasm ?? [build("kernels.wasm"), ...(relaxedSimdSupported() ? [build("kernels-relaxed.wasm")] : [])];
+  const formats = opts.formats.split(",");
+  const setups = files.map((f) => new Setup(f.replace(/^.*\//, ""), new WebAssembly.Module(readFileSync(f)), formats));
+  const cases: Case[] = formats.flatMap((format) => [
+    { format, kernel: "matvec" as const, tokens: 1 },
+    isKQuant(format) ? { format, kernel: "matmulWide" as const, tokens: WIDE_TOKENS } : { format, kernel: "matmul" as const, tokens: 2 },
+  ]);
+  console.log(`Node ${process.versions.node}, ${ROWS} × ${COLS}, one thread, median CPU time of ${reps} repetitions`);
+  console.log(["kernel", "tokens", ...setups.map((s) => `${s.name} ms (GMAC/s)`)].join(" | "));
+  for (const c of cases) {
+    const ms = time(setups, c, reps);
+    const outputs = setups.map((s) => s.output(c));
+    const cells = setups.map((_, i) => {
+      const same = outputs[i].every((v, j) => Object.is(v, outputs[0][j]));
+      return `${ms[i].toFixed(3)} (${((ROWS * COLS * c.tokens) / ms[i] / 1e6).toFixed(2)})${same ? "" : " DIFFERENT OUTPUT"}`;
+    });
+    console.log([`${c.kernel}_${c.format}`, c.tokens, ...cells].join(" | "));
+  }
+}
+
+main();
