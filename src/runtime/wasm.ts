@@ -109,7 +109,7 @@ export class WasmRuntime {
     this.shard = opts.shard ?? 0;
     this.module = opts.module ?? kernelModule();
     this.memory = memory ?? new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
-    const instance = new WebAssembly.Instance(module, { env: { memory: this.memory, abort: wasmAbort } });
+    const instance = new WebAssembly.Instance(this.module, { env: { memory: this.memory, abort: wasmAbort } });
     this.k = instance.exports as unknown as KernelExports;
     this.allocator = new RangeAllocator(Number(this.k.heapBase()));
   }
