@@ -46,7 +46,6 @@ export class ShardedKvCache {
   private readonly where: Array<{ part: KvPart; local: number; input: WasmRuntime }> = [];
   private readonly qDim: number;
   private readonly kvDim: number;
-  private stored = 0;
   private disposed = false;
 
   constructor(shards: KvShardSource, opts: ShardedKvOptions) {
@@ -88,9 +87,9 @@ export class ShardedKvCache {
     }
   }
 
-  /** Positions stored (in every layer). */
+  /** Positions stored (in every layer; every part holds the same count). */
   get length(): number {
-    return this.stored;
+    return this.parts[0]?.cache.length ?? 0;
   }
 
   /** Shards this cache occupies. */
@@ -137,7 +136,6 @@ export class ShardedKvCache {
   /** Set the number of positions stored (after a batch, or to truncate for reuse). */
   setLength(n: number): void {
     for (const p of this.parts) p.cache.setLength(n);
-    this.stored = n;
   }
 
   /** Exact bytes of K and V storage, all shards: Σ layers contextSize × (kRowBytes + vRowBytes). */

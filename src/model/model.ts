@@ -65,20 +65,20 @@ export class Model {
         const { contextSize = config.contextLength, kv = DEFAULT_KV } = opts.session;
         checkMemoryPlan(config, weightBytes(gguf), contextSize, kv, { threads, batchTokens: MAX_BATCH, shardBytes, available: opts.memoryLimit });
       }
-      shards = new Shards(shardBytes, threads);
-      const weights = loadWeights(shards, gguf, src, config, placement);
+      const memories = (shards = new Shards(shardBytes, threads));
+      const weights = loadWeights(memories, gguf, src, config, placement);
       const maxCols = Math.max(config.dim, config.ffnDim, config.nHeads * config.headDim);
       const scratch = placement.shardWeights.map((_, s): ShardScratch => {
-        const rt = shards!.runtimes[s];
+        const rt = memories.runtimes[s];
         return {
           rt,
           k: rt.k,
-          linear: new Linear(rt, maxCols, shards!.pool),
+          linear: new Linear(rt, maxCols, memories.pool),
           rope: RopeRows.forModel(rt, MAX_BATCH, config, weights),
           state: new RunState(rt, config, MAX_BATCH),
         };
       });
-      return new Model(path, gguf, config, tokenizer, shards, weights, scratch, opts.memoryLimit);
+      return new Model(path, gguf, config, tokenizer, memories, weights, scratch, opts.memoryLimit);
     } catch (e) {
       shards?.dispose();
       throw e;
