@@ -14,7 +14,7 @@
 // Quantizers: scalar ports of ggml's quantize_row_q*_K_ref (float arithmetic in the same order, no fused
 // multiply-add). The weight quantizers use a static scratch area: they are for one thread at a time (weights are
 // quantized ahead of time, never in the parallel forward pass). quantizeRow_q8_K needs no scratch.
-import { dotLevelsAdd, f32ToF16, loadF16, pairDotLevels } from "./common";
+import { dotLevelsAdd, f32ToF16, loadF16, loadF16x4, pairDotLevels } from "./common";
 
 export const Q2_K: i32 = 10;
 export const Q3_K: i32 = 11;
@@ -482,12 +482,11 @@ export const KQ_Q6_SCALE_ORDER: usize = 160;
 }
 
 /**
- * The f32 term of a q4_K / q5_K super-block at wb against the q8_K block at xb, from its chunk sums c0..c3
- * (pairHalvesI32x4 of sub-blocks 2c, 2c + 1): (d_x × d) × isum − (d_x × dmin) × summs, isum = Σ_j scale_j × Σ_j,
- * summs = Σ_j min_j × (bsum_2j + bsum_2j+1).
+ * The integers of a q4_K / q5_K super-block at wb against the q8_K block at xb (as intsOf), from its chunk sums
+ * c0..c3 (pairHalvesI32x4 of sub-blocks 2c, 2c + 1): isum = Σ_j scale_j × Σ_j, summs = Σ_j min_j × (bsum_2j + bsum_2j+1).
  */
 // @ts-ignore: decorator
-@inline export function termK4(wb: usize, xb: usize, c0: v128, c1: v128, c2: v128, c3: v128): f32 {
+@inline export function intsK4(wb: usize, xb: usize, c0: v128, c1: v128, c2: v128, c3: v128): v128 {
   const sm = scalesMinsK4(wb + 4);
   const scales16 = i16x8.extend_low_i8x16_u(sm);
   const sums = i32x4.add(
@@ -499,9 +498,7 @@ export const KQ_Q6_SCALE_ORDER: usize = 160;
     i32x4.dot_i16x8_s(v128.load(bsums), i8x16.swizzle(sm, kqconst(KQ_MINS_0_3))),
     i32x4.dot_i16x8_s(v128.load(bsums, 16), i8x16.swizzle(sm, kqconst(KQ_MINS_4_7))),
   );
-  const dx = load<f32>(xb);
-  const scaled: f32 = (dx * loadF16(wb)) * <f32>hsumI32x4K(sums);
-  return scaled - (dx * loadF16(wb + 2)) * <f32>hsumI32x4K(mins);
+  return pairHalvesI32x4(sums, mins);
 }
 
 /**
@@ -541,9 +538,9 @@ export const KQ_Q6_SCALE_ORDER: usize = 160;
   return (i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1)) + (i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3));
 }
 
-/** The f32 term of one super-block at wb against the q8_K block at xb (see the file comment). */
+/** The integers of one q2_K / q3_K super-block at wb against the q8_K block at xb (as intsOf; file comment). */
 // @ts-ignore: decorator
-@inline function superBlockTerm(fmt: i32, wb: usize, xb: usize): f32 {
+@inline export function superBlockIntsK(fmt: i32, wb: usize, xb: usize): v128 {
   let acc = i32x4.splat(0);
   let offsetSums = 0; // relaxed build: Σ_g scale_g × bsum_g, for the formats whose stored levels carry an offset
   for (let g = 0; g < 16; g++) {
@@ -559,54 +556,100 @@ export const KQ_Q6_SCALE_ORDER: usize = 160;
       acc = i32x4.add(acc, i32x4.mul(i32x4.extadd_pairwise_i16x8_s(products), i32x4.splat(scale16(fmt, wb, g))));
     }
   }
-  let isum = (i32x4.extract_lane(acc, 0) + i32x4.extract_lane(acc, 1)) + (i32x4.extract_lane(acc, 2) + i32x4.extract_lane(acc, 3));
+  let isum = hsumI32x4K(acc);
   if (ASC_FEATURE_RELAXED_SIMD) isum -= levelOffsetK(fmt) * offsetSums;
-  const dx = load<f32>(xb);
-  const scaled: f32 = (dx * loadF16(wb + dOffset(fmt))) * <f32>isum;
-  if (!hasMinK(fmt)) return scaled;
   let summs = 0;
-  for (let g = 0; g < 16; g++) summs += min16(fmt, wb, g) * <i32>load<i16>(xb + 260 + (<usize>g << 1));
-  return scaled - (dx * loadF16(wb + dminOffset(fmt))) * <f32>summs;
+  if (hasMinK(fmt)) {
+    for (let g = 0; g < 16; g++) summs += min16(fmt, wb, g) * <i32>load<i16>(xb + 260 + (<usize>g << 1));
+  }
+  return i32x4.replace_lane(i32x4.replace_lane(i32x4.splat(0), 0, isum), 2, summs);
+}
+
+/**
+ * The generic K-quant loops below take a format as a class type D whose inlined method ints(wb, xb) returns the exact
+ * integers of the super-block at wb against the q8_K block at xb as i32x4 [i0, i1, m0, m1]: isum = i0 + i1, summs =
+ * m0 + m1 (zeros for the formats without mins). The class is never instantiated: ints is called on a null D, and
+ * being inlined it costs no call (a function value would cost an indirect call per super-block).
+ */
+// @ts-ignore: decorator
+@inline function intsOf<D>(wb: usize, xb: usize): v128 {
+  return changetype<D>(0).ints(wb, xb);
+}
+
+/** The f32 term of one super-block from its integers: (d_x × d) × f32(isum) [− (d_x × dmin) × f32(summs)]. */
+// @ts-ignore: decorator
+@inline function termK(fmt: i32, ints: v128, wb: usize, xb: usize): f32 {
+  const dx = load<f32>(xb);
+  const scaled: f32 = (dx * loadF16(wb + dOffset(fmt))) * <f32>(i32x4.extract_lane(ints, 0) + i32x4.extract_lane(ints, 1));
+  if (!hasMinK(fmt)) return scaled;
+  return scaled - (dx * loadF16(wb + dminOffset(fmt))) * <f32>(i32x4.extract_lane(ints, 2) + i32x4.extract_lane(ints, 3));
 }
 
 /** Dot of the K-quant row at w (nb super-blocks) with the q8_K row at x: terms summed in f32 in block order. */
 // @ts-ignore: decorator
-@inline export function rowDotK(fmt: i32, w: usize, x: usize, nb: i32): f32 {
+@inline export function rowDotK<D>(fmt: i32, w: usize, x: usize, nb: i32): f32 {
   const B = blockBytesK(fmt);
   let sum: f32 = 0;
-  for (let b = 0; b < nb; b++) sum += superBlockTerm(fmt, w + <usize>b * B, x + <usize>b * Q8_K_BYTES);
+  for (let b = 0; b < nb; b++) {
+    const wb = w + <usize>b * B;
+    const xb = x + <usize>b * Q8_K_BYTES;
+    sum += termK(fmt, intsOf<D>(wb, xb), wb, xb);
+  }
   return sum;
 }
 
-/** out[t][r] = rowDotK(W[r], X[t]) for r in [rowStart, rowEnd), t in [0, nTokens) (strides in bytes). */
+/** out[t][r] = rowDotK(W[r], X[t]) for r in [rowStart, rowEnd), t < nTokens (strides in bytes). */
 // @ts-ignore: decorator
-@inline export function matmulK(fmt: i32, w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+@inline export function matmulK<D>(
+  fmt: i32, w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32,
+): void {
   const nb = cols >> 8;
   const rowBytes = <usize>nb * blockBytesK(fmt);
   for (let r = rowStart; r < rowEnd; r++) {
     const row = w + <usize>r * rowBytes;
     const o = out + (<usize>r << 2);
-    for (let t = 0; t < nTokens; t++) store<f32>(o + <usize>t * <usize>outStride, rowDotK(fmt, row, x + <usize>t * <usize>xStride, nb));
+    for (let t = 0; t < nTokens; t++) store<f32>(o + <usize>t * <usize>outStride, rowDotK<D>(fmt, row, x + <usize>t * <usize>xStride, nb));
   }
 }
 
-/** A format's row dot: Σ over nb super-blocks of W row · X row (q8_K). */
-export type RowDotK = (row: usize, x: usize, nb: i32) => f32;
-
 /**
- * out[t][r] = rowDot(W[r], X[t]) for r in [rowStart, rowEnd), t < nTokens: the row loop of the K-quant formats that
- * have their own row dot (q4_K, q5_K, q6_K). Matvec is this with one token, so the two agree bit for bit.
+ * out[r] = rowDotK(W[r], x) for r in [rowStart, rowEnd), four rows a pass: their integers go into the lanes of
+ * i32x4 [isum] and [summs], and lane r of one f32x4 takes row r's terms with rowDotK's operations in rowDotK's order
+ * (the same bits); the x block's scale and sums are read once for the four. Rows past the last four: rowDotK.
  */
-@inline export function matmulRowsK(
-  rowDot: RowDotK, blockBytes: usize, w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32,
-): void {
+// @ts-ignore: decorator
+@inline export function matvecK<D>(fmt: i32, w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
   const nb = cols >> 8;
-  const rowBytes = <usize>nb * blockBytes;
-  for (let r = rowStart; r < rowEnd; r++) {
-    const row = w + <usize>r * rowBytes;
-    const o = out + (<usize>r << 2);
-    for (let t = 0; t < nTokens; t++) store<f32>(o + <usize>t * <usize>outStride, rowDot(row, x + <usize>t * <usize>xStride, nb));
+  const B = blockBytesK(fmt);
+  const rowBytes = <usize>nb * B;
+  let r = rowStart;
+  for (; r + 3 < rowEnd; r += 4) {
+    const w0 = w + <usize>r * rowBytes;
+    const w1 = w0 + rowBytes;
+    const w2 = w1 + rowBytes;
+    const w3 = w2 + rowBytes;
+    let acc = f32x4.splat(0); // (4) f32: rows r .. r + 3
+    for (let b = 0; b < nb; b++) {
+      const o = <usize>b * B;
+      const xb = x + <usize>b * Q8_K_BYTES;
+      const v0 = settledK(intsOf<D>(w0 + o, xb), xb);
+      const v1 = settledK(intsOf<D>(w1 + o, xb), xb);
+      const v2 = settledK(intsOf<D>(w2 + o, xb), xb);
+      const v3 = settledK(intsOf<D>(w3 + o, xb), xb);
+      const p01 = pairSumsI32x4(v0, v1); // [isum_0, summs_0, isum_1, summs_1]
+      const p23 = pairSumsI32x4(v2, v3);
+      const dx = f32x4.splat(load<f32>(xb));
+      const d = loadF16x4(w0 + o + dOffset(fmt), w1 + o + dOffset(fmt), w2 + o + dOffset(fmt), w3 + o + dOffset(fmt));
+      let term = f32x4.mul(f32x4.mul(dx, d), f32x4.convert_i32x4_s(i32x4.shuffle(p01, p23, 0, 2, 4, 6)));
+      if (hasMinK(fmt)) {
+        const dmin = loadF16x4(w0 + o + dminOffset(fmt), w1 + o + dminOffset(fmt), w2 + o + dminOffset(fmt), w3 + o + dminOffset(fmt));
+        term = f32x4.sub(term, f32x4.mul(f32x4.mul(dx, dmin), f32x4.convert_i32x4_s(i32x4.shuffle(p01, p23, 1, 3, 5, 7))));
+      }
+      acc = f32x4.add(acc, term);
+    }
+    v128.store(out + (<usize>r << 2), acc);
   }
+  for (; r < rowEnd; r++) store<f32>(out + (<usize>r << 2), rowDotK<D>(fmt, w + <usize>r * rowBytes, x, nb));
 }
 
 // ---- dequantize, axpy ------------------------------------------------------------------------------------------

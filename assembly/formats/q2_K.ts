@@ -3,7 +3,7 @@
 import { f32ToF16, loadF16 } from "./common";
 import {
   Q2_K, SCRATCH_L, SCRATCH_MINS, SCRATCH_SCALES, SCRATCH_WEIGHTS, axpyK, clampI, dequantizeK, makeQkx2Quants, matmulK,
-  nearestInt, pack2Bit, rowDotK,
+  matvecK, nearestInt, pack2Bit, rowDotK, superBlockIntsK,
 } from "./kquants";
 
 const BYTES: usize = 84;
@@ -58,13 +58,22 @@ export function quantizeRow_q2_K(src: usize, dst: usize, n: i32): void {
   }
 }
 
+/** The integers of the super-block at wb against the q8_K block at xb (kquants.ts's intsOf). */
+// @ts-ignore: decorator
+@final class Q2KInts {
+  // @ts-ignore: decorator
+  @inline ints(wb: usize, xb: usize): v128 {
+    return superBlockIntsK(Q2_K, wb, xb);
+  }
+}
+
 export function dequantizeRow_q2_K(src: usize, dst: usize, n: i32): void {
   dequantizeK(Q2_K, src, dst, n);
 }
 
 /** Σ over super-blocks of (d_x × d) × isum [− (d_x × dmin) × summs], in f32 (kquants.ts). */
 export function dot_q2_K(row: usize, x: usize, n: i32): f32 {
-  return rowDotK(Q2_K, row, x, n >> 8);
+  return rowDotK<Q2KInts>(Q2_K, row, x, n >> 8);
 }
 
 /** out[i] += w × value[i]; the value is rounded to f32 first, as dequantizeRow does. */
@@ -74,10 +83,10 @@ export function axpy_q2_K(out: usize, w: f32, row: usize, n: i32): void {
 
 /** out[t][r] = dot(W[r], X[t]): W (rows, cols) q2_K, X (nTokens, xStride bytes) q8_K, out (nTokens, outStride bytes) f32. */
 export function matmul_q2_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulK(Q2_K, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  matmulK<Q2KInts>(Q2_K, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
 }
 
-/** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q2_K with one token, bit for bit. */
+/** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q2_K with one token, bit for bit (kquants.ts's matvecK). */
 export function matvec_q2_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulK(Q2_K, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  matvecK<Q2KInts>(Q2_K, w, x, out, rowStart, rowEnd, cols);
 }

@@ -1,7 +1,9 @@
 // q3_K kernels: 256-value super-blocks of 110 bytes (32 B high bits, 64 B 2-bit levels, 12 B 6-bit scales, fp16 d);
 // the dot partner is q8_K (see src/formats/reference/q3_K.ts). The quantizer is single-threaded (kquants.ts).
 import { f32ToF16, loadF16 } from "./common";
-import { Q3_K, SCRATCH_L, SCRATCH_SCALES, axpyK, clampI, dequantizeK, makeQ3Quants, matmulK, nearestInt, pack2Bit, rowDotK, scaleQ3K } from "./kquants";
+import {
+  Q3_K, SCRATCH_L, SCRATCH_SCALES, axpyK, clampI, dequantizeK, makeQ3Quants, matmulK, matvecK, nearestInt, pack2Bit, rowDotK, scaleQ3K, superBlockIntsK,
+} from "./kquants";
 
 const BYTES: usize = 110;
 
@@ -53,13 +55,22 @@ export function quantizeRow_q3_K(src: usize, dst: usize, n: i32): void {
   }
 }
 
+/** The integers of the super-block at wb against the q8_K block at xb (kquants.ts's intsOf). */
+// @ts-ignore: decorator
+@final class Q3KInts {
+  // @ts-ignore: decorator
+  @inline ints(wb: usize, xb: usize): v128 {
+    return superBlockIntsK(Q3_K, wb, xb);
+  }
+}
+
 export function dequantizeRow_q3_K(src: usize, dst: usize, n: i32): void {
   dequantizeK(Q3_K, src, dst, n);
 }
 
 /** Σ over super-blocks of (d_x × d) × isum [− (d_x × dmin) × summs], in f32 (kquants.ts). */
 export function dot_q3_K(row: usize, x: usize, n: i32): f32 {
-  return rowDotK(Q3_K, row, x, n >> 8);
+  return rowDotK<Q3KInts>(Q3_K, row, x, n >> 8);
 }
 
 /** out[i] += w × value[i]; the value is rounded to f32 first, as dequantizeRow does. */
@@ -69,10 +80,10 @@ export function axpy_q3_K(out: usize, w: f32, row: usize, n: i32): void {
 
 /** out[t][r] = dot(W[r], X[t]): W (rows, cols) q3_K, X (nTokens, xStride bytes) q8_K, out (nTokens, outStride bytes) f32. */
 export function matmul_q3_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulK(Q3_K, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  matmulK<Q3KInts>(Q3_K, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
 }
 
-/** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q3_K with one token, bit for bit. */
+/** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q3_K with one token, bit for bit (kquants.ts's matvecK). */
 export function matvec_q3_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulK(Q3_K, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  matvecK<Q3KInts>(Q3_K, w, x, out, rowStart, rowEnd, cols);
 }

@@ -2,8 +2,8 @@
 // the dot partner is q8_K (see src/formats/reference/q4_K.ts). The quantizer is single-threaded (kquants.ts).
 import { U8_15, highNibbles, rconst } from "./common";
 import {
-  KQ_I16_15, Q4_K, Q8_K_BYTES, SCRATCH_L, axpyK, dequantizeK, kqconst, matmulRowsK, pairHalvesI32x4,
-  quantizeScaleMinK4, relaxedChunkSumsK4, settledK, termK4,
+  KQ_I16_15, Q4_K, SCRATCH_L, axpyK, dequantizeK, intsK4, kqconst, matmulK, matvecK, pairHalvesI32x4,
+  quantizeScaleMinK4, relaxedChunkSumsK4, rowDotK, settledK,
 } from "./kquants";
 
 const BYTES: usize = 144;
@@ -41,24 +41,19 @@ const BYTES: usize = 144;
   return pairHalvesI32x4(lo, hi);
 }
 
-/** The f32 term of the super-block at wb against the q8_K block at xb: (d_x × d) × isum − (d_x × dmin) × summs. */
+/** The integers of the super-block at wb against the q8_K block at xb (kquants.ts's intsOf). */
 // @ts-ignore: decorator
-@inline function superBlockTerm(wb: usize, xb: usize): f32 {
-  const wq = wb + 16;
-  const xq = xb + 4;
-  const c0 = settledK(chunkSums(wq, xq), xb);
-  const c1 = settledK(chunkSums(wq + 32, xq + 64), xb);
-  const c2 = settledK(chunkSums(wq + 64, xq + 128), xb);
-  const c3 = settledK(chunkSums(wq + 96, xq + 192), xb);
-  return termK4(wb, xb, c0, c1, c2, c3);
-}
-
-/** Dot of the q4_K row at w (nb super-blocks) with the q8_K row at x: terms summed in f32 in block order. */
-// @ts-ignore: decorator
-@inline function rowDot(w: usize, x: usize, nb: i32): f32 {
-  let sum: f32 = 0;
-  for (let b = 0; b < nb; b++) sum += superBlockTerm(w + <usize>b * BYTES, x + <usize>b * Q8_K_BYTES);
-  return sum;
+@final class Q4KInts {
+  // @ts-ignore: decorator
+  @inline ints(wb: usize, xb: usize): v128 {
+    const wq = wb + 16;
+    const xq = xb + 4;
+    const c0 = settledK(chunkSums(wq, xq), xb);
+    const c1 = settledK(chunkSums(wq + 32, xq + 64), xb);
+    const c2 = settledK(chunkSums(wq + 64, xq + 128), xb);
+    const c3 = settledK(chunkSums(wq + 96, xq + 192), xb);
+    return intsK4(wb, xb, c0, c1, c2, c3);
+  }
 }
 
 export function quantizeRow_q4_K(src: usize, dst: usize, n: i32): void {
@@ -82,7 +77,7 @@ export function dequantizeRow_q4_K(src: usize, dst: usize, n: i32): void {
 
 /** Σ over super-blocks of (d_x × d) × isum [− (d_x × dmin) × summs], in f32 (kquants.ts). */
 export function dot_q4_K(row: usize, x: usize, n: i32): f32 {
-  return rowDot(row, x, n >> 8);
+  return rowDotK<Q4KInts>(Q4_K, row, x, n >> 8);
 }
 
 /** out[i] += w × value[i]; the value is rounded to f32 first, as dequantizeRow does. */
@@ -92,10 +87,10 @@ export function axpy_q4_K(out: usize, w: f32, row: usize, n: i32): void {
 
 /** out[t][r] = dot(W[r], X[t]): W (rows, cols) q4_K, X (nTokens, xStride bytes) q8_K, out (nTokens, outStride bytes) f32. */
 export function matmul_q4_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulRowsK(rowDot, BYTES, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  matmulK<Q4KInts>(Q4_K, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
 }
 
-/** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q4_K with one token, bit for bit. */
+/** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q4_K with one token, bit for bit (kquants.ts's matvecK). */
 export function matvec_q4_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulRowsK(rowDot, BYTES, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  matvecK<Q4KInts>(Q4_K, w, x, out, rowStart, rowEnd, cols);
 }

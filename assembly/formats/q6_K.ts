@@ -2,9 +2,9 @@
 // the dot partner is q8_K (see src/formats/reference/q6_K.ts). The quantizer is single-threaded (kquants.ts).
 import { U8_15, dotLevelsAdd, f32ToF16, highNibbles, loadF16, rconst } from "./common";
 import {
-  KQ_I16_0x30, KQ_I16_15, KQ_I16_3, KQ_Q6_SCALE_ORDER, KQ_U8_0x30, Q6_K, Q8_K_BYTES, SCRATCH_L, SCRATCH_SCALES,
-  axpyK, clampI, dequantizeK, hsumI32x4K, kqconst, makeQxQuants, nearestInt, pairHalvesI32x4,
-  pairSumsI32x4, settledK, matmulRowsK,
+  KQ_I16_0x30, KQ_I16_15, KQ_I16_3, KQ_Q6_SCALE_ORDER, KQ_U8_0x30, Q6_K, SCRATCH_L, SCRATCH_SCALES,
+  axpyK, clampI, dequantizeK, kqconst, makeQxQuants, matmulK, matvecK, nearestInt, pairHalvesI32x4,
+  pairSumsI32x4, rowDotK, settledK,
 } from "./kquants";
 
 const BYTES: usize = 210;
@@ -67,38 +67,33 @@ const BYTES: usize = 210;
   return pairSumsI32x4(s01, pairHalvesI32x4(g2, g3));
 }
 
-/** The f32 term of the super-block at wb against the q8_K block at xb: (d_x × d) × isum. */
+/** The integers of the super-block at wb against the q8_K block at xb (kquants.ts's intsOf; no mins). */
 // @ts-ignore: decorator
-@inline function superBlockTerm(wb: usize, xb: usize): f32 {
-  const xq = xb + 4;
-  const p00 = settledK(partSums(wb, wb + 128, xq, 0), xb);
-  const p01 = settledK(partSums(wb, wb + 128, xq, 1), xb);
-  const p10 = settledK(partSums(wb + 64, wb + 160, xq + 128, 0), xb);
-  const p11 = settledK(partSums(wb + 64, wb + 160, xq + 128, 1), xb);
-  const scales = v128.load(wb + 192);
-  const ordered = i8x16.swizzle(scales, kqconst(KQ_Q6_SCALE_ORDER)); // groups 0 2 4 6, 1 3 5 7, 8 10 12 14, 9 11 13 15
-  const half0 = i16x8.extend_low_i8x16_s(ordered);
-  const half1 = i16x8.extend_high_i8x16_s(ordered);
-  const raw = i32x4.add(
-    i32x4.add(i32x4.mul(p00, i32x4.extend_low_i16x8_s(half0)), i32x4.mul(p01, i32x4.extend_high_i16x8_s(half0))),
-    i32x4.add(i32x4.mul(p10, i32x4.extend_low_i16x8_s(half1)), i32x4.mul(p11, i32x4.extend_high_i16x8_s(half1))),
-  );
-  const bsums = xb + 260;
-  const offset = i32x4.add(
-    i32x4.dot_i16x8_s(v128.load(bsums), i16x8.extend_low_i8x16_s(scales)),
-    i32x4.dot_i16x8_s(v128.load(bsums, 16), i16x8.extend_high_i8x16_s(scales)),
-  );
-  const isum = hsumI32x4K(raw) - (hsumI32x4K(offset) << 5);
-  return (load<f32>(xb) * loadF16(wb + 208)) * <f32>isum;
+@final class Q6KInts {
+  // @ts-ignore: decorator
+  @inline ints(wb: usize, xb: usize): v128 {
+    const xq = xb + 4;
+    const p00 = settledK(partSums(wb, wb + 128, xq, 0), xb);
+    const p01 = settledK(partSums(wb, wb + 128, xq, 1), xb);
+    const p10 = settledK(partSums(wb + 64, wb + 160, xq + 128, 0), xb);
+    const p11 = settledK(partSums(wb + 64, wb + 160, xq + 128, 1), xb);
+    const scales = v128.load(wb + 192);
+    const ordered = i8x16.swizzle(scales, kqconst(KQ_Q6_SCALE_ORDER)); // groups 0 2 4 6, 1 3 5 7, 8 10 12 14, 9 11 13 15
+    const half0 = i16x8.extend_low_i8x16_s(ordered);
+    const half1 = i16x8.extend_high_i8x16_s(ordered);
+    const raw = i32x4.add(
+      i32x4.add(i32x4.mul(p00, i32x4.extend_low_i16x8_s(half0)), i32x4.mul(p01, i32x4.extend_high_i16x8_s(half0))),
+      i32x4.add(i32x4.mul(p10, i32x4.extend_low_i16x8_s(half1)), i32x4.mul(p11, i32x4.extend_high_i16x8_s(half1))),
+    );
+    const bsums = xb + 260;
+    const offset = i32x4.add(
+      i32x4.dot_i16x8_s(v128.load(bsums), i16x8.extend_low_i8x16_s(scales)),
+      i32x4.dot_i16x8_s(v128.load(bsums, 16), i16x8.extend_high_i8x16_s(scales)),
+    );
+    return pairHalvesI32x4(i32x4.sub(raw, i32x4.shl(offset, 5)), i32x4.splat(0)); // isum = Σ raw − 32 × Σ offset
+  }
 }
 
-/** Dot of the q6_K row at w (nb super-blocks) with the q8_K row at x: terms summed in f32 in block order. */
-// @ts-ignore: decorator
-@inline function rowDot(w: usize, x: usize, nb: i32): f32 {
-  let sum: f32 = 0;
-  for (let b = 0; b < nb; b++) sum += superBlockTerm(w + <usize>b * BYTES, x + <usize>b * Q8_K_BYTES);
-  return sum;
-}
 const GROUP_MAX_EPS: f32 = 1e-15;
 
 export function quantizeRow_q6_K(src: usize, dst: usize, n: i32): void {
@@ -154,7 +149,7 @@ export function dequantizeRow_q6_K(src: usize, dst: usize, n: i32): void {
 
 /** Σ over super-blocks of (d_x × d) × isum [− (d_x × dmin) × summs], in f32 (kquants.ts). */
 export function dot_q6_K(row: usize, x: usize, n: i32): f32 {
-  return rowDot(row, x, n >> 8);
+  return rowDotK<Q6KInts>(Q6_K, row, x, n >> 8);
 }
 
 /** out[i] += w × value[i]; the value is rounded to f32 first, as dequantizeRow does. */
@@ -164,10 +159,10 @@ export function axpy_q6_K(out: usize, w: f32, row: usize, n: i32): void {
 
 /** out[t][r] = dot(W[r], X[t]): W (rows, cols) q6_K, X (nTokens, xStride bytes) q8_K, out (nTokens, outStride bytes) f32. */
 export function matmul_q6_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulRowsK(rowDot, BYTES, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  matmulK<Q6KInts>(Q6_K, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
 }
 
-/** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q6_K with one token, bit for bit. */
+/** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q6_K with one token, bit for bit (kquants.ts's matvecK). */
 export function matvec_q6_K(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulRowsK(rowDot, BYTES, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  matvecK<Q6KInts>(Q6_K, w, x, out, rowStart, rowEnd, cols);
 }
