@@ -6,7 +6,7 @@
  *   q4_K   the same shape with q4_K weights (what Q4_K_M files mostly hold): F16, K8V4, K4V4 at 512 and 2048, 5 runs
  *   8b     a Llama-3-8B shape with q4_K weights at a 32K context: F16 and K8V4 at 512 and 4096, 3 runs
  *
- *   node dist/bench/benchmarks.js [--sections q8_0,q4_K,8b] [--reps N] [-t N] [--model-q8_0 FILE] [--model-q4_K FILE]
+ *   node dist/bench/benchmarks.js [--sections q8_0,q4_K,8b | ""] [--reps N] [-t N] [--model-q8_0 FILE] [--model-q4_K FILE]
  *                                 [--model-8b FILE] [--out FILE]
  *
  * Each measured section is saved to bench/results/<section>.json as soon as it finishes (with its command, date,
@@ -20,7 +20,8 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { synthToFile, type SynthPresetName, type SynthWeightType } from "../src/gguf/synth.js";
+import { SYNTH_PRESETS, synthToFile, type SynthPresetName, type SynthWeightType } from "../src/gguf/synth.js";
+import type { ModelConfig } from "../src/model/config.js";
 import { parseKvConfigList } from "../src/kv/shorthand.js";
 import { benchRatio, benchTable, inspectBenchModel, runBench, type BenchReport } from "../src/eval/bench-runner.js";
 import { NODE_LLAMA_CPP_VERSION } from "../src/eval/bench-llamacpp.js";
@@ -94,6 +95,8 @@ interface SavedSection {
   commit: string;
   machine: string[];
   modelBytes: number;
+  /** The model's shape, read when measured (older files lack it: see modelShape). */
+  modelConfig?: ModelConfig;
   report: BenchReport;
 }
 
@@ -118,7 +121,8 @@ function options() {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} ${text}: expected an integer >= ${min}`);
     return n;
   };
-  const ids = values.sections.split(",").map((s) => s.trim());
+  // --sections "" (or none): measure nothing, compose BENCHMARKS.md from the saved sections
+  const ids = values.sections.split(",").map((s) => s.trim()).filter((s) => s !== "");
   for (const id of ids) {
     if (!SECTIONS.some((s) => s.id === id)) throw new Error(`--sections: unknown section '${id}'; sections: ${SECTIONS.map((s) => s.id).join(", ")}`);
   }
@@ -232,8 +236,19 @@ function shownPath(file: string): string {
   return rel.startsWith("..") || path.isAbsolute(rel) ? file : rel;
 }
 
+/**
+ * The shape of a saved section's model: saved with it, else read from the file when it is still here, else the synth
+ * preset's (the sections' default models), so BENCHMARKS.md can be composed on a machine without the models.
+ */
+function modelShape(section: Section, saved: SavedSection): Pick<ModelConfig, "nLayers" | "dim" | "nHeads" | "nKvHeads" | "headDim" | "ffnDim" | "nVocab"> {
+  if (saved.modelConfig) return saved.modelConfig;
+  if (existsSync(saved.report.model)) return inspectBenchModel(saved.report.model);
+  const p = SYNTH_PRESETS[section.preset];
+  return { nLayers: p.nLayers, dim: p.dim, nHeads: p.nHeads, nKvHeads: p.nKvHeads, headDim: p.dim / p.nHeads, ffnDim: p.ffnDim, nVocab: p.vocabSize };
+}
+
 function modelLine(section: Section, saved: SavedSection): string {
-  const c = inspectBenchModel(saved.report.model);
+  const c = modelShape(section, saved);
   return (
     `Model: \`${shownPath(saved.report.model)}\` (random weights from \`kvsplit synth --preset ${section.preset} --type ${section.type}\`, ` +
     `${gib(saved.modelBytes)}): ${c.nLayers} layers, dim ${c.dim}, ${c.nHeads} heads, ${c.nKvHeads} KV heads, head_dim ${c.headDim}, ` +
@@ -365,7 +380,7 @@ async function main(): Promise<void> {
     );
     const saved: SavedSection = {
       id: section.id, command, started: started.toISOString(), commit: gitDescription(), machine: machineLines(loadBefore),
-      modelBytes: statSync(modelPath).size, report,
+      modelBytes: statSync(modelPath).size, modelConfig: inspectBenchModel(modelPath), report,
     };
     writeAtomically(path.join(RESULTS_DIR, `${section.id}.json`), JSON.stringify(saved, null, 1) + "\n");
     writeAtomically(opts.out, markdown(readSaved()));

@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import { loadModel, type Model } from "../index.js";
 import { BaselineDistributions, checkBaseMatches, KldFileError, readKldBase, writeKldBase, type KldBaseFile } from "../eval/kld-file.js";
 import { checkContext, EvalInputError, prepareEvalText, runPerplexity, sha256Hex, type EvalText, type PerplexityRunResult } from "../eval/perplexity.js";
+import { kvBitsPerValue } from "../kv/cache.js";
 import { createProgress } from "../report/progress.js";
 import { formatSigned } from "../report/table.js";
 import { InputFileError, UsageError } from "./errors.js";
@@ -37,11 +38,14 @@ interface PerplexityOptions extends SessionOptionValues {
   json?: boolean;
 }
 
+/** `-c, --ctx-size <n>`: the chunk size of llama-perplexity's method. */
+export function addCtxOption(cmd: Command): Command {
+  return cmd.option("-c, --ctx-size <n>", `chunk size in tokens (default ${DEFAULT_PERPLEXITY_CTX}, at most the model's trained context)`, intArg(2));
+}
+
 /** `-c, --ctx-size <n>` and `--chunks <n>`: the chunking of llama-perplexity's method. */
 export function addChunkOptions(cmd: Command): Command {
-  return cmd
-    .option("-c, --ctx-size <n>", `chunk size in tokens (default ${DEFAULT_PERPLEXITY_CTX}, at most the model's trained context)`, intArg(2))
-    .option("--chunks <n>", "evaluate at most this many chunks (default: all that fit)", intArg(1));
+  return addCtxOption(cmd).option("--chunks <n>", "evaluate at most this many chunks (default: all that fit)", intArg(1));
 }
 
 export function registerPerplexity(program: Command): void {
@@ -140,6 +144,8 @@ function report(r: PerplexityRunResult, evalText: EvalText, model: Model, opts: 
       ppl_stderr: r.pplStderr,
       n_tokens: r.nTokens,
       kv: { k: r.kv.k, v: r.kv.v, bytes: r.kvBytes, config: kvName },
+      kv_bytes: r.kvBytes,
+      kv_bits_per_value: kvBitsPerValue(r.kvBytes, evalText.ctx, model.config.nLayers, model.config.kvDim),
       rotation: r.rotation,
       ctx: evalText.ctx,
       chunks: r.nChunks,
@@ -166,7 +172,8 @@ function report(r: PerplexityRunResult, evalText: EvalText, model: Model, opts: 
     return;
   }
   const lines = [
-    `kv: k=${r.kv.k} v=${r.kv.v} (${kvName}), rotation ${r.rotation ? "on" : "off"}, ${formatBytes(r.kvBytes)} for ${evalText.ctx} tokens`,
+    `kv: k=${r.kv.k} v=${r.kv.v} (${kvName}), rotation ${r.rotation ? "on" : "off"}, ${formatBytes(r.kvBytes)} for ${evalText.ctx} tokens ` +
+      `(${kvBitsPerValue(r.kvBytes, evalText.ctx, model.config.nLayers, model.config.kvDim).toFixed(2)} bits per value)`,
     `${r.nChunks} chunks of ${evalText.ctx}, ${r.nTokens} tokens scored, ${seconds.toFixed(1)} s (${((r.nChunks * evalText.ctx) / seconds).toFixed(1)} t/s)`,
     `PPL = ${r.ppl.toFixed(4)} ± ${r.pplStderr.toFixed(4)}`,
   ];

@@ -8,6 +8,7 @@ import { availableParallelism } from "node:os";
 import path from "node:path";
 import cliProgress from "cli-progress";
 import { SYNTH_PRESETS, synthToFile, type SynthPresetName, type SynthProgress, type SynthWeightType } from "../gguf/synth.js";
+import { formatDuration } from "../report/progress.js";
 import { UsageError } from "./errors.js";
 import { addThreadsOption, formatBytes, intArg, log, writeJson } from "./options.js";
 
@@ -108,11 +109,4 @@ function createSynthProgress(label: string, output: string, stream: NodeJS.Write
     },
     stop() {},
   };
-}
-
-function formatDuration(seconds: number): string {
-  const s = Math.round(seconds);
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }

@@ -10,7 +10,7 @@
 import type { KvPair } from "../api.js";
 import { getKvFormat } from "../formats/table.js";
 import { KV_FORMAT_NAMES, type KvFormatName } from "../formats/types.js";
-import { kvBytesPerToken } from "../kv/cache.js";
+import { kvBitsPerValue, kvBytesPerToken } from "../kv/cache.js";
 import { kvConfigName, type KvConfig } from "../kv/shorthand.js";
 import type { Model } from "../model/model.js";
 import { BaselineDistributions } from "./kld-file.js";
@@ -140,6 +140,9 @@ export interface CompareRow {
   v: KvFormatName;
   group: RowGroup;
   kvBytesPerToken: number;
+  /** Bytes the cache held for the evaluated context (ctx positions), and as bits per cached value (kv/cache.ts). */
+  kvBytes: number;
+  kvBitsPerValue: number;
   /** Context length → bytes (MEMORY_CONTEXTS and the trained context). */
   kvBytesAt: Map<number, number>;
   /** 100 × (1 − bytes / f16 bytes). */
@@ -186,6 +189,8 @@ export interface CompareOptions {
   rotation: boolean;
   speed: SpeedOptions;
   onProgress?: (p: CompareProgress) => void;
+  /** Called with the result so far (the baseline and every finished config) after each config: partial results. */
+  onResult?: (partial: CompareResult) => void;
 }
 
 /** Run the f32 baseline once, then every planned configuration against it. */
@@ -205,6 +210,20 @@ export function runCompare(model: Model, evalText: EvalText, opts: CompareOption
   opts.onProgress?.({ phase: "config-done", config: "F32 (baseline)", index: 0, total, seconds: baseRun.ms / 1000 });
 
   const rows: CompareRow[] = [];
+  const resultSoFar = (): CompareResult => ({
+    modelPath: model.path,
+    config: c,
+    ctx: evalText.ctx,
+    nChunks: evalText.chunks.length,
+    nScored: baseRun.nTokens,
+    textSha256: evalText.textSha256,
+    rotation: opts.rotation,
+    trainedContext: c.contextLength,
+    memoryContexts,
+    baseline: { kv: BASELINE_KV, ppl: baseRun.ppl, pplStderr: baseRun.pplStderr, ppTps: baseSpeed.ppTps, tgTps: baseSpeed.tgTps, evalSeconds: baseRun.ms / 1000 },
+    speed,
+    rows: [...rows],
+  });
   opts.plan.forEach((p, i) => {
     const kv: KvPair = { k: p.k, v: p.v };
     const run: PerplexityRunResult = runPerplexity(model, evalText, { kv, rotation: opts.rotation, baseline: base, onChunk: progress(p.name, i + 1) });
@@ -217,6 +236,8 @@ export function runCompare(model: Model, evalText: EvalText, opts: CompareOption
       v: p.v,
       group: p.group,
       kvBytesPerToken: mem.bytesPerToken,
+      kvBytes: run.kvBytes,
+      kvBitsPerValue: kvBitsPerValue(run.kvBytes, evalText.ctx, c.nLayers, c.kvDim),
       kvBytesAt: mem.bytesAt,
       savedVsF16Pct: 100 * (1 - mem.bytesPerToken / f16.bytesPerToken),
       ppTps: s.ppTps,
@@ -233,22 +254,24 @@ export function runCompare(model: Model, evalText: EvalText, opts: CompareOption
       evalSeconds: run.ms / 1000,
     });
     opts.onProgress?.({ phase: "config-done", config: p.name, index: i + 1, total, seconds: run.ms / 1000 });
+    opts.onResult?.(resultSoFar());
   });
+  return resultSoFar();
+}
 
-  return {
-    modelPath: model.path,
-    config: c,
-    ctx: evalText.ctx,
-    nChunks: evalText.chunks.length,
-    nScored: baseRun.nTokens,
-    textSha256: evalText.textSha256,
-    rotation: opts.rotation,
-    trainedContext: c.contextLength,
-    memoryContexts,
-    baseline: { kv: BASELINE_KV, ppl: baseRun.ppl, pplStderr: baseRun.pplStderr, ppTps: baseSpeed.ppTps, tgTps: baseSpeed.tgTps, evalSeconds: baseRun.ms / 1000 },
-    speed,
-    rows,
-  };
+/** What compare's default chunk count aims at: the whole run in about this many seconds. */
+export const COMPARE_BUDGET_SECONDS = 60;
+
+/**
+ * The number of chunks (1 .. available) that lets the baseline and nConfigs configs finish in about budgetSeconds,
+ * given one chunk's evaluation time (chunkMs, measured) and each config's timed speed run (its tokens costed as
+ * prompt tokens, generation ones at 4×, at the chunk's rate per token).
+ */
+export function chunksForBudget(o: { available: number; nConfigs: number; chunkMs: number; ctx: number; speed: SpeedOptions; budgetSeconds: number }): number {
+  const msPerToken = o.chunkMs / o.ctx;
+  const speedMs = (o.speed.reps ?? 3) * (o.speed.promptTokens + 4 * o.speed.genTokens) * msPerToken;
+  const perConfigMs = (1000 * o.budgetSeconds) / (o.nConfigs + 1) - speedMs;
+  return Math.max(1, Math.min(o.available, Math.floor(perConfigMs / o.chunkMs)));
 }
 
 /** Shrink the timed run to fit a chunk: the prompt at most 3/4 of it, generation the rest. */

@@ -77,6 +77,14 @@ export function kvBytesPerToken(layers: readonly KvLayerFormats[], kvDim: number
   return total;
 }
 
+/**
+ * Bits per cached value, counted honestly: every byte the cache holds for a context of contextSize positions (scales,
+ * padding and any exact rows included) × 8 / (contextSize × layers × kvDim × 2 (K and V)).
+ */
+export function kvBitsPerValue(kvBytes: number, contextSize: number, nLayers: number, kvDim: number): number {
+  return (8 * kvBytes) / (contextSize * nLayers * kvDim * 2);
+}
+
 /** What a layer stores and where: read by tests and reports. */
 export interface KvLayerLayout {
   readonly k: BlockFormat;

@@ -42,18 +42,30 @@ export interface WrittenPlot {
   png: string;
 }
 
-/** KV memory (MiB) against context length, one line per configuration. */
+/** Dash patterns and point shapes of lines that would otherwise hide each other (same bytes per token). */
+const LINE_DASHES: number[][] = [[1, 0], [8, 4], [2, 3], [8, 3, 2, 3]];
+const POINT_SHAPES = ["circle", "triangle-up", "square", "diamond"];
+
+/** KV memory (MiB) against context length, one line per configuration; lines of equal bytes differ in dash and shape. */
 export function memoryPlot(result: CompareResult): PlotSpec {
   const rows = mainRows(result);
   const contexts = [...new Set([0, 512, 1024, ...result.memoryContexts])].sort((a, b) => a - b);
   const values = rows.flatMap((r) => contexts.map((n) => ({ config: r.config, context: n, mib: (n * r.kvBytesPerToken) / MIB })));
+  const configs = rows.map((r) => r.config);
+  // (configs) how many earlier configs have the same bytes per token: 0 for the first of each size
+  const sameBytesRank = rows.map((r, i) => rows.slice(0, i).filter((o) => o.kvBytesPerToken === r.kvBytesPerToken).length);
+  // "K8V4 = K4V8 (same bytes: one dashed line)" for each size several configs share
+  const sharedLines = [...new Set(rows.map((r) => r.kvBytesPerToken))]
+    .map((bytes) => rows.filter((r) => r.kvBytesPerToken === bytes).map((r) => r.config))
+    .filter((names) => names.length > 1)
+    .map((names) => `${names.join(" = ")} (same bytes: one dashed line)`);
   const title = "KV cache memory vs context length";
   return {
     name: "kv-memory",
     title,
     spec: {
       $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-      title: { text: title, subtitle: `${modelLabel(result)}; all layers, K + V (trained context ${result.trainedContext})` },
+      title: { text: title, subtitle: [`${modelLabel(result)}; all layers, K + V (trained context ${result.trainedContext})`, ...sharedLines] },
       width: 560,
       height: 340,
       config: CONFIG,
@@ -62,7 +74,10 @@ export function memoryPlot(result: CompareResult): PlotSpec {
       encoding: {
         x: { field: "context", type: "quantitative", title: "context length (tokens)" },
         y: { field: "mib", type: "quantitative", title: "KV cache (MiB)" },
-        color: { field: "config", type: "nominal", title: "K/V config", sort: rows.map((r) => r.config) },
+        color: { field: "config", type: "nominal", title: "K/V config", sort: configs },
+        // configs with the same bytes per token draw the same line: each gets its own dash and point shape
+        strokeDash: { field: "config", type: "nominal", title: "K/V config", sort: configs, scale: { domain: configs, range: configs.map((_, i) => LINE_DASHES[sameBytesRank[i] % LINE_DASHES.length]) } },
+        shape: { field: "config", type: "nominal", title: "K/V config", sort: configs, scale: { domain: configs, range: configs.map((_, i) => POINT_SHAPES[sameBytesRank[i] % POINT_SHAPES.length]) } },
         tooltip: [{ field: "config" }, { field: "context" }, { field: "mib", format: ".2f" }],
       },
     },

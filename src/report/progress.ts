@@ -1,6 +1,6 @@
 /**
  * Progress for long runs, always on stderr: a cli-progress bar when stderr is a terminal, otherwise a plain line
- * at most every few seconds (and at the end), so logs and CI output stay short.
+ * at most every few seconds (and at the end) with the time so far and an ETA, so logs and CI output stay short.
  */
 import cliProgress from "cli-progress";
 
@@ -46,9 +46,19 @@ export function createProgress(total: number, enabled = true): Progress {
       const now = performance.now();
       if (done < total && now - lastPrinted < PLAIN_INTERVAL_MS) return;
       lastPrinted = now;
-      write(`[${done}/${total}] ${label} (${((now - started) / 1000).toFixed(1)} s)`);
+      const elapsed = (now - started) / 1000;
+      const eta = done > 0 && done < total ? `, eta ${formatDuration((elapsed / done) * (total - done))}` : "";
+      write(`[${done}/${total}] ${label} (${elapsed.toFixed(1)} s${eta})`);
     },
     log: write,
     stop() {},
   };
+}
+
+/** 12.3 -> "12 s", 75 -> "1 min 15 s", 3725 -> "1 h 2 min". */
+export function formatDuration(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }

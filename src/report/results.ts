@@ -31,6 +31,8 @@ export function rowToJson(row: CompareRow, result: CompareResult): JsonRow {
   for (const n of result.memoryContexts.slice(0, -1)) out[memoryKey(n)] = row.kvBytesAt.get(n) ?? null;
   out.kv_bytes_trained_ctx = row.kvBytesAt.get(result.trainedContext) ?? null;
   Object.assign(out, {
+    kv_bytes: row.kvBytes,
+    kv_bits_per_value: num(row.kvBitsPerValue),
     saved_vs_f16_pct: num(row.savedVsF16Pct),
     pp_tps: num(row.ppTps),
     tg_tps: num(row.tgTps),
@@ -49,9 +51,9 @@ export function rowToJson(row: CompareRow, result: CompareResult): JsonRow {
 }
 
 export interface ResultsExtras {
-  /** True when the model is the embedded synthetic default. */
-  synthetic: boolean;
-  /** Plain-language notes printed with the table (e.g. what synthetic weights can and cannot show). */
+  /** True when the model and text are the embedded default job's (no -m given). */
+  embedded: boolean;
+  /** Plain-language notes printed with the table (e.g. what the embedded default can and cannot show). */
   notes: string[];
   textLabel: string;
 }
@@ -70,7 +72,7 @@ export function compareJson(result: CompareResult, extras: ResultsExtras): { [ke
       n_vocab: c.nVocab,
       trained_ctx: c.contextLength,
     },
-    synthetic: extras.synthetic,
+    embedded_default: extras.embedded,
     text: extras.textLabel,
     text_sha256: result.textSha256,
     ctx: result.ctx,

@@ -13,7 +13,7 @@ import { runCli, type CliRun } from "../helpers/cli.js";
 import { synthToFile } from "../../src/gguf/synth.js";
 import { loadModel, type Model } from "../../src/index.js";
 import { parseKvConfigList } from "../../src/kv/shorthand.js";
-import { kvMemory, paretoFront, parseSweep, planConfigs, runCompare } from "../../src/eval/compare.js";
+import { chunksForBudget, kvMemory, paretoFront, parseSweep, planConfigs, runCompare, type CompareResult } from "../../src/eval/compare.js";
 import { EvalInputError, prepareEvalText, runPerplexity } from "../../src/eval/perplexity.js";
 import { PerplexityAccumulator } from "../../src/eval/kld.js";
 import { KV_FORMAT_NAMES } from "../../src/formats/types.js";
@@ -104,8 +104,12 @@ test("runCompare: an F32 row reproduces the baseline exactly; bytes and savings 
   withModel((model) => {
     const evalText = prepareEvalText(model, TEXT, 32, 2);
     const plan = planConfigs(parseKvConfigList("F32,F16,K8V8,K4V4"), { sensitivity: true, sweep: [] });
-    const result = runCompare(model, evalText, { plan, rotation: true, speed: { promptTokens: 8, genTokens: 4, reps: 1 } });
+    const partials: CompareResult[] = [];
+    const result = runCompare(model, evalText, { plan, rotation: true, speed: { promptTokens: 8, genTokens: 4, reps: 1 }, onResult: (r) => partials.push(r) });
     assert.equal(result.rows.length, plan.length);
+    // partial results after each config: the baseline and every config finished so far, the last one the whole result
+    assert.deepEqual(partials.map((r) => r.rows.map((row) => row.config)), plan.map((_, i) => plan.slice(0, i + 1).map((p) => p.name)));
+    assert.deepEqual(partials.at(-1), result);
     const row = (name: string) => result.rows.find((r) => r.config === name)!;
     const f32 = row("F32");
     assert.ok(f32.kldMean < 1e-12, `F32 KLD ${f32.kldMean} (base log-probs are stored as float32)`);
@@ -124,6 +128,27 @@ test("runCompare: an F32 row reproduces the baseline exactly; bytes and savings 
     assert.ok(Math.abs(row("K4V4").savedVsF16Pct - 100 * (1 - 72 / 256)) < 1e-9);
     assert.ok(result.rows.every((r) => r.ppTps > 0 && r.tgTps > 0));
   });
+});
+
+test("chunksForBudget: as many chunks as fit the budget, at least 1, at most all", () => {
+  const speed = { promptTokens: 128, genTokens: 32, reps: 3 };
+  // 11 runs (baseline + 10 configs) in 60 s: 5454 ms each; the speed run costs 3 × (128 + 128) × 1 ms = 768 ms
+  assert.equal(chunksForBudget({ available: 100, nConfigs: 10, chunkMs: 512, ctx: 512, speed, budgetSeconds: 60 }), Math.floor((60000 / 11 - 768) / 512));
+  assert.equal(chunksForBudget({ available: 5, nConfigs: 10, chunkMs: 10, ctx: 512, speed, budgetSeconds: 60 }), 5, "never more than the text has");
+  assert.equal(chunksForBudget({ available: 100, nConfigs: 22, chunkMs: 60000, ctx: 512, speed, budgetSeconds: 60 }), 1, "never fewer than one");
+});
+
+test("compare without -m: the shipped trained model shows keys more sensitive than values, K8V4 on the front", () => {
+  const out = path.join(dir, "default-job");
+  const r = kvsplit("compare", "--chunks", "3", "--speed-reps", "1", "--no-plots", "--out", out, "--json");
+  assert.equal(r.code, 0, r.stderr);
+  const json = JSON.parse(r.stdout) as { model: string; embedded_default: boolean; rows: { config: string; kld_mean: number }[] };
+  assert.equal(json.embedded_default, true);
+  assert.ok(json.model.endsWith(path.join("assets", "models", "tinystories-2m-hd64-f16.gguf")), json.model);
+  const kld = (config: string) => json.rows.find((row) => row.config === config)!.kld_mean;
+  assert.ok(kld("K4V16") > 1.5 * kld("K16V4"), `4-bit keys (KLD ${kld("K4V16")}) cost more than 4-bit values (${kld("K16V4")})`);
+  assert.ok(kld("K8V4") < kld("K4V8"), `K8V4 (${kld("K8V4")}) beats K4V8 (${kld("K4V8")}) at the same bytes`);
+  assert.match(r.stderr, /embedded default: tinystories-2m-hd64-f16\.gguf, a 3\.2M-parameter model trained on TinyStories/);
 });
 
 const kvsplit = (...args: string[]): CliRun => runCli(dir, args, { ...process.env, KVSPLIT_CACHE_DIR: path.join(dir, "cache") });
@@ -151,7 +176,8 @@ test("perplexity --json: the contract fields; a saved base compared against itse
   const saved = kvsplit("perplexity", "-m", modelPath, "-f", "text.txt", "-c", "32", "--chunks", "3", "--kv", "F32", "--kl-divergence-base", base, "--json");
   assert.equal(saved.code, 0, saved.stderr);
   const s = JSON.parse(saved.stdout) as Record<string, unknown>;
-  for (const key of ["ppl", "ppl_stderr", "n_tokens", "kv"]) assert.ok(key in s, `perplexity JSON has ${key}`);
+  for (const key of ["ppl", "ppl_stderr", "n_tokens", "kv", "kv_bytes", "kv_bits_per_value"]) assert.ok(key in s, `perplexity JSON has ${key}`);
+  assert.equal(s.kv_bits_per_value, 32, "an f32 cache: 32 bits per value");
   assert.equal(s.n_tokens, 3 * 15);
   assert.ok(existsSync(base));
 
@@ -182,11 +208,17 @@ test("compare --json writes results.json, results.csv and the plots; the JSON fo
   assert.deepEqual(json.rows.map((row) => row.config), ["F16", "K8V4", "K4V8", "K8V16", "K16V8", "K8V8", "K4V16", "K16V4", "K4V4"]);
   for (const row of json.rows) {
     for (const key of ["config", "k", "v", "kv_bytes_per_token", "ppl", "delta_ppl_pct", "kld_mean", "top1_agree", "pp_tps", "tg_tps"]) assert.ok(key in row, `row has ${key}`);
+    // bits counted as the issue counts them: every byte of the -c 32 cache × 8 / (32 × 2 layers × kvDim 32 × 2)
+    assert.equal(row.kv_bytes, 32 * (row.kv_bytes_per_token as number), `${row.config} kv_bytes`);
+    assert.equal(row.kv_bits_per_value, (8 * (row.kv_bytes as number)) / (32 * 2 * 32 * 2), `${row.config} kv_bits_per_value`);
   }
+  const bits = (config: string) => json.rows.find((row) => row.config === config)!.kv_bits_per_value;
+  assert.deepEqual([bits("F16"), bits("K8V4"), bits("K4V4")], [16, 6.5, 4.5], "f16 16 bits; q8_0 8.5 and q4_0 4.5 bits per value");
   assert.deepEqual(JSON.parse(readFileSync(path.join(out, "results.json"), "utf8")), json);
   const csv = readFileSync(path.join(out, "results.csv"), "utf8").trim().split("\n");
   assert.equal(csv.length, 1 + json.rows.length);
-  assert.ok(csv[0].startsWith("config,k,v,group,kv_bytes_per_token,kv_bytes_128,"));
+  assert.ok(csv[0].startsWith("config,k,v,group,kv_bytes_per_token,kv_bytes_128,"), csv[0]);
+  assert.ok(csv[0].includes(",kv_bytes,kv_bits_per_value,"), csv[0]);
   for (const name of ["kv-memory", "quality-vs-memory", "kv-sensitivity", "speed"]) {
     assert.ok(readFileSync(path.join(out, `${name}.svg`), "utf8").includes("<svg"), `${name}.svg`);
     assert.deepEqual([...readFileSync(path.join(out, `${name}.png`)).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], `${name}.png is a PNG`);

@@ -21,6 +21,8 @@ function row(config: string, k: KvFormatName, v: KvFormatName, bytes: number, kl
   return {
     config, k, v, group,
     kvBytesPerToken: bytes,
+    kvBytes: 512 * bytes,
+    kvBitsPerValue: (8 * bytes) / (4 * 128 * 2),
     kvBytesAt: new Map(CONTEXTS.map((n) => [n, n * bytes])),
     savedVsF16Pct: 100 * (1 - bytes / 512),
     ppTps: 1000, tgTps: 200,
@@ -74,13 +76,14 @@ test("CSV quotes what needs quoting; results.json and results.csv are written at
   assert.equal(toCsv([{ a: 1, b: 'x,"y"' }, { a: null, b: "z" }]), 'a,b\n1,"x,""y"""\n,z\n');
   const dir = mkdtempSync(path.join(os.tmpdir(), "kvsplit-report-"));
   try {
-    const json = compareJson(fakeResult(), { synthetic: false, notes: ["a note"], textLabel: "t.txt" });
+    const json = compareJson(fakeResult(), { embedded: false, notes: ["a note"], textLabel: "t.txt" });
     const written = writeResults(path.join(dir, "out"), json);
     const back = JSON.parse(readFileSync(written.json, "utf8")) as { model: string; rows: Record<string, unknown>[] };
     assert.equal(back.model, "/models/fake.gguf");
     assert.equal(back.rows.length, 7);
-    assert.deepEqual(Object.keys(back.rows[0]).slice(0, 11), [
-      "config", "k", "v", "group", "kv_bytes_per_token", "kv_bytes_128", "kv_bytes_2048", "kv_bytes_4096", "kv_bytes_8192", "kv_bytes_trained_ctx", "saved_vs_f16_pct",
+    assert.deepEqual(Object.keys(back.rows[0]).slice(0, 13), [
+      "config", "k", "v", "group", "kv_bytes_per_token", "kv_bytes_128", "kv_bytes_2048", "kv_bytes_4096", "kv_bytes_8192", "kv_bytes_trained_ctx",
+      "kv_bytes", "kv_bits_per_value", "saved_vs_f16_pct",
     ]);
     assert.equal(back.rows[4].kv_bytes_8192, 8192 * 576);
     const csv = readFileSync(written.csv, "utf8").trim().split("\n");
@@ -112,6 +115,17 @@ test("the plots render to SVG with their titles and data, and their text renders
   assert.ok(quality.includes("Quality loss vs KV memory (Pareto front marked)"));
   assert.ok(quality.includes("on the Pareto front") && quality.includes("dominated"));
   for (const name of ["F16", "K8V8", "K8V4", "K4V8", "K4V4"]) assert.ok(quality.includes(`>${name}<`), `point label ${name}`);
+  // K8V4 and K4V8 have the same bytes per token: their memory lines coincide, so they differ in dash and point shape
+  const memory = await renderSvg(plots[0].spec);
+  const enc = (plots[0].spec as { encoding: Record<string, { scale?: { domain: string[]; range: unknown[] } }> }).encoding;
+  for (const channel of ["strokeDash", "shape"]) {
+    const { domain, range } = enc[channel].scale!;
+    const of = (config: string) => JSON.stringify(range[domain.indexOf(config)]);
+    assert.notEqual(of("K8V4"), of("K4V8"), `${channel}: K8V4 and K4V8 are told apart`);
+    assert.equal(of("F16"), of("K8V8"), `${channel}: configs of different bytes keep the first style`);
+  }
+  assert.ok(memory.includes("stroke-dasharray"), "the dashed line is drawn");
+  assert.ok(memory.includes("K8V4 = K4V8 (same bytes: one dashed line)"), "the subtitle names the shared line");
   const sens = await renderSvg(plots[2].spec);
   for (const label of ["keys only", "values only", "both", "q4_0 (4.5 bits)"]) assert.ok(sens.includes(label), label);
 
