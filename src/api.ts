@@ -14,7 +14,7 @@ export interface SessionOptions {
   /** Tokens the cache holds at most (default: the model's trained context length). */
   contextSize?: number;
   /** K/V formats for every layer, or one pair per layer (length = number of layers). Default f16/f16. */
-  kv?: KvPair | KvPair[];
+  kv?: KvPair | readonly KvPair[];
   /** Hadamard-rotate quantized K/V when head_dim is a multiple of 64, as llama.cpp does (default true). */
   rotation?: boolean;
 }

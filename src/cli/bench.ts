@@ -10,7 +10,7 @@ import type { BenchEngine } from "../eval/bench.js";
 import { importNodeLlamaCpp } from "../eval/bench-llamacpp.js";
 import { benchTable, inspectBenchModel, llamaCppKvProblem, runBench } from "../eval/bench-runner.js";
 import { UsageError } from "./errors.js";
-import { addModelOption, checkModelPath, intArg, log, writeJson } from "./options.js";
+import { addModelOption, addScheduleListOption, checkModelPath, intArg, log, scheduleConfigs, writeJson } from "./options.js";
 
 export const DEFAULT_BENCH_CONFIGS = "F16,K8V8,K8V4,K4V8,K4V4";
 export const DEFAULT_BENCH_DEPTHS = "512,2048";
@@ -26,6 +26,7 @@ interface BenchOptions {
   ctxSize?: number;
   threads: number;
   vs?: (typeof VS_ENGINES)[number];
+  kvSchedule?: string[];
   json?: boolean;
 }
 
@@ -45,7 +46,8 @@ export function registerBench(program: Command): void {
   const cmd = program.command("bench").description("measure prompt and generation speed per K/V config and cache depth");
   addModelOption(cmd);
   cmd
-    .option("--configs <list>", "K/V configs to measure, comma-separated", DEFAULT_BENCH_CONFIGS)
+    .option("--configs <list>", "K/V configs to measure, comma-separated", DEFAULT_BENCH_CONFIGS);
+  addScheduleListOption(cmd)
     .option("--depth <list>", "tokens in the cache before generation is timed, comma-separated", DEFAULT_BENCH_DEPTHS)
     .option("-p, --n-prompt <n>", "tokens of the timed prompt batch (from an empty cache)", intArg(1), 512)
     .option("-n, --n-gen <n>", "tokens generated one at a time at each depth", intArg(1), 32)
@@ -59,15 +61,15 @@ export function registerBench(program: Command): void {
 
 async function benchCommand(opts: BenchOptions): Promise<void> {
   // Everything the user typed is checked before any run starts.
-  const configs = parseKvConfigList(opts.configs);
   const depths = parseDepthList(opts.depth);
   const modelPath = checkModelPath(opts.model);
   const model = inspectBenchModel(modelPath);
+  const configs = [...parseKvConfigList(opts.configs), ...scheduleConfigs(opts.kvSchedule, model.nLayers)];
   const engines: BenchEngine[] = opts.vs ? ["kvsplit", opts.vs] : ["kvsplit"];
   if (opts.vs === "llama.cpp") {
     for (const config of configs) {
       const problem = llamaCppKvProblem(config, model.headDim);
-      if (problem) throw new UsageError(`--configs ${config.name}: ${problem}`);
+      if (problem) throw new UsageError(`${config.layers ? "--kv-schedule" : "--configs"} ${config.name}: ${problem}`);
     }
     await importNodeLlamaCpp();
   }

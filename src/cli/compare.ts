@@ -18,7 +18,7 @@ import { writeComparePlots } from "../report/plots.js";
 import { compareLegend, compareTable } from "../report/table.js";
 import { UsageError } from "./errors.js";
 import { addCtxOption, asCliError, DEFAULT_PERPLEXITY_CTX } from "./perplexity.js";
-import { addKvRotationOption, addModelDownloadSupport, addThreadsOption, checkModelPath, intArg, log, readTextInput, writeJson } from "./options.js";
+import { addKvRotationOption, addModelDownloadSupport, addScheduleListOption, addThreadsOption, checkModelPath, intArg, log, modelLayerCount, readTextInput, scheduleConfigs, writeJson } from "./options.js";
 
 export const DEFAULT_OUT_DIR = "kvsplit-results";
 
@@ -30,6 +30,7 @@ interface CompareOptions {
   chunks?: number | "all";
   out: string;
   sweep?: string;
+  kvSchedule?: string[];
   sensitivity: boolean;
   kvRotation: boolean;
   threads?: number;
@@ -51,7 +52,8 @@ export function registerCompare(program: Command): void {
   cmd
     .option("--chunks <n|all>", `chunks to evaluate (default: as many as finish in about ${COMPARE_BUDGET_SECONDS} s; all: every chunk that fits)`, chunksArg)
     .option("--out <dir>", "folder for results.json, results.csv and the plots", DEFAULT_OUT_DIR)
-    .option("--sweep <sides>", "also vary k, v or k,v through every KV format with the other side f16")
+    .option("--sweep <sides>", "also vary k, v or k,v through every KV format with the other side f16");
+  addScheduleListOption(cmd)
     .option("--no-sensitivity", "skip the keys-only / values-only rows at 8 and 4 bits");
   addKvRotationOption(cmd);
   addThreadsOption(cmd);
@@ -76,7 +78,6 @@ async function compareCommand(opts: CompareOptions): Promise<void> {
       throw new UsageError((err as Error).message);
     }
   }
-  const plan = planConfigs(configs, { sensitivity: opts.sensitivity, sweep });
   const outDir = path.resolve(opts.out);
 
   const embedded = opts.model === undefined;
@@ -103,6 +104,7 @@ async function compareCommand(opts: CompareOptions): Promise<void> {
     }
   }
 
+  const plan = planConfigs([...configs, ...scheduleConfigs(opts.kvSchedule, modelLayerCount(modelPath))], { sensitivity: opts.sensitivity, sweep });
   const model = loadModel(modelPath, { threads: opts.threads });
   try {
     const ctx = opts.ctxSize ?? Math.min(DEFAULT_PERPLEXITY_CTX, model.config.contextLength);

@@ -40,6 +40,7 @@ const BAD_INPUT_ERRORS = new Set([
   "TokenizerError",
   "KvConfigError",
   "KvFlagConflictError",
+  "KvScheduleError",
   "UnknownFormatError",
   "SamplerOptionError",
   "ContextOverflowError",

@@ -4,7 +4,11 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { resolveKvFlags, type KvConfig } from "../kv/shorthand.js";
+import type { KvPair } from "../api.js";
+import { readGgufHeader } from "../gguf/reader.js";
+import { checkScheduleLayers, readKvSchedule } from "../kv/schedule.js";
+import { configOfSchedule, kvPairsOf, resolveKvFlags, type KvConfig } from "../kv/shorthand.js";
+import { configFromGguf } from "../model/config.js";
 import { InputFileError, UsageError } from "./errors.js";
 import { CACHE_DIR_ENV, defaultCacheDir } from "../download/cache.js";
 import { DownloadError } from "../download/download.js";
@@ -105,7 +109,26 @@ export function addKvOptions(cmd: Command): Command {
   return cmd
     .option("--kv <config>", "K/V cache formats: F16, F32, K8V8, K8V4, K4V4, ... or q8_0/q4_0 (default F16)")
     .addOption(new Option("--cache-type-k <format>", "key cache format, also -ctk (f32 f16 bf16 q8_0 q5_1 q5_0 q4_1 q4_0 iq4_nl)"))
-    .addOption(new Option("--cache-type-v <format>", "value cache format, also -ctv"));
+    .addOption(new Option("--cache-type-v <format>", "value cache format, also -ctv"))
+    .option("--kv-schedule <file>", "per-layer K/V formats from a JSON schedule (kvsplit tune writes one)");
+}
+
+/** `--kv-schedule <file>` on commands that compare several configs: repeatable, each schedule adds one config. */
+export function addScheduleListOption(cmd: Command): Command {
+  return cmd.option(
+    "--kv-schedule <file>",
+    "also run a per-layer K/V schedule (JSON, e.g. from kvsplit tune); repeatable",
+    (file: string, previous: string[] = []) => [...previous, file],
+  );
+}
+
+/** The configs of the `--kv-schedule` files (none when the flag is absent), each checked against the model's layer count. */
+export function scheduleConfigs(files: readonly string[] | undefined, nLayers: number): KvConfig[] {
+  return (files ?? []).map((file) => {
+    const config = configOfSchedule(readKvSchedule(file));
+    checkScheduleLayers(config.layers!, nLayers, file);
+    return config;
+  });
 }
 
 /** `--no-kv-rotation`: `opts.kvRotation`, true unless given. */
@@ -122,6 +145,7 @@ export interface KvOptionValues {
   kv?: string;
   cacheTypeK?: string;
   cacheTypeV?: string;
+  kvSchedule?: string;
 }
 
 /** `-t`, the K/V flags and `--no-kv-rotation`: what a command that evaluates with a session takes, in that order. */
@@ -136,8 +160,22 @@ export interface SessionOptionValues extends KvOptionValues {
   kvRotation: boolean;
 }
 
+/**
+ * What a session takes for `kv` on the model at modelPath: the one pair, or the schedule's layers, checked from the
+ * GGUF header to be one per model layer (KvScheduleError naming the file otherwise) before anything is loaded.
+ */
+export function sessionKv(kv: KvConfig, modelPath: string): KvPair | readonly KvPair[] {
+  if (kv.layers) checkScheduleLayers(kv.layers, modelLayerCount(modelPath), kv.scheduleFile ?? kv.name);
+  return kvPairsOf(kv);
+}
+
+/** The model's layer count, from its GGUF header only. */
+export function modelLayerCount(modelPath: string): number {
+  return configFromGguf(readGgufHeader(modelPath)).nLayers;
+}
+
 export function kvConfigFromOptions(opts: KvOptionValues): KvConfig {
-  return resolveKvFlags({ kv: opts.kv, ctk: opts.cacheTypeK, ctv: opts.cacheTypeV });
+  return resolveKvFlags({ kv: opts.kv, ctk: opts.cacheTypeK, ctv: opts.cacheTypeV, schedule: opts.kvSchedule });
 }
 
 /** The model path, checked to be an existing regular file (GGUF validity is the reader's job). */

@@ -6,7 +6,8 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { loadModel, type Model } from "../index.js";
-import { BaselineDistributions, checkBaseMatches, KldFileError, readKldBase, writeKldBase, type KldBaseFile } from "../eval/kld-file.js";
+import { BaselineDistributions, checkBaseMatches, KldFileError, readKldBase, writeKldBase, type KldBaseFile, type KldBaseKv } from "../eval/kld-file.js";
+import type { KvConfig } from "../kv/shorthand.js";
 import { checkContext, EvalInputError, prepareEvalText, runPerplexity, sha256Hex, type EvalText, type PerplexityRunResult } from "../eval/perplexity.js";
 import { kvBitsPerValue } from "../kv/cache.js";
 import { createProgress } from "../report/progress.js";
@@ -19,6 +20,7 @@ import {
   formatBytes,
   intArg,
   kvConfigFromOptions,
+  sessionKv,
   log,
   readTextInput,
   writeJson,
@@ -71,7 +73,8 @@ function perplexityCommand(opts: PerplexityOptions): void {
   const modelPath = checkModelPath(opts.model);
   const baseFile: KldBaseFile | undefined = opts.klDivergence !== undefined ? asCliError(() => readKldBase(opts.klDivergence!)) : undefined;
 
-  const model = loadModel(modelPath, { threads: opts.threads, session: opts.ctxSize ? { contextSize: opts.ctxSize, kv: { k: kv.k, v: kv.v } } : undefined });
+  const pairs = sessionKv(kv, modelPath);
+  const model = loadModel(modelPath, { threads: opts.threads, session: opts.ctxSize ? { contextSize: opts.ctxSize, kv: pairs } : undefined });
   try {
     const evalText = asCliError(() => evalTextFor(model, text, opts, baseFile));
     const nVocab = model.config.nVocab;
@@ -85,7 +88,7 @@ function perplexityCommand(opts: PerplexityOptions): void {
     try {
       result = asCliError(() =>
         runPerplexity(model, evalText, {
-          kv: { k: kv.k, v: kv.v },
+          kv: pairs,
           rotation: opts.kvRotation,
           baseline: baseFile?.base,
           record,
@@ -96,11 +99,11 @@ function perplexityCommand(opts: PerplexityOptions): void {
       progress.stop();
     }
     if (record && opts.klDivergenceBase !== undefined) {
-      const identity = { model: modelIdentity(model), kv: { k: kv.k, v: kv.v }, rotation: result.rotation };
+      const identity = { model: modelIdentity(model), kv: kvIdentity(kv), rotation: result.rotation };
       writeKldBase(opts.klDivergenceBase, record, identity, evalText, result.ppl);
       log(`saved the KL-divergence base (${record.storage} storage, ${record.nPositions} positions) to ${opts.klDivergenceBase}`);
     }
-    report(result, evalText, model, opts, kv.name);
+    report(result, evalText, model, opts, kv);
   } finally {
     model.dispose();
   }
@@ -136,14 +139,19 @@ function modelIdentity(model: Model): { name: string; n_vocab: number; n_layers:
   return { name, n_vocab: model.config.nVocab, n_layers: model.config.nLayers, dim: model.config.dim };
 }
 
-function report(r: PerplexityRunResult, evalText: EvalText, model: Model, opts: PerplexityOptions, kvName: string): void {
+/** The K/V formats as the JSON output and the base file's header record them. */
+function kvIdentity(kv: KvConfig): KldBaseKv {
+  return { k: kv.k, v: kv.v, ...(kv.layers ? { layers: kv.layers } : {}) };
+}
+
+function report(r: PerplexityRunResult, evalText: EvalText, model: Model, opts: PerplexityOptions, kv: KvConfig): void {
   const seconds = r.ms / 1000;
   if (opts.json) {
     const out: Record<string, unknown> = {
       ppl: r.ppl,
       ppl_stderr: r.pplStderr,
       n_tokens: r.nTokens,
-      kv: { k: r.kv.k, v: r.kv.v, bytes: r.kvBytes, config: kvName },
+      kv: { ...kvIdentity(kv), bytes: r.kvBytes, config: kv.name },
       kv_bytes: r.kvBytes,
       kv_bits_per_value: kvBitsPerValue(r.kvBytes, evalText.ctx, model.config.nLayers, model.config.kvDim),
       rotation: r.rotation,
@@ -172,7 +180,7 @@ function report(r: PerplexityRunResult, evalText: EvalText, model: Model, opts: 
     return;
   }
   const lines = [
-    `kv: k=${r.kv.k} v=${r.kv.v} (${kvName}), rotation ${r.rotation ? "on" : "off"}, ${formatBytes(r.kvBytes)} for ${evalText.ctx} tokens ` +
+    `kv: k=${kv.k} v=${kv.v} (${kv.name}), rotation ${r.rotation ? "on" : "off"}, ${formatBytes(r.kvBytes)} for ${evalText.ctx} tokens ` +
       `(${kvBitsPerValue(r.kvBytes, evalText.ctx, model.config.nLayers, model.config.kvDim).toFixed(2)} bits per value)`,
     `${r.nChunks} chunks of ${evalText.ctx}, ${r.nTokens} tokens scored, ${seconds.toFixed(1)} s (${((r.nChunks * evalText.ctx) / seconds).toFixed(1)} t/s)`,
     `PPL = ${r.ppl.toFixed(4)} ± ${r.pplStderr.toFixed(4)}`,

@@ -8,13 +8,14 @@ import { parseByteSize, planRows, readPlanModel, type PlanRow } from "../eval/pl
 import { DEFAULT_COMPARE_CONFIGS } from "../eval/compare.js";
 import { UsageError } from "./errors.js";
 import { machineMemoryBytes } from "../model/memory.js";
-import { addModelOption, checkModelPath, formatBytes, intArg, writeJson } from "./options.js";
+import { addModelOption, addScheduleListOption, checkModelPath, formatBytes, intArg, scheduleConfigs, writeJson } from "./options.js";
 
 interface PlanOptions {
   model: string;
   memory?: string;
   ctxSize?: number;
   configs: string;
+  kvSchedule?: string[];
   json?: boolean;
 }
 
@@ -24,7 +25,8 @@ export function registerPlan(program: Command): void {
   cmd
     .addOption(new Option("--memory <size>", "memory budget for weights + KV cache + scratch, e.g. 8GiB").conflicts("ctxSize"))
     .option("-c, --ctx-size <n>", "context length in tokens", intArg(1))
-    .option("--configs <list>", "K/V configs, comma-separated (F16, K8V4, q5_1/q5_1, ...)", DEFAULT_COMPARE_CONFIGS)
+    .option("--configs <list>", "K/V configs, comma-separated (F16, K8V4, q5_1/q5_1, ...)", DEFAULT_COMPARE_CONFIGS);
+  addScheduleListOption(cmd)
     .option("--json", "print one JSON object: {model, rows: [...]}")
     .action((opts: PlanOptions) => planCommand(opts));
 }
@@ -42,7 +44,7 @@ function planCommand(opts: PlanOptions): void {
   const configs = parseKvConfigList(opts.configs);
   const modelPath = checkModelPath(opts.model);
   const model = readPlanModel(modelPath);
-  const rows = planRows(model, configs, target);
+  const rows = planRows(model, [...configs, ...scheduleConfigs(opts.kvSchedule, model.config.nLayers)], target);
   if (opts.json) {
     writeJson({ model: modelPath, weights_bytes: model.weightsBytes, rows });
     return;

@@ -16,6 +16,7 @@ import {
   formatBytes,
   intArg,
   kvConfigFromOptions,
+  sessionKv,
   log,
   readTextInput,
   writeJson,
@@ -67,9 +68,10 @@ function runCommand(opts: RunOptions): void {
   });
   const maxTokens = opts.nPredict < 0 ? Infinity : opts.nPredict;
 
-  const model = loadModel(modelPath, { threads: opts.threads, session: { contextSize: opts.ctxSize, kv: { k: kv.k, v: kv.v } } });
+  const pairs = sessionKv(kv, modelPath);
+  const model = loadModel(modelPath, { threads: opts.threads, session: { contextSize: opts.ctxSize, kv: pairs } });
   try {
-    const session = model.createSession({ contextSize: opts.ctxSize, kv: { k: kv.k, v: kv.v }, rotation: opts.kvRotation });
+    const session = model.createSession({ contextSize: opts.ctxSize, kv: pairs, rotation: opts.kvRotation });
     try {
       const tokenizer = model.tokenizer;
       const promptTokens = tokenizer.encode(promptText, { addSpecial: true });
@@ -104,7 +106,7 @@ function runCommand(opts: RunOptions): void {
         writeJson({
           tokens: result.tokens,
           text,
-          kv: { k: kv.k, v: kv.v, bytes: session.kvBytes },
+          kv: { k: kv.k, v: kv.v, bytes: session.kvBytes, ...(kv.layers ? { layers: kv.layers } : {}) },
           timings: { prompt_tps: promptTps, gen_tps: genTps },
           prompt_tokens: result.promptTokens,
           stop_reason: result.stopReason,

@@ -68,6 +68,8 @@ class LlamaCppBenchSession implements BenchEngineSession {
 
 /** One llama.cpp run in this process; K/V bytes are the format arithmetic at the context size llama.cpp created. */
 export async function runLlamaCppJob(job: BenchJob): Promise<BenchRunResult> {
+  const { k, v } = job;
+  if (job.layers || k === "mixed" || v === "mixed") throw new RangeError(`${job.config}: llama.cpp has one K/V type for every layer, not a per-layer schedule`);
   const { getLlama, LlamaLogLevel } = await importNodeLlamaCpp();
   const llama = await getLlama({
     gpu: false,
@@ -87,8 +89,8 @@ export async function runLlamaCppJob(job: BenchJob): Promise<BenchRunResult> {
         sequences: 1,
         threads: { ideal: job.threads, min: job.threads },
         flashAttention: true,
-        experimentalKvCacheKeyType: LLAMACPP_KV_TYPE_KEY[job.k],
-        experimentalKvCacheValueType: LLAMACPP_KV_TYPE_KEY[job.v],
+        experimentalKvCacheKeyType: LLAMACPP_KV_TYPE_KEY[k],
+        experimentalKvCacheValueType: LLAMACPP_KV_TYPE_KEY[v],
       });
       try {
         const sequence = context.getSequence();
@@ -99,7 +101,7 @@ export async function runLlamaCppJob(job: BenchJob): Promise<BenchRunResult> {
           config: job.config,
           ppTps,
           tgTps,
-          kvBytes: kvBytesByArithmetic(job.k, job.v, job.nLayers, job.kvDim, contextSize),
+          kvBytes: kvBytesByArithmetic(k, v, job.nLayers, job.kvDim, contextSize),
           contextSize,
           rssPeakBytes: 0,
         };

@@ -72,6 +72,7 @@ export function inspectBenchModel(modelPath: string): ModelConfig {
  * quantized format needs head_dim to be a whole number of its blocks (kvsplit itself has no such limit).
  */
 export function llamaCppKvProblem(config: KvConfig, headDim: number): string | null {
+  if (config.layers || config.k === "mixed" || config.v === "mixed") return "llama.cpp has one K/V type for every layer, not a per-layer schedule; bench it without --vs";
   for (const [side, name] of [["K", config.k], ["V", config.v]] as const) {
     const format = getKvFormat(name);
     if (headDim % format.blockSize !== 0) {
@@ -133,6 +134,7 @@ export async function runBench(plan: BenchPlan, onProgress: (line: string) => vo
           config: config.name,
           k: config.k,
           v: config.v,
+          ...(config.layers ? { layers: config.layers } : {}),
           depths,
           promptTokens: plan.promptTokens,
           genTokens: plan.genTokens,

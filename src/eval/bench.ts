@@ -12,6 +12,7 @@
  * Tokens are a fixed pseudo-random sequence (seeded), the same for both engines.
  */
 import { getKvFormat, rowBytes } from "../formats/table.js";
+import type { KvPair } from "../api.js";
 import type { KvFormatName } from "../formats/types.js";
 import { loadModel } from "../model/model.js";
 import type { Session } from "../model/session.js";
@@ -30,8 +31,10 @@ export interface BenchJob {
   modelPath: string;
   /** Shorthand of the K/V pair (`K8V4`), for messages. */
   config: string;
-  k: KvFormatName;
-  v: KvFormatName;
+  /** The formats of every layer, or "mixed" with `layers` (a schedule; kvsplit only). */
+  k: KvFormatName | "mixed";
+  v: KvFormatName | "mixed";
+  layers?: readonly KvPair[];
   /** Cache depths before generation, ascending. */
   depths: number[];
   /** Tokens of the timed prompt batch (-p). */
@@ -162,9 +165,10 @@ class KvsplitBenchSession implements BenchEngineSession {
 
 /** One kvsplit run in this process: load the model with `job.threads` threads, measure, dispose. */
 export async function runKvsplitJob(job: BenchJob): Promise<BenchRunResult> {
-  const model = loadModel(job.modelPath, { threads: job.threads, session: { contextSize: job.contextSize, kv: { k: job.k, v: job.v } } });
+  const kv = job.layers ?? { k: job.k as KvFormatName, v: job.v as KvFormatName };
+  const model = loadModel(job.modelPath, { threads: job.threads, session: { contextSize: job.contextSize, kv } });
   try {
-    const session = model.createSession({ contextSize: job.contextSize, kv: { k: job.k, v: job.v } });
+    const session = model.createSession({ contextSize: job.contextSize, kv });
     try {
       const { ppTps, tgTps } = await measureRun(new KvsplitBenchSession(session), job);
       return { engine: "kvsplit", config: job.config, ppTps, tgTps, kvBytes: session.kvBytes, contextSize: session.contextSize, rssPeakBytes: 0 };

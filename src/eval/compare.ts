@@ -11,7 +11,8 @@ import type { KvPair } from "../api.js";
 import { getKvFormat } from "../formats/table.js";
 import { KV_FORMAT_NAMES, type KvFormatName } from "../formats/types.js";
 import { kvBitsPerValue, kvBytesPerToken } from "../kv/cache.js";
-import { kvConfigName, type KvConfig } from "../kv/shorthand.js";
+import { kvConfigName, kvPairsOf, type KvConfig } from "../kv/shorthand.js";
+import { kvLayerFormats } from "../model/memory.js";
 import type { Model } from "../model/model.js";
 import { BaselineDistributions } from "./kld-file.js";
 import { runPerplexity, type EvalText, type PerplexityRunResult } from "./perplexity.js";
@@ -48,7 +49,15 @@ export function planConfigs(configs: readonly KvConfig[], opts: ComparePlanOptio
     seen.add(key);
     plan.push({ name: kvConfigName(k, v), k, v, group });
   };
-  for (const c of configs) add(c.k, c.v, "config");
+  for (const c of configs) {
+    if (c.layers) {
+      // a schedule: its own row, whatever its layers hold
+      if (!seen.has(c.name)) plan.push({ ...c, group: "config" });
+      seen.add(c.name);
+    } else {
+      add(c.k as KvFormatName, c.v as KvFormatName, "config");
+    }
+  }
   if (opts.sensitivity) {
     for (const f of SENSITIVITY_FORMATS) {
       add(f, "f16", "sensitivity");
@@ -77,16 +86,16 @@ export function parseSweep(spec: string): SweepSide[] {
   return out;
 }
 
-/** Bytes of KV cache per token and at each context length, for one K/V pair on every layer. */
+/** Bytes of KV cache per token and at each context length, for one K/V pair on every layer or a schedule. */
 export interface KvMemory {
   bytesPerToken: number;
   /** Context length → bytes, for MEMORY_CONTEXTS and the trained context. */
   bytesAt: Map<number, number>;
 }
 
-export function kvMemory(model: Model, kv: KvPair, contexts: readonly number[]): KvMemory {
+export function kvMemory(model: Model, kv: KvPair | readonly KvPair[], contexts: readonly number[]): KvMemory {
   const c = model.config;
-  const layers = Array.from({ length: c.nLayers }, () => ({ k: getKvFormat(kv.k), v: getKvFormat(kv.v) }));
+  const layers = kvLayerFormats(c, kv);
   const bytesPerToken = kvBytesPerToken(layers, c.kvDim);
   return { bytesPerToken, bytesAt: new Map(contexts.map((n) => [n, n * bytesPerToken])) };
 }
@@ -109,7 +118,7 @@ export interface Speed {
  * Short timed runs: `promptTokens` of `tokens` as one prompt, then `genTokens` single-token evaluations fed the
  * following tokens of the text (no sampling: only the model and the cache are timed). The fastest of `reps` runs.
  */
-export function measureSpeed(model: Model, kv: KvPair, rotation: boolean, tokens: readonly number[], opts: SpeedOptions): Speed {
+export function measureSpeed(model: Model, kv: KvPair | readonly KvPair[], rotation: boolean, tokens: readonly number[], opts: SpeedOptions): Speed {
   const need = opts.promptTokens + opts.genTokens;
   if (tokens.length < need) throw new RangeError(`the speed run needs ${need} tokens, the chunk has ${tokens.length}`);
   const reps = opts.reps ?? 3;
@@ -136,8 +145,9 @@ export function measureSpeed(model: Model, kv: KvPair, rotation: boolean, tokens
 
 export interface CompareRow {
   config: string;
-  k: KvFormatName;
-  v: KvFormatName;
+  /** "mixed" for a schedule whose layers differ on that side. */
+  k: KvFormatName | "mixed";
+  v: KvFormatName | "mixed";
   group: RowGroup;
   kvBytesPerToken: number;
   /** Bytes the cache held for the evaluated context (ctx positions), and as bits per cached value (kv/cache.ts). */
@@ -225,7 +235,7 @@ export function runCompare(model: Model, evalText: EvalText, opts: CompareOption
     rows: [...rows],
   });
   opts.plan.forEach((p, i) => {
-    const kv: KvPair = { k: p.k, v: p.v };
+    const kv = kvPairsOf(p);
     const run: PerplexityRunResult = runPerplexity(model, evalText, { kv, rotation: opts.rotation, baseline: base, onChunk: progress(p.name, i + 1) });
     const s = measureSpeed(model, kv, opts.rotation, speedTokens, speed);
     const mem = kvMemory(model, kv, memoryContexts);

@@ -51,7 +51,8 @@ export interface KldBaseHeader {
   format: "kvsplit-kld-base";
   version: number;
   model: { name: string; n_vocab: number; n_layers: number; dim: number };
-  kv: KvPair;
+  /** The run's K/V formats: one pair, or "mixed" sides with the schedule's layers. */
+  kv: KldBaseKv;
   rotation: boolean;
   text_sha256: string;
   n_text_tokens: number;
@@ -76,9 +77,16 @@ export class KldFileError extends Error {
 }
 
 /** Header fields known before the run (the rest come from the recording and the text). */
+export interface KldBaseKv {
+  k: string;
+  v: string;
+  layers?: readonly KvPair[];
+}
+
 export interface KldBaseIdentity {
   model: KldBaseHeader["model"];
-  kv: KvPair;
+  /** The run's K/V formats: one pair, or "mixed" sides with the schedule's layers. */
+  kv: KldBaseKv;
   rotation: boolean;
 }
 

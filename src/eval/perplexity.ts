@@ -118,7 +118,8 @@ export interface BaselineSink {
 }
 
 export interface PerplexityRunOptions {
-  kv: KvPair;
+  /** One pair for every layer, or one per layer (a schedule). */
+  kv: KvPair | readonly KvPair[];
   /** Hadamard rotation of quantized K/V (default true). */
   rotation?: boolean;
   /** Compare each scored position against this base. */
@@ -130,7 +131,7 @@ export interface PerplexityRunOptions {
 }
 
 export interface PerplexityRunResult extends PerplexitySummary {
-  kv: KvPair;
+  kv: KvPair | readonly KvPair[];
   rotation: boolean;
   /** Bytes the KV cache of one ctx-token session takes. */
   kvBytes: number;
@@ -170,7 +171,7 @@ export function runPerplexity(model: Model, evalText: EvalText, opts: Perplexity
     }
     return {
       ...ppl.summary(),
-      kv: { k: opts.kv.k, v: opts.kv.v },
+      kv: opts.kv,
       rotation: session.rotation,
       kvBytes: session.kvBytes,
       nChunks: chunks.length,

@@ -4,12 +4,12 @@
  * Budgets count the weights, the KV cache and the session's scratch (planMemory). Memory is split into WebAssembly
  * memories of at most 4 GiB each (shards), so the limit is the budget, or the machine's memory without one.
  */
-import type { KvConfig } from "../kv/shorthand.js";
+import { kvPairsOf, type KvConfig } from "../kv/shorthand.js";
+import { checkScheduleLayers } from "../kv/schedule.js";
 import { kvBytesPerToken } from "../kv/cache.js";
-import { getKvFormat } from "../formats/table.js";
 import { readGgufHeader } from "../gguf/reader.js";
 import { configFromGguf, type ModelConfig } from "../model/config.js";
-import { machineMemoryBytes, planMemory } from "../model/memory.js";
+import { kvLayerFormats, machineMemoryBytes, planMemory } from "../model/memory.js";
 import { weightBytes } from "../model/weights.js";
 
 export interface PlanRow {
@@ -44,15 +44,17 @@ export function readPlanModel(path: string): PlanModel {
 export function planRows(model: PlanModel, configs: readonly KvConfig[], target: { memory: number } | { ctx: number }): PlanRow[] {
   const { config: c, weightsBytes } = model;
   return configs.map((cfg) => {
-    const layers = Array.from({ length: c.nLayers }, () => ({ k: getKvFormat(cfg.k), v: getKvFormat(cfg.v) }));
+    const pairs = kvPairsOf(cfg);
+    if (cfg.layers) checkScheduleLayers(cfg.layers, c.nLayers, cfg.scheduleFile ?? cfg.name);
+    const layers = kvLayerFormats(c, pairs);
     const row: PlanRow = { config: cfg.name, k: cfg.k, v: cfg.v, kv_bytes_per_token: kvBytesPerToken(layers, c.kvDim) };
     if ("memory" in target) {
-      const plan = planMemory(c, weightsBytes, 1, cfg, { available: target.memory });
+      const plan = planMemory(c, weightsBytes, 1, pairs, { available: target.memory });
       row.max_ctx = plan.maxContextSize;
       row.beyond_trained = plan.maxContextSize > c.contextLength;
-      row.shards = planMemory(c, weightsBytes, Math.max(1, plan.maxContextSize), cfg, { available: target.memory }).shards;
+      row.shards = planMemory(c, weightsBytes, Math.max(1, plan.maxContextSize), pairs, { available: target.memory }).shards;
     } else {
-      const plan = planMemory(c, weightsBytes, target.ctx, cfg, { available: machineMemoryBytes() });
+      const plan = planMemory(c, weightsBytes, target.ctx, pairs, { available: machineMemoryBytes() });
       row.bytes = plan.kv;
       row.total_bytes = plan.total;
       row.fits = plan.total <= plan.available && plan.shardLimit === undefined;

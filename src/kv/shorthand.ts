@@ -3,14 +3,32 @@
  * or as explicit format pairs `q8_0/q4_0` and `k=q8_0,v=q4_0`. Every format name is checked against THE format
  * table (formats/table.ts), so a format added there is accepted here without a change.
  */
+import type { KvPair } from "../api.js";
 import { getKvFormat } from "../formats/table.js";
 import { KV_FORMAT_NAMES, type KvFormatName } from "../formats/types.js";
+import { readKvSchedule, type KvSchedule } from "./schedule.js";
 
 export interface KvConfig {
-  /** Canonical name: the shorthand where one exists (`K8V4`), else `k/v` (`q5_1/iq4_nl`). */
+  /** Canonical name: the shorthand where one exists (`K8V4`), else `k/v` (`q5_1/iq4_nl`); `schedule:FILE` for schedules. */
   name: string;
-  k: KvFormatName;
-  v: KvFormatName;
+  /** The key / value format of every layer, or "mixed" where a schedule's layers differ. */
+  k: KvFormatName | "mixed";
+  v: KvFormatName | "mixed";
+  /** A per-layer schedule (kv/schedule.ts): (nLayers) pairs; absent for one pair on every layer. */
+  layers?: readonly KvPair[];
+  /** The schedule's file, for errors. */
+  scheduleFile?: string;
+}
+
+/** What a session takes: the one pair, or the schedule's pairs per layer. */
+export function kvPairsOf(config: KvConfig): KvPair | readonly KvPair[] {
+  return config.layers ?? { k: config.k as KvFormatName, v: config.v as KvFormatName };
+}
+
+/** The config of a schedule: its name, k / v where every layer agrees ("mixed" otherwise), its layers. */
+export function configOfSchedule(schedule: KvSchedule): KvConfig {
+  const same = (side: "k" | "v") => (schedule.layers.every((l) => l[side] === schedule.layers[0]![side]) ? schedule.layers[0]![side] : "mixed");
+  return { name: schedule.name, k: same("k"), v: same("v"), layers: schedule.layers, scheduleFile: schedule.file };
 }
 
 /** Bits in a `KxVy` shorthand and the format each stands for. */
@@ -40,10 +58,10 @@ export class KvConfigError extends Error {
   }
 }
 
-/** `--kv` given together with `-ctk`/`-ctv`: both choose the K/V formats, so only one may be given. */
+/** Two flags that both choose the K/V formats (`--kv`, `-ctk`/`-ctv`, `--kv-schedule`): only one may be given. */
 export class KvFlagConflictError extends Error {
   constructor(readonly kvFlag: string, readonly typeFlag: string) {
-    super(`'${kvFlag}' conflicts with '${typeFlag}': choose the K/V formats with --kv or with -ctk/-ctv, not both`);
+    super(`'${kvFlag}' conflicts with '${typeFlag}': choose the K/V formats with one of --kv, -ctk/-ctv or --kv-schedule`);
     this.name = "KvFlagConflictError";
   }
 }
@@ -137,17 +155,24 @@ export interface KvFlags {
   ctk?: string;
   /** `-ctv` / `--cache-type-v`: the value format name. */
   ctv?: string;
+  /** `--kv-schedule`: a per-layer schedule file (kv/schedule.ts). */
+  schedule?: string;
 }
 
-/** Resolve `--kv` or `-ctk/-ctv` (exclusive; each side defaults to f16) into one configuration. */
+/** Resolve `--kv`, `-ctk/-ctv` or `--kv-schedule` (exclusive; each side defaults to f16) into one configuration. */
 export function resolveKvFlags(flags: KvFlags): KvConfig {
-  const { kv, ctk, ctv } = flags;
+  const { kv, ctk, ctv, schedule } = flags;
+  if (schedule !== undefined) {
+    const other = kv !== undefined ? `--kv ${kv}` : ctk !== undefined ? `-ctk ${ctk}` : ctv !== undefined ? `-ctv ${ctv}` : undefined;
+    if (other !== undefined) throw new KvFlagConflictError(`--kv-schedule ${schedule}`, other);
+    return configOfSchedule(readKvSchedule(schedule));
+  }
   if (kv !== undefined && (ctk !== undefined || ctv !== undefined)) {
     const other = ctk !== undefined ? `-ctk ${ctk}` : `-ctv ${ctv}`;
     throw new KvFlagConflictError(`--kv ${kv}`, other);
   }
   if (kv !== undefined) return parseKvConfig(kv);
-  const k = ctk !== undefined ? kvFormatIn(`-ctk ${ctk}`, ctk) : DEFAULT_KV.k;
-  const v = ctv !== undefined ? kvFormatIn(`-ctv ${ctv}`, ctv) : DEFAULT_KV.v;
+  const k = ctk !== undefined ? kvFormatIn(`-ctk ${ctk}`, ctk) : "f16";
+  const v = ctv !== undefined ? kvFormatIn(`-ctv ${ctv}`, ctv) : "f16";
   return config(k, v);
 }

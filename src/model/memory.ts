@@ -191,7 +191,8 @@ function kvShardScratchBytes(c: ModelConfig, threads: number, batch: number): { 
   return { fixed: staging + attentionFixed + KV_RESERVED_BYTES, perToken: threads * group * 4 };
 }
 
-function kvLayerFormats(c: ModelConfig, kvPairs: KvPair | readonly KvPair[]): KvLayerFormats[] {
+/** The formats of every layer: the one pair repeated, or the per-layer pairs (one per layer). */
+export function kvLayerFormats(c: ModelConfig, kvPairs: KvPair | readonly KvPair[]): KvLayerFormats[] {
   const pairs = isPairList(kvPairs) ? kvPairs : Array.from({ length: c.nLayers }, () => kvPairs);
   if (pairs.length !== c.nLayers) throw new RangeError(`kv has ${pairs.length} entries but the model has ${c.nLayers} layers`);
   return pairs.map((p) => ({ k: getKvFormat(p.k), v: getKvFormat(p.v) }));

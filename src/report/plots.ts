@@ -156,6 +156,7 @@ export interface SensitivityPoint {
 export function sensitivityPoints(rows: readonly CompareRow[]): SensitivityPoint[] {
   const out: SensitivityPoint[] = [];
   for (const r of rows) {
+    if (r.k === "mixed" || r.v === "mixed") continue; // a schedule is no sensitivity point
     let side: SensitivitySide | null = null;
     let format: KvFormatName | null = null;
     if (r.v === "f16" && r.k !== "f16") [side, format] = ["keys only", r.k];

@@ -1,0 +1,111 @@
+/**
+ * Per-layer K/V schedules (`--kv-schedule FILE.json`, `kvsplit tune`'s output): the key and value format of every
+ * layer, so sensitive layers keep more bits and the rest fewer (KVTuner's idea; llama.cpp has one type for all
+ * layers). The file:
+ *
+ *   {
+ *     "kvsplit_schedule": 1,
+ *     "layers": [ { "k": "q8_0", "v": "q4_0" }, { "k": "f16", "v": "q8_0" }, ... ],   one entry per model layer
+ *     "model": "...", "expected": { ... }, "note": "..."                                optional, informational
+ *   }
+ *
+ * Format names are THE format table's (any case). A layer entry may carry "layer": its index, checked. Unknown keys
+ * are errors, so a file using a feature this version lacks is refused rather than half-applied.
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import type { KvPair } from "../api.js";
+import { getKvFormat } from "../formats/table.js";
+import type { KvFormatName } from "../formats/types.js";
+
+export const SCHEDULE_VERSION = 1;
+
+export interface KvSchedule {
+  /** How reports name it: "schedule:<file name>". */
+  name: string;
+  /** The file it was read from. */
+  file: string;
+  /** (nLayers) K/V formats per layer. */
+  layers: KvPair[];
+  /** Optional extras of the file, kept as read (tune's expectations, the model it was tuned on). */
+  extras: Record<string, unknown>;
+}
+
+/** A schedule file that cannot be used: names the file and what is wrong. */
+export class KvScheduleError extends Error {
+  constructor(readonly file: string, detail: string) {
+    super(`${file}: ${detail}`);
+    this.name = "KvScheduleError";
+  }
+}
+
+const TOP_KEYS = new Set(["kvsplit_schedule", "layers", "model", "expected", "note", "tuned_on"]);
+const LAYER_KEYS = new Set(["layer", "k", "v"]);
+
+/** Parse schedule JSON text; `file` names it in errors and in the schedule's name. */
+export function parseKvSchedule(text: string, file: string): KvSchedule {
+  const fail = (detail: string): never => {
+    throw new KvScheduleError(file, detail);
+  };
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    fail(`not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return fail("a K/V schedule must be a JSON object with a \"layers\" array");
+  const obj = json as Record<string, unknown>;
+  for (const key of Object.keys(obj)) {
+    if (!TOP_KEYS.has(key)) fail(`unknown key "${key}" (a schedule has ${[...TOP_KEYS].map((k) => `"${k}"`).join(", ")})`);
+  }
+  if (obj.kvsplit_schedule !== undefined && obj.kvsplit_schedule !== SCHEDULE_VERSION) {
+    fail(`"kvsplit_schedule": ${JSON.stringify(obj.kvsplit_schedule)} is not a version this kvsplit reads (${SCHEDULE_VERSION})`);
+  }
+  const entries = obj.layers;
+  if (!Array.isArray(entries) || entries.length === 0) return fail("\"layers\" must be a non-empty array with one {\"k\", \"v\"} entry per model layer");
+  const layers = entries.map((entry, i): KvPair => {
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) return fail(`layer ${i}: expected an object like {"k": "q8_0", "v": "q4_0"}, got ${JSON.stringify(entry)}`);
+    const e = entry as Record<string, unknown>;
+    for (const key of Object.keys(e)) {
+      if (!LAYER_KEYS.has(key)) fail(`layer ${i}: unknown key "${key}" (a layer has "k", "v" and optionally "layer")`);
+    }
+    if (e.layer !== undefined && e.layer !== i) fail(`entry ${i} says "layer": ${JSON.stringify(e.layer)}; entries must be in layer order 0, 1, 2, ...`);
+    return { k: formatAt(e.k, `layer ${i} "k"`, fail), v: formatAt(e.v, `layer ${i} "v"`, fail) };
+  });
+  const extras = Object.fromEntries(Object.entries(obj).filter(([k]) => k !== "layers" && k !== "kvsplit_schedule"));
+  return { name: `schedule:${path.basename(file)}`, file, layers, extras };
+}
+
+function formatAt(value: unknown, where: string, fail: (detail: string) => never): KvFormatName {
+  if (typeof value !== "string") return fail(`${where} must be a K/V format name such as "q8_0", got ${JSON.stringify(value)}`);
+  try {
+    return getKvFormat(value.trim()).name as KvFormatName;
+  } catch (err) {
+    return fail(`${where}: ${(err as Error).message}`);
+  }
+}
+
+/** Read and parse a schedule file (KvScheduleError when missing or malformed). */
+export function readKvSchedule(file: string): KvSchedule {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new KvScheduleError(file, code === "ENOENT" ? "K/V schedule file not found" : `cannot read the K/V schedule (${(err as Error).message})`);
+  }
+  return parseKvSchedule(text, file);
+}
+
+/** A schedule must have exactly one entry per layer of the model it is used with; `file` names it in the error. */
+export function checkScheduleLayers(layers: readonly KvPair[], nLayers: number, file: string): void {
+  if (layers.length !== nLayers) {
+    throw new KvScheduleError(file, `the schedule has ${layers.length} layers but the model has ${nLayers}; give one {"k", "v"} entry per layer`);
+  }
+}
+
+/** The schedule file's JSON text for these layers (and extras), as parseKvSchedule reads it. */
+export function kvScheduleJson(layers: readonly KvPair[], extras: Record<string, unknown> = {}): string {
+  const obj = { kvsplit_schedule: SCHEDULE_VERSION, ...extras, layers: layers.map((l, i) => ({ layer: i, k: l.k, v: l.v })) };
+  return JSON.stringify(obj, null, 2).replace(/\{\n\s+"layer": (\d+),\n\s+"k": ("[^"]+"),\n\s+"v": ("[^"]+")\n\s+\}/g, '{ "layer": $1, "k": $2, "v": $3 }') + "\n";
+}
