@@ -14,9 +14,10 @@ import { registerBench } from "./bench.js";
 import { registerPerplexity } from "./perplexity.js";
 import { registerCompare } from "./compare.js";
 import { registerPlan } from "./plan.js";
+import { registerTune } from "./tune.js";
 
 /** Every subcommand, registered in the order `--help` lists them. */
-const SUBCOMMANDS: ReadonlyArray<(program: Command) => void> = [registerRun, registerTokenize, registerSynth, registerPerplexity, registerCompare, registerBench, registerPlan];
+const SUBCOMMANDS: ReadonlyArray<(program: Command) => void> = [registerRun, registerTokenize, registerSynth, registerPerplexity, registerCompare, registerTune, registerBench, registerPlan];
 
 function packageVersion(): string {
   try {

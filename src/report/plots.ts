@@ -19,7 +19,7 @@ const FONT = "DejaVu Sans";
 const MIB = 1024 * 1024;
 
 /** Shared look: font everywhere, white background, readable sizes. */
-const CONFIG = {
+export const CONFIG = {
   font: FONT,
   background: "white",
   title: { fontSize: 15, subtitleFontSize: 11, subtitleColor: "#555", anchor: "start" },

@@ -1,0 +1,160 @@
+/**
+ * `kvsplit tune`: measure each layer × side × format's KLD cost on a calibration text, allocate a bit or memory budget
+ * to the least total cost (eval/tune.ts), write the schedule (for --kv-schedule), its measured check and a heatmap.
+ * Progress and an ETA on stderr; the measured costs are rewritten after each run (FILE.costs.json), so an interrupted
+ * tune keeps them.
+ */
+import path from "node:path";
+import { Option, type Command } from "commander";
+import { loadModel } from "../index.js";
+import { getKvFormat } from "../formats/table.js";
+import type { KvFormatName } from "../formats/types.js";
+import { kvScheduleJson } from "../kv/schedule.js";
+import { BaselineDistributions } from "../eval/kld-file.js";
+import { parseByteSize } from "../eval/plan.js";
+import { prepareEvalText, runPerplexity, sha256Hex } from "../eval/perplexity.js";
+import {
+  DEFAULT_TUNE_FORMATS, allocateSchedule, bytesPerTokenForBits, measureTuneCosts, minimumBytesPerToken, type TuneMeasurement,
+} from "../eval/tune.js";
+import { writeFileAtomic } from "../report/atomic.js";
+import { sensitivityHeatmap } from "../report/heatmap.js";
+import { renderSvg, svgToPng } from "../report/plots.js";
+import { createProgress } from "../report/progress.js";
+import { formatTable } from "../report/table.js";
+import { UsageError } from "./errors.js";
+import { addCtxOption, asCliError, DEFAULT_PERPLEXITY_CTX } from "./perplexity.js";
+import { addKvRotationOption, addModelOption, addThreadsOption, checkModelPath, floatArg, intArg, log, readTextInput, writeJson } from "./options.js";
+
+interface TuneOptions {
+  model: string;
+  file: string;
+  ctxSize?: number;
+  chunks?: number;
+  bits?: number;
+  memory?: string;
+  output: string;
+  formats: string;
+  kvRotation: boolean;
+  threads?: number;
+  json?: boolean;
+}
+
+export function registerTune(program: Command): void {
+  const cmd = program
+    .command("tune")
+    .description("find the per-layer K/V formats with the least KL divergence for a bit or memory budget; writes a --kv-schedule file");
+  addModelOption(cmd);
+  cmd.requiredOption("-f, --file <path>", "calibration text");
+  addCtxOption(cmd);
+  cmd
+    .option("--chunks <n>", "calibrate on at most this many chunks (default: all that fit)", intArg(1))
+    .addOption(new Option("--bits <b>", "average bits per cached value, scales included (e.g. 5.5)").argParser(floatArg(0.5, 32)).conflicts("memory"))
+    .option("--memory <size>", "KV cache memory at -c tokens, e.g. 64MiB")
+    .requiredOption("-o, --output <file>", "where to write the schedule (JSON)")
+    .option("--formats <list>", "candidate formats besides f16, comma-separated", DEFAULT_TUNE_FORMATS.join(","));
+  addKvRotationOption(cmd);
+  addThreadsOption(cmd);
+  cmd.option("--json", "print one JSON object: the schedule, its bits and its predicted and measured KLD").action((opts: TuneOptions) => tuneCommand(opts));
+}
+
+async function tuneCommand(opts: TuneOptions): Promise<void> {
+  if ((opts.bits === undefined) === (opts.memory === undefined)) throw new UsageError("give exactly one budget: --bits B (average bits per value) or --memory SIZE");
+  const formats = opts.formats.split(",").map((f) => f.trim()).filter((f) => f !== "").map((f): KvFormatName => {
+    try {
+      return getKvFormat(f).name as KvFormatName;
+    } catch (err) {
+      throw new UsageError(`--formats: ${(err as Error).message}`);
+    }
+  });
+  if (formats.filter((f) => f !== "f16").length === 0) throw new UsageError("--formats: give at least one format besides f16");
+  let memory: number | undefined;
+  if (opts.memory !== undefined) {
+    try {
+      memory = parseByteSize(opts.memory);
+    } catch (err) {
+      throw new UsageError(`--memory: ${(err as Error).message}`);
+    }
+  }
+  const text = readTextInput({ file: opts.file });
+  const modelPath = checkModelPath(opts.model);
+  const out = path.resolve(opts.output);
+  const stem = out.replace(/\.json$/i, "");
+
+  const model = loadModel(modelPath, { threads: opts.threads });
+  try {
+    const c = model.config;
+    const ctx = opts.ctxSize ?? Math.min(DEFAULT_PERPLEXITY_CTX, c.contextLength);
+    const evalText = asCliError(() => prepareEvalText(model, text, ctx, opts.chunks));
+    const maxBytesPerToken = memory !== undefined ? memory / ctx : bytesPerTokenForBits(opts.bits!, c.nLayers, c.kvDim);
+    const candidates = formats.filter((f) => f !== "f16");
+    const smallest = minimumBytesPerToken(candidates, c.nLayers, c.kvDim);
+    if (maxBytesPerToken < smallest) {
+      const flag = memory !== undefined ? `--memory ${opts.memory} at -c ${ctx}` : `--bits ${opts.bits}`;
+      throw new UsageError(
+        `${flag} allows ${maxBytesPerToken.toFixed(0)} bytes per token, below the smallest schedule's ${smallest} ` +
+          `(${(8 * smallest / (2 * c.nLayers * c.kvDim)).toFixed(2)} bits per value: every layer in the smallest of ${candidates.join(", ")})`,
+      );
+    }
+    log(
+      `tune: ${path.basename(modelPath)}, ${evalText.chunks.length} chunks of ${ctx} tokens, ${c.nLayers} layers × K, V × ${candidates.length} formats ` +
+        `(${candidates.join(", ")}) = ${2 + 2 * c.nLayers * candidates.length} runs; budget ${maxBytesPerToken.toFixed(0)} bytes per token`,
+    );
+    const progress = createProgress(2 + 2 * c.nLayers * candidates.length);
+    let m: TuneMeasurement;
+    try {
+      m = measureTuneCosts(model, evalText, {
+        formats: candidates,
+        rotation: opts.kvRotation,
+        onProgress: (p) => progress.update(p.done, p.label),
+        onCell: (partial) => writeFileAtomic(`${stem}.costs.json`, JSON.stringify(partial, null, 1) + "\n"),
+      });
+    } finally {
+      progress.stop();
+    }
+    const choice = allocateSchedule(m, maxBytesPerToken);
+
+    // the check: the chosen schedule against the same baseline, measured
+    const base = new BaselineDistributions(c.nVocab, ctx, evalText.chunks.length);
+    runPerplexity(model, evalText, { kv: { k: "f32", v: "f32" }, rotation: opts.kvRotation, record: base });
+    const measured = runPerplexity(model, evalText, { kv: choice.layers, rotation: opts.kvRotation, baseline: base }).kld!.kldMean;
+
+    const expected = {
+      bits_per_value: choice.bitsPerValue,
+      kv_bytes_per_token: choice.bytesPerToken,
+      kld_predicted: choice.predictedKld,
+      kld_measured_on_calibration: measured,
+    };
+    const tunedOn = { model: path.basename(modelPath), text: path.basename(opts.file), text_sha256: sha256Hex(text), ctx, chunks: evalText.chunks.length, rotation: opts.kvRotation };
+    writeFileAtomic(out, kvScheduleJson(choice.layers, { note: "written by kvsplit tune; use with --kv-schedule", tuned_on: tunedOn, expected }));
+
+    const reference = candidates.reduce((a, b) => (bitsOf(b) < bitsOf(a) ? b : a));
+    const subtitle = `${path.basename(modelPath)}, ${evalText.chunks.length} × ${ctx} tokens of ${path.basename(opts.file)}; schedule ${choice.bitsPerValue.toFixed(2)} bits per value`;
+    const svg = await renderSvg(sensitivityHeatmap(m, reference, choice.layers, subtitle));
+    writeFileAtomic(`${stem}.heatmap.svg`, svg);
+    writeFileAtomic(`${stem}.heatmap.png`, svgToPng(svg));
+
+    if (opts.json) {
+      writeJson({ schedule: out, layers: choice.layers, ...expected, f16_kld: m.f16Kld, costs: m.cells });
+    } else {
+      const rows = choice.layers.map((p, l) => [String(l), p.k, p.v]);
+      process.stdout.write(
+        [
+          formatTable([{ title: "layer", align: "right" }, { title: "K", align: "left" }, { title: "V", align: "left" }], rows),
+          "",
+          `bits per value ${choice.bitsPerValue.toFixed(3)} (${choice.bytesPerToken} bytes per token; budget ${maxBytesPerToken.toFixed(0)})`,
+          `mean KLD vs an f32 cache: predicted ${choice.predictedKld.toExponential(3)}, measured on the calibration text ${measured.toExponential(3)}`,
+          `(f16 everywhere: ${m.f16Kld.toExponential(3)}). Check it on other text: kvsplit perplexity --kv-schedule ${opts.output} --kl-divergence BASE`,
+        ].join("\n") + "\n",
+      );
+    }
+    log(`wrote ${out}, ${stem}.costs.json and ${stem}.heatmap.png (.svg)`);
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Bits per value of a format's blocks (the heatmap shows the lowest-bit candidate). */
+function bitsOf(format: KvFormatName): number {
+  const f = getKvFormat(format);
+  return (8 * f.bytesPerBlock) / f.blockSize;
+}
