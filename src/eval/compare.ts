@@ -148,6 +148,8 @@ export interface CompareRow {
   /** "mixed" for a schedule whose layers differ on that side. */
   k: KvFormatName | "mixed";
   v: KvFormatName | "mixed";
+  /** A per-layer schedule (--kv-schedule): a config llama.cpp cannot run. */
+  schedule: boolean;
   group: RowGroup;
   kvBytesPerToken: number;
   /** Bytes the cache held for the evaluated context (ctx positions), and as bits per cached value (kv/cache.ts). */
@@ -244,6 +246,7 @@ export function runCompare(model: Model, evalText: EvalText, opts: CompareOption
       config: p.name,
       k: p.k,
       v: p.v,
+      schedule: p.layers !== undefined,
       group: p.group,
       kvBytesPerToken: mem.bytesPerToken,
       kvBytes: run.kvBytes,

@@ -84,38 +84,50 @@ export function memoryPlot(result: CompareResult): PlotSpec {
   };
 }
 
-/** Mean KLD (log scale) against bytes per token; front points filled and joined by a line. */
+/**
+ * Mean KLD (log scale) against bytes per token; front points filled and joined by a line. With per-layer schedules
+ * among the rows, two fronts: llama.cpp's (its one-pair formats only) and kvsplit's (schedules included); schedules
+ * are drawn as diamonds.
+ */
 export function qualityPlot(result: CompareResult): PlotSpec {
   // Sweep rows crowd one corner with unreadable labels; the sensitivity plot shows them instead.
   const plotted = result.rows.filter((r) => r.kldMean > 0 && r.group !== "sweep");
   const front = paretoFront(plotted);
+  const hasSchedules = plotted.some((r) => r.schedule);
+  const llamaFront = paretoFront(plotted.filter((r) => !r.schedule));
   const values = plotted.map((r) => ({
     config: r.config,
     bytes: r.kvBytesPerToken,
     kld: r.kldMean,
     pareto: front.has(r.config) ? "on the Pareto front" : "dominated",
+    kind: r.schedule ? "kvsplit per-layer schedule" : "one K/V pair (llama.cpp's formats)",
   }));
   const frontValues = values.filter((v) => v.pareto === "on the Pareto front").sort((a, b) => a.bytes - b.bytes);
+  const llamaFrontValues = values.filter((v) => llamaFront.has(v.config)).sort((a, b) => a.bytes - b.bytes);
+  const frontLine = (data: typeof values, color: string, dash: number[]) => ({
+    data: { values: data },
+    mark: { type: "line" as const, color, strokeDash: dash },
+    encoding: { x: { field: "bytes", type: "quantitative" as const }, y: { field: "kld", type: "quantitative" as const } },
+  });
   const omitted = result.rows.filter((r) => r.kldMean <= 0 && r.group !== "sweep").length;
   const title = "Quality loss vs KV memory (Pareto front marked)";
   const subtitle =
     `${modelLabel(result)}; mean KL divergence from the f32 cache over ${result.nScored} positions (lower is better)` +
     (omitted > 0 ? `; ${omitted} config(s) with KLD 0 not shown on the log scale` : "");
+  const fronts = hasSchedules ? ["red dashed: kvsplit's Pareto front (schedules included); grey dotted: llama.cpp's (one K/V pair for all layers)"] : [];
   return {
     name: "quality-vs-memory",
     title,
     spec: {
       $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-      title: { text: title, subtitle },
+      title: { text: title, subtitle: [subtitle, ...fronts] },
       width: 560,
       height: 360,
       config: CONFIG,
       layer: [
-        {
-          data: { values: frontValues },
-          mark: { type: "line", color: "#d62728", strokeDash: [6, 3] },
-          encoding: { x: { field: "bytes", type: "quantitative" }, y: { field: "kld", type: "quantitative" } },
-        },
+        // with schedules: llama.cpp's front (grey, dotted) under kvsplit's (red, dashed)
+        ...(hasSchedules ? [frontLine(llamaFrontValues, "#7f7f7f", [2, 3])] : []),
+        frontLine(frontValues, "#d62728", [6, 3]),
         {
           data: { values },
           mark: { type: "point", filled: true, size: 90 },
@@ -128,6 +140,9 @@ export function qualityPlot(result: CompareResult): PlotSpec {
               title: null,
               scale: { domain: ["on the Pareto front", "dominated"], range: ["#d62728", "#7f7f7f"] },
             },
+            ...(hasSchedules
+              ? { shape: { field: "kind", type: "nominal" as const, title: null, scale: { domain: ["one K/V pair (llama.cpp's formats)", "kvsplit per-layer schedule"], range: ["circle", "diamond"] } } }
+              : {}),
             tooltip: [{ field: "config" }, { field: "bytes" }, { field: "kld", format: ".3e" }],
           },
         },
