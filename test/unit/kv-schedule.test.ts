@@ -7,34 +7,21 @@
  *   3. the commands: run, perplexity, compare, bench, plan take it; a schedule for another layer count, or combined
  *      with --kv / -ctk, exits 2 with a clear message; bench --vs llama.cpp refuses it (one type for every layer).
  */
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { runCli, type CliRun } from "../helpers/cli.js";
-import { synthToFile } from "../../src/gguf/synth.js";
+import { useModelDir } from "../helpers/model-dir.js";
 import { kvScheduleJson, parseKvSchedule, readKvSchedule, KvScheduleError } from "../../src/kv/schedule.js";
 import { configOfSchedule, resolveKvFlags } from "../../src/kv/shorthand.js";
 import { getKvFormat, rowBytes } from "../../src/formats/table.js";
 
 /** head_dim 32, 3 layers: every block format applies and a schedule can differ per layer. */
-const SHAPE = { dim: 64, nLayers: 3, nHeads: 2, nKvHeads: 1, ffnDim: 128, vocabSize: 320, contextLength: 64 };
-const TEXT = "Once upon a time there was a little girl named Lily. She saw a big red ball in the park and wanted to play with it. ".repeat(8);
-let dir = "";
-let modelPath = "";
-
-before(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), "kvsplit-schedule-"));
-  modelPath = path.join(dir, "m.gguf");
-  synthToFile({ preset: SHAPE, type: "f32", seed: 3 }, modelPath);
-  writeFileSync(path.join(dir, "text.txt"), TEXT);
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-const kvsplit = (...args: string[]): CliRun => runCli(dir, args);
+const md = useModelDir("schedule", { dim: 64, nLayers: 3, nHeads: 2, nKvHeads: 1, ffnDim: 128, vocabSize: 320, contextLength: 64 }, 3);
+const kvsplit = (...args: string[]): CliRun => runCli(md.dir, args);
 function schedule(name: string, layers: { k: string; v: string }[] | unknown): string {
-  const file = path.join(dir, name);
+  const file = path.join(md.dir, name);
   writeFileSync(file, typeof layers === "string" ? layers : JSON.stringify({ kvsplit_schedule: 1, layers }));
   return file;
 }
@@ -71,13 +58,13 @@ test("schedule files: parsed with format names in any case; kvScheduleJson round
   for (const [text, message] of bad) {
     assert.throws(() => parseKvSchedule(text, "x.json"), (e: unknown) => e instanceof KvScheduleError && message.test((e as Error).message), text);
   }
-  assert.throws(() => readKvSchedule(path.join(dir, "missing.json")), /missing\.json: K\/V schedule file not found/);
+  assert.throws(() => readKvSchedule(path.join(md.dir, "missing.json")), /missing\.json: K\/V schedule file not found/);
   assert.throws(() => resolveKvFlags({ schedule: "s.json", ctk: "q8_0" }), /'--kv-schedule s\.json' conflicts with '-ctk q8_0'/);
 });
 
 test("a uniform schedule equals its pair: the same tokens, perplexity and bytes", () => {
   const uniform = schedule("uniform.json", [{ k: "q8_0", v: "q4_0" }, { k: "q8_0", v: "q4_0" }, { k: "q8_0", v: "q4_0" }]);
-  const runArgs = ["run", "-m", modelPath, "-p", "Once upon a time", "-n", "12", "--temp", "0", "--json"];
+  const runArgs = ["run", "-m", md.modelPath, "-p", "Once upon a time", "-n", "12", "--temp", "0", "--json"];
   const viaPair = JSON.parse(kvsplit(...runArgs, "--kv", "K8V4").stdout) as { tokens: number[]; kv: { bytes: number } };
   const viaSchedule = kvsplit(...runArgs, "--kv-schedule", uniform);
   assert.equal(viaSchedule.code, 0, viaSchedule.stderr);
@@ -86,7 +73,7 @@ test("a uniform schedule equals its pair: the same tokens, perplexity and bytes"
   assert.equal(s.kv.bytes, viaPair.kv.bytes);
   assert.deepEqual([s.kv.k, s.kv.v, s.kv.layers.length], ["q8_0", "q4_0", 3]);
 
-  const pplArgs = ["perplexity", "-m", modelPath, "-f", "text.txt", "-c", "32", "--chunks", "3", "--json"];
+  const pplArgs = ["perplexity", "-m", md.modelPath, "-f", "text.txt", "-c", "32", "--chunks", "3", "--json"];
   const p1 = JSON.parse(kvsplit(...pplArgs, "--kv", "K8V4").stdout) as { ppl: number; kv_bytes: number };
   const p2 = JSON.parse(kvsplit(...pplArgs, "--kv-schedule", uniform).stdout) as { ppl: number; kv_bytes: number };
   assert.equal(p2.ppl, p1.ppl);
@@ -98,8 +85,8 @@ test("a mixed schedule: bytes are the per-layer sum; compare, plan and bench tak
   const row = (f: string) => rowBytes(getKvFormat(f), 32);
   const perToken = row("f16") + row("q8_0") + row("q8_0") + row("q4_0") + row("q4_0") + row("q4_0");
 
-  const out = path.join(dir, "cmp");
-  const c = kvsplit("compare", "-m", modelPath, "-f", "text.txt", "-c", "32", "--chunks", "3", "--configs", "K8V8,K4V4", "--no-sensitivity",
+  const out = path.join(md.dir, "cmp");
+  const c = kvsplit("compare", "-m", md.modelPath, "-f", "text.txt", "-c", "32", "--chunks", "3", "--configs", "K8V8,K4V4", "--no-sensitivity",
     "--kv-schedule", mixed, "--speed-reps", "1", "--no-plots", "--out", out, "--json");
   assert.equal(c.code, 0, c.stderr);
   const rows = (JSON.parse(c.stdout) as { rows: { config: string; k: string; v: string; kv_bytes_per_token: number; kld_mean: number }[] }).rows;
@@ -108,23 +95,23 @@ test("a mixed schedule: bytes are the per-layer sum; compare, plan and bench tak
   const kld = (name: string) => rows.find((r) => r.config === name)!.kld_mean;
   assert.ok(kld("K8V8") < sched.kld_mean && sched.kld_mean < kld("K4V4"), `K8V8 ${kld("K8V8")} < schedule ${sched.kld_mean} < K4V4 ${kld("K4V4")}`);
 
-  const plan = JSON.parse(kvsplit("plan", "-m", modelPath, "-c", "64", "--configs", "F16", "--kv-schedule", mixed, "--json").stdout) as { rows: { config: string; kv_bytes_per_token: number; bytes: number }[] };
+  const plan = JSON.parse(kvsplit("plan", "-m", md.modelPath, "-c", "64", "--configs", "F16", "--kv-schedule", mixed, "--json").stdout) as { rows: { config: string; kv_bytes_per_token: number; bytes: number }[] };
   assert.deepEqual(plan.rows.map((r) => [r.config, r.kv_bytes_per_token, r.bytes]), [["F16", 3 * 2 * row("f16"), 64 * 3 * 2 * row("f16")], ["schedule:mixed.json", perToken, 64 * perToken]]);
 
-  const bench = kvsplit("bench", "-m", modelPath, "--configs", "F16", "--kv-schedule", mixed, "--depth", "8", "-p", "8", "-n", "2", "--reps", "1", "-t", "1", "--json");
+  const bench = kvsplit("bench", "-m", md.modelPath, "--configs", "F16", "--kv-schedule", mixed, "--depth", "8", "-p", "8", "-n", "2", "--reps", "1", "-t", "1", "--json");
   assert.equal(bench.code, 0, bench.stderr);
   const benchRows = (JSON.parse(bench.stdout) as { rows: { config: string; kv_bytes: number; tg_tps: number }[] }).rows;
   assert.deepEqual(benchRows.map((r) => r.config), ["F16", "schedule:mixed.json"]);
   assert.ok(benchRows.every((r) => r.tg_tps > 0));
-  assertBadInput(kvsplit("bench", "-m", modelPath, "--configs", "F16", "--kv-schedule", mixed, "--vs", "llama.cpp"), /--kv-schedule schedule:mixed\.json: llama\.cpp has one K\/V type for every layer/);
+  assertBadInput(kvsplit("bench", "-m", md.modelPath, "--configs", "F16", "--kv-schedule", mixed, "--vs", "llama.cpp"), /--kv-schedule schedule:mixed\.json: llama\.cpp has one K\/V type for every layer/);
 
   const two = schedule("two.json", [{ k: "q8_0", v: "q4_0" }, { k: "q8_0", v: "q4_0" }]);
   const wrong = /two\.json: the schedule has 2 layers but the model has 3/;
-  assertBadInput(kvsplit("run", "-m", modelPath, "-p", "hi", "-n", "1", "--kv-schedule", two), wrong);
-  assertBadInput(kvsplit("perplexity", "-m", modelPath, "-f", "text.txt", "-c", "32", "--kv-schedule", two), wrong);
-  assertBadInput(kvsplit("compare", "-m", modelPath, "-f", "text.txt", "-c", "32", "--kv-schedule", two), wrong);
-  assertBadInput(kvsplit("plan", "-m", modelPath, "-c", "64", "--kv-schedule", two), wrong);
-  assertBadInput(kvsplit("bench", "-m", modelPath, "--kv-schedule", two), wrong);
-  assertBadInput(kvsplit("run", "-m", modelPath, "-p", "hi", "--kv-schedule", mixed, "-ctv", "q4_0"), /conflicts with '-ctv q4_0'/);
-  assertBadInput(kvsplit("run", "-m", modelPath, "-p", "hi", "--kv-schedule", schedule("broken.json", "{not json")), /broken\.json: not valid JSON/);
+  assertBadInput(kvsplit("run", "-m", md.modelPath, "-p", "hi", "-n", "1", "--kv-schedule", two), wrong);
+  assertBadInput(kvsplit("perplexity", "-m", md.modelPath, "-f", "text.txt", "-c", "32", "--kv-schedule", two), wrong);
+  assertBadInput(kvsplit("compare", "-m", md.modelPath, "-f", "text.txt", "-c", "32", "--kv-schedule", two), wrong);
+  assertBadInput(kvsplit("plan", "-m", md.modelPath, "-c", "64", "--kv-schedule", two), wrong);
+  assertBadInput(kvsplit("bench", "-m", md.modelPath, "--kv-schedule", two), wrong);
+  assertBadInput(kvsplit("run", "-m", md.modelPath, "-p", "hi", "--kv-schedule", mixed, "-ctv", "q4_0"), /conflicts with '-ctv q4_0'/);
+  assertBadInput(kvsplit("run", "-m", md.modelPath, "-p", "hi", "--kv-schedule", schedule("broken.json", "{not json")), /broken\.json: not valid JSON/);
 });

@@ -7,33 +7,20 @@
  *   3. it generalises (real model, ../shared): tuned on one part of the TinyStories sample, evaluated on another, the
  *      6.5-bit schedule beats K8V4 (6.5 bits) by a wide margin, and its held-out KLD is near the prediction.
  */
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { runCli, type CliRun } from "../helpers/cli.js";
 import { seededRandom } from "../helpers/random.js";
 import { sharedPaths, sharedSkip } from "../helpers/shared.js";
-import { synthToFile } from "../../src/gguf/synth.js";
+import { useModelDir } from "../helpers/model-dir.js";
 import { readKvSchedule } from "../../src/kv/schedule.js";
 import { allocateSchedule, minimumBytesPerToken, type TuneCell, type TuneMeasurement } from "../../src/eval/tune.js";
 import type { KvFormatName } from "../../src/formats/types.js";
 
-const SHAPE = { dim: 64, nLayers: 2, nHeads: 2, nKvHeads: 1, ffnDim: 128, vocabSize: 320, contextLength: 64 };
-const TEXT = "Once upon a time there was a little girl named Lily. She saw a big red ball in the park and wanted to play with it. ".repeat(8);
-let dir = "";
-let modelPath = "";
-
-before(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), "kvsplit-tune-"));
-  modelPath = path.join(dir, "m.gguf");
-  synthToFile({ preset: SHAPE, type: "f32", seed: 7 }, modelPath);
-  writeFileSync(path.join(dir, "text.txt"), TEXT);
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-const kvsplit = (...args: string[]): CliRun => runCli(dir, args);
+const md = useModelDir("tune", { dim: 64, nLayers: 2, nHeads: 2, nKvHeads: 1, ffnDim: 128, vocabSize: 320, contextLength: 64 }, 7);
+const kvsplit = (...args: string[]): CliRun => runCli(md.dir, args);
 
 test("allocateSchedule equals a brute force over every combination; too small a budget is refused", () => {
   const rand = seededRandom(11);
@@ -83,30 +70,30 @@ test("allocateSchedule equals a brute force over every combination; too small a 
 });
 
 test("tune writes a schedule within budget that --kv-schedule reads; its reported KLD is measured; bad budgets exit 2", () => {
-  const out = path.join(dir, "sched.json");
-  const r = kvsplit("tune", "-m", modelPath, "-f", "text.txt", "-c", "32", "--chunks", "2", "--bits", "7", "--formats", "q8_0,q4_0", "-o", out, "--json");
+  const out = path.join(md.dir, "sched.json");
+  const r = kvsplit("tune", "-m", md.modelPath, "-f", "text.txt", "-c", "32", "--chunks", "2", "--bits", "7", "--formats", "q8_0,q4_0", "-o", out, "--json");
   assert.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout) as { layers: { k: string; v: string }[]; bits_per_value: number; kld_predicted: number; kld_measured_on_calibration: number; costs: TuneCell[] };
   assert.ok(j.bits_per_value <= 7, `${j.bits_per_value} bits`);
   assert.equal(j.costs.length, 2 * 2 * 2, "2 layers × K, V × 2 formats measured");
   const schedule = readKvSchedule(out);
   assert.deepEqual(schedule.layers, j.layers);
-  assert.ok(existsSync(path.join(dir, "sched.costs.json")) && existsSync(path.join(dir, "sched.heatmap.svg")));
-  assert.deepEqual([...readFileSync(path.join(dir, "sched.heatmap.png")).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
-  assert.ok(readFileSync(path.join(dir, "sched.heatmap.svg"), "utf8").includes("Sensitivity per layer"));
+  assert.ok(existsSync(path.join(md.dir, "sched.costs.json")) && existsSync(path.join(md.dir, "sched.heatmap.svg")));
+  assert.deepEqual([...readFileSync(path.join(md.dir, "sched.heatmap.png")).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+  assert.ok(readFileSync(path.join(md.dir, "sched.heatmap.svg"), "utf8").includes("Sensitivity per layer"));
 
   // the same measurement by hand: an f32 base, then the schedule against it
-  const base = path.join(dir, "base.kld");
-  assert.equal(kvsplit("perplexity", "-m", modelPath, "-f", "text.txt", "-c", "32", "--chunks", "2", "--kv", "F32", "--kl-divergence-base", base).code, 0);
-  const check = JSON.parse(kvsplit("perplexity", "-m", modelPath, "--kl-divergence", base, "--kv-schedule", out, "--json").stdout) as { kld_mean: number; kv_bits_per_value: number };
+  const base = path.join(md.dir, "base.kld");
+  assert.equal(kvsplit("perplexity", "-m", md.modelPath, "-f", "text.txt", "-c", "32", "--chunks", "2", "--kv", "F32", "--kl-divergence-base", base).code, 0);
+  const check = JSON.parse(kvsplit("perplexity", "-m", md.modelPath, "--kl-divergence", base, "--kv-schedule", out, "--json").stdout) as { kld_mean: number; kv_bits_per_value: number };
   assert.equal(check.kld_mean, j.kld_measured_on_calibration);
   assert.equal(check.kv_bits_per_value, j.bits_per_value);
 
   const bad = (args: string[], message: RegExp) => {
-    const b = kvsplit("tune", "-m", modelPath, "-f", "text.txt", "-c", "32", "-o", path.join(dir, "x.json"), ...args);
+    const b = kvsplit("tune", "-m", md.modelPath, "-f", "text.txt", "-c", "32", "-o", path.join(md.dir, "x.json"), ...args);
     assert.equal(b.code, 2, b.stderr);
     assert.match(b.stderr, message);
-    assert.ok(!existsSync(path.join(dir, "x.costs.json")), "nothing measured");
+    assert.ok(!existsSync(path.join(md.dir, "x.costs.json")), "nothing measured");
   };
   bad([], /give exactly one budget/);
   bad(["--bits", "5", "--memory", "1MiB"], /cannot be used with|give exactly one budget/);
@@ -118,13 +105,13 @@ test("tune writes a schedule within budget that --kv-schedule reads; its reporte
 
 test("tuned on one text, evaluated on another: the 6.5-bit schedule beats K8V4 at the same bits", { skip: sharedSkip(sharedPaths.hd64, sharedPaths.evalText) }, () => {
   const text = readFileSync(sharedPaths.evalText, "utf8");
-  writeFileSync(path.join(dir, "calib.txt"), text.slice(0, 40000));
-  writeFileSync(path.join(dir, "heldout.txt"), text.slice(-40000));
-  const out = path.join(dir, "real.json");
+  writeFileSync(path.join(md.dir, "calib.txt"), text.slice(0, 40000));
+  writeFileSync(path.join(md.dir, "heldout.txt"), text.slice(-40000));
+  const out = path.join(md.dir, "real.json");
   const r = kvsplit("tune", "-m", sharedPaths.hd64, "-f", "calib.txt", "--chunks", "2", "--bits", "6.5", "--formats", "q8_0,q5_0,iq4_nl,q4_0", "-o", out, "--json");
   assert.equal(r.code, 0, r.stderr);
   const tuned = JSON.parse(r.stdout) as { bits_per_value: number; kld_predicted: number };
-  const base = path.join(dir, "heldout.kld");
+  const base = path.join(md.dir, "heldout.kld");
   assert.equal(kvsplit("perplexity", "-m", sharedPaths.hd64, "-f", "heldout.txt", "--chunks", "6", "--kv", "F32", "--kl-divergence-base", base).code, 0);
   const held = (args: string[]) => JSON.parse(kvsplit("perplexity", "-m", sharedPaths.hd64, "--kl-divergence", base, ...args, "--json").stdout) as { kld_mean: number; kv_bits_per_value: number };
   const schedule = held(["--kv-schedule", out]);
