@@ -31,7 +31,8 @@ export function attendLayerDescBytes(): i32 {
 }
 
 // ---- scratch layout of one thread (grouped path) ----------------------------------------------------------------
-// scores (maxPos, gp) f32 | acc (gp, headDim) f32 | qPrep (gp, headDim) f32 or i16 | qScale 2 × (gp, nBlocks) f32 |
+// scores (maxPos, gp) f32 | acc (gp, headDim) f32 | qPrep (gp, headDim) f32 or i16 | qPrepExact (gp, headDim) f32 |
+// qScale 2 × (gp, nBlocks) f32 |
 // kDec headDim f32 (or headDim i16 + 2 × nBlocks f32) | vDec (V_TILE, headDim) f32 | qTmp headDim f32 + 64 | qRot headDim f32 |
 // sums (gp) f32
 // Module globals, not objects (no managed memory: the JS allocator owns everything above __heap_base); every thread
@@ -39,6 +40,7 @@ export function attendLayerDescBytes(): i32 {
 let sScores: usize = 0;
 let sAcc: usize = 0;
 let sQPrep: usize = 0;
+let sQPrepExact: usize = 0;
 let sQScale: usize = 0;
 let sKDec: usize = 0;
 let sVDec: usize = 0;
@@ -59,7 +61,8 @@ function layoutScratch(base: usize, group: i32, headDim: i32, maxPos: i32): usiz
   sScores = base;
   sAcc = sScores + align16(<usize>maxPos * gp * 4);
   sQPrep = sAcc + align16(gp * d * 4);
-  sQScale = sQPrep + align16(gp * d * 4);
+  sQPrepExact = sQPrep + align16(gp * d * 4);
+  sQScale = sQPrepExact + align16(gp * d * 4);
   sKDec = sQScale + align16(2 * gp * nBlocks * 4);
   sVDec = sKDec + align16(d * 4 + nBlocks * 8);
   sQTmp = sVDec + align16(<usize>V_TILE * d * 4);
@@ -176,13 +179,13 @@ export function attendScratchBytes(nHeads: i32, nKvHeads: i32, headDim: i32, max
  * Padding heads are zeros.
  */
 function prepareQueries(
-  qGroup: usize, group: i32, headDim: i32, partner: i32, intPartner: bool, rotK: i32,
+  qGroup: usize, group: i32, headDim: i32, partner: i32, intPartner: bool, rotK: i32, prep: usize,
 ): void {
   const gp = paddedGroup(group);
   const nBlocks = headDim >> 5;
   const nChunks = headDim >> 2;
-  memory.fill(sQPrep, 0, <usize>gp * <usize>headDim * 4);
-  memory.fill(sQScale, 0, <usize>(2 * gp * nBlocks) * 4);
+  memory.fill(prep, 0, <usize>gp * <usize>headDim * 4);
+  if (intPartner) memory.fill(sQScale, 0, <usize>(2 * gp * nBlocks) * 4);
   for (let j = 0; j < group; j++) {
     let qHead = qGroup + (<usize>j * <usize>headDim << 2);
     if (rotK > 0) {
@@ -198,7 +201,7 @@ function prepareQueries(
       for (let b = 0; b < nBlocks; b++) {
         const block = sQTmp + <usize>b * bytes;
         const slot = (quad * nBlocks + b) * 4 + lane;
-        storeWidened(sQPrep + (<usize>slot << 6), v128.load(block + qsOffset), v128.load(block + qsOffset, 16));
+        storeWidened(prep + (<usize>slot << 6), v128.load(block + qsOffset), v128.load(block + qsOffset, 16));
         store<f32>(sQScale + (<usize>slot << 2), loadF16(block));
         if (partner == T_Q8_1) store<f32>(sQScale + (<usize>(gp * nBlocks + slot) << 2), loadF16(block + 2));
       }
@@ -208,7 +211,7 @@ function prepareQueries(
         if (partner == T_F16) v = f16x4FastToF32x4(i32x4.extend_low_i16x8_u(v128.load64_zero(sQTmp + (<usize>c << 3))));
         else if (partner == T_BF16) v = i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(sQTmp + (<usize>c << 3))), 16);
         else v = v128.load(sQTmp + (<usize>c << 4));
-        v128.store(sQPrep + (<usize>((quad * nChunks + c) * 4 + lane) << 4), v);
+        v128.store(prep + (<usize>((quad * nChunks + c) * 4 + lane) << 4), v);
       }
     }
   }
@@ -335,24 +338,27 @@ function prepareQueries(
   }
 }
 
-/** scores[(p, gp)] = scale × q·k for every position p < nPos and every quad; K of `type` (a constant after inlining). */
+/**
+ * scores[(p, gp)] = scale × q·k for every position p in [pStart, pEnd) and every quad, with the queries prepared at
+ * `prep` for K of `type` (a constant after inlining); position p's row is at kSlice + p·kRowBytes.
+ */
 // @ts-ignore: decorator
 @inline function scoreAll(
-  type: i32, kSlice: usize, kRowBytes: i32, nPos: i32, gp: i32, headDim: i32, scale: f32,
+  type: i32, kSlice: usize, kRowBytes: i32, pStart: i32, pEnd: i32, gp: i32, headDim: i32, scale: f32, prep: usize,
 ): void {
   const nQuads = gp >> 2;
   const nBlocks = headDim >> 5;
   const scaleV = f32x4.splat(scale);
   const intK = type != T_F32 && type != T_F16 && type != T_BF16;
   const quadPrepBytes = <usize>headDim << 4; // float partner: 4 heads × headDim f32 per quad
-  for (let p = 0; p < nPos; p++) {
+  for (let p = pStart; p < pEnd; p++) {
     const row = kSlice + <usize>p * <usize>kRowBytes;
     const out = sScores + (<usize>(p * gp) << 2);
     if (intK) {
       decodeKInt(type, row, nBlocks, sKDec);
       for (let quad = 0; quad < nQuads; quad++) {
         const slot = <usize>(quad * nBlocks * 4);
-        const v = scoreQuadInt(type, sKDec, nBlocks, sQPrep + (slot << 6), sQScale + (slot << 2), sQScale + (<usize>(gp * nBlocks) << 2) + (slot << 2));
+        const v = scoreQuadInt(type, sKDec, nBlocks, prep + (slot << 6), sQScale + (slot << 2), sQScale + (<usize>(gp * nBlocks) << 2) + (slot << 2));
         v128.store(out + (<usize>quad << 4), f32x4.mul(v, scaleV));
       }
     } else {
@@ -362,7 +368,7 @@ function prepareQueries(
         k = sKDec;
       }
       for (let quad = 0; quad < nQuads; quad++) {
-        const v = scoreQuadFloat(k, headDim, sQPrep + <usize>quad * quadPrepBytes);
+        const v = scoreQuadFloat(k, headDim, prep + <usize>quad * quadPrepBytes);
         v128.store(out + (<usize>quad << 4), f32x4.mul(v, scaleV));
       }
     }
@@ -499,11 +505,14 @@ function accumulateTile(acc: usize, v: usize, vStride: i32, w: usize, count: i32
   }
 }
 
-/** acc = Σ_p w[p] · V[p] over positions [0, nPos) for V of `type` (a constant after inlining). */
+/**
+ * acc += Σ_p w[p] · V[p] over positions [pStart, pEnd) in order, for V of `type` (a constant after inlining); position
+ * p's row is at vSlice + p·vRowBytes.
+ */
 // @ts-ignore: decorator
-@inline function accumulateAll(type: i32, vSlice: usize, vRowBytes: i32, nPos: i32, gp: i32, headDim: i32): void {
-  for (let p0 = 0; p0 < nPos; p0 += V_TILE) {
-    const count = min(V_TILE, nPos - p0);
+@inline function accumulateAll(type: i32, vSlice: usize, vRowBytes: i32, pStart: i32, pEnd: i32, gp: i32, headDim: i32): void {
+  for (let p0 = pStart; p0 < pEnd; p0 += V_TILE) {
+    const count = min(V_TILE, pEnd - p0);
     const rows = vSlice + <usize>p0 * <usize>vRowBytes;
     const w = sScores + (<usize>(p0 * gp) << 2);
     if (type == T_F32) {
@@ -529,9 +538,14 @@ function accumulateTile(acc: usize, v: usize, vStride: i32, w: usize, count: i32
  * heads g·group .. (g+1)·group − 1 of out. `desc`: the layer descriptor (attention-common.ts); scratch: this thread's
  * attendScratchBytes bytes. Rotation (desc rotK, rotV) is applied per head: q rotated before the partner conversion,
  * the output rotated back at the end.
+ * Exact recent window (window > 0): token t's last `window` positions [firstPos + t + 1 − window, firstPos + t] are
+ * read from the f16 rows `xdesc` describes (its kRows / vRows are based so that position p's row is at base + p·stride,
+ * in the same rotated space as the packed rows), the earlier ones from the packed rows; one softmax over both.
  *   q, out: (nTokens, nHeads·headDim) f32
  */
-export function attendGrouped_packed(itemStart: i32, itemEnd: i32, scratch: usize, desc: usize, q: usize, out: usize, firstPos: i32): void {
+export function attendGrouped_packed(
+  itemStart: i32, itemEnd: i32, scratch: usize, desc: usize, q: usize, out: usize, firstPos: i32, xdesc: usize, window: i32,
+): void {
   const nHeads = descI32(desc, D_N_HEADS);
   const nKvHeads = descI32(desc, D_N_KV_HEADS);
   const headDim = descI32(desc, D_HEAD_DIM);
@@ -551,6 +565,7 @@ export function attendGrouped_packed(itemStart: i32, itemEnd: i32, scratch: usiz
   layoutScratch(scratch, group, headDim, descI32(desc, D_MAX_POS));
   const intPartner = partner == T_Q8_0 || partner == T_Q8_1;
   const headBytes = <usize>headDim << 2;
+  const exact = xdesc != 0 && window > 0;
   for (let item = itemStart; item < itemEnd; item++) {
     const t = item / nKvHeads;
     const g = item % nKvHeads;
@@ -561,35 +576,47 @@ export function attendGrouped_packed(itemStart: i32, itemEnd: i32, scratch: usiz
       memory.fill(outGroup, 0, <usize>group * headBytes);
       continue;
     }
-    prepareQueries(q + groupOffset, group, headDim, partner, intPartner, rotK);
+    // positions [0, lo) from the packed rows, [lo, nPos) from the exact window
+    const lo = exact ? max(0, nPos - window) : nPos;
+    prepareQueries(q + groupOffset, group, headDim, partner, intPartner, rotK, sQPrep);
 
     // scores: kv head g's K slices: its own plane (head-major), or value g·headDim of each row, a whole number of blocks in
     const kSlice = <usize>descI32(desc, D_K_ROWS) + (headMajor ? <usize>g * kHeadStride : sliceBytes(kType, g * headDim));
     switch (kType) {
-      case T_F32: scoreAll(T_F32, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
-      case T_F16: scoreAll(T_F16, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
-      case T_BF16: scoreAll(T_BF16, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
-      case T_Q8_0: scoreAll(T_Q8_0, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
-      case T_Q5_1: scoreAll(T_Q5_1, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
-      case T_Q5_0: scoreAll(T_Q5_0, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
-      case T_Q4_1: scoreAll(T_Q4_1, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
-      case T_Q4_0: scoreAll(T_Q4_0, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
-      case T_IQ4_NL: scoreAll(T_IQ4_NL, kSlice, kRowBytes, nPos, gp, headDim, scale); break;
+      case T_F32: scoreAll(T_F32, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
+      case T_F16: scoreAll(T_F16, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
+      case T_BF16: scoreAll(T_BF16, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
+      case T_Q8_0: scoreAll(T_Q8_0, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
+      case T_Q5_1: scoreAll(T_Q5_1, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
+      case T_Q5_0: scoreAll(T_Q5_0, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
+      case T_Q4_1: scoreAll(T_Q4_1, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
+      case T_Q4_0: scoreAll(T_Q4_0, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
+      case T_IQ4_NL: scoreAll(T_IQ4_NL, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
+    }
+    if (lo < nPos) {
+      // the window's f16 K rows, scored as an f16 cache scores them (the query through f16)
+      prepareQueries(q + groupOffset, group, headDim, T_F16, false, rotK, sQPrepExact);
+      const xkSlice = <usize>descI32(xdesc, D_K_ROWS) + <usize>g * <usize>descI32(xdesc, D_K_HEAD_STRIDE);
+      scoreAll(T_F16, xkSlice, descI32(xdesc, D_K_ROW_BYTES), lo, nPos, gp, headDim, scale, sQPrepExact);
     }
     softmaxWeights(nPos, gp);
 
     memory.fill(sAcc, 0, <usize>gp * headBytes);
     const vSlice = <usize>descI32(desc, D_V_ROWS) + (headMajor ? <usize>g * vHeadStride : sliceBytes(vType, g * headDim));
     switch (vType) {
-      case T_F32: accumulateAll(T_F32, vSlice, vRowBytes, nPos, gp, headDim); break;
-      case T_F16: accumulateAll(T_F16, vSlice, vRowBytes, nPos, gp, headDim); break;
-      case T_BF16: accumulateAll(T_BF16, vSlice, vRowBytes, nPos, gp, headDim); break;
-      case T_Q8_0: accumulateAll(T_Q8_0, vSlice, vRowBytes, nPos, gp, headDim); break;
-      case T_Q5_1: accumulateAll(T_Q5_1, vSlice, vRowBytes, nPos, gp, headDim); break;
-      case T_Q5_0: accumulateAll(T_Q5_0, vSlice, vRowBytes, nPos, gp, headDim); break;
-      case T_Q4_1: accumulateAll(T_Q4_1, vSlice, vRowBytes, nPos, gp, headDim); break;
-      case T_Q4_0: accumulateAll(T_Q4_0, vSlice, vRowBytes, nPos, gp, headDim); break;
-      case T_IQ4_NL: accumulateAll(T_IQ4_NL, vSlice, vRowBytes, nPos, gp, headDim); break;
+      case T_F32: accumulateAll(T_F32, vSlice, vRowBytes, 0, lo, gp, headDim); break;
+      case T_F16: accumulateAll(T_F16, vSlice, vRowBytes, 0, lo, gp, headDim); break;
+      case T_BF16: accumulateAll(T_BF16, vSlice, vRowBytes, 0, lo, gp, headDim); break;
+      case T_Q8_0: accumulateAll(T_Q8_0, vSlice, vRowBytes, 0, lo, gp, headDim); break;
+      case T_Q5_1: accumulateAll(T_Q5_1, vSlice, vRowBytes, 0, lo, gp, headDim); break;
+      case T_Q5_0: accumulateAll(T_Q5_0, vSlice, vRowBytes, 0, lo, gp, headDim); break;
+      case T_Q4_1: accumulateAll(T_Q4_1, vSlice, vRowBytes, 0, lo, gp, headDim); break;
+      case T_Q4_0: accumulateAll(T_Q4_0, vSlice, vRowBytes, 0, lo, gp, headDim); break;
+      case T_IQ4_NL: accumulateAll(T_IQ4_NL, vSlice, vRowBytes, 0, lo, gp, headDim); break;
+    }
+    if (lo < nPos) {
+      const xvSlice = <usize>descI32(xdesc, D_V_ROWS) + <usize>g * <usize>descI32(xdesc, D_V_HEAD_STRIDE);
+      accumulateAll(T_F16, xvSlice, descI32(xdesc, D_V_ROW_BYTES), lo, nPos, gp, headDim);
     }
 
     // out = acc / sum per head (the per-head path's inv = 1/sum), rotated back when V is rotated

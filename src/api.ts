@@ -17,6 +17,12 @@ export interface SessionOptions {
   kv?: KvPair | readonly KvPair[];
   /** Hadamard-rotate quantized K/V when head_dim is a multiple of 64, as llama.cpp does (default true). */
   rotation?: boolean;
+  /**
+   * Exact recent window: every query reads its last `kvWindow` positions from f16 rows, the earlier ones from the
+   * packed K/V formats (default 0: none). Costs kvWindow × kvDim × 2 × 2 bytes per layer; needs head_dim a multiple
+   * of 32.
+   */
+  kvWindow?: number;
 }
 
 export interface SamplingOptions {

@@ -110,7 +110,8 @@ export function addKvOptions(cmd: Command): Command {
     .option("--kv <config>", "K/V cache formats: F16, F32, K8V8, K8V4, K4V4, ... or q8_0/q4_0 (default F16)")
     .addOption(new Option("--cache-type-k <format>", "key cache format, also -ctk (f32 f16 bf16 q8_0 q5_1 q5_0 q4_1 q4_0 iq4_nl)"))
     .addOption(new Option("--cache-type-v <format>", "value cache format, also -ctv"))
-    .option("--kv-schedule <file>", "per-layer K/V formats from a JSON schedule (kvsplit tune writes one)");
+    .option("--kv-schedule <file>", "per-layer K/V formats from a JSON schedule (kvsplit tune writes one)")
+    .option("--kv-window <n>", "keep each query's last N positions exact (f16); the rest in the K/V formats (default 0)", intArg(0));
 }
 
 /** `--kv-schedule <file>` on commands that compare several configs: repeatable, each schedule adds one config. */
@@ -146,6 +147,7 @@ export interface KvOptionValues {
   cacheTypeK?: string;
   cacheTypeV?: string;
   kvSchedule?: string;
+  kvWindow?: number;
 }
 
 /** `-t`, the K/V flags and `--no-kv-rotation`: what a command that evaluates with a session takes, in that order. */
@@ -175,7 +177,7 @@ export function modelLayerCount(modelPath: string): number {
 }
 
 export function kvConfigFromOptions(opts: KvOptionValues): KvConfig {
-  return resolveKvFlags({ kv: opts.kv, ctk: opts.cacheTypeK, ctv: opts.cacheTypeV, schedule: opts.kvSchedule });
+  return resolveKvFlags({ kv: opts.kv, ctk: opts.cacheTypeK, ctv: opts.cacheTypeV, schedule: opts.kvSchedule, window: opts.kvWindow });
 }
 
 /** The model path, checked to be an existing regular file (GGUF validity is the reader's job). */

@@ -74,7 +74,7 @@ function perplexityCommand(opts: PerplexityOptions): void {
   const baseFile: KldBaseFile | undefined = opts.klDivergence !== undefined ? asCliError(() => readKldBase(opts.klDivergence!)) : undefined;
 
   const pairs = sessionKv(kv, modelPath);
-  const model = loadModel(modelPath, { threads: opts.threads, session: opts.ctxSize ? { contextSize: opts.ctxSize, kv: pairs } : undefined });
+  const model = loadModel(modelPath, { threads: opts.threads, session: opts.ctxSize ? { contextSize: opts.ctxSize, kv: pairs, kvWindow: kv.window } : undefined });
   try {
     const evalText = asCliError(() => evalTextFor(model, text, opts, baseFile));
     const nVocab = model.config.nVocab;
@@ -89,6 +89,7 @@ function perplexityCommand(opts: PerplexityOptions): void {
       result = asCliError(() =>
         runPerplexity(model, evalText, {
           kv: pairs,
+          kvWindow: kv.window,
           rotation: opts.kvRotation,
           baseline: baseFile?.base,
           record,
@@ -141,7 +142,7 @@ function modelIdentity(model: Model): { name: string; n_vocab: number; n_layers:
 
 /** The K/V formats as the JSON output and the base file's header record them. */
 function kvIdentity(kv: KvConfig): KldBaseKv {
-  return { k: kv.k, v: kv.v, ...(kv.layers ? { layers: kv.layers } : {}) };
+  return { k: kv.k, v: kv.v, ...(kv.layers ? { layers: kv.layers } : {}), ...(kv.window ? { window: kv.window } : {}) };
 }
 
 function report(r: PerplexityRunResult, evalText: EvalText, model: Model, opts: PerplexityOptions, kv: KvConfig): void {

@@ -69,9 +69,9 @@ function runCommand(opts: RunOptions): void {
   const maxTokens = opts.nPredict < 0 ? Infinity : opts.nPredict;
 
   const pairs = sessionKv(kv, modelPath);
-  const model = loadModel(modelPath, { threads: opts.threads, session: { contextSize: opts.ctxSize, kv: pairs } });
+  const model = loadModel(modelPath, { threads: opts.threads, session: { contextSize: opts.ctxSize, kv: pairs, kvWindow: kv.window } });
   try {
-    const session = model.createSession({ contextSize: opts.ctxSize, kv: pairs, rotation: opts.kvRotation });
+    const session = model.createSession({ contextSize: opts.ctxSize, kv: pairs, rotation: opts.kvRotation, kvWindow: kv.window });
     try {
       const tokenizer = model.tokenizer;
       const promptTokens = tokenizer.encode(promptText, { addSpecial: true });
@@ -106,7 +106,7 @@ function runCommand(opts: RunOptions): void {
         writeJson({
           tokens: result.tokens,
           text,
-          kv: { k: kv.k, v: kv.v, bytes: session.kvBytes, ...(kv.layers ? { layers: kv.layers } : {}) },
+          kv: { k: kv.k, v: kv.v, bytes: session.kvBytes, ...(kv.layers ? { layers: kv.layers } : {}), ...(kv.window ? { window: kv.window } : {}) },
           timings: { prompt_tps: promptTps, gen_tps: genTps },
           prompt_tokens: result.promptTokens,
           stop_reason: result.stopReason,

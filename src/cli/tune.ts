@@ -9,6 +9,7 @@ import { Option, type Command } from "commander";
 import { loadModel } from "../index.js";
 import { getKvFormat } from "../formats/table.js";
 import type { KvFormatName } from "../formats/types.js";
+import { kvWindowBytes } from "../kv/cache.js";
 import { kvScheduleJson } from "../kv/schedule.js";
 import { BaselineDistributions } from "../eval/kld-file.js";
 import { parseByteSize } from "../eval/plan.js";
@@ -36,6 +37,7 @@ interface TuneOptions {
   formats: string;
   kvRotation: boolean;
   threads?: number;
+  kvWindow?: number;
   json?: boolean;
 }
 
@@ -51,7 +53,8 @@ export function registerTune(program: Command): void {
     .addOption(new Option("--bits <b>", "average bits per cached value, scales included (e.g. 5.5)").argParser(floatArg(0.5, 32)).conflicts("memory"))
     .option("--memory <size>", "KV cache memory at -c tokens, e.g. 64MiB")
     .requiredOption("-o, --output <file>", "where to write the schedule (JSON)")
-    .option("--formats <list>", "candidate formats besides f16, comma-separated", DEFAULT_TUNE_FORMATS.join(","));
+    .option("--formats <list>", "candidate formats besides f16, comma-separated", DEFAULT_TUNE_FORMATS.join(","))
+    .option("--kv-window <n>", "tune under an exact window of each query's last N positions (f16; its bytes count in the budget)", intArg(0), 0);
   addKvRotationOption(cmd);
   addThreadsOption(cmd);
   cmd.option("--json", "print one JSON object: the schedule, its bits and its predicted and measured KLD").action((opts: TuneOptions) => tuneCommand(opts));
@@ -85,13 +88,16 @@ async function tuneCommand(opts: TuneOptions): Promise<void> {
     const c = model.config;
     const ctx = opts.ctxSize ?? Math.min(DEFAULT_PERPLEXITY_CTX, c.contextLength);
     const evalText = asCliError(() => prepareEvalText(model, text, ctx, opts.chunks));
-    const maxBytesPerToken = memory !== undefined ? memory / ctx : bytesPerTokenForBits(opts.bits!, c.nLayers, c.kvDim);
+    // the window's f16 rows are a fixed cost: what is left of the budget, per token, goes to the packed rows
+    const window = Math.min(opts.kvWindow ?? 0, ctx);
+    const windowPerToken = kvWindowBytes(window, c.nLayers, c.kvDim) / ctx;
+    const maxBytesPerToken = (memory !== undefined ? memory / ctx : bytesPerTokenForBits(opts.bits!, c.nLayers, c.kvDim)) - windowPerToken;
     const candidates = formats.filter((f) => f !== "f16");
     const smallest = minimumBytesPerToken(candidates, c.nLayers, c.kvDim);
     if (maxBytesPerToken < smallest) {
       const flag = memory !== undefined ? `--memory ${opts.memory} at -c ${ctx}` : `--bits ${opts.bits}`;
       throw new UsageError(
-        `${flag} allows ${maxBytesPerToken.toFixed(0)} bytes per token, below the smallest schedule's ${smallest} ` +
+        `${flag} allows ${maxBytesPerToken.toFixed(0)} bytes per token${window ? ` beside the window's ${windowPerToken.toFixed(0)}` : ""}, below the smallest schedule's ${smallest} ` +
           `(${(8 * smallest / (2 * c.nLayers * c.kvDim)).toFixed(2)} bits per value: every layer in the smallest of ${candidates.join(", ")})`,
       );
     }
@@ -105,6 +111,7 @@ async function tuneCommand(opts: TuneOptions): Promise<void> {
       m = measureTuneCosts(model, evalText, {
         formats: candidates,
         rotation: opts.kvRotation,
+        kvWindow: window,
         onProgress: (p) => progress.update(p.done, p.label),
         onCell: (partial) => writeFileAtomic(`${stem}.costs.json`, JSON.stringify(partial, null, 1) + "\n"),
       });
@@ -116,19 +123,22 @@ async function tuneCommand(opts: TuneOptions): Promise<void> {
     // the check: the chosen schedule against the same baseline, measured
     const base = new BaselineDistributions(c.nVocab, ctx, evalText.chunks.length);
     runPerplexity(model, evalText, { kv: { k: "f32", v: "f32" }, rotation: opts.kvRotation, record: base });
-    const measured = runPerplexity(model, evalText, { kv: choice.layers, rotation: opts.kvRotation, baseline: base }).kld!.kldMean;
+    const measured = runPerplexity(model, evalText, { kv: choice.layers, kvWindow: window, rotation: opts.kvRotation, baseline: base }).kld!.kldMean;
 
+    const bitsPerValue = choice.bitsPerValue + (8 * windowPerToken) / (2 * c.nLayers * c.kvDim);
     const expected = {
-      bits_per_value: choice.bitsPerValue,
-      kv_bytes_per_token: choice.bytesPerToken,
+      bits_per_value: bitsPerValue,
+      kv_bytes_per_token: choice.bytesPerToken + windowPerToken,
       kld_predicted: choice.predictedKld,
       kld_measured_on_calibration: measured,
     };
     const tunedOn = { model: path.basename(modelPath), text: path.basename(opts.file), text_sha256: sha256Hex(text), ctx, chunks: evalText.chunks.length, rotation: opts.kvRotation };
-    writeFileAtomic(out, kvScheduleJson(choice.layers, { note: "written by kvsplit tune; use with --kv-schedule", tuned_on: tunedOn, expected }));
+    writeFileAtomic(out, kvScheduleJson(choice.layers, { note: "written by kvsplit tune; use with --kv-schedule", tuned_on: tunedOn, expected }, window));
 
     const reference = candidates.reduce((a, b) => (bitsOf(b) < bitsOf(a) ? b : a));
-    const subtitle = `${path.basename(modelPath)}, ${evalText.chunks.length} × ${ctx} tokens of ${path.basename(opts.file)}; schedule ${choice.bitsPerValue.toFixed(2)} bits per value`;
+    const subtitle =
+      `${path.basename(modelPath)}, ${evalText.chunks.length} × ${ctx} tokens of ${path.basename(opts.file)}; schedule ${bitsPerValue.toFixed(2)} bits per value` +
+      (window ? ` (window ${window})` : "");
     const svg = await renderSvg(sensitivityHeatmap(m, reference, choice.layers, subtitle));
     writeFileAtomic(`${stem}.heatmap.svg`, svg);
     writeFileAtomic(`${stem}.heatmap.png`, svgToPng(svg));
@@ -141,7 +151,8 @@ async function tuneCommand(opts: TuneOptions): Promise<void> {
         [
           formatTable([{ title: "layer", align: "right" }, { title: "K", align: "left" }, { title: "V", align: "left" }], rows),
           "",
-          `bits per value ${choice.bitsPerValue.toFixed(3)} (${choice.bytesPerToken} bytes per token; budget ${maxBytesPerToken.toFixed(0)})`,
+          `bits per value ${bitsPerValue.toFixed(3)} (${(choice.bytesPerToken + windowPerToken).toFixed(0)} bytes per token at -c ${ctx}` +
+            `${window ? `, the exact window of ${window} included` : ""}; budget ${(maxBytesPerToken + windowPerToken).toFixed(0)})`,
           `mean KLD vs an f32 cache: predicted ${choice.predictedKld.toExponential(3)}, measured on the calibration text ${measured.toExponential(3)}`,
           `(f16 everywhere: ${m.f16Kld.toExponential(3)}). Check it on other text: kvsplit perplexity --kv-schedule ${opts.output} --kl-divergence BASE`,
         ].join("\n") + "\n",

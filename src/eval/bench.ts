@@ -35,6 +35,8 @@ export interface BenchJob {
   k: KvFormatName | "mixed";
   v: KvFormatName | "mixed";
   layers?: readonly KvPair[];
+  /** Exact recent window (SessionOptions.kvWindow; kvsplit only). */
+  window?: number;
   /** Cache depths before generation, ascending. */
   depths: number[];
   /** Tokens of the timed prompt batch (-p). */
@@ -166,9 +168,9 @@ class KvsplitBenchSession implements BenchEngineSession {
 /** One kvsplit run in this process: load the model with `job.threads` threads, measure, dispose. */
 export async function runKvsplitJob(job: BenchJob): Promise<BenchRunResult> {
   const kv = job.layers ?? { k: job.k as KvFormatName, v: job.v as KvFormatName };
-  const model = loadModel(job.modelPath, { threads: job.threads, session: { contextSize: job.contextSize, kv } });
+  const model = loadModel(job.modelPath, { threads: job.threads, session: { contextSize: job.contextSize, kv, kvWindow: job.window } });
   try {
-    const session = model.createSession({ contextSize: job.contextSize, kv });
+    const session = model.createSession({ contextSize: job.contextSize, kv, kvWindow: job.window });
     try {
       const { ppTps, tgTps } = await measureRun(new KvsplitBenchSession(session), job);
       return { engine: "kvsplit", config: job.config, ppTps, tgTps, kvBytes: session.kvBytes, contextSize: session.contextSize, rssPeakBytes: 0 };

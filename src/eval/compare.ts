@@ -10,7 +10,7 @@
 import type { KvPair } from "../api.js";
 import { getKvFormat } from "../formats/table.js";
 import { KV_FORMAT_NAMES, type KvFormatName } from "../formats/types.js";
-import { kvBitsPerValue, kvBytesPerToken } from "../kv/cache.js";
+import { kvBitsPerValue, kvBytesPerToken, kvWindowBytes } from "../kv/cache.js";
 import { kvConfigName, kvPairsOf, type KvConfig } from "../kv/shorthand.js";
 import { kvLayerFormats } from "../model/memory.js";
 import type { Model } from "../model/model.js";
@@ -50,7 +50,7 @@ export function planConfigs(configs: readonly KvConfig[], opts: ComparePlanOptio
     plan.push({ name: kvConfigName(k, v), k, v, group });
   };
   for (const c of configs) {
-    if (c.layers) {
+    if (c.layers || c.window) {
       // a schedule: its own row, whatever its layers hold
       if (!seen.has(c.name)) plan.push({ ...c, group: "config" });
       seen.add(c.name);
@@ -93,11 +93,12 @@ export interface KvMemory {
   bytesAt: Map<number, number>;
 }
 
-export function kvMemory(model: Model, kv: KvPair | readonly KvPair[], contexts: readonly number[]): KvMemory {
+export function kvMemory(model: Model, kv: KvPair | readonly KvPair[], contexts: readonly number[], window = 0): KvMemory {
   const c = model.config;
   const layers = kvLayerFormats(c, kv);
   const bytesPerToken = kvBytesPerToken(layers, c.kvDim);
-  return { bytesPerToken, bytesAt: new Map(contexts.map((n) => [n, n * bytesPerToken])) };
+  const at = (n: number) => n * bytesPerToken + kvWindowBytes(Math.min(window, n), c.nLayers, c.kvDim);
+  return { bytesPerToken, bytesAt: new Map(contexts.map((n) => [n, at(n)])) };
 }
 
 export interface SpeedOptions {
@@ -118,11 +119,11 @@ export interface Speed {
  * Short timed runs: `promptTokens` of `tokens` as one prompt, then `genTokens` single-token evaluations fed the
  * following tokens of the text (no sampling: only the model and the cache are timed). The fastest of `reps` runs.
  */
-export function measureSpeed(model: Model, kv: KvPair | readonly KvPair[], rotation: boolean, tokens: readonly number[], opts: SpeedOptions): Speed {
+export function measureSpeed(model: Model, kv: KvPair | readonly KvPair[], rotation: boolean, tokens: readonly number[], opts: SpeedOptions, kvWindow = 0): Speed {
   const need = opts.promptTokens + opts.genTokens;
   if (tokens.length < need) throw new RangeError(`the speed run needs ${need} tokens, the chunk has ${tokens.length}`);
   const reps = opts.reps ?? 3;
-  const session = model.createSession({ contextSize: need, kv, rotation });
+  const session = model.createSession({ contextSize: need, kv, rotation, kvWindow });
   let best: Speed = { ppTps: 0, tgTps: opts.genTokens > 0 ? 0 : NaN };
   try {
     for (let rep = 0; rep < reps; rep++) {
@@ -148,9 +149,10 @@ export interface CompareRow {
   /** "mixed" for a schedule whose layers differ on that side. */
   k: KvFormatName | "mixed";
   v: KvFormatName | "mixed";
-  /** A per-layer schedule (--kv-schedule): a config llama.cpp cannot run. */
-  schedule: boolean;
+  /** kvsplit's own: a config llama.cpp cannot run (a per-layer schedule or an exact window). */
+  kvsplitOnly: boolean;
   group: RowGroup;
+  /** Bytes per token at the evaluated context: kvBytes / ctx (the per-token rows, plus a window's f16 rows spread over ctx). */
   kvBytesPerToken: number;
   /** Bytes the cache held for the evaluated context (ctx positions), and as bits per cached value (kv/cache.ts). */
   kvBytes: number;
@@ -238,21 +240,23 @@ export function runCompare(model: Model, evalText: EvalText, opts: CompareOption
   });
   opts.plan.forEach((p, i) => {
     const kv = kvPairsOf(p);
-    const run: PerplexityRunResult = runPerplexity(model, evalText, { kv, rotation: opts.rotation, baseline: base, onChunk: progress(p.name, i + 1) });
-    const s = measureSpeed(model, kv, opts.rotation, speedTokens, speed);
-    const mem = kvMemory(model, kv, memoryContexts);
+    const window = p.window ?? 0;
+    const run: PerplexityRunResult = runPerplexity(model, evalText, { kv, kvWindow: window, rotation: opts.rotation, baseline: base, onChunk: progress(p.name, i + 1) });
+    const s = measureSpeed(model, kv, opts.rotation, speedTokens, speed, window);
+    const mem = kvMemory(model, kv, memoryContexts, window);
     const kld = run.kld!;
     rows.push({
       config: p.name,
       k: p.k,
       v: p.v,
-      schedule: p.layers !== undefined,
+      kvsplitOnly: p.layers !== undefined || (p.window ?? 0) > 0,
       group: p.group,
-      kvBytesPerToken: mem.bytesPerToken,
+      // at the evaluated context: a window's fixed f16 rows spread over its positions (the rest is per token)
+      kvBytesPerToken: run.kvBytes / evalText.ctx,
       kvBytes: run.kvBytes,
       kvBitsPerValue: kvBitsPerValue(run.kvBytes, evalText.ctx, c.nLayers, c.kvDim),
       kvBytesAt: mem.bytesAt,
-      savedVsF16Pct: 100 * (1 - mem.bytesPerToken / f16.bytesPerToken),
+      savedVsF16Pct: 100 * (1 - run.kvBytes / evalText.ctx / f16.bytesPerToken),
       ppTps: s.ppTps,
       tgTps: s.tgTps,
       ppl: run.ppl,

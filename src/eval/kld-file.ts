@@ -81,6 +81,7 @@ export interface KldBaseKv {
   k: string;
   v: string;
   layers?: readonly KvPair[];
+  window?: number;
 }
 
 export interface KldBaseIdentity {

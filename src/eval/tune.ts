@@ -59,7 +59,14 @@ function kvRow(format: KvFormatName, kvDim: number): number {
 export function measureTuneCosts(
   model: Model,
   evalText: EvalText,
-  opts: { formats: readonly KvFormatName[]; rotation: boolean; onProgress?: (p: TuneProgress) => void; onCell?: (m: TuneMeasurement) => void },
+  opts: {
+    formats: readonly KvFormatName[];
+    rotation: boolean;
+    /** Exact recent window every run keeps (SessionOptions.kvWindow): the costs are measured under it. */
+    kvWindow?: number;
+    onProgress?: (p: TuneProgress) => void;
+    onCell?: (m: TuneMeasurement) => void;
+  },
 ): TuneMeasurement {
   const c = model.config;
   const formats = opts.formats.filter((f) => f !== "f16");
@@ -70,7 +77,7 @@ export function measureTuneCosts(
   runPerplexity(model, evalText, { kv: { k: "f32", v: "f32" }, rotation: opts.rotation, record: base });
   step("f32 baseline");
   const allF16: KvPair[] = Array.from({ length: c.nLayers }, () => ({ k: "f16", v: "f16" }));
-  const klds = (kv: readonly KvPair[]) => runPerplexity(model, evalText, { kv, rotation: opts.rotation, baseline: base }).kld!.kldMean;
+  const klds = (kv: readonly KvPair[]) => runPerplexity(model, evalText, { kv, kvWindow: opts.kvWindow, rotation: opts.rotation, baseline: base }).kld!.kldMean;
   const f16Kld = klds(allF16);
   step("all f16");
   const m: TuneMeasurement = { nLayers: c.nLayers, kvDim: c.kvDim, formats: [...formats], f16Kld, cells: [] };

@@ -58,6 +58,18 @@ export interface KvCacheOptions {
   rotationRule?: "llama.cpp" | "all";
   /** Split attention and batch appends across these threads (the model's pool; its tasks name `rt`'s shard). */
   pool?: KvThreadPool;
+  /**
+   * Exact recent window: each query reads its last `window` positions from f16 rows instead of the packed ones (the
+   * packed rows are still written: a position leaves the window). Default 0 (none). Needs whole blocks per head.
+   */
+  window?: number;
+  /** Largest batch appended at once (sizes the window's staging rows; default contextSize). */
+  maxTokens?: number;
+}
+
+/** Bytes the exact window adds to a cache: its f16 K and V rows, per layer. */
+export function kvWindowBytes(window: number, nLayers: number, kvDim: number): number {
+  return nLayers * 2 * window * kvDim * 2;
 }
 
 /** Values of a kvDim row once padded to whole blocks of `format`. */
@@ -133,6 +145,17 @@ export class KvCache {
   private readonly scratchPtr: number; // (nThreads, scratchStride) bytes: each thread's attention / row scratch
   private readonly scratchStride: number;
   private readonly rowScratchBytes: number; // (maxRowValues) f32: a row being rotated or padded before quantization
+  // exact recent window (window > 0), see KvCacheOptions.window
+  readonly window: number;
+  private readonly headRowBytes: number; // one kv head's f16 row: headDim × 2
+  private readonly ringK: number[] = []; // per layer (nKvHeads, window, headDim) f16: position p in slot p % window
+  private readonly ringV: number[] = [];
+  private readonly ringEnd: number[] = []; // per layer: the ring holds positions [ringEnd − window, ringEnd)
+  private readonly stageRows: number; // window + maxTokens
+  private readonly stageK: number = 0; // (nKvHeads, stageRows, headDim) f16: one layer's exact rows for one batch
+  private readonly stageV: number = 0;
+  private readonly xdescPtr: number = 0; // the staging rows' descriptor (LAYER_DESC fields), rewritten per append
+  private staged = { layer: -1, first: 0, end: 0 }; // stage rows hold positions [first, end) of this layer
 
   constructor(rt: WasmRuntime, opts: KvCacheOptions) {
     checkOptions(opts);
@@ -149,6 +172,9 @@ export class KvCache {
     this.scale = Math.fround(1 / Math.sqrt(opts.headDim));
     this.pool = opts.pool;
     this.nThreads = opts.pool?.nThreads ?? 1;
+    this.window = opts.window ?? 0;
+    this.headRowBytes = this.headDim * 2;
+    this.stageRows = this.window + Math.min(opts.maxTokens ?? this.contextSize, this.contextSize);
 
     let maxRowValues = 0;
     const allocated: number[] = [];
@@ -199,6 +225,19 @@ export class KvCache {
       const attention = Number(rt.k.attendScratchBytes(this.nHeads, this.nKvHeads, this.headDim, this.contextSize));
       this.scratchStride = Math.ceil(Math.max(attention, 2 * this.rowScratchBytes) / 64) * 64;
       this.scratchPtr = alloc(this.nThreads * this.scratchStride);
+      if (this.window > 0) {
+        const bad = this.layouts.findIndex((l) => !l.grouped);
+        if (bad >= 0) throw new RangeError(`an exact window needs every kv head on whole K and V blocks (head_dim ${this.headDim}, layer ${bad}: ${this.layouts[bad].k.name}/${this.layouts[bad].v.name})`);
+        const ringBytes = this.nKvHeads * this.window * this.headRowBytes;
+        for (let i = 0; i < this.nLayers; i++) {
+          this.ringK.push(alloc(ringBytes));
+          this.ringV.push(alloc(ringBytes));
+          this.ringEnd.push(0);
+        }
+        this.stageK = alloc(this.nKvHeads * this.stageRows * this.headRowBytes);
+        this.stageV = alloc(this.nKvHeads * this.stageRows * this.headRowBytes);
+        this.xdescPtr = alloc(descBytes);
+      }
     } catch (e) {
       for (const p of allocated) rt.free(p);
       throw e;
@@ -230,6 +269,10 @@ export class KvCache {
     this.checkLayer(layer);
     if (!Number.isInteger(pos) || pos < 0 || pos >= this.contextSize) {
       throw new RangeError(`position ${pos} is outside the cache (0 .. ${this.contextSize - 1})`);
+    }
+    if (this.window > 0) {
+      this.appendBatch(layer, pos, 1, kPtr, vPtr);
+      return;
     }
     const l = this.layouts[layer];
     const k = this.rt.k;
@@ -265,11 +308,81 @@ export class KvCache {
       threadArg: { index: 2, base: this.scratchPtr + scratchOffset, stride: this.scratchStride },
       shard: this.rt.shard,
     });
-    this.run([
+    const tasks = [
       store(l.k, kPtr, l.kRowValues, l.rotation.k, l.kPtr, l.kPosStride, l.kHeadStride, 0),
       store(l.v, vPtr, l.vRowValues, l.rotation.v, l.vPtr, l.vPosStride, l.vHeadStride, this.rowScratchBytes),
-    ]);
+    ];
+    if (this.window > 0) {
+      // the batch's exact rows: f16, rotated as the packed rows are, after the window's earlier rows in the stage
+      const first = this.stageWindow(layer, firstPos, nTokens);
+      const f16 = getFormat("f16");
+      const headStride = this.stageRows * this.headRowBytes;
+      const at = (firstPos - first) * this.headRowBytes;
+      // storeRows_packed(..., dst + firstPos·posStride, ...): the stage's row 0 is position `first`
+      tasks.push(store(f16, kPtr, this.kvDim, l.rotation.k, this.stageK + at - firstPos * this.headRowBytes, this.headRowBytes, headStride, 0));
+      tasks.push(store(f16, vPtr, this.kvDim, l.rotation.v, this.stageV + at - firstPos * this.headRowBytes, this.headRowBytes, headStride, this.rowScratchBytes));
+    }
+    // a stage task shares its side's row scratch with the packed one: a thread runs one chunk at a time
+    this.run(tasks);
+    if (this.window > 0) this.keepWindow(layer, firstPos + nTokens);
     if (layer === this.nLayers - 1 && firstPos + nTokens > this.stored) this.stored = firstPos + nTokens;
+  }
+
+  /**
+   * Fill the stage with `layer`'s exact rows of positions [first, firstPos) from its ring, first = max(0, firstPos −
+   * window), and describe the stage for the kernel (position p at stage row p − first); returns first. The batch's
+   * own rows are written after them by appendBatch.
+   */
+  private stageWindow(layer: number, firstPos: number, nTokens: number): number {
+    const W = this.window;
+    const first = Math.max(0, firstPos - W);
+    const end = this.ringEnd[layer];
+    if (first < firstPos && (firstPos > end || first < end - W)) {
+      throw new RangeError(
+        `layer ${layer}: positions ${first} .. ${firstPos - 1} of the exact window are not in its f16 rows (it holds ` +
+          `${Math.max(0, end - W)} .. ${end - 1}); with a window, append positions in order from 0`,
+      );
+    }
+    if (nTokens + W > this.stageRows) throw new RangeError(`a batch of ${nTokens} tokens exceeds the window stage (${this.stageRows - W} tokens)`);
+    const u8 = this.rt.u8(0, this.rt.memory.buffer.byteLength);
+    const hb = this.headRowBytes;
+    for (let g = 0; g < this.nKvHeads; g++) {
+      for (let p = first; p < firstPos; p++) {
+        const from = g * W * hb + (p % W) * hb;
+        const to = (g * this.stageRows + (p - first)) * hb;
+        u8.copyWithin(this.stageK + to, this.ringK[layer] + from, this.ringK[layer] + from + hb);
+        u8.copyWithin(this.stageV + to, this.ringV[layer] + from, this.ringV[layer] + from + hb);
+      }
+    }
+    this.staged = { layer, first, end: firstPos + nTokens };
+    const d = this.rt.i32(this.xdescPtr, LAYER_DESC_SLOTS);
+    d.set(this.rt.i32(this.layouts[layer].descPtr, LAYER_DESC_SLOTS));
+    // based so that position p's row is at kRows + p·posStride (addresses wrap modulo 2^32 in the kernel)
+    d[LAYER_DESC.kRows] = (this.stageK - first * hb) | 0;
+    d[LAYER_DESC.vRows] = (this.stageV - first * hb) | 0;
+    d[LAYER_DESC.kPosStride] = hb;
+    d[LAYER_DESC.vPosStride] = hb;
+    d[LAYER_DESC.kHeadStride] = this.stageRows * hb;
+    d[LAYER_DESC.vHeadStride] = this.stageRows * hb;
+    d[LAYER_DESC.kType] = getFormat("f16").ggmlType;
+    d[LAYER_DESC.vType] = getFormat("f16").ggmlType;
+    return first;
+  }
+
+  /** After a batch ending at `end`: the ring keeps `layer`'s last `window` exact rows from the stage. */
+  private keepWindow(layer: number, end: number): void {
+    const W = this.window;
+    const hb = this.headRowBytes;
+    const u8 = this.rt.u8(0, this.rt.memory.buffer.byteLength);
+    for (let p = Math.max(this.staged.first, end - W); p < end; p++) {
+      for (let g = 0; g < this.nKvHeads; g++) {
+        const from = (g * this.stageRows + (p - this.staged.first)) * hb;
+        const to = g * W * hb + (p % W) * hb;
+        u8.copyWithin(this.ringK[layer] + to, this.stageK + from, this.stageK + from + hb);
+        u8.copyWithin(this.ringV[layer] + to, this.stageV + from, this.stageV + from + hb);
+      }
+    }
+    this.ringEnd[layer] = end;
   }
 
   /**
@@ -317,9 +430,16 @@ export class KvCache {
   /** The attention kernel over every (token, kv head) or (token, head) item, split across the pool. */
   private attendItems(l: KvLayerLayout, firstPos: number, nTokens: number, qPtr: number, outPtr: number): void {
     const count = nTokens * (l.grouped ? this.nKvHeads : this.nHeads);
+    if (this.window > 0) {
+      const layer = this.layouts.indexOf(l);
+      const need = Math.max(0, firstPos + 1 - this.window);
+      if (this.staged.layer !== layer || this.staged.first > need || this.staged.end < firstPos + nTokens) {
+        throw new RangeError(`layer ${layer}: with an exact window, attention for positions ${firstPos} .. ${firstPos + nTokens - 1} must follow the append of those positions`);
+      }
+    }
     this.run([{
       kernel: l.grouped ? "attendGrouped_packed" : "attendHeads_packed",
-      args: [0, count, this.scratchPtr, l.descPtr, qPtr, outPtr, firstPos],
+      args: [0, count, this.scratchPtr, l.descPtr, qPtr, outPtr, firstPos, this.window > 0 ? this.xdescPtr : 0, this.window],
       count,
       startArg: 0,
       endArg: 1,
@@ -387,9 +507,9 @@ export class KvCache {
     this.stored = n;
   }
 
-  /** Exact bytes of K and V storage: Σ layers contextSize × (kRowBytes + vRowBytes). */
+  /** Exact bytes of K and V storage: Σ layers contextSize × (kRowBytes + vRowBytes), plus the window's f16 rows. */
   bytes(): number {
-    let total = 0;
+    let total = kvWindowBytes(this.window, this.nLayers, this.kvDim);
     for (const l of this.layouts) total += this.contextSize * (l.kRowBytes + l.vRowBytes);
     return total;
   }
@@ -403,6 +523,7 @@ export class KvCache {
     }
     this.rt.free(this.descsPtr);
     this.rt.free(this.scratchPtr);
+    for (const p of [...this.ringK, ...this.ringV, this.stageK, this.stageV, this.xdescPtr]) if (p) this.rt.free(p);
   }
 
   private checkLayer(layer: number): void {
@@ -424,6 +545,9 @@ function checkOptions(o: KvCacheOptions): void {
   positive("contextSize", o.contextSize);
   if (o.nHeads % o.nKvHeads !== 0) {
     throw new RangeError(`KV cache nHeads ${o.nHeads} is not a multiple of nKvHeads ${o.nKvHeads}`);
+  }
+  if (o.window !== undefined && (!Number.isInteger(o.window) || o.window < 0 || o.window > o.contextSize)) {
+    throw new RangeError(`KV cache window must be an integer in 0 .. contextSize (${o.contextSize}), got ${o.window}`);
   }
   if (o.layers.length !== o.nLayers) {
     throw new RangeError(`KV cache needs one K/V format pair per layer: ${o.nLayers} layers, got ${o.layers.length} pairs`);

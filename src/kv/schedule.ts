@@ -6,6 +6,7 @@
  *   {
  *     "kvsplit_schedule": 1,
  *     "layers": [ { "k": "q8_0", "v": "q4_0" }, { "k": "f16", "v": "q8_0" }, ... ],   one entry per model layer
+ *     "window": 16,                                                                    optional: exact recent window
  *     "model": "...", "expected": { ... }, "note": "..."                                optional, informational
  *   }
  *
@@ -27,6 +28,8 @@ export interface KvSchedule {
   file: string;
   /** (nLayers) K/V formats per layer. */
   layers: KvPair[];
+  /** "window": the exact recent window every layer keeps (positions), when the file gives one. */
+  window?: number;
   /** Optional extras of the file, kept as read (tune's expectations, the model it was tuned on). */
   extras: Record<string, unknown>;
 }
@@ -39,7 +42,7 @@ export class KvScheduleError extends Error {
   }
 }
 
-const TOP_KEYS = new Set(["kvsplit_schedule", "layers", "model", "expected", "note", "tuned_on"]);
+const TOP_KEYS = new Set(["kvsplit_schedule", "layers", "window", "model", "expected", "note", "tuned_on"]);
 const LAYER_KEYS = new Set(["layer", "k", "v"]);
 
 /** Parse schedule JSON text; `file` names it in errors and in the schedule's name. */
@@ -72,8 +75,12 @@ export function parseKvSchedule(text: string, file: string): KvSchedule {
     if (e.layer !== undefined && e.layer !== i) fail(`entry ${i} says "layer": ${JSON.stringify(e.layer)}; entries must be in layer order 0, 1, 2, ...`);
     return { k: formatAt(e.k, `layer ${i} "k"`, fail), v: formatAt(e.v, `layer ${i} "v"`, fail) };
   });
-  const extras = Object.fromEntries(Object.entries(obj).filter(([k]) => k !== "layers" && k !== "kvsplit_schedule"));
-  return { name: `schedule:${path.basename(file)}`, file, layers, extras };
+  if (obj.window !== undefined && (!Number.isSafeInteger(obj.window) || (obj.window as number) < 0)) {
+    fail(`"window" must be a whole number of positions (0 or more), got ${JSON.stringify(obj.window)}`);
+  }
+  const window = obj.window as number | undefined;
+  const extras = Object.fromEntries(Object.entries(obj).filter(([k]) => k !== "layers" && k !== "kvsplit_schedule" && k !== "window"));
+  return { name: `schedule:${path.basename(file)}`, file, layers, extras, ...(window ? { window } : {}) };
 }
 
 function formatAt(value: unknown, where: string, fail: (detail: string) => never): KvFormatName {
@@ -104,8 +111,8 @@ export function checkScheduleLayers(layers: readonly KvPair[], nLayers: number, 
   }
 }
 
-/** The schedule file's JSON text for these layers (and extras), as parseKvSchedule reads it. */
-export function kvScheduleJson(layers: readonly KvPair[], extras: Record<string, unknown> = {}): string {
-  const obj = { kvsplit_schedule: SCHEDULE_VERSION, ...extras, layers: layers.map((l, i) => ({ layer: i, k: l.k, v: l.v })) };
+/** The schedule file's JSON text for these layers (a window, extras), as parseKvSchedule reads it. */
+export function kvScheduleJson(layers: readonly KvPair[], extras: Record<string, unknown> = {}, window = 0): string {
+  const obj = { kvsplit_schedule: SCHEDULE_VERSION, ...extras, ...(window > 0 ? { window } : {}), layers: layers.map((l, i) => ({ layer: i, k: l.k, v: l.v })) };
   return JSON.stringify(obj, null, 2).replace(/\{\n\s+"layer": (\d+),\n\s+"k": ("[^"]+"),\n\s+"v": ("[^"]+")\n\s+\}/g, '{ "layer": $1, "k": $2, "v": $3 }') + "\n";
 }

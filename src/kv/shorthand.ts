@@ -18,6 +18,21 @@ export interface KvConfig {
   layers?: readonly KvPair[];
   /** The schedule's file, for errors. */
   scheduleFile?: string;
+  /** Exact recent window (`+w16`): each query's last `window` positions in f16 (SessionOptions.kvWindow). */
+  window?: number;
+}
+
+/** `K4V4+w16`: a config spelled with an exact recent window of 16 positions. */
+const WINDOW_SUFFIX = /\+\s*w\s*(\d+)\s*$/i;
+
+/** The config with an exact recent window of `window` positions (0: none), named `NAME+wN`. */
+export function withWindow(config: KvConfig, window: number): KvConfig {
+  const base = config.name.replace(WINDOW_SUFFIX, "");
+  if (window === 0) {
+    const { window: _dropped, ...rest } = config;
+    return { ...rest, name: base };
+  }
+  return { ...config, name: `${base}+w${window}`, window };
 }
 
 /** What a session takes: the one pair, or the schedule's pairs per layer. */
@@ -28,7 +43,8 @@ export function kvPairsOf(config: KvConfig): KvPair | readonly KvPair[] {
 /** The config of a schedule: its name, k / v where every layer agrees ("mixed" otherwise), its layers. */
 export function configOfSchedule(schedule: KvSchedule): KvConfig {
   const same = (side: "k" | "v") => (schedule.layers.every((l) => l[side] === schedule.layers[0]![side]) ? schedule.layers[0]![side] : "mixed");
-  return { name: schedule.name, k: same("k"), v: same("v"), layers: schedule.layers, scheduleFile: schedule.file };
+  const config: KvConfig = { name: schedule.name, k: same("k"), v: same("v"), layers: schedule.layers, scheduleFile: schedule.file };
+  return schedule.window ? withWindow(config, schedule.window) : config;
 }
 
 /** Bits in a `KxVy` shorthand and the format each stands for. */
@@ -48,7 +64,8 @@ export const DEFAULT_KV: KvConfig = { name: "F16", k: "f16", v: "f16" };
 export const ALLOWED_KV_CONFIGS_TEXT =
   `F16, F32, KxVy with x,y in {${SHORTHAND_BITS.map(([b]) => b).join(",")}} ` +
   `(${SHORTHAND_BITS.map(([b, n]) => `${b}=${n}`).join(" ")}; e.g. K8V4), ` +
-  `or a K/V pair 'q8_0/q4_0' or 'k=q8_0,v=q4_0' of the formats ${KV_FORMAT_NAMES.join(", ")}`;
+  `or a K/V pair 'q8_0/q4_0' or 'k=q8_0,v=q4_0' of the formats ${KV_FORMAT_NAMES.join(", ")}; ` +
+  `'+wN' after any of them keeps each query's last N positions exact (f16), e.g. K4V4+w16`;
 
 /** A K/V configuration that is not one of the allowed spellings, or names a format the KV cache cannot hold. */
 export class KvConfigError extends Error {
@@ -95,6 +112,12 @@ function config(k: KvFormatName, v: KvFormatName): KvConfig {
  * or one format name for both sides (`q8_0`). Throws KvConfigError naming the spec and the allowed spellings.
  */
 export function parseKvConfig(spec: string): KvConfig {
+  const suffix = WINDOW_SUFFIX.exec(spec);
+  if (suffix) {
+    const window = Number(suffix[1]);
+    if (!Number.isSafeInteger(window) || window < 1) throw new KvConfigError(spec, `window '${suffix[0].trim()}' must be at least 1`);
+    return withWindow(parseKvConfig(spec.slice(0, suffix.index)), window);
+  }
   const text = spec.trim();
   const upper = text.toUpperCase();
   if (upper === "F16") return config("f16", "f16");
@@ -126,12 +149,18 @@ export function parseKvConfig(spec: string): KvConfig {
   throw new KvConfigError(spec);
 }
 
+/** Named lists usable as an entry of a config list: llama.cpp's usual pairs, and kvsplit's exact-window configs. */
+export const KV_CONFIG_PRESETS: Readonly<Record<string, string>> = {
+  "llama.cpp": "F16,K8V8,K8V4,K4V8,K4V4",
+  windows: "K4V4+w4,K4V4+w16,iq4_nl/iq4_nl+w16,K5V5+w16,K8V4+w16",
+};
+
 /**
- * Parse a comma-separated list of configurations: `F16,K8V8,K8V4,q5_1/q5_1`.
- * A `k=...,v=...` pair inside a list keeps its comma (`F16,k=q8_0,v=q4_0` is two configs).
+ * Parse a comma-separated list of configurations: `F16,K8V8,K8V4,q5_1/q5_1`; a preset name (KV_CONFIG_PRESETS)
+ * stands for its list. A `k=...,v=...` pair inside a list keeps its comma (`F16,k=q8_0,v=q4_0` is two configs).
  */
 export function parseKvConfigList(list: string): KvConfig[] {
-  const parts = list.split(",").map((p) => p.trim());
+  const parts = list.split(",").map((p) => p.trim()).flatMap((p) => (KV_CONFIG_PRESETS[p] ?? p).split(","));
   const configs: KvConfig[] = [];
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i]!;
@@ -157,10 +186,21 @@ export interface KvFlags {
   ctv?: string;
   /** `--kv-schedule`: a per-layer schedule file (kv/schedule.ts). */
   schedule?: string;
+  /** `--kv-window`: an exact recent window for whichever config the other flags give. */
+  window?: number;
 }
 
 /** Resolve `--kv`, `-ctk/-ctv` or `--kv-schedule` (exclusive; each side defaults to f16) into one configuration. */
 export function resolveKvFlags(flags: KvFlags): KvConfig {
+  const config = resolveKvFormats(flags);
+  if (flags.window === undefined) return config;
+  if (config.window !== undefined && config.window !== flags.window) {
+    throw new KvFlagConflictError(`--kv-window ${flags.window}`, `the window +w${config.window} of ${config.name}`);
+  }
+  return withWindow(config, flags.window);
+}
+
+function resolveKvFormats(flags: KvFlags): KvConfig {
   const { kv, ctk, ctv, schedule } = flags;
   if (schedule !== undefined) {
     const other = kv !== undefined ? `--kv ${kv}` : ctk !== undefined ? `-ctk ${ctk}` : ctv !== undefined ? `-ctv ${ctv}` : undefined;

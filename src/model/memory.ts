@@ -17,7 +17,7 @@
  */
 import type { KvPair } from "../api.js";
 import { getKvFormat } from "../formats/table.js";
-import { kvBytesPerToken, kvRowBytes, type KvLayerFormats } from "../kv/cache.js";
+import { kvBytesPerToken, kvRowBytes, kvWindowBytes, type KvLayerFormats } from "../kv/cache.js";
 import { MAX_WASM_BYTES } from "../runtime/wasm.js";
 import type { ModelConfig } from "./config.js";
 import { PlacementError, placeWeights } from "./placement.js";
@@ -51,6 +51,8 @@ export interface MemoryPlanOptions {
   available?: number;
   /** Bytes one WebAssembly memory may hold (default 4 GiB). */
   shardBytes?: number;
+  /** The exact recent window (SessionOptions.kvWindow): its f16 rows count as KV cache, its stage as scratch. */
+  window?: number;
 }
 
 /** Thrown before any large allocation when the model and its session do not fit. */
@@ -115,13 +117,16 @@ export function planMemory(
   const largestLayerKv = Math.max(...layers.map((l) => kvRowBytes(l.k, config.kvDim) + kvRowBytes(l.v, config.kvDim)));
   // the KV cache goes first into the room the weight shards have left, then into memories of its own
   const leftover = weightShards * (shardBytes - shardScratch) - weightsBytes;
+  const window = opts.window ?? 0;
   const total = (ctx: number) => {
     const { fixed, perToken } = kvShardScratchBytes(config, threads, batch);
-    const kv = ctx * kvPerToken;
+    const w = Math.min(window, ctx);
+    const kv = ctx * kvPerToken + kvWindowBytes(w, config.nLayers, config.kvDim);
     const room = shardBytes - fixed - ctx * perToken; // KV bytes one shard holds beside the session's scratch
     const beyond = kv + fixed + ctx * perToken - leftover;
     const kvShards = beyond <= 0 ? 0 : room > 0 ? Math.ceil(beyond / room) : 1;
-    const scratch = weightShards * shardScratch + Math.max(1, kvShards) * (fixed + ctx * perToken);
+    const stage = w > 0 ? 2 * (w + batch) * config.kvDim * 2 : 0; // f16 K and V of one layer's window and batch
+    const scratch = weightShards * shardScratch + Math.max(1, kvShards) * (fixed + ctx * perToken + stage);
     return { kv, scratch, shards: weightShards + kvShards, total: weightsBytes + kv + scratch };
   };
   const fitsShard = (ctx: number) => {

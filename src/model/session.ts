@@ -25,6 +25,8 @@ export class Session {
   /** K/V formats of each layer. */
   readonly kv: readonly KvPair[];
   readonly rotation: boolean;
+  /** Positions each query reads exactly (f16) before the packed formats take over (SessionOptions.kvWindow). */
+  readonly kvWindow: number;
   private readonly ctx: ForwardContext;
   private pos = 0;
   private disposed = false;
@@ -45,6 +47,9 @@ export class Session {
     }
     this.kv = perLayer.map((p) => ({ k: p.k, v: p.v }));
     this.rotation = opts.rotation ?? true;
+    this.kvWindow = opts.kvWindow ?? 0;
+    if (!Number.isInteger(this.kvWindow) || this.kvWindow < 0) throw new RangeError(`kvWindow must be a non-negative integer, got ${opts.kvWindow}`);
+    this.kvWindow = Math.min(this.kvWindow, this.contextSize);
     const layers: KvLayerFormats[] = this.kv.map((p) => ({ k: getKvFormat(p.k), v: getKvFormat(p.v) }));
     // Fail before any large allocation if this session cannot fit beside what the model's memories already hold.
     const available = (model.memoryLimit ?? machineMemoryBytes()) - (model.shards.usedBytes - model.weights.bytes);
@@ -53,6 +58,7 @@ export class Session {
       batchTokens: MAX_BATCH,
       available,
       shardBytes: model.shards.shardBytes,
+      window: this.kvWindow,
     });
     this.ctx = {
       config: c,
@@ -69,6 +75,7 @@ export class Session {
         pool: model.pool,
         inputShard: model.weights.layerShard,
         maxTokens: MAX_BATCH,
+        window: this.kvWindow,
       }),
     };
   }

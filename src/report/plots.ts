@@ -85,22 +85,22 @@ export function memoryPlot(result: CompareResult): PlotSpec {
 }
 
 /**
- * Mean KLD (log scale) against bytes per token; front points filled and joined by a line. With per-layer schedules
- * among the rows, two fronts: llama.cpp's (its one-pair formats only) and kvsplit's (schedules included); schedules
- * are drawn as diamonds.
+ * Mean KLD (log scale) against bytes per token; front points filled and joined by a line. With kvsplit's own configs
+ * among the rows (per-layer schedules, exact windows: llama.cpp runs neither), two fronts: llama.cpp's (one K/V pair
+ * for all layers) and kvsplit's (its own included); its own are drawn as diamonds.
  */
 export function qualityPlot(result: CompareResult): PlotSpec {
   // Sweep rows crowd one corner with unreadable labels; the sensitivity plot shows them instead.
   const plotted = result.rows.filter((r) => r.kldMean > 0 && r.group !== "sweep");
   const front = paretoFront(plotted);
-  const hasSchedules = plotted.some((r) => r.schedule);
-  const llamaFront = paretoFront(plotted.filter((r) => !r.schedule));
+  const hasOwn = plotted.some((r) => r.kvsplitOnly);
+  const llamaFront = paretoFront(plotted.filter((r) => !r.kvsplitOnly));
   const values = plotted.map((r) => ({
     config: r.config,
     bytes: r.kvBytesPerToken,
     kld: r.kldMean,
     pareto: front.has(r.config) ? "on the Pareto front" : "dominated",
-    kind: r.schedule ? "kvsplit per-layer schedule" : "one K/V pair (llama.cpp's formats)",
+    kind: r.kvsplitOnly ? "kvsplit's own (schedule, window)" : "one K/V pair (llama.cpp's formats)",
   }));
   const frontValues = values.filter((v) => v.pareto === "on the Pareto front").sort((a, b) => a.bytes - b.bytes);
   const llamaFrontValues = values.filter((v) => llamaFront.has(v.config)).sort((a, b) => a.bytes - b.bytes);
@@ -114,7 +114,7 @@ export function qualityPlot(result: CompareResult): PlotSpec {
   const subtitle =
     `${modelLabel(result)}; mean KL divergence from the f32 cache over ${result.nScored} positions (lower is better)` +
     (omitted > 0 ? `; ${omitted} config(s) with KLD 0 not shown on the log scale` : "");
-  const fronts = hasSchedules ? ["red dashed: kvsplit's Pareto front (schedules included); grey dotted: llama.cpp's (one K/V pair for all layers)"] : [];
+  const fronts = hasOwn ? ["red dashed: kvsplit's Pareto front (its own configs included); grey dotted: llama.cpp's (one K/V pair for all layers)"] : [];
   return {
     name: "quality-vs-memory",
     title,
@@ -126,7 +126,7 @@ export function qualityPlot(result: CompareResult): PlotSpec {
       config: CONFIG,
       layer: [
         // with schedules: llama.cpp's front (grey, dotted) under kvsplit's (red, dashed)
-        ...(hasSchedules ? [frontLine(llamaFrontValues, "#7f7f7f", [2, 3])] : []),
+        ...(hasOwn ? [frontLine(llamaFrontValues, "#7f7f7f", [2, 3])] : []),
         frontLine(frontValues, "#d62728", [6, 3]),
         {
           data: { values },
@@ -140,8 +140,8 @@ export function qualityPlot(result: CompareResult): PlotSpec {
               title: null,
               scale: { domain: ["on the Pareto front", "dominated"], range: ["#d62728", "#7f7f7f"] },
             },
-            ...(hasSchedules
-              ? { shape: { field: "kind", type: "nominal" as const, title: null, scale: { domain: ["one K/V pair (llama.cpp's formats)", "kvsplit per-layer schedule"], range: ["circle", "diamond"] } } }
+            ...(hasOwn
+              ? { shape: { field: "kind", type: "nominal" as const, title: null, scale: { domain: ["one K/V pair (llama.cpp's formats)", "kvsplit's own (schedule, window)"], range: ["circle", "diamond"] } } }
               : {}),
             tooltip: [{ field: "config" }, { field: "bytes" }, { field: "kld", format: ".3e" }],
           },
@@ -171,7 +171,7 @@ export interface SensitivityPoint {
 export function sensitivityPoints(rows: readonly CompareRow[]): SensitivityPoint[] {
   const out: SensitivityPoint[] = [];
   for (const r of rows) {
-    if (r.k === "mixed" || r.v === "mixed") continue; // a schedule is no sensitivity point
+    if (r.k === "mixed" || r.v === "mixed" || r.kvsplitOnly) continue; // a schedule or window is no sensitivity point
     let side: SensitivitySide | null = null;
     let format: KvFormatName | null = null;
     if (r.v === "f16" && r.k !== "f16") [side, format] = ["keys only", r.k];

@@ -46,7 +46,7 @@ export function rowToJson(row: CompareRow, result: CompareResult): JsonRow {
     kld_p99: num(row.kldP99),
     top1_agree: num(row.top1Agree),
     eval_seconds: num(row.evalSeconds),
-    schedule: row.schedule ? 1 : 0,
+    kvsplit_only: row.kvsplitOnly ? 1 : 0,
   });
   return out;
 }

@@ -68,13 +68,34 @@ export function hadamardF64(row: Float64Array, n: number): void {
   }
 }
 
+/** An exact recent window for attentionFromStored: the f32 K and V rows as appended, and the window's length. */
+export interface ExactWindow {
+  k: Float32Array[];
+  v: Float32Array[];
+  window: number;
+}
+
+/** A row in the cache's rotated space (rotation n, 0: none) rounded to f16, as the window keeps it. */
+function exactRow(row: Float32Array, rotation: number): Float32Array {
+  const r = Float32Array.from(row);
+  if (rotation > 0) rotateRowReference(r, rotation);
+  const f16 = getFormat("f16");
+  const packed = new Uint8Array(rowBytes(f16, r.length));
+  f16.reference.quantizeRow(r, packed);
+  const back = new Float32Array(r.length);
+  f16.reference.dequantizeRow(packed, back);
+  return back;
+}
+
 /**
  * Attention recomputed from what `cache` stored for `layer`: each query head is converted to the K format's dot partner
  * over the blocks covering its slice (zeros elsewhere), scored with the reference dot; V rows are dequantized with the
  * reference kernels; softmax and weighted sum in float64. Rotation (when the layer has it) is applied to q as the
- * cache does (f32 reference transform) and undone on the output in float64.
+ * cache does (f32 reference transform) and undone on the output in float64. With `exact`, the query's last
+ * `exact.window` positions are scored and summed from their appended rows instead, rotated and rounded to f16, the
+ * query through f16 (an f16 cache's dot).
  */
-export function attentionFromStored(cache: KvCache, layer: number, nPos: number, qIn: Float32Array): Float64Array {
+export function attentionFromStored(cache: KvCache, layer: number, nPos: number, qIn: Float32Array, exact?: ExactWindow): Float64Array {
   const l = cache.layout(layer);
   const { nHeads, nKvHeads, headDim } = cache;
   const group = nHeads / nKvHeads;
@@ -82,12 +103,18 @@ export function attentionFromStored(cache: KvCache, layer: number, nPos: number,
   if (l.rotation.k > 0) rotateRowReference(q, l.rotation.k);
   const scale = Math.fround(1 / Math.sqrt(headDim));
   const out = new Float64Array(nHeads * headDim);
+  const lo = exact ? Math.max(0, nPos - exact.window) : nPos;
   const vRowsF32 = [];
   for (let p = 0; p < nPos; p++) {
+    if (p >= lo) {
+      vRowsF32.push(exactRow(exact!.v[p], l.rotation.v));
+      continue;
+    }
     const vals = new Float32Array(l.vRowValues);
     l.v.reference.dequantizeRow(cache.packedRow(layer, "v", p), vals);
     vRowsF32.push(vals);
   }
+  const kExact = exact ? exact.k.slice(0, nPos).map((row, p) => (p >= lo ? exactRow(row, l.rotation.k) : null)) : [];
   for (let h = 0; h < nHeads; h++) {
     const start = Math.floor(h / group) * headDim;
     const bs = l.k.blockSize;
@@ -100,7 +127,16 @@ export function attentionFromStored(cache: KvCache, layer: number, nPos: number,
     partner.reference.quantizeRow(cover, qPartner);
     const coverBytes = rowBytes(l.k, cover.length);
     const scores: number[] = [];
+    // the window's query: this head through f16, as an f16 cache's dot partner
+    const qHalf = exactRow(q.subarray(h * headDim, (h + 1) * headDim), 0);
     for (let p = 0; p < nPos; p++) {
+      const kRow = kExact[p];
+      if (kRow) {
+        let s = 0;
+        for (let i = 0; i < headDim; i++) s += qHalf[i] * kRow[start + i];
+        scores.push(s * scale);
+        continue;
+      }
       const rowStart = b0 * l.k.bytesPerBlock;
       scores.push(l.k.reference.dot(cache.packedRow(layer, "k", p).subarray(rowStart, rowStart + coverBytes), qPartner, cover.length) * scale);
     }

@@ -19,7 +19,7 @@ const CONTEXTS = [128, 2048, 4096, 8192, 512];
 
 function row(config: string, k: KvFormatName, v: KvFormatName, bytes: number, kld: number, group: CompareRow["group"] = "config"): CompareRow {
   return {
-    config, k, v, group, schedule: false,
+    config, k, v, group, kvsplitOnly: false,
     kvBytesPerToken: bytes,
     kvBytes: 512 * bytes,
     kvBitsPerValue: (8 * bytes) / (4 * 128 * 2),
@@ -55,12 +55,12 @@ function fakeResult(): CompareResult {
 test("with a per-layer schedule among the rows the quality plot draws two Pareto fronts: llama.cpp's and kvsplit's", async () => {
   const result = fakeResult();
   // at K8V4's bytes with a quarter of its KLD: it moves kvsplit's front, not llama.cpp's
-  result.rows.push({ ...row("schedule:s.json", "q8_0", "q4_0", 832, 5e-4), k: "mixed", v: "mixed", schedule: true });
+  result.rows.push({ ...row("schedule:s.json", "q8_0", "q4_0", 832, 5e-4), k: "mixed", v: "mixed", kvsplitOnly: true });
   const spec = comparePlots(result)[1].spec as { layer: { data?: { values: { config: string }[] }; mark: { color?: string } }[] };
   const fronts = spec.layer.filter((l) => l.mark.color !== undefined).map((l) => l.data!.values.map((v) => v.config));
   assert.deepEqual(fronts, [["K4V4", "K8V4", "K8V8", "F16"], ["K4V4", "schedule:s.json", "K8V8", "F16"]]);
   const svg = await renderSvg(comparePlots(result)[1].spec);
-  assert.ok(svg.includes("grey dotted: llama.cpp's (one K/V pair for all layers)") && svg.includes("kvsplit per-layer schedule"));
+  assert.ok(svg.includes("grey dotted: llama.cpp's (one K/V pair for all layers)") && svg.includes("kvsplit's own (schedule, window)"));
   const plain = comparePlots(fakeResult())[1].spec as { layer: { mark: { color?: string } }[] };
   assert.equal(plain.layer.filter((l) => l.mark.color !== undefined).length, 1, "one front without schedules");
 });

@@ -1,0 +1,196 @@
+/**
+ * The exact recent window (KvCacheOptions.window, SessionOptions.kvWindow, `--kv-window N`, `K4V4+w16`): each query
+ * reads its last N positions from f16 rows and the earlier ones from the packed formats.
+ *   1. the kernel against the scalar reference (attentionFromStored with the window) for every position of a cache,
+ *      across the window's edge and the ring's wrap, for several formats, with and without rotation;
+ *   2. a window covering every position gives an f16 cache's bits (rotated like the quantized sides: rule "all");
+ *      an f16 cache with a window gives the bits of one without;
+ *   3. the same logits for any batch split and thread count; bytes() counts the window; misuse is refused clearly;
+ *   4. the commands: `+wN` configs and `--kv-window`, bench --vs llama.cpp refused, plan counts the window.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { getKvFormat } from "../../src/formats/table.js";
+import type { KvFormatName } from "../../src/formats/types.js";
+import { KvCache, kvWindowBytes, type KvCacheOptions } from "../../src/kv/cache.js";
+import { parseKvConfig, parseKvConfigList, resolveKvFlags } from "../../src/kv/shorthand.js";
+import { loadModel } from "../../src/model/model.js";
+import { defaultRuntime } from "../../src/runtime/wasm.js";
+import { attentionFromStored, gaussianRow, maxRelativeError, seededRandom, type AttentionShape } from "../helpers/kv-reference.js";
+import { runCli } from "../helpers/cli.js";
+import { useModelDir } from "../helpers/model-dir.js";
+
+const rt = defaultRuntime();
+const md = useModelDir("window", { dim: 128, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 256, vocabSize: 320, contextLength: 96 }, 9);
+
+interface Filled {
+  cache: KvCache;
+  k: Float32Array[];
+  v: Float32Array[];
+}
+
+/** One-layer cache with `nPos` random positions appended in batches of `batch`. */
+function filled(opts: KvCacheOptions, nPos: number, batch: number, seed: number): Filled {
+  const rand = seededRandom(seed);
+  const kvDim = opts.nKvHeads * opts.headDim;
+  const cache = new KvCache(rt, opts);
+  const k: Float32Array[] = [];
+  const v: Float32Array[] = [];
+  const kPtr = rt.alloc(batch * kvDim * 4);
+  const vPtr = rt.alloc(batch * kvDim * 4);
+  for (let p0 = 0; p0 < nPos; p0 += batch) {
+    const n = Math.min(batch, nPos - p0);
+    for (let i = 0; i < n; i++) {
+      k.push(gaussianRow(rand, kvDim));
+      v.push(gaussianRow(rand, kvDim));
+      rt.f32(kPtr + i * kvDim * 4, kvDim).set(k[p0 + i]);
+      rt.f32(vPtr + i * kvDim * 4, kvDim).set(v[p0 + i]);
+    }
+    cache.appendBatch(0, p0, n, kPtr, vPtr);
+  }
+  rt.free(kPtr);
+  rt.free(vPtr);
+  return { cache, k, v };
+}
+
+/** Attention of one query at the cache's last position (nPos), right after the append of that position. */
+function attendLast(cache: KvCache, nPos: number, q: Float32Array): Float32Array {
+  const n = cache.nHeads * cache.headDim;
+  const qPtr = rt.alloc(n * 4);
+  const outPtr = rt.alloc(n * 4);
+  rt.f32(qPtr, n).set(q);
+  cache.attend(0, nPos, qPtr, outPtr);
+  const out = rt.f32(outPtr, n).slice();
+  rt.free(qPtr);
+  rt.free(outPtr);
+  return out;
+}
+
+function layers(k: KvFormatName, v: KvFormatName) {
+  return [{ k: getKvFormat(k), v: getKvFormat(v) }];
+}
+
+test("the window's attention equals the scalar reference at every position, across the window's edge and the ring's wrap", () => {
+  const shape: AttentionShape = { nHeads: 4, nKvHeads: 2, headDim: 64 };
+  const cases: Array<[KvFormatName, KvFormatName, boolean, number]> = [["q4_0", "q4_0", true, 5], ["q8_0", "q4_0", true, 8], ["iq4_nl", "q5_1", false, 3], ["q4_1", "f16", true, 6]];
+  for (const [kf, vf, rotation, window] of cases) {
+    const opts: KvCacheOptions = { ...shape, nLayers: 1, contextSize: 24, layers: layers(kf, vf), rotation, window, maxTokens: 1 };
+    const cache = new KvCache(rt, opts);
+    const rand = seededRandom(41);
+    const kvDim = shape.nKvHeads * shape.headDim;
+    const k: Float32Array[] = [];
+    const v: Float32Array[] = [];
+    const ptr = rt.alloc(kvDim * 8);
+    try {
+      for (let p = 0; p < 20; p++) {
+        k.push(gaussianRow(rand, kvDim));
+        v.push(gaussianRow(rand, kvDim));
+        rt.f32(ptr, kvDim).set(k[p]);
+        rt.f32(ptr + kvDim * 4, kvDim).set(v[p]);
+        cache.append(0, p, ptr, ptr + kvDim * 4);
+        const q = gaussianRow(rand, shape.nHeads * shape.headDim);
+        const out = attendLast(cache, p + 1, q);
+        const ref = attentionFromStored(cache, 0, p + 1, q, { k, v, window });
+        const err = maxRelativeError(out, ref);
+        assert.ok(err < 2e-5, `${kf}/${vf} window ${window} rotation ${rotation} position ${p}: ${err}`);
+        if (p >= window) {
+          // and the window really is used: the reference without it is further away
+          const packedOnly = attentionFromStored(cache, 0, p + 1, q);
+          assert.ok(maxRelativeError(out, packedOnly) > 10 * err, `${kf}/${vf} position ${p}: the window changes the result`);
+        }
+      }
+    } finally {
+      rt.free(ptr);
+      cache.dispose();
+    }
+  }
+});
+
+test("a window over every position gives an f16 cache's bits; an f16 cache with a window gives the bits of one without", () => {
+  const shape: AttentionShape = { nHeads: 4, nKvHeads: 2, headDim: 64 };
+  const base = { ...shape, nLayers: 1, contextSize: 16 };
+  const q = gaussianRow(seededRandom(7), shape.nHeads * shape.headDim);
+  // rotated f16 rows either way: the quantized pair's rotation, or rule "all" on an f16 pair
+  const windowed = filled({ ...base, layers: layers("q4_0", "q4_0"), rotation: true, window: 16, maxTokens: 4 }, 13, 4, 3);
+  const f16 = filled({ ...base, layers: layers("f16", "f16"), rotation: true, rotationRule: "all", window: 0 }, 13, 4, 3);
+  const plain = filled({ ...base, layers: layers("f16", "f16"), rotation: true }, 13, 4, 3);
+  const plainWindowed = filled({ ...base, layers: layers("f16", "f16"), rotation: true, window: 5, maxTokens: 4 }, 13, 4, 3);
+  try {
+    assert.deepEqual(windowed.cache.layout(0).rotation, f16.cache.layout(0).rotation);
+    assert.deepEqual(Array.from(attendLast(windowed.cache, 13, q)), Array.from(attendLast(f16.cache, 13, q)));
+    assert.deepEqual(Array.from(attendLast(plainWindowed.cache, 13, q)), Array.from(attendLast(plain.cache, 13, q)));
+    assert.equal(windowed.cache.bytes(), 16 * 2 * 72 + kvWindowBytes(16, 1, 128), "packed rows for every position plus the f16 window");
+    assert.equal(kvWindowBytes(16, 1, 128), 2 * 16 * 128 * 2);
+  } finally {
+    for (const c of [windowed, f16, plain, plainWindowed]) c.cache.dispose();
+  }
+});
+
+test("any batch split and thread count give the same logits with a window", () => {
+  const tokens = Array.from({ length: 70 }, (_, i) => (i * 37 + 11) % 320);
+  const logits = (threads: number, batch: number) => {
+    const model = loadModel(md.modelPath, { threads });
+    try {
+      const s = model.createSession({ contextSize: 96, kv: { k: "q4_0", v: "q8_0" }, kvWindow: 12 });
+      const rows: number[] = [];
+      for (let i = 0; i < tokens.length; i += batch) rows.push(...s.evalAll(tokens.slice(i, i + batch)));
+      return rows;
+    } finally {
+      model.dispose();
+    }
+  };
+  const one = logits(1, 64);
+  assert.deepEqual(logits(1, 1), one, "token by token");
+  assert.deepEqual(logits(1, 7), one, "batches of 7");
+  assert.deepEqual(logits(2, 64), one, "two threads");
+  const model = loadModel(md.modelPath, { threads: 1 });
+  try {
+    const plain = model.createSession({ contextSize: 96, kv: { k: "q4_0", v: "q8_0" } }).evalAll(tokens);
+    assert.notDeepEqual(Array.from(plain), one, "the window changes the logits");
+    const s = model.createSession({ contextSize: 96, kv: { k: "q4_0", v: "q8_0" }, kvWindow: 12 });
+    assert.equal(s.kvWindow, 12);
+    assert.equal(s.kvBytes, model.createSession({ contextSize: 96, kv: { k: "q4_0", v: "q8_0" } }).kvBytes + kvWindowBytes(12, 2, 64));
+  } finally {
+    model.dispose();
+  }
+});
+
+test("misuse is refused: heads splitting blocks, attention before the append, a gap in the positions, bad windows", () => {
+  const opts: KvCacheOptions = { nHeads: 4, nKvHeads: 2, headDim: 64, nLayers: 1, contextSize: 16, layers: layers("q4_0", "q4_0"), rotation: true, window: 4, maxTokens: 4 };
+  assert.throws(() => new KvCache(rt, { ...opts, headDim: 8 }), /an exact window needs every kv head on whole K and V blocks \(head_dim 8/);
+  assert.throws(() => new KvCache(rt, { ...opts, window: 17 }), /window must be an integer in 0 \.\. contextSize \(16\), got 17/);
+  const { cache } = filled(opts, 8, 4, 1);
+  const q = new Float32Array(256);
+  try {
+    assert.throws(() => attendLast(cache, 9, q), /with an exact window, attention for positions 8 \.\. 8 must follow the append of those positions/);
+    const ptr = rt.alloc(128 * 8);
+    assert.throws(() => cache.appendBatch(0, 12, 1, ptr, ptr + 512), /positions 8 \.\. 11 of the exact window are not in its f16 rows \(it holds 4 \.\. 7\)/);
+    rt.free(ptr);
+  } finally {
+    cache.dispose();
+  }
+  assert.equal(parseKvConfig("K4V4+w16").name, "K4V4+w16");
+  assert.deepEqual(parseKvConfigList("F16,windows").map((c) => c.name), ["F16", "K4V4+w4", "K4V4+w16", "iq4_nl/iq4_nl+w16", "K5V5+w16", "K8V4+w16"]);
+  assert.equal(parseKvConfig("q8_0/q4_0 + w8").window, 8);
+  assert.throws(() => parseKvConfig("K4V4+w0"), /window '\+w0' must be at least 1/);
+  assert.equal(resolveKvFlags({ kv: "K8V4", window: 16 }).name, "K8V4+w16");
+  assert.throws(() => resolveKvFlags({ kv: "K8V4+w8", window: 16 }), /'--kv-window 16' conflicts with 'the window \+w8 of K8V4\+w8'/);
+});
+
+test("commands: +wN and --kv-window agree, plan counts the window, bench --vs llama.cpp refuses it", () => {
+  const run = (...args: string[]) => runCli(md.dir, args);
+  const a = run("perplexity", "-m", md.modelPath, "-f", "text.txt", "-c", "32", "--chunks", "2", "--kv", "K4V4+w8", "--json");
+  const b = run("perplexity", "-m", md.modelPath, "-f", "text.txt", "-c", "32", "--chunks", "2", "--kv", "K4V4", "--kv-window", "8", "--json");
+  assert.equal(a.code, 0, a.stderr);
+  const ja = JSON.parse(a.stdout) as { ppl: number; kv_bytes: number; kv_bits_per_value: number; kv: { window: number } };
+  const jb = JSON.parse(b.stdout) as { ppl: number; kv_bytes: number };
+  assert.equal(ja.ppl, jb.ppl);
+  assert.equal(ja.kv.window, 8);
+  assert.equal(ja.kv_bytes, 2 * 32 * (36 + 36) + kvWindowBytes(8, 2, 64));
+  assert.equal(ja.kv_bits_per_value, (8 * ja.kv_bytes) / (32 * 2 * 64 * 2));
+  const plan = JSON.parse(run("plan", "-m", md.modelPath, "-c", "64", "--configs", "K4V4,K4V4+w8", "--json").stdout) as { rows: { config: string; bytes: number }[] };
+  assert.deepEqual(plan.rows.map((r) => [r.config, r.bytes]), [["K4V4", 64 * 2 * 72], ["K4V4+w8", 64 * 2 * 72 + kvWindowBytes(8, 2, 64)]]);
+  const bench = run("bench", "-m", md.modelPath, "--configs", "K4V4+w8", "--vs", "llama.cpp");
+  assert.equal(bench.code, 2);
+  assert.match(bench.stderr, /K4V4\+w8: llama\.cpp keeps no exact window of recent positions/);
+});
