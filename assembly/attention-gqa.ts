@@ -541,10 +541,13 @@ function accumulateTile(acc: usize, v: usize, vStride: i32, w: usize, count: i32
  * Exact recent window (window > 0): token t's last `window` positions [firstPos + t + 1 − window, firstPos + t] are
  * read from the f16 rows `xdesc` describes (its kRows / vRows are based so that position p's row is at base + p·stride,
  * in the same rotated space as the packed rows), the earlier ones from the packed rows; one softmax over both.
+ * Exact sinks (sinks > 0): positions [0, sinks) are read from the f16 rows `sdesc` describes (the same way), before
+ * the window takes over; ranges in position order: sinks, packed, window.
  *   q, out: (nTokens, nHeads·headDim) f32
  */
 export function attendGrouped_packed(
   itemStart: i32, itemEnd: i32, scratch: usize, desc: usize, q: usize, out: usize, firstPos: i32, xdesc: usize, window: i32,
+  sdesc: usize, sinks: i32,
 ): void {
   const nHeads = descI32(desc, D_N_HEADS);
   const nKvHeads = descI32(desc, D_N_KV_HEADS);
@@ -566,6 +569,7 @@ export function attendGrouped_packed(
   const intPartner = partner == T_Q8_0 || partner == T_Q8_1;
   const headBytes = <usize>headDim << 2;
   const exact = xdesc != 0 && window > 0;
+  const nSinks = sdesc != 0 ? sinks : 0;
   for (let item = itemStart; item < itemEnd; item++) {
     const t = item / nKvHeads;
     const g = item % nKvHeads;
@@ -576,43 +580,52 @@ export function attendGrouped_packed(
       memory.fill(outGroup, 0, <usize>group * headBytes);
       continue;
     }
-    // positions [0, lo) from the packed rows, [lo, nPos) from the exact window
+    // positions [0, sHi) from the sinks, [sHi, lo) from the packed rows, [lo, nPos) from the exact window
     const lo = exact ? max(0, nPos - window) : nPos;
+    const sHi = min(nSinks, lo);
     prepareQueries(q + groupOffset, group, headDim, partner, intPartner, rotK, sQPrep);
+    // the exact rows are scored as an f16 cache scores them (the query through f16)
+    if (sHi > 0 || lo < nPos) prepareQueries(q + groupOffset, group, headDim, T_F16, false, rotK, sQPrepExact);
+    if (sHi > 0) {
+      const skSlice = <usize>descI32(sdesc, D_K_ROWS) + <usize>g * <usize>descI32(sdesc, D_K_HEAD_STRIDE);
+      scoreAll(T_F16, skSlice, descI32(sdesc, D_K_ROW_BYTES), 0, sHi, gp, headDim, scale, sQPrepExact);
+    }
 
     // scores: kv head g's K slices: its own plane (head-major), or value g·headDim of each row, a whole number of blocks in
     const kSlice = <usize>descI32(desc, D_K_ROWS) + (headMajor ? <usize>g * kHeadStride : sliceBytes(kType, g * headDim));
     switch (kType) {
-      case T_F32: scoreAll(T_F32, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
-      case T_F16: scoreAll(T_F16, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
-      case T_BF16: scoreAll(T_BF16, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
-      case T_Q8_0: scoreAll(T_Q8_0, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
-      case T_Q5_1: scoreAll(T_Q5_1, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
-      case T_Q5_0: scoreAll(T_Q5_0, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
-      case T_Q4_1: scoreAll(T_Q4_1, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
-      case T_Q4_0: scoreAll(T_Q4_0, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
-      case T_IQ4_NL: scoreAll(T_IQ4_NL, kSlice, kRowBytes, 0, lo, gp, headDim, scale, sQPrep); break;
+      case T_F32: scoreAll(T_F32, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+      case T_F16: scoreAll(T_F16, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+      case T_BF16: scoreAll(T_BF16, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+      case T_Q8_0: scoreAll(T_Q8_0, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+      case T_Q5_1: scoreAll(T_Q5_1, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+      case T_Q5_0: scoreAll(T_Q5_0, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+      case T_Q4_1: scoreAll(T_Q4_1, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+      case T_Q4_0: scoreAll(T_Q4_0, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+      case T_IQ4_NL: scoreAll(T_IQ4_NL, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
     }
     if (lo < nPos) {
-      // the window's f16 K rows, scored as an f16 cache scores them (the query through f16)
-      prepareQueries(q + groupOffset, group, headDim, T_F16, false, rotK, sQPrepExact);
       const xkSlice = <usize>descI32(xdesc, D_K_ROWS) + <usize>g * <usize>descI32(xdesc, D_K_HEAD_STRIDE);
       scoreAll(T_F16, xkSlice, descI32(xdesc, D_K_ROW_BYTES), lo, nPos, gp, headDim, scale, sQPrepExact);
     }
     softmaxWeights(nPos, gp);
 
     memory.fill(sAcc, 0, <usize>gp * headBytes);
+    if (sHi > 0) {
+      const svSlice = <usize>descI32(sdesc, D_V_ROWS) + <usize>g * <usize>descI32(sdesc, D_V_HEAD_STRIDE);
+      accumulateAll(T_F16, svSlice, descI32(sdesc, D_V_ROW_BYTES), 0, sHi, gp, headDim);
+    }
     const vSlice = <usize>descI32(desc, D_V_ROWS) + (headMajor ? <usize>g * vHeadStride : sliceBytes(vType, g * headDim));
     switch (vType) {
-      case T_F32: accumulateAll(T_F32, vSlice, vRowBytes, 0, lo, gp, headDim); break;
-      case T_F16: accumulateAll(T_F16, vSlice, vRowBytes, 0, lo, gp, headDim); break;
-      case T_BF16: accumulateAll(T_BF16, vSlice, vRowBytes, 0, lo, gp, headDim); break;
-      case T_Q8_0: accumulateAll(T_Q8_0, vSlice, vRowBytes, 0, lo, gp, headDim); break;
-      case T_Q5_1: accumulateAll(T_Q5_1, vSlice, vRowBytes, 0, lo, gp, headDim); break;
-      case T_Q5_0: accumulateAll(T_Q5_0, vSlice, vRowBytes, 0, lo, gp, headDim); break;
-      case T_Q4_1: accumulateAll(T_Q4_1, vSlice, vRowBytes, 0, lo, gp, headDim); break;
-      case T_Q4_0: accumulateAll(T_Q4_0, vSlice, vRowBytes, 0, lo, gp, headDim); break;
-      case T_IQ4_NL: accumulateAll(T_IQ4_NL, vSlice, vRowBytes, 0, lo, gp, headDim); break;
+      case T_F32: accumulateAll(T_F32, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
+      case T_F16: accumulateAll(T_F16, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
+      case T_BF16: accumulateAll(T_BF16, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
+      case T_Q8_0: accumulateAll(T_Q8_0, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
+      case T_Q5_1: accumulateAll(T_Q5_1, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
+      case T_Q5_0: accumulateAll(T_Q5_0, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
+      case T_Q4_1: accumulateAll(T_Q4_1, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
+      case T_Q4_0: accumulateAll(T_Q4_0, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
+      case T_IQ4_NL: accumulateAll(T_IQ4_NL, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
     }
     if (lo < nPos) {
       const xvSlice = <usize>descI32(xdesc, D_V_ROWS) + <usize>g * <usize>descI32(xdesc, D_V_HEAD_STRIDE);

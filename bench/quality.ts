@@ -18,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { KvPair } from "../src/api.js";
 import { loadModel } from "../src/model/model.js";
-import { kvBitsPerValue, kvWindowBytes } from "../src/kv/cache.js";
+import { kvBitsPerValue, kvExactBytes } from "../src/kv/cache.js";
 import { parseKvConfig } from "../src/kv/shorthand.js";
 import { BaselineDistributions } from "../src/eval/kld-file.js";
 import { prepareEvalText, runPerplexity } from "../src/eval/perplexity.js";
@@ -30,7 +30,7 @@ const LLAMA_PAIRS = ["K8V8", "q5_1/q5_1", "K8V4", "K4V8", "K4V4"];
 /** Budgets the schedules are tuned for (bits per value): the llama.cpp pairs' and the issue's targets'. */
 const BUDGETS = [8.5, 6.5, 6.0, 5.0, 4.5, 4.0, 3.0];
 /** kvsplit's one-pair configs with an exact recent window (`+wN`: each query's last N positions in f16). */
-const WINDOW_CONFIGS = ["K4V4+w4", "iq4_nl/iq4_nl+w4", "K4V4+w8", "K4V4+w16", "iq4_nl/iq4_nl+w16", "K5V5+w16", "K8V4+w16"];
+const WINDOW_CONFIGS = ["K4V4+w4", "iq4_nl/iq4_nl+w4", "K4V4+w8", "K4V4+w16", "K4V4+s4+w16", "iq4_nl/iq4_nl+w16", "K5V5+w16", "K8V4+w16"];
 /** Schedules tuned under this window, for these budgets. */
 const TUNED_WINDOW = 16;
 const WINDOW_BUDGETS = [6.0, 5.5, 5.0];
@@ -81,8 +81,8 @@ function measure(): Saved {
     const calibText = prepareEvalText(model, readFileSync(values.calib!, "utf8"), ctx);
     const base = new BaselineDistributions(c.nVocab, ctx, evalText.chunks.length);
     runPerplexity(model, evalText, { kv: { k: "f32", v: "f32" }, rotation: true, record: base });
-    const evaluate = (kv: KvPair | readonly KvPair[], kvWindow = 0) => {
-      const r = runPerplexity(model, evalText, { kv, kvWindow, rotation: true, baseline: base });
+    const evaluate = (kv: KvPair | readonly KvPair[], kvWindow = 0, kvSinks = 0) => {
+      const r = runPerplexity(model, evalText, { kv, kvWindow, kvSinks, rotation: true, baseline: base });
       return { kld: r.kld!.kldMean, bits: kvBitsPerValue(r.kvBytes, ctx, c.nLayers, c.kvDim) };
     };
     const rows: Row[] = [];
@@ -93,7 +93,7 @@ function measure(): Saved {
     }
     for (const name of WINDOW_CONFIGS) {
       const cfg = parseKvConfig(name);
-      rows.push({ config: cfg.name, source: "kvsplit", ...evaluate({ k: cfg.k as KvPair["k"], v: cfg.v as KvPair["v"] }, cfg.window) });
+      rows.push({ config: cfg.name, source: "kvsplit", ...evaluate({ k: cfg.k as KvPair["k"], v: cfg.v as KvPair["v"] }, cfg.window, cfg.sinks) });
       log(`quality: ${cfg.name} ${rows.at(-1)!.bits} bits, KLD ${rows.at(-1)!.kld.toExponential(3)}`);
     }
     const costs = measureTuneCosts(model, calibText, {
@@ -117,7 +117,7 @@ function measure(): Saved {
       log(`quality: tuned ≤ ${bits} bits: ${rows.at(-1)!.bits} bits, KLD ${rows.at(-1)!.kld.toExponential(3)} (predicted ${choice.predictedKld.toExponential(3)})`);
     }
     const windowCosts = measureTuneCosts(model, calibText, { formats: DEFAULT_TUNE_FORMATS, rotation: true, kvWindow: TUNED_WINDOW });
-    const windowPerToken = kvWindowBytes(TUNED_WINDOW, c.nLayers, c.kvDim) / ctx;
+    const windowPerToken = kvExactBytes(TUNED_WINDOW, c.nLayers, c.kvDim) / ctx;
     for (const bits of WINDOW_BUDGETS) {
       const budget = bytesPerTokenForBits(bits, c.nLayers, c.kvDim) - windowPerToken;
       if (budget < smallest) continue;
@@ -152,7 +152,8 @@ function markdown(s: Saved): string {
     `Model \`${s.model}\`; ${s.chunks} chunks of ${s.ctx} tokens of \`${s.text}\` (second halves scored); mean KL divergence of each`,
     "config's next-token distributions from an f32 cache's; Hadamard rotation on. Bits per value: every byte the cache",
     `holds for ${s.ctx} tokens × 8 / (${s.ctx} × layers × kvDim × 2). llama.cpp's pairs run in kvsplit (bit-exact with llama.cpp).`,
-    "kvsplit's own: `+wN` keeps each query's last N positions exact (f16; those rows are counted in the bits), and schedules are",
+    "kvsplit's own: `+wN` keeps each query's last N positions exact (f16) and `+sN` the first N (their rows are counted in the",
+    "bits), and schedules are",
     `per-layer K/V formats chosen by \`kvsplit tune\`'s method on a different text (\`${s.calib}\`,`,
     `${s.calibChunks} chunks), so the evaluation text is held out. Measured ${s.started} in ${(s.seconds / 60).toFixed(1)} min.`,
     "",

@@ -23,6 +23,8 @@ export interface SessionOptions {
    * of 32.
    */
   kvWindow?: number;
+  /** Exact sinks: every query reads positions [0, kvSinks) from f16 rows (default 0). Same costs and needs as kvWindow. */
+  kvSinks?: number;
 }
 
 export interface SamplingOptions {

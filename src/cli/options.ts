@@ -111,7 +111,8 @@ export function addKvOptions(cmd: Command): Command {
     .addOption(new Option("--cache-type-k <format>", "key cache format, also -ctk (f32 f16 bf16 q8_0 q5_1 q5_0 q4_1 q4_0 iq4_nl)"))
     .addOption(new Option("--cache-type-v <format>", "value cache format, also -ctv"))
     .option("--kv-schedule <file>", "per-layer K/V formats from a JSON schedule (kvsplit tune writes one)")
-    .option("--kv-window <n>", "keep each query's last N positions exact (f16); the rest in the K/V formats (default 0)", intArg(0));
+    .option("--kv-window <n>", "keep each query's last N positions exact (f16); the rest in the K/V formats (default 0)", intArg(0))
+    .option("--kv-sinks <n>", "keep the first N positions exact (f16) for every query (default 0)", intArg(0));
 }
 
 /** `--kv-schedule <file>` on commands that compare several configs: repeatable, each schedule adds one config. */
@@ -148,6 +149,7 @@ export interface KvOptionValues {
   cacheTypeV?: string;
   kvSchedule?: string;
   kvWindow?: number;
+  kvSinks?: number;
 }
 
 /** `-t`, the K/V flags and `--no-kv-rotation`: what a command that evaluates with a session takes, in that order. */
@@ -177,7 +179,7 @@ export function modelLayerCount(modelPath: string): number {
 }
 
 export function kvConfigFromOptions(opts: KvOptionValues): KvConfig {
-  return resolveKvFlags({ kv: opts.kv, ctk: opts.cacheTypeK, ctv: opts.cacheTypeV, schedule: opts.kvSchedule, window: opts.kvWindow });
+  return resolveKvFlags({ kv: opts.kv, ctk: opts.cacheTypeK, ctv: opts.cacheTypeV, schedule: opts.kvSchedule, window: opts.kvWindow, sinks: opts.kvSinks });
 }
 
 /** The model path, checked to be an existing regular file (GGUF validity is the reader's job). */

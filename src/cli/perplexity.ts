@@ -7,7 +7,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { loadModel, type Model } from "../index.js";
 import { BaselineDistributions, checkBaseMatches, KldFileError, readKldBase, writeKldBase, type KldBaseFile, type KldBaseKv } from "../eval/kld-file.js";
-import type { KvConfig } from "../kv/shorthand.js";
+import { exactOptions, type KvConfig } from "../kv/shorthand.js";
 import { checkContext, EvalInputError, prepareEvalText, runPerplexity, sha256Hex, type EvalText, type PerplexityRunResult } from "../eval/perplexity.js";
 import { kvBitsPerValue } from "../kv/cache.js";
 import { createProgress } from "../report/progress.js";
@@ -74,7 +74,7 @@ function perplexityCommand(opts: PerplexityOptions): void {
   const baseFile: KldBaseFile | undefined = opts.klDivergence !== undefined ? asCliError(() => readKldBase(opts.klDivergence!)) : undefined;
 
   const pairs = sessionKv(kv, modelPath);
-  const model = loadModel(modelPath, { threads: opts.threads, session: opts.ctxSize ? { contextSize: opts.ctxSize, kv: pairs, kvWindow: kv.window } : undefined });
+  const model = loadModel(modelPath, { threads: opts.threads, session: opts.ctxSize ? { contextSize: opts.ctxSize, kv: pairs, ...exactOptions(kv) } : undefined });
   try {
     const evalText = asCliError(() => evalTextFor(model, text, opts, baseFile));
     const nVocab = model.config.nVocab;
@@ -89,7 +89,7 @@ function perplexityCommand(opts: PerplexityOptions): void {
       result = asCliError(() =>
         runPerplexity(model, evalText, {
           kv: pairs,
-          kvWindow: kv.window,
+          ...exactOptions(kv),
           rotation: opts.kvRotation,
           baseline: baseFile?.base,
           record,
@@ -142,7 +142,7 @@ function modelIdentity(model: Model): { name: string; n_vocab: number; n_layers:
 
 /** The K/V formats as the JSON output and the base file's header record them. */
 function kvIdentity(kv: KvConfig): KldBaseKv {
-  return { k: kv.k, v: kv.v, ...(kv.layers ? { layers: kv.layers } : {}), ...(kv.window ? { window: kv.window } : {}) };
+  return { k: kv.k, v: kv.v, ...(kv.layers ? { layers: kv.layers } : {}), ...(kv.window ? { window: kv.window } : {}), ...(kv.sinks ? { sinks: kv.sinks } : {}) };
 }
 
 function report(r: PerplexityRunResult, evalText: EvalText, model: Model, opts: PerplexityOptions, kv: KvConfig): void {

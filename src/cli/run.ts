@@ -7,6 +7,7 @@ import { loadModel } from "../index.js";
 import { TokenTextDecoder } from "../tokenizer/index.js";
 import { Sampler, DEFAULT_SAMPLING } from "../model/sampler.js";
 import { generate, tokensPerSecond } from "../model/generate.js";
+import { exactOptions } from "../kv/shorthand.js";
 import {
   addModelOption,
   addSessionOptions,
@@ -69,9 +70,9 @@ function runCommand(opts: RunOptions): void {
   const maxTokens = opts.nPredict < 0 ? Infinity : opts.nPredict;
 
   const pairs = sessionKv(kv, modelPath);
-  const model = loadModel(modelPath, { threads: opts.threads, session: { contextSize: opts.ctxSize, kv: pairs, kvWindow: kv.window } });
+  const model = loadModel(modelPath, { threads: opts.threads, session: { contextSize: opts.ctxSize, kv: pairs, ...exactOptions(kv) } });
   try {
-    const session = model.createSession({ contextSize: opts.ctxSize, kv: pairs, rotation: opts.kvRotation, kvWindow: kv.window });
+    const session = model.createSession({ contextSize: opts.ctxSize, kv: pairs, rotation: opts.kvRotation, ...exactOptions(kv) });
     try {
       const tokenizer = model.tokenizer;
       const promptTokens = tokenizer.encode(promptText, { addSpecial: true });
@@ -106,7 +107,7 @@ function runCommand(opts: RunOptions): void {
         writeJson({
           tokens: result.tokens,
           text,
-          kv: { k: kv.k, v: kv.v, bytes: session.kvBytes, ...(kv.layers ? { layers: kv.layers } : {}), ...(kv.window ? { window: kv.window } : {}) },
+          kv: { k: kv.k, v: kv.v, bytes: session.kvBytes, ...(kv.layers ? { layers: kv.layers } : {}), ...(kv.window ? { window: kv.window } : {}), ...(kv.sinks ? { sinks: kv.sinks } : {}) },
           timings: { prompt_tps: promptTps, gen_tps: genTps },
           prompt_tokens: result.promptTokens,
           stop_reason: result.stopReason,

@@ -9,7 +9,7 @@ import { Option, type Command } from "commander";
 import { loadModel } from "../index.js";
 import { getKvFormat } from "../formats/table.js";
 import type { KvFormatName } from "../formats/types.js";
-import { kvWindowBytes } from "../kv/cache.js";
+import { kvExactBytes } from "../kv/cache.js";
 import { kvScheduleJson } from "../kv/schedule.js";
 import { BaselineDistributions } from "../eval/kld-file.js";
 import { parseByteSize } from "../eval/plan.js";
@@ -90,7 +90,7 @@ async function tuneCommand(opts: TuneOptions): Promise<void> {
     const evalText = asCliError(() => prepareEvalText(model, text, ctx, opts.chunks));
     // the window's f16 rows are a fixed cost: what is left of the budget, per token, goes to the packed rows
     const window = Math.min(opts.kvWindow ?? 0, ctx);
-    const windowPerToken = kvWindowBytes(window, c.nLayers, c.kvDim) / ctx;
+    const windowPerToken = kvExactBytes(window, c.nLayers, c.kvDim) / ctx;
     const maxBytesPerToken = (memory !== undefined ? memory / ctx : bytesPerTokenForBits(opts.bits!, c.nLayers, c.kvDim)) - windowPerToken;
     const candidates = formats.filter((f) => f !== "f16");
     const smallest = minimumBytesPerToken(candidates, c.nLayers, c.kvDim);

@@ -73,7 +73,7 @@ export function inspectBenchModel(modelPath: string): ModelConfig {
  */
 export function llamaCppKvProblem(config: KvConfig, headDim: number): string | null {
   if (config.layers || config.k === "mixed" || config.v === "mixed") return "llama.cpp has one K/V type for every layer, not a per-layer schedule; bench it without --vs";
-  if (config.window) return "llama.cpp keeps no exact window of recent positions; bench it without --vs";
+  if (config.window || config.sinks) return "llama.cpp keeps no exact window or sinks; bench it without --vs";
   for (const [side, name] of [["K", config.k], ["V", config.v]] as const) {
     const format = getKvFormat(name);
     if (headDim % format.blockSize !== 0) {
@@ -137,6 +137,7 @@ export async function runBench(plan: BenchPlan, onProgress: (line: string) => vo
           v: config.v,
           ...(config.layers ? { layers: config.layers } : {}),
           ...(config.window ? { window: config.window } : {}),
+          ...(config.sinks ? { sinks: config.sinks } : {}),
           depths,
           promptTokens: plan.promptTokens,
           genTokens: plan.genTokens,

@@ -35,8 +35,9 @@ export interface BenchJob {
   k: KvFormatName | "mixed";
   v: KvFormatName | "mixed";
   layers?: readonly KvPair[];
-  /** Exact recent window (SessionOptions.kvWindow; kvsplit only). */
+  /** Exact recent window and sinks (SessionOptions.kvWindow, kvSinks; kvsplit only). */
   window?: number;
+  sinks?: number;
   /** Cache depths before generation, ascending. */
   depths: number[];
   /** Tokens of the timed prompt batch (-p). */
@@ -168,9 +169,9 @@ class KvsplitBenchSession implements BenchEngineSession {
 /** One kvsplit run in this process: load the model with `job.threads` threads, measure, dispose. */
 export async function runKvsplitJob(job: BenchJob): Promise<BenchRunResult> {
   const kv = job.layers ?? { k: job.k as KvFormatName, v: job.v as KvFormatName };
-  const model = loadModel(job.modelPath, { threads: job.threads, session: { contextSize: job.contextSize, kv, kvWindow: job.window } });
+  const model = loadModel(job.modelPath, { threads: job.threads, session: { contextSize: job.contextSize, kv, kvWindow: job.window, kvSinks: job.sinks } });
   try {
-    const session = model.createSession({ contextSize: job.contextSize, kv, kvWindow: job.window });
+    const session = model.createSession({ contextSize: job.contextSize, kv, kvWindow: job.window, kvSinks: job.sinks });
     try {
       const { ppTps, tgTps } = await measureRun(new KvsplitBenchSession(session), job);
       return { engine: "kvsplit", config: job.config, ppTps, tgTps, kvBytes: session.kvBytes, contextSize: session.contextSize, rssPeakBytes: 0 };

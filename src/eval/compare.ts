@@ -10,8 +10,8 @@
 import type { KvPair } from "../api.js";
 import { getKvFormat } from "../formats/table.js";
 import { KV_FORMAT_NAMES, type KvFormatName } from "../formats/types.js";
-import { kvBitsPerValue, kvBytesPerToken, kvWindowBytes } from "../kv/cache.js";
-import { kvConfigName, kvPairsOf, type KvConfig } from "../kv/shorthand.js";
+import { kvBitsPerValue, kvBytesPerToken, kvExactBytes } from "../kv/cache.js";
+import { exactOptions, kvConfigName, kvPairsOf, type KvConfig } from "../kv/shorthand.js";
 import { kvLayerFormats } from "../model/memory.js";
 import type { Model } from "../model/model.js";
 import { BaselineDistributions } from "./kld-file.js";
@@ -50,7 +50,7 @@ export function planConfigs(configs: readonly KvConfig[], opts: ComparePlanOptio
     plan.push({ name: kvConfigName(k, v), k, v, group });
   };
   for (const c of configs) {
-    if (c.layers || c.window) {
+    if (c.layers || c.window || c.sinks) {
       // a schedule: its own row, whatever its layers hold
       if (!seen.has(c.name)) plan.push({ ...c, group: "config" });
       seen.add(c.name);
@@ -93,11 +93,11 @@ export interface KvMemory {
   bytesAt: Map<number, number>;
 }
 
-export function kvMemory(model: Model, kv: KvPair | readonly KvPair[], contexts: readonly number[], window = 0): KvMemory {
+export function kvMemory(model: Model, kv: KvPair | readonly KvPair[], contexts: readonly number[], window = 0, sinks = 0): KvMemory {
   const c = model.config;
   const layers = kvLayerFormats(c, kv);
   const bytesPerToken = kvBytesPerToken(layers, c.kvDim);
-  const at = (n: number) => n * bytesPerToken + kvWindowBytes(Math.min(window, n), c.nLayers, c.kvDim);
+  const at = (n: number) => n * bytesPerToken + kvExactBytes(Math.min(window, n) + Math.min(sinks, n), c.nLayers, c.kvDim);
   return { bytesPerToken, bytesAt: new Map(contexts.map((n) => [n, at(n)])) };
 }
 
@@ -119,11 +119,13 @@ export interface Speed {
  * Short timed runs: `promptTokens` of `tokens` as one prompt, then `genTokens` single-token evaluations fed the
  * following tokens of the text (no sampling: only the model and the cache are timed). The fastest of `reps` runs.
  */
-export function measureSpeed(model: Model, kv: KvPair | readonly KvPair[], rotation: boolean, tokens: readonly number[], opts: SpeedOptions, kvWindow = 0): Speed {
+export function measureSpeed(
+  model: Model, kv: KvPair | readonly KvPair[], rotation: boolean, tokens: readonly number[], opts: SpeedOptions, exact: { kvWindow?: number; kvSinks?: number } = {},
+): Speed {
   const need = opts.promptTokens + opts.genTokens;
   if (tokens.length < need) throw new RangeError(`the speed run needs ${need} tokens, the chunk has ${tokens.length}`);
   const reps = opts.reps ?? 3;
-  const session = model.createSession({ contextSize: need, kv, rotation, kvWindow });
+  const session = model.createSession({ contextSize: need, kv, rotation, ...exact });
   let best: Speed = { ppTps: 0, tgTps: opts.genTokens > 0 ? 0 : NaN };
   try {
     for (let rep = 0; rep < reps; rep++) {
@@ -240,16 +242,16 @@ export function runCompare(model: Model, evalText: EvalText, opts: CompareOption
   });
   opts.plan.forEach((p, i) => {
     const kv = kvPairsOf(p);
-    const window = p.window ?? 0;
-    const run: PerplexityRunResult = runPerplexity(model, evalText, { kv, kvWindow: window, rotation: opts.rotation, baseline: base, onChunk: progress(p.name, i + 1) });
-    const s = measureSpeed(model, kv, opts.rotation, speedTokens, speed, window);
-    const mem = kvMemory(model, kv, memoryContexts, window);
+    const exact = exactOptions(p);
+    const run: PerplexityRunResult = runPerplexity(model, evalText, { kv, ...exact, rotation: opts.rotation, baseline: base, onChunk: progress(p.name, i + 1) });
+    const s = measureSpeed(model, kv, opts.rotation, speedTokens, speed, exact);
+    const mem = kvMemory(model, kv, memoryContexts, p.window ?? 0, p.sinks ?? 0);
     const kld = run.kld!;
     rows.push({
       config: p.name,
       k: p.k,
       v: p.v,
-      kvsplitOnly: p.layers !== undefined || (p.window ?? 0) > 0,
+      kvsplitOnly: p.layers !== undefined || (p.window ?? 0) > 0 || (p.sinks ?? 0) > 0,
       group: p.group,
       // at the evaluated context: a window's fixed f16 rows spread over its positions (the rest is per token)
       kvBytesPerToken: run.kvBytes / evalText.ctx,

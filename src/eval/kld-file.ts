@@ -82,6 +82,7 @@ export interface KldBaseKv {
   v: string;
   layers?: readonly KvPair[];
   window?: number;
+  sinks?: number;
 }
 
 export interface KldBaseIdentity {

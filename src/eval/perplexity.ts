@@ -122,8 +122,9 @@ export interface PerplexityRunOptions {
   kv: KvPair | readonly KvPair[];
   /** Hadamard rotation of quantized K/V (default true). */
   rotation?: boolean;
-  /** Exact recent window (SessionOptions.kvWindow; default 0). */
+  /** Exact recent window and sinks (SessionOptions.kvWindow, kvSinks; default 0). */
   kvWindow?: number;
+  kvSinks?: number;
   /** Compare each scored position against this base. */
   baseline?: Baseline;
   /** Record this run's distributions. */
@@ -155,7 +156,7 @@ export function runPerplexity(model: Model, evalText: EvalText, opts: Perplexity
   const tally = new KldTally();
   const scratch = new Float64Array(nVocab); // (nVocab)
   const started = performance.now();
-  const session = model.createSession({ contextSize: ctx, kv: opts.kv, rotation: opts.rotation ?? true, kvWindow: opts.kvWindow });
+  const session = model.createSession({ contextSize: ctx, kv: opts.kv, rotation: opts.rotation ?? true, kvWindow: opts.kvWindow, kvSinks: opts.kvSinks });
   try {
     for (let c = 0; c < chunks.length; c++) {
       const chunk = chunks[c];

@@ -65,11 +65,13 @@ export interface KvCacheOptions {
   window?: number;
   /** Largest batch appended at once (sizes the window's staging rows; default contextSize). */
   maxTokens?: number;
+  /** Exact sinks: positions [0, sinks) are read from f16 rows by every query (default 0). Needs whole blocks per head. */
+  sinks?: number;
 }
 
-/** Bytes the exact window adds to a cache: its f16 K and V rows, per layer. */
-export function kvWindowBytes(window: number, nLayers: number, kvDim: number): number {
-  return nLayers * 2 * window * kvDim * 2;
+/** Bytes exact rows add to a cache: `rows` f16 K and V rows per layer (a window's, sinks'). */
+export function kvExactBytes(rows: number, nLayers: number, kvDim: number): number {
+  return nLayers * 2 * rows * kvDim * 2;
 }
 
 /** Values of a kvDim row once padded to whole blocks of `format`. */
@@ -156,6 +158,11 @@ export class KvCache {
   private readonly stageV: number = 0;
   private readonly xdescPtr: number = 0; // the staging rows' descriptor (LAYER_DESC fields), rewritten per append
   private staged = { layer: -1, first: 0, end: 0 }; // stage rows hold positions [first, end) of this layer
+  // exact sinks (sinks > 0), see KvCacheOptions.sinks
+  readonly sinks: number;
+  private readonly sinkK: number[] = []; // per layer (nKvHeads, sinks, headDim) f16: position p in row p
+  private readonly sinkV: number[] = [];
+  private readonly sinkDescs: number[] = []; // per layer: the sink rows' descriptor (LAYER_DESC fields)
 
   constructor(rt: WasmRuntime, opts: KvCacheOptions) {
     checkOptions(opts);
@@ -173,6 +180,7 @@ export class KvCache {
     this.pool = opts.pool;
     this.nThreads = opts.pool?.nThreads ?? 1;
     this.window = opts.window ?? 0;
+    this.sinks = opts.sinks ?? 0;
     this.headRowBytes = this.headDim * 2;
     this.stageRows = this.window + Math.min(opts.maxTokens ?? this.contextSize, this.contextSize);
 
@@ -225,9 +233,19 @@ export class KvCache {
       const attention = Number(rt.k.attendScratchBytes(this.nHeads, this.nKvHeads, this.headDim, this.contextSize));
       this.scratchStride = Math.ceil(Math.max(attention, 2 * this.rowScratchBytes) / 64) * 64;
       this.scratchPtr = alloc(this.nThreads * this.scratchStride);
-      if (this.window > 0) {
+      if (this.window > 0 || this.sinks > 0) {
         const bad = this.layouts.findIndex((l) => !l.grouped);
-        if (bad >= 0) throw new RangeError(`an exact window needs every kv head on whole K and V blocks (head_dim ${this.headDim}, layer ${bad}: ${this.layouts[bad].k.name}/${this.layouts[bad].v.name})`);
+        const what = this.window > 0 ? "an exact window" : "exact sinks";
+        if (bad >= 0) throw new RangeError(`${what} needs every kv head on whole K and V blocks (head_dim ${this.headDim}, layer ${bad}: ${this.layouts[bad].k.name}/${this.layouts[bad].v.name})`);
+      }
+      if (this.sinks > 0) {
+        for (let i = 0; i < this.nLayers; i++) {
+          this.sinkK.push(alloc(this.nKvHeads * this.sinks * this.headRowBytes));
+          this.sinkV.push(alloc(this.nKvHeads * this.sinks * this.headRowBytes));
+          this.sinkDescs.push(alloc(descBytes));
+        }
+      }
+      if (this.window > 0) {
         const ringBytes = this.nKvHeads * this.window * this.headRowBytes;
         for (let i = 0; i < this.nLayers; i++) {
           this.ringK.push(alloc(ringBytes));
@@ -243,6 +261,7 @@ export class KvCache {
       throw e;
     }
     for (const l of this.layouts) this.writeDescriptor(l);
+    this.sinkDescs.forEach((d, i) => this.writeExactDescriptor(d, this.layouts[i], this.sinkK[i], this.sinkV[i], this.sinks));
     // a fresh cache reads as zeros, not as whatever the memory held before
     for (const l of this.layouts) {
       rt.u8(l.kPtr, this.contextSize * l.kRowBytes).fill(0);
@@ -270,7 +289,7 @@ export class KvCache {
     if (!Number.isInteger(pos) || pos < 0 || pos >= this.contextSize) {
       throw new RangeError(`position ${pos} is outside the cache (0 .. ${this.contextSize - 1})`);
     }
-    if (this.window > 0) {
+    if (this.window > 0 || this.sinks > 0) {
       this.appendBatch(layer, pos, 1, kPtr, vPtr);
       return;
     }
@@ -322,7 +341,18 @@ export class KvCache {
       tasks.push(store(f16, kPtr, this.kvDim, l.rotation.k, this.stageK + at - firstPos * this.headRowBytes, this.headRowBytes, headStride, 0));
       tasks.push(store(f16, vPtr, this.kvDim, l.rotation.v, this.stageV + at - firstPos * this.headRowBytes, this.headRowBytes, headStride, this.rowScratchBytes));
     }
-    // a stage task shares its side's row scratch with the packed one: a thread runs one chunk at a time
+    if (firstPos < this.sinks) {
+      // the batch's positions below `sinks`: their exact rows, position p at row p of the layer's sink planes
+      const f16 = getFormat("f16");
+      const headStride = this.sinks * this.headRowBytes;
+      const n = Math.min(this.sinks, firstPos + nTokens) - firstPos;
+      const sink = (src: number, rot: number, dst: number, scratchOffset: number): ParallelTask => ({
+        ...store(f16, src, this.kvDim, rot, dst, this.headRowBytes, headStride, scratchOffset),
+        count: n,
+      });
+      tasks.push(sink(kPtr, l.rotation.k, this.sinkK[layer], 0), sink(vPtr, l.rotation.v, this.sinkV[layer], this.rowScratchBytes));
+    }
+    // an exact-row task shares its side's row scratch with the packed one: a thread runs one chunk at a time
     this.run(tasks);
     if (this.window > 0) this.keepWindow(layer, firstPos + nTokens);
     if (layer === this.nLayers - 1 && firstPos + nTokens > this.stored) this.stored = firstPos + nTokens;
@@ -355,18 +385,26 @@ export class KvCache {
       }
     }
     this.staged = { layer, first, end: firstPos + nTokens };
-    const d = this.rt.i32(this.xdescPtr, LAYER_DESC_SLOTS);
-    d.set(this.rt.i32(this.layouts[layer].descPtr, LAYER_DESC_SLOTS));
     // based so that position p's row is at kRows + p·posStride (addresses wrap modulo 2^32 in the kernel)
-    d[LAYER_DESC.kRows] = (this.stageK - first * hb) | 0;
-    d[LAYER_DESC.vRows] = (this.stageV - first * hb) | 0;
-    d[LAYER_DESC.kPosStride] = hb;
-    d[LAYER_DESC.vPosStride] = hb;
-    d[LAYER_DESC.kHeadStride] = this.stageRows * hb;
-    d[LAYER_DESC.vHeadStride] = this.stageRows * hb;
+    this.writeExactDescriptor(this.xdescPtr, this.layouts[layer], this.stageK - first * hb, this.stageV - first * hb, this.stageRows);
+    return first;
+  }
+
+  /**
+   * The descriptor of exact f16 rows (a window's stage, sinks) at `descPtr`: the layer's, with K and V rows at kBase,
+   * vBase + p·(headDim·2) for position p, one plane of `planeRows` rows per kv head.
+   */
+  private writeExactDescriptor(descPtr: number, l: KvLayerLayout, kBase: number, vBase: number, planeRows: number): void {
+    const d = this.rt.i32(descPtr, LAYER_DESC_SLOTS);
+    d.set(this.rt.i32(l.descPtr, LAYER_DESC_SLOTS));
+    d[LAYER_DESC.kRows] = kBase | 0;
+    d[LAYER_DESC.vRows] = vBase | 0;
+    d[LAYER_DESC.kPosStride] = this.headRowBytes;
+    d[LAYER_DESC.vPosStride] = this.headRowBytes;
+    d[LAYER_DESC.kHeadStride] = planeRows * this.headRowBytes;
+    d[LAYER_DESC.vHeadStride] = planeRows * this.headRowBytes;
     d[LAYER_DESC.kType] = getFormat("f16").ggmlType;
     d[LAYER_DESC.vType] = getFormat("f16").ggmlType;
-    return first;
   }
 
   /** After a batch ending at `end`: the ring keeps `layer`'s last `window` exact rows from the stage. */
@@ -439,7 +477,10 @@ export class KvCache {
     }
     this.run([{
       kernel: l.grouped ? "attendGrouped_packed" : "attendHeads_packed",
-      args: [0, count, this.scratchPtr, l.descPtr, qPtr, outPtr, firstPos, this.window > 0 ? this.xdescPtr : 0, this.window],
+      args: [
+        0, count, this.scratchPtr, l.descPtr, qPtr, outPtr, firstPos, this.window > 0 ? this.xdescPtr : 0, this.window,
+        this.sinks > 0 ? this.sinkDescs[this.layouts.indexOf(l)] : 0, this.sinks,
+      ],
       count,
       startArg: 0,
       endArg: 1,
@@ -507,9 +548,9 @@ export class KvCache {
     this.stored = n;
   }
 
-  /** Exact bytes of K and V storage: Σ layers contextSize × (kRowBytes + vRowBytes), plus the window's f16 rows. */
+  /** Exact bytes of K and V storage: Σ layers contextSize × (kRowBytes + vRowBytes), plus the window's and sinks' f16 rows. */
   bytes(): number {
-    let total = kvWindowBytes(this.window, this.nLayers, this.kvDim);
+    let total = kvExactBytes(this.window + this.sinks, this.nLayers, this.kvDim);
     for (const l of this.layouts) total += this.contextSize * (l.kRowBytes + l.vRowBytes);
     return total;
   }
@@ -523,7 +564,7 @@ export class KvCache {
     }
     this.rt.free(this.descsPtr);
     this.rt.free(this.scratchPtr);
-    for (const p of [...this.ringK, ...this.ringV, this.stageK, this.stageV, this.xdescPtr]) if (p) this.rt.free(p);
+    for (const p of [...this.ringK, ...this.ringV, this.stageK, this.stageV, this.xdescPtr, ...this.sinkK, ...this.sinkV, ...this.sinkDescs]) if (p) this.rt.free(p);
   }
 
   private checkLayer(layer: number): void {
@@ -545,6 +586,9 @@ function checkOptions(o: KvCacheOptions): void {
   positive("contextSize", o.contextSize);
   if (o.nHeads % o.nKvHeads !== 0) {
     throw new RangeError(`KV cache nHeads ${o.nHeads} is not a multiple of nKvHeads ${o.nKvHeads}`);
+  }
+  if (o.sinks !== undefined && (!Number.isInteger(o.sinks) || o.sinks < 0 || o.sinks > o.contextSize)) {
+    throw new RangeError(`KV cache sinks must be an integer in 0 .. contextSize (${o.contextSize}), got ${o.sinks}`);
   }
   if (o.window !== undefined && (!Number.isInteger(o.window) || o.window < 0 || o.window > o.contextSize)) {
     throw new RangeError(`KV cache window must be an integer in 0 .. contextSize (${o.contextSize}), got ${o.window}`);

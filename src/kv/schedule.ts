@@ -6,7 +6,7 @@
  *   {
  *     "kvsplit_schedule": 1,
  *     "layers": [ { "k": "q8_0", "v": "q4_0" }, { "k": "f16", "v": "q8_0" }, ... ],   one entry per model layer
- *     "window": 16,                                                                    optional: exact recent window
+ *     "window": 16, "sinks": 4,                                                        optional: exact rows (f16)
  *     "model": "...", "expected": { ... }, "note": "..."                                optional, informational
  *   }
  *
@@ -30,6 +30,8 @@ export interface KvSchedule {
   layers: KvPair[];
   /** "window": the exact recent window every layer keeps (positions), when the file gives one. */
   window?: number;
+  /** "sinks": the exact first positions every layer keeps, when the file gives them. */
+  sinks?: number;
   /** Optional extras of the file, kept as read (tune's expectations, the model it was tuned on). */
   extras: Record<string, unknown>;
 }
@@ -42,7 +44,7 @@ export class KvScheduleError extends Error {
   }
 }
 
-const TOP_KEYS = new Set(["kvsplit_schedule", "layers", "window", "model", "expected", "note", "tuned_on"]);
+const TOP_KEYS = new Set(["kvsplit_schedule", "layers", "window", "sinks", "model", "expected", "note", "tuned_on"]);
 const LAYER_KEYS = new Set(["layer", "k", "v"]);
 
 /** Parse schedule JSON text; `file` names it in errors and in the schedule's name. */
@@ -75,12 +77,15 @@ export function parseKvSchedule(text: string, file: string): KvSchedule {
     if (e.layer !== undefined && e.layer !== i) fail(`entry ${i} says "layer": ${JSON.stringify(e.layer)}; entries must be in layer order 0, 1, 2, ...`);
     return { k: formatAt(e.k, `layer ${i} "k"`, fail), v: formatAt(e.v, `layer ${i} "v"`, fail) };
   });
-  if (obj.window !== undefined && (!Number.isSafeInteger(obj.window) || (obj.window as number) < 0)) {
-    fail(`"window" must be a whole number of positions (0 or more), got ${JSON.stringify(obj.window)}`);
+  for (const key of ["window", "sinks"] as const) {
+    if (obj[key] !== undefined && (!Number.isSafeInteger(obj[key]) || (obj[key] as number) < 0)) {
+      fail(`"${key}" must be a whole number of positions (0 or more), got ${JSON.stringify(obj[key])}`);
+    }
   }
   const window = obj.window as number | undefined;
-  const extras = Object.fromEntries(Object.entries(obj).filter(([k]) => k !== "layers" && k !== "kvsplit_schedule" && k !== "window"));
-  return { name: `schedule:${path.basename(file)}`, file, layers, extras, ...(window ? { window } : {}) };
+  const sinks = obj.sinks as number | undefined;
+  const extras = Object.fromEntries(Object.entries(obj).filter(([k]) => !["layers", "kvsplit_schedule", "window", "sinks"].includes(k)));
+  return { name: `schedule:${path.basename(file)}`, file, layers, extras, ...(window ? { window } : {}), ...(sinks ? { sinks } : {}) };
 }
 
 function formatAt(value: unknown, where: string, fail: (detail: string) => never): KvFormatName {

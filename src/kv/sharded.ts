@@ -10,7 +10,7 @@
  * attention output back; a few KB per token, against the megabytes of weights a layer reads.
  */
 import type { WasmRuntime } from "../runtime/wasm.js";
-import { KvCache, kvRowBytes, kvWindowBytes, type KvCacheOptions, type KvLayerLayout, type KvThreadPool } from "./cache.js";
+import { KvCache, kvRowBytes, kvExactBytes, type KvCacheOptions, type KvLayerLayout, type KvThreadPool } from "./cache.js";
 
 /** What placement needs of the model's shards (src/runtime/shards.ts Shards fits). */
 export interface KvShardSource {
@@ -57,7 +57,7 @@ export class ShardedKvCache {
     this.kvDim = opts.nKvHeads * opts.headDim;
 
     // placement: shard of each layer's cache, planned before anything is allocated
-    const layerBytes = opts.layers.map((p) => opts.contextSize * (kvRowBytes(p.k, this.kvDim) + kvRowBytes(p.v, this.kvDim)) + kvWindowBytes(opts.window ?? 0, 1, this.kvDim));
+    const layerBytes = opts.layers.map((p) => opts.contextSize * (kvRowBytes(p.k, this.kvDim) + kvRowBytes(p.v, this.kvDim)) + kvExactBytes((opts.window ?? 0) + (opts.sinks ?? 0), 1, this.kvDim));
     const reserved = new Map<WasmRuntime, number>(); // bytes this session will take in each shard
     const chosen: WasmRuntime[] = [];
     const overhead = (rt: WasmRuntime) => this.partOverhead(rt, opts);

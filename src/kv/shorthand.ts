@@ -20,19 +20,30 @@ export interface KvConfig {
   scheduleFile?: string;
   /** Exact recent window (`+w16`): each query's last `window` positions in f16 (SessionOptions.kvWindow). */
   window?: number;
+  /** Exact sinks (`+s4`): positions [0, sinks) in f16 for every query (SessionOptions.kvSinks). */
+  sinks?: number;
 }
 
-/** `K4V4+w16`: a config spelled with an exact recent window of 16 positions. */
-const WINDOW_SUFFIX = /\+\s*w\s*(\d+)\s*$/i;
+/** `K4V4+s4+w16`: exact sinks and an exact recent window spelled after a config (either, both, any order). */
+const EXACT_SUFFIXES = /(?:\+\s*[sw]\s*\d+\s*)+$/i;
 
-/** The config with an exact recent window of `window` positions (0: none), named `NAME+wN`. */
+/** The config with `exact.sinks` exact sinks and an exact window of `exact.window` positions (0 or absent: none), named `NAME+sS+wW`. */
+export function withExact(config: KvConfig, exact: { sinks?: number; window?: number }): KvConfig {
+  const base = config.name.replace(EXACT_SUFFIXES, "");
+  const { window: _w, sinks: _s, ...rest } = config;
+  const sinks = exact.sinks ?? 0;
+  const window = exact.window ?? 0;
+  return { ...rest, name: `${base}${sinks ? `+s${sinks}` : ""}${window ? `+w${window}` : ""}`, ...(sinks ? { sinks } : {}), ...(window ? { window } : {}) };
+}
+
+/** The session options of a config's exact rows: `{ kvWindow, kvSinks }` (absent ones left out). */
+export function exactOptions(config: KvConfig): { kvWindow?: number; kvSinks?: number } {
+  return { ...(config.window ? { kvWindow: config.window } : {}), ...(config.sinks ? { kvSinks: config.sinks } : {}) };
+}
+
+/** The config with an exact recent window of `window` positions (0: none), its sinks kept. */
 export function withWindow(config: KvConfig, window: number): KvConfig {
-  const base = config.name.replace(WINDOW_SUFFIX, "");
-  if (window === 0) {
-    const { window: _dropped, ...rest } = config;
-    return { ...rest, name: base };
-  }
-  return { ...config, name: `${base}+w${window}`, window };
+  return withExact(config, { sinks: config.sinks, window });
 }
 
 /** What a session takes: the one pair, or the schedule's pairs per layer. */
@@ -44,7 +55,7 @@ export function kvPairsOf(config: KvConfig): KvPair | readonly KvPair[] {
 export function configOfSchedule(schedule: KvSchedule): KvConfig {
   const same = (side: "k" | "v") => (schedule.layers.every((l) => l[side] === schedule.layers[0]![side]) ? schedule.layers[0]![side] : "mixed");
   const config: KvConfig = { name: schedule.name, k: same("k"), v: same("v"), layers: schedule.layers, scheduleFile: schedule.file };
-  return schedule.window ? withWindow(config, schedule.window) : config;
+  return schedule.window || schedule.sinks ? withExact(config, { sinks: schedule.sinks, window: schedule.window }) : config;
 }
 
 /** Bits in a `KxVy` shorthand and the format each stands for. */
@@ -65,7 +76,7 @@ export const ALLOWED_KV_CONFIGS_TEXT =
   `F16, F32, KxVy with x,y in {${SHORTHAND_BITS.map(([b]) => b).join(",")}} ` +
   `(${SHORTHAND_BITS.map(([b, n]) => `${b}=${n}`).join(" ")}; e.g. K8V4), ` +
   `or a K/V pair 'q8_0/q4_0' or 'k=q8_0,v=q4_0' of the formats ${KV_FORMAT_NAMES.join(", ")}; ` +
-  `'+wN' after any of them keeps each query's last N positions exact (f16), e.g. K4V4+w16`;
+  `'+wN' after any of them keeps each query's last N positions exact (f16) and '+sN' the first N, e.g. K4V4+s4+w16`;
 
 /** A K/V configuration that is not one of the allowed spellings, or names a format the KV cache cannot hold. */
 export class KvConfigError extends Error {
@@ -112,11 +123,17 @@ function config(k: KvFormatName, v: KvFormatName): KvConfig {
  * or one format name for both sides (`q8_0`). Throws KvConfigError naming the spec and the allowed spellings.
  */
 export function parseKvConfig(spec: string): KvConfig {
-  const suffix = WINDOW_SUFFIX.exec(spec);
-  if (suffix) {
-    const window = Number(suffix[1]);
-    if (!Number.isSafeInteger(window) || window < 1) throw new KvConfigError(spec, `window '${suffix[0].trim()}' must be at least 1`);
-    return withWindow(parseKvConfig(spec.slice(0, suffix.index)), window);
+  const suffixes = EXACT_SUFFIXES.exec(spec);
+  if (suffixes) {
+    const exact: { sinks?: number; window?: number } = {};
+    for (const m of suffixes[0].matchAll(/\+\s*([sw])\s*(\d+)/gi)) {
+      const which = m[1].toLowerCase() === "s" ? "sinks" : "window";
+      const n = Number(m[2]);
+      if (!Number.isSafeInteger(n) || n < 1) throw new KvConfigError(spec, `'+${m[1]}${m[2]}': ${which} must be at least 1`);
+      if (exact[which] !== undefined) throw new KvConfigError(spec, `${which} given twice`);
+      exact[which] = n;
+    }
+    return withExact(parseKvConfig(spec.slice(0, suffixes.index)), exact);
   }
   const text = spec.trim();
   const upper = text.toUpperCase();
@@ -188,16 +205,21 @@ export interface KvFlags {
   schedule?: string;
   /** `--kv-window`: an exact recent window for whichever config the other flags give. */
   window?: number;
+  /** `--kv-sinks`: exact sinks for whichever config the other flags give. */
+  sinks?: number;
 }
 
 /** Resolve `--kv`, `-ctk/-ctv` or `--kv-schedule` (exclusive; each side defaults to f16) into one configuration. */
 export function resolveKvFlags(flags: KvFlags): KvConfig {
   const config = resolveKvFormats(flags);
-  if (flags.window === undefined) return config;
-  if (config.window !== undefined && config.window !== flags.window) {
+  if (flags.window !== undefined && config.window !== undefined && config.window !== flags.window) {
     throw new KvFlagConflictError(`--kv-window ${flags.window}`, `the window +w${config.window} of ${config.name}`);
   }
-  return withWindow(config, flags.window);
+  if (flags.sinks !== undefined && config.sinks !== undefined && config.sinks !== flags.sinks) {
+    throw new KvFlagConflictError(`--kv-sinks ${flags.sinks}`, `the sinks +s${config.sinks} of ${config.name}`);
+  }
+  if (flags.window === undefined && flags.sinks === undefined) return config;
+  return withExact(config, { sinks: flags.sinks ?? config.sinks, window: flags.window ?? config.window });
 }
 
 function resolveKvFormats(flags: KvFlags): KvConfig {

@@ -17,7 +17,7 @@
  */
 import type { KvPair } from "../api.js";
 import { getKvFormat } from "../formats/table.js";
-import { kvBytesPerToken, kvRowBytes, kvWindowBytes, type KvLayerFormats } from "../kv/cache.js";
+import { kvBytesPerToken, kvRowBytes, kvExactBytes, type KvLayerFormats } from "../kv/cache.js";
 import { MAX_WASM_BYTES } from "../runtime/wasm.js";
 import type { ModelConfig } from "./config.js";
 import { PlacementError, placeWeights } from "./placement.js";
@@ -53,6 +53,8 @@ export interface MemoryPlanOptions {
   shardBytes?: number;
   /** The exact recent window (SessionOptions.kvWindow): its f16 rows count as KV cache, its stage as scratch. */
   window?: number;
+  /** Exact sinks (SessionOptions.kvSinks): their f16 rows count as KV cache. */
+  sinks?: number;
 }
 
 /** Thrown before any large allocation when the model and its session do not fit. */
@@ -118,10 +120,11 @@ export function planMemory(
   // the KV cache goes first into the room the weight shards have left, then into memories of its own
   const leftover = weightShards * (shardBytes - shardScratch) - weightsBytes;
   const window = opts.window ?? 0;
+  const sinks = opts.sinks ?? 0;
   const total = (ctx: number) => {
     const { fixed, perToken } = kvShardScratchBytes(config, threads, batch);
     const w = Math.min(window, ctx);
-    const kv = ctx * kvPerToken + kvWindowBytes(w, config.nLayers, config.kvDim);
+    const kv = ctx * kvPerToken + kvExactBytes(w + Math.min(sinks, ctx), config.nLayers, config.kvDim);
     const room = shardBytes - fixed - ctx * perToken; // KV bytes one shard holds beside the session's scratch
     const beyond = kv + fixed + ctx * perToken - leftover;
     const kvShards = beyond <= 0 ? 0 : room > 0 ? Math.ceil(beyond / room) : 1;

@@ -27,7 +27,7 @@ export interface LoadOptions {
    * The session that will be created, when known (the CLI knows it): its memory plan is checked from the header,
    * before any weight is read, and MemoryPlanError says what would fit.
    */
-  session?: Pick<SessionOptions, "contextSize" | "kv" | "kvWindow">;
+  session?: Pick<SessionOptions, "contextSize" | "kv" | "kvWindow" | "kvSinks">;
   /** Bytes one WebAssembly memory may hold (default 4 GiB, or the KVSPLIT_SHARD_BYTES environment variable). */
   shardBytes?: number;
   /** Bytes the model and its sessions may use in all (default: the machine's memory). */
@@ -62,8 +62,10 @@ export class Model {
       const perShard = shardScratchBytes(config, threads, MAX_BATCH);
       const placement = planWeightPlacement(gguf, config, shardBytes, perShard);
       if (opts.session) {
-        const { contextSize = config.contextLength, kv = DEFAULT_KV, kvWindow = 0 } = opts.session;
-        checkMemoryPlan(config, weightBytes(gguf), contextSize, kv, { threads, batchTokens: MAX_BATCH, shardBytes, available: opts.memoryLimit, window: kvWindow });
+        const { contextSize = config.contextLength, kv = DEFAULT_KV, kvWindow = 0, kvSinks = 0 } = opts.session;
+        checkMemoryPlan(config, weightBytes(gguf), contextSize, kv, {
+          threads, batchTokens: MAX_BATCH, shardBytes, available: opts.memoryLimit, window: kvWindow, sinks: kvSinks,
+        });
       }
       const memories = (shards = new Shards(shardBytes, threads));
       const weights = loadWeights(memories, gguf, src, config, placement);

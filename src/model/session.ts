@@ -27,6 +27,8 @@ export class Session {
   readonly rotation: boolean;
   /** Positions each query reads exactly (f16) before the packed formats take over (SessionOptions.kvWindow). */
   readonly kvWindow: number;
+  /** First positions every query reads exactly (f16) (SessionOptions.kvSinks). */
+  readonly kvSinks: number;
   private readonly ctx: ForwardContext;
   private pos = 0;
   private disposed = false;
@@ -50,6 +52,9 @@ export class Session {
     this.kvWindow = opts.kvWindow ?? 0;
     if (!Number.isInteger(this.kvWindow) || this.kvWindow < 0) throw new RangeError(`kvWindow must be a non-negative integer, got ${opts.kvWindow}`);
     this.kvWindow = Math.min(this.kvWindow, this.contextSize);
+    this.kvSinks = opts.kvSinks ?? 0;
+    if (!Number.isInteger(this.kvSinks) || this.kvSinks < 0) throw new RangeError(`kvSinks must be a non-negative integer, got ${opts.kvSinks}`);
+    this.kvSinks = Math.min(this.kvSinks, this.contextSize);
     const layers: KvLayerFormats[] = this.kv.map((p) => ({ k: getKvFormat(p.k), v: getKvFormat(p.v) }));
     // Fail before any large allocation if this session cannot fit beside what the model's memories already hold.
     const available = (model.memoryLimit ?? machineMemoryBytes()) - (model.shards.usedBytes - model.weights.bytes);
@@ -59,6 +64,7 @@ export class Session {
       available,
       shardBytes: model.shards.shardBytes,
       window: this.kvWindow,
+      sinks: this.kvSinks,
     });
     this.ctx = {
       config: c,
@@ -76,6 +82,7 @@ export class Session {
         inputShard: model.weights.layerShard,
         maxTokens: MAX_BATCH,
         window: this.kvWindow,
+        sinks: this.kvSinks,
       }),
     };
   }

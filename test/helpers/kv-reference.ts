@@ -68,11 +68,12 @@ export function hadamardF64(row: Float64Array, n: number): void {
   }
 }
 
-/** An exact recent window for attentionFromStored: the f32 K and V rows as appended, and the window's length. */
+/** Exact rows for attentionFromStored: the f32 K and V rows as appended, the window's length, the sinks. */
 export interface ExactWindow {
   k: Float32Array[];
   v: Float32Array[];
   window: number;
+  sinks?: number;
 }
 
 /** A row in the cache's rotated space (rotation n, 0: none) rounded to f16, as the window keeps it. */
@@ -93,7 +94,7 @@ function exactRow(row: Float32Array, rotation: number): Float32Array {
  * reference kernels; softmax and weighted sum in float64. Rotation (when the layer has it) is applied to q as the
  * cache does (f32 reference transform) and undone on the output in float64. With `exact`, the query's last
  * `exact.window` positions are scored and summed from their appended rows instead, rotated and rounded to f16, the
- * query through f16 (an f16 cache's dot).
+ * query through f16 (an f16 cache's dot); so are its first `exact.sinks` positions.
  */
 export function attentionFromStored(cache: KvCache, layer: number, nPos: number, qIn: Float32Array, exact?: ExactWindow): Float64Array {
   const l = cache.layout(layer);
@@ -104,9 +105,10 @@ export function attentionFromStored(cache: KvCache, layer: number, nPos: number,
   const scale = Math.fround(1 / Math.sqrt(headDim));
   const out = new Float64Array(nHeads * headDim);
   const lo = exact ? Math.max(0, nPos - exact.window) : nPos;
+  const isExact = (p: number) => p >= lo || p < (exact?.sinks ?? 0);
   const vRowsF32 = [];
   for (let p = 0; p < nPos; p++) {
-    if (p >= lo) {
+    if (isExact(p)) {
       vRowsF32.push(exactRow(exact!.v[p], l.rotation.v));
       continue;
     }
@@ -114,7 +116,7 @@ export function attentionFromStored(cache: KvCache, layer: number, nPos: number,
     l.v.reference.dequantizeRow(cache.packedRow(layer, "v", p), vals);
     vRowsF32.push(vals);
   }
-  const kExact = exact ? exact.k.slice(0, nPos).map((row, p) => (p >= lo ? exactRow(row, l.rotation.k) : null)) : [];
+  const kExact = exact ? exact.k.slice(0, nPos).map((row, p) => (isExact(p) ? exactRow(row, l.rotation.k) : null)) : [];
   for (let h = 0; h < nHeads; h++) {
     const start = Math.floor(h / group) * headDim;
     const bs = l.k.blockSize;

@@ -1,6 +1,7 @@
 /**
  * The exact recent window (KvCacheOptions.window, SessionOptions.kvWindow, `--kv-window N`, `K4V4+w16`): each query
- * reads its last N positions from f16 rows and the earlier ones from the packed formats.
+ * reads its last N positions from f16 rows and the earlier ones from the packed formats; exact sinks (`+s4`,
+ * `--kv-sinks 4`): positions [0, S) from f16 rows for every query.
  *   1. the kernel against the scalar reference (attentionFromStored with the window) for every position of a cache,
  *      across the window's edge and the ring's wrap, for several formats, with and without rotation;
  *   2. a window covering every position gives an f16 cache's bits (rotated like the quantized sides: rule "all");
@@ -12,7 +13,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { getKvFormat } from "../../src/formats/table.js";
 import type { KvFormatName } from "../../src/formats/types.js";
-import { KvCache, kvWindowBytes, type KvCacheOptions } from "../../src/kv/cache.js";
+import { KvCache, kvExactBytes, type KvCacheOptions } from "../../src/kv/cache.js";
 import { parseKvConfig, parseKvConfigList, resolveKvFlags } from "../../src/kv/shorthand.js";
 import { loadModel } from "../../src/model/model.js";
 import { defaultRuntime } from "../../src/runtime/wasm.js";
@@ -106,6 +107,36 @@ test("the window's attention equals the scalar reference at every position, acro
   }
 });
 
+test("exact sinks, alone and with a window, equal the scalar reference at every position", () => {
+  const shape: AttentionShape = { nHeads: 4, nKvHeads: 2, headDim: 64 };
+  for (const [sinks, window] of [[3, 0], [2, 4], [6, 3]]) {
+    const opts: KvCacheOptions = { ...shape, nLayers: 1, contextSize: 24, layers: layers("q4_0", "q4_0"), rotation: true, window, sinks, maxTokens: 1 };
+    const cache = new KvCache(rt, opts);
+    const rand = seededRandom(51);
+    const kvDim = shape.nKvHeads * shape.headDim;
+    const k: Float32Array[] = [];
+    const v: Float32Array[] = [];
+    const ptr = rt.alloc(kvDim * 8);
+    try {
+      assert.equal(cache.bytes(), 24 * 2 * 72 + kvExactBytes(sinks + window, 1, kvDim));
+      for (let p = 0; p < 16; p++) {
+        k.push(gaussianRow(rand, kvDim));
+        v.push(gaussianRow(rand, kvDim));
+        rt.f32(ptr, kvDim).set(k[p]);
+        rt.f32(ptr + kvDim * 4, kvDim).set(v[p]);
+        cache.append(0, p, ptr, ptr + kvDim * 4);
+        const q = gaussianRow(rand, shape.nHeads * shape.headDim);
+        const out = attendLast(cache, p + 1, q);
+        const ref = attentionFromStored(cache, 0, p + 1, q, { k, v, window, sinks });
+        assert.ok(maxRelativeError(out, ref) < 2e-5, `sinks ${sinks} window ${window} position ${p}: ${maxRelativeError(out, ref)}`);
+      }
+    } finally {
+      rt.free(ptr);
+      cache.dispose();
+    }
+  }
+});
+
 test("a window over every position gives an f16 cache's bits; an f16 cache with a window gives the bits of one without", () => {
   const shape: AttentionShape = { nHeads: 4, nKvHeads: 2, headDim: 64 };
   const base = { ...shape, nLayers: 1, contextSize: 16 };
@@ -119,8 +150,8 @@ test("a window over every position gives an f16 cache's bits; an f16 cache with 
     assert.deepEqual(windowed.cache.layout(0).rotation, f16.cache.layout(0).rotation);
     assert.deepEqual(Array.from(attendLast(windowed.cache, 13, q)), Array.from(attendLast(f16.cache, 13, q)));
     assert.deepEqual(Array.from(attendLast(plainWindowed.cache, 13, q)), Array.from(attendLast(plain.cache, 13, q)));
-    assert.equal(windowed.cache.bytes(), 16 * 2 * 72 + kvWindowBytes(16, 1, 128), "packed rows for every position plus the f16 window");
-    assert.equal(kvWindowBytes(16, 1, 128), 2 * 16 * 128 * 2);
+    assert.equal(windowed.cache.bytes(), 16 * 2 * 72 + kvExactBytes(16, 1, 128), "packed rows for every position plus the f16 window");
+    assert.equal(kvExactBytes(16, 1, 128), 2 * 16 * 128 * 2);
   } finally {
     for (const c of [windowed, f16, plain, plainWindowed]) c.cache.dispose();
   }
@@ -149,7 +180,7 @@ test("any batch split and thread count give the same logits with a window", () =
     assert.notDeepEqual(Array.from(plain), one, "the window changes the logits");
     const s = model.createSession({ contextSize: 96, kv: { k: "q4_0", v: "q8_0" }, kvWindow: 12 });
     assert.equal(s.kvWindow, 12);
-    assert.equal(s.kvBytes, model.createSession({ contextSize: 96, kv: { k: "q4_0", v: "q8_0" } }).kvBytes + kvWindowBytes(12, 2, 64));
+    assert.equal(s.kvBytes, model.createSession({ contextSize: 96, kv: { k: "q4_0", v: "q8_0" } }).kvBytes + kvExactBytes(12, 2, 64));
   } finally {
     model.dispose();
   }
@@ -172,7 +203,11 @@ test("misuse is refused: heads splitting blocks, attention before the append, a 
   assert.equal(parseKvConfig("K4V4+w16").name, "K4V4+w16");
   assert.deepEqual(parseKvConfigList("F16,windows").map((c) => c.name), ["F16", "K4V4+w4", "K4V4+w16", "iq4_nl/iq4_nl+w16", "K5V5+w16", "K8V4+w16"]);
   assert.equal(parseKvConfig("q8_0/q4_0 + w8").window, 8);
-  assert.throws(() => parseKvConfig("K4V4+w0"), /window '\+w0' must be at least 1/);
+  assert.throws(() => parseKvConfig("K4V4+w0"), /'\+w0': window must be at least 1/);
+  assert.throws(() => parseKvConfig("K4V4+w4+w8"), /window given twice/);
+  const both = parseKvConfig("q8_0/q4_0+w16+s4");
+  assert.deepEqual([both.name, both.sinks, both.window], ["K8V4+s4+w16", 4, 16]);
+  assert.equal(resolveKvFlags({ kv: "K4V4", sinks: 4, window: 8 }).name, "K4V4+s4+w8");
   assert.equal(resolveKvFlags({ kv: "K8V4", window: 16 }).name, "K8V4+w16");
   assert.throws(() => resolveKvFlags({ kv: "K8V4+w8", window: 16 }), /'--kv-window 16' conflicts with 'the window \+w8 of K8V4\+w8'/);
 });
@@ -186,11 +221,11 @@ test("commands: +wN and --kv-window agree, plan counts the window, bench --vs ll
   const jb = JSON.parse(b.stdout) as { ppl: number; kv_bytes: number };
   assert.equal(ja.ppl, jb.ppl);
   assert.equal(ja.kv.window, 8);
-  assert.equal(ja.kv_bytes, 2 * 32 * (36 + 36) + kvWindowBytes(8, 2, 64));
+  assert.equal(ja.kv_bytes, 2 * 32 * (36 + 36) + kvExactBytes(8, 2, 64));
   assert.equal(ja.kv_bits_per_value, (8 * ja.kv_bytes) / (32 * 2 * 64 * 2));
   const plan = JSON.parse(run("plan", "-m", md.modelPath, "-c", "64", "--configs", "K4V4,K4V4+w8", "--json").stdout) as { rows: { config: string; bytes: number }[] };
-  assert.deepEqual(plan.rows.map((r) => [r.config, r.bytes]), [["K4V4", 64 * 2 * 72], ["K4V4+w8", 64 * 2 * 72 + kvWindowBytes(8, 2, 64)]]);
+  assert.deepEqual(plan.rows.map((r) => [r.config, r.bytes]), [["K4V4", 64 * 2 * 72], ["K4V4+w8", 64 * 2 * 72 + kvExactBytes(8, 2, 64)]]);
   const bench = run("bench", "-m", md.modelPath, "--configs", "K4V4+w8", "--vs", "llama.cpp");
   assert.equal(bench.code, 2);
-  assert.match(bench.stderr, /K4V4\+w8: llama\.cpp keeps no exact window of recent positions/);
+  assert.match(bench.stderr, /K4V4\+w8: llama\.cpp keeps no exact window or sinks/);
 });
