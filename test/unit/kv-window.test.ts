@@ -71,39 +71,46 @@ function layers(k: KvFormatName, v: KvFormatName) {
   return [{ k: getKvFormat(k), v: getKvFormat(v) }];
 }
 
+/**
+ * Append `nPos` random positions one at a time to a one-layer cache of `opts`; after each, the kernel's attention of a
+ * random query must equal attentionFromStored with the cache's exact rows; `also` gets each step to check more.
+ */
+function checkEveryPosition(opts: KvCacheOptions, nPos: number, seed: number, also?: (cache: KvCache, p: number, q: Float32Array, out: Float32Array, err: number) => void): void {
+  const cache = new KvCache(rt, opts);
+  const rand = seededRandom(seed);
+  const kvDim = opts.nKvHeads * opts.headDim;
+  const k: Float32Array[] = [];
+  const v: Float32Array[] = [];
+  const ptr = rt.alloc(kvDim * 8);
+  const label = `${opts.layers[0].k.name}/${opts.layers[0].v.name} window ${opts.window ?? 0} sinks ${opts.sinks ?? 0} rotation ${opts.rotation}`;
+  try {
+    for (let p = 0; p < nPos; p++) {
+      k.push(gaussianRow(rand, kvDim));
+      v.push(gaussianRow(rand, kvDim));
+      rt.f32(ptr, kvDim).set(k[p]);
+      rt.f32(ptr + kvDim * 4, kvDim).set(v[p]);
+      cache.append(0, p, ptr, ptr + kvDim * 4);
+      const q = gaussianRow(rand, opts.nHeads * opts.headDim);
+      const out = attendLast(cache, p + 1, q);
+      const err = maxRelativeError(out, attentionFromStored(cache, 0, p + 1, q, { k, v, window: opts.window ?? 0, sinks: opts.sinks }));
+      assert.ok(err < 2e-5, `${label} position ${p}: ${err}`);
+      also?.(cache, p, q, out, err);
+    }
+  } finally {
+    rt.free(ptr);
+    cache.dispose();
+  }
+}
+
 test("the window's attention equals the scalar reference at every position, across the window's edge and the ring's wrap", () => {
   const shape: AttentionShape = { nHeads: 4, nKvHeads: 2, headDim: 64 };
   const cases: Array<[KvFormatName, KvFormatName, boolean, number]> = [["q4_0", "q4_0", true, 5], ["q8_0", "q4_0", true, 8], ["iq4_nl", "q5_1", false, 3], ["q4_1", "f16", true, 6]];
   for (const [kf, vf, rotation, window] of cases) {
     const opts: KvCacheOptions = { ...shape, nLayers: 1, contextSize: 24, layers: layers(kf, vf), rotation, window, maxTokens: 1 };
-    const cache = new KvCache(rt, opts);
-    const rand = seededRandom(41);
-    const kvDim = shape.nKvHeads * shape.headDim;
-    const k: Float32Array[] = [];
-    const v: Float32Array[] = [];
-    const ptr = rt.alloc(kvDim * 8);
-    try {
-      for (let p = 0; p < 20; p++) {
-        k.push(gaussianRow(rand, kvDim));
-        v.push(gaussianRow(rand, kvDim));
-        rt.f32(ptr, kvDim).set(k[p]);
-        rt.f32(ptr + kvDim * 4, kvDim).set(v[p]);
-        cache.append(0, p, ptr, ptr + kvDim * 4);
-        const q = gaussianRow(rand, shape.nHeads * shape.headDim);
-        const out = attendLast(cache, p + 1, q);
-        const ref = attentionFromStored(cache, 0, p + 1, q, { k, v, window });
-        const err = maxRelativeError(out, ref);
-        assert.ok(err < 2e-5, `${kf}/${vf} window ${window} rotation ${rotation} position ${p}: ${err}`);
-        if (p >= window) {
-          // and the window really is used: the reference without it is further away
-          const packedOnly = attentionFromStored(cache, 0, p + 1, q);
-          assert.ok(maxRelativeError(out, packedOnly) > 10 * err, `${kf}/${vf} position ${p}: the window changes the result`);
-        }
-      }
-    } finally {
-      rt.free(ptr);
-      cache.dispose();
-    }
+    checkEveryPosition(opts, 20, 41, (cache, p, q, out, err) => {
+      // and the window really is used: the reference without it is further away
+      if (p >= window) assert.ok(maxRelativeError(out, attentionFromStored(cache, 0, p + 1, q)) > 10 * err, `${kf}/${vf} position ${p}: the window changes the result`);
+    });
   }
 });
 
@@ -112,28 +119,9 @@ test("exact sinks, alone and with a window, equal the scalar reference at every 
   for (const [sinks, window] of [[3, 0], [2, 4], [6, 3]]) {
     const opts: KvCacheOptions = { ...shape, nLayers: 1, contextSize: 24, layers: layers("q4_0", "q4_0"), rotation: true, window, sinks, maxTokens: 1 };
     const cache = new KvCache(rt, opts);
-    const rand = seededRandom(51);
-    const kvDim = shape.nKvHeads * shape.headDim;
-    const k: Float32Array[] = [];
-    const v: Float32Array[] = [];
-    const ptr = rt.alloc(kvDim * 8);
-    try {
-      assert.equal(cache.bytes(), 24 * 2 * 72 + kvExactBytes(sinks + window, 1, kvDim));
-      for (let p = 0; p < 16; p++) {
-        k.push(gaussianRow(rand, kvDim));
-        v.push(gaussianRow(rand, kvDim));
-        rt.f32(ptr, kvDim).set(k[p]);
-        rt.f32(ptr + kvDim * 4, kvDim).set(v[p]);
-        cache.append(0, p, ptr, ptr + kvDim * 4);
-        const q = gaussianRow(rand, shape.nHeads * shape.headDim);
-        const out = attendLast(cache, p + 1, q);
-        const ref = attentionFromStored(cache, 0, p + 1, q, { k, v, window, sinks });
-        assert.ok(maxRelativeError(out, ref) < 2e-5, `sinks ${sinks} window ${window} position ${p}: ${maxRelativeError(out, ref)}`);
-      }
-    } finally {
-      rt.free(ptr);
-      cache.dispose();
-    }
+    assert.equal(cache.bytes(), 24 * 2 * 72 + kvExactBytes(sinks + window, 1, 128));
+    cache.dispose();
+    checkEveryPosition(opts, 16, 51);
   }
 });
 
