@@ -336,10 +336,10 @@ export class KvCache {
       const first = this.stageWindow(layer, firstPos, nTokens);
       const f16 = getFormat("f16");
       const headStride = this.stageRows * this.headRowBytes;
-      const at = (firstPos - first) * this.headRowBytes;
-      // storeRows_packed(..., dst + firstPos·posStride, ...): the stage's row 0 is position `first`
-      tasks.push(store(f16, kPtr, this.kvDim, l.rotation.k, this.stageK + at - firstPos * this.headRowBytes, this.headRowBytes, headStride, 0));
-      tasks.push(store(f16, vPtr, this.kvDim, l.rotation.v, this.stageV + at - firstPos * this.headRowBytes, this.headRowBytes, headStride, this.rowScratchBytes));
+      // store() writes position p at base + p·posStride: the stage's row 0 is position `first`
+      const base = (stage: number) => stage - first * this.headRowBytes;
+      tasks.push(store(f16, kPtr, this.kvDim, l.rotation.k, base(this.stageK), this.headRowBytes, headStride, 0));
+      tasks.push(store(f16, vPtr, this.kvDim, l.rotation.v, base(this.stageV), this.headRowBytes, headStride, this.rowScratchBytes));
     }
     if (firstPos < this.sinks) {
       // the batch's positions below `sinks`: their exact rows, position p at row p of the layer's sink planes
