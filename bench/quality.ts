@@ -22,7 +22,7 @@ import { kvBitsPerValue, kvExactBytes } from "../src/kv/cache.js";
 import { parseKvConfig } from "../src/kv/shorthand.js";
 import { BaselineDistributions } from "../src/eval/kld-file.js";
 import { prepareEvalText, runPerplexity } from "../src/eval/perplexity.js";
-import { DEFAULT_TUNE_FORMATS, allocateSchedule, bytesPerTokenForBits, measureTuneCosts, minimumBytesPerToken } from "../src/eval/tune.js";
+import { DEFAULT_TUNE_FORMATS, allocateSchedule, bytesPerTokenForBits, measureTuneCosts, minimumBytesPerToken, tuneBaseline } from "../src/eval/tune.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const RESULTS = path.join(REPO_ROOT, "bench", "results", "quality.json");
@@ -96,7 +96,9 @@ function measure(): Saved {
       rows.push({ config: cfg.name, source: "kvsplit", ...evaluate({ k: cfg.k as KvPair["k"], v: cfg.v as KvPair["v"] }, cfg.window, cfg.sinks) });
       log(`quality: ${cfg.name} ${rows.at(-1)!.bits} bits, KLD ${rows.at(-1)!.kld.toExponential(3)}`);
     }
+    const calibBase = tuneBaseline(model, calibText, true);
     const costs = measureTuneCosts(model, calibText, {
+      base: calibBase,
       formats: DEFAULT_TUNE_FORMATS,
       rotation: true,
       onProgress: (p) => {
@@ -116,7 +118,7 @@ function measure(): Saved {
       rows.push({ config: `tuned ≤ ${bits} bits`, source: "kvsplit", ...evaluate(choice.layers), layers: choice.layers, predicted: choice.predictedKld });
       log(`quality: tuned ≤ ${bits} bits: ${rows.at(-1)!.bits} bits, KLD ${rows.at(-1)!.kld.toExponential(3)} (predicted ${choice.predictedKld.toExponential(3)})`);
     }
-    const windowCosts = measureTuneCosts(model, calibText, { formats: DEFAULT_TUNE_FORMATS, rotation: true, kvWindow: TUNED_WINDOW });
+    const windowCosts = measureTuneCosts(model, calibText, { formats: DEFAULT_TUNE_FORMATS, rotation: true, kvWindow: TUNED_WINDOW, base: calibBase });
     const windowPerToken = kvExactBytes(TUNED_WINDOW, c.nLayers, c.kvDim) / ctx;
     for (const bits of WINDOW_BUDGETS) {
       const budget = bytesPerTokenForBits(bits, c.nLayers, c.kvDim) - windowPerToken;

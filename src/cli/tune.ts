@@ -11,11 +11,10 @@ import { getKvFormat } from "../formats/table.js";
 import type { KvFormatName } from "../formats/types.js";
 import { kvExactBytes } from "../kv/cache.js";
 import { kvScheduleJson } from "../kv/schedule.js";
-import { BaselineDistributions } from "../eval/kld-file.js";
 import { parseByteSize } from "../eval/plan.js";
 import { prepareEvalText, runPerplexity, sha256Hex } from "../eval/perplexity.js";
 import {
-  DEFAULT_TUNE_FORMATS, allocateSchedule, bytesPerTokenForBits, measureTuneCosts, minimumBytesPerToken, type TuneMeasurement,
+  DEFAULT_TUNE_FORMATS, allocateSchedule, bytesPerTokenForBits, measureTuneCosts, minimumBytesPerToken, tuneBaseline, type TuneMeasurement,
 } from "../eval/tune.js";
 import { writeFileAtomic } from "../report/atomic.js";
 import { sensitivityHeatmap } from "../report/heatmap.js";
@@ -106,9 +105,11 @@ async function tuneCommand(opts: TuneOptions): Promise<void> {
         `(${candidates.join(", ")}) = ${2 + 2 * c.nLayers * candidates.length} runs; budget ${maxBytesPerToken.toFixed(0)} bytes per token`,
     );
     const progress = createProgress(2 + 2 * c.nLayers * candidates.length);
+    const base = tuneBaseline(model, evalText, opts.kvRotation);
     let m: TuneMeasurement;
     try {
       m = measureTuneCosts(model, evalText, {
+        base,
         formats: candidates,
         rotation: opts.kvRotation,
         kvWindow: window,
@@ -121,8 +122,6 @@ async function tuneCommand(opts: TuneOptions): Promise<void> {
     const choice = allocateSchedule(m, maxBytesPerToken);
 
     // the check: the chosen schedule against the same baseline, measured
-    const base = new BaselineDistributions(c.nVocab, ctx, evalText.chunks.length);
-    runPerplexity(model, evalText, { kv: { k: "f32", v: "f32" }, rotation: opts.kvRotation, record: base });
     const measured = runPerplexity(model, evalText, { kv: choice.layers, kvWindow: window, rotation: opts.kvRotation, baseline: base }).kld!.kldMean;
 
     const bitsPerValue = choice.bitsPerValue + (8 * windowPerToken) / (2 * c.nLayers * c.kvDim);

@@ -44,6 +44,13 @@ export interface TuneMeasurement {
   cells: TuneCell[];
 }
 
+/** The f32-cache distributions of evalText every tune run is measured against (and the chosen schedule checked). */
+export function tuneBaseline(model: Model, evalText: EvalText, rotation: boolean): BaselineDistributions {
+  const base = new BaselineDistributions(model.config.nVocab, evalText.ctx, evalText.chunks.length);
+  runPerplexity(model, evalText, { kv: { k: "f32", v: "f32" }, rotation, record: base });
+  return base;
+}
+
 export type TuneProgress = { done: number; total: number; label: string };
 
 /** Bytes of one row (kvDim values) in `format`. */
@@ -62,6 +69,8 @@ export function measureTuneCosts(
   opts: {
     formats: readonly KvFormatName[];
     rotation: boolean;
+    /** tuneBaseline of the same text, when the caller has it (else computed here). */
+    base?: BaselineDistributions;
     /** Exact recent window every run keeps (SessionOptions.kvWindow): the costs are measured under it. */
     kvWindow?: number;
     onProgress?: (p: TuneProgress) => void;
@@ -73,8 +82,7 @@ export function measureTuneCosts(
   const total = 2 + c.nLayers * TUNE_SIDES.length * formats.length;
   let done = 0;
   const step = (label: string) => opts.onProgress?.({ done: ++done, total, label });
-  const base = new BaselineDistributions(c.nVocab, evalText.ctx, evalText.chunks.length);
-  runPerplexity(model, evalText, { kv: { k: "f32", v: "f32" }, rotation: opts.rotation, record: base });
+  const base = opts.base ?? tuneBaseline(model, evalText, opts.rotation);
   step("f32 baseline");
   const allF16: KvPair[] = Array.from({ length: c.nLayers }, () => ({ k: "f16", v: "f16" }));
   const klds = (kv: readonly KvPair[]) => runPerplexity(model, evalText, { kv, kvWindow: opts.kvWindow, rotation: opts.rotation, baseline: base }).kld!.kldMean;

@@ -374,16 +374,8 @@ export class KvCache {
       );
     }
     if (nTokens + W > this.stageRows) throw new RangeError(`a batch of ${nTokens} tokens exceeds the window stage (${this.stageRows - W} tokens)`);
-    const u8 = this.rt.u8(0, this.rt.memory.buffer.byteLength);
     const hb = this.headRowBytes;
-    for (let g = 0; g < this.nKvHeads; g++) {
-      for (let p = first; p < firstPos; p++) {
-        const from = g * W * hb + (p % W) * hb;
-        const to = (g * this.stageRows + (p - first)) * hb;
-        u8.copyWithin(this.stageK + to, this.ringK[layer] + from, this.ringK[layer] + from + hb);
-        u8.copyWithin(this.stageV + to, this.ringV[layer] + from, this.ringV[layer] + from + hb);
-      }
-    }
+    for (let p = first; p < firstPos; p++) this.copyExactRow(layer, p, "toStage", first);
     this.staged = { layer, first, end: firstPos + nTokens };
     // based so that position p's row is at kRows + p·posStride (addresses wrap modulo 2^32 in the kernel)
     this.writeExactDescriptor(this.xdescPtr, this.layouts[layer], this.stageK - first * hb, this.stageV - first * hb, this.stageRows);
@@ -409,18 +401,25 @@ export class KvCache {
 
   /** After a batch ending at `end`: the ring keeps `layer`'s last `window` exact rows from the stage. */
   private keepWindow(layer: number, end: number): void {
-    const W = this.window;
+    for (let p = Math.max(this.staged.first, end - this.window); p < end; p++) this.copyExactRow(layer, p, "toRing", this.staged.first);
+    this.ringEnd[layer] = end;
+  }
+
+  /**
+   * Position p's f16 K and V rows of every kv head between `layer`'s ring (slot p % window) and the stage (row
+   * p − first), in the direction given.
+   */
+  private copyExactRow(layer: number, p: number, direction: "toStage" | "toRing", first: number): void {
     const hb = this.headRowBytes;
     const u8 = this.rt.u8(0, this.rt.memory.buffer.byteLength);
-    for (let p = Math.max(this.staged.first, end - W); p < end; p++) {
-      for (let g = 0; g < this.nKvHeads; g++) {
-        const from = (g * this.stageRows + (p - this.staged.first)) * hb;
-        const to = g * W * hb + (p % W) * hb;
-        u8.copyWithin(this.ringK[layer] + to, this.stageK + from, this.stageK + from + hb);
-        u8.copyWithin(this.ringV[layer] + to, this.stageV + from, this.stageV + from + hb);
+    for (let g = 0; g < this.nKvHeads; g++) {
+      const ring = (g * this.window + (p % this.window)) * hb;
+      const stage = (g * this.stageRows + (p - first)) * hb;
+      for (const [ringBase, stageBase] of [[this.ringK[layer], this.stageK], [this.ringV[layer], this.stageV]]) {
+        const [to, from] = direction === "toStage" ? [stageBase + stage, ringBase + ring] : [ringBase + ring, stageBase + stage];
+        u8.copyWithin(to, from, from + hb);
       }
     }
-    this.ringEnd[layer] = end;
   }
 
   /**
@@ -451,7 +450,7 @@ export class KvCache {
     if (!Number.isInteger(nPos) || nPos < 0 || nPos > this.contextSize) {
       throw new RangeError(`attention over ${nPos} positions: the cache holds 0 .. ${this.contextSize}`);
     }
-    this.attendItems(this.layouts[layer], nPos - 1, 1, qPtr, outPtr);
+    this.attendItems(layer, nPos - 1, 1, qPtr, outPtr);
   }
 
   /**
@@ -462,14 +461,14 @@ export class KvCache {
     this.checkLayer(layer);
     this.checkBatch(firstPos, nTokens);
     if (nTokens === 0) return;
-    this.attendItems(this.layouts[layer], firstPos, nTokens, qPtr, outPtr);
+    this.attendItems(layer, firstPos, nTokens, qPtr, outPtr);
   }
 
   /** The attention kernel over every (token, kv head) or (token, head) item, split across the pool. */
-  private attendItems(l: KvLayerLayout, firstPos: number, nTokens: number, qPtr: number, outPtr: number): void {
+  private attendItems(layer: number, firstPos: number, nTokens: number, qPtr: number, outPtr: number): void {
+    const l = this.layouts[layer];
     const count = nTokens * (l.grouped ? this.nKvHeads : this.nHeads);
     if (this.window > 0) {
-      const layer = this.layouts.indexOf(l);
       const need = Math.max(0, firstPos + 1 - this.window);
       if (this.staged.layer !== layer || this.staged.first > need || this.staged.end < firstPos + nTokens) {
         throw new RangeError(`layer ${layer}: with an exact window, attention for positions ${firstPos} .. ${firstPos + nTokens - 1} must follow the append of those positions`);
@@ -479,7 +478,7 @@ export class KvCache {
       kernel: l.grouped ? "attendGrouped_packed" : "attendHeads_packed",
       args: [
         0, count, this.scratchPtr, l.descPtr, qPtr, outPtr, firstPos, this.window > 0 ? this.xdescPtr : 0, this.window,
-        this.sinks > 0 ? this.sinkDescs[this.layouts.indexOf(l)] : 0, this.sinks,
+        this.sinks > 0 ? this.sinkDescs[layer] : 0, this.sinks,
       ],
       count,
       startArg: 0,
@@ -587,11 +586,10 @@ function checkOptions(o: KvCacheOptions): void {
   if (o.nHeads % o.nKvHeads !== 0) {
     throw new RangeError(`KV cache nHeads ${o.nHeads} is not a multiple of nKvHeads ${o.nKvHeads}`);
   }
-  if (o.sinks !== undefined && (!Number.isInteger(o.sinks) || o.sinks < 0 || o.sinks > o.contextSize)) {
-    throw new RangeError(`KV cache sinks must be an integer in 0 .. contextSize (${o.contextSize}), got ${o.sinks}`);
-  }
-  if (o.window !== undefined && (!Number.isInteger(o.window) || o.window < 0 || o.window > o.contextSize)) {
-    throw new RangeError(`KV cache window must be an integer in 0 .. contextSize (${o.contextSize}), got ${o.window}`);
+  for (const [name, n] of [["sinks", o.sinks], ["window", o.window]] as const) {
+    if (n !== undefined && (!Number.isInteger(n) || n < 0 || n > o.contextSize)) {
+      throw new RangeError(`KV cache ${name} must be an integer in 0 .. contextSize (${o.contextSize}), got ${n}`);
+    }
   }
   if (o.layers.length !== o.nLayers) {
     throw new RangeError(`KV cache needs one K/V format pair per layer: ${o.nLayers} layers, got ${o.layers.length} pairs`);
