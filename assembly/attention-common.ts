@@ -10,6 +10,8 @@ import { quantizeRow_q5_0 } from "./formats/q5_0";
 import { quantizeRow_q4_1 } from "./formats/q4_1";
 import { quantizeRow_q4_0 } from "./formats/q4_0";
 import { quantizeRow_iq4_nl } from "./formats/iq4_nl";
+import { quantizeRow_iq3_nl } from "./formats/iq3_nl";
+import { quantizeRow_iq2_nl } from "./formats/iq2_nl";
 
 // GGML type ids (ggml.h enum ggml_type), the same numbers as the format table's `ggmlType`.
 export const T_F32: i32 = 0;
@@ -22,6 +24,9 @@ export const T_Q8_0: i32 = 8;
 export const T_Q8_1: i32 = 9;
 export const T_IQ4_NL: i32 = 20;
 export const T_BF16: i32 = 30;
+// kvsplit's own formats: ids from 1000 up (the format table's `ggmlType`), which no GGUF file holds.
+export const T_IQ3_NL: i32 = 1003;
+export const T_IQ2_NL: i32 = 1002;
 
 /** Convert n f32 values into `type` (a KV format or a dot partner). Returns false for an unknown type. */
 export function quantizeRow_byType(type: i32, src: usize, dst: usize, n: i32): bool {
@@ -36,6 +41,8 @@ export function quantizeRow_byType(type: i32, src: usize, dst: usize, n: i32): b
     case T_Q4_1: quantizeRow_q4_1(src, dst, n); return true;
     case T_Q4_0: quantizeRow_q4_0(src, dst, n); return true;
     case T_IQ4_NL: quantizeRow_iq4_nl(src, dst, n); return true;
+    case T_IQ3_NL: quantizeRow_iq3_nl(src, dst, n); return true;
+    case T_IQ2_NL: quantizeRow_iq2_nl(src, dst, n); return true;
   }
   return false;
 }

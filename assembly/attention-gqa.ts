@@ -14,9 +14,10 @@
 // Requires headDim % 8 == 0 and whole K and V blocks per head (headDim % 32 == 0 for block formats); cache.ts uses the
 // per-head path otherwise. A group that is not a multiple of 4 heads is padded with zero queries whose results are dropped.
 import { f16x4ToF32x4, fifthBits, i8x16QuarterToF32x4, loadF16 } from "./formats/common";
+import { codebookBlockBytes, codebookLevels } from "./formats/codebook";
 import { fwht_f32 } from "./rotation";
 import {
-  T_F32, T_F16, T_BF16, T_Q8_0, T_Q8_1, T_Q5_1, T_Q5_0, T_Q4_1, T_Q4_0, T_IQ4_NL, quantizeRow_byType, expNonPositive_f32x4,
+  T_F32, T_F16, T_BF16, T_Q8_0, T_Q8_1, T_Q5_1, T_Q5_0, T_Q4_1, T_Q4_0, T_IQ4_NL, T_IQ3_NL, T_IQ2_NL, quantizeRow_byType, expNonPositive_f32x4,
   descI32, align16, D_N_HEADS, D_N_KV_HEADS, D_HEAD_DIM, D_SCALE, D_K_ROWS, D_K_ROW_BYTES, D_K_TYPE, D_K_PARTNER,
   D_V_ROWS, D_V_ROW_BYTES, D_V_TYPE, D_ROT_K, D_ROT_V, D_MAX_POS, D_HEAD_MAJOR, D_K_HEAD_STRIDE, D_V_HEAD_STRIDE,
   LAYER_DESC_BYTES, attendHeadsScratchBytes,
@@ -124,6 +125,8 @@ export function attendScratchBytes(nHeads: i32, nKvHeads: i32, headDim: i32, max
     case T_Q4_1: return 20;
     case T_Q4_0: return 18;
     case T_IQ4_NL: return 18;
+    case T_IQ3_NL: return codebookBlockBytes(3);
+    case T_IQ2_NL: return codebookBlockBytes(2);
   }
   return 0;
 }
@@ -138,6 +141,8 @@ export function attendScratchBytes(nHeads: i32, nKvHeads: i32, headDim: i32, max
     case T_Q5_0: return i8x16.sub(v128.or(v128.and(v128.load(block, 6), i8x16.splat(15)), fifthBits(load<u32>(block, 2), 0)), i8x16.splat(16));
     case T_Q5_1: return v128.or(v128.and(v128.load(block, 8), i8x16.splat(15)), fifthBits(load<u32>(block, 4), 0));
     case T_IQ4_NL: return i8x16.swizzle(iq4nlLevels(), v128.and(v128.load(block, 2), i8x16.splat(15)));
+    case T_IQ3_NL: return codebookLevels(3, block, 0);
+    case T_IQ2_NL: return codebookLevels(2, block, 0);
   }
   return i8x16.splat(0);
 }
@@ -150,6 +155,8 @@ export function attendScratchBytes(nHeads: i32, nKvHeads: i32, headDim: i32, max
     case T_Q5_0: return i8x16.sub(v128.or(i8x16.shr_u(v128.load(block, 6), 4), fifthBits(load<u32>(block, 2), 2)), i8x16.splat(16));
     case T_Q5_1: return v128.or(i8x16.shr_u(v128.load(block, 8), 4), fifthBits(load<u32>(block, 4), 2));
     case T_IQ4_NL: return i8x16.swizzle(iq4nlLevels(), i8x16.shr_u(v128.load(block, 2), 4));
+    case T_IQ3_NL: return codebookLevels(3, block, 1);
+    case T_IQ2_NL: return codebookLevels(2, block, 1);
   }
   return i8x16.splat(0);
 }
@@ -244,12 +251,12 @@ function prepareQueries(
 /**
  * Scores (unscaled dots) of one quad against a decoded block-format K slice, each format's per-block float formula:
  *   q8_0: Σ_b f32(sumi)·(dK·dQ)          q4_0: Σ_b (f32(sumi)·dK)·dQ          q4_1: Σ_b ((dK·dQ)·f32(sumi) + mK·sQ)
- *   q5_0, iq4_nl: hsum over lanes of Σ_b f32(sumi lanes)·(dK·dQ)          q5_1: the same + Σ_b mK·sQ
+ *   q5_0, iq4_nl, iq3_nl, iq2_nl: hsum over lanes of Σ_b f32(sumi lanes)·(dK·dQ)          q5_1: the same + Σ_b mK·sQ
  */
 // @ts-ignore: decorator
 @inline function scoreQuadInt(type: i32, kDec: usize, nBlocks: i32, qPrep: usize, dQ: usize, sQ: usize): v128 {
   const kScales = kDec + (<usize>nBlocks << 6);
-  const laneStyle = type == T_Q5_0 || type == T_IQ4_NL || type == T_Q5_1;
+  const laneStyle = type == T_Q5_0 || type == T_IQ4_NL || type == T_IQ3_NL || type == T_IQ2_NL || type == T_Q5_1;
   let total = f32x4.splat(0);
   let a0 = f32x4.splat(0);
   let a1 = f32x4.splat(0);
@@ -603,6 +610,8 @@ export function attendGrouped_packed(
       case T_Q4_1: scoreAll(T_Q4_1, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
       case T_Q4_0: scoreAll(T_Q4_0, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
       case T_IQ4_NL: scoreAll(T_IQ4_NL, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+      case T_IQ3_NL: scoreAll(T_IQ3_NL, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+      case T_IQ2_NL: scoreAll(T_IQ2_NL, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
     }
     if (lo < nPos) {
       const xkSlice = <usize>descI32(xdesc, D_K_ROWS) + <usize>g * <usize>descI32(xdesc, D_K_HEAD_STRIDE);
@@ -626,6 +635,8 @@ export function attendGrouped_packed(
       case T_Q4_1: accumulateAll(T_Q4_1, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
       case T_Q4_0: accumulateAll(T_Q4_0, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
       case T_IQ4_NL: accumulateAll(T_IQ4_NL, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
+      case T_IQ3_NL: accumulateAll(T_IQ3_NL, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
+      case T_IQ2_NL: accumulateAll(T_IQ2_NL, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
     }
     if (lo < nPos) {
       const xvSlice = <usize>descI32(xdesc, D_V_ROWS) + <usize>g * <usize>descI32(xdesc, D_V_HEAD_STRIDE);

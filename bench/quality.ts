@@ -1,25 +1,32 @@
 /**
  * Writes QUALITY.md: quality per bit, llama.cpp's K/V pairs beside kvsplit's own configs, against issue 10's targets.
  *
- *   node dist/bench/quality.js [--model FILE] [--text FILE] [--calib FILE] [--chunks 16] [--out QUALITY.md]
+ *   node dist/bench/quality.js [--model FILE] [--text FILE] [--calib FILE] [--chunks 16] [--speed-model FILE] [--speed-reps 3]
+ *   node dist/bench/quality.js --compose        (QUALITY.md from the saved results only)
+ *   node dist/bench/quality.js --speed-only     (measure the decode speed again, keep the saved quality rows)
  *
  * Method (the issue's): the model ../shared/models/tinystories-2m-hd64.gguf, 16 chunks of 512 tokens of
  * ../shared/data/tinystories-valid-sample.txt (llama-perplexity's chunking, second halves scored), mean KL divergence
  * of each config's next-token distributions from the f32 cache's, Hadamard rotation on. Bits per value count every
  * byte the cache holds for the 512-token context × 8 / (512 × layers × kvDim × 2). llama.cpp's pairs are run in
- * kvsplit, which reproduces llama.cpp's formats bit for bit (test/conformance). kvsplit's own configs: one pair with an
- * exact recent window (`K4V4+w16`: each query's last 16 positions in f16, counted in the bits), and schedules tuned
- * (`kvsplit tune`'s method) on a different text, assets/default-eval.txt, so the evaluation text is held out.
+ * kvsplit, which reproduces llama.cpp's formats bit for bit (test/conformance). kvsplit's own configs: its codebook
+ * formats iq3_nl (K3/V3) and iq2_nl (K2/V2), pairs with an exact recent window (`K4V4+w16`: each query's last 16
+ * positions in f16, counted in the bits) and sinks, and schedules tuned (`kvsplit tune`'s method) on a different text,
+ * assets/default-eval.txt, so the evaluation text is held out.
+ * Decode speed (target 4): `kvsplit bench` on the synthetic TinyLlama-1.1B shape with q4_K weights (.cache/, synthesized
+ * when absent), generation after 2048 tokens, q4_0/q4_0 (K4V4) beside every pair of the new formats, 2 threads.
  * Results are saved to bench/results/quality.json, and QUALITY.md is composed from it. Progress goes to stderr.
  */
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { KvPair } from "../src/api.js";
 import { loadModel } from "../src/model/model.js";
 import { kvBitsPerValue, kvExactBytes } from "../src/kv/cache.js";
-import { parseKvConfig } from "../src/kv/shorthand.js";
+import { parseKvConfig, parseKvConfigList } from "../src/kv/shorthand.js";
+import { runBench, type BenchRow } from "../src/eval/bench-runner.js";
+import { synthToFile } from "../src/gguf/synth.js";
 import { BaselineDistributions } from "../src/eval/kld-file.js";
 import { prepareEvalText, runPerplexity } from "../src/eval/perplexity.js";
 import { DEFAULT_TUNE_FORMATS, allocateSchedule, bytesPerTokenForBits, measureTuneCosts, minimumBytesPerToken, tuneBaseline } from "../src/eval/tune.js";
@@ -29,11 +36,24 @@ const RESULTS = path.join(REPO_ROOT, "bench", "results", "quality.json");
 const LLAMA_PAIRS = ["K8V8", "q5_1/q5_1", "K8V4", "K4V8", "K4V4"];
 /** Budgets the schedules are tuned for (bits per value): the llama.cpp pairs' and the issue's targets'. */
 const BUDGETS = [8.5, 6.5, 6.0, 5.0, 4.5, 4.0, 3.0];
-/** kvsplit's one-pair configs with an exact recent window (`+wN`: each query's last N positions in f16). */
-const WINDOW_CONFIGS = ["K4V4+w4", "iq4_nl/iq4_nl+w4", "K4V4+w8", "K4V4+w16", "K4V4+s4+w16", "iq4_nl/iq4_nl+w16", "K5V5+w16", "K8V4+w16"];
-/** Schedules tuned under this window, for these budgets. */
-const TUNED_WINDOW = 16;
-const WINDOW_BUDGETS = [6.0, 5.5, 5.0];
+/**
+ * kvsplit's one-pair configs: its codebook formats (K3 = iq3_nl, K2 = iq2_nl), and pairs with an exact recent window
+ * (`+wN`: each query's last N positions in f16) or exact sinks (`+sN`).
+ */
+const OWN_CONFIGS = [
+  "K8V3", "K4V3", "K3V3", "K3V2", "K2V2",
+  "K4V4+w4", "iq4_nl/iq4_nl+w4", "K4V4+w8", "K3V3+w8", "K4V4+w16", "K4V4+s4+w16", "iq4_nl/iq4_nl+w16", "K5V5+w16", "K8V4+w16",
+  "iq4_nl/iq3_nl+w16", "K3V3+w16", "K3V3+s4+w16", "K3V2+w16", "K2V2+w16",
+];
+/** Schedules tuned under an exact window, for these budgets (the window's rows counted in them). */
+const TUNED_WINDOWS: ReadonlyArray<{ window: number; budgets: number[] }> = [
+  { window: 16, budgets: [6.0, 5.5, 5.0, 4.5, 4.0, 3.5, 3.0] },
+  { window: 8, budgets: [4.0, 3.5, 3.0] },
+];
+/** Decode speed: the reference pair and every pair of the new formats (with K8/K4 keys and K3 values too). */
+const SPEED_REFERENCE = "K4V4";
+const SPEED_CONFIGS = "K4V4,K3V3,K2V2,K3V2,K8V3,K4V3";
+const SPEED_DEPTH = 2048;
 
 interface Row {
   config: string;
@@ -56,21 +76,32 @@ interface Saved {
   seconds: number;
   rows: Row[];
   infeasible: { bits: number; smallest: number }[];
+  /** Decode speed rows (kvsplit bench at SPEED_DEPTH) and how they were measured. */
+  speed?: { model: string; command: string; rows: BenchRow[]; seconds: number };
 }
 
 function log(line: string): void {
   process.stderr.write(line + "\n");
 }
 
-function measure(): Saved {
-  const { values } = parseArgs({
+type Options = ReturnType<typeof parseOptions>;
+
+function parseOptions() {
+  return parseArgs({
     options: {
       model: { type: "string", default: path.resolve(REPO_ROOT, "..", "shared", "models", "tinystories-2m-hd64.gguf") },
       text: { type: "string", default: path.resolve(REPO_ROOT, "..", "shared", "data", "tinystories-valid-sample.txt") },
       calib: { type: "string", default: path.join(REPO_ROOT, "assets", "default-eval.txt") },
       chunks: { type: "string", default: "16" },
+      "speed-model": { type: "string", default: path.join(REPO_ROOT, ".cache", "tinyllama-1.1b-q4_K.gguf") },
+      "speed-reps": { type: "string", default: "3" },
+      compose: { type: "boolean", default: false },
+      "speed-only": { type: "boolean", default: false },
     },
-  });
+  }).values;
+}
+
+function measure(values: Options): Saved {
   const started = new Date();
   const t0 = performance.now();
   const model = loadModel(values.model!, { threads: 2 });
@@ -91,7 +122,7 @@ function measure(): Saved {
       rows.push({ config: cfg.name, source: "llama.cpp", ...evaluate({ k: cfg.k as KvPair["k"], v: cfg.v as KvPair["v"] }) });
       log(`quality: ${cfg.name} ${rows.at(-1)!.bits} bits, KLD ${rows.at(-1)!.kld.toExponential(3)}`);
     }
-    for (const name of WINDOW_CONFIGS) {
+    for (const name of OWN_CONFIGS) {
       const cfg = parseKvConfig(name);
       rows.push({ config: cfg.name, source: "kvsplit", ...evaluate({ k: cfg.k as KvPair["k"], v: cfg.v as KvPair["v"] }, cfg.window, cfg.sinks) });
       log(`quality: ${cfg.name} ${rows.at(-1)!.bits} bits, KLD ${rows.at(-1)!.kld.toExponential(3)}`);
@@ -118,17 +149,19 @@ function measure(): Saved {
       rows.push({ config: `tuned ≤ ${bits} bits`, source: "kvsplit", ...evaluate(choice.layers), layers: choice.layers, predicted: choice.predictedKld });
       log(`quality: tuned ≤ ${bits} bits: ${rows.at(-1)!.bits} bits, KLD ${rows.at(-1)!.kld.toExponential(3)} (predicted ${choice.predictedKld.toExponential(3)})`);
     }
-    const windowCosts = measureTuneCosts(model, calibText, { formats: DEFAULT_TUNE_FORMATS, rotation: true, kvWindow: TUNED_WINDOW, base: calibBase });
-    const windowPerToken = kvExactBytes(TUNED_WINDOW, c.nLayers, c.kvDim) / ctx;
-    for (const bits of WINDOW_BUDGETS) {
-      const budget = bytesPerTokenForBits(bits, c.nLayers, c.kvDim) - windowPerToken;
-      if (budget < smallest) continue;
-      const choice = allocateSchedule(windowCosts, budget);
-      rows.push({
-        config: `tuned ≤ ${bits} bits, window ${TUNED_WINDOW}`, source: "kvsplit", ...evaluate(choice.layers, TUNED_WINDOW), layers: choice.layers,
-        predicted: choice.predictedKld, window: TUNED_WINDOW,
-      });
-      log(`quality: ${rows.at(-1)!.config}: ${rows.at(-1)!.bits} bits, KLD ${rows.at(-1)!.kld.toExponential(3)}`);
+    for (const { window, budgets } of TUNED_WINDOWS) {
+      const windowCosts = measureTuneCosts(model, calibText, { formats: DEFAULT_TUNE_FORMATS, rotation: true, kvWindow: window, base: calibBase });
+      const windowPerToken = kvExactBytes(window, c.nLayers, c.kvDim) / ctx;
+      for (const bits of budgets) {
+        const budget = bytesPerTokenForBits(bits, c.nLayers, c.kvDim) - windowPerToken;
+        if (budget < smallest) continue;
+        const choice = allocateSchedule(windowCosts, budget);
+        rows.push({
+          config: `tuned ≤ ${bits} bits, window ${window}`, source: "kvsplit", ...evaluate(choice.layers, window), layers: choice.layers,
+          predicted: choice.predictedKld, window,
+        });
+        log(`quality: ${rows.at(-1)!.config}: ${rows.at(-1)!.bits} bits, KLD ${rows.at(-1)!.kld.toExponential(3)}`);
+      }
     }
     return {
       started: started.toISOString(), model: path.basename(values.model!), text: path.basename(values.text!), calib: path.basename(values.calib!),
@@ -137,6 +170,23 @@ function measure(): Saved {
   } finally {
     model.dispose();
   }
+}
+
+/** Decode speed of the new formats beside q4_0/q4_0 (one `kvsplit bench` without --vs). */
+async function measureSpeed(modelPath: string, reps: number): Promise<NonNullable<Saved["speed"]>> {
+  if (!existsSync(modelPath)) {
+    mkdirSync(path.dirname(modelPath), { recursive: true });
+    log(`quality: synthesizing ${modelPath} (tinyllama-1.1b, q4_K weights, seed 1)...`);
+    synthToFile({ preset: "tinyllama-1.1b", type: "q4_K", seed: 1 }, modelPath);
+  }
+  const shown = path.relative(REPO_ROOT, modelPath) || modelPath;
+  const command = `kvsplit bench -m ${shown} --configs ${SPEED_CONFIGS} --depth ${SPEED_DEPTH} -p 512 -n 32 --reps ${reps} -t 2`;
+  log(`quality: ${command}`);
+  const report = await runBench(
+    { modelPath, configs: parseKvConfigList(SPEED_CONFIGS), depths: [SPEED_DEPTH], promptTokens: 512, genTokens: 32, reps, threads: 2, engines: ["kvsplit"] },
+    (line) => log(`quality: ${line}`),
+  );
+  return { model: shown, command, rows: report.rows, seconds: report.seconds };
 }
 
 /** The best kvsplit row with at most `bits` bits per value (least KLD), or undefined. */
@@ -173,7 +223,7 @@ function markdown(s: Saved): string {
   const target = (text: string, bits: number, maxKld: number) => {
     const best = bestWithin(s.rows, bits);
     const none = s.infeasible.find((i) => i.bits === bits);
-    if (!best) return `- ${text}: **not reached**: no kvsplit config fits ${bits} bits${none ? ` (today's formats need at least ${none.smallest.toFixed(2)} bits: the sub-4-bit formats are still to come)` : ""}`;
+    if (!best) return `- ${text}: **not reached**: no kvsplit config fits ${bits} bits${none ? ` (the candidate formats need at least ${none.smallest.toFixed(2)} bits)` : ""}`;
     return `- ${text}: **${best.kld <= maxKld ? "holds" : "does not hold"}** (${best.config}: ${best.bits.toFixed(2)} bits, KLD ${e(best.kld)})`;
   };
   lines.push(target("at ≤ 4.0 bits per value, mean KLD ≤ 1.0e-3", 4.0, 1.0e-3));
@@ -181,8 +231,43 @@ function markdown(s: Saved): string {
   for (const pair of s.rows.filter((r) => r.source === "llama.cpp" && r.bits <= 6.5 + 1e-9)) {
     lines.push(target(`no more bits than ${pair.config} (${pair.bits.toFixed(2)}) and at most half its KLD (${e(pair.kld / 2)})`, pair.bits, pair.kld / 2));
   }
-  lines.push("- decode attention over every new format at depth 2048 at least as fast as q4_0/q4_0's: **not measured**: no new cache format yet (schedules and windows use llama.cpp's formats, whose attention is benchmarked in BENCHMARKS.md)");
+  lines.push(speedTarget(s));
+  if (s.speed) {
+    lines.push(
+      "",
+      "## Decode speed of the new formats",
+      "",
+      `\`${s.speed.command}\` (${(s.speed.seconds / 60).toFixed(1)} min): generation after ${SPEED_DEPTH} tokens, tokens/s (median of the runs; the`,
+      "weights' matrix products are the same in every row, so the differences are the attention's; q8_0 keys read more bytes",
+      "than q4_0 keys, so K8V3 is shown but not held to the target).",
+      "",
+      "| config | K / V | tg32 t/s at depth " + SPEED_DEPTH + " | runs | vs K4V4 |",
+      "|---|---|---|---|---|",
+      ...s.speed.rows.map((r) => `| ${r.config} | ${r.k} / ${r.v} | ${r.tg_tps.toFixed(2)} | ${r.tg_tps_runs.map((x) => x.toFixed(2)).join(", ")} | ${(r.tg_tps / speedReference(s.speed!).tg_tps).toFixed(2)}× |`),
+    );
+  }
   return lines.join("\n") + "\n";
+}
+
+function speedReference(speed: NonNullable<Saved["speed"]>): BenchRow {
+  return speed.rows.find((r) => r.config === SPEED_REFERENCE)!;
+}
+
+/** Formats target 4 compares: q4_0 (the reference pair's) and the new ones. */
+const SPEED_TARGET_FORMATS = new Set(["q4_0", "iq3_nl", "iq2_nl"]);
+
+/**
+ * Target 4: every pair of new formats (or a new format beside q4_0) decodes at depth 2048 at least as fast as
+ * q4_0/q4_0; pairs with q8_0 keys hold more bytes than q4_0's and are shown but not held to it.
+ */
+function speedTarget(s: Saved): string {
+  const text = `decode at depth ${SPEED_DEPTH} over every new format at least as fast as q4_0/q4_0's (TinyLlama shape, 2 threads)`;
+  if (!s.speed) return `- ${text}: **not measured** (run without --compose)`;
+  const ref = speedReference(s.speed);
+  const held = s.speed.rows.filter((r) => r.config !== SPEED_REFERENCE && SPEED_TARGET_FORMATS.has(r.k) && SPEED_TARGET_FORMATS.has(r.v));
+  const slow = held.filter((r) => r.tg_tps < ref.tg_tps);
+  const ratios = held.map((r) => `${r.config} ${(r.tg_tps / ref.tg_tps).toFixed(2)}×`).join(", ");
+  return `- ${text}: **${slow.length === 0 ? "holds" : "does not hold"}** (${ratios} of K4V4's ${ref.tg_tps.toFixed(2)} t/s; medians of ${ref.runs} runs each)`;
 }
 
 function writeAtomically(file: string, text: string): void {
@@ -191,8 +276,26 @@ function writeAtomically(file: string, text: string): void {
   renameSync(tmp, file);
 }
 
-const composeOnly = process.argv.includes("--compose");
-const saved: Saved = composeOnly ? (JSON.parse(readFileSync(RESULTS, "utf8")) as Saved) : measure();
-if (!composeOnly) writeAtomically(RESULTS, JSON.stringify(saved, null, 1) + "\n");
-writeAtomically(path.join(REPO_ROOT, "QUALITY.md"), markdown(saved));
-log(`quality: wrote ${RESULTS} and QUALITY.md`);
+async function main(): Promise<void> {
+  const values = parseOptions();
+  if (values.compose) {
+    writeAtomically(path.join(REPO_ROOT, "QUALITY.md"), markdown(JSON.parse(readFileSync(RESULTS, "utf8")) as Saved));
+    log("quality: wrote QUALITY.md");
+    return;
+  }
+  const saved = values["speed-only"] ? (JSON.parse(readFileSync(RESULTS, "utf8")) as Saved) : measure(values);
+  if (!values["speed-only"]) {
+    // quality first (saved at once), then speed: an interrupted speed run keeps the quality rows
+    writeAtomically(RESULTS, JSON.stringify(saved, null, 1) + "\n");
+    writeAtomically(path.join(REPO_ROOT, "QUALITY.md"), markdown(saved));
+  }
+  saved.speed = await measureSpeed(values["speed-model"]!, Number(values["speed-reps"]));
+  writeAtomically(RESULTS, JSON.stringify(saved, null, 1) + "\n");
+  writeAtomically(path.join(REPO_ROOT, "QUALITY.md"), markdown(saved));
+  log(`quality: wrote ${RESULTS} and QUALITY.md`);
+}
+
+main().catch((err: unknown) => {
+  log(`quality: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

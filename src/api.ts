@@ -8,6 +8,10 @@ import type { KvFormatName } from "./formats/types.js";
 export interface KvPair {
   k: KvFormatName;
   v: KvFormatName;
+  /** This layer's exact recent window, when one layer of a per-layer list differs from SessionOptions.kvWindow. */
+  window?: number;
+  /** This layer's exact sinks, when one layer of a per-layer list differs from SessionOptions.kvSinks. */
+  sinks?: number;
 }
 
 export interface SessionOptions {

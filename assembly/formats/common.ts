@@ -204,15 +204,21 @@ export const U8_1: usize = 32;
   return f16ToF32(<u32>load<u16>(p));
 }
 
-/** 0x10 in byte lane j (0..15) where bit 8·firstByte + j of qh is set: the fifth bits of q5_0 / q5_1 quants. */
+/** `value` in byte lane j (0..15) where bit 8·firstByte + j of qh is set, 0 elsewhere: one bit plane of 16 quants. */
 // @ts-ignore: decorator
-@inline export function fifthBits(qh: u32, firstByte: i32): v128 {
+@inline export function bitPlane(qh: u32, firstByte: i32, value: i8): v128 {
   const lanes = firstByte == 0
     ? i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
     : i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
   const spread = i8x16.swizzle(i32x4.splat(qh), lanes);
   const bit = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-  return v128.and(i8x16.eq(v128.and(spread, bit), bit), i8x16.splat(0x10));
+  return v128.and(i8x16.eq(v128.and(spread, bit), bit), i8x16.splat(value));
+}
+
+/** 0x10 in byte lane j (0..15) where bit 8·firstByte + j of qh is set: the fifth bits of q5_0 / q5_1 quants. */
+// @ts-ignore: decorator
+@inline export function fifthBits(qh: u32, firstByte: i32): v128 {
+  return bitPlane(qh, firstByte, 0x10);
 }
 
 // ---- row-tile helpers shared by the matvec / matmul kernels ---------------------------------------------------

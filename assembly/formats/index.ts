@@ -1,5 +1,5 @@
 // One file per block format (plus matmul-wide.ts and matmul-wide-k.ts: batched products over weight rows decoded once per batch); each exports quantizeRow_<fmt>, dequantizeRow_<fmt>, dot_<fmt>, axpy_<fmt>, matvec_<fmt>, matmul_<fmt>
-// (q8_1 and q8_K: quantize and dequantize only). Shared kernel code lives in common.ts, rowdot.ts, floatdot.ts and kquants.ts (not exported).
+// (q8_1 and q8_K: quantize and dequantize only). Shared kernel code lives in common.ts, rowdot.ts, floatdot.ts, kquants.ts and codebook.ts (not exported).
 export * from "./f32";
 export * from "./f16";
 export * from "./bf16";
@@ -10,6 +10,8 @@ export * from "./q4_1";
 export * from "./q5_0";
 export * from "./q5_1";
 export * from "./iq4_nl";
+export * from "./iq3_nl";
+export * from "./iq2_nl";
 export * from "./q8_K";
 export * from "./q2_K";
 export * from "./q3_K";

@@ -13,6 +13,7 @@
 // use; without a branch, all loads of four blocks are issued first and spill. A branch whose result feeds a phi makes
 // each block's integer sum finish before the next block's loads (1.5× faster on the q8_0 matvec).
 import { U8_1, U8_15, dotLevelsAdd, fifthBits, highNibbles, hsumF32x4, loadF16x4, rconst, sum4I32x4, vconst } from "./common";
+import { codebookBlockBytes, codebookLevels } from "./codebook";
 
 // Format ids: compile-time constants, so each kernel's inlined copy keeps only its own branches.
 export const Q8_0: i32 = 0;
@@ -21,6 +22,14 @@ export const Q4_1: i32 = 2;
 export const Q5_0: i32 = 3;
 export const Q5_1: i32 = 4;
 export const IQ4_NL: i32 = 5;
+export const IQ3_NL: i32 = 6;
+export const IQ2_NL: i32 = 7;
+
+/** Index bits of kvsplit's codebook formats (codebook.ts), 0 for the others. */
+// @ts-ignore: decorator
+@inline function codebookBits(fmt: i32): i32 {
+  return fmt == IQ3_NL ? 3 : fmt == IQ2_NL ? 2 : 0;
+}
 
 // Offsets into VECTOR_CONSTANTS (common.ts)
 const I16_EIGHT: usize = 96;
@@ -32,6 +41,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
 
 // @ts-ignore: decorator
 @inline export function blockBytes(fmt: i32): usize {
+  if (codebookBits(fmt) != 0) return codebookBlockBytes(codebookBits(fmt));
   return fmt == Q8_0 ? 34 : fmt == Q4_0 || fmt == IQ4_NL ? 18 : fmt == Q4_1 ? 20 : fmt == Q5_0 ? 22 : 24;
 }
 
@@ -56,6 +66,10 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
 // @ts-ignore: decorator
 @inline export function weightPart(fmt: i32, wb: usize, k: i32): v128 {
   if (fmt == Q8_0) return v128.load8x8_s(wb + 2 + <usize>(k << 3));
+  if (codebookBits(fmt) != 0) {
+    const levels = codebookLevels(codebookBits(fmt), wb, k >> 1);
+    return (k & 1) == 0 ? i16x8.extend_low_i8x16_s(levels) : i16x8.extend_high_i8x16_s(levels);
+  }
   if (fmt == IQ4_NL) {
     const bytes = v128.load(wb + 2);
     const indices = k < 2 ? v128.and(bytes, i8x16.splat(15)) : i8x16.shr_u(bytes, 4);
@@ -83,13 +97,13 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
 // ---- relaxed build (kernels-relaxed.wasm): q4_0 / q4_1 / q5_0 / q5_1 blocks in relaxed dots --------------------
 // Their stored levels (nibble, + 16 × fifth bit) are 0..31: the i7 operand of common.ts's exact relaxed dots, the
 // partner's int8 values the other. q4_0 / q5_0 subtract their offset (8, 16) as offset × Σ x, Σ x being a relaxed
-// dot with ones. The block's integer Σ w·x is the plain build's, so the f32 terms are too. (q8_0 and iq4_nl weights
-// are signed: they stay on the i16 path.)
+// dot with ones. The block's integer Σ w·x is the plain build's, so the f32 terms are too. (q8_0, iq4_nl and the
+// codebook formats' levels are signed: they stay on the i16 path.)
 
-/** Whether the format's levels are unsigned (all but q8_0 and iq4_nl); test ASC_FEATURE_RELAXED_SIMD first. */
+/** Whether the format's levels are unsigned (all but q8_0 and the codebook formats); test ASC_FEATURE_RELAXED_SIMD first. */
 // @ts-ignore: decorator
 @inline function unsignedLevels(fmt: i32): bool {
-  return fmt != Q8_0 && fmt != IQ4_NL;
+  return fmt != Q8_0 && fmt != IQ4_NL && codebookBits(fmt) == 0;
 }
 
 /** Stored levels of values 0-15 (half 0) or 16-31 (half 1) of the weight block at wb as u8x16 (0..31). */

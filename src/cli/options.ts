@@ -8,6 +8,7 @@ import type { KvPair } from "../api.js";
 import { readGgufHeader } from "../gguf/reader.js";
 import { checkScheduleLayers, readKvSchedule } from "../kv/schedule.js";
 import { configOfSchedule, kvPairsOf, resolveKvFlags, type KvConfig } from "../kv/shorthand.js";
+import { KV_FORMAT_NAMES } from "../formats/types.js";
 import { configFromGguf } from "../model/config.js";
 import { InputFileError, UsageError } from "./errors.js";
 import { CACHE_DIR_ENV, defaultCacheDir } from "../download/cache.js";
@@ -108,7 +109,7 @@ export function addTextInputOptions(cmd: Command, what: string): Command {
 export function addKvOptions(cmd: Command): Command {
   return cmd
     .option("--kv <config>", "K/V cache formats: F16, F32, K8V8, K8V4, K4V4, ... or q8_0/q4_0 (default F16)")
-    .addOption(new Option("--cache-type-k <format>", "key cache format, also -ctk (f32 f16 bf16 q8_0 q5_1 q5_0 q4_1 q4_0 iq4_nl)"))
+    .addOption(new Option("--cache-type-k <format>", `key cache format, also -ctk (${KV_FORMAT_NAMES.join(" ")})`))
     .addOption(new Option("--cache-type-v <format>", "value cache format, also -ctv"))
     .option("--kv-schedule <file>", "per-layer K/V formats from a JSON schedule (kvsplit tune writes one)")
     .option("--kv-window <n>", "keep each query's last N positions exact (f16); the rest in the K/V formats (default 0)", intArg(0))

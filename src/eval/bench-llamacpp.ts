@@ -9,7 +9,7 @@
  * Batches go through `evaluateWithoutGeneratingNewTokens`; generation through `evaluate` (greedy, temperature 0), one
  * token per step, each step computing logits and sampling as llama-bench's tg does.
  */
-import { LLAMACPP_KV_TYPE_KEY } from "./llamacpp-kv-type.js";
+import { llamaCppKvTypeKey } from "./llamacpp-kv-type.js";
 import { BENCH_BATCH_SIZE, kvBytesByArithmetic, measureRun, type BenchEngineSession, type BenchJob, type BenchRunResult } from "./bench.js";
 
 /** The exact version the project is tested with (newer lockfiles failed `npm ci` on this registry). */
@@ -90,8 +90,8 @@ export async function runLlamaCppJob(job: BenchJob): Promise<BenchRunResult> {
         sequences: 1,
         threads: { ideal: job.threads, min: job.threads },
         flashAttention: true,
-        experimentalKvCacheKeyType: LLAMACPP_KV_TYPE_KEY[k],
-        experimentalKvCacheValueType: LLAMACPP_KV_TYPE_KEY[v],
+        experimentalKvCacheKeyType: llamaCppKvTypeKey(k),
+        experimentalKvCacheValueType: llamaCppKvTypeKey(v),
       });
       try {
         const sequence = context.getSequence();

@@ -7,7 +7,7 @@
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { readGgufHeader } from "../gguf/reader.js";
-import { getKvFormat } from "../formats/table.js";
+import { getKvFormat, isOwnFormat } from "../formats/table.js";
 import type { KvConfig } from "../kv/shorthand.js";
 import { configFromGguf, type ModelConfig } from "../model/config.js";
 import { benchContextSize, median, type BenchEngine, type BenchJob, type BenchRunResult } from "./bench.js";
@@ -76,6 +76,7 @@ export function llamaCppKvProblem(config: KvConfig, headDim: number): string | n
   if (config.window || config.sinks) return "llama.cpp keeps no exact window or sinks; bench it without --vs";
   for (const [side, name] of [["K", config.k], ["V", config.v]] as const) {
     const format = getKvFormat(name);
+    if (isOwnFormat(format)) return `${name} is kvsplit's own format (llama.cpp has no ${side} cache type like it); bench it without --vs`;
     if (headDim % format.blockSize !== 0) {
       return `llama.cpp cannot store ${side} as ${name} for this model: head_dim ${headDim} is not a multiple of its ${format.blockSize}-value blocks`;
     }

@@ -10,8 +10,8 @@
 import type { KvPair } from "../api.js";
 import { getKvFormat } from "../formats/table.js";
 import { KV_FORMAT_NAMES, type KvFormatName } from "../formats/types.js";
-import { kvBitsPerValue, kvBytesPerToken, kvExactBytes } from "../kv/cache.js";
-import { exactOptions, kvConfigName, kvPairsOf, type KvConfig } from "../kv/shorthand.js";
+import { kvBitsPerValue, kvBytesPerToken, kvExactBytesOf } from "../kv/cache.js";
+import { exactOptions, isKvsplitOnly, kvConfigName, kvPairsOf, type KvConfig } from "../kv/shorthand.js";
 import { kvLayerFormats } from "../model/memory.js";
 import type { Model } from "../model/model.js";
 import { BaselineDistributions } from "./kld-file.js";
@@ -97,7 +97,7 @@ export function kvMemory(model: Model, kv: KvPair | readonly KvPair[], contexts:
   const c = model.config;
   const layers = kvLayerFormats(c, kv);
   const bytesPerToken = kvBytesPerToken(layers, c.kvDim);
-  const at = (n: number) => n * bytesPerToken + kvExactBytes(Math.min(window, n) + Math.min(sinks, n), c.nLayers, c.kvDim);
+  const at = (n: number) => n * bytesPerToken + kvExactBytesOf(layers, { window, sinks }, n, c.kvDim);
   return { bytesPerToken, bytesAt: new Map(contexts.map((n) => [n, at(n)])) };
 }
 
@@ -151,7 +151,7 @@ export interface CompareRow {
   /** "mixed" for a schedule whose layers differ on that side. */
   k: KvFormatName | "mixed";
   v: KvFormatName | "mixed";
-  /** kvsplit's own: a config llama.cpp cannot run (a per-layer schedule or an exact window). */
+  /** kvsplit's own: a config llama.cpp cannot run (a per-layer schedule, an exact window or sinks, an own format). */
   kvsplitOnly: boolean;
   group: RowGroup;
   /** Bytes per token at the evaluated context: kvBytes / ctx (the per-token rows, plus a window's f16 rows spread over ctx). */
@@ -251,7 +251,7 @@ export function runCompare(model: Model, evalText: EvalText, opts: CompareOption
       config: p.name,
       k: p.k,
       v: p.v,
-      kvsplitOnly: p.layers !== undefined || (p.window ?? 0) > 0 || (p.sinks ?? 0) > 0,
+      kvsplitOnly: isKvsplitOnly(p),
       group: p.group,
       // at the evaluated context: a window's fixed f16 rows spread over its positions (the rest is per token)
       kvBytesPerToken: run.kvBytes / evalText.ctx,

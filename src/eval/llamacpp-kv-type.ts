@@ -6,8 +6,8 @@ import type { KvFormatName } from "../formats/types.js";
 
 export type LlamaCppKvTypeKey = "F32" | "F16" | "BF16" | "Q8_0" | "Q5_1" | "Q5_0" | "Q4_1" | "Q4_0" | "IQ4_NL";
 
-/** node-llama-cpp's GgmlType key for each KV format name. */
-export const LLAMACPP_KV_TYPE_KEY: Readonly<Record<KvFormatName, LlamaCppKvTypeKey>> = {
+/** node-llama-cpp's GgmlType key for each of llama.cpp's KV format names (kvsplit's own formats have none). */
+const LLAMACPP_KV_TYPE_KEY: Readonly<Partial<Record<KvFormatName, LlamaCppKvTypeKey>>> = {
   f32: "F32",
   f16: "F16",
   bf16: "BF16",
@@ -18,3 +18,10 @@ export const LLAMACPP_KV_TYPE_KEY: Readonly<Record<KvFormatName, LlamaCppKvTypeK
   q4_0: "Q4_0",
   iq4_nl: "IQ4_NL",
 };
+
+/** node-llama-cpp's GgmlType key of a KV format; a RangeError for kvsplit's own formats, which llama.cpp cannot store. */
+export function llamaCppKvTypeKey(name: KvFormatName): LlamaCppKvTypeKey {
+  const key = LLAMACPP_KV_TYPE_KEY[name];
+  if (!key) throw new RangeError(`${name} is kvsplit's own KV format; llama.cpp cannot store it`);
+  return key;
+}

@@ -19,8 +19,8 @@ import { runPerplexity, type EvalText } from "./perplexity.js";
 
 export type TuneSide = "k" | "v";
 export const TUNE_SIDES: readonly TuneSide[] = ["k", "v"];
-/** Candidate formats by default: llama.cpp's quantized K/V types (f16 is always a candidate). */
-export const DEFAULT_TUNE_FORMATS: readonly KvFormatName[] = ["q8_0", "q5_1", "q5_0", "q4_1", "iq4_nl", "q4_0"];
+/** Candidate formats by default: llama.cpp's quantized K/V types and kvsplit's own codebook ones (f16 is always a candidate). */
+export const DEFAULT_TUNE_FORMATS: readonly KvFormatName[] = ["q8_0", "q5_1", "q5_0", "q4_1", "iq4_nl", "q4_0", "iq3_nl", "iq2_nl"];
 
 /** One measured cell: layer × side × format. */
 export interface TuneCell {

@@ -3,7 +3,7 @@
  * One entry per format, each defined in reference/<name>.ts next to its scalar reference kernels.
  */
 import type { BlockFormat, FormatName, KvFormatName } from "./types.js";
-import { KV_FORMAT_NAMES } from "./types.js";
+import { KV_FORMAT_NAMES, isOwnFormat } from "./types.js";
 import { f32 } from "./reference/f32.js";
 import { f16 } from "./reference/f16.js";
 import { bf16 } from "./reference/bf16.js";
@@ -14,6 +14,8 @@ import { q4_1 } from "./reference/q4_1.js";
 import { q5_0 } from "./reference/q5_0.js";
 import { q5_1 } from "./reference/q5_1.js";
 import { iq4_nl } from "./reference/iq4_nl.js";
+import { iq3_nl } from "./reference/iq3_nl.js";
+import { iq2_nl } from "./reference/iq2_nl.js";
 import { q8_K } from "./reference/q8_K.js";
 import { q2_K } from "./reference/q2_K.js";
 import { q3_K } from "./reference/q3_K.js";
@@ -24,10 +26,12 @@ import { q6_K } from "./reference/q6_K.js";
 export const FORMATS: readonly BlockFormat[] = [
   f32, f16, bf16, q8_0, q8_1, q4_0, q4_1, q5_0, q5_1, iq4_nl,
   q8_K, q2_K, q3_K, q4_K, q5_K, q6_K,
+  iq3_nl, iq2_nl,
 ];
 
 const byName = new Map<string, BlockFormat>(FORMATS.map((f) => [f.name, f]));
-const byGgmlType = new Map<number, BlockFormat>(FORMATS.map((f) => [f.ggmlType, f]));
+/** llama.cpp's formats by GGML type id (kvsplit's own are never in a GGUF file). */
+const byGgmlType = new Map<number, BlockFormat>(FORMATS.filter((f) => !isOwnFormat(f)).map((f) => [f.ggmlType, f]));
 
 export class UnknownFormatError extends Error {
   constructor(readonly requested: string, readonly allowed: readonly string[], what: string) {
@@ -65,4 +69,5 @@ export function isKvFormatName(name: string): name is KvFormatName {
   return (KV_FORMAT_NAMES as readonly string[]).includes(name);
 }
 
+export { isOwnFormat };
 export type { BlockFormat, FormatName, KvFormatName };

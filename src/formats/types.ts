@@ -1,7 +1,7 @@
 /** The shape every block format shares: one entry of THE format table (table.ts). */
 
-/** Formats a KV cache side (K or V) may be stored in. */
-export const KV_FORMAT_NAMES = ["f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"] as const;
+/** Formats a KV cache side (K or V) may be stored in: llama.cpp's, then kvsplit's own codebook formats (iq3_nl, iq2_nl). */
+export const KV_FORMAT_NAMES = ["f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl", "iq3_nl", "iq2_nl"] as const;
 export type KvFormatName = (typeof KV_FORMAT_NAMES)[number];
 
 /** Weight-only formats: llama.cpp's K-quants (256-value super-blocks). */
@@ -26,7 +26,10 @@ export interface ReferenceKernels {
 export interface BlockFormat {
   /** llama.cpp's name: "q8_0", "f16", ... */
   readonly name: FormatName;
-  /** The GGML type id used in GGUF tensor tables (ggml.h enum ggml_type). */
+  /**
+   * The GGML type id used in GGUF tensor tables (ggml.h enum ggml_type), also the type code the WebAssembly kernels
+   * take. kvsplit's own formats (isOwnFormat) have ids from OWN_FORMAT_IDS up, which no GGUF file holds.
+   */
   readonly ggmlType: number;
   /** Values per block (1 for f32/f16/bf16). */
   readonly blockSize: number;
@@ -57,6 +60,14 @@ export interface BlockFormat {
     readonly matvec: string;
     readonly matmul: string;
   };
+}
+
+/** kvsplit's own formats (not llama.cpp's) have type ids from here up. */
+export const OWN_FORMAT_IDS = 1000;
+
+/** Whether the format is kvsplit's own (iq3_nl, iq2_nl): llama.cpp cannot store or read it. */
+export function isOwnFormat(format: Pick<BlockFormat, "ggmlType">): boolean {
+  return format.ggmlType >= OWN_FORMAT_IDS;
 }
 
 /** Kernel export names follow one rule, so the table never spells them out by hand. */

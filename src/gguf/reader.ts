@@ -3,7 +3,7 @@
  * against hostile files: every problem becomes a GgufError naming the file, byte offset, expected and found value.
  * Tensor data is not read here; use `readTensorData` (or the offsets) to fetch it.
  */
-import { FORMATS, formatByGgmlType, rowBytes } from "../formats/table.js";
+import { FORMATS, formatByGgmlType, isOwnFormat, rowBytes } from "../formats/table.js";
 import { GgufError } from "./errors.js";
 import { fileSource } from "./source.js";
 import {
@@ -209,7 +209,7 @@ const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] ===
 
 /** Every supported tensor type, for error messages: "f32 (0), f16 (1), ...". */
 function supportedTensorTypes(): string {
-  return FORMATS.filter((f) => f.weight || f.kv).map((f) => `${f.name} (${f.ggmlType})`).join(", ");
+  return FORMATS.filter((f) => (f.weight || f.kv) && !isOwnFormat(f)).map((f) => `${f.name} (${f.ggmlType})`).join(", ");
 }
 
 function alignUp(x: number, alignment: number): number {

@@ -4,7 +4,7 @@
  * it into place (atomic; tensor data may be produced lazily so a large model never sits in memory whole).
  */
 import { closeSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
-import { FORMATS, formatByGgmlType, rowBytes } from "../formats/table.js";
+import { FORMATS, formatByGgmlType, isOwnFormat, rowBytes } from "../formats/table.js";
 import { GGUF_MAGIC, DEFAULT_ALIGNMENT, MAX_TENSOR_DIMS } from "./reader.js";
 import { GgufValueType, valueTypeName } from "./types.js";
 
@@ -148,7 +148,7 @@ function writeMetadata(w: ByteWriter, m: GgufMetadataSpec): void {
 export function tensorByteSize(t: Pick<GgufTensorSpec, "name" | "shape" | "ggmlType">): number {
   const format = formatByGgmlType(t.ggmlType);
   if (!format) {
-    throw new RangeError(`GGUF writer: tensor '${t.name}': unknown ggml type ${t.ggmlType}; allowed: ${FORMATS.map((f) => `${f.name} (${f.ggmlType})`).join(", ")}`);
+    throw new RangeError(`GGUF writer: tensor '${t.name}': unknown ggml type ${t.ggmlType}; allowed: ${FORMATS.filter((f) => !isOwnFormat(f)).map((f) => `${f.name} (${f.ggmlType})`).join(", ")}`);
   }
   if (t.shape.length < 1 || t.shape.length > MAX_TENSOR_DIMS || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 1)) {
     throw new RangeError(`GGUF writer: tensor '${t.name}': shape [${t.shape.join(", ")}] must have 1..${MAX_TENSOR_DIMS} dimensions, each ≥ 1`);

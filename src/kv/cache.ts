@@ -28,6 +28,27 @@ import { rotationSizes, type RotationSizes } from "./rotation.js";
 export interface KvLayerFormats {
   k: BlockFormat;
   v: BlockFormat;
+  /** This layer's exact recent window, overriding KvCacheOptions.window (a per-layer schedule's). */
+  window?: number;
+  /** This layer's exact sinks, overriding KvCacheOptions.sinks. */
+  sinks?: number;
+}
+
+/** Each layer's exact window and sinks: its own where it has them, else the cache-wide ones, at most `contextSize`. */
+export function layerExactRows(
+  layers: readonly Pick<KvLayerFormats, "window" | "sinks">[], defaults: { window?: number; sinks?: number }, contextSize: number,
+): { window: number; sinks: number }[] {
+  return layers.map((l) => ({
+    window: Math.min(l.window ?? defaults.window ?? 0, contextSize),
+    sinks: Math.min(l.sinks ?? defaults.sinks ?? 0, contextSize),
+  }));
+}
+
+/** Bytes the exact rows of these layers add to a cache of `contextSize` positions (f16 K and V rows of windows and sinks). */
+export function kvExactBytesOf(
+  layers: readonly Pick<KvLayerFormats, "window" | "sinks">[], defaults: { window?: number; sinks?: number }, contextSize: number, kvDim: number,
+): number {
+  return layerExactRows(layers, defaults, contextSize).reduce((sum, e) => sum + kvExactBytes(e.window + e.sinks, 1, kvDim), 0);
 }
 
 /** What the cache needs of a thread pool (src/runtime/pool.ts ThreadPool fits), over the runtime's memory. */
@@ -147,22 +168,22 @@ export class KvCache {
   private readonly scratchPtr: number; // (nThreads, scratchStride) bytes: each thread's attention / row scratch
   private readonly scratchStride: number;
   private readonly rowScratchBytes: number; // (maxRowValues) f32: a row being rotated or padded before quantization
-  // exact recent window (window > 0), see KvCacheOptions.window
-  readonly window: number;
+  // exact recent window (windows[layer] > 0), see KvCacheOptions.window and KvLayerFormats.window
+  readonly windows: readonly number[];
   private readonly headRowBytes: number; // one kv head's f16 row: headDim × 2
-  private readonly ringK: number[] = []; // per layer (nKvHeads, window, headDim) f16: position p in slot p % window
+  private readonly ringK: number[] = []; // per layer (nKvHeads, window, headDim) f16: position p in slot p % window; 0: no window
   private readonly ringV: number[] = [];
   private readonly ringEnd: number[] = []; // per layer: the ring holds positions [ringEnd − window, ringEnd)
-  private readonly stageRows: number; // window + maxTokens
+  private readonly stageRows: number; // largest window + maxTokens
   private readonly stageK: number = 0; // (nKvHeads, stageRows, headDim) f16: one layer's exact rows for one batch
   private readonly stageV: number = 0;
   private readonly xdescPtr: number = 0; // the staging rows' descriptor (LAYER_DESC fields), rewritten per append
   private staged = { layer: -1, first: 0, end: 0 }; // stage rows hold positions [first, end) of this layer
-  // exact sinks (sinks > 0), see KvCacheOptions.sinks
-  readonly sinks: number;
-  private readonly sinkK: number[] = []; // per layer (nKvHeads, sinks, headDim) f16: position p in row p
+  // exact sinks (sinkCounts[layer] > 0), see KvCacheOptions.sinks and KvLayerFormats.sinks
+  readonly sinkCounts: readonly number[];
+  private readonly sinkK: number[] = []; // per layer (nKvHeads, sinks, headDim) f16: position p in row p; 0: no sinks
   private readonly sinkV: number[] = [];
-  private readonly sinkDescs: number[] = []; // per layer: the sink rows' descriptor (LAYER_DESC fields)
+  private readonly sinkDescs: number[] = []; // per layer: the sink rows' descriptor (LAYER_DESC fields); 0: no sinks
 
   constructor(rt: WasmRuntime, opts: KvCacheOptions) {
     checkOptions(opts);
@@ -179,10 +200,11 @@ export class KvCache {
     this.scale = Math.fround(1 / Math.sqrt(opts.headDim));
     this.pool = opts.pool;
     this.nThreads = opts.pool?.nThreads ?? 1;
-    this.window = opts.window ?? 0;
-    this.sinks = opts.sinks ?? 0;
+    const exact = layerExactRows(opts.layers, opts, this.contextSize);
+    this.windows = exact.map((e) => e.window);
+    this.sinkCounts = exact.map((e) => e.sinks);
     this.headRowBytes = this.headDim * 2;
-    this.stageRows = this.window + Math.min(opts.maxTokens ?? this.contextSize, this.contextSize);
+    this.stageRows = Math.max(...this.windows) + Math.min(opts.maxTokens ?? this.contextSize, this.contextSize);
 
     let maxRowValues = 0;
     const allocated: number[] = [];
@@ -233,25 +255,22 @@ export class KvCache {
       const attention = Number(rt.k.attendScratchBytes(this.nHeads, this.nKvHeads, this.headDim, this.contextSize));
       this.scratchStride = Math.ceil(Math.max(attention, 2 * this.rowScratchBytes) / 64) * 64;
       this.scratchPtr = alloc(this.nThreads * this.scratchStride);
-      if (this.window > 0 || this.sinks > 0) {
-        const bad = this.layouts.findIndex((l) => !l.grouped);
-        const what = this.window > 0 ? "an exact window" : "exact sinks";
-        if (bad >= 0) throw new RangeError(`${what} needs every kv head on whole K and V blocks (head_dim ${this.headDim}, layer ${bad}: ${this.layouts[bad].k.name}/${this.layouts[bad].v.name})`);
+      const bad = this.layouts.findIndex((l, i) => !l.grouped && (this.windows[i] > 0 || this.sinkCounts[i] > 0));
+      if (bad >= 0) {
+        const what = this.windows[bad] > 0 ? "an exact window" : "exact sinks";
+        throw new RangeError(`${what} needs every kv head on whole K and V blocks (head_dim ${this.headDim}, layer ${bad}: ${this.layouts[bad].k.name}/${this.layouts[bad].v.name})`);
       }
-      if (this.sinks > 0) {
-        for (let i = 0; i < this.nLayers; i++) {
-          this.sinkK.push(alloc(this.nKvHeads * this.sinks * this.headRowBytes));
-          this.sinkV.push(alloc(this.nKvHeads * this.sinks * this.headRowBytes));
-          this.sinkDescs.push(alloc(descBytes));
-        }
+      for (let i = 0; i < this.nLayers; i++) {
+        const sinks = this.sinkCounts[i];
+        this.sinkK.push(sinks > 0 ? alloc(this.nKvHeads * sinks * this.headRowBytes) : 0);
+        this.sinkV.push(sinks > 0 ? alloc(this.nKvHeads * sinks * this.headRowBytes) : 0);
+        this.sinkDescs.push(sinks > 0 ? alloc(descBytes) : 0);
+        const ringBytes = this.nKvHeads * this.windows[i] * this.headRowBytes;
+        this.ringK.push(ringBytes > 0 ? alloc(ringBytes) : 0);
+        this.ringV.push(ringBytes > 0 ? alloc(ringBytes) : 0);
+        this.ringEnd.push(0);
       }
-      if (this.window > 0) {
-        const ringBytes = this.nKvHeads * this.window * this.headRowBytes;
-        for (let i = 0; i < this.nLayers; i++) {
-          this.ringK.push(alloc(ringBytes));
-          this.ringV.push(alloc(ringBytes));
-          this.ringEnd.push(0);
-        }
+      if (this.windows.some((w) => w > 0)) {
         this.stageK = alloc(this.nKvHeads * this.stageRows * this.headRowBytes);
         this.stageV = alloc(this.nKvHeads * this.stageRows * this.headRowBytes);
         this.xdescPtr = alloc(descBytes);
@@ -261,7 +280,9 @@ export class KvCache {
       throw e;
     }
     for (const l of this.layouts) this.writeDescriptor(l);
-    this.sinkDescs.forEach((d, i) => this.writeExactDescriptor(d, this.layouts[i], this.sinkK[i], this.sinkV[i], this.sinks));
+    this.sinkDescs.forEach((d, i) => {
+      if (d) this.writeExactDescriptor(d, this.layouts[i], this.sinkK[i], this.sinkV[i], this.sinkCounts[i]);
+    });
     // a fresh cache reads as zeros, not as whatever the memory held before
     for (const l of this.layouts) {
       rt.u8(l.kPtr, this.contextSize * l.kRowBytes).fill(0);
@@ -289,7 +310,7 @@ export class KvCache {
     if (!Number.isInteger(pos) || pos < 0 || pos >= this.contextSize) {
       throw new RangeError(`position ${pos} is outside the cache (0 .. ${this.contextSize - 1})`);
     }
-    if (this.window > 0 || this.sinks > 0) {
+    if (this.windows[layer] > 0 || this.sinkCounts[layer] > 0) {
       this.appendBatch(layer, pos, 1, kPtr, vPtr);
       return;
     }
@@ -331,7 +352,9 @@ export class KvCache {
       store(l.k, kPtr, l.kRowValues, l.rotation.k, l.kPtr, l.kPosStride, l.kHeadStride, 0),
       store(l.v, vPtr, l.vRowValues, l.rotation.v, l.vPtr, l.vPosStride, l.vHeadStride, this.rowScratchBytes),
     ];
-    if (this.window > 0) {
+    const window = this.windows[layer];
+    const sinks = this.sinkCounts[layer];
+    if (window > 0) {
       // the batch's exact rows: f16, rotated as the packed rows are, after the window's earlier rows in the stage
       const first = this.stageWindow(layer, firstPos, nTokens);
       const f16 = getFormat("f16");
@@ -341,11 +364,11 @@ export class KvCache {
       tasks.push(store(f16, kPtr, this.kvDim, l.rotation.k, base(this.stageK), this.headRowBytes, headStride, 0));
       tasks.push(store(f16, vPtr, this.kvDim, l.rotation.v, base(this.stageV), this.headRowBytes, headStride, this.rowScratchBytes));
     }
-    if (firstPos < this.sinks) {
+    if (firstPos < sinks) {
       // the batch's positions below `sinks`: their exact rows, position p at row p of the layer's sink planes
       const f16 = getFormat("f16");
-      const headStride = this.sinks * this.headRowBytes;
-      const n = Math.min(this.sinks, firstPos + nTokens) - firstPos;
+      const headStride = sinks * this.headRowBytes;
+      const n = Math.min(sinks, firstPos + nTokens) - firstPos;
       const sink = (src: number, rot: number, dst: number, scratchOffset: number): ParallelTask => ({
         ...store(f16, src, this.kvDim, rot, dst, this.headRowBytes, headStride, scratchOffset),
         count: n,
@@ -354,7 +377,7 @@ export class KvCache {
     }
     // an exact-row task shares its side's row scratch with the packed one: a thread runs one chunk at a time
     this.run(tasks);
-    if (this.window > 0) this.keepWindow(layer, firstPos + nTokens);
+    if (window > 0) this.keepWindow(layer, firstPos + nTokens);
     if (layer === this.nLayers - 1 && firstPos + nTokens > this.stored) this.stored = firstPos + nTokens;
   }
 
@@ -364,7 +387,7 @@ export class KvCache {
    * own rows are written after them by appendBatch.
    */
   private stageWindow(layer: number, firstPos: number, nTokens: number): number {
-    const W = this.window;
+    const W = this.windows[layer];
     const first = Math.max(0, firstPos - W);
     const end = this.ringEnd[layer];
     if (first < firstPos && (firstPos > end || first < end - W)) {
@@ -401,7 +424,7 @@ export class KvCache {
 
   /** After a batch ending at `end`: the ring keeps `layer`'s last `window` exact rows from the stage. */
   private keepWindow(layer: number, end: number): void {
-    for (let p = Math.max(this.staged.first, end - this.window); p < end; p++) this.copyExactRow(layer, p, "toRing", this.staged.first);
+    for (let p = Math.max(this.staged.first, end - this.windows[layer]); p < end; p++) this.copyExactRow(layer, p, "toRing", this.staged.first);
     this.ringEnd[layer] = end;
   }
 
@@ -412,8 +435,9 @@ export class KvCache {
   private copyExactRow(layer: number, p: number, direction: "toStage" | "toRing", first: number): void {
     const hb = this.headRowBytes;
     const u8 = this.rt.u8(0, this.rt.memory.buffer.byteLength);
+    const window = this.windows[layer];
     for (let g = 0; g < this.nKvHeads; g++) {
-      const ring = (g * this.window + (p % this.window)) * hb;
+      const ring = (g * window + (p % window)) * hb;
       const stage = (g * this.stageRows + (p - first)) * hb;
       for (const [ringBase, stageBase] of [[this.ringK[layer], this.stageK], [this.ringV[layer], this.stageV]]) {
         const [to, from] = direction === "toStage" ? [stageBase + stage, ringBase + ring] : [ringBase + ring, stageBase + stage];
@@ -468,8 +492,10 @@ export class KvCache {
   private attendItems(layer: number, firstPos: number, nTokens: number, qPtr: number, outPtr: number): void {
     const l = this.layouts[layer];
     const count = nTokens * (l.grouped ? this.nKvHeads : this.nHeads);
-    if (this.window > 0) {
-      const need = Math.max(0, firstPos + 1 - this.window);
+    const window = this.windows[layer];
+    const sinks = this.sinkCounts[layer];
+    if (window > 0) {
+      const need = Math.max(0, firstPos + 1 - window);
       if (this.staged.layer !== layer || this.staged.first > need || this.staged.end < firstPos + nTokens) {
         throw new RangeError(`layer ${layer}: with an exact window, attention for positions ${firstPos} .. ${firstPos + nTokens - 1} must follow the append of those positions`);
       }
@@ -477,8 +503,8 @@ export class KvCache {
     this.run([{
       kernel: l.grouped ? "attendGrouped_packed" : "attendHeads_packed",
       args: [
-        0, count, this.scratchPtr, l.descPtr, qPtr, outPtr, firstPos, this.window > 0 ? this.xdescPtr : 0, this.window,
-        this.sinks > 0 ? this.sinkDescs[layer] : 0, this.sinks,
+        0, count, this.scratchPtr, l.descPtr, qPtr, outPtr, firstPos, window > 0 ? this.xdescPtr : 0, window,
+        sinks > 0 ? this.sinkDescs[layer] : 0, sinks,
       ],
       count,
       startArg: 0,
@@ -549,7 +575,7 @@ export class KvCache {
 
   /** Exact bytes of K and V storage: Σ layers contextSize × (kRowBytes + vRowBytes), plus the window's and sinks' f16 rows. */
   bytes(): number {
-    let total = kvExactBytes(this.window + this.sinks, this.nLayers, this.kvDim);
+    let total = this.windows.reduce((sum, w, i) => sum + kvExactBytes(w + this.sinkCounts[i], 1, this.kvDim), 0);
     for (const l of this.layouts) total += this.contextSize * (l.kRowBytes + l.vRowBytes);
     return total;
   }
@@ -597,6 +623,11 @@ function checkOptions(o: KvCacheOptions): void {
   o.layers.forEach((pair, i) => {
     for (const [side, f] of [["K", pair.k], ["V", pair.v]] as const) {
       if (!f.kv) throw new RangeError(`layer ${i}: format '${f.name}' cannot hold the ${side} cache`);
+    }
+    for (const [name, n] of [["sinks", pair.sinks], ["window", pair.window]] as const) {
+      if (n !== undefined && (!Number.isInteger(n) || n < 0 || n > o.contextSize)) {
+        throw new RangeError(`KV cache layer ${i}: ${name} must be an integer in 0 .. contextSize (${o.contextSize}), got ${n}`);
+      }
     }
   });
 }

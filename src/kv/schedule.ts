@@ -5,11 +5,12 @@
  *
  *   {
  *     "kvsplit_schedule": 1,
- *     "layers": [ { "k": "q8_0", "v": "q4_0" }, { "k": "f16", "v": "q8_0" }, ... ],   one entry per model layer
- *     "window": 16, "sinks": 4,                                                        optional: exact rows (f16)
- *     "model": "...", "expected": { ... }, "note": "..."                                optional, informational
+ *     "layers": [ { "k": "q8_0", "v": "q4_0" }, { "k": "f16", "v": "q8_0", "window": 32 }, ... ],   one per model layer
+ *     "window": 16, "sinks": 4,                                        optional: exact rows (f16) of every layer
+ *     "model": "...", "expected": { ... }, "note": "..."                optional, informational
  *   }
  *
+ * A layer entry's own "window" / "sinks" override the top-level ones for that layer (0 turns them off there).
  * Format names are THE format table's (any case). A layer entry may carry "layer": its index, checked. Unknown keys
  * are errors, so a file using a feature this version lacks is refused rather than half-applied.
  */
@@ -45,7 +46,7 @@ export class KvScheduleError extends Error {
 }
 
 const TOP_KEYS = new Set(["kvsplit_schedule", "layers", "window", "sinks", "model", "expected", "note", "tuned_on"]);
-const LAYER_KEYS = new Set(["layer", "k", "v"]);
+const LAYER_KEYS = new Set(["layer", "k", "v", "window", "sinks"]);
 
 /** Parse schedule JSON text; `file` names it in errors and in the schedule's name. */
 export function parseKvSchedule(text: string, file: string): KvSchedule {
@@ -72,10 +73,16 @@ export function parseKvSchedule(text: string, file: string): KvSchedule {
     if (typeof entry !== "object" || entry === null || Array.isArray(entry)) return fail(`layer ${i}: expected an object like {"k": "q8_0", "v": "q4_0"}, got ${JSON.stringify(entry)}`);
     const e = entry as Record<string, unknown>;
     for (const key of Object.keys(e)) {
-      if (!LAYER_KEYS.has(key)) fail(`layer ${i}: unknown key "${key}" (a layer has "k", "v" and optionally "layer")`);
+      if (!LAYER_KEYS.has(key)) fail(`layer ${i}: unknown key "${key}" (a layer has "k", "v" and optionally "layer", "window", "sinks")`);
     }
     if (e.layer !== undefined && e.layer !== i) fail(`entry ${i} says "layer": ${JSON.stringify(e.layer)}; entries must be in layer order 0, 1, 2, ...`);
-    return { k: formatAt(e.k, `layer ${i} "k"`, fail), v: formatAt(e.v, `layer ${i} "v"`, fail) };
+    const pair: KvPair = { k: formatAt(e.k, `layer ${i} "k"`, fail), v: formatAt(e.v, `layer ${i} "v"`, fail) };
+    for (const key of ["window", "sinks"] as const) {
+      if (e[key] === undefined) continue;
+      if (!Number.isSafeInteger(e[key]) || (e[key] as number) < 0) fail(`layer ${i} "${key}" must be a whole number of positions (0 or more), got ${JSON.stringify(e[key])}`);
+      pair[key] = e[key] as number;
+    }
+    return pair;
   });
   for (const key of ["window", "sinks"] as const) {
     if (obj[key] !== undefined && (!Number.isSafeInteger(obj[key]) || (obj[key] as number) < 0)) {
@@ -118,6 +125,10 @@ export function checkScheduleLayers(layers: readonly KvPair[], nLayers: number, 
 
 /** The schedule file's JSON text for these layers (a window, extras), as parseKvSchedule reads it. */
 export function kvScheduleJson(layers: readonly KvPair[], extras: Record<string, unknown> = {}, window = 0): string {
-  const obj = { kvsplit_schedule: SCHEDULE_VERSION, ...extras, ...(window > 0 ? { window } : {}), layers: layers.map((l, i) => ({ layer: i, k: l.k, v: l.v })) };
-  return JSON.stringify(obj, null, 2).replace(/\{\n\s+"layer": (\d+),\n\s+"k": ("[^"]+"),\n\s+"v": ("[^"]+")\n\s+\}/g, '{ "layer": $1, "k": $2, "v": $3 }') + "\n";
+  const obj = {
+    kvsplit_schedule: SCHEDULE_VERSION, ...extras, ...(window > 0 ? { window } : {}),
+    layers: layers.map((l, i) => ({ layer: i, k: l.k, v: l.v, ...(l.window !== undefined ? { window: l.window } : {}), ...(l.sinks !== undefined ? { sinks: l.sinks } : {}) })),
+  };
+  // one line per layer entry
+  return JSON.stringify(obj, null, 2).replace(/\{\n\s+"layer": (\d+),((?:\n\s+"[a-z]+": [^,\n]+,?)+)\n\s+\}/g, (_, layer: string, rest: string) => `{ "layer": ${layer}, ${rest.trim().split(/,?\n\s+/).join(", ")} }`) + "\n";
 }

@@ -10,7 +10,7 @@
  * attention output back; a few KB per token, against the megabytes of weights a layer reads.
  */
 import type { WasmRuntime } from "../runtime/wasm.js";
-import { KvCache, kvRowBytes, kvExactBytes, type KvCacheOptions, type KvLayerLayout, type KvThreadPool } from "./cache.js";
+import { KvCache, kvRowBytes, kvExactBytesOf, layerExactRows, type KvCacheOptions, type KvLayerLayout, type KvThreadPool } from "./cache.js";
 
 /** What placement needs of the model's shards (src/runtime/shards.ts Shards fits). */
 export interface KvShardSource {
@@ -57,7 +57,7 @@ export class ShardedKvCache {
     this.kvDim = opts.nKvHeads * opts.headDim;
 
     // placement: shard of each layer's cache, planned before anything is allocated
-    const layerBytes = opts.layers.map((p) => opts.contextSize * (kvRowBytes(p.k, this.kvDim) + kvRowBytes(p.v, this.kvDim)) + kvExactBytes((opts.window ?? 0) + (opts.sinks ?? 0), 1, this.kvDim));
+    const layerBytes = opts.layers.map((p) => opts.contextSize * (kvRowBytes(p.k, this.kvDim) + kvRowBytes(p.v, this.kvDim)) + kvExactBytesOf([p], opts, opts.contextSize, this.kvDim));
     const reserved = new Map<WasmRuntime, number>(); // bytes this session will take in each shard
     const chosen: WasmRuntime[] = [];
     const overhead = (rt: WasmRuntime) => this.partOverhead(rt, opts);
@@ -164,7 +164,8 @@ export class ShardedKvCache {
     const threads = opts.pool?.nThreads ?? 1;
     const attention = Number(rt.k.attendScratchBytes(opts.nHeads, opts.nKvHeads, opts.headDim, opts.contextSize));
     const rowScratch = 2 * (Math.ceil(this.kvDim / 256) * 256 * 4 + 64);
-    const staging = 4 * opts.maxTokens * 2 * (this.qDim + this.kvDim) + (opts.window ? 2 * (opts.window + opts.maxTokens) * this.kvDim * 2 + 256 : 0);
+    const window = Math.max(0, ...layerExactRows(opts.layers, opts, opts.contextSize).map((e) => e.window));
+    const staging = 4 * opts.maxTokens * 2 * (this.qDim + this.kvDim) + (window ? 2 * (window + opts.maxTokens) * this.kvDim * 2 + 256 : 0);
     return threads * (Math.max(attention, rowScratch) + 64) + opts.nLayers * 128 + staging + 64 * 16;
   }
 }

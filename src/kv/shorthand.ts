@@ -4,7 +4,7 @@
  * table (formats/table.ts), so a format added there is accepted here without a change.
  */
 import type { KvPair } from "../api.js";
-import { getKvFormat } from "../formats/table.js";
+import { getKvFormat, isOwnFormat } from "../formats/table.js";
 import { KV_FORMAT_NAMES, type KvFormatName } from "../formats/types.js";
 import { readKvSchedule, type KvSchedule } from "./schedule.js";
 
@@ -46,6 +46,12 @@ export function withWindow(config: KvConfig, window: number): KvConfig {
   return withExact(config, { sinks: config.sinks, window });
 }
 
+/** Whether llama.cpp cannot run the config: a per-layer schedule, an exact window or sinks, or one of kvsplit's own formats. */
+export function isKvsplitOnly(config: KvConfig): boolean {
+  if (config.layers !== undefined || (config.window ?? 0) > 0 || (config.sinks ?? 0) > 0) return true;
+  return [config.k, config.v].some((f) => f !== "mixed" && isOwnFormat(getKvFormat(f)));
+}
+
 /** What a session takes: the one pair, or the schedule's pairs per layer. */
 export function kvPairsOf(config: KvConfig): KvPair | readonly KvPair[] {
   return config.layers ?? { k: config.k as KvFormatName, v: config.v as KvFormatName };
@@ -65,6 +71,8 @@ const SHORTHAND_BITS: ReadonlyArray<readonly [number, KvFormatName]> = [
   [8, "q8_0"],
   [5, "q5_0"],
   [4, "q4_0"],
+  [3, "iq3_nl"],
+  [2, "iq2_nl"],
 ];
 const FORMAT_BY_BITS = new Map<number, KvFormatName>(SHORTHAND_BITS);
 const BITS_BY_FORMAT = new Map<KvFormatName, number>(SHORTHAND_BITS.map(([bits, name]) => [name, bits]));
@@ -166,10 +174,14 @@ export function parseKvConfig(spec: string): KvConfig {
   throw new KvConfigError(spec);
 }
 
-/** Named lists usable as an entry of a config list: llama.cpp's usual pairs, and kvsplit's exact-window configs. */
+/**
+ * Named lists usable as an entry of a config list: llama.cpp's usual pairs, kvsplit's exact-window configs, and its
+ * own low-bit codebook formats (iq3_nl = K3/V3, iq2_nl = K2/V2), alone and with exact windows and sinks.
+ */
 export const KV_CONFIG_PRESETS: Readonly<Record<string, string>> = {
   "llama.cpp": "F16,K8V8,K8V4,K4V8,K4V4",
   windows: "K4V4+w4,K4V4+w16,iq4_nl/iq4_nl+w16,K5V5+w16,K8V4+w16",
+  lowbit: "K8V3,K4V3,K3V3,K3V2,K2V2,iq4_nl/iq3_nl+w16,K3V3+w16,K3V3+s4+w16,K3V2+w16,K2V2+w16",
 };
 
 /**

@@ -17,7 +17,7 @@
  */
 import type { KvPair } from "../api.js";
 import { getKvFormat } from "../formats/table.js";
-import { kvBytesPerToken, kvRowBytes, kvExactBytes, type KvLayerFormats } from "../kv/cache.js";
+import { kvBytesPerToken, kvRowBytes, kvExactBytesOf, layerExactRows, type KvLayerFormats } from "../kv/cache.js";
 import { MAX_WASM_BYTES } from "../runtime/wasm.js";
 import type { ModelConfig } from "./config.js";
 import { PlacementError, placeWeights } from "./placement.js";
@@ -51,9 +51,9 @@ export interface MemoryPlanOptions {
   available?: number;
   /** Bytes one WebAssembly memory may hold (default 4 GiB). */
   shardBytes?: number;
-  /** The exact recent window (SessionOptions.kvWindow): its f16 rows count as KV cache, its stage as scratch. */
+  /** The exact recent window (SessionOptions.kvWindow; a layer's KvPair.window overrides it): its f16 rows count as KV cache, its stage as scratch. */
   window?: number;
-  /** Exact sinks (SessionOptions.kvSinks): their f16 rows count as KV cache. */
+  /** Exact sinks (SessionOptions.kvSinks; a layer's KvPair.sinks overrides them): their f16 rows count as KV cache. */
   sinks?: number;
 }
 
@@ -119,12 +119,10 @@ export function planMemory(
   const largestLayerKv = Math.max(...layers.map((l) => kvRowBytes(l.k, config.kvDim) + kvRowBytes(l.v, config.kvDim)));
   // the KV cache goes first into the room the weight shards have left, then into memories of its own
   const leftover = weightShards * (shardBytes - shardScratch) - weightsBytes;
-  const window = opts.window ?? 0;
-  const sinks = opts.sinks ?? 0;
   const total = (ctx: number) => {
     const { fixed, perToken } = kvShardScratchBytes(config, threads, batch);
-    const w = Math.min(window, ctx);
-    const kv = ctx * kvPerToken + kvExactBytes(w + Math.min(sinks, ctx), config.nLayers, config.kvDim);
+    const w = Math.max(0, ...layerExactRows(layers, opts, ctx).map((e) => e.window));
+    const kv = ctx * kvPerToken + kvExactBytesOf(layers, opts, ctx, config.kvDim);
     const room = shardBytes - fixed - ctx * perToken; // KV bytes one shard holds beside the session's scratch
     const beyond = kv + fixed + ctx * perToken - leftover;
     const kvShards = beyond <= 0 ? 0 : room > 0 ? Math.ceil(beyond / room) : 1;
@@ -203,7 +201,7 @@ function kvShardScratchBytes(c: ModelConfig, threads: number, batch: number): { 
 export function kvLayerFormats(c: ModelConfig, kvPairs: KvPair | readonly KvPair[]): KvLayerFormats[] {
   const pairs = isPairList(kvPairs) ? kvPairs : Array.from({ length: c.nLayers }, () => kvPairs);
   if (pairs.length !== c.nLayers) throw new RangeError(`kv has ${pairs.length} entries but the model has ${c.nLayers} layers`);
-  return pairs.map((p) => ({ k: getKvFormat(p.k), v: getKvFormat(p.v) }));
+  return pairs.map((p) => ({ k: getKvFormat(p.k), v: getKvFormat(p.v), ...(p.window !== undefined ? { window: p.window } : {}), ...(p.sinks !== undefined ? { sinks: p.sinks } : {}) }));
 }
 
 function isPairList(kv: KvPair | readonly KvPair[]): kv is readonly KvPair[] {

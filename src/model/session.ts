@@ -3,13 +3,12 @@
  * K and V formats are chosen per layer when the session is created; the model never sees them.
  */
 import type { KvPair, SessionOptions } from "../api.js";
-import { getKvFormat } from "../formats/table.js";
 import type { KvLayerFormats } from "../kv/cache.js";
 import { ShardedKvCache } from "../kv/sharded.js";
 import type { Model } from "./model.js";
 import { DEFAULT_KV, MAX_BATCH } from "./defaults.js";
 import { forward, type ForwardContext, type LogitsWanted } from "./forward.js";
-import { checkMemoryPlan, machineMemoryBytes } from "./memory.js";
+import { checkMemoryPlan, kvLayerFormats, machineMemoryBytes } from "./memory.js";
 
 export { MAX_BATCH } from "./defaults.js";
 
@@ -25,7 +24,7 @@ export class Session {
   /** K/V formats of each layer. */
   readonly kv: readonly KvPair[];
   readonly rotation: boolean;
-  /** Positions each query reads exactly (f16) before the packed formats take over (SessionOptions.kvWindow). */
+  /** Positions each query reads exactly (f16) before the packed formats take over (SessionOptions.kvWindow; a layer's KvPair.window overrides it). */
   readonly kvWindow: number;
   /** First positions every query reads exactly (f16) (SessionOptions.kvSinks). */
   readonly kvSinks: number;
@@ -47,7 +46,7 @@ export class Session {
     if (perLayer.length !== c.nLayers) {
       throw new RangeError(`kv has ${perLayer.length} entries but the model has ${c.nLayers} layers`);
     }
-    this.kv = perLayer.map((p) => ({ k: p.k, v: p.v }));
+    this.kv = perLayer.map((p) => ({ k: p.k, v: p.v, ...(p.window !== undefined ? { window: p.window } : {}), ...(p.sinks !== undefined ? { sinks: p.sinks } : {}) }));
     this.rotation = opts.rotation ?? true;
     this.kvWindow = opts.kvWindow ?? 0;
     if (!Number.isInteger(this.kvWindow) || this.kvWindow < 0) throw new RangeError(`kvWindow must be a non-negative integer, got ${opts.kvWindow}`);
@@ -55,7 +54,13 @@ export class Session {
     this.kvSinks = opts.kvSinks ?? 0;
     if (!Number.isInteger(this.kvSinks) || this.kvSinks < 0) throw new RangeError(`kvSinks must be a non-negative integer, got ${opts.kvSinks}`);
     this.kvSinks = Math.min(this.kvSinks, this.contextSize);
-    const layers: KvLayerFormats[] = this.kv.map((p) => ({ k: getKvFormat(p.k), v: getKvFormat(p.v) }));
+    for (const [i, p] of this.kv.entries()) {
+      for (const key of ["window", "sinks"] as const) {
+        const n = p[key];
+        if (n !== undefined && (!Number.isInteger(n) || n < 0)) throw new RangeError(`kv layer ${i}: ${key} must be a non-negative integer, got ${n}`);
+      }
+    }
+    const layers: KvLayerFormats[] = kvLayerFormats(c, this.kv);
     // Fail before any large allocation if this session cannot fit beside what the model's memories already hold.
     const available = (model.memoryLimit ?? machineMemoryBytes()) - (model.shards.usedBytes - model.weights.bytes);
     checkMemoryPlan(c, model.weights.bytes, this.contextSize, this.kv, {

@@ -100,7 +100,7 @@ export function qualityPlot(result: CompareResult): PlotSpec {
     bytes: r.kvBytesPerToken,
     kld: r.kldMean,
     pareto: front.has(r.config) ? "on the Pareto front" : "dominated",
-    kind: r.kvsplitOnly ? "kvsplit's own (schedule, window)" : "one K/V pair (llama.cpp's formats)",
+    kind: r.kvsplitOnly ? "kvsplit's own (format, schedule, window)" : "one K/V pair (llama.cpp's formats)",
   }));
   const frontValues = values.filter((v) => v.pareto === "on the Pareto front").sort((a, b) => a.bytes - b.bytes);
   const llamaFrontValues = values.filter((v) => llamaFront.has(v.config)).sort((a, b) => a.bytes - b.bytes);
@@ -141,7 +141,7 @@ export function qualityPlot(result: CompareResult): PlotSpec {
               scale: { domain: ["on the Pareto front", "dominated"], range: ["#d62728", "#7f7f7f"] },
             },
             ...(hasOwn
-              ? { shape: { field: "kind", type: "nominal" as const, title: null, scale: { domain: ["one K/V pair (llama.cpp's formats)", "kvsplit's own (schedule, window)"], range: ["circle", "diamond"] } } }
+              ? { shape: { field: "kind", type: "nominal" as const, title: null, scale: { domain: ["one K/V pair (llama.cpp's formats)", "kvsplit's own (format, schedule, window)"], range: ["circle", "diamond"] } } }
               : {}),
             tooltip: [{ field: "config" }, { field: "bytes" }, { field: "kld", format: ".3e" }],
           },

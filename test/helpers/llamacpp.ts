@@ -16,7 +16,7 @@
  */
 import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
 import type { KvFormatName } from "../../src/formats/types.js";
-import { LLAMACPP_KV_TYPE_KEY } from "../../src/eval/llamacpp-kv-type.js";
+import { llamaCppKvTypeKey } from "../../src/eval/llamacpp-kv-type.js";
 
 let llamaPromise: Promise<Llama> | null = null;
 const models = new Map<string, Promise<LlamaModel>>();
@@ -146,8 +146,8 @@ export async function llamaLogProbs(modelPath: string, tokens: readonly number[]
       batchSize: tokens.length,
       sequences: 1,
       flashAttention,
-      experimentalKvCacheKeyType: LLAMACPP_KV_TYPE_KEY[typeK],
-      experimentalKvCacheValueType: LLAMACPP_KV_TYPE_KEY[typeV],
+      experimentalKvCacheKeyType: llamaCppKvTypeKey(typeK),
+      experimentalKvCacheValueType: llamaCppKvTypeKey(typeV),
     });
   } finally {
     if (previous === undefined) delete process.env.LLAMA_ATTN_ROT_DISABLE;

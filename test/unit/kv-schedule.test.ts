@@ -42,6 +42,13 @@ test("schedule files: parsed with format names in any case; kvScheduleJson round
   const cfg = configOfSchedule(s);
   assert.deepEqual([cfg.k, cfg.v], ["mixed", "mixed"]);
   assert.equal(configOfSchedule(parseKvSchedule('{"layers": [{"k": "q8_0", "v": "q4_0"}, {"k": "q8_0", "v": "f16"}]}', "c.json")).k, "q8_0");
+  // per-layer windows and sinks: parsed, and written back one line per layer
+  const exact = parseKvSchedule('{"window": 8, "layers": [{"k": "iq3_nl", "v": "iq2_nl", "window": 32, "sinks": 4}, {"k": "q4_0", "v": "q4_0", "window": 0}]}', "d.json");
+  assert.deepEqual(exact.layers, [{ k: "iq3_nl", v: "iq2_nl", window: 32, sinks: 4 }, { k: "q4_0", v: "q4_0", window: 0 }]);
+  assert.equal(exact.window, 8);
+  const text = kvScheduleJson(exact.layers, {}, 8);
+  assert.match(text, /\{ "layer": 0, "k": "iq3_nl", "v": "iq2_nl", "window": 32, "sinks": 4 \}/);
+  assert.deepEqual(parseKvSchedule(text, "e.json").layers, exact.layers);
 
   const bad: [string, RegExp][] = [
     ["{", /x\.json: not valid JSON/],
@@ -49,7 +56,9 @@ test("schedule files: parsed with format names in any case; kvScheduleJson round
     ['{"layers": []}', /"layers" must be a non-empty array/],
     ['{"layers": [{"k": "q8_0"}]}', /layer 0 "v" must be a K\/V format name/],
     ['{"layers": [{"k": "q3_K", "v": "q4_0"}]}', /layer 0 "k": .*'q3_K'/],
-    ['{"layers": [{"k": "q8_0", "v": "q4_0", "window": 16}]}', /layer 0: unknown key "window"/],
+    ['{"layers": [{"k": "q8_0", "v": "q4_0", "windows": 16}]}', /layer 0: unknown key "windows"/],
+    ['{"layers": [{"k": "q8_0", "v": "q4_0", "window": 1.5}]}', /layer 0 "window" must be a whole number of positions/],
+    ['{"layers": [{"k": "q8_0", "v": "q4_0", "sinks": "4"}]}', /layer 0 "sinks" must be a whole number of positions/],
     ['{"layers": [{"k": "q8_0", "v": "q4_0"}], "windows": 1}', /unknown key "windows"/],
     ['{"layers": [{"layer": 1, "k": "q8_0", "v": "q4_0"}]}', /entry 0 says "layer": 1/],
     ['{"kvsplit_schedule": 2, "layers": [{"k": "q8_0", "v": "q4_0"}]}', /"kvsplit_schedule": 2 is not a version/],

@@ -20,6 +20,10 @@ test("shorthands map bits to formats (case-insensitive)", () => {
   assert.deepEqual(parseKvConfig("K32V8"), { name: "K32V8", k: "f32", v: "q8_0" });
   // K16V16 is F16 by another spelling: the canonical name is F16.
   assert.deepEqual(parseKvConfig("K16V16"), { name: "F16", k: "f16", v: "f16" });
+  // kvsplit's own codebook formats: 3 and 2 bits
+  assert.deepEqual(parseKvConfig("K8V3"), { name: "K8V3", k: "q8_0", v: "iq3_nl" });
+  assert.deepEqual(parseKvConfig("k3v2"), { name: "K3V2", k: "iq3_nl", v: "iq2_nl" });
+  assert.deepEqual(parseKvConfig("iq4_nl/iq3_nl+w16"), { name: "iq4_nl/iq3_nl+w16", k: "iq4_nl", v: "iq3_nl", window: 16 });
 });
 
 test("explicit pairs accept every KV format in the table", () => {
@@ -48,14 +52,14 @@ test("kvConfigName gives the shorthand where one exists", () => {
 });
 
 test("unknown configs are rejected with the allowed spellings", () => {
-  for (const bad of ["K9V4", "K8V3", "q9_0/q4_0", "k=q8_0,v=q7", "", "F8", "q8_1", "q8_0/q4_0/f16", "k=q8_0"]) {
+  for (const bad of ["K9V4", "K8V1", "q9_0/q4_0", "k=q8_0,v=q7", "", "F8", "q8_1", "q8_0/q4_0/f16", "k=q8_0"]) {
     assert.throws(
       () => parseKvConfig(bad),
       (err: unknown) => {
         assert.ok(err instanceof KvConfigError, `${bad}: ${String(err)}`);
         assert.match(err.message, new RegExp(`'${bad.replace(/[/]/g, "\\/")}'`));
         assert.match(err.message, /allowed: F16, F32, KxVy/);
-        assert.match(err.message, /q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl/);
+        assert.match(err.message, /q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl, iq3_nl, iq2_nl/);
         return true;
       },
     );

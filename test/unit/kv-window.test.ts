@@ -11,7 +11,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { getKvFormat } from "../../src/formats/table.js";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { getKvFormat, rowBytes } from "../../src/formats/table.js";
 import type { KvFormatName } from "../../src/formats/types.js";
 import { KvCache, kvExactBytes, type KvCacheOptions } from "../../src/kv/cache.js";
 import { parseKvConfig, parseKvConfigList, resolveKvFlags } from "../../src/kv/shorthand.js";
@@ -104,7 +106,7 @@ function checkEveryPosition(opts: KvCacheOptions, nPos: number, seed: number, al
 
 test("the window's attention equals the scalar reference at every position, across the window's edge and the ring's wrap", () => {
   const shape: AttentionShape = { nHeads: 4, nKvHeads: 2, headDim: 64 };
-  const cases: Array<[KvFormatName, KvFormatName, boolean, number]> = [["q4_0", "q4_0", true, 5], ["q8_0", "q4_0", true, 8], ["iq4_nl", "q5_1", false, 3], ["q4_1", "f16", true, 6]];
+  const cases: Array<[KvFormatName, KvFormatName, boolean, number]> = [["q4_0", "q4_0", true, 5], ["q8_0", "q4_0", true, 8], ["iq4_nl", "q5_1", false, 3], ["q4_1", "f16", true, 6], ["iq3_nl", "iq2_nl", true, 7], ["iq2_nl", "iq3_nl", false, 4]];
   for (const [kf, vf, rotation, window] of cases) {
     const opts: KvCacheOptions = { ...shape, nLayers: 1, contextSize: 24, layers: layers(kf, vf), rotation, window, maxTokens: 1 };
     checkEveryPosition(opts, 20, 41, (cache, p, q, out, err) => {
@@ -216,4 +218,76 @@ test("commands: +wN and --kv-window agree, plan counts the window, bench --vs ll
   const bench = run("bench", "-m", md.modelPath, "--configs", "K4V4+w8", "--vs", "llama.cpp");
   assert.equal(bench.code, 2);
   assert.match(bench.stderr, /K4V4\+w8: llama\.cpp keeps no exact window or sinks/);
+});
+
+test("per-layer windows and sinks (a schedule's): each layer reads its own exact rows; bytes() counts each layer's", () => {
+  const shape: AttentionShape = { nHeads: 4, nKvHeads: 2, headDim: 64 };
+  const kvDim = shape.nKvHeads * shape.headDim;
+  const perLayer = [
+    { k: getKvFormat("q4_0"), v: getKvFormat("q4_0"), window: 5 },
+    { k: getKvFormat("iq3_nl"), v: getKvFormat("iq2_nl"), window: 0, sinks: 3 },
+    { k: getKvFormat("q8_0"), v: getKvFormat("q4_0") }, // the cache-wide window 8
+  ];
+  const exactOf = [{ window: 5, sinks: 0 }, { window: 0, sinks: 3 }, { window: 8, sinks: 0 }];
+  const cache = new KvCache(rt, { ...shape, nLayers: 3, contextSize: 40, layers: perLayer, rotation: true, window: 8, maxTokens: 6 });
+  const rand = seededRandom(77);
+  const k: Float32Array[][] = [[], [], []]; // (layer, position) kvDim rows
+  const v: Float32Array[][] = [[], [], []];
+  const batch = 6;
+  const kPtr = rt.alloc(batch * kvDim * 4);
+  const vPtr = rt.alloc(batch * kvDim * 4);
+  const qPtr = rt.alloc(batch * shape.nHeads * shape.headDim * 4);
+  const outPtr = rt.alloc(batch * shape.nHeads * shape.headDim * 4);
+  try {
+    for (let p0 = 0; p0 < 30; p0 += batch) {
+      for (let layer = 0; layer < 3; layer++) {
+        for (let i = 0; i < batch; i++) {
+          k[layer].push(gaussianRow(rand, kvDim));
+          v[layer].push(gaussianRow(rand, kvDim));
+          rt.f32(kPtr + i * kvDim * 4, kvDim).set(k[layer][p0 + i]);
+          rt.f32(vPtr + i * kvDim * 4, kvDim).set(v[layer][p0 + i]);
+        }
+        cache.appendBatch(layer, p0, batch, kPtr, vPtr);
+        const qs = Array.from({ length: batch }, () => gaussianRow(rand, shape.nHeads * shape.headDim));
+        qs.forEach((q, i) => rt.f32(qPtr + i * q.length * 4, q.length).set(q));
+        cache.attendBatch(layer, p0, batch, qPtr, outPtr);
+        for (let i = 0; i < batch; i++) {
+          const n = shape.nHeads * shape.headDim;
+          const out = rt.f32(outPtr + i * n * 4, n).slice();
+          const want = attentionFromStored(cache, layer, p0 + i + 1, qs[i], { k: k[layer], v: v[layer], ...exactOf[layer] });
+          const err = maxRelativeError(out, want);
+          assert.ok(err < 2e-5, `layer ${layer} position ${p0 + i}: ${err}`);
+        }
+      }
+    }
+    const packed = perLayer.reduce((sum, l) => sum + 40 * (rowBytes(l.k, kvDim) + rowBytes(l.v, kvDim)), 0);
+    assert.equal(cache.bytes(), packed + kvExactBytes(5, 1, kvDim) + kvExactBytes(3, 1, kvDim) + kvExactBytes(8, 1, kvDim));
+    assert.deepEqual(cache.windows, [5, 0, 8]);
+    assert.deepEqual(cache.sinkCounts, [0, 3, 0]);
+  } finally {
+    for (const p of [kPtr, vPtr, qPtr, outPtr]) rt.free(p);
+    cache.dispose();
+  }
+});
+
+test("a schedule's per-layer window and sinks reach the session (perplexity counts them); bad values are refused", () => {
+  const run = (...args: string[]) => runCli(md.dir, args);
+  const schedule = path.join(md.dir, "per-layer.json");
+  writeFileSync(schedule, JSON.stringify({ window: 8, layers: [{ k: "iq3_nl", v: "iq2_nl", window: 16, sinks: 2 }, { k: "q4_0", v: "q4_0" }] }));
+  const r = run("perplexity", "-m", md.modelPath, "-f", "text.txt", "-c", "32", "--chunks", "2", "--kv-schedule", schedule, "--json");
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as { kv_bytes: number; kv: { window: number; layers: unknown[] } };
+  assert.deepEqual(j.kv.layers, [{ k: "iq3_nl", v: "iq2_nl", window: 16, sinks: 2 }, { k: "q4_0", v: "q4_0" }]);
+  assert.equal(j.kv.window, 8);
+  // packed rows of both layers + layer 0's 16 + 2 exact rows + layer 1's 8 (the schedule's window); kvDim 64
+  assert.equal(j.kv_bytes, 32 * (28 + 20) + 32 * 2 * 36 + kvExactBytes(18, 1, 64) + kvExactBytes(8, 1, 64));
+  // the same layer-1 window spelled per layer gives the same numbers
+  writeFileSync(schedule, JSON.stringify({ layers: [{ k: "iq3_nl", v: "iq2_nl", window: 16, sinks: 2 }, { k: "q4_0", v: "q4_0", window: 8 }] }));
+  const same = JSON.parse(run("perplexity", "-m", md.modelPath, "-f", "text.txt", "-c", "32", "--chunks", "2", "--kv-schedule", schedule, "--json").stdout) as { ppl: number; kv_bytes: number };
+  assert.equal(same.kv_bytes, j.kv_bytes);
+  assert.equal(same.ppl, (JSON.parse(r.stdout) as { ppl: number }).ppl);
+  writeFileSync(schedule, JSON.stringify({ layers: [{ k: "q4_0", v: "q4_0", window: -1 }, { k: "q4_0", v: "q4_0" }] }));
+  const bad = run("perplexity", "-m", md.modelPath, "-f", "text.txt", "-c", "32", "--kv-schedule", schedule);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /per-layer\.json: layer 0 "window" must be a whole number of positions \(0 or more\), got -1/);
 });

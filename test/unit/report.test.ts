@@ -60,7 +60,7 @@ test("with a per-layer schedule among the rows the quality plot draws two Pareto
   const fronts = spec.layer.filter((l) => l.mark.color !== undefined).map((l) => l.data!.values.map((v) => v.config));
   assert.deepEqual(fronts, [["K4V4", "K8V4", "K8V8", "F16"], ["K4V4", "schedule:s.json", "K8V8", "F16"]]);
   const svg = await renderSvg(comparePlots(result)[1].spec);
-  assert.ok(svg.includes("grey dotted: llama.cpp's (one K/V pair for all layers)") && svg.includes("kvsplit's own (schedule, window)"));
+  assert.ok(svg.includes("grey dotted: llama.cpp's (one K/V pair for all layers)") && svg.includes("kvsplit's own (format, schedule, window)"));
   const plain = comparePlots(fakeResult())[1].spec as { layer: { mark: { color?: string } }[] };
   assert.equal(plain.layer.filter((l) => l.mark.color !== undefined).length, 1, "one front without schedules");
 });

@@ -97,7 +97,7 @@ test("tune writes a schedule within budget that --kv-schedule reads; its reporte
   };
   bad([], /give exactly one budget/);
   bad(["--bits", "5", "--memory", "1MiB"], /cannot be used with|give exactly one budget/);
-  bad(["--bits", "2"], /--bits 2 allows 32 bytes per token, below the smallest schedule's 72 \(4\.50 bits per value/);
+  bad(["--bits", "2"], /--bits 2 allows 32 bytes per token, below the smallest schedule's 40 \(2\.50 bits per value: every layer in the smallest of .*iq2_nl/);
   bad(["--memory", "100", "--formats", "q8_0"], /--memory 100 at -c 32 allows 3 bytes per token/);
   bad(["--bits", "5", "--formats", "q3_K"], /--formats: .*q3_K/);
   bad(["--bits", "5", "--formats", "f16"], /at least one format besides f16/);

@@ -1,0 +1,192 @@
+// kvsplit's own codebook KV formats iq3_nl and iq2_nl: one generic shape for both, parameterized by `bits` (3 or 2, a
+// compile-time constant at every call, so each inlined copy keeps only its own branches).
+//
+// Block of 32 values (src/formats/reference/codebook.ts is the scalar reference and documents the layout):
+//   iq3_nl (14 B): fp16 d | qs[8] | qh[4]      iq2_nl (10 B): fp16 d | qs[8]
+//   qs byte j (0..7) holds the low two index bits of values j, j+8, j+16, j+24 in bits 0-1, 2-3, 4-5, 6-7;
+//   qh (u32, little-endian) bit v holds index bit 2 of value v (iq3_nl).
+//   value = d × LEVELS[index]; LEVELS are the Lloyd-Max levels of a unit Gaussian (8 or 4 of them) scaled to ±127,
+//   which fit K and V after the Hadamard rotation makes them near-Gaussian.
+// Dot partner: q8_0 blocks, the dot formula iq4_nl's (lanes of Σ level·q summed per block, × (d_x·d)).
+// Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
+
+import { bitPlane, dotI8x16, f32ToF16, hsumF32x4, i8x16QuarterToF32x4, loadF16 } from "./common";
+
+const BLOCK: i32 = 32;
+const Q8_0_BYTES: usize = 34;
+/** Blocks whose largest magnitude is below this get d = 0 and index 0 everywhere (ggml's GROUP_MAX_EPS). */
+const GROUP_MAX_EPS: f32 = 1e-15;
+/** Trial scales: the largest |x| maps to 127 × t/16 (exact binary fractions) for t = 14..27 (iq3_nl), 18, 20, .., 40 (iq2_nl). */
+// @ts-ignore: decorator
+@inline function trialFirst(bits: i32): i32 {
+  return bits == 3 ? 14 : 18;
+}
+// @ts-ignore: decorator
+@inline function trialLast(bits: i32): i32 {
+  return bits == 3 ? 27 : 40;
+}
+// @ts-ignore: decorator
+@inline function trialStep(bits: i32): i32 {
+  return bits == 3 ? 1 : 2;
+}
+
+/** Ascending int8 levels: iq3_nl's 8 at 0, iq2_nl's 4 at 8. */
+const LEVELS: usize = memory.data<i8>([-127, -79, -45, -14, 14, 45, 79, 127, -127, -38, 38, 127]);
+/** Midpoints between neighbouring levels (a value at or above a midpoint takes the upper level): iq3_nl's 7, iq2_nl's 3. */
+const MIDPOINTS: usize = memory.data<f32>([-103, -62, -29.5, 0, 29.5, 62, 103, -82.5, 0, 82.5]);
+
+// @ts-ignore: decorator
+@inline export function codebookBlockBytes(bits: i32): usize {
+  return bits == 3 ? 14 : 10;
+}
+
+// @ts-ignore: decorator
+@inline function level(bits: i32, index: i32): i32 {
+  return <i32>load<i8>(LEVELS + <usize>(bits == 3 ? index : index + 8));
+}
+
+// @ts-ignore: decorator
+@inline function levelTable(bits: i32): v128 {
+  return bits == 3
+    ? i8x16(-127, -79, -45, -14, 14, 45, 79, 127, 0, 0, 0, 0, 0, 0, 0, 0)
+    : i8x16(-127, -38, 38, 127, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+}
+
+/** The index of the level nearest y (binary search over the midpoints; a value on a midpoint goes up). */
+// @ts-ignore: decorator
+@inline function nearestIndex(bits: i32, y: f32): i32 {
+  const mid = MIDPOINTS + (bits == 3 ? 0 : 28);
+  let i = 0;
+  if (bits == 3) {
+    if (y >= load<f32>(mid + 12)) i = 4;
+    if (y >= load<f32>(mid + (<usize>(i + 1) << 2))) i += 2;
+  } else if (y >= load<f32>(mid + 4)) {
+    i = 2;
+  }
+  if (y >= load<f32>(mid + (<usize>i << 2))) i += 1;
+  return i;
+}
+
+/**
+ * The int8 levels of values 0..15 (half 0) or 16..31 (half 1) of the block at `block`: the qs bytes splatted to both
+ * halves of a vector, lanes 0..7 taking bit pair 0 (half 0) or 2 (half 1), lanes 8..15 pair 1 or 3; i16 shifts then
+ * a mask (no x64 instruction for i8x16.shr_u); index bit 2 from qh for iq3_nl; then a table lookup.
+ */
+// @ts-ignore: decorator
+@inline export function codebookLevels(bits: i32, block: usize, half: i32): v128 {
+  const qs = v128.load64_splat(block + 2);
+  const firstEight = i8x16(-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0);
+  const pairs = half == 0
+    ? v128.bitselect(qs, i16x8.shr_u(qs, 2), firstEight)
+    : v128.bitselect(i16x8.shr_u(qs, 4), i16x8.shr_u(qs, 6), firstEight);
+  let index = v128.and(pairs, i8x16.splat(3));
+  if (bits == 3) index = v128.or(index, bitPlane(load<u32>(block + 10), half << 1, 4));
+  return i8x16.swizzle(levelTable(bits), index);
+}
+
+/**
+ * Quantize n floats at src into blocks at dst, byte for byte as the reference (quantizeRowCodebook): for each trial
+ * scale, indices by nearest level, then the least-squares scale Σ x·L / Σ L²; the trial with the largest
+ * (Σ x·L)² / Σ L² (the smallest squared error) wins, the first on ties. Sums in f32, in value order. A trial's indices
+ * are packed as they are found (qs in a u64, qh in a u32): no scratch memory, which threads would share.
+ */
+// @ts-ignore: decorator
+@inline export function quantizeRowCodebook(bits: i32, src: usize, dst: usize, n: i32): void {
+  const bytes = codebookBlockBytes(bits);
+  const nBlocks = n / BLOCK;
+  for (let b = 0; b < nBlocks; b++) {
+    const x = src + (<usize>b << 7); // f32 (32)
+    const out = dst + <usize>b * bytes;
+    let amax: f32 = 0;
+    for (let j = 0; j < BLOCK; j++) amax = max(amax, abs<f32>(load<f32>(x + (<usize>j << 2))));
+    let d: f32 = 0;
+    let bestQs: u64 = 0;
+    let bestQh: u32 = 0;
+    if (amax >= GROUP_MAX_EPS) {
+      let bestScore: f32 = -1;
+      for (let t = trialFirst(bits); t <= trialLast(bits); t += trialStep(bits)) {
+        const top: i32 = 127 * t; // the largest |x| maps to top / 16
+        const id: f32 = <f32>top / <f32>16 / amax;
+        let sumxl: f32 = 0;
+        let suml2: f32 = 0;
+        let qs: u64 = 0;
+        let qh: u32 = 0;
+        for (let j = 0; j < BLOCK; j++) {
+          const v = load<f32>(x + (<usize>j << 2));
+          const i = nearestIndex(bits, id * v);
+          qs |= <u64>(i & 3) << <u64>(((j & 7) << 3) + ((j >> 3) << 1));
+          qh |= <u32>(i >> 2) << <u32>j;
+          const l = <f32>level(bits, i);
+          sumxl += v * l;
+          suml2 += l * l;
+        }
+        const score = sumxl * sumxl / suml2;
+        if (score > bestScore) {
+          bestScore = score;
+          d = sumxl / suml2;
+          bestQs = qs;
+          bestQh = qh;
+        }
+      }
+    }
+    store<u16>(out, <u16>f32ToF16(d));
+    store<u64>(out + 2, bestQs);
+    if (bits == 3) store<u32>(out + 10, bestQh);
+  }
+}
+
+/** Decode n values of blocks at src into f32 at dst. */
+// @ts-ignore: decorator
+@inline export function dequantizeRowCodebook(bits: i32, src: usize, dst: usize, n: i32): void {
+  const bytes = codebookBlockBytes(bits);
+  const nBlocks = n / BLOCK;
+  for (let b = 0; b < nBlocks; b++) {
+    const block = src + <usize>b * bytes;
+    const out = dst + (<usize>b << 7);
+    const d = f32x4.splat(loadF16(block));
+    for (let half = 0; half < 2; half++) {
+      const q = codebookLevels(bits, block, half);
+      const o = out + (<usize>half << 6);
+      v128.store(o, f32x4.mul(i8x16QuarterToF32x4(q, 0), d));
+      v128.store(o, f32x4.mul(i8x16QuarterToF32x4(q, 1), d), 16);
+      v128.store(o, f32x4.mul(i8x16QuarterToF32x4(q, 2), d), 32);
+      v128.store(o, f32x4.mul(i8x16QuarterToF32x4(q, 3), d), 48);
+    }
+  }
+}
+
+/** Dot of a row (n values) with x already quantized to q8_0: per block the lanes of Σ level·q × (d_x·d), then hsum. */
+// @ts-ignore: decorator
+@inline export function dotCodebook(bits: i32, row: usize, x: usize, n: i32): f32 {
+  const bytes = codebookBlockBytes(bits);
+  const nBlocks = n / BLOCK;
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nBlocks; b++) {
+    const block = row + <usize>b * bytes;
+    const y = x + <usize>b * Q8_0_BYTES;
+    const sumi = i32x4.add(dotI8x16(codebookLevels(bits, block, 0), v128.load(y, 2)), dotI8x16(codebookLevels(bits, block, 1), v128.load(y, 18)));
+    const scale = loadF16(y) * loadF16(block);
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(scale)));
+  }
+  return hsumF32x4(acc);
+}
+
+/** out[i] += w × value[i] for the n values of a row (V accumulation); value = level × d as dequantizeRow computes it. */
+// @ts-ignore: decorator
+@inline export function axpyCodebook(bits: i32, out: usize, w: f32, row: usize, n: i32): void {
+  const bytes = codebookBlockBytes(bits);
+  const nBlocks = n / BLOCK;
+  const w4 = f32x4.splat(w);
+  for (let b = 0; b < nBlocks; b++) {
+    const block = row + <usize>b * bytes;
+    const d = f32x4.splat(loadF16(block));
+    for (let half = 0; half < 2; half++) {
+      const q = codebookLevels(bits, block, half);
+      const o = out + (<usize>b << 7) + (<usize>half << 6);
+      v128.store(o, f32x4.add(v128.load(o), f32x4.mul(w4, f32x4.mul(i8x16QuarterToF32x4(q, 0), d))));
+      v128.store(o, f32x4.add(v128.load(o, 16), f32x4.mul(w4, f32x4.mul(i8x16QuarterToF32x4(q, 1), d))), 16);
+      v128.store(o, f32x4.add(v128.load(o, 32), f32x4.mul(w4, f32x4.mul(i8x16QuarterToF32x4(q, 2), d))), 32);
+      v128.store(o, f32x4.add(v128.load(o, 48), f32x4.mul(w4, f32x4.mul(i8x16QuarterToF32x4(q, 3), d))), 48);
+    }
+  }
+}

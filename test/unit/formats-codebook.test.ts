@@ -1,0 +1,191 @@
+/**
+ * kvsplit's own codebook KV formats iq3_nl and iq2_nl (src/formats/reference/codebook.ts), beyond the generic checks
+ * of formats.test.ts (WebAssembly bytes and values equal to the reference, dot within its bound):
+ *   1. the byte layout as documented: blocks packed here by hand from chosen indices decode to d × level, in the
+ *      reference and in WebAssembly;
+ *   2. the quantizer does what it says: its squared error is at most that of every trial scale, and within 3% of the
+ *      best scale of a dense search (with nearest-level indices) on Gaussian blocks;
+ *   3. edge blocks (zeros, NaN, one spike, values on midpoints) quantize the same in WebAssembly as in the reference;
+ *   4. bits per value are 3.5 and 2.5, and on Gaussian rows (what rotated K and V look like) the per-block scale does
+ *      better than the best fixed-scale quantizer with the same levels;
+ *   5. they are kvsplit's own: no GGUF type id maps to them, configs holding them are kvsplit-only, and
+ *      `bench --vs llama.cpp` refuses them with a clear error.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { formatByGgmlType, getFormat, getKvFormat, rowBytes } from "../../src/formats/table.js";
+import { isKvsplitOnly, parseKvConfig } from "../../src/kv/shorthand.js";
+import { runCli } from "../helpers/cli.js";
+import { useModelDir } from "../helpers/model-dir.js";
+import { IQ2_NL, IQ3_NL, nearestCodebookIndex, type Codebook } from "../../src/formats/reference/codebook.js";
+import { f16BitsToF32, f32ToF16Bits } from "../../src/formats/reference/scalar.js";
+import { defaultRuntime } from "../../src/runtime/wasm.js";
+import { firstMismatch, referenceDequantize, referenceQuantize } from "../helpers/format-reference.js";
+import { seededRandom } from "../helpers/random.js";
+
+const rt = defaultRuntime();
+const md = useModelDir("codebook", { dim: 128, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 256, vocabSize: 320, contextLength: 96 }, 5);
+const CODEBOOKS: readonly Codebook[] = [IQ3_NL, IQ2_NL];
+
+function gaussian(n: number, seed: number): Float32Array {
+  const rand = seededRandom(seed);
+  const out = new Float32Array(n); // (n)
+  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+  return out;
+}
+
+/** One block packed by hand as the layout comment says: fp16 d, qs (pairs of index bits), qh (bit 2, iq3_nl). */
+function packBlock(cb: Codebook, d: number, indices: readonly number[]): Uint8Array {
+  const out = new Uint8Array(cb.bytesPerBlock); // (bytesPerBlock)
+  const h = f32ToF16Bits(d);
+  out[0] = h & 0xff;
+  out[1] = h >> 8;
+  for (let v = 0; v < 32; v++) {
+    out[2 + (v % 8)] |= (indices[v]! & 3) << (2 * Math.floor(v / 8));
+    if (cb.bits === 3) out[10 + Math.floor(v / 8)] |= (indices[v]! >> 2) << v % 8;
+  }
+  return out;
+}
+
+/** WebAssembly kernel `name` of the format run on `bytes` (one block), returning its n values. */
+function wasmDequantize(format: string, bytes: Uint8Array, n: number): Float32Array {
+  const src = rt.alloc(bytes.length);
+  const dst = rt.alloc(n * 4);
+  try {
+    rt.u8(src, bytes.length).set(bytes);
+    rt.k[getFormat(format).kernels.dequantizeRow](src, dst, n);
+    return rt.f32(dst, n).slice();
+  } finally {
+    rt.free(src);
+    rt.free(dst);
+  }
+}
+
+function wasmQuantize(format: string, x: Float32Array): Uint8Array {
+  const bytes = rowBytes(getFormat(format), x.length);
+  const src = rt.alloc(x.length * 4);
+  const dst = rt.alloc(bytes);
+  try {
+    rt.f32(src, x.length).set(x);
+    rt.k[getFormat(format).kernels.quantizeRow](src, dst, x.length);
+    return rt.u8(dst, bytes).slice();
+  } finally {
+    rt.free(src);
+    rt.free(dst);
+  }
+}
+
+function squaredError(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += (a[i]! - b[i]!) ** 2;
+  return s;
+}
+
+/** Least squared error of one block with nearest-level indices at scale d, refitted by least squares (float64). */
+function errorAtScale(cb: Codebook, x: Float32Array, d: number): number {
+  let sxl = 0;
+  let sl2 = 0;
+  let sx2 = 0;
+  for (const v of x) {
+    const l = cb.levels[nearestCodebookIndex(cb, v / d)]!;
+    sxl += v * l;
+    sl2 += l * l;
+    sx2 += v * v;
+  }
+  return sx2 - (sxl * sxl) / sl2;
+}
+
+describe("codebook formats iq3_nl and iq2_nl", () => {
+  for (const cb of CODEBOOKS) {
+    it(`${cb.name}: hand-packed blocks decode to d × level (reference and WebAssembly)`, () => {
+      const rand = seededRandom(7 + cb.bits);
+      for (let trial = 0; trial < 20; trial++) {
+        const indices = Array.from({ length: 32 }, () => Math.floor(rand() * cb.levels.length));
+        const d = f16BitsToF32(f32ToF16Bits(0.01 + rand()));
+        const block = packBlock(cb, d, indices);
+        const want = Float32Array.from(indices, (i) => Math.fround(d * cb.levels[i]!));
+        const ref = referenceDequantize(getFormat(cb.name), block, 32);
+        assert.equal(firstMismatch(ref, want), -1, `${cb.name} reference decode, trial ${trial}`);
+        assert.equal(firstMismatch(wasmDequantize(cb.name, block, 32), want), -1, `${cb.name} WebAssembly decode, trial ${trial}`);
+      }
+    });
+
+    it(`${cb.name}: the chosen scale's error is within 3% of a dense scale search on Gaussian blocks`, () => {
+      const format = getFormat(cb.name);
+      let worst = 0;
+      for (let b = 0; b < 200; b++) {
+        const x = gaussian(32, 100 + b);
+        const back = referenceDequantize(format, referenceQuantize(format, x), 32);
+        const err = squaredError(back, x);
+        const amax = Math.max(...x.map(Math.abs));
+        let best = Infinity;
+        for (let s = 0; s < 400; s++) best = Math.min(best, errorAtScale(cb, x, (amax / 127) * (0.5 + s / 200)));
+        worst = Math.max(worst, err / best);
+      }
+      // the stored scale is rounded to fp16, and the search tries 12-14 scales, not 400
+      assert.ok(worst < 1.03, `${cb.name}: worst error ratio to the dense search ${worst.toFixed(4)}`);
+    });
+  }
+
+  it("edge blocks quantize the same in WebAssembly as in the reference", () => {
+    const block = (f: (j: number) => number) => Float32Array.from({ length: 32 }, (_, j) => f(j));
+    const midpoints = IQ3_NL.levels.slice(1).map((l, i) => (l + IQ3_NL.levels[i]!) / 2);
+    const edges = [
+      block(() => 0),
+      block((j) => (j === 5 ? Number.NaN : 1)),
+      block((j) => (j === 9 ? 1000 : 0.01 * (j - 16))),
+      block((j) => (j === 0 ? 127 : midpoints[j % midpoints.length]!)),
+      block((j) => (j === 0 ? -127 : -midpoints[j % midpoints.length]!)),
+      block((j) => (j % 2 ? 1e-16 : -3e-16)),
+      block((j) => (j === 3 ? 70000 : -j)),
+    ];
+    for (const cb of CODEBOOKS) {
+      edges.forEach((x, i) => {
+        const want = referenceQuantize(getFormat(cb.name), x);
+        const got = wasmQuantize(cb.name, x);
+        assert.equal(firstMismatch(got, want), -1, `${cb.name} edge block ${i}`);
+      });
+      // an all-zero block stores d = 0 and index 0 everywhere
+      assert.ok(referenceQuantize(getFormat(cb.name), edges[0]!).every((byte) => byte === 0), `${cb.name}: zero block`);
+    }
+  });
+
+  it("bits per value are 3.5 and 2.5; on Gaussian rows the error is below the fixed-scale Lloyd-Max quantizers'", () => {
+    assert.equal((getKvFormat("iq3_nl").bytesPerBlock * 8) / 32, 3.5);
+    assert.equal((getKvFormat("iq2_nl").bytesPerBlock * 8) / 32, 2.5);
+    const x = gaussian(32 * 256, 5);
+    const rmse = (name: string) => {
+      const f = getFormat(name);
+      return Math.sqrt(squaredError(referenceDequantize(f, referenceQuantize(f, x), x.length), x) / x.length);
+    };
+    const q4 = rmse("q4_0");
+    const iq3 = rmse("iq3_nl");
+    const iq2 = rmse("iq2_nl");
+    assert.ok(q4 < iq3 && iq3 < iq2, `RMSE q4_0 ${q4} < iq3_nl ${iq3} < iq2_nl ${iq2}`);
+    // a unit Gaussian's best fixed-scale 8-level and 4-level quantizers (these levels): RMSE 0.186 and 0.343
+    assert.ok(iq3 < 0.186, `iq3_nl RMSE ${iq3}`);
+    assert.ok(iq2 < 0.343, `iq2_nl RMSE ${iq2}`);
+  });
+});
+
+describe("kvsplit's own formats outside kvsplit", () => {
+  it("no GGUF type id maps to them; configs holding them are kvsplit-only; bench --vs llama.cpp refuses them", () => {
+    for (const name of ["iq3_nl", "iq2_nl"]) {
+      const f = getFormat(name);
+      assert.ok(f.ggmlType >= 1000, `${name} type id ${f.ggmlType}`);
+      assert.equal(formatByGgmlType(f.ggmlType), undefined, `${name}: a GGUF tensor of type ${f.ggmlType} must not read as it`);
+    }
+    assert.equal(isKvsplitOnly(parseKvConfig("K3V3")), true);
+    assert.equal(isKvsplitOnly(parseKvConfig("K8V2")), true);
+    assert.equal(isKvsplitOnly(parseKvConfig("K8V4")), false);
+    const bench = runCli(md.dir, ["bench", "-m", md.modelPath, "--configs", "K8V3", "--vs", "llama.cpp"]);
+    assert.equal(bench.code, 2);
+    assert.match(bench.stderr, /K8V3: iq3_nl is kvsplit's own format \(llama\.cpp has no V cache type like it\); bench it without --vs/);
+    // kvsplit runs it: perplexity with K3V2 gives a finite value and counts 3.5 and 2.5 bits
+    const ppl = runCli(md.dir, ["perplexity", "-m", md.modelPath, "-f", "text.txt", "-c", "32", "--chunks", "2", "--kv", "K3V2", "--json"]);
+    assert.equal(ppl.code, 0, ppl.stderr);
+    const j = JSON.parse(ppl.stdout) as { ppl: number; kv_bits_per_value: number };
+    assert.ok(Number.isFinite(j.ppl) && j.ppl > 1);
+    assert.equal(j.kv_bits_per_value, 3);
+  });
+});
