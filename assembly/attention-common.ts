@@ -104,8 +104,13 @@ export const D_MAX_POS: usize = 68;
 export const D_HEAD_MAJOR: usize = 72;
 export const D_K_HEAD_STRIDE: usize = 76;
 export const D_V_HEAD_STRIDE: usize = 80;
+// K_GROUP_BYTES 0: K rows per position (above). Else keys per channel: a kv head's plane holds groups of
+// KEY_GROUP positions, each K_GROUP_BYTES = headDim blocks, block c = channel c of the group's positions in order.
+export const D_K_GROUP_BYTES: usize = 84;
 /** Bytes of a layer descriptor. */
-export const LAYER_DESC_BYTES: i32 = 84;
+export const LAYER_DESC_BYTES: i32 = 88;
+/** Positions in one group of keys stored per channel (one block of a 32-value block format). */
+export const KEY_GROUP: i32 = 32;
 
 // @ts-ignore: decorator
 @inline export function descI32(desc: usize, field: usize): i32 {

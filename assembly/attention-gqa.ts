@@ -20,7 +20,7 @@ import {
   T_F32, T_F16, T_BF16, T_Q8_0, T_Q8_1, T_Q5_1, T_Q5_0, T_Q4_1, T_Q4_0, T_IQ4_NL, T_IQ3_NL, T_IQ2_NL, quantizeRow_byType, expNonPositive_f32x4,
   descI32, align16, D_N_HEADS, D_N_KV_HEADS, D_HEAD_DIM, D_SCALE, D_K_ROWS, D_K_ROW_BYTES, D_K_TYPE, D_K_PARTNER,
   D_V_ROWS, D_V_ROW_BYTES, D_V_TYPE, D_ROT_K, D_ROT_V, D_MAX_POS, D_HEAD_MAJOR, D_K_HEAD_STRIDE, D_V_HEAD_STRIDE,
-  LAYER_DESC_BYTES, attendHeadsScratchBytes,
+  D_K_GROUP_BYTES, KEY_GROUP, LAYER_DESC_BYTES, attendHeadsScratchBytes,
 } from "./attention-common";
 
 /** Positions whose V slices are decoded together before accumulation. */
@@ -33,17 +33,19 @@ export function attendLayerDescBytes(): i32 {
 
 // ---- scratch layout of one thread (grouped path) ----------------------------------------------------------------
 // scores (maxPos, gp) f32 | acc (gp, headDim) f32 | qPrep (gp, headDim) f32 or i16 | qPrepExact (gp, headDim) f32 |
-// qScale 2 × (gp, nBlocks) f32 |
-// kDec headDim f32 (or headDim i16 + 2 × nBlocks f32) | vDec (V_TILE, headDim) f32 | qTmp headDim f32 + 64 | qRot headDim f32 |
-// sums (gp) f32
+// qPrepF32 (gp, headDim) f32 | qScale 2 × (gp, nBlocks) f32 |
+// kDec headDim f32 (or headDim i16 + 2 × nBlocks f32) | kGroup (KEY_GROUP, headDim) f32 | vDec (V_TILE, headDim) f32 |
+// qTmp headDim f32 + 64 | qRot headDim f32 | sums (gp) f32
 // Module globals, not objects (no managed memory: the JS allocator owns everything above __heap_base); every thread
 // has its own instance, so these are per thread. Set by layoutScratch.
 let sScores: usize = 0;
 let sAcc: usize = 0;
 let sQPrep: usize = 0;
 let sQPrepExact: usize = 0;
+let sQPrepF32: usize = 0;
 let sQScale: usize = 0;
 let sKDec: usize = 0;
+let sKGroup: usize = 0;
 let sVDec: usize = 0;
 let sQTmp: usize = 0;
 let sQRot: usize = 0;
@@ -63,9 +65,11 @@ function layoutScratch(base: usize, group: i32, headDim: i32, maxPos: i32): usiz
   sAcc = sScores + align16(<usize>maxPos * gp * 4);
   sQPrep = sAcc + align16(gp * d * 4);
   sQPrepExact = sQPrep + align16(gp * d * 4);
-  sQScale = sQPrepExact + align16(gp * d * 4);
+  sQPrepF32 = sQPrepExact + align16(gp * d * 4);
+  sQScale = sQPrepF32 + align16(gp * d * 4);
   sKDec = sQScale + align16(2 * gp * nBlocks * 4);
-  sVDec = sKDec + align16(d * 4 + nBlocks * 8);
+  sKGroup = sKDec + align16(d * 4 + nBlocks * 8);
+  sVDec = sKGroup + align16(<usize>KEY_GROUP * d * 4);
   sQTmp = sVDec + align16(<usize>V_TILE * d * 4);
   sQRot = sQTmp + align16(d * 4 + 64);
   sSums = sQRot + align16(d * 4);
@@ -382,6 +386,51 @@ function prepareQueries(
   }
 }
 
+/**
+ * scores[(p, gp)] = scale × q·k for positions p in [pStart, pEnd) of keys stored per channel (key-channels.ts): each
+ * group of KEY_GROUP positions is decoded once into kGroup (KEY_GROUP, headDim) f32, channel c's block into column c
+ * (the values dequantizeRow gives: d·q, + m for q4_1 / q5_1), then every quad is scored against each position's row
+ * as f32 keys are (scoreQuadFloat), with the queries prepared in f32 at `prep`. plane: this kv head's groups,
+ * groupBytes apart.
+ */
+// @ts-ignore: decorator
+@inline function scoreChannels(type: i32, plane: usize, groupBytes: i32, pStart: i32, pEnd: i32, gp: i32, headDim: i32, scale: f32, prep: usize): void {
+  const nQuads = gp >> 2;
+  const scaleV = f32x4.splat(scale);
+  const quadPrepBytes = <usize>headDim << 4;
+  const bytes = blockBytes(type);
+  const rowBytes = <usize>headDim << 2;
+  for (let g0 = (pStart / KEY_GROUP) * KEY_GROUP; g0 < pEnd; g0 += KEY_GROUP) {
+    const group = plane + <usize>(g0 / KEY_GROUP) * <usize>groupBytes;
+    for (let c = 0; c < headDim; c++) {
+      const block = group + <usize>c * bytes;
+      const d = f32x4.splat(loadF16(block));
+      const m = hasMin(type) ? f32x4.splat(loadF16(block + 2)) : f32x4.splat(0);
+      const column = sKGroup + (<usize>c << 2);
+      for (let half = 0; half < 2; half++) {
+        const q = half == 0 ? quantsLow(type, block) : quantsHigh(type, block);
+        for (let quarter = 0; quarter < 4; quarter++) {
+          let v = f32x4.mul(i8x16QuarterToF32x4(q, quarter), d);
+          if (hasMin(type)) v = f32x4.add(v, m);
+          const at = column + <usize>(half * 16 + quarter * 4) * rowBytes;
+          store<f32>(at, f32x4.extract_lane(v, 0));
+          store<f32>(at + rowBytes, f32x4.extract_lane(v, 1));
+          store<f32>(at + 2 * rowBytes, f32x4.extract_lane(v, 2));
+          store<f32>(at + 3 * rowBytes, f32x4.extract_lane(v, 3));
+        }
+      }
+    }
+    const end = min(pEnd, g0 + KEY_GROUP);
+    for (let p = max(pStart, g0); p < end; p++) {
+      const k = sKGroup + <usize>(p - g0) * rowBytes;
+      const out = sScores + (<usize>(p * gp) << 2);
+      for (let quad = 0; quad < nQuads; quad++) {
+        v128.store(out + (<usize>quad << 4), f32x4.mul(scoreQuadFloat(k, headDim, prep + <usize>quad * quadPrepBytes), scaleV));
+      }
+    }
+  }
+}
+
 // ---- softmax -------------------------------------------------------------------------------------------------------
 
 /** scores ← exp(score − max per head) in place; sums[head] = Σ, in expShiftedSum_f32's order. */
@@ -568,6 +617,7 @@ export function attendGrouped_packed(
   const rotK = descI32(desc, D_ROT_K);
   const rotV = descI32(desc, D_ROT_V);
   const headMajor = descI32(desc, D_HEAD_MAJOR) != 0;
+  const kGroupBytes = descI32(desc, D_K_GROUP_BYTES);
   const kHeadStride = <usize>descI32(desc, D_K_HEAD_STRIDE);
   const vHeadStride = <usize>descI32(desc, D_V_HEAD_STRIDE);
   const group = nHeads / nKvHeads;
@@ -600,7 +650,20 @@ export function attendGrouped_packed(
 
     // scores: kv head g's K slices: its own plane (head-major), or value g·headDim of each row, a whole number of blocks in
     const kSlice = <usize>descI32(desc, D_K_ROWS) + (headMajor ? <usize>g * kHeadStride : sliceBytes(kType, g * headDim));
-    switch (kType) {
+    if (kGroupBytes != 0 && sHi < lo) {
+      // keys per channel: the query in f32, groups decoded to f32
+      prepareQueries(q + groupOffset, group, headDim, T_F32, false, rotK, sQPrepF32);
+      switch (kType) {
+        case T_Q8_0: scoreChannels(T_Q8_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrepF32); break;
+        case T_Q5_1: scoreChannels(T_Q5_1, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrepF32); break;
+        case T_Q5_0: scoreChannels(T_Q5_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrepF32); break;
+        case T_Q4_1: scoreChannels(T_Q4_1, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrepF32); break;
+        case T_Q4_0: scoreChannels(T_Q4_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrepF32); break;
+        case T_IQ4_NL: scoreChannels(T_IQ4_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrepF32); break;
+        case T_IQ3_NL: scoreChannels(T_IQ3_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrepF32); break;
+        case T_IQ2_NL: scoreChannels(T_IQ2_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrepF32); break;
+      }
+    } else switch (kType) {
       case T_F32: scoreAll(T_F32, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
       case T_F16: scoreAll(T_F16, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
       case T_BF16: scoreAll(T_BF16, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;

@@ -3,6 +3,7 @@
 export * from "./formats/index";
 export * from "./ops";
 export * from "./attention";
+export * from "./key-channels";
 export * from "./rotation";
 
 /** First byte after the module's static data: the JS allocator starts here. */

@@ -12,6 +12,11 @@ export interface KvPair {
   window?: number;
   /** This layer's exact sinks, when one layer of a per-layer list differs from SessionOptions.kvSinks. */
   sinks?: number;
+  /**
+   * "channel": keys per channel in groups of 32 positions (KIVI), each channel with its own scale per group; needs an
+   * exact window of at least 32 positions (kvWindow or window), which holds a group until it is complete.
+   */
+  kLayout?: "channel";
 }
 
 export interface SessionOptions {

@@ -83,7 +83,8 @@ function perplexityCommand(opts: PerplexityOptions): void {
       `perplexity: ${path.basename(modelPath)}, ${evalText.chunks.length} chunks of ${evalText.ctx} tokens (text: ${evalText.nTextTokens} tokens), ` +
         `kv ${kv.name} (k=${kv.k} v=${kv.v}), rotation ${opts.kvRotation ? "on" : "off"}`,
     );
-    const progress = createProgress(evalText.chunks.length);
+    // progress in tokens, batch by batch: a long chunk (a 32K context) shows its ETA too
+    const progress = createProgress(evalText.chunks.length * evalText.ctx);
     let result: PerplexityRunResult;
     try {
       result = asCliError(() =>
@@ -93,7 +94,7 @@ function perplexityCommand(opts: PerplexityOptions): void {
           rotation: opts.kvRotation,
           baseline: baseFile?.base,
           record,
-          onChunk: (done, total) => progress.update(done, `chunk ${done}/${total}`),
+          onTokens: (done, total) => progress.update(done, `chunk ${Math.ceil(done / evalText.ctx)}/${evalText.chunks.length}, ${done}/${total} tokens`),
         }),
       );
     } finally {

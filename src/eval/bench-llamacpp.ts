@@ -71,6 +71,7 @@ export async function runLlamaCppJob(job: BenchJob): Promise<BenchRunResult> {
   const { k, v } = job;
   if (job.layers || k === "mixed" || v === "mixed") throw new RangeError(`${job.config}: llama.cpp has one K/V type for every layer, not a per-layer schedule`);
   if (job.window || job.sinks) throw new RangeError(`${job.config}: llama.cpp keeps no exact window or sinks`);
+  if (job.kLayout) throw new RangeError(`${job.config}: llama.cpp stores keys per position, not per channel`);
   const { getLlama, LlamaLogLevel } = await importNodeLlamaCpp();
   const llama = await getLlama({
     gpu: false,

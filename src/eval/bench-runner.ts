@@ -28,6 +28,11 @@ export interface BenchPlan {
   seed?: number;
   /** Context both engines allocate (default: just enough for the depths, benchContextSize); must hold the runs. */
   contextSize?: number;
+  /**
+   * Run order: "config" (default) runs every rep of a config before the next; "rep" runs every config once per rep
+   * (rep 1 of each, then rep 2, ...), so a slow stretch of the machine falls on every config alike.
+   */
+  order?: "config" | "rep";
 }
 
 /** One row of `kvsplit bench --json` (DESIGN.md section 4), plus the runs behind the medians. */
@@ -74,6 +79,7 @@ export function inspectBenchModel(modelPath: string): ModelConfig {
 export function llamaCppKvProblem(config: KvConfig, headDim: number): string | null {
   if (config.layers || config.k === "mixed" || config.v === "mixed") return "llama.cpp has one K/V type for every layer, not a per-layer schedule; bench it without --vs";
   if (config.window || config.sinks) return "llama.cpp keeps no exact window or sinks; bench it without --vs";
+  if (config.keysPerChannel) return "llama.cpp stores keys per position, not per channel; bench it without --vs";
   for (const [side, name] of [["K", config.k], ["V", config.v]] as const) {
     const format = getKvFormat(name);
     if (isOwnFormat(format)) return `${name} is kvsplit's own format (llama.cpp has no ${side} cache type like it); bench it without --vs`;
@@ -126,46 +132,53 @@ export async function runBench(plan: BenchPlan, onProgress: (line: string) => vo
   const rows: BenchRow[] = [];
   let runIndex = 0;
 
-  for (const config of plan.configs) {
-    const runs = new Map<BenchEngine, BenchRunResult[]>(plan.engines.map((e) => [e, []]));
-    for (let rep = 1; rep <= plan.reps; rep++) {
-      for (const engine of plan.engines) {
-        const job: BenchJob = {
-          engine,
-          modelPath: plan.modelPath,
-          config: config.name,
-          k: config.k,
-          v: config.v,
-          ...(config.layers ? { layers: config.layers } : {}),
-          ...(config.window ? { window: config.window } : {}),
-          ...(config.sinks ? { sinks: config.sinks } : {}),
-          depths,
-          promptTokens: plan.promptTokens,
-          genTokens: plan.genTokens,
-          threads: plan.threads,
-          contextSize,
-          nVocab: model.nVocab,
-          nLayers: model.nLayers,
-          kvDim: model.kvDim,
-          seed: plan.seed ?? 1,
-        };
-        const runStarted = performance.now();
-        const result = await runJobInChild(job);
-        runs.get(engine)!.push(result);
-        runIndex++;
-        const tg = depths.map((d, i) => `${tpsText(result.tgTps[i]!)} @${d}`).join(", ");
-        const seconds = ((performance.now() - runStarted) / 1000).toFixed(1);
-        const elapsed = (performance.now() - started) / 1000;
-        const eta = Math.round((elapsed / runIndex) * (totalRuns - runIndex));
-        onProgress(
-          `run ${runIndex}/${totalRuns}: ${engine} ${config.name} rep ${rep}/${plan.reps}: pp ${tpsText(result.ppTps)} t/s, tg ${tg} t/s ` +
-            `(${seconds} s; ETA ${Math.floor(eta / 60)} min ${eta % 60} s)`,
-        );
-      }
+  // runs[config index] per engine, filled in the plan's order
+  const runs = plan.configs.map(() => new Map<BenchEngine, BenchRunResult[]>(plan.engines.map((e) => [e, []])));
+  const reps = Array.from({ length: plan.reps }, (_, i) => i + 1);
+  const order: Array<[number, number]> = plan.order === "rep" // (config index, rep)
+    ? reps.flatMap((rep) => plan.configs.map((_, ci): [number, number] => [ci, rep]))
+    : plan.configs.flatMap((_, ci) => reps.map((rep): [number, number] => [ci, rep]));
+  for (const [ci, rep] of order) {
+    const config = plan.configs[ci]!;
+    for (const engine of plan.engines) {
+      const job: BenchJob = {
+        engine,
+        modelPath: plan.modelPath,
+        config: config.name,
+        k: config.k,
+        v: config.v,
+        ...(config.layers ? { layers: config.layers } : {}),
+        ...(config.window ? { window: config.window } : {}),
+        ...(config.sinks ? { sinks: config.sinks } : {}),
+        ...(config.keysPerChannel ? { kLayout: "channel" as const } : {}),
+        depths,
+        promptTokens: plan.promptTokens,
+        genTokens: plan.genTokens,
+        threads: plan.threads,
+        contextSize,
+        nVocab: model.nVocab,
+        nLayers: model.nLayers,
+        kvDim: model.kvDim,
+        seed: plan.seed ?? 1,
+      };
+      const runStarted = performance.now();
+      const result = await runJobInChild(job);
+      runs[ci]!.get(engine)!.push(result);
+      runIndex++;
+      const tg = depths.map((d, i) => `${tpsText(result.tgTps[i]!)} @${d}`).join(", ");
+      const seconds = ((performance.now() - runStarted) / 1000).toFixed(1);
+      const elapsed = (performance.now() - started) / 1000;
+      const eta = Math.round((elapsed / runIndex) * (totalRuns - runIndex));
+      onProgress(
+        `run ${runIndex}/${totalRuns}: ${engine} ${config.name} rep ${rep}/${plan.reps}: pp ${tpsText(result.ppTps)} t/s, tg ${tg} t/s ` +
+          `(${seconds} s; ETA ${Math.floor(eta / 60)} min ${eta % 60} s)`,
+      );
     }
+  }
+  for (const [ci, config] of plan.configs.entries()) {
     for (let d = 0; d < depths.length; d++) {
       for (const engine of plan.engines) {
-        const engineRuns = runs.get(engine)!;
+        const engineRuns = runs[ci]!.get(engine)!;
         const ppRuns = engineRuns.map((r) => r.ppTps);
         const tgRuns = engineRuns.map((r) => r.tgTps[d]!);
         rows.push({

@@ -38,6 +38,8 @@ export interface BenchJob {
   /** Exact recent window and sinks (SessionOptions.kvWindow, kvSinks; kvsplit only). */
   window?: number;
   sinks?: number;
+  /** Keys per channel (KvPair.kLayout; kvsplit only). */
+  kLayout?: "channel";
   /** Cache depths before generation, ascending. */
   depths: number[];
   /** Tokens of the timed prompt batch (-p). */
@@ -168,7 +170,7 @@ class KvsplitBenchSession implements BenchEngineSession {
 
 /** One kvsplit run in this process: load the model with `job.threads` threads, measure, dispose. */
 export async function runKvsplitJob(job: BenchJob): Promise<BenchRunResult> {
-  const kv = job.layers ?? { k: job.k as KvFormatName, v: job.v as KvFormatName };
+  const kv = job.layers ?? { k: job.k as KvFormatName, v: job.v as KvFormatName, ...(job.kLayout ? { kLayout: job.kLayout } : {}) };
   const model = loadModel(job.modelPath, { threads: job.threads, session: { contextSize: job.contextSize, kv, kvWindow: job.window, kvSinks: job.sinks } });
   try {
     const session = model.createSession({ contextSize: job.contextSize, kv, kvWindow: job.window, kvSinks: job.sinks });

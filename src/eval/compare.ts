@@ -50,7 +50,7 @@ export function planConfigs(configs: readonly KvConfig[], opts: ComparePlanOptio
     plan.push({ name: kvConfigName(k, v), k, v, group });
   };
   for (const c of configs) {
-    if (c.layers || c.window || c.sinks) {
+    if (c.layers || c.window || c.sinks || c.keysPerChannel) {
       // a schedule: its own row, whatever its layers hold
       if (!seen.has(c.name)) plan.push({ ...c, group: "config" });
       seen.add(c.name);

@@ -149,26 +149,36 @@ export class BaselineDistributions implements Baseline, BaselineSink {
     return Array.from({ length: this.nChunks }, (_, c) => Array.from(this.tokens.subarray(c * this.ctx, (c + 1) * this.ctx)));
   }
 
-  addChunk(chunk: number, tokens: readonly number[], logits: Float32Array): void {
+  /**
+   * Record a batch of chunk `chunk`'s logits: (n, nVocab) for rows firstRow .. firstRow + n − 1 of `tokens` (the
+   * chunk's ctx tokens); rows in the scored half are kept. The chunk counts as recorded once its last row is in.
+   */
+  addRows(chunk: number, tokens: readonly number[], firstRow: number, logits: Float32Array): void {
     const { nVocab, ctx } = this;
     if (!(chunk >= 0 && chunk < this.nChunks)) throw new RangeError(`chunk ${chunk} is outside 0..${this.nChunks - 1}`);
     if (tokens.length !== ctx) throw new RangeError(`chunk ${chunk} has ${tokens.length} tokens, expected ${ctx}`);
-    if (logits.length !== ctx * nVocab) throw new RangeError(`chunk ${chunk} logits hold ${logits.length} values, expected ${ctx} x ${nVocab}`);
-    this.tokens.set(tokens, chunk * ctx);
+    const n = logits.length / nVocab;
+    if (!Number.isInteger(n) || firstRow < 0 || firstRow + n > ctx) throw new RangeError(`chunk ${chunk}: rows ${firstRow} .. of ${logits.length} logits do not fit ${ctx} x ${nVocab}`);
+    if (firstRow === 0) this.tokens.set(tokens, chunk * ctx);
     const lp = this.scratch.base;
-    for (let i = 0; i < this.scoredPerChunk; i++) {
-      const row = this.first + i;
-      const pos = chunk * this.scoredPerChunk + i;
-      logSoftmaxRow(logits, row, nVocab, lp);
+    for (let row = Math.max(firstRow, this.first); row < Math.min(firstRow + n, this.first + this.scoredPerChunk); row++) {
+      const pos = chunk * this.scoredPerChunk + (row - this.first);
+      logSoftmaxRow(logits, row - firstRow, nVocab, lp);
       this.nll[pos] = -lp[tokens[row + 1]];
-      this.argmax[pos] = argmaxRow(logits, row, nVocab);
+      this.argmax[pos] = argmaxRow(logits, row - firstRow, nVocab);
       if (this.storage === "full") {
         this.logp.set(lp.subarray(0, nVocab), pos * nVocab);
       } else {
         this.storeTopK(pos, lp);
       }
     }
-    this.recorded[chunk] = 1;
+    if (firstRow + n === ctx) this.recorded[chunk] = 1;
+  }
+
+  /** A whole chunk's logits (ctx, nVocab) at once: addRows from row 0. */
+  addChunk(chunk: number, tokens: readonly number[], logits: Float32Array): void {
+    if (logits.length !== this.ctx * this.nVocab) throw new RangeError(`chunk ${chunk} logits hold ${logits.length} values, expected ${this.ctx} x ${this.nVocab}`);
+    this.addRows(chunk, tokens, 0, logits);
   }
 
   private storeTopK(pos: number, lp: Float64Array): void {

@@ -111,10 +111,10 @@ export interface Baseline {
   comparePosition(chunk: number, index: number, testLogits: Float32Array, row: number, target: number, tally: KldTally): void;
 }
 
-/** Something that records the base distributions while a run goes (kld-file.ts's BaselineRecorder). */
+/** Something that records the base distributions while a run goes (kld-file.ts's BaselineDistributions). */
 export interface BaselineSink {
-  /** Called once per chunk with its tokens and its logits (ctx, nVocab). */
-  addChunk(chunk: number, tokens: readonly number[], logits: Float32Array): void;
+  /** Called with consecutive batches of a chunk's logits: rows firstRow .. of `tokens` (the chunk), (n, nVocab). */
+  addRows(chunk: number, tokens: readonly number[], firstRow: number, logits: Float32Array): void;
 }
 
 export interface PerplexityRunOptions {
@@ -131,6 +131,8 @@ export interface PerplexityRunOptions {
   record?: BaselineSink;
   /** Called after each chunk (done = chunks finished so far). */
   onChunk?: (done: number, total: number) => void;
+  /** Called after each batch of tokens (done = tokens evaluated so far, of total = chunks × ctx). */
+  onTokens?: (done: number, total: number) => void;
 }
 
 export interface PerplexityRunResult extends PerplexitySummary {
@@ -158,18 +160,22 @@ export function runPerplexity(model: Model, evalText: EvalText, opts: Perplexity
   const started = performance.now();
   const session = model.createSession({ contextSize: ctx, kv: opts.kv, rotation: opts.rotation ?? true, kvWindow: opts.kvWindow, kvSinks: opts.kvSinks });
   try {
+    const totalTokens = chunks.length * ctx;
     for (let c = 0; c < chunks.length; c++) {
       const chunk = chunks[c];
       session.reset();
-      const logits = session.evalAll(chunk); // (ctx, nVocab)
-      for (let i = 0; i < count; i++) {
-        const row = first + i;
-        const target = chunk[row + 1];
-        logSoftmaxRow(logits, row, nVocab, scratch);
-        ppl.addNll(-scratch[target]);
-        baseline?.comparePosition(c, i, logits, row, target, tally);
-      }
-      record?.addChunk(c, chunk, logits);
+      // logits batch by batch, (n, nVocab) for chunk rows firstRow ..: only the scored second half is read
+      session.evalRows(chunk, (firstRow, logits) => {
+        const n = logits.length / nVocab;
+        for (let r = Math.max(firstRow, first); r < Math.min(firstRow + n, first + count); r++) {
+          const target = chunk[r + 1];
+          logSoftmaxRow(logits, r - firstRow, nVocab, scratch);
+          ppl.addNll(-scratch[target]);
+          baseline?.comparePosition(c, r - first, logits, r - firstRow, target, tally);
+        }
+        record?.addRows(c, chunk, firstRow, logits);
+        opts.onTokens?.(c * ctx + firstRow + n, totalTokens);
+      });
       opts.onChunk?.(c + 1, chunks.length);
     }
     return {

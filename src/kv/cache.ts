@@ -32,6 +32,12 @@ export interface KvLayerFormats {
   window?: number;
   /** This layer's exact sinks, overriding KvCacheOptions.sinks. */
   sinks?: number;
+  /**
+   * "channel": keys per channel (KIVI): each group of KEY_GROUP positions of a kv head is quantized channel by channel
+   * (block c = channel c's KEY_GROUP values), once complete; until then its positions are read from the exact window,
+   * which must hold at least KEY_GROUP positions. K must be a 32-value block format. Default: one K row per position.
+   */
+  kLayout?: "channel";
 }
 
 /** Each layer's exact window and sinks: its own where it has them, else the cache-wide ones, at most `contextSize`. */
@@ -61,9 +67,12 @@ export interface KvThreadPool {
 const LAYER_DESC = {
   nHeads: 0, nKvHeads: 1, headDim: 2, scale: 3, kRows: 4, kPosStride: 5, kType: 6, kPartner: 7, kBlock: 8, kBlockBytes: 9,
   vRows: 10, vPosStride: 11, vType: 12, vBlock: 13, vBlockBytes: 14, rotK: 15, rotV: 16, maxPos: 17, headMajor: 18,
-  kHeadStride: 19, vHeadStride: 20,
+  kHeadStride: 19, vHeadStride: 20, kGroupBytes: 21,
 } as const;
-const LAYER_DESC_SLOTS = 21;
+const LAYER_DESC_SLOTS = 22;
+
+/** Positions in one group of keys stored per channel (assembly/key-channels.ts): one 32-value block per channel. */
+export const KEY_GROUP = 32;
 
 export interface KvCacheOptions {
   nLayers: number;
@@ -145,6 +154,12 @@ export interface KvLayerLayout {
   readonly rotation: RotationSizes;
   /** Head-major and headDim % 8 == 0: the grouped kernel runs; else the per-head one. */
   readonly grouped: boolean;
+  /** Keys per channel (KvLayerFormats.kLayout): kPosStride is then 0 and a kv head's plane holds groups of KEY_GROUP positions. */
+  readonly kChannel: boolean;
+  /** Bytes of one group of keys per channel (headDim blocks of K), 0 for per-position rows. */
+  readonly kGroupBytes: number;
+  /** Bytes of the layer's K storage (every kv head; a channel layout rounds the context up to whole groups). */
+  readonly kBytes: number;
   /** The layer descriptor the kernels read (LAYER_DESC fields). */
   readonly descPtr: number;
 }
@@ -187,7 +202,7 @@ export class KvCache {
 
   constructor(rt: WasmRuntime, opts: KvCacheOptions) {
     checkOptions(opts);
-    for (const name of ["attendGrouped_packed", "attendHeads_packed", "attendScratchBytes", "storeRow_packed", "storeRows_packed"]) {
+    for (const name of ["attendGrouped_packed", "attendHeads_packed", "attendScratchBytes", "storeRow_packed", "storeRows_packed", "storeKeyGroups_channel"]) {
       if (typeof rt.k[name] !== "function") throw new Error(`the WebAssembly kernels lack '${name}': rebuild with npm run build:wasm`);
     }
     this.rt = rt;
@@ -221,11 +236,16 @@ export class KvCache {
         const kRowBytes = rowBytes(pair.k, kRowValues);
         const vRowBytes = rowBytes(pair.v, vRowValues);
         maxRowValues = Math.max(maxRowValues, kRowValues, vRowValues);
-        // heads on whole K and V blocks: one plane per kv head; the grouped kernel also needs headDim % 8 == 0
-        const headMajor = this.headDim % pair.k.blockSize === 0 && this.headDim % pair.v.blockSize === 0;
+        // heads on whole K and V blocks: one plane per kv head; the grouped kernel also needs headDim % 8 == 0. Keys
+        // per channel are whole blocks per head whatever headDim is.
+        const kChannel = pair.kLayout === "channel";
+        const headMajor = (kChannel || this.headDim % pair.k.blockSize === 0) && this.headDim % pair.v.blockSize === 0;
         const grouped = headMajor && this.headDim % 8 === 0;
-        const kPosStride = headMajor ? kRowBytes / this.nKvHeads : kRowBytes;
+        const kGroupBytes = kChannel ? this.headDim * pair.k.bytesPerBlock : 0;
+        const kPosStride = kChannel ? 0 : headMajor ? kRowBytes / this.nKvHeads : kRowBytes;
         const vPosStride = headMajor ? vRowBytes / this.nKvHeads : vRowBytes;
+        const kHeadStride = kChannel ? Math.ceil(this.contextSize / KEY_GROUP) * kGroupBytes : headMajor ? this.contextSize * kPosStride : 0;
+        const kBytes = kChannel ? this.nKvHeads * kHeadStride : this.contextSize * kRowBytes;
         return {
           k: pair.k,
           v: pair.v,
@@ -234,15 +254,18 @@ export class KvCache {
           vRowValues,
           kRowBytes,
           vRowBytes,
-          kPtr: alloc(this.contextSize * kRowBytes),
+          kPtr: alloc(kBytes),
           vPtr: alloc(this.contextSize * vRowBytes),
           headMajor,
           kPosStride,
           vPosStride,
-          kHeadStride: headMajor ? this.contextSize * kPosStride : 0,
+          kHeadStride,
           vHeadStride: headMajor ? this.contextSize * vPosStride : 0,
           rotation: rotationSizes(opts.rotation, this.headDim, pair.k, pair.v, opts.rotationRule === "all"),
           grouped,
+          kChannel,
+          kGroupBytes,
+          kBytes,
           descPtr: 0,
         };
       });
@@ -255,6 +278,14 @@ export class KvCache {
       const attention = Number(rt.k.attendScratchBytes(this.nHeads, this.nKvHeads, this.headDim, this.contextSize));
       this.scratchStride = Math.ceil(Math.max(attention, 2 * this.rowScratchBytes) / 64) * 64;
       this.scratchPtr = alloc(this.nThreads * this.scratchStride);
+      this.layouts.forEach((l, i) => {
+        if (!l.kChannel) return;
+        const why =
+          l.k.blockSize !== KEY_GROUP ? `K must be a ${KEY_GROUP}-value block format, not ${l.k.name}` :
+          this.windows[i] < KEY_GROUP ? `they need an exact window of at least ${KEY_GROUP} positions (it holds each group until the group is complete), this layer has ${this.windows[i]}` :
+          !l.grouped ? `V must be whole blocks per head (head_dim ${this.headDim}, V ${l.v.name})` : "";
+        if (why) throw new RangeError(`layer ${i}: keys per channel: ${why}`);
+      });
       const bad = this.layouts.findIndex((l, i) => !l.grouped && (this.windows[i] > 0 || this.sinkCounts[i] > 0));
       if (bad >= 0) {
         const what = this.windows[bad] > 0 ? "an exact window" : "exact sinks";
@@ -285,7 +316,7 @@ export class KvCache {
     });
     // a fresh cache reads as zeros, not as whatever the memory held before
     for (const l of this.layouts) {
-      rt.u8(l.kPtr, this.contextSize * l.kRowBytes).fill(0);
+      rt.u8(l.kPtr, l.kBytes).fill(0);
       rt.u8(l.vPtr, this.contextSize * l.vRowBytes).fill(0);
     }
   }
@@ -348,8 +379,9 @@ export class KvCache {
       threadArg: { index: 2, base: this.scratchPtr + scratchOffset, stride: this.scratchStride },
       shard: this.rt.shard,
     });
+    // keys per channel are stored by group once a group is complete (below), not row by row
     const tasks = [
-      store(l.k, kPtr, l.kRowValues, l.rotation.k, l.kPtr, l.kPosStride, l.kHeadStride, 0),
+      ...(l.kChannel ? [] : [store(l.k, kPtr, l.kRowValues, l.rotation.k, l.kPtr, l.kPosStride, l.kHeadStride, 0)]),
       store(l.v, vPtr, l.vRowValues, l.rotation.v, l.vPtr, l.vPosStride, l.vHeadStride, this.rowScratchBytes),
     ];
     const window = this.windows[layer];
@@ -377,8 +409,58 @@ export class KvCache {
     }
     // an exact-row task shares its side's row scratch with the packed one: a thread runs one chunk at a time
     this.run(tasks);
+    if (l.kChannel) this.storeKeyGroups(layer, firstPos, firstPos + nTokens);
     if (window > 0) this.keepWindow(layer, firstPos + nTokens);
     if (layer === this.nLayers - 1 && firstPos + nTokens > this.stored) this.stored = firstPos + nTokens;
+  }
+
+  /**
+   * Keys per channel: quantize the groups the batch [firstPos, end) completed, groups [ceil((firstPos − 31) / 32),
+   * floor(end / 32)), from the stage's exact rows (which hold every position of them: the window is at least a group).
+   */
+  private storeKeyGroups(layer: number, firstPos: number, end: number): void {
+    const l = this.layouts[layer];
+    const gFirst = Math.ceil(Math.max(0, firstPos - (KEY_GROUP - 1)) / KEY_GROUP);
+    const gEnd = Math.floor(end / KEY_GROUP);
+    if (gEnd <= gFirst) return;
+    const count = (gEnd - gFirst) * this.nKvHeads;
+    const src = this.stageK + (gFirst * KEY_GROUP - this.staged.first) * this.headRowBytes;
+    this.run([{
+      kernel: "storeKeyGroups_channel",
+      args: [
+        0, count, this.scratchPtr, l.k.ggmlType, src, this.stageRows * this.headRowBytes, this.nKvHeads, this.headDim,
+        l.kPtr + gFirst * l.kGroupBytes, l.kHeadStride, l.k.bytesPerBlock,
+      ],
+      count,
+      startArg: 0,
+      endArg: 1,
+      threadArg: { index: 2, base: this.scratchPtr, stride: this.scratchStride },
+      shard: this.rt.shard,
+    }]);
+  }
+
+  /**
+   * Position `pos`'s keys as `layer` stores them per channel, dequantized: (kvDim) f32, kv head by kv head. The
+   * position's group must be complete (its positions appended).
+   */
+  storedKeys(layer: number, pos: number): Float32Array {
+    this.checkLayer(layer);
+    const l = this.layouts[layer];
+    if (!l.kChannel) throw new RangeError(`layer ${layer} stores one K row per position, not keys per channel: read packedRow`);
+    const group = Math.floor(pos / KEY_GROUP);
+    if (!Number.isInteger(pos) || pos < 0 || (group + 1) * KEY_GROUP > Math.max(this.stored, this.ringEnd[layer])) {
+      throw new RangeError(`position ${pos}: its group of keys is not complete yet`);
+    }
+    const out = new Float32Array(this.kvDim); // (kvDim)
+    const values = new Float32Array(KEY_GROUP); // (KEY_GROUP) one channel of the group
+    for (let h = 0; h < this.nKvHeads; h++) {
+      for (let c = 0; c < this.headDim; c++) {
+        const block = l.kPtr + h * l.kHeadStride + group * l.kGroupBytes + c * l.k.bytesPerBlock;
+        l.k.reference.dequantizeRow(this.rt.u8(block, l.k.bytesPerBlock), values);
+        out[h * this.headDim + c] = values[pos % KEY_GROUP];
+      }
+    }
+    return out;
   }
 
   /**
@@ -420,6 +502,7 @@ export class KvCache {
     d[LAYER_DESC.vHeadStride] = planeRows * this.headRowBytes;
     d[LAYER_DESC.kType] = getFormat("f16").ggmlType;
     d[LAYER_DESC.vType] = getFormat("f16").ggmlType;
+    d[LAYER_DESC.kGroupBytes] = 0;
   }
 
   /** After a batch ending at `end`: the ring keeps `layer`'s last `window` exact rows from the stage. */
@@ -456,6 +539,7 @@ export class KvCache {
       throw new RangeError(`position ${pos} is outside the cache (0 .. ${this.contextSize - 1})`);
     }
     const l = this.layouts[layer];
+    if (side === "k" && l.kChannel) throw new RangeError(`layer ${layer} stores keys per channel, not one K row per position: read storedKeys`);
     const [ptr, rowBytes, posStride, headStride] = side === "k"
       ? [l.kPtr, l.kRowBytes, l.kPosStride, l.kHeadStride]
       : [l.vPtr, l.vRowBytes, l.vPosStride, l.vHeadStride];
@@ -557,6 +641,7 @@ export class KvCache {
     d[LAYER_DESC.headMajor] = l.headMajor ? 1 : 0;
     d[LAYER_DESC.kHeadStride] = l.kHeadStride;
     d[LAYER_DESC.vHeadStride] = l.vHeadStride;
+    d[LAYER_DESC.kGroupBytes] = l.kGroupBytes;
   }
 
   private checkBatch(firstPos: number, nTokens: number): void {
@@ -573,10 +658,10 @@ export class KvCache {
     this.stored = n;
   }
 
-  /** Exact bytes of K and V storage: Σ layers contextSize × (kRowBytes + vRowBytes), plus the window's and sinks' f16 rows. */
+  /** Exact bytes of K and V storage: Σ layers kBytes + contextSize × vRowBytes, plus the windows' and sinks' f16 rows. */
   bytes(): number {
     let total = this.windows.reduce((sum, w, i) => sum + kvExactBytes(w + this.sinkCounts[i], 1, this.kvDim), 0);
-    for (const l of this.layouts) total += this.contextSize * (l.kRowBytes + l.vRowBytes);
+    for (const l of this.layouts) total += l.kBytes + this.contextSize * l.vRowBytes;
     return total;
   }
 

@@ -10,7 +10,8 @@
  *     "model": "...", "expected": { ... }, "note": "..."                optional, informational
  *   }
  *
- * A layer entry's own "window" / "sinks" override the top-level ones for that layer (0 turns them off there).
+ * A layer entry's own "window" / "sinks" override the top-level ones for that layer (0 turns them off there);
+ * "k_layout": "channel" stores its keys per channel in groups of 32 positions (KvPair.kLayout; needs a window ≥ 32).
  * Format names are THE format table's (any case). A layer entry may carry "layer": its index, checked. Unknown keys
  * are errors, so a file using a feature this version lacks is refused rather than half-applied.
  */
@@ -46,7 +47,7 @@ export class KvScheduleError extends Error {
 }
 
 const TOP_KEYS = new Set(["kvsplit_schedule", "layers", "window", "sinks", "model", "expected", "note", "tuned_on"]);
-const LAYER_KEYS = new Set(["layer", "k", "v", "window", "sinks"]);
+const LAYER_KEYS = new Set(["layer", "k", "v", "window", "sinks", "k_layout"]);
 
 /** Parse schedule JSON text; `file` names it in errors and in the schedule's name. */
 export function parseKvSchedule(text: string, file: string): KvSchedule {
@@ -73,7 +74,7 @@ export function parseKvSchedule(text: string, file: string): KvSchedule {
     if (typeof entry !== "object" || entry === null || Array.isArray(entry)) return fail(`layer ${i}: expected an object like {"k": "q8_0", "v": "q4_0"}, got ${JSON.stringify(entry)}`);
     const e = entry as Record<string, unknown>;
     for (const key of Object.keys(e)) {
-      if (!LAYER_KEYS.has(key)) fail(`layer ${i}: unknown key "${key}" (a layer has "k", "v" and optionally "layer", "window", "sinks")`);
+      if (!LAYER_KEYS.has(key)) fail(`layer ${i}: unknown key "${key}" (a layer has "k", "v" and optionally "layer", "window", "sinks", "k_layout")`);
     }
     if (e.layer !== undefined && e.layer !== i) fail(`entry ${i} says "layer": ${JSON.stringify(e.layer)}; entries must be in layer order 0, 1, 2, ...`);
     const pair: KvPair = { k: formatAt(e.k, `layer ${i} "k"`, fail), v: formatAt(e.v, `layer ${i} "v"`, fail) };
@@ -81,6 +82,10 @@ export function parseKvSchedule(text: string, file: string): KvSchedule {
       if (e[key] === undefined) continue;
       if (!Number.isSafeInteger(e[key]) || (e[key] as number) < 0) fail(`layer ${i} "${key}" must be a whole number of positions (0 or more), got ${JSON.stringify(e[key])}`);
       pair[key] = e[key] as number;
+    }
+    if (e.k_layout !== undefined) {
+      if (e.k_layout !== "channel") fail(`layer ${i} "k_layout" must be "channel" (keys per channel), got ${JSON.stringify(e.k_layout)}`);
+      pair.kLayout = "channel";
     }
     return pair;
   });
@@ -127,7 +132,10 @@ export function checkScheduleLayers(layers: readonly KvPair[], nLayers: number, 
 export function kvScheduleJson(layers: readonly KvPair[], extras: Record<string, unknown> = {}, window = 0): string {
   const obj = {
     kvsplit_schedule: SCHEDULE_VERSION, ...extras, ...(window > 0 ? { window } : {}),
-    layers: layers.map((l, i) => ({ layer: i, k: l.k, v: l.v, ...(l.window !== undefined ? { window: l.window } : {}), ...(l.sinks !== undefined ? { sinks: l.sinks } : {}) })),
+    layers: layers.map((l, i) => ({
+      layer: i, k: l.k, v: l.v, ...(l.window !== undefined ? { window: l.window } : {}), ...(l.sinks !== undefined ? { sinks: l.sinks } : {}),
+      ...(l.kLayout ? { k_layout: l.kLayout } : {}),
+    })),
   };
   // one line per layer entry
   return JSON.stringify(obj, null, 2).replace(/\{\n\s+"layer": (\d+),((?:\n\s+"[a-z]+": [^,\n]+,?)+)\n\s+\}/g, (_, layer: string, rest: string) => `{ "layer": ${layer}, ${rest.trim().split(/,?\n\s+/).join(", ")} }`) + "\n";

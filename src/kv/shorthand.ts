@@ -6,6 +6,7 @@
 import type { KvPair } from "../api.js";
 import { getKvFormat, isOwnFormat } from "../formats/table.js";
 import { KV_FORMAT_NAMES, type KvFormatName } from "../formats/types.js";
+import { KEY_GROUP } from "./cache.js";
 import { readKvSchedule, type KvSchedule } from "./schedule.js";
 
 export interface KvConfig {
@@ -22,18 +23,24 @@ export interface KvConfig {
   window?: number;
   /** Exact sinks (`+s4`): positions [0, sinks) in f16 for every query (SessionOptions.kvSinks). */
   sinks?: number;
+  /** Keys per channel (`+c`, KvPair.kLayout "channel"): needs a window of at least 32, which `+c` alone gives. */
+  keysPerChannel?: boolean;
 }
 
-/** `K4V4+s4+w16`: exact sinks and an exact recent window spelled after a config (either, both, any order). */
-const EXACT_SUFFIXES = /(?:\+\s*[sw]\s*\d+\s*)+$/i;
+/** `K4V4+c+s4+w16`: keys per channel, exact sinks and an exact recent window spelled after a config (any, any order). */
+const EXACT_SUFFIXES = /(?:\+\s*(?:[sw]\s*\d+|c)\s*)+$/i;
 
-/** The config with `exact.sinks` exact sinks and an exact window of `exact.window` positions (0 or absent: none), named `NAME+sS+wW`. */
+/**
+ * The config with `exact.sinks` exact sinks and an exact window of `exact.window` positions (0 or absent: none),
+ * named `NAME+sS+wW` (`NAME+c+sS+wW` with keys per channel).
+ */
 export function withExact(config: KvConfig, exact: { sinks?: number; window?: number }): KvConfig {
   const base = config.name.replace(EXACT_SUFFIXES, "");
   const { window: _w, sinks: _s, ...rest } = config;
   const sinks = exact.sinks ?? 0;
   const window = exact.window ?? 0;
-  return { ...rest, name: `${base}${sinks ? `+s${sinks}` : ""}${window ? `+w${window}` : ""}`, ...(sinks ? { sinks } : {}), ...(window ? { window } : {}) };
+  const name = `${base}${config.keysPerChannel ? "+c" : ""}${sinks ? `+s${sinks}` : ""}${window ? `+w${window}` : ""}`;
+  return { ...rest, name, ...(sinks ? { sinks } : {}), ...(window ? { window } : {}) };
 }
 
 /** The session options of a config's exact rows: `{ kvWindow, kvSinks }` (absent ones left out). */
@@ -48,13 +55,13 @@ export function withWindow(config: KvConfig, window: number): KvConfig {
 
 /** Whether llama.cpp cannot run the config: a per-layer schedule, an exact window or sinks, or one of kvsplit's own formats. */
 export function isKvsplitOnly(config: KvConfig): boolean {
-  if (config.layers !== undefined || (config.window ?? 0) > 0 || (config.sinks ?? 0) > 0) return true;
+  if (config.layers !== undefined || (config.window ?? 0) > 0 || (config.sinks ?? 0) > 0 || config.keysPerChannel) return true;
   return [config.k, config.v].some((f) => f !== "mixed" && isOwnFormat(getKvFormat(f)));
 }
 
 /** What a session takes: the one pair, or the schedule's pairs per layer. */
 export function kvPairsOf(config: KvConfig): KvPair | readonly KvPair[] {
-  return config.layers ?? { k: config.k as KvFormatName, v: config.v as KvFormatName };
+  return config.layers ?? { k: config.k as KvFormatName, v: config.v as KvFormatName, ...(config.keysPerChannel ? { kLayout: "channel" as const } : {}) };
 }
 
 /** The config of a schedule: its name, k / v where every layer agrees ("mixed" otherwise), its layers. */
@@ -84,7 +91,8 @@ export const ALLOWED_KV_CONFIGS_TEXT =
   `F16, F32, KxVy with x,y in {${SHORTHAND_BITS.map(([b]) => b).join(",")}} ` +
   `(${SHORTHAND_BITS.map(([b, n]) => `${b}=${n}`).join(" ")}; e.g. K8V4), ` +
   `or a K/V pair 'q8_0/q4_0' or 'k=q8_0,v=q4_0' of the formats ${KV_FORMAT_NAMES.join(", ")}; ` +
-  `'+wN' after any of them keeps each query's last N positions exact (f16) and '+sN' the first N, e.g. K4V4+s4+w16`;
+  `'+wN' after any of them keeps each query's last N positions exact (f16) and '+sN' the first N, e.g. K4V4+s4+w16; ` +
+  `'+c' stores keys per channel in groups of 32 positions (with a window of 32 unless one is given), e.g. K4V4+c`;
 
 /** A K/V configuration that is not one of the allowed spellings, or names a format the KV cache cannot hold. */
 export class KvConfigError extends Error {
@@ -134,6 +142,7 @@ export function parseKvConfig(spec: string): KvConfig {
   const suffixes = EXACT_SUFFIXES.exec(spec);
   if (suffixes) {
     const exact: { sinks?: number; window?: number } = {};
+    const channels = /\+\s*c(?![a-z\d])/i.test(suffixes[0]);
     for (const m of suffixes[0].matchAll(/\+\s*([sw])\s*(\d+)/gi)) {
       const which = m[1].toLowerCase() === "s" ? "sinks" : "window";
       const n = Number(m[2]);
@@ -141,7 +150,11 @@ export function parseKvConfig(spec: string): KvConfig {
       if (exact[which] !== undefined) throw new KvConfigError(spec, `${which} given twice`);
       exact[which] = n;
     }
-    return withExact(parseKvConfig(spec.slice(0, suffixes.index)), exact);
+    const base = parseKvConfig(spec.slice(0, suffixes.index));
+    if (!channels) return withExact(base, exact);
+    if (base.k === "f32" || base.k === "f16" || base.k === "bf16") throw new KvConfigError(spec, `'+c' (keys per channel) needs a block-quantized K format, not ${base.k}`);
+    if (exact.window !== undefined && exact.window < KEY_GROUP) throw new KvConfigError(spec, `'+c' (keys per channel) needs a window of at least ${KEY_GROUP} positions`);
+    return withExact({ ...base, keysPerChannel: true }, { ...exact, window: exact.window ?? KEY_GROUP });
   }
   const text = spec.trim();
   const upper = text.toUpperCase();

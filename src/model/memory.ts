@@ -201,7 +201,7 @@ function kvShardScratchBytes(c: ModelConfig, threads: number, batch: number): { 
 export function kvLayerFormats(c: ModelConfig, kvPairs: KvPair | readonly KvPair[]): KvLayerFormats[] {
   const pairs = isPairList(kvPairs) ? kvPairs : Array.from({ length: c.nLayers }, () => kvPairs);
   if (pairs.length !== c.nLayers) throw new RangeError(`kv has ${pairs.length} entries but the model has ${c.nLayers} layers`);
-  return pairs.map((p) => ({ k: getKvFormat(p.k), v: getKvFormat(p.v), ...(p.window !== undefined ? { window: p.window } : {}), ...(p.sinks !== undefined ? { sinks: p.sinks } : {}) }));
+  return pairs.map((p) => ({ ...p, k: getKvFormat(p.k), v: getKvFormat(p.v) }));
 }
 
 function isPairList(kv: KvPair | readonly KvPair[]): kv is readonly KvPair[] {

@@ -46,7 +46,7 @@ export class Session {
     if (perLayer.length !== c.nLayers) {
       throw new RangeError(`kv has ${perLayer.length} entries but the model has ${c.nLayers} layers`);
     }
-    this.kv = perLayer.map((p) => ({ k: p.k, v: p.v, ...(p.window !== undefined ? { window: p.window } : {}), ...(p.sinks !== undefined ? { sinks: p.sinks } : {}) }));
+    this.kv = perLayer.map((p) => ({ ...p }));
     this.rotation = opts.rotation ?? true;
     this.kvWindow = opts.kvWindow ?? 0;
     if (!Number.isInteger(this.kvWindow) || this.kvWindow < 0) throw new RangeError(`kvWindow must be a non-negative integer, got ${opts.kvWindow}`);
@@ -113,12 +113,23 @@ export class Session {
   evalAll(tokens: readonly number[]): Float32Array {
     const nVocab = this.model.config.nVocab;
     const out = new Float32Array(tokens.length * nVocab);
+    this.evalRows(tokens, (firstRow, logits) => out.set(logits, firstRow * nVocab));
+    return out;
+  }
+
+  /**
+   * Evaluate tokens after those already cached, handing every token's logits to `onRows` batch by batch:
+   * `logits` is (n, nVocab) for tokens firstRow .. firstRow + n − 1 of `tokens`, a view valid until the callback
+   * returns. What evalAll returns, without holding (tokens, nVocab) floats at once (a 32K context of a 128K vocabulary
+   * would be 16 GiB).
+   */
+  evalRows(tokens: readonly number[], onRows: (firstRow: number, logits: Float32Array) => void): void {
+    const nVocab = this.model.config.nVocab;
     let row = 0;
     this.run(tokens, "all", (logits) => {
-      out.set(logits, row * nVocab);
+      onRows(row, logits);
       row += logits.length / nVocab;
     });
-    return out;
   }
 
   /** Forget every cached token. */

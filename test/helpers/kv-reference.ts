@@ -94,7 +94,8 @@ function exactRow(row: Float32Array, rotation: number): Float32Array {
  * reference kernels; softmax and weighted sum in float64. Rotation (when the layer has it) is applied to q as the
  * cache does (f32 reference transform) and undone on the output in float64. With `exact`, the query's last
  * `exact.window` positions are scored and summed from their appended rows instead, rotated and rounded to f16, the
- * query through f16 (an f16 cache's dot); so are its first `exact.sinks` positions.
+ * query through f16 (an f16 cache's dot); so are its first `exact.sinks` positions. Keys stored per channel are
+ * scored from their dequantized values (cache.storedKeys) against the f32 query.
  */
 export function attentionFromStored(cache: KvCache, layer: number, nPos: number, qIn: Float32Array, exact?: ExactWindow): Float64Array {
   const l = cache.layout(layer);
@@ -136,6 +137,14 @@ export function attentionFromStored(cache: KvCache, layer: number, nPos: number,
       if (kRow) {
         let s = 0;
         for (let i = 0; i < headDim; i++) s += qHalf[i] * kRow[start + i];
+        scores.push(s * scale);
+        continue;
+      }
+      if (l.kChannel) {
+        // keys per channel: the stored values (dequantized per channel) against the f32 query
+        const keys = cache.storedKeys(layer, p);
+        let s = 0;
+        for (let i = 0; i < headDim; i++) s += q[h * headDim + i] * keys[start + i];
         scores.push(s * scale);
         continue;
       }

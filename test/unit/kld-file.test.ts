@@ -188,3 +188,30 @@ test("a base is checked against the run: vocabulary, text, context, chunks are e
   assert.equal(notes.length, 1);
   assert.match(notes[0], /'tiny'.*'tiny-q8'/);
 });
+
+test("a chunk recorded batch by batch (addRows, uneven batches) equals the whole chunk at once (addChunk)", () => {
+  const nVocab = 50;
+  const ctx = 12;
+  const ch = fakeChunk(3, ctx, nVocab, 5);
+  for (const storage of ["full", "topk"] as const) {
+    const whole = new BaselineDistributions(nVocab, ctx, 1, storage);
+    whole.addChunk(0, ch.tokens, ch.logits);
+    const batched = new BaselineDistributions(nVocab, ctx, 1, storage);
+    for (const [first, n] of [[0, 5], [5, 2], [7, 5]] as const) {
+      assert.equal(batched.complete, false, `${storage}: not complete before row ${first}`);
+      batched.addRows(0, ch.tokens, first, ch.logits.subarray(first * nVocab, (first + n) * nVocab));
+    }
+    assert.equal(batched.complete, true);
+    const test = perturb(ch.logits, 4, 0.5);
+    const { first, count } = scoredRange(ctx);
+    const a = new KldTally();
+    const b = new KldTally();
+    for (let i = 0; i < count; i++) {
+      whole.comparePosition(0, i, test, first + i, ch.tokens[first + i + 1], a);
+      batched.comparePosition(0, i, test, first + i, ch.tokens[first + i + 1], b);
+    }
+    assert.deepEqual(b.summary(), a.summary(), storage);
+  }
+  const base = new BaselineDistributions(nVocab, ctx, 1, "full");
+  assert.throws(() => base.addRows(0, ch.tokens, 10, ch.logits.subarray(0, 5 * nVocab)), /rows 10 \.\. of 250 logits do not fit 12 x 50/);
+});
