@@ -33,7 +33,7 @@ export function attendLayerDescBytes(): i32 {
 
 // ---- scratch layout of one thread (grouped path) ----------------------------------------------------------------
 // scores (maxPos, gp) f32 | acc (gp, headDim) f32 | qPrep (gp, headDim) f32 or i16 | qPrepExact (gp, headDim) f32 |
-// qPrepF32 (gp, headDim) f32 | qScale 2 × (gp, nBlocks) f32 |
+// qScale 2 × (gp, nBlocks) f32 |
 // kDec headDim f32 (or headDim i16 + 2 × nBlocks f32) | kGroup (KEY_GROUP, headDim) f32 | vDec (V_TILE, headDim) f32 |
 // qTmp headDim f32 + 64 | qRot headDim f32 | sums (gp) f32
 // Module globals, not objects (no managed memory: the JS allocator owns everything above __heap_base); every thread
@@ -42,7 +42,6 @@ let sScores: usize = 0;
 let sAcc: usize = 0;
 let sQPrep: usize = 0;
 let sQPrepExact: usize = 0;
-let sQPrepF32: usize = 0;
 let sQScale: usize = 0;
 let sKDec: usize = 0;
 let sKGroup: usize = 0;
@@ -65,8 +64,7 @@ function layoutScratch(base: usize, group: i32, headDim: i32, maxPos: i32): usiz
   sAcc = sScores + align16(<usize>maxPos * gp * 4);
   sQPrep = sAcc + align16(gp * d * 4);
   sQPrepExact = sQPrep + align16(gp * d * 4);
-  sQPrepF32 = sQPrepExact + align16(gp * d * 4);
-  sQScale = sQPrepF32 + align16(gp * d * 4);
+  sQScale = sQPrepExact + align16(gp * d * 4);
   sKDec = sQScale + align16(2 * gp * nBlocks * 4);
   sKGroup = sKDec + align16(d * 4 + nBlocks * 8);
   sVDec = sKGroup + align16(<usize>KEY_GROUP * d * 4);
@@ -640,7 +638,9 @@ export function attendGrouped_packed(
     // positions [0, sHi) from the sinks, [sHi, lo) from the packed rows, [lo, nPos) from the exact window
     const lo = exact ? max(0, nPos - window) : nPos;
     const sHi = min(nSinks, lo);
-    prepareQueries(q + groupOffset, group, headDim, partner, intPartner, rotK, sQPrep);
+    // the packed keys' query: in K's dot partner, or in f32 for keys per channel (scoreChannels)
+    const channels = kGroupBytes != 0;
+    prepareQueries(q + groupOffset, group, headDim, channels ? T_F32 : partner, !channels && intPartner, rotK, sQPrep);
     // the exact rows are scored as an f16 cache scores them (the query through f16)
     if (sHi > 0 || lo < nPos) prepareQueries(q + groupOffset, group, headDim, T_F16, false, rotK, sQPrepExact);
     if (sHi > 0) {
@@ -650,18 +650,16 @@ export function attendGrouped_packed(
 
     // scores: kv head g's K slices: its own plane (head-major), or value g·headDim of each row, a whole number of blocks in
     const kSlice = <usize>descI32(desc, D_K_ROWS) + (headMajor ? <usize>g * kHeadStride : sliceBytes(kType, g * headDim));
-    if (kGroupBytes != 0 && sHi < lo) {
-      // keys per channel: the query in f32, groups decoded to f32
-      prepareQueries(q + groupOffset, group, headDim, T_F32, false, rotK, sQPrepF32);
+    if (channels && sHi < lo) {
       switch (kType) {
-        case T_Q8_0: scoreChannels(T_Q8_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrepF32); break;
-        case T_Q5_1: scoreChannels(T_Q5_1, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrepF32); break;
-        case T_Q5_0: scoreChannels(T_Q5_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrepF32); break;
-        case T_Q4_1: scoreChannels(T_Q4_1, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrepF32); break;
-        case T_Q4_0: scoreChannels(T_Q4_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrepF32); break;
-        case T_IQ4_NL: scoreChannels(T_IQ4_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrepF32); break;
-        case T_IQ3_NL: scoreChannels(T_IQ3_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrepF32); break;
-        case T_IQ2_NL: scoreChannels(T_IQ2_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrepF32); break;
+        case T_Q8_0: scoreChannels(T_Q8_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+        case T_Q5_1: scoreChannels(T_Q5_1, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+        case T_Q5_0: scoreChannels(T_Q5_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+        case T_Q4_1: scoreChannels(T_Q4_1, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+        case T_Q4_0: scoreChannels(T_Q4_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+        case T_IQ4_NL: scoreChannels(T_IQ4_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+        case T_IQ3_NL: scoreChannels(T_IQ3_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+        case T_IQ2_NL: scoreChannels(T_IQ2_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
       }
     } else switch (kType) {
       case T_F32: scoreAll(T_F32, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;

@@ -54,12 +54,7 @@ export class Session {
     this.kvSinks = opts.kvSinks ?? 0;
     if (!Number.isInteger(this.kvSinks) || this.kvSinks < 0) throw new RangeError(`kvSinks must be a non-negative integer, got ${opts.kvSinks}`);
     this.kvSinks = Math.min(this.kvSinks, this.contextSize);
-    for (const [i, p] of this.kv.entries()) {
-      for (const key of ["window", "sinks"] as const) {
-        const n = p[key];
-        if (n !== undefined && (!Number.isInteger(n) || n < 0)) throw new RangeError(`kv layer ${i}: ${key} must be a non-negative integer, got ${n}`);
-      }
-    }
+    // a layer's own window and sinks are checked by the KV cache (kv/cache.ts checkOptions)
     const layers: KvLayerFormats[] = kvLayerFormats(c, this.kv);
     // Fail before any large allocation if this session cannot fit beside what the model's memories already hold.
     const available = (model.memoryLimit ?? machineMemoryBytes()) - (model.shards.usedBytes - model.weights.bytes);
