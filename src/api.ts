@@ -43,4 +43,12 @@ export interface SamplingOptions {
   topP?: number;
   minP?: number;
   seed?: number;
+  /** Divide positive (multiply negative) logits of tokens among the last penaltyLastN by this (1 = off; llama.cpp's --repeat-penalty). */
+  repeatPenalty?: number;
+  /** Subtract this from the logit of every token among the last penaltyLastN (0 = off; OpenAI's presence_penalty). */
+  presencePenalty?: number;
+  /** Subtract this × its count among the last penaltyLastN from each token's logit (0 = off; OpenAI's frequency_penalty). */
+  frequencyPenalty?: number;
+  /** How many of the most recent tokens the penalties look at (default 64, llama.cpp's; 0 = off, -1 = all given). */
+  penaltyLastN?: number;
 }

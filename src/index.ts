@@ -9,7 +9,7 @@
  */
 export type { KvPair, SessionOptions, SamplingOptions } from "./api.js";
 export { loadModel, Model, type LoadOptions } from "./model/model.js";
-export { Session, ContextFullError } from "./model/session.js";
+export { Session, ContextFullError, TruncateError } from "./model/session.js";
 export type { ModelConfig } from "./model/config.js";
 export { SUPPORTED_ARCHITECTURES } from "./model/config.js";
 export { ModelError } from "./model/errors.js";
@@ -18,7 +18,11 @@ export { FORMATS, getKvFormat, getFormat, rowBytes, UnknownFormatError } from ".
 export { KV_FORMAT_NAMES, type KvFormatName, type FormatName, type BlockFormat } from "./formats/types.js";
 export type { Tokenizer } from "./tokenizer/index.js";
 export { TokenTextDecoder } from "./tokenizer/index.js";
-export { generate, type GenerateResult } from "./model/generate.js";
+export { generate, ContextOverflowError, type GenerateResult } from "./model/generate.js";
+export { generateStream, type GenerationStream, type StreamOptions, type StreamPiece, type StreamResult, type StreamStopReason } from "./model/stream.js";
+export { ChatTemplate, ChatTemplateError, CHATML_TEMPLATE, type ChatMessage, type RenderOptions } from "./chat/template.js";
+export { chatTemplateOf, chatPromptTokens, type ModelChatTemplate } from "./chat/model-template.js";
+export { Conversation, type ReplyOptions, type ReplyResult } from "./chat/conversation.js";
 export { Sampler } from "./model/sampler.js";
 export { parseKvConfig, parseKvConfigList, kvConfigName, kvPairsOf, configOfSchedule, type KvConfig } from "./kv/shorthand.js";
 export { parseKvSchedule, readKvSchedule, kvScheduleJson, checkScheduleLayers, KvScheduleError, type KvSchedule } from "./kv/schedule.js";

@@ -44,6 +44,7 @@ const BAD_INPUT_ERRORS = new Set([
   "UnknownFormatError",
   "SamplerOptionError",
   "ContextOverflowError",
+  "ChatTemplateError",
   "SynthError",
   "MemoryPlanError",
   "ModelSpecError",

@@ -10,6 +10,7 @@ import { checkScheduleLayers, readKvSchedule } from "../kv/schedule.js";
 import { configOfSchedule, kvPairsOf, resolveKvFlags, type KvConfig } from "../kv/shorthand.js";
 import { KV_FORMAT_NAMES } from "../formats/types.js";
 import { configFromGguf } from "../model/config.js";
+import { DEFAULT_SAMPLING, Sampler } from "../model/sampler.js";
 import { InputFileError, UsageError } from "./errors.js";
 import { CACHE_DIR_ENV, defaultCacheDir } from "../download/cache.js";
 import { DownloadError } from "../download/download.js";
@@ -111,6 +112,9 @@ export function addKvOptions(cmd: Command): Command {
     .option("--kv <config>", "K/V cache formats: F16, F32, K8V8, K8V4, K4V4, ... or q8_0/q4_0 (default F16)")
     .addOption(new Option("--cache-type-k <format>", `key cache format, also -ctk (${KV_FORMAT_NAMES.join(" ")})`))
     .addOption(new Option("--cache-type-v <format>", "value cache format, also -ctv"))
+    .option("--kvq <bits>", "the original KVSplit's flag: both sides at 16 (f16), 8 (q8_0) or 4 (q4_0) bits")
+    .option("--kvq-key <bits>", "the original KVSplit's flag: keys at 16, 8 or 4 bits")
+    .option("--kvq-val <bits>", "the original KVSplit's flag: values at 16, 8 or 4 bits")
     .option("--kv-schedule <file>", "per-layer K/V formats from a JSON schedule (kvsplit tune writes one)")
     .option("--kv-window <n>", "keep each query's last N positions exact (f16); the rest in the K/V formats (default 0)", intArg(0))
     .option("--kv-sinks <n>", "keep the first N positions exact (f16) for every query (default 0)", intArg(0));
@@ -151,6 +155,9 @@ export interface KvOptionValues {
   kvSchedule?: string;
   kvWindow?: number;
   kvSinks?: number;
+  kvq?: string;
+  kvqKey?: string;
+  kvqVal?: string;
 }
 
 /** `-t`, the K/V flags and `--no-kv-rotation`: what a command that evaluates with a session takes, in that order. */
@@ -180,7 +187,7 @@ export function modelLayerCount(modelPath: string): number {
 }
 
 export function kvConfigFromOptions(opts: KvOptionValues): KvConfig {
-  return resolveKvFlags({ kv: opts.kv, ctk: opts.cacheTypeK, ctv: opts.cacheTypeV, schedule: opts.kvSchedule, window: opts.kvWindow, sinks: opts.kvSinks });
+  return resolveKvFlags({ kv: opts.kv, ctk: opts.cacheTypeK, ctv: opts.cacheTypeV, schedule: opts.kvSchedule, window: opts.kvWindow, sinks: opts.kvSinks, kvq: opts.kvq, kvqKey: opts.kvqKey, kvqVal: opts.kvqVal });
 }
 
 /** The model path, checked to be an existing regular file (GGUF validity is the reader's job). */
@@ -242,4 +249,44 @@ export function formatBytes(bytes: number): string {
   if (bytes >= 1024 * 1024) return `${(bytes / 1024 ** 2).toFixed(2)} MiB`;
   if (bytes >= 1024) return `${(bytes / 1024).toFixed(2)} KiB`;
   return `${bytes} B`;
+}
+
+export interface SamplingOptionValues {
+  temp: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  seed: number;
+  repeatPenalty: number;
+  repeatLastN: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+}
+
+/** llama.cpp's sampling flags: --temp, --top-k, --top-p, --min-p, -s/--seed and the repetition penalties. */
+export function addSamplingOptions(cmd: Command): Command {
+  return cmd
+    .option("--temp <t>", "temperature (0: greedy)", floatArg(0), DEFAULT_SAMPLING.temperature)
+    .option("--top-k <k>", "keep the k most likely tokens (0: off)", intArg(0), DEFAULT_SAMPLING.topK)
+    .option("--top-p <p>", "keep the smallest set with this total probability (1: off)", floatArg(0, 1), DEFAULT_SAMPLING.topP)
+    .option("--min-p <p>", "drop tokens below p × the top probability (0: off)", floatArg(0, 1), DEFAULT_SAMPLING.minP)
+    .option("-s, --seed <n>", "sampling seed (-1: random)", intArg(-1, 0xffffffff), -1)
+    .option("--repeat-penalty <x>", "penalize tokens among the last --repeat-last-n (1: off)", floatArg(0), DEFAULT_SAMPLING.repeatPenalty)
+    .option("--repeat-last-n <n>", "tokens the penalties look at (0: off, -1: the whole context)", intArg(-1), DEFAULT_SAMPLING.penaltyLastN)
+    .option("--presence-penalty <x>", "subtract from the logit of every recent token (0: off)", floatArg(-2, 2), DEFAULT_SAMPLING.presencePenalty)
+    .option("--frequency-penalty <x>", "subtract x × its recent count from each token's logit (0: off)", floatArg(-2, 2), DEFAULT_SAMPLING.frequencyPenalty);
+}
+
+export function samplerFromOptions(opts: SamplingOptionValues): Sampler {
+  return new Sampler({
+    temperature: opts.temp,
+    topK: opts.topK,
+    topP: opts.topP,
+    minP: opts.minP,
+    seed: opts.seed >= 0 ? opts.seed : undefined,
+    repeatPenalty: opts.repeatPenalty,
+    penaltyLastN: opts.repeatLastN,
+    presencePenalty: opts.presencePenalty,
+    frequencyPenalty: opts.frequencyPenalty,
+  });
 }

@@ -83,6 +83,9 @@ function perplexityCommand(opts: PerplexityOptions): void {
       `perplexity: ${path.basename(modelPath)}, ${evalText.chunks.length} chunks of ${evalText.ctx} tokens (text: ${evalText.nTextTokens} tokens), ` +
         `kv ${kv.name} (k=${kv.k} v=${kv.v}), rotation ${opts.kvRotation ? "on" : "off"}`,
     );
+    if (evalText.ctx > model.config.contextLength) {
+      log(`warning: the context (${evalText.ctx} tokens) is longer than the model was trained on (${model.config.contextLength}): past that, positions it never saw can make the output degrade`);
+    }
     // progress in tokens, batch by batch: a long chunk (a 32K context) shows its ETA too
     const progress = createProgress(evalText.chunks.length * evalText.ctx);
     let result: PerplexityRunResult;

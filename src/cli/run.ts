@@ -5,35 +5,31 @@
 import type { Command } from "commander";
 import { loadModel } from "../index.js";
 import { TokenTextDecoder } from "../tokenizer/index.js";
-import { Sampler, DEFAULT_SAMPLING } from "../model/sampler.js";
 import { generate, tokensPerSecond } from "../model/generate.js";
 import { exactOptions } from "../kv/shorthand.js";
 import {
   addModelOption,
+  addSamplingOptions,
   addSessionOptions,
   addTextInputOptions,
   checkModelPath,
-  floatArg,
   formatBytes,
   intArg,
   kvConfigFromOptions,
   sessionKv,
   log,
   readTextInput,
+  samplerFromOptions,
   writeJson,
+  type SamplingOptionValues,
   type SessionOptionValues,
   type TextInputValues,
 } from "./options.js";
 
-interface RunOptions extends SessionOptionValues, TextInputValues {
+interface RunOptions extends SessionOptionValues, TextInputValues, SamplingOptionValues {
   model: string;
   nPredict: number;
   ctxSize?: number;
-  temp: number;
-  topK: number;
-  topP: number;
-  minP: number;
-  seed: number;
   json?: boolean;
 }
 
@@ -45,12 +41,8 @@ export function registerRun(program: Command): void {
     .option("-n, --n-predict <n>", "tokens to generate (-1: until end of text or a full context)", intArg(-1), 128)
     .option("-c, --ctx-size <n>", "context size in tokens (default: the model's trained context)", intArg(1));
   addSessionOptions(cmd);
+  addSamplingOptions(cmd);
   cmd
-    .option("--temp <t>", "temperature (0: greedy)", floatArg(0), DEFAULT_SAMPLING.temperature)
-    .option("--top-k <k>", "keep the k most likely tokens (0: off)", intArg(0), DEFAULT_SAMPLING.topK)
-    .option("--top-p <p>", "keep the smallest set with this total probability (1: off)", floatArg(0, 1), DEFAULT_SAMPLING.topP)
-    .option("--min-p <p>", "drop tokens below p × the top probability (0: off)", floatArg(0, 1), DEFAULT_SAMPLING.minP)
-    .option("-s, --seed <n>", "sampling seed (-1: random)", intArg(-1, 0xffffffff), -1)
     .option("--json", "print one JSON object (tokens, text, kv, timings) instead of streaming text")
     .action((opts: RunOptions) => runCommand(opts));
 }
@@ -60,13 +52,7 @@ function runCommand(opts: RunOptions): void {
   const kv = kvConfigFromOptions(opts);
   const promptText = readTextInput(opts);
   const modelPath = checkModelPath(opts.model);
-  const sampler = new Sampler({
-    temperature: opts.temp,
-    topK: opts.topK,
-    topP: opts.topP,
-    minP: opts.minP,
-    seed: opts.seed >= 0 ? opts.seed : undefined,
-  });
+  const sampler = samplerFromOptions(opts);
   const maxTokens = opts.nPredict < 0 ? Infinity : opts.nPredict;
 
   const pairs = sessionKv(kv, modelPath);
@@ -74,6 +60,7 @@ function runCommand(opts: RunOptions): void {
   try {
     const session = model.createSession({ contextSize: opts.ctxSize, kv: pairs, rotation: opts.kvRotation, ...exactOptions(kv) });
     try {
+      if (session.contextWarning) log(`warning: ${session.contextWarning}`);
       const tokenizer = model.tokenizer;
       const promptTokens = tokenizer.encode(promptText, { addSpecial: true });
       // The text is the generated pieces as they stream (a leading space of the first one is kept: it continues the prompt).

@@ -134,6 +134,11 @@ export class ShardedKvCache {
   }
 
   /** Set the number of positions stored (after a batch, or to truncate for reuse). */
+  /** Whether any layer keeps an exact recent window (its ring cannot go back to earlier positions). */
+  get hasExactWindow(): boolean {
+    return this.parts.some((p) => p.cache.windows.some((w) => w > 0));
+  }
+
   setLength(n: number): void {
     for (const p of this.parts) p.cache.setLength(n);
   }

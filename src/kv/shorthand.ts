@@ -105,7 +105,7 @@ export class KvConfigError extends Error {
 /** Two flags that both choose the K/V formats (`--kv`, `-ctk`/`-ctv`, `--kv-schedule`): only one may be given. */
 export class KvFlagConflictError extends Error {
   constructor(readonly kvFlag: string, readonly typeFlag: string) {
-    super(`'${kvFlag}' conflicts with '${typeFlag}': choose the K/V formats with one of --kv, -ctk/-ctv or --kv-schedule`);
+    super(`'${kvFlag}' conflicts with '${typeFlag}': choose the K/V formats with one of --kv, -ctk/-ctv, --kvq/--kvq-key/--kvq-val or --kv-schedule`);
     this.name = "KvFlagConflictError";
   }
 }
@@ -232,10 +232,41 @@ export interface KvFlags {
   window?: number;
   /** `--kv-sinks`: exact sinks for whichever config the other flags give. */
   sinks?: number;
+  /** The original KVSplit's `--kvq BITS` (both sides), `--kvq-key BITS`, `--kvq-val BITS` (these override --kvq). */
+  kvq?: string;
+  kvqKey?: string;
+  kvqVal?: string;
+}
+
+/** The original KVSplit's bit widths: 16 → f16, 8 → q8_0, 4 → q4_0. */
+const KVQ_BITS: Readonly<Record<string, KvFormatName>> = { "16": "f16", "8": "q8_0", "4": "q4_0" };
+
+function kvqFormat(flag: string, bits: string): KvFormatName {
+  const format = KVQ_BITS[bits.trim()];
+  if (format === undefined) throw new KvConfigError(`${flag} ${bits}`, "the original KVSplit's bit widths: 16 (f16), 8 (q8_0), 4 (q4_0)");
+  return format;
+}
+
+/** `--kvq*` flags as -ctk / -ctv values, refusing them beside --kv, -ctk, -ctv or --kv-schedule. */
+function kvqAsCacheTypes(flags: KvFlags): KvFlags {
+  const given = [
+    flags.kvq !== undefined ? `--kvq ${flags.kvq}` : undefined,
+    flags.kvqKey !== undefined ? `--kvq-key ${flags.kvqKey}` : undefined,
+    flags.kvqVal !== undefined ? `--kvq-val ${flags.kvqVal}` : undefined,
+  ].filter((x) => x !== undefined);
+  if (given.length === 0) return flags;
+  const other =
+    flags.kv !== undefined ? `--kv ${flags.kv}` : flags.ctk !== undefined ? `-ctk ${flags.ctk}` : flags.ctv !== undefined ? `-ctv ${flags.ctv}` :
+    flags.schedule !== undefined ? `--kv-schedule ${flags.schedule}` : undefined;
+  if (other !== undefined) throw new KvFlagConflictError(given[0]!, other);
+  const k = flags.kvqKey !== undefined ? kvqFormat("--kvq-key", flags.kvqKey) : flags.kvq !== undefined ? kvqFormat("--kvq", flags.kvq) : undefined;
+  const v = flags.kvqVal !== undefined ? kvqFormat("--kvq-val", flags.kvqVal) : flags.kvq !== undefined ? kvqFormat("--kvq", flags.kvq) : undefined;
+  return { ...flags, ctk: k, ctv: v, kvq: undefined, kvqKey: undefined, kvqVal: undefined };
 }
 
 /** Resolve `--kv`, `-ctk/-ctv` or `--kv-schedule` (exclusive; each side defaults to f16) into one configuration. */
-export function resolveKvFlags(flags: KvFlags): KvConfig {
+export function resolveKvFlags(given: KvFlags): KvConfig {
+  const flags = kvqAsCacheTypes(given);
   const config = resolveKvFormats(flags);
   if (flags.window !== undefined && config.window !== undefined && config.window !== flags.window) {
     throw new KvFlagConflictError(`--kv-window ${flags.window}`, `the window +w${config.window} of ${config.name}`);

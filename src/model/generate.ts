@@ -15,7 +15,8 @@ export interface GenerationSession {
 }
 
 export interface TokenSampler {
-  sample(logits: Float32Array): number;
+  /** The next token; `context`: the tokens so far (what repetition penalties look at). */
+  sample(logits: Float32Array, context?: readonly number[]): number;
 }
 
 export interface GenerateOptions {
@@ -67,16 +68,18 @@ export function generate(session: GenerationSession, promptTokens: number[], opt
   const promptMs = performance.now() - promptStart;
 
   const tokens: number[] = [];
+  const context = [...promptTokens]; // prompt and answer so far, for the sampler's penalties
   let stopReason: StopReason = "max_tokens";
   let genEvals = 0;
   const genStart = performance.now();
   while (tokens.length < maxTokens) {
-    const id = sampler.sample(logits);
+    const id = sampler.sample(logits, context);
     if (isEog?.(id)) {
       stopReason = "eog";
       break;
     }
     tokens.push(id);
+    context.push(id);
     onToken?.(id);
     if (tokens.length >= maxTokens) break;
     if (session.position >= session.contextSize) {

@@ -1,7 +1,10 @@
 /**
  * Next-token sampling from logits, in llama.cpp's default chain order (common/common.h, src/llama-sampling.cpp):
- *   top-k → top-p → min-p → temperature → draw from softmax of what is left.
- * (The penalty, DRY, typical and XTC stages of that chain are off by default there and not offered here.)
+ *   penalties → top-k → top-p → min-p → temperature → draw from softmax of what is left.
+ * (The DRY, typical and XTC stages of that chain are off by default there and not offered here.)
+ *   penalties  over the last penaltyLastN tokens of the context the caller passes (prompt and answer so far), each
+ *          token that occurs there, counted c times: logit / repeat if logit > 0 else logit × repeat, then
+ *          − c × frequency − presence (llama.cpp's llama_sampler_penalties; f32 arithmetic).
  * Rules carried over from llama.cpp:
  *   top-k  k <= 0 or k >= n: keep all; else the k highest logits.
  *   top-p  p >= 1: keep all; else softmax(logits) over the candidates (before temperature), sorted descending,
@@ -19,10 +22,16 @@ export interface SamplerSettings {
   topP: number;
   minP: number;
   seed: number;
+  repeatPenalty: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  penaltyLastN: number;
 }
 
-/** llama.cpp's defaults for the filters; temperature 0 (greedy) is this library's default. */
-export const DEFAULT_SAMPLING: Omit<SamplerSettings, "seed"> = { temperature: 0, topK: 40, topP: 0.95, minP: 0.05 };
+/** llama.cpp's defaults for the filters and penalties (off); temperature 0 (greedy) is this library's default. */
+export const DEFAULT_SAMPLING: Omit<SamplerSettings, "seed"> = {
+  temperature: 0, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1, presencePenalty: 0, frequencyPenalty: 0, penaltyLastN: 64,
+};
 
 export class SamplerOptionError extends Error {
   constructor(option: string, value: number, allowed: string) {
@@ -93,6 +102,8 @@ export class Sampler {
   private weights = new Float64Array(0);
   /** The logits of the current call, read by the comparator (kept so the comparator is allocated once). */
   private logits: Float32Array = new Float32Array(0);
+  /** (nVocab) the penalized logits of the current call. */
+  private penaltyScratch = new Float32Array(0);
   private readonly byLogitDesc = (a: number, b: number): number => {
     const d = this.logits[b]! - this.logits[a]!;
     return d !== 0 ? d : a - b;
@@ -107,19 +118,37 @@ export class Sampler {
       topP: options.topP ?? DEFAULT_SAMPLING.topP,
       minP: options.minP ?? DEFAULT_SAMPLING.minP,
       seed: options.seed ?? randomSeed(),
+      repeatPenalty: options.repeatPenalty ?? DEFAULT_SAMPLING.repeatPenalty,
+      presencePenalty: options.presencePenalty ?? DEFAULT_SAMPLING.presencePenalty,
+      frequencyPenalty: options.frequencyPenalty ?? DEFAULT_SAMPLING.frequencyPenalty,
+      penaltyLastN: options.penaltyLastN ?? DEFAULT_SAMPLING.penaltyLastN,
     };
     if (!Number.isFinite(s.temperature) || s.temperature < 0) throw new SamplerOptionError("temperature", s.temperature, ">= 0 (0 = greedy)");
     if (!Number.isInteger(s.topK)) throw new SamplerOptionError("topK", s.topK, "an integer (<= 0 = off)");
     if (!(s.topP >= 0 && s.topP <= 1)) throw new SamplerOptionError("topP", s.topP, "0..1 (1 = off)");
     if (!(s.minP >= 0 && s.minP <= 1)) throw new SamplerOptionError("minP", s.minP, "0..1 (0 = off)");
     if (!Number.isInteger(s.seed) || s.seed < 0 || s.seed > 0xffffffff) throw new SamplerOptionError("seed", s.seed, "an integer 0..4294967295");
+    if (!(s.repeatPenalty > 0 && Number.isFinite(s.repeatPenalty))) throw new SamplerOptionError("repeatPenalty", s.repeatPenalty, "> 0 (1 = off)");
+    if (!(Math.abs(s.presencePenalty) <= 2)) throw new SamplerOptionError("presencePenalty", s.presencePenalty, "-2..2 (0 = off)");
+    if (!(Math.abs(s.frequencyPenalty) <= 2)) throw new SamplerOptionError("frequencyPenalty", s.frequencyPenalty, "-2..2 (0 = off)");
+    if (!Number.isInteger(s.penaltyLastN) || s.penaltyLastN < -1) throw new SamplerOptionError("penaltyLastN", s.penaltyLastN, "an integer >= -1 (0 = off, -1 = the whole context given)");
     this.settings = s;
     this.rng = new Xoshiro128(s.seed);
   }
 
-  /** The id of the next token. `logits` (nVocab) is read, never modified. */
-  sample(logits: Float32Array): number {
-    if (logits.length === 0) throw new RangeError("Sampler.sample: empty logits");
+  /** Whether sample() needs the recent tokens (a penalty is on). */
+  get usesPenalties(): boolean {
+    const s = this.settings;
+    return s.penaltyLastN !== 0 && (s.repeatPenalty !== 1 || s.presencePenalty !== 0 || s.frequencyPenalty !== 0);
+  }
+
+  /**
+   * The id of the next token. `logits` (nVocab) is read, never modified; `context`: the tokens so far (prompt and
+   * answer), which the penalties look at (their last penaltyLastN).
+   */
+  sample(rawLogits: Float32Array, context: readonly number[] = []): number {
+    if (rawLogits.length === 0) throw new RangeError("Sampler.sample: empty logits");
+    const logits = this.usesPenalties && context.length > 0 ? this.penalized(rawLogits, context) : rawLogits;
     if (this.settings.temperature <= 0) return argmax(logits);
     const count = this.filter(logits);
     const { ids, weights } = this;
@@ -140,6 +169,23 @@ export class Sampler {
       if (running > target) return ids[i]!;
     }
     return ids[count - 1]!;
+  }
+
+  /** A copy of logits (in this sampler's scratch) with the penalties applied for the last penaltyLastN of context. */
+  private penalized(logits: Float32Array, context: readonly number[]): Float32Array {
+    const { repeatPenalty, presencePenalty, frequencyPenalty, penaltyLastN } = this.settings;
+    if (this.penaltyScratch.length !== logits.length) this.penaltyScratch = new Float32Array(logits.length);
+    const out = this.penaltyScratch; // (nVocab)
+    out.set(logits);
+    const recent = penaltyLastN < 0 ? context : context.slice(Math.max(0, context.length - penaltyLastN));
+    const counts = new Map<number, number>();
+    for (const id of recent) if (id >= 0 && id < logits.length) counts.set(id, (counts.get(id) ?? 0) + 1);
+    for (const [id, count] of counts) {
+      let l = out[id]!;
+      l = l <= 0 ? Math.fround(l * repeatPenalty) : Math.fround(l / repeatPenalty);
+      out[id] = Math.fround(l - Math.fround(Math.fround(count * frequencyPenalty) + presencePenalty));
+    }
+    return out;
   }
 
   /**

@@ -19,6 +19,14 @@ export class ContextFullError extends Error {
   }
 }
 
+/** Session.truncate cannot keep a shorter prefix of this session's cache (an exact recent window). */
+export class TruncateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TruncateError";
+  }
+}
+
 export class Session {
   readonly contextSize: number;
   /** K/V formats of each layer. */
@@ -28,6 +36,8 @@ export class Session {
   readonly kvWindow: number;
   /** First positions every query reads exactly (f16) (SessionOptions.kvSinks). */
   readonly kvSinks: number;
+  /** Set when contextSize exceeds the model's trained context (llama.cpp warns the same way); the CLI prints it. */
+  readonly contextWarning: string | undefined;
   private readonly ctx: ForwardContext;
   private pos = 0;
   private disposed = false;
@@ -40,6 +50,11 @@ export class Session {
     this.contextSize = opts.contextSize ?? c.contextLength;
     if (!Number.isInteger(this.contextSize) || this.contextSize < 1) {
       throw new RangeError(`contextSize must be a positive integer, got ${opts.contextSize}`);
+    }
+    if (this.contextSize > c.contextLength) {
+      this.contextWarning =
+        `the context (${this.contextSize} tokens) is longer than the model was trained on (${c.contextLength}): ` +
+        "past that, positions it never saw can make the output degrade";
     }
     const kv = opts.kv ?? DEFAULT_KV;
     const perLayer: readonly KvPair[] = Array.isArray(kv) ? kv : new Array<KvPair>(c.nLayers).fill(kv as KvPair);
@@ -125,6 +140,27 @@ export class Session {
       onRows(row, logits);
       row += logits.length / nVocab;
     });
+  }
+
+  /**
+   * Keep only the first n cached tokens (n <= position), so evaluation continues at position n: what a chat or server
+   * does when a new prompt shares only a prefix with what is cached. Layers with an exact recent window cannot go back
+   * (the window's ring has overwritten the f16 rows of earlier positions): there only n = 0 (reset) or n = position.
+   */
+  truncate(n: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > this.pos) throw new RangeError(`truncate(${n}): keep between 0 and ${this.pos} cached tokens`);
+    if (n === this.pos) return;
+    if (n === 0) return this.reset();
+    if (!this.canTruncate) {
+      throw new TruncateError(`cannot go back from ${this.pos} to ${n} cached tokens: a layer keeps an exact recent window, whose f16 rows of earlier positions are gone; reset() and evaluate again`);
+    }
+    this.pos = n;
+    this.ctx.cache.setLength(n);
+  }
+
+  /** Whether truncate() can keep a shorter prefix than position (no layer has an exact recent window). */
+  get canTruncate(): boolean {
+    return !this.ctx.cache.hasExactWindow;
   }
 
   /** Forget every cached token. */

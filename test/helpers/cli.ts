@@ -14,8 +14,8 @@ export interface CliRun {
   stderr: string;
 }
 
-/** `kvsplit ...args` in `cwd` (with `env` when given), stopped after two minutes. */
-export function runCli(cwd: string, args: readonly string[], env?: NodeJS.ProcessEnv): CliRun {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", cwd, timeout: 120_000, ...(env ? { env } : {}) });
+/** `kvsplit ...args` in `cwd` (with `env` when given, and `input` on stdin), stopped after two minutes. */
+export function runCli(cwd: string, args: readonly string[], env?: NodeJS.ProcessEnv, input?: string): CliRun {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", cwd, timeout: 120_000, ...(env ? { env } : {}), ...(input !== undefined ? { input } : {}) });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }

@@ -91,3 +91,15 @@ test("-ctk/-ctv resolution and the --kv conflict", () => {
   assert.throws(() => resolveKvFlags({ kv: "K8V4", ctv: "q4_0" }), /conflicts with '-ctv q4_0'/);
   assert.throws(() => resolveKvFlags({ ctk: "q3_k" }), /'q3_k' is not a KV cache format/);
 });
+
+test("the original KVSplit's --kvq, --kvq-key and --kvq-val: 16/8/4 bits, the specific ones over --kvq, conflicts named", () => {
+  assert.deepEqual(resolveKvFlags({ kvq: "8" }), { name: "K8V8", k: "q8_0", v: "q8_0" });
+  assert.deepEqual(resolveKvFlags({ kvqKey: "8", kvqVal: "4" }), { name: "K8V4", k: "q8_0", v: "q4_0" });
+  assert.deepEqual(resolveKvFlags({ kvq: "4", kvqKey: "16" }), { name: "K16V4", k: "f16", v: "q4_0" });
+  assert.deepEqual(resolveKvFlags({ kvqVal: "4" }), { name: "K16V4", k: "f16", v: "q4_0" });
+  assert.deepEqual(resolveKvFlags({ kvq: "8", window: 16 }), { name: "K8V8+w16", k: "q8_0", v: "q8_0", window: 16 });
+  assert.throws(() => resolveKvFlags({ kvq: "5" }), (e: Error) => e instanceof KvConfigError && /--kvq 5/.test(e.message) && /16 \(f16\), 8 \(q8_0\), 4 \(q4_0\)/.test(e.message));
+  assert.throws(() => resolveKvFlags({ kvqKey: "8", ctk: "q8_0" }), (e: Error) => e instanceof KvFlagConflictError && /'--kvq-key 8' conflicts with '-ctk q8_0'/.test(e.message));
+  assert.throws(() => resolveKvFlags({ kvq: "8", kv: "K8V4" }), /'--kvq 8' conflicts with '--kv K8V4'/);
+  assert.throws(() => resolveKvFlags({ kvqVal: "4", schedule: "s.json" }), /conflicts with '--kv-schedule s.json'/);
+});

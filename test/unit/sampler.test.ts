@@ -161,3 +161,28 @@ test("options out of range are rejected by name", () => {
   assert.throws(() => new Sampler({ seed: 2 ** 32 }), /seed/);
   assert.throws(() => new Sampler({ topK: 2.5 }), /topK/);
 });
+
+test("repetition penalties (llama.cpp's rules) change the logits of recent tokens only, over the last penaltyLastN", () => {
+  // logits: token 0: 2.0, 1: -1.0, 2: 1.5, 3: 0.5
+  const logits = Float32Array.from([2.0, -1.0, 1.5, 0.5]);
+  const greedy = (opts: ConstructorParameters<typeof Sampler>[0], context: number[]) => new Sampler({ temperature: 0, ...opts }).sample(logits, context);
+  assert.equal(greedy({}, [0, 0, 0]), 0, "penalties are off by default");
+  // repeat 2: token 0 (positive) 2.0 / 2 = 1.0 < 1.5, so token 2 wins
+  assert.equal(greedy({ repeatPenalty: 2 }, [0]), 2);
+  // frequency 0.4 × 3 occurrences of token 0: 2.0 − 1.2 = 0.8 < 1.5
+  assert.equal(greedy({ frequencyPenalty: 0.4 }, [0, 0, 0]), 2);
+  // presence 0.4 once: 2.0 − 0.4 = 1.6 > 1.5, token 0 stays; with token 2 also present: 1.6 vs 1.1
+  assert.equal(greedy({ presencePenalty: 0.4 }, [0, 0, 0]), 0);
+  // only the last penaltyLastN tokens count: token 0 is outside the last 2
+  assert.equal(greedy({ repeatPenalty: 2, penaltyLastN: 2 }, [0, 3, 3]), 0);
+  assert.equal(greedy({ repeatPenalty: 2, penaltyLastN: -1 }, [0, 3, 3]), 2);
+  assert.equal(greedy({ repeatPenalty: 2, penaltyLastN: 0 }, [0]), 0);
+  // a negative logit is multiplied: −1.0 × 3 = −3.0 (token 1 never wins here; the original logits are not modified)
+  new Sampler({ temperature: 0, repeatPenalty: 3 }).sample(logits, [1, 0]);
+  assert.deepEqual(Array.from(logits), [2.0, -1.0, 1.5, 0.5]);
+  // the kept set at temperature > 0 sees the penalized logits: top-k 1 keeps token 2 once token 0 is penalized
+  assert.equal(new Sampler({ temperature: 1, topK: 1, repeatPenalty: 2, seed: 3 }).sample(logits, [0]), 2);
+  assert.throws(() => new Sampler({ repeatPenalty: 0 }), SamplerOptionError);
+  assert.throws(() => new Sampler({ presencePenalty: 3 }), SamplerOptionError);
+  assert.throws(() => new Sampler({ penaltyLastN: -2 }), SamplerOptionError);
+});

@@ -1,0 +1,105 @@
+/**
+ * A multi-turn conversation over one session: each user message is rendered with the model's chat template
+ * together with the whole history, and only the tokens after what the cache already holds are evaluated. When the
+ * template renders the history differently from the tokens the cache holds (a trimmed answer, a system message
+ * moved to the last turn), the cache goes back to the longest common prefix (Session.truncate), or, where a layer
+ * keeps an exact window and cannot go back, evaluates the conversation again (`reevaluated` in the result).
+ */
+import type { Session } from "../model/session.js";
+import type { Tokenizer } from "../tokenizer/index.js";
+import type { TokenSampler } from "../model/generate.js";
+import { generateStream, type StreamPiece, type StreamResult } from "../model/stream.js";
+import type { ChatMessage, ChatTemplate, RenderOptions } from "./template.js";
+import { chatPromptTokens } from "./model-template.js";
+
+export interface ReplyOptions {
+  sampler: TokenSampler;
+  /** Tokens of the answer at most (default: until end of generation or a full context). */
+  maxTokens?: number;
+  stop?: readonly string[];
+  signal?: AbortSignal;
+  /** Extra template variables. */
+  variables?: RenderOptions["variables"];
+}
+
+export interface ReplyResult extends StreamResult {
+  /** Tokens of the rendered conversation that were already in the cache (not evaluated again). */
+  cachedTokens: number;
+  /** True when the cache could not go back to the common prefix and the conversation was evaluated from the start. */
+  reevaluated: boolean;
+}
+
+/** Length of the common prefix of a and b. */
+export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+export class Conversation {
+  /** The messages so far (the system message first, if any); answers are added as they finish. */
+  readonly messages: ChatMessage[] = [];
+  /** The token ids the session's cache holds, in order (session.position of them). */
+  private cached: number[] = [];
+
+  constructor(
+    private readonly session: Session,
+    private readonly tokenizer: Tokenizer,
+    private readonly template: ChatTemplate,
+    system?: string,
+  ) {
+    if (system !== undefined && system !== "") this.messages.push({ role: "system", content: system });
+    if (session.position !== 0) throw new RangeError("Conversation: the session must start empty");
+  }
+
+  /**
+   * Send a user message; iterate the returned stream for the answer's text. The answer joins `messages` when the
+   * stream ends (also when it is aborted: the part that was written).
+   */
+  send(content: string, opts: ReplyOptions): AsyncIterable<StreamPiece> & { readonly result: ReplyResult | undefined } {
+    const messages = [...this.messages, { role: "user", content }];
+    const prompt = this.template.render(messages, { addGenerationPrompt: true, variables: opts.variables });
+    const tokens = chatPromptTokens(this.tokenizer, prompt);
+    // keep the cached prefix; at least one token is evaluated, for the logits of the answer's first token
+    let keep = Math.min(commonPrefixLength(this.cached, tokens), tokens.length - 1);
+    let reevaluated = false;
+    if (keep < this.session.position) {
+      if (this.session.canTruncate || keep === 0) this.session.truncate(keep);
+      else {
+        this.session.reset();
+        keep = 0;
+        reevaluated = true;
+      }
+    }
+    this.cached = tokens.slice(0, keep);
+    const stream = generateStream(this.session, this.tokenizer, tokens.slice(keep), {
+      maxTokens: opts.maxTokens ?? Infinity,
+      sampler: opts.sampler,
+      stop: opts.stop,
+      signal: opts.signal,
+      cachedTokens: tokens.slice(0, keep),
+    });
+    let result: ReplyResult | undefined;
+    const conversation = this;
+    async function* run(): AsyncGenerator<StreamPiece> {
+      try {
+        yield* stream;
+      } finally {
+        const r = stream.result;
+        if (r) {
+          conversation.cached = [...tokens, ...r.tokens.slice(0, r.genEvals)];
+          conversation.messages.push({ role: "user", content }, { role: "assistant", content: r.text });
+          result = { ...r, cachedTokens: keep, reevaluated };
+        }
+      }
+    }
+    const iterator = run();
+    return {
+      [Symbol.asyncIterator]: () => iterator,
+      get result() {
+        return result;
+      },
+    };
+  }
+}
