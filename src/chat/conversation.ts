@@ -88,7 +88,7 @@ export class Conversation {
       } finally {
         const r = stream.result;
         if (r) {
-          conversation.cached = [...tokens, ...r.tokens.slice(0, r.genEvals)];
+          conversation.cached = [...tokens.slice(0, keep + r.promptEvaluated), ...r.tokens.slice(0, r.genEvals)];
           conversation.messages.push({ role: "user", content }, { role: "assistant", content: r.text });
           result = { ...r, cachedTokens: keep, reevaluated };
         }

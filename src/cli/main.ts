@@ -9,6 +9,7 @@ import { describeError, exitCodeFor, EXIT_BAD_INPUT, EXIT_OK } from "./errors.js
 import { expandMultiLetterShortFlags } from "./options.js";
 import { registerRun } from "./run.js";
 import { registerChat } from "./chat.js";
+import { registerServe } from "./serve.js";
 import { registerTokenize } from "./tokenize.js";
 import { registerSynth } from "./synth.js";
 import { registerBench } from "./bench.js";
@@ -18,7 +19,7 @@ import { registerPlan } from "./plan.js";
 import { registerTune } from "./tune.js";
 
 /** Every subcommand, registered in the order `--help` lists them. */
-const SUBCOMMANDS: ReadonlyArray<(program: Command) => void> = [registerRun, registerChat, registerTokenize, registerSynth, registerPerplexity, registerCompare, registerTune, registerBench, registerPlan];
+const SUBCOMMANDS: ReadonlyArray<(program: Command) => void> = [registerRun, registerChat, registerServe, registerTokenize, registerSynth, registerPerplexity, registerCompare, registerTune, registerBench, registerPlan];
 
 function packageVersion(): string {
   try {

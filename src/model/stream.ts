@@ -25,6 +25,16 @@ export interface StreamOptions {
   signal?: AbortSignal;
   /** Tokens the cache already holds before the prompt (a conversation's history): what the penalties also look at. */
   cachedTokens?: readonly number[];
+  /** Report each token's log-probability and this many top alternatives (the model's softmax, before sampling). */
+  logprobs?: number;
+  /** Prompt tokens evaluated per step (default 512): other streams and abort checks run between steps. */
+  promptChunk?: number;
+}
+
+/** A token and its natural-log probability under the model (softmax of the raw logits). */
+export interface TokenLogprob {
+  token: number;
+  logprob: number;
 }
 
 export type StreamStopReason = StopReason | "stop" | "aborted";
@@ -34,6 +44,9 @@ export interface StreamPiece {
   text: string;
   /** The token sampled in this step (-1 for the last piece: text the UTF-8 decoder held until the end). */
   token: number;
+  /** With StreamOptions.logprobs: the token's log-probability and the top alternatives, most likely first. */
+  logprob?: TokenLogprob;
+  topLogprobs?: TokenLogprob[];
 }
 
 export interface StreamResult {
@@ -43,6 +56,8 @@ export interface StreamResult {
   text: string;
   stopReason: StreamStopReason;
   promptTokens: number;
+  /** Prompt tokens now in the cache: all of them, unless the stream was aborted while the prompt was evaluated. */
+  promptEvaluated: number;
   promptMs: number;
   /** Single-token evaluations after the prompt: the generated tokens that are now in the cache. */
   genEvals: number;
@@ -70,6 +85,26 @@ function heldBackLength(text: string, stops: readonly string[]): number {
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/** log softmax(logits)[id] for `id` and the `top` most likely tokens (f64 sums). */
+function logprobsOf(logits: Float32Array, id: number, top: number): { logprob: TokenLogprob; topLogprobs: TokenLogprob[] } {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
+  const logZ = max + Math.log(sum);
+  const best: number[] = []; // ids, most likely first (lowest id on ties)
+  if (top > 0) {
+    for (let i = 0; i < logits.length; i++) {
+      if (best.length === top && logits[i]! <= logits[best[top - 1]!]!) continue;
+      let at = best.length;
+      while (at > 0 && logits[best[at - 1]!]! < logits[i]!) at--;
+      best.splice(at, 0, i);
+      if (best.length > top) best.pop();
+    }
+  }
+  return { logprob: { token: id, logprob: logits[id]! - logZ }, topLogprobs: best.map((t) => ({ token: t, logprob: logits[t]! - logZ })) };
+}
+
 export function generateStream(session: GenerationSession, tokenizer: Tokenizer, promptTokens: readonly number[], opts: StreamOptions): GenerationStream {
   const stops = (opts.stop ?? []).filter((s) => s !== "");
   if (promptTokens.length === 0) throw new RangeError("generateStream: the prompt has no tokens (nothing to condition on)");
@@ -88,8 +123,18 @@ export function generateStream(session: GenerationSession, tokenizer: Tokenizer,
     let stopReason: StreamStopReason = "max_tokens";
     let genEvals = 0;
 
+    // the prompt in steps, yielding to the event loop between them
     const promptStart = performance.now();
-    let logits = session.eval([...promptTokens]);
+    const chunk = opts.promptChunk ?? 512;
+    let logits: Float32Array = new Float32Array(0); // (nVocab) after the last evaluated token
+    let promptEvaluated = 0;
+    for (let start = 0; start < promptTokens.length; start += chunk) {
+      if (start > 0) await nextTurn();
+      if (opts.signal?.aborted) break;
+      const part = promptTokens.slice(start, start + chunk);
+      logits = session.eval(part);
+      promptEvaluated += part.length;
+    }
     const promptMs = performance.now() - promptStart;
     const genStart = performance.now();
     try {
@@ -104,6 +149,7 @@ export function generateStream(session: GenerationSession, tokenizer: Tokenizer,
           stopReason = "eog";
           break;
         }
+        const probs = opts.logprobs !== undefined ? logprobsOf(logits, id, opts.logprobs) : undefined;
         tokens.push(id);
         context.push(id);
         text += decoder.push(id);
@@ -111,13 +157,13 @@ export function generateStream(session: GenerationSession, tokenizer: Tokenizer,
         if (hit.length > 0) {
           const end = Math.min(...hit);
           text = text.slice(0, end);
-          yield { text: text.slice(released), token: id };
+          yield { text: text.slice(released), token: id, ...probs };
           released = text.length;
           stopReason = "stop";
           break;
         }
         const end = text.length - heldBackLength(text, stops);
-        yield { text: text.slice(released, Math.max(released, end)), token: id };
+        yield { text: text.slice(released, Math.max(released, end)), token: id, ...probs };
         released = Math.max(released, end);
         if (tokens.length >= opts.maxTokens) break;
         if (session.position >= session.contextSize) {
@@ -137,7 +183,7 @@ export function generateStream(session: GenerationSession, tokenizer: Tokenizer,
         if (text.length > released) yield { text: text.slice(released), token: -1 };
       }
     } finally {
-      result = { tokens, text, stopReason, promptTokens: promptTokens.length, promptMs, genEvals, genMs: performance.now() - genStart };
+      result = { tokens, text, stopReason, promptTokens: promptTokens.length, promptEvaluated, promptMs, genEvals, genMs: performance.now() - genStart };
     }
   }
 
