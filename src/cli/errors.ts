@@ -45,6 +45,7 @@ const BAD_INPUT_ERRORS = new Set([
   "SamplerOptionError",
   "ContextOverflowError",
   "ChatTemplateError",
+  "StateFileError",
   "SynthError",
   "MemoryPlanError",
   "ModelSpecError",

@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import { loadModel } from "../index.js";
 import { TokenTextDecoder } from "../tokenizer/index.js";
 import { generate, tokensPerSecond } from "../model/generate.js";
+import { commonPrefixLength } from "../chat/conversation.js";
 import { exactOptions } from "../kv/shorthand.js";
 import {
   addModelOption,
@@ -28,6 +29,8 @@ import {
 
 interface RunOptions extends SessionOptionValues, TextInputValues, SamplingOptionValues {
   model: string;
+  stateLoad?: string;
+  stateSave?: string;
   nPredict: number;
   ctxSize?: number;
   json?: boolean;
@@ -43,6 +46,8 @@ export function registerRun(program: Command): void {
   addSessionOptions(cmd);
   addSamplingOptions(cmd);
   cmd
+    .option("--state-load <file>", "start from a saved KV state: the prompt tokens it already holds are not evaluated again")
+    .option("--state-save <file>", "save the KV state (prompt and generated tokens, packed K/V as stored) when done")
     .option("--json", "print one JSON object (tokens, text, kv, timings) instead of streaming text")
     .action((opts: RunOptions) => runCommand(opts));
 }
@@ -62,7 +67,22 @@ function runCommand(opts: RunOptions): void {
     try {
       if (session.contextWarning) log(`warning: ${session.contextWarning}`);
       const tokenizer = model.tokenizer;
-      const promptTokens = tokenizer.encode(promptText, { addSpecial: true });
+      const allPromptTokens = tokenizer.encode(promptText, { addSpecial: true });
+      // a saved state: keep the prefix it shares with this prompt (llama.cpp's --prompt-cache), evaluate the rest
+      let fromState = 0;
+      if (opts.stateLoad !== undefined) {
+        session.loadState(opts.stateLoad);
+        fromState = Math.min(commonPrefixLength(session.tokens, allPromptTokens), allPromptTokens.length - 1);
+        if (fromState < session.position) {
+          if (session.canTruncate || fromState === 0) session.truncate(fromState);
+          else {
+            session.reset();
+            fromState = 0;
+          }
+        }
+        log(`state: ${fromState} prompt tokens from ${opts.stateLoad}`);
+      }
+      const promptTokens = allPromptTokens.slice(fromState);
       // The text is the generated pieces as they stream (a leading space of the first one is kept: it continues the prompt).
       const decoder = new TokenTextDecoder(tokenizer);
       let text = "";
@@ -78,6 +98,10 @@ function runCommand(opts: RunOptions): void {
       });
       emit(decoder.flush());
       if (!opts.json) process.stdout.write("\n");
+      if (opts.stateSave !== undefined) {
+        const bytes = session.saveState(opts.stateSave);
+        log(`state: ${session.position} tokens saved to ${opts.stateSave} (${formatBytes(bytes)}, ${formatBytes((bytes * 1024) / Math.max(1, session.position))} per 1K tokens)`);
+      }
 
       const promptTps = tokensPerSecond(result.promptTokens, result.promptMs);
       const genTps = tokensPerSecond(result.genEvals, result.genMs);
@@ -97,6 +121,7 @@ function runCommand(opts: RunOptions): void {
           kv: { k: kv.k, v: kv.v, bytes: session.kvBytes, ...(kv.layers ? { layers: kv.layers } : {}), ...(kv.window ? { window: kv.window } : {}), ...(kv.sinks ? { sinks: kv.sinks } : {}) },
           timings: { prompt_tps: promptTps, gen_tps: genTps },
           prompt_tokens: result.promptTokens,
+          ...(opts.stateLoad !== undefined ? { state_tokens: fromState } : {}),
           stop_reason: result.stopReason,
           seed: sampler.settings.seed,
         });

@@ -3,7 +3,7 @@
  * --memory SIZE for as many slots as that much KV cache holds at the chosen K/V config (a smaller cache: more
  * sessions). Unlike llama-server, whose -c is shared by its slots, -c here is each slot's context.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { Option, type Command } from "commander";
 import { exactOptions } from "../kv/shorthand.js";
 import { parseByteSize } from "../eval/plan.js";
@@ -21,6 +21,7 @@ interface ServeOptions extends SessionOptionValues {
   apiKey?: string;
   chatTemplateFile?: string;
   alias?: string;
+  slotSavePath?: string;
 }
 
 export function registerServe(program: Command): void {
@@ -34,7 +35,8 @@ export function registerServe(program: Command): void {
     .addOption(new Option("--memory <size>", "KV cache budget for all slots, e.g. 2GiB: as many slots as fit").conflicts("parallel"))
     .option("--api-key <key>", "require 'Authorization: Bearer <key>' (not on /health)")
     .option("--chat-template-file <file>", "Jinja chat template to use instead of the model's own")
-    .option("--alias <name>", "model id in /v1/models and responses (default: the file name)");
+    .option("--alias <name>", "model id in /v1/models and responses (default: the file name)")
+    .option("--slot-save-path <dir>", "folder for slot states: POST /slots/{id}?action=save|restore {\"filename\": ...}");
   addSessionOptions(cmd);
   cmd.action((opts: ServeOptions) => serveCommand(opts));
 }
@@ -58,6 +60,9 @@ async function serveCommand(opts: ServeOptions): Promise<void> {
       throw new InputFileError(opts.chatTemplateFile, `cannot read the chat template: ${(e as Error).message}`);
     }
   }
+  if (opts.slotSavePath !== undefined && !(existsSync(opts.slotSavePath) && statSync(opts.slotSavePath).isDirectory())) {
+    throw new InputFileError(opts.slotSavePath, "--slot-save-path: not an existing folder");
+  }
   const pairs = sessionKv(kv, modelPath);
   const { server, url } = await startServer({
     modelPath,
@@ -73,6 +78,7 @@ async function serveCommand(opts: ServeOptions): Promise<void> {
     apiKey: opts.apiKey,
     chatTemplate,
     alias: opts.alias,
+    slotSavePath: opts.slotSavePath,
   });
   const pool = server.pool!;
   log(

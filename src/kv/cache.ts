@@ -326,6 +326,56 @@ export class KvCache {
     return this.stored;
   }
 
+  /**
+   * The byte ranges [ptr, bytes] of `layer`'s storage that hold positions [0, n) as stored: packed K (rows, or
+   * groups of keys per channel) and V per kv head plane (or whole rows), the sinks' f16 rows, the window's ring.
+   */
+  private stateRegions(layer: number, n: number): Array<[number, number]> {
+    const l = this.layouts[layer];
+    const regions: Array<[number, number]> = [];
+    const perHead = (base: number, headStride: number, bytes: number) => {
+      for (let g = 0; g < this.nKvHeads; g++) regions.push([base + g * headStride, bytes]);
+    };
+    if (l.kChannel) perHead(l.kPtr, l.kHeadStride, Math.ceil(n / KEY_GROUP) * l.kGroupBytes);
+    else if (l.headMajor) perHead(l.kPtr, l.kHeadStride, n * l.kPosStride);
+    else regions.push([l.kPtr, n * l.kRowBytes]);
+    if (l.headMajor) perHead(l.vPtr, l.vHeadStride, n * l.vPosStride);
+    else regions.push([l.vPtr, n * l.vRowBytes]);
+    const exactBytes = (rows: number) => this.nKvHeads * rows * this.headRowBytes;
+    if (this.sinkCounts[layer] > 0) regions.push([this.sinkK[layer], exactBytes(this.sinkCounts[layer])], [this.sinkV[layer], exactBytes(this.sinkCounts[layer])]);
+    if (this.windows[layer] > 0) regions.push([this.ringK[layer], exactBytes(this.windows[layer])], [this.ringV[layer], exactBytes(this.windows[layer])]);
+    return regions;
+  }
+
+  /** A copy of what `layer` stores for positions [0, n) (stateRegions, concatenated), and where its window's ring ends. */
+  exportLayer(layer: number, n: number): { bytes: Uint8Array; ringEnd: number } {
+    this.checkLayer(layer);
+    if (!Number.isInteger(n) || n < 0 || n > this.stored) throw new RangeError(`exportLayer: ${n} positions; the cache holds ${this.stored}`);
+    const regions = this.stateRegions(layer, n);
+    const out = new Uint8Array(regions.reduce((sum, [, b]) => sum + b, 0)); // (Σ region bytes)
+    let at = 0;
+    for (const [ptr, bytes] of regions) {
+      out.set(this.rt.u8(ptr, bytes), at);
+      at += bytes;
+    }
+    return { bytes: out, ringEnd: this.ringEnd[layer] };
+  }
+
+  /** Write back what exportLayer gave for positions [0, n) of a cache with the same layout; setLength(n) follows. */
+  importLayer(layer: number, n: number, bytes: Uint8Array, ringEnd: number): void {
+    this.checkLayer(layer);
+    if (!Number.isInteger(n) || n < 0 || n > this.contextSize) throw new RangeError(`importLayer: ${n} positions do not fit in ${this.contextSize}`);
+    const regions = this.stateRegions(layer, n);
+    const expected = regions.reduce((sum, [, b]) => sum + b, 0);
+    if (bytes.length !== expected) throw new RangeError(`layer ${layer}: the state holds ${bytes.length} bytes, this layout needs ${expected} for ${n} positions`);
+    let at = 0;
+    for (const [ptr, size] of regions) {
+      this.rt.u8(ptr, size).set(bytes.subarray(at, at + size));
+      at += size;
+    }
+    this.ringEnd[layer] = this.windows[layer] > 0 ? ringEnd : 0;
+  }
+
   layout(layer: number): KvLayerLayout {
     this.checkLayer(layer);
     return this.layouts[layer];

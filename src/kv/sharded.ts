@@ -134,6 +134,18 @@ export class ShardedKvCache {
   }
 
   /** Set the number of positions stored (after a batch, or to truncate for reuse). */
+  /** What `layer` stores for positions [0, n) (KvCache.exportLayer). */
+  exportLayer(layer: number, n: number): { bytes: Uint8Array; ringEnd: number } {
+    const w = this.where[layer]!;
+    return w.part.cache.exportLayer(w.local, n);
+  }
+
+  /** Write back a layer's state (KvCache.importLayer); call setLength(n) once every layer is written. */
+  importLayer(layer: number, n: number, bytes: Uint8Array, ringEnd: number): void {
+    const w = this.where[layer]!;
+    w.part.cache.importLayer(w.local, n, bytes, ringEnd);
+  }
+
   /** Whether any layer keeps an exact recent window (its ring cannot go back to earlier positions). */
   get hasExactWindow(): boolean {
     return this.parts.some((p) => p.cache.windows.some((w) => w > 0));

@@ -9,6 +9,7 @@ import type { Model } from "./model.js";
 import { DEFAULT_KV, MAX_BATCH } from "./defaults.js";
 import { forward, type ForwardContext, type LogitsWanted } from "./forward.js";
 import { checkMemoryPlan, kvLayerFormats, machineMemoryBytes } from "./memory.js";
+import { loadSessionState, saveSessionState } from "./session-state.js";
 
 export { MAX_BATCH } from "./defaults.js";
 
@@ -40,6 +41,8 @@ export class Session {
   readonly contextWarning: string | undefined;
   private readonly ctx: ForwardContext;
   private pos = 0;
+  /** The token ids in the cache, in order (pos of them). */
+  private history: number[] = [];
   private disposed = false;
 
   constructor(
@@ -107,6 +110,26 @@ export class Session {
     return this.pos;
   }
 
+  /** The token ids the cache holds, in order (a copy). */
+  get tokens(): number[] {
+    return [...this.history];
+  }
+
+  /**
+   * Save the cache as it is stored (token ids, packed K/V of every layer, exact rows) to `file`, written atomically,
+   * with the model's identity and every layer's formats; loadState refuses it anywhere else. Returns its bytes.
+   */
+  saveState(file: string): number {
+    return saveSessionState(this, this.model, file);
+  }
+
+  /** Replace the cache by a state saveState wrote for this model and these K/V formats (StateFileError otherwise). */
+  loadState(file: string): void {
+    const { position, tokens } = loadSessionState(this, this.model, file);
+    this.pos = position;
+    this.history = tokens;
+  }
+
   /** Exact bytes of the KV cache storage (all layers, whole context). */
   get kvBytes(): number {
     return this.ctx.cache.bytes();
@@ -155,6 +178,7 @@ export class Session {
       throw new TruncateError(`cannot go back from ${this.pos} to ${n} cached tokens: a layer keeps an exact recent window, whose f16 rows of earlier positions are gone; reset() and evaluate again`);
     }
     this.pos = n;
+    this.history.length = n;
     this.ctx.cache.setLength(n);
   }
 
@@ -166,6 +190,7 @@ export class Session {
   /** Forget every cached token. */
   reset(): void {
     this.pos = 0;
+    this.history = [];
     this.ctx.cache.setLength(0);
   }
 
@@ -193,6 +218,7 @@ export class Session {
       const isLast = start + MAX_BATCH >= tokens.length;
       const want: LogitsWanted = wanted === "all" ? "all" : isLast ? "last" : "none";
       forward(this.ctx, batch, this.pos, want);
+      this.history.push(...batch);
       this.pos += batch.length;
       this.ctx.cache.setLength(this.pos);
       if (want !== "none") onLogits(this.readLogits(want === "all" ? batch.length : 1));

@@ -3,18 +3,21 @@
  *
  *   POST /v1/chat/completions, /v1/completions   (streamed as SSE `data: {...}` chunks then `data: [DONE]`, or not)
  *   GET  /v1/models, /health (503 while loading), /props, /slots, /metrics (Prometheus)
- *   POST /tokenize, /detokenize, /slots/{id}?action=erase
+ *   POST /tokenize, /detokenize, /slots/{id}?action=save|restore|erase (save/restore: {"filename"} in --slot-save-path)
  *
  * Every request is answered: bad JSON, a wrong field, an unknown route or method, a body over the limit, a missing
  * API key, a full queue or an error inside generation give an HTTP status with an OpenAI error object; the server
  * keeps running. A client that disconnects stops its generation at the next token and frees its slot.
  */
 import http from "node:http";
+import path from "node:path";
+import { statSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import type { KvPair } from "../api.js";
 import { loadModel, type Model } from "../model/model.js";
 import { Sampler } from "../model/sampler.js";
+import { StateFileError } from "../model/session-state.js";
 import type { StreamPiece, StreamResult, TokenLogprob } from "../model/stream.js";
 import { chatPromptTokens, chatTemplateOf, type ModelChatTemplate } from "../chat/model-template.js";
 import { ServerMetrics } from "./metrics.js";
@@ -44,6 +47,8 @@ export interface ServerOptions {
   alias?: string;
   /** Largest request body in bytes (default 16 MiB). */
   maxBodyBytes?: number;
+  /** Folder for /slots/{id}?action=save|restore state files (those actions are refused without it). */
+  slotSavePath?: string;
 }
 
 type State = "loading" | "ready" | "failed";
@@ -298,11 +303,36 @@ export class KvsplitServer {
     const { pool } = this.ready();
     const slot = pool.slots[id];
     if (!slot) throw new RequestError(404, `no slot ${id}; slots are 0 to ${pool.slots.length - 1}`);
-    if (action !== "erase") throw new RequestError(400, `action '${action}': supported: erase`, "action");
+    if (action !== "erase" && action !== "save" && action !== "restore") throw new RequestError(400, `action '${action}': supported: save, restore, erase`, "action");
     if (slot.busy) throw new RequestError(409, `slot ${id} is working on a request`);
-    const erased = slot.cached.length;
-    slot.erase();
-    this.json(res, 200, { id_slot: id, n_erased: erased });
+    if (action === "erase") {
+      const erased = slot.cached.length;
+      slot.erase();
+      return this.json(res, 200, { id_slot: id, n_erased: erased });
+    }
+    const dir = this.opts.slotSavePath;
+    if (dir === undefined) throw new RequestError(400, `action '${action}' needs a folder for state files: start the server with --slot-save-path DIR`, "action");
+    const body = (await this.body(req)) as Record<string, unknown>;
+    const filename = body?.filename;
+    if (typeof filename !== "string" || !/^[\w][\w.-]*$/.test(filename) || filename.includes("..")) {
+      throw new RequestError(400, "'filename' must be a plain file name (letters, digits, '_', '-', '.'; no folders)", "filename");
+    }
+    const file = path.join(dir, filename);
+    const start = performance.now();
+    if (action === "save") {
+      const bytes = slot.session.saveState(file);
+      slot.cached = slot.session.tokens;
+      return this.json(res, 200, { id_slot: id, filename, n_saved: slot.session.position, n_written: bytes, timings: { save_ms: performance.now() - start } });
+    }
+    try {
+      slot.session.loadState(file);
+    } catch (e) {
+      slot.erase();
+      if (e instanceof StateFileError) throw new RequestError(400, e.message, "filename");
+      throw e;
+    }
+    slot.cached = slot.session.tokens;
+    this.json(res, 200, { id_slot: id, filename, n_restored: slot.session.position, n_read: statSync(file).size, timings: { restore_ms: performance.now() - start } });
   }
 
   private async metricsText(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -26,7 +26,7 @@ let client: OpenAI;
 let reference: Model;
 
 before(async () => {
-  server = new KvsplitServer({ modelPath: md.modelPath, port: 0, contextSize: 256, kv: KV, kvName: "K8V4", parallel: 2, apiKey: KEY, threads: 1 });
+  server = new KvsplitServer({ modelPath: md.modelPath, port: 0, contextSize: 256, kv: KV, kvName: "K8V4", parallel: 2, apiKey: KEY, threads: 1, slotSavePath: md.dir });
   url = await server.listen();
   // /health answers 503 until the model is loaded
   const loading = await fetch(`${url}/health`);
@@ -191,6 +191,27 @@ test("models, tokenize / detokenize, props, slots, erase, metrics", async () => 
   const predicted = Number(/^kvsplit_tokens_predicted_total (\d+)/m.exec(metrics)?.[1]);
   assert.ok(predicted > 0, "tokens predicted are counted");
   assert.match(metrics, /^kvsplit_kv_cache_bytes \d+/m);
+});
+
+test("a slot's state saved and restored: the next request finds its prompt in the cache again", async () => {
+  const post = (p: string, body: unknown) => fetch(`${url}${p}`, { method: "POST", headers: { Authorization: `Bearer ${KEY}` }, body: JSON.stringify(body) });
+  const ask = () => client.chat.completions.create({ model: "m", messages: wire(MESSAGES), max_tokens: 4, temperature: 0 });
+  const first = await ask();
+  const slot = server.pool!.slots.find((s) => s.cached.length > 0)!;
+  const saved = (await (await post(`/slots/${slot.id}?action=save`, { filename: "slot.kvs" })).json()) as { n_saved: number; n_written: number };
+  assert.equal(saved.n_saved, slot.session.position);
+  assert.ok(saved.n_written > 0);
+  for (const s of server.pool!.slots) await post(`/slots/${s.id}?action=erase`, {});
+  const restored = (await (await post(`/slots/${slot.id}?action=restore`, { filename: "slot.kvs" })).json()) as { n_restored: number };
+  assert.equal(restored.n_restored, saved.n_saved);
+  const again = await ask();
+  assert.equal(again.choices[0]!.message.content, first.choices[0]!.message.content);
+  assert.ok((again as unknown as { timings: { cache_n: number } }).timings.cache_n > 0, "the restored cache is used");
+  const bad = await post(`/slots/${slot.id}?action=save`, { filename: "../escape.kvs" });
+  assert.equal(bad.status, 400);
+  const missing = await post(`/slots/${slot.id}?action=restore`, { filename: "nothing.kvs" });
+  assert.equal(missing.status, 400);
+  assert.match(((await missing.json()) as { error: { message: string } }).error.message, /nothing\.kvs: cannot read/);
 });
 
 test("bad requests get a 4xx and an OpenAI error object; the server keeps serving", async () => {
