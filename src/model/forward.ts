@@ -1,8 +1,10 @@
 /**
- * The Llama forward pass, as llama.cpp computes it, for a batch of consecutive tokens (one token when decoding).
- * It reads the weights, writes the session's scratch and its KV cache; it never allocates and never knows how the
- * cache stores K and V. Every step works on all the batch's tokens at once: matrices as matrix-matrix products
- * (each weight row read once per batch), attention causal within the batch.
+ * The Llama forward pass, as llama.cpp computes it, for a batch of tokens from one or several sequences (each a run of
+ * consecutive positions in its own KV cache: one session's prompt chunk, or the next token of each of a server's
+ * slots). It reads the weights, writes the model's scratch and the sequences' KV caches; it never allocates and never
+ * knows how a cache stores K and V. Every step works on all the batch's tokens at once: matrices as matrix-matrix
+ * products (each weight row read once per batch), attention per sequence, causal within it. The matrix kernels give
+ * every token the bits it gets alone, so a sequence's output does not depend on what else is in the batch.
  * Architectures (llama, qwen2) differ only in data: the rope kind in the config, optional biases in the weights.
  * Layers may live in different WebAssembly memories (shards): the residual stream x moves to the next layer's shard
  * when it changes, and back to shard 0 for the output.
@@ -27,23 +29,47 @@ export interface ShardScratch {
   readonly state: RunState;
 }
 
-export interface ForwardContext {
+/** The model's side of a forward pass: weights and the scratch of each weight shard. */
+export interface ModelContext {
   readonly config: ModelConfig;
   readonly weights: LlamaWeights;
   /** Indexed by shard: the scratch of each shard holding weights (shard 0: embedding, output and the first layers). */
   readonly shards: readonly ShardScratch[];
+}
+
+export interface ForwardContext extends ModelContext {
   readonly cache: ShardedKvCache;
 }
 
-/** Which tokens of the batch need next-token logits (in state.logits, one row per such token, in order). */
+/** Which tokens of a sequence need next-token logits (in state.logits, one row per such token, in batch order). */
 export type LogitsWanted = "none" | "last" | "all";
+
+/** One sequence's part of a batch: `tokens` at positions pos0, pos0 + 1, ... of `cache`. */
+export interface BatchSequence {
+  readonly cache: ShardedKvCache;
+  readonly tokens: readonly number[];
+  readonly pos0: number;
+  readonly wanted: LogitsWanted;
+}
 
 /**
  * Run `tokens` (at most state.maxTokens) at positions pos0, pos0+1, ...; afterwards state.logits holds
  * (1 or tokens.length, nVocab) logits as `wanted` says.
  */
 export function forward(ctx: ForwardContext, tokens: readonly number[], pos0: number, wanted: LogitsWanted): void {
-  const { config: c, weights: w, cache } = ctx;
+  forwardBatch(ctx, [{ cache: ctx.cache, tokens, pos0, wanted }]);
+}
+
+/**
+ * Run several sequences' tokens as one batch (at most state.maxTokens in all); afterwards state.logits holds the
+ * wanted rows of each sequence, sequence by sequence in order. Returns how many rows each sequence has there.
+ */
+export function forwardBatch(ctx: ModelContext, seqs: readonly BatchSequence[]): number[] {
+  const { config: c, weights: w } = ctx;
+  const tokens = seqs.flatMap((q) => q.tokens);
+  const positions = seqs.flatMap((q) => q.tokens.map((_, t) => q.pos0 + t));
+  const starts: number[] = []; // (seqs) each sequence's first row in the batch
+  seqs.reduce((at, q) => (starts.push(at), at + q.tokens.length), 0);
   const n = tokens.length;
   const qDim = c.nHeads * c.headDim;
   const first = ctx.shards[0];
@@ -51,7 +77,7 @@ export function forward(ctx: ForwardContext, tokens: readonly number[], pos0: nu
     const e = w.tokenEmbd; // x[t] = E[token t], decoded from its block format
     first.k[e.format.kernels.dequantizeRow](e.ptr + tokens[t] * e.rowBytes, first.state.x + t * c.dim * 4, c.dim);
   }
-  for (const shard of ctx.shards) shard.rope.fill(pos0, n); // cos/sin of positions pos0 .. pos0 + n − 1
+  for (const shard of ctx.shards) shard.rope.fillPositions(positions); // cos/sin of each token's position
 
   let here = first;
   for (let l = 0; l < c.nLayers; l++) {
@@ -68,8 +94,12 @@ export function forward(ctx: ForwardContext, tokens: readonly number[], pos0: nu
     addBias(k, s.v, L.bv, n);
     ropeRows(s.q, n, c.nHeads, c.headDim, c.ropeDim, rope.ptr);
     ropeRows(s.k, n, c.nKvHeads, c.headDim, c.ropeDim, rope.ptr);
-    cache.appendBatch(l, pos0, n, s.k, s.v);
-    cache.attendBatch(l, pos0, n, s.q, s.att); // att[t] = softmax(q[t]·Kᵀ/√headDim) · V over positions ≤ pos0+t
+    seqs.forEach((q, i) => {
+      // this sequence's rows: att[t] = softmax(q[t]·Kᵀ/√headDim) · V over its positions ≤ pos0 + t
+      const row = starts[i];
+      q.cache.appendBatch(l, q.pos0, q.tokens.length, s.k + row * c.kvDim * 4, s.v + row * c.kvDim * 4);
+      q.cache.attendBatch(l, q.pos0, q.tokens.length, s.q + row * qDim * 4, s.att + row * qDim * 4);
+    });
     linear.input(s.att, qDim, n);
     linear.run([[s.xb2, L.wo]]);
     addBias(k, s.xb2, L.bo, n);
@@ -87,16 +117,26 @@ export function forward(ctx: ForwardContext, tokens: readonly number[], pos0: nu
     addBias(k, s.xb2, L.bDown, n);
     k.add_f32(s.x, s.xb2, n * c.dim);
   }
-  if (wanted === "none") return;
-  // logits = W_out · rmsnorm(x) + b_out, for the last token or for every token (shard 0 holds the output)
+  // the rows that want logits, in batch order
+  const wantedRows = seqs.flatMap((q, i) =>
+    q.wanted === "none" ? [] : q.wanted === "last" ? [starts[i] + q.tokens.length - 1] : q.tokens.map((_, t) => starts[i] + t),
+  );
+  const counts = seqs.map((q) => (q.wanted === "none" ? 0 : q.wanted === "last" ? 1 : q.tokens.length));
+  if (wantedRows.length === 0) return counts;
+  // logits = W_out · rmsnorm(x) + b_out for those rows, gathered to the front of x (shard 0 holds the output)
   const { k, linear, state: s } = moveResidual(here, first, n * c.dim);
-  const firstRow = wanted === "last" ? n - 1 : 0;
-  const rows = n - firstRow;
-  const x = s.x + firstRow * c.dim * 4;
+  const rows = wantedRows.length;
+  let x = s.x;
+  if (wantedRows[0] === n - rows && wantedRows[rows - 1] === n - 1) x = s.x + (n - rows) * c.dim * 4; // already together at the end
+  else {
+    const all = first.rt.f32(s.x, n * c.dim); // (n, dim)
+    wantedRows.forEach((r, i) => all.copyWithin(i * c.dim, r * c.dim, (r + 1) * c.dim)); // r >= i: front to back is safe
+  }
   k.rmsnorm_rows_f32(x, x, w.outputNorm.ptr, c.dim, c.normEps, rows);
   linear.input(x, c.dim, rows);
   linear.run([[s.logits, w.output]]);
   addBias(k, s.logits, w.outputBias, rows);
+  return counts;
 }
 
 /** The residual stream x ((n, dim) f32 at state.x) copied from one shard to another when they differ; returns `to`. */

@@ -31,7 +31,7 @@ export function ropeScalingOf(c: ModelConfig, w: LlamaWeights): RopeScaling {
  * The same float64 formula and f32 rounding as a whole-context table, so the same bits.
  */
 export class RopeRows {
-  /** f32 (maxTokens, ropeDim/2, 2): attnFactor·cos θ, attnFactor·sin θ of positions pos0 .. pos0 + n − 1. */
+  /** f32 (maxTokens, ropeDim/2, 2): attnFactor·cos θ, attnFactor·sin θ of each batch row's position. */
   readonly ptr: number;
   private readonly pairs: number;
   private readonly angleStep: Float64Array; // (ropeDim/2) θ per position of each pair
@@ -64,10 +64,16 @@ export class RopeRows {
 
   /** Write the rows of positions pos0 .. pos0 + n − 1; returns the byte offset of the first (the rope kernels' cs0). */
   fill(pos0: number, n: number): number {
+    return this.fillPositions(Array.from({ length: n }, (_, t) => pos0 + t));
+  }
+
+  /** Write row t for position positions[t] (a batch of several sequences); returns the byte offset of the first. */
+  fillPositions(positions: readonly number[]): number {
+    const n = positions.length;
     if (n > this.maxTokens) throw new RangeError(`rope rows for ${n} positions; this buffer holds ${this.maxTokens}`);
     const table = this.rt.f32(this.ptr, n * this.pairs * 2);
     for (let t = 0; t < n; t++) {
-      const pos = pos0 + t;
+      const pos = positions[t];
       for (let i = 0; i < this.pairs; i++) {
         const theta = pos * this.angleStep[i];
         table[(t * this.pairs + i) * 2] = this.attnFactor * Math.cos(theta);

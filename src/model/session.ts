@@ -7,7 +7,7 @@ import type { KvLayerFormats } from "../kv/cache.js";
 import { ShardedKvCache } from "../kv/sharded.js";
 import type { Model } from "./model.js";
 import { DEFAULT_KV, MAX_BATCH } from "./defaults.js";
-import { forward, type ForwardContext, type LogitsWanted } from "./forward.js";
+import { forward, type BatchSequence, type ForwardContext, type LogitsWanted } from "./forward.js";
 import { checkMemoryPlan, kvLayerFormats, machineMemoryBytes } from "./memory.js";
 import { loadSessionState, saveSessionState } from "./session-state.js";
 
@@ -205,14 +205,39 @@ export class Session {
     this.ctx.cache.dispose();
   }
 
-  /** Run tokens in batches of MAX_BATCH; `onLogits` receives each batch's wanted logits rows (a view, valid until the next batch). */
-  private run(tokens: readonly number[], wanted: "last" | "all", onLogits: (logits: Float32Array) => void): void {
+  /**
+   * This session's part of a batch over several sessions of one model (model/batch.ts): `tokens` at the next
+   * positions, checked as eval checks them. Call advance(tokens) once the batch has run.
+   */
+  batchPart(tokens: readonly number[], wanted: LogitsWanted): BatchSequence {
+    this.checkTokens(tokens);
+    return { cache: this.ctx.cache, tokens, pos0: this.pos, wanted };
+  }
+
+  /** After a batch ran `tokens` of this session (batchPart): they are in the cache now. */
+  advance(tokens: readonly number[]): void {
+    this.history.push(...tokens);
+    this.pos += tokens.length;
+    this.ctx.cache.setLength(this.pos);
+  }
+
+  /** Whether this session runs on `model` (a batch takes sessions of one model). */
+  belongsTo(model: Model): boolean {
+    return this.model === model;
+  }
+
+  private checkTokens(tokens: readonly number[]): void {
     if (this.disposed) throw new Error("the session has been disposed");
     const nVocab = this.model.config.nVocab;
     for (const t of tokens) {
       if (!Number.isInteger(t) || t < 0 || t >= nVocab) throw new RangeError(`token id ${t} is outside the vocabulary [0, ${nVocab})`);
     }
     if (this.pos + tokens.length > this.contextSize) throw new ContextFullError(this.contextSize);
+  }
+
+  /** Run tokens in batches of MAX_BATCH; `onLogits` receives each batch's wanted logits rows (a view, valid until the next batch). */
+  private run(tokens: readonly number[], wanted: "last" | "all", onLogits: (logits: Float32Array) => void): void {
+    this.checkTokens(tokens);
     for (let start = 0; start < tokens.length; start += MAX_BATCH) {
       const batch = tokens.slice(start, start + MAX_BATCH);
       const isLast = start + MAX_BATCH >= tokens.length;

@@ -105,8 +105,87 @@ function logprobsOf(logits: Float32Array, id: number, top: number): { logprob: T
   return { logprob: { token: id, logprob: logits[id]! - logZ }, topLogprobs: best.map((t) => ({ token: t, logprob: logits[t]! - logZ })) };
 }
 
+/**
+ * The per-token rules of generation, fed the logits after each evaluated token: sample (penalties over the context so
+ * far), stop at an end-of-generation token, at maxTokens, at a stop string or when the cache is full, decode text and
+ * hold back what could start a stop string, report log-probabilities. generateStream drives one with a session; the
+ * server drives one per slot in batched steps.
+ */
+export class Generation {
+  readonly tokens: number[] = [];
+  /** The decoded text (up to a stop string once one is found). */
+  text = "";
+  /** Set when generation has ended. */
+  stopReason: StreamStopReason | undefined;
+  private released = 0; // text.slice(0, released) has been handed out
+  private readonly decoder: TokenTextDecoder;
+  private readonly stops: string[];
+  private readonly context: number[];
+
+  constructor(
+    private readonly tokenizer: Tokenizer,
+    private readonly opts: Pick<StreamOptions, "maxTokens" | "sampler" | "stop" | "logprobs">,
+    /** Tokens in the cache before generation (cached history and prompt), for the penalties. */
+    context: readonly number[],
+  ) {
+    if (!(opts.maxTokens >= 0)) throw new RangeError(`maxTokens = ${opts.maxTokens}; allowed: >= 0 or Infinity`);
+    this.decoder = new TokenTextDecoder(tokenizer);
+    this.stops = (opts.stop ?? []).filter((x) => x !== "");
+    this.context = [...context];
+    if (opts.maxTokens === 0) this.stopReason = "max_tokens";
+  }
+
+  /**
+   * Take the logits after the last evaluated token (`cacheFull`: no room for another one). Returns the piece of text
+   * this step releases (undefined when none), and `next`: the token to evaluate before the next step, or undefined
+   * when generation has ended (stopReason says why).
+   */
+  step(logits: Float32Array, cacheFull: boolean): { piece: StreamPiece | undefined; next: number | undefined } {
+    if (this.stopReason !== undefined) return { piece: undefined, next: undefined };
+    const id = this.opts.sampler.sample(logits, this.context);
+    if (this.tokenizer.isEog(id)) return this.end("eog", undefined);
+    const probs = this.opts.logprobs !== undefined ? logprobsOf(logits, id, this.opts.logprobs) : undefined;
+    this.tokens.push(id);
+    this.context.push(id);
+    this.text += this.decoder.push(id);
+    const hit = this.stops.map((x) => this.text.indexOf(x, Math.max(0, this.released - x.length))).filter((i) => i >= 0);
+    if (hit.length > 0) {
+      this.text = this.text.slice(0, Math.min(...hit));
+      const piece = { text: this.text.slice(this.released), token: id, ...probs };
+      this.released = this.text.length;
+      this.stopReason = "stop";
+      return { piece, next: undefined };
+    }
+    const end = Math.max(this.released, this.text.length - heldBackLength(this.text, this.stops));
+    const piece = { text: this.text.slice(this.released, end), token: id, ...probs };
+    this.released = end;
+    if (this.tokens.length >= this.opts.maxTokens) return this.end("max_tokens", piece);
+    if (cacheFull) return this.end("context_full", piece);
+    return { piece, next: id };
+  }
+
+  /** End now (an abort); the text held back is released by flush(). */
+  stop(reason: StreamStopReason): void {
+    this.stopReason ??= reason;
+  }
+
+  /** After the end: the text the UTF-8 decoder or the stop-string check still held (none after a stop string). */
+  flush(): StreamPiece | undefined {
+    if (this.stopReason === "stop") return undefined;
+    this.text += this.decoder.flush();
+    if (this.text.length <= this.released) return undefined;
+    const piece = { text: this.text.slice(this.released), token: -1 };
+    this.released = this.text.length;
+    return piece;
+  }
+
+  private end(reason: StreamStopReason, piece: StreamPiece | undefined): { piece: StreamPiece | undefined; next: undefined } {
+    this.stopReason = reason;
+    return { piece, next: undefined };
+  }
+}
+
 export function generateStream(session: GenerationSession, tokenizer: Tokenizer, promptTokens: readonly number[], opts: StreamOptions): GenerationStream {
-  const stops = (opts.stop ?? []).filter((s) => s !== "");
   if (promptTokens.length === 0) throw new RangeError("generateStream: the prompt has no tokens (nothing to condition on)");
   if (!(opts.maxTokens >= 0)) throw new RangeError(`generateStream: maxTokens = ${opts.maxTokens}; allowed: >= 0 or Infinity`);
   if (session.position + promptTokens.length > session.contextSize) {
@@ -115,14 +194,8 @@ export function generateStream(session: GenerationSession, tokenizer: Tokenizer,
   let result: StreamResult | undefined;
 
   async function* run(): AsyncGenerator<StreamPiece> {
-    const decoder = new TokenTextDecoder(tokenizer);
-    const tokens: number[] = [];
-    const context = [...(opts.cachedTokens ?? []), ...promptTokens]; // for the sampler's penalties
-    let text = ""; // everything decoded so far
-    let released = 0; // text.slice(0, released) has been yielded
-    let stopReason: StreamStopReason = "max_tokens";
+    const gen = new Generation(tokenizer, opts, [...(opts.cachedTokens ?? []), ...promptTokens]);
     let genEvals = 0;
-
     // the prompt in steps, yielding to the event loop between them
     const promptStart = performance.now();
     const chunk = opts.promptChunk ?? 512;
@@ -138,52 +211,29 @@ export function generateStream(session: GenerationSession, tokenizer: Tokenizer,
     const promptMs = performance.now() - promptStart;
     const genStart = performance.now();
     try {
-      while (true) {
+      while (gen.stopReason === undefined) {
         if (opts.signal?.aborted) {
-          stopReason = "aborted";
+          gen.stop("aborted");
           break;
         }
-        if (tokens.length >= opts.maxTokens) break;
-        const id = opts.sampler.sample(logits, context);
-        if (tokenizer.isEog(id)) {
-          stopReason = "eog";
-          break;
-        }
-        const probs = opts.logprobs !== undefined ? logprobsOf(logits, id, opts.logprobs) : undefined;
-        tokens.push(id);
-        context.push(id);
-        text += decoder.push(id);
-        const hit = stops.map((s) => text.indexOf(s, Math.max(0, released - s.length))).filter((i) => i >= 0);
-        if (hit.length > 0) {
-          const end = Math.min(...hit);
-          text = text.slice(0, end);
-          yield { text: text.slice(released), token: id, ...probs };
-          released = text.length;
-          stopReason = "stop";
-          break;
-        }
-        const end = text.length - heldBackLength(text, stops);
-        yield { text: text.slice(released, Math.max(released, end)), token: id, ...probs };
-        released = Math.max(released, end);
-        if (tokens.length >= opts.maxTokens) break;
-        if (session.position >= session.contextSize) {
-          stopReason = "context_full";
-          break;
-        }
+        const { piece, next } = gen.step(logits, session.position >= session.contextSize);
+        if (piece) yield piece;
+        if (next === undefined) break;
         await nextTurn();
         if (opts.signal?.aborted) {
-          stopReason = "aborted";
+          gen.stop("aborted");
           break;
         }
-        logits = session.eval([id]);
+        logits = session.eval([next]);
         genEvals++;
       }
-      if (stopReason !== "stop") {
-        text += decoder.flush();
-        if (text.length > released) yield { text: text.slice(released), token: -1 };
-      }
+      const last = gen.flush();
+      if (last) yield last;
     } finally {
-      result = { tokens, text, stopReason, promptTokens: promptTokens.length, promptEvaluated, promptMs, genEvals, genMs: performance.now() - genStart };
+      result = {
+        tokens: gen.tokens, text: gen.text, stopReason: gen.stopReason ?? "aborted", promptTokens: promptTokens.length, promptEvaluated, promptMs, genEvals,
+        genMs: performance.now() - genStart,
+      };
     }
   }
 

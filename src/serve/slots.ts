@@ -2,14 +2,15 @@
  * The server's slots: one session (its own KV cache of `contextSize` tokens) per parallel request, a FIFO queue for
  * requests that find every slot busy (at most `queueLimit`, then HTTP 503 as ollama does), and prompt caching: a
  * request goes to the free slot whose cached tokens share the longest prefix with its prompt, and only the rest of
- * the prompt is evaluated (timings.cache_n). Slots run concurrently: each generation step evaluates one token and
- * yields, so active slots take turns token by token.
+ * the prompt is evaluated (timings.cache_n). Slots run concurrently in one BatchScheduler: each step is one forward
+ * pass over every working slot's next token and new prompts' chunks (continuous batching).
  */
 import type { KvPair } from "../api.js";
 import type { Model } from "../model/model.js";
 import type { Session } from "../model/session.js";
 import type { Tokenizer } from "../tokenizer/index.js";
-import { generateStream, type StreamOptions, type StreamPiece, type StreamResult } from "../model/stream.js";
+import { Generation, type StreamOptions, type StreamPiece, type StreamResult } from "../model/stream.js";
+import { BatchScheduler } from "./scheduler.js";
 import { commonPrefixLength } from "../chat/conversation.js";
 import { RequestError } from "./openai.js";
 
@@ -56,12 +57,15 @@ export class SlotPool {
   readonly contextSize: number;
   private readonly queueLimit: number;
   private readonly tokenizer: Tokenizer;
+  /** Runs every slot's work in shared forward passes. */
+  readonly scheduler: BatchScheduler;
   private readonly waiting: Array<{ prompt: readonly number[]; resolve: (slot: Slot) => void; reject: (e: Error) => void; signal?: AbortSignal }> = [];
 
   constructor(model: Model, opts: SlotPoolOptions) {
     this.contextSize = opts.contextSize;
     this.queueLimit = opts.queueLimit ?? 512;
     this.tokenizer = model.tokenizer;
+    this.scheduler = new BatchScheduler(model);
     const create = () =>
       model.createSession({ contextSize: opts.contextSize, kv: opts.kv, rotation: opts.rotation, kvWindow: opts.kvWindow, kvSinks: opts.kvSinks });
     const first = create();
@@ -148,7 +152,7 @@ export class SlotPool {
    * Generate on a slot the caller holds: keep the cached prefix of `prompt` (at least one token is evaluated, for the
    * first logits), evaluate the rest, stream the answer; the slot's cached tokens are updated when the stream ends.
    */
-  run(slot: Slot, prompt: readonly number[], opts: Omit<StreamOptions, "cachedTokens">): SlotRun {
+  run(slot: Slot, prompt: readonly number[], opts: Pick<StreamOptions, "maxTokens" | "sampler" | "stop" | "logprobs" | "signal">): SlotRun {
     if (prompt.length > this.contextSize) {
       throw new RequestError(400, `the prompt has ${prompt.length} tokens, more than a slot's context (${this.contextSize}); shorten it or start the server with a larger -c`, "messages");
     }
@@ -161,20 +165,17 @@ export class SlotPool {
       }
     }
     slot.cached = prompt.slice(0, keep);
-    const stream = generateStream(slot.session, this.tokenizer, prompt.slice(keep), { ...opts, cachedTokens: prompt.slice(0, keep) });
+    const gen = new Generation(this.tokenizer, opts, prompt);
     let finished: StreamResult | undefined;
-    async function* run(): AsyncGenerator<StreamPiece> {
-      try {
-        yield* stream;
-      } finally {
-        const r = stream.result;
-        if (r) {
-          slot.cached = [...prompt.slice(0, keep + r.promptEvaluated), ...r.tokens.slice(0, r.genEvals)];
-          finished = r;
-        }
-      }
-    }
-    return { stream: run(), cacheN: keep, result: () => finished };
+    const stream = this.scheduler.submit(slot, prompt.slice(keep), {
+      gen,
+      signal: opts.signal,
+      onDone: (r) => {
+        slot.cached = slot.session.tokens;
+        finished = r;
+      },
+    });
+    return { stream, cacheN: keep, result: () => finished };
   }
 
   dispose(): void {

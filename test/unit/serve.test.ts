@@ -149,6 +149,7 @@ test("two parallel streams are served at once and give their sequential answers"
   assert.equal(ta, ea.text);
   assert.equal(tb, eb.text);
   assert.ok(busyBoth, "both slots worked at the same time");
+  assert.ok(server.pool!.scheduler.widestStep >= 2, "their tokens shared forward passes");
 });
 
 test("--memory gives as many slots as fit", () => {

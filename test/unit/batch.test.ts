@@ -1,0 +1,63 @@
+/**
+ * Continuous batching's core: one forward pass over several sessions (a prompt chunk of one, single next tokens of
+ * others, different K/V formats) gives each session the very logits it gets when evaluated alone, and leaves each
+ * cache as a lone evaluation would (the next evaluation agrees too).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { useModelDir } from "../helpers/model-dir.js";
+import { loadModel } from "../../src/model/model.js";
+import { evalBatch, BATCH_TOKENS } from "../../src/model/batch.js";
+import type { SessionOptions } from "../../src/api.js";
+
+const md = useModelDir("batch", { dim: 128, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 256, vocabSize: 320, contextLength: 256 }, 51);
+
+const CONFIGS: SessionOptions[] = [
+  { kv: { k: "f16", v: "f16" } },
+  { kv: { k: "q8_0", v: "q4_0" } },
+  { kv: { k: "q4_0", v: "q4_0" }, kvWindow: 32 },
+];
+const PREFIXES = [[1, 5, 9, 13], [1, 200, 7], [1, 42, 43, 44, 45, 46]];
+
+test("a batched pass over several sessions gives each the logits of its lone evaluation, bit for bit", () => {
+  const model = loadModel(md.modelPath, { threads: 2 });
+  try {
+    const make = () => CONFIGS.map((c, i) => {
+      const s = model.createSession({ contextSize: 128, ...c });
+      s.eval(PREFIXES[i]!);
+      return s;
+    });
+    const lone = make();
+    const batched = make();
+    // step 1: session 0 a chunk of 5 prompt tokens, sessions 1 and 2 one token each
+    const steps = [[11, 12, 13, 14, 15], [17], [99]];
+    const expected = lone.map((s, i) => s.eval(steps[i]!));
+    const got = evalBatch(model, batched.map((session, i) => ({ session, tokens: steps[i]! })));
+    got.forEach((g, i) => assert.deepEqual(g, expected[i], `session ${i}`));
+    batched.forEach((s, i) => assert.equal(s.position, lone[i]!.position));
+    // step 2: the caches agree too: another batched step against lone evaluation
+    const next = [[3], [4, 5], [6]];
+    const expected2 = lone.map((s, i) => s.eval(next[i]!));
+    const got2 = evalBatch(model, [{ session: batched[2]!, tokens: next[2]! }, { session: batched[0]!, tokens: next[0]! }, { session: batched[1]!, tokens: next[1]! }]);
+    assert.deepEqual(got2, [expected2[2], expected2[0], expected2[1]]);
+    assert.deepEqual(batched[0]!.tokens, lone[0]!.tokens);
+  } finally {
+    model.dispose();
+  }
+});
+
+test("evalBatch refuses a session twice, another model's session, an empty step and an oversized batch", () => {
+  const model = loadModel(md.modelPath, { threads: 1 });
+  const other = loadModel(md.modelPath, { threads: 1 });
+  try {
+    const s = model.createSession({ contextSize: 128 });
+    assert.throws(() => evalBatch(model, [{ session: s, tokens: [1] }, { session: s, tokens: [2] }]), /twice/);
+    assert.throws(() => evalBatch(model, [{ session: other.createSession({ contextSize: 64 }), tokens: [1] }]), /belong to this model/);
+    assert.throws(() => evalBatch(model, [{ session: s, tokens: [] }]), /without tokens/);
+    assert.throws(() => evalBatch(model, [{ session: model.createSession({ contextSize: 1024 }), tokens: new Array(BATCH_TOKENS + 1).fill(1) }]), /at most/);
+    assert.deepEqual(evalBatch(model, []), []);
+  } finally {
+    model.dispose();
+    other.dispose();
+  }
+});
