@@ -22,6 +22,7 @@ interface ServeOptions extends SessionOptionValues {
   chatTemplateFile?: string;
   alias?: string;
   slotSavePath?: string;
+  queue: number;
 }
 
 export function registerServe(program: Command): void {
@@ -33,6 +34,7 @@ export function registerServe(program: Command): void {
     .option("-c, --ctx-size <n>", "context of each slot in tokens (default: the model's trained context, at most 4096)", intArg(1))
     .addOption(new Option("--parallel <n>", "slots: requests served at once (default 1)").argParser(intArg(1, 4096)).conflicts("memory"))
     .addOption(new Option("--memory <size>", "KV cache budget for all slots, e.g. 2GiB: as many slots as fit").conflicts("parallel"))
+    .option("--queue <n>", "requests that may wait for a slot; more get 503 with Retry-After", intArg(0, 1_000_000), 512)
     .option("--api-key <key>", "require 'Authorization: Bearer <key>' (not on /health)")
     .option("--chat-template-file <file>", "Jinja chat template to use instead of the model's own")
     .option("--alias <name>", "model id in /v1/models and responses (default: the file name)")
@@ -79,6 +81,7 @@ async function serveCommand(opts: ServeOptions): Promise<void> {
     chatTemplate,
     alias: opts.alias,
     slotSavePath: opts.slotSavePath,
+    queueLimit: opts.queue,
   });
   const pool = server.pool!;
   log(
@@ -88,8 +91,8 @@ async function serveCommand(opts: ServeOptions): Promise<void> {
   );
   await new Promise<void>((resolve) => {
     const stop = () => {
-      log("serve: stopping");
-      void server.close().then(resolve);
+      log("serve: stopping (requests in flight get up to 3 s to finish)");
+      void server.shutdown(3000).then(resolve);
     };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);

@@ -69,6 +69,9 @@ export class KvsplitServer {
   private loaded: Loaded | undefined;
   private readonly server: http.Server;
   private readonly alias: string;
+  private stopping = false;
+  /** Aborts of the generations in flight (shutdown ends them). */
+  private readonly inFlight = new Set<AbortController>();
 
   constructor(readonly opts: ServerOptions) {
     this.alias = opts.alias ?? opts.modelPath.split(/[\\/]/).pop()!;
@@ -122,6 +125,20 @@ export class KvsplitServer {
     return this.loaded?.template.source;
   }
 
+  /**
+   * Stop gracefully (SIGTERM): refuse new connections and requests (503), let the requests in flight finish within
+   * `graceMs`, then end the ones still generating (their streams close with finish_reason "stop" and [DONE]) and close.
+   */
+  async shutdown(graceMs = 3000): Promise<void> {
+    this.stopping = true;
+    this.server.close();
+    const deadline = performance.now() + graceMs;
+    while ((this.loaded?.pool.busyCount ?? 0) > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const c of this.inFlight) c.abort();
+    while ((this.loaded?.pool.busyCount ?? 0) > 0 && performance.now() < deadline + 1000) await new Promise((r) => setTimeout(r, 20));
+    await this.close();
+  }
+
   async close(): Promise<void> {
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
@@ -151,6 +168,7 @@ export class KvsplitServer {
         const message = this.state === "loading" ? "Loading model" : `the model failed to load: ${this.loadError?.message}`;
         throw new RequestError(503, message, null, "unavailable_error");
       }
+      if (this.stopping) throw new RequestError(503, "the server is shutting down", null, "unavailable_error");
       this.checkApiKey(req);
       const routes: Record<string, () => Promise<void> | void> = {
         "/v1/models": () => this.models(req, res),
@@ -181,6 +199,7 @@ export class KvsplitServer {
   private fail(res: http.ServerResponse, e: unknown): void {
     const err = e instanceof RequestError ? e : new RequestError(500, `internal error: ${(e as Error)?.message ?? String(e)}`);
     if (!res.headersSent) {
+      if (err.status === 503) res.setHeader("Retry-After", "1");
       this.json(res, err.status, err.toJSON());
     } else if (!res.writableEnded) {
       // a stream already started: an error event, then the end of the stream
@@ -357,9 +376,14 @@ export class KvsplitServer {
       throw new RequestError(400, (e as Error).message);
     }
     const abort = new AbortController();
+    let clientGone = false;
     res.on("close", () => {
-      if (!res.writableFinished) abort.abort();
+      if (res.writableFinished) return;
+      clientGone = true;
+      abort.abort();
     });
+    this.inFlight.add(abort);
+    res.on("close", () => this.inFlight.delete(abort));
     const slot = await pool.acquire(prompt, abort.signal);
     try {
       const run = pool.run(slot, prompt, { maxTokens: job.maxTokens, sampler, stop: job.stop, signal: abort.signal, logprobs: job.logprobs });
@@ -369,7 +393,9 @@ export class KvsplitServer {
       const pieces: StreamPiece[] = [];
       if (job.stream) {
         res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", Connection: "keep-alive" });
-        const send = (value: unknown) => res.write(`data: ${JSON.stringify(value)}\n\n`);
+        const send = (value: unknown) => {
+          if (!res.destroyed) res.write(`data: ${JSON.stringify(value)}\n\n`);
+        };
         if (kind === "chat") send(this.chunk(id, created, model_, kind, { role: "assistant", content: "" }, null, undefined));
         for await (const piece of run.stream) {
           if (piece.text === "" && piece.logprob === undefined) continue;
@@ -380,14 +406,13 @@ export class KvsplitServer {
         last.timings = timingsOf(r.promptEvaluated, r.promptMs, r.tokens.length, r.genMs, run.cacheN);
         send(last);
         if (job.streamUsage) send({ id, object: kind === "chat" ? "chat.completion.chunk" : "text_completion", created, model: model_, choices: [], usage: this.usage(prompt.length, r) });
-        res.write("data: [DONE]\n\n");
-        res.end();
+        if (!res.destroyed) res.end("data: [DONE]\n\n");
         this.count(r, run.cacheN);
       } else {
         for await (const piece of run.stream) pieces.push(piece);
         const r = run.result()!;
         this.count(r, run.cacheN);
-        if (abort.signal.aborted) return; // the client is gone
+        if (clientGone) return;
         const logprobs = this.logprobsOf(kind, pieces, model);
         const choice =
           kind === "chat"
