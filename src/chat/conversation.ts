@@ -20,6 +20,8 @@ export interface ReplyOptions {
   signal?: AbortSignal;
   /** Extra template variables. */
   variables?: RenderOptions["variables"];
+  /** Shift the context when it fills, keeping this many first tokens (StreamOptions.contextShiftKeep). */
+  contextShiftKeep?: number;
 }
 
 export interface ReplyResult extends StreamResult {
@@ -44,13 +46,18 @@ export class Conversation {
   private cached: number[] = [];
 
   constructor(
-    private readonly session: Session,
+    readonly session: Session,
     private readonly tokenizer: Tokenizer,
     private readonly template: ChatTemplate,
     system?: string,
   ) {
     if (system !== undefined && system !== "") this.messages.push({ role: "system", content: system });
     if (session.position !== 0) throw new RangeError("Conversation: the session must start empty");
+  }
+
+  /** Tokens the session's cache holds. */
+  get position(): number {
+    return this.session.position;
   }
 
   /**
@@ -79,6 +86,7 @@ export class Conversation {
       stop: opts.stop,
       signal: opts.signal,
       cachedTokens: tokens.slice(0, keep),
+      contextShiftKeep: opts.contextShiftKeep,
     });
     let result: ReplyResult | undefined;
     const conversation = this;
@@ -88,7 +96,8 @@ export class Conversation {
       } finally {
         const r = stream.result;
         if (r) {
-          conversation.cached = [...tokens.slice(0, keep + r.promptEvaluated), ...r.tokens.slice(0, r.genEvals)];
+          // after a context shift the cache no longer holds the rendered history: what it holds is what counts
+          conversation.cached = r.shifts ? conversation.session.tokens : [...tokens.slice(0, keep + r.promptEvaluated), ...r.tokens.slice(0, r.genEvals)];
           conversation.messages.push({ role: "user", content }, { role: "assistant", content: r.text });
           result = { ...r, cachedTokens: keep, reevaluated };
         }

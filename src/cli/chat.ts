@@ -15,11 +15,11 @@ import { chatTemplateOf } from "../chat/model-template.js";
 import { Conversation } from "../chat/conversation.js";
 import { InputFileError } from "./errors.js";
 import {
-  addModelOption, addSamplingOptions, addSessionOptions, checkModelPath, formatBytes, intArg, kvConfigFromOptions, log, samplerFromOptions, sessionKv,
+  addContextShiftOptions, addModelOption, addSamplingOptions, contextShiftKeep, type ContextShiftValues, addSessionOptions, checkModelPath, formatBytes, intArg, kvConfigFromOptions, log, samplerFromOptions, sessionKv,
   type SamplingOptionValues, type SessionOptionValues,
 } from "./options.js";
 
-interface ChatOptions extends SessionOptionValues, SamplingOptionValues {
+interface ChatOptions extends SessionOptionValues, SamplingOptionValues, ContextShiftValues {
   model: string;
   system?: string;
   chatTemplateFile?: string;
@@ -38,6 +38,7 @@ export function registerChat(program: Command): void {
     .option("-c, --ctx-size <n>", "context size in tokens for the whole conversation (default: the model's trained context)", intArg(1));
   addSessionOptions(cmd);
   addSamplingOptions(cmd);
+  addContextShiftOptions(cmd);
   cmd
     .option("--stop <text>", "end an answer where this text appears (repeatable)", (s: string, prev: string[] = []) => [...prev, s])
     .action((opts: ChatOptions) => chatCommand(opts));
@@ -66,7 +67,7 @@ async function chatCommand(opts: ChatOptions): Promise<void> {
       if (session.contextWarning) log(`warning: ${session.contextWarning}`);
       log(`chat: kv k=${kv.k} v=${kv.v} (${kv.name}), ${formatBytes(session.kvBytes)} for ${session.contextSize} tokens; template: ${source}`);
       const conversation = new Conversation(session, model.tokenizer, template, opts.system);
-      await converse(conversation, opts, sampler, session.contextSize);
+      await converse(conversation, opts, sampler, session.contextSize, contextShiftKeep(opts, model.tokenizer.addBos));
     } finally {
       session.dispose();
     }
@@ -75,7 +76,7 @@ async function chatCommand(opts: ChatOptions): Promise<void> {
   }
 }
 
-async function converse(conversation: Conversation, opts: ChatOptions, sampler: Sampler, contextSize: number): Promise<void> {
+async function converse(conversation: Conversation, opts: ChatOptions, sampler: Sampler, contextSize: number, shiftKeep: number | undefined): Promise<void> {
   const interactive = process.stdin.isTTY === true;
   const rl = createInterface({ input: process.stdin, output: interactive ? process.stdout : undefined, terminal: interactive });
   let answering: AbortController | undefined;
@@ -101,6 +102,7 @@ async function converse(conversation: Conversation, opts: ChatOptions, sampler: 
       maxTokens: opts.nPredict < 0 ? Infinity : opts.nPredict,
       stop: opts.stop,
       signal: answering.signal,
+      contextShiftKeep: shiftKeep,
     });
     for await (const piece of reply) process.stdout.write(piece.text);
     answering = undefined;
@@ -110,7 +112,8 @@ async function converse(conversation: Conversation, opts: ChatOptions, sampler: 
     log(
       `[${r.promptTokens} new prompt tokens (${r.cachedTokens} cached${r.reevaluated ? ", history evaluated again" : ""}) at ` +
         `${tokensPerSecond(r.promptTokens, r.promptMs).toFixed(1)} t/s; ${r.tokens.length} answer tokens at ` +
-        `${tokensPerSecond(r.genEvals, r.genMs).toFixed(1)} t/s; ${stopped}; ${r.promptTokens + r.cachedTokens + r.genEvals} of ${contextSize} context tokens used]`,
+        `${tokensPerSecond(r.genEvals, r.genMs).toFixed(1)} t/s; ${stopped}${r.shifts ? `; ${r.shifts} context shift${r.shifts > 1 ? "s" : ""}` : ""}; ` +
+        `${conversation.position} of ${contextSize} context tokens used]`,
     );
     if (interactive) rl.prompt();
   }

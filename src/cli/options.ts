@@ -290,3 +290,20 @@ export function samplerFromOptions(opts: SamplingOptionValues): Sampler {
     frequencyPenalty: opts.frequencyPenalty,
   });
 }
+
+export interface ContextShiftValues {
+  contextShift?: boolean;
+  keep: number;
+}
+
+/** `--context-shift` and `--keep N` (llama.cpp's): shift the context when it fills instead of stopping. */
+export function addContextShiftOptions(cmd: Command): Command {
+  return cmd
+    .option("--context-shift", "when the context fills, keep the first --keep tokens, drop half of the rest and go on (every K/V format; not with an exact window or keys per channel)")
+    .option("--keep <n>", "tokens of the prompt kept by a context shift (after BOS, which is always kept)", intArg(0), 0);
+}
+
+/** The number of first tokens a shift keeps (BOS counted, as llama-server adds it), or undefined when shifting is off. */
+export function contextShiftKeep(opts: ContextShiftValues, addsBos: boolean): number | undefined {
+  return opts.contextShift ? opts.keep + (addsBos ? 1 : 0) : undefined;
+}

@@ -9,11 +9,13 @@ import { generate, tokensPerSecond } from "../model/generate.js";
 import { commonPrefixLength } from "../chat/conversation.js";
 import { exactOptions } from "../kv/shorthand.js";
 import {
+  addContextShiftOptions,
   addModelOption,
   addSamplingOptions,
   addSessionOptions,
   addTextInputOptions,
   checkModelPath,
+  contextShiftKeep,
   formatBytes,
   intArg,
   kvConfigFromOptions,
@@ -22,12 +24,13 @@ import {
   readTextInput,
   samplerFromOptions,
   writeJson,
+  type ContextShiftValues,
   type SamplingOptionValues,
   type SessionOptionValues,
   type TextInputValues,
 } from "./options.js";
 
-interface RunOptions extends SessionOptionValues, TextInputValues, SamplingOptionValues {
+interface RunOptions extends SessionOptionValues, TextInputValues, SamplingOptionValues, ContextShiftValues {
   model: string;
   stateLoad?: string;
   stateSave?: string;
@@ -45,6 +48,7 @@ export function registerRun(program: Command): void {
     .option("-c, --ctx-size <n>", "context size in tokens (default: the model's trained context)", intArg(1));
   addSessionOptions(cmd);
   addSamplingOptions(cmd);
+  addContextShiftOptions(cmd);
   cmd
     .option("--state-load <file>", "start from a saved KV state: the prompt tokens it already holds are not evaluated again")
     .option("--state-save <file>", "save the KV state (prompt and generated tokens, packed K/V as stored) when done")
@@ -95,6 +99,7 @@ function runCommand(opts: RunOptions): void {
         sampler,
         isEog: (id) => tokenizer.isEog(id),
         onToken: (id) => emit(decoder.push(id)),
+        contextShiftKeep: contextShiftKeep(opts, tokenizer.addBos),
       });
       emit(decoder.flush());
       if (!opts.json) process.stdout.write("\n");

@@ -9,9 +9,9 @@ import { exactOptions } from "../kv/shorthand.js";
 import { parseByteSize } from "../eval/plan.js";
 import { startServer } from "../serve/http.js";
 import { InputFileError, UsageError } from "./errors.js";
-import { addModelOption, addSessionOptions, checkModelPath, formatBytes, intArg, kvConfigFromOptions, log, sessionKv, type SessionOptionValues } from "./options.js";
+import { addContextShiftOptions, addModelOption, addSessionOptions, type ContextShiftValues, checkModelPath, formatBytes, intArg, kvConfigFromOptions, log, sessionKv, type SessionOptionValues } from "./options.js";
 
-interface ServeOptions extends SessionOptionValues {
+interface ServeOptions extends SessionOptionValues, ContextShiftValues {
   model: string;
   host: string;
   port: number;
@@ -40,6 +40,7 @@ export function registerServe(program: Command): void {
     .option("--alias <name>", "model id in /v1/models and responses (default: the file name)")
     .option("--slot-save-path <dir>", "folder for slot states: POST /slots/{id}?action=save|restore {\"filename\": ...}");
   addSessionOptions(cmd);
+  addContextShiftOptions(cmd);
   cmd.action((opts: ServeOptions) => serveCommand(opts));
 }
 
@@ -82,6 +83,7 @@ async function serveCommand(opts: ServeOptions): Promise<void> {
     alias: opts.alias,
     slotSavePath: opts.slotSavePath,
     queueLimit: opts.queue,
+    contextShift: opts.contextShift ? { keep: opts.keep } : undefined,
   });
   const pool = server.pool!;
   log(

@@ -327,6 +327,77 @@ export class KvCache {
   }
 
   /**
+   * Context shift: drop positions [nKeep, nKeep + nDiscard) of every layer and move [nKeep + nDiscard, length) down by
+   * nDiscard. V rows move as they are; each moved K row is decoded (and rotated back when the layer rotates K), handed
+   * to `rerope` as f32 (rows, kvDim) to turn its rotary angles back by nDiscard positions, then stored again in the
+   * layer's format. Layers with an exact window or keys per channel cannot shift (their exact rows and groups are tied to
+   * positions: evaluate the kept tokens again instead); sinks must lie within the kept prefix.
+   */
+  shift(nKeep: number, nDiscard: number, rerope: (rowsPtr: number, nRows: number) => void): void {
+    const n = this.stored;
+    if (!Number.isInteger(nKeep) || !Number.isInteger(nDiscard) || nKeep < 0 || nDiscard < 1 || nKeep + nDiscard > n) {
+      throw new RangeError(`shift: keep ${nKeep} and drop ${nDiscard} of ${n} positions`);
+    }
+    if (!this.canShift(nKeep)) throw new RangeError(`shift: ${this.shiftRefusal(nKeep)}`);
+    const moved = n - nKeep - nDiscard;
+    const chunk = 64;
+    const rows = this.rt.alloc(chunk * this.kvDim * 4); // (chunk, kvDim) f32: the keys being moved
+    try {
+      for (let layer = 0; layer < this.nLayers; layer++) {
+        const l = this.layouts[layer];
+        for (let first = 0; first < moved; first += chunk) {
+          const count = Math.min(chunk, moved - first);
+          const from = nKeep + nDiscard + first;
+          for (let r = 0; r < count; r++) this.decodeKeyRow(l, from + r, rows + r * this.kvDim * 4);
+          rerope(rows, count);
+          for (let r = 0; r < count; r++) {
+            const ok = this.rt.k.storeRow_packed(l.k.ggmlType, rows + r * this.kvDim * 4, this.kvDim, l.kRowValues, l.rotation.k, this.scratchPtr, l.kPtr + (from + r - nDiscard) * l.kPosStride, this.segments(l), l.kHeadStride);
+            if (!ok) throw new Error(`layer ${layer}: the kernels do not know K format '${l.k.name}'`);
+          }
+        }
+        const u8 = this.rt.u8(0, this.rt.memory.buffer.byteLength);
+        const heads = l.headMajor ? this.nKvHeads : 1;
+        for (let g = 0; g < heads; g++) {
+          const plane = l.vPtr + g * l.vHeadStride;
+          u8.copyWithin(plane + nKeep * l.vPosStride, plane + (nKeep + nDiscard) * l.vPosStride, plane + n * l.vPosStride);
+        }
+      }
+    } finally {
+      this.rt.free(rows);
+    }
+    this.stored = n - nDiscard;
+  }
+
+  /** Whether shift(nKeep, ...) can run: no exact window, no keys per channel, sinks within the kept prefix. */
+  canShift(nKeep: number): boolean {
+    return this.shiftRefusal(nKeep) === "";
+  }
+
+  private shiftRefusal(nKeep: number): string {
+    const windowed = this.windows.findIndex((w) => w > 0);
+    if (windowed >= 0) return `layer ${windowed} keeps an exact recent window, whose rows are tied to positions`;
+    const channels = this.layouts.findIndex((l) => l.kChannel);
+    if (channels >= 0) return `layer ${channels} stores keys per channel in groups of ${KEY_GROUP} positions`;
+    const sinks = Math.max(0, ...this.sinkCounts);
+    if (nKeep < sinks) return `the ${sinks} exact sinks must stay: keep at least ${sinks} positions`;
+    return "";
+  }
+
+  /** Position p's keys as f32 (kvDim) at dst: decoded from the layer's format and rotated back when it rotates K. */
+  private decodeKeyRow(l: KvLayerLayout, p: number, dst: number): void {
+    const k = this.rt.k;
+    const decode = k[l.k.kernels.dequantizeRow];
+    if (l.headMajor) {
+      for (let g = 0; g < this.nKvHeads; g++) decode(l.kPtr + g * l.kHeadStride + p * l.kPosStride, dst + g * this.headDim * 4, this.headDim);
+    } else {
+      // a padded row decodes into the scratch, then its first kvDim values are kept
+      decode(l.kPtr + p * l.kPosStride, this.scratchPtr, l.kRowValues);
+      this.rt.f32(dst, this.kvDim).set(this.rt.f32(this.scratchPtr, this.kvDim));
+    }
+    if (l.rotation.k > 0) k.fwht_f32(dst, dst, l.rotation.k, this.kvDim / l.rotation.k); // H is its own inverse
+  }
+
+  /**
    * The byte ranges [ptr, bytes] of `layer`'s storage that hold positions [0, n) as stored: packed K (rows, or
    * groups of keys per channel) and V per kv head plane (or whole rows), the sinks' f16 rows, the window's ring.
    */

@@ -134,6 +134,21 @@ export class ShardedKvCache {
   }
 
   /** Set the number of positions stored (after a batch, or to truncate for reuse). */
+  /**
+   * Context shift over every part (KvCache.shift); `rerope(rt, rowsPtr, nRows)` turns f32 key rows in memory `rt`
+   * back by nDiscard positions.
+   */
+  shift(nKeep: number, nDiscard: number, rerope: (rt: WasmRuntime, rowsPtr: number, nRows: number) => void): void {
+    const refusal = this.parts.find((p) => !p.cache.canShift(nKeep));
+    if (refusal) refusal.cache.shift(nKeep, nDiscard, () => {}); // throws, naming why
+    for (const p of this.parts) p.cache.shift(nKeep, nDiscard, (rows, n) => rerope(p.rt, rows, n));
+  }
+
+  /** Whether shift(nKeep, ...) can run on every part. */
+  canShift(nKeep: number): boolean {
+    return this.parts.every((p) => p.cache.canShift(nKeep));
+  }
+
   /** What `layer` stores for positions [0, n) (KvCache.exportLayer). */
   exportLayer(layer: number, n: number): { bytes: Uint8Array; ringEnd: number } {
     const w = this.where[layer]!;

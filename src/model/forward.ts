@@ -18,7 +18,7 @@ import type { RunState } from "./state.js";
 import type { LlamaWeights, WeightVector } from "./weights.js";
 
 /** The rows kernel of each rope pairing (both read the same cos/sin table). */
-const ROPE_ROWS_KERNEL: Readonly<Record<RopeKind, string>> = { norm: "rope_norm_rows_f32", neox: "rope_neox_rows_f32" };
+export const ROPE_ROWS_KERNEL: Readonly<Record<RopeKind, string>> = { norm: "rope_norm_rows_f32", neox: "rope_neox_rows_f32" };
 
 /** What the forward pass works with in one weight shard (a WebAssembly memory holding some layers' weights). */
 export interface ShardScratch {

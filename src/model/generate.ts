@@ -12,6 +12,21 @@ export interface GenerationSession {
   readonly position: number;
   /** Tokens the cache holds at most. */
   readonly contextSize: number;
+  /** Context shift (Session.shift): keep nKeep tokens, drop the next nDiscard. */
+  shift?(nKeep: number, nDiscard: number): void;
+  canShift?(nKeep: number): boolean;
+}
+
+/**
+ * When the cache is full and generation goes on: shift the context as llama.cpp does (keep the first `keep` tokens,
+ * drop half of the rest) if the session can; returns whether it did.
+ */
+export function shiftWhenFull(session: GenerationSession, keep: number | undefined): boolean {
+  if (keep === undefined || session.position < session.contextSize || !session.shift || !session.canShift?.(keep)) return false;
+  const discard = Math.floor((session.position - keep) / 2);
+  if (discard < 1) return false;
+  session.shift(keep, discard);
+  return true;
 }
 
 export interface TokenSampler {
@@ -27,6 +42,8 @@ export interface GenerateOptions {
   isEog?: (id: number) => boolean;
   /** Called with each generated token as soon as it is sampled. */
   onToken?: (id: number) => void;
+  /** Shift the context when it fills (keep this many first tokens, drop half of the rest) instead of stopping. */
+  contextShiftKeep?: number;
 }
 
 export type StopReason = "max_tokens" | "eog" | "context_full";
@@ -82,6 +99,7 @@ export function generate(session: GenerationSession, promptTokens: number[], opt
     context.push(id);
     onToken?.(id);
     if (tokens.length >= maxTokens) break;
+    shiftWhenFull(session, options.contextShiftKeep);
     if (session.position >= session.contextSize) {
       stopReason = "context_full";
       break;

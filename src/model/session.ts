@@ -7,7 +7,8 @@ import type { KvLayerFormats } from "../kv/cache.js";
 import { ShardedKvCache } from "../kv/sharded.js";
 import type { Model } from "./model.js";
 import { DEFAULT_KV, MAX_BATCH } from "./defaults.js";
-import { forward, type BatchSequence, type ForwardContext, type LogitsWanted } from "./forward.js";
+import { forward, ROPE_ROWS_KERNEL, type BatchSequence, type ForwardContext, type LogitsWanted } from "./forward.js";
+import { RopeRows, ropeScalingOf } from "./rope.js";
 import { checkMemoryPlan, kvLayerFormats, machineMemoryBytes } from "./memory.js";
 import { loadSessionState, saveSessionState } from "./session-state.js";
 
@@ -219,6 +220,34 @@ export class Session {
     this.history.push(...tokens);
     this.pos += tokens.length;
     this.ctx.cache.setLength(this.pos);
+  }
+
+  /**
+   * Context shift, as llama.cpp does it when a context fills: keep the first nKeep tokens, drop the next nDiscard, and
+   * move the rest down, their keys turned back by nDiscard rotary positions (decoded, rotated, stored again in the
+   * layer's K format, for every format). Layers with an exact window or keys per channel cannot shift
+   * (canShift(nKeep) is false): evaluate the kept tokens again there.
+   */
+  shift(nKeep: number, nDiscard: number): void {
+    if (this.disposed) throw new Error("the session has been disposed");
+    const c = this.model.config;
+    const scaling = { ...ropeScalingOf(c, this.model.weights), attnFactor: 1 };
+    this.ctx.cache.shift(nKeep, nDiscard, (rt, rowsPtr, nRows) => {
+      const table = new RopeRows(rt, nRows, c.ropeDim, c.ropeBase, scaling);
+      try {
+        table.fillPositions(new Array<number>(nRows).fill(-nDiscard));
+        rt.k[ROPE_ROWS_KERNEL[c.ropeKind]](rowsPtr, nRows, c.nKvHeads, c.headDim, c.ropeDim, table.ptr);
+      } finally {
+        table.dispose();
+      }
+    });
+    this.history.splice(nKeep, nDiscard);
+    this.pos -= nDiscard;
+  }
+
+  /** Whether shift(nKeep, ...) can run (no exact window, no keys per channel, sinks within nKeep). */
+  canShift(nKeep: number): boolean {
+    return this.ctx.cache.canShift(nKeep);
   }
 
   /** Whether this session runs on `model` (a batch takes sessions of one model). */

@@ -13,7 +13,7 @@
  */
 import type { Tokenizer } from "../tokenizer/index.js";
 import { TokenTextDecoder } from "../tokenizer/index.js";
-import { ContextOverflowError, type GenerationSession, type StopReason, type TokenSampler } from "./generate.js";
+import { ContextOverflowError, shiftWhenFull, type GenerationSession, type StopReason, type TokenSampler } from "./generate.js";
 
 export interface StreamOptions {
   /** Generated tokens at most (Infinity: until end of generation, a stop string or a full context). */
@@ -29,6 +29,11 @@ export interface StreamOptions {
   logprobs?: number;
   /** Prompt tokens evaluated per step (default 512): other streams and abort checks run between steps. */
   promptChunk?: number;
+  /**
+   * Shift the context when it fills instead of stopping: keep this many first tokens, drop half of the rest
+   * (Session.shift; layouts that cannot shift stop with "context_full" as without this option).
+   */
+  contextShiftKeep?: number;
 }
 
 /** A token and its natural-log probability under the model (softmax of the raw logits). */
@@ -62,6 +67,8 @@ export interface StreamResult {
   /** Single-token evaluations after the prompt: the generated tokens that are now in the cache. */
   genEvals: number;
   genMs: number;
+  /** Context shifts made while generating. */
+  shifts?: number;
 }
 
 export interface GenerationStream extends AsyncIterable<StreamPiece> {
@@ -196,6 +203,7 @@ export function generateStream(session: GenerationSession, tokenizer: Tokenizer,
   async function* run(): AsyncGenerator<StreamPiece> {
     const gen = new Generation(tokenizer, opts, [...(opts.cachedTokens ?? []), ...promptTokens]);
     let genEvals = 0;
+    let shifts = 0;
     // the prompt in steps, yielding to the event loop between them
     const promptStart = performance.now();
     const chunk = opts.promptChunk ?? 512;
@@ -216,6 +224,7 @@ export function generateStream(session: GenerationSession, tokenizer: Tokenizer,
           gen.stop("aborted");
           break;
         }
+        if (shiftWhenFull(session, opts.contextShiftKeep)) shifts++;
         const { piece, next } = gen.step(logits, session.position >= session.contextSize);
         if (piece) yield piece;
         if (next === undefined) break;
@@ -232,7 +241,7 @@ export function generateStream(session: GenerationSession, tokenizer: Tokenizer,
     } finally {
       result = {
         tokens: gen.tokens, text: gen.text, stopReason: gen.stopReason ?? "aborted", promptTokens: promptTokens.length, promptEvaluated, promptMs, genEvals,
-        genMs: performance.now() - genStart,
+        genMs: performance.now() - genStart, shifts,
       };
     }
   }

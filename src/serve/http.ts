@@ -49,6 +49,8 @@ export interface ServerOptions {
   maxBodyBytes?: number;
   /** Folder for /slots/{id}?action=save|restore state files (those actions are refused without it). */
   slotSavePath?: string;
+  /** Shift a slot's context when it fills, keeping this many first tokens after BOS (llama-server's --keep). */
+  contextShift?: { keep: number };
 }
 
 type State = "loading" | "ready" | "failed";
@@ -99,7 +101,9 @@ export class KvsplitServer {
       try {
         const template = chatTemplateOf(model.gguf, model.tokenizer, o.chatTemplate);
         const contextSize = o.contextSize ?? Math.min(4096, model.config.contextLength);
-        const pool = new SlotPool(model, { contextSize, kv: o.kv, rotation: o.rotation, kvWindow: o.kvWindow, kvSinks: o.kvSinks, parallel: o.parallel, queueLimit: o.queueLimit });
+        const pool = new SlotPool(model, { contextSize, kv: o.kv, rotation: o.rotation, kvWindow: o.kvWindow, kvSinks: o.kvSinks, parallel: o.parallel, queueLimit: o.queueLimit,
+          contextShiftKeep: o.contextShift ? o.contextShift.keep + (model.tokenizer.addBos ? 1 : 0) : undefined,
+        });
         this.loaded = { model, pool, template };
       } catch (e) {
         model.dispose();

@@ -6,6 +6,7 @@
  * to the event loop, so requests arrive, pieces are written and disconnects are seen within one step.
  */
 import { evalBatch, BATCH_TOKENS, type BatchStep } from "../model/batch.js";
+import { shiftWhenFull } from "../model/generate.js";
 import type { Model } from "../model/model.js";
 import type { Generation, StreamPiece, StreamResult } from "../model/stream.js";
 import type { Slot } from "./slots.js";
@@ -65,11 +66,15 @@ interface Job {
   promptMs: number;
   genStart: number;
   genEvals: number;
+  shifts: number;
+  contextShiftKeep: number | undefined;
   onDone: (result: StreamResult | undefined) => void;
 }
 
 export interface SubmitOptions {
   gen: Generation;
+  /** Shift the slot's context when it fills, keeping this many first tokens (see StreamOptions). */
+  contextShiftKeep?: number;
   signal?: AbortSignal;
   /** Called once when the job ends, with its result (undefined when it failed). */
   onDone: (result: StreamResult | undefined) => void;
@@ -95,7 +100,7 @@ export class BatchScheduler {
     const queue = new PieceQueue();
     this.jobs.push({
       slot, prompt: [...prompt], promptTokens: prompt.length, promptEvaluated: 0, gen: opts.gen, next: undefined, signal: opts.signal, queue,
-      promptStart: performance.now(), promptMs: 0, genStart: 0, genEvals: 0, onDone: opts.onDone,
+      promptStart: performance.now(), promptMs: 0, genStart: 0, genEvals: 0, shifts: 0, contextShiftKeep: opts.contextShiftKeep, onDone: opts.onDone,
     });
     if (!this.running) {
       this.running = true;
@@ -157,6 +162,7 @@ export class BatchScheduler {
         job.genStart = performance.now();
       }
       const session = job.slot.session;
+      if (shiftWhenFull(session, job.contextShiftKeep)) job.shifts++;
       const { piece, next } = job.gen.step(logits[i]!, session.position >= session.contextSize);
       if (piece) job.queue.push(piece);
       job.next = next;
@@ -179,7 +185,7 @@ export class BatchScheduler {
     if (job.genStart === 0) job.promptMs = now - job.promptStart;
     job.onDone({
       tokens: job.gen.tokens, text: job.gen.text, stopReason: job.gen.stopReason ?? "aborted", promptTokens: job.promptTokens,
-      promptEvaluated: job.promptEvaluated, promptMs: job.promptMs, genEvals: job.genEvals, genMs: job.genStart === 0 ? 0 : now - job.genStart,
+      promptEvaluated: job.promptEvaluated, promptMs: job.promptMs, genEvals: job.genEvals, genMs: job.genStart === 0 ? 0 : now - job.genStart, shifts: job.shifts,
     });
     job.queue.end();
   }

@@ -25,6 +25,8 @@ export interface SlotPoolOptions {
   parallel: number | { memoryBytes: number };
   /** Requests waiting for a slot at most (default 512). */
   queueLimit?: number;
+  /** Shift a slot's context when it fills, keeping this many first tokens; undefined: stop with finish_reason "length". */
+  contextShiftKeep?: number;
 }
 
 export class Slot {
@@ -56,6 +58,7 @@ export class SlotPool {
   readonly slots: Slot[] = [];
   readonly contextSize: number;
   private readonly queueLimit: number;
+  private readonly contextShiftKeep: number | undefined;
   private readonly tokenizer: Tokenizer;
   /** Runs every slot's work in shared forward passes. */
   readonly scheduler: BatchScheduler;
@@ -64,6 +67,7 @@ export class SlotPool {
   constructor(model: Model, opts: SlotPoolOptions) {
     this.contextSize = opts.contextSize;
     this.queueLimit = opts.queueLimit ?? 512;
+    this.contextShiftKeep = opts.contextShiftKeep;
     this.tokenizer = model.tokenizer;
     this.scheduler = new BatchScheduler(model);
     const create = () =>
@@ -169,6 +173,7 @@ export class SlotPool {
     let finished: StreamResult | undefined;
     const stream = this.scheduler.submit(slot, prompt.slice(keep), {
       gen,
+      contextShiftKeep: this.contextShiftKeep,
       signal: opts.signal,
       onDone: (r) => {
         slot.cached = slot.session.tokens;

@@ -134,3 +134,25 @@ test("a conversation evaluates only new tokens, and answers as a fresh session d
   const fresh = generate(model.createSession({ contextSize: CTX, kv: { k: "q8_0", v: "q4_0" } }), prompt, { maxTokens: 12, sampler: greedy(), isEog: (id) => model.tokenizer.isEog(id) });
   assert.deepEqual(r.tokens, fresh.tokens);
 }));
+
+test("with a context shift, generation goes past the context: generate, generateStream, and not for an exact window", withModel(async (model) => {
+  const prompt = model.tokenizer.encode("Once upon a time", { addSpecial: true });
+  const small = () => model.createSession({ contextSize: 48, kv: { k: "q8_0", v: "q4_0" } });
+  const plain = generate(small(), prompt, { maxTokens: 120, sampler: greedy() });
+  assert.equal(plain.stopReason, "context_full");
+  const session = small();
+  const shifted = generate(session, prompt, { maxTokens: 120, sampler: greedy(), contextShiftKeep: 1 });
+  assert.equal(shifted.stopReason, "max_tokens");
+  assert.equal(shifted.tokens.length, 120);
+  assert.ok(session.position <= 48);
+  assert.equal(session.tokens[0], prompt[0], "the kept prefix (BOS) stays first");
+  const s2 = small();
+  const stream = generateStream(s2, model.tokenizer, prompt, { maxTokens: 120, sampler: greedy(), contextShiftKeep: 1 });
+  await collect(stream);
+  assert.equal(stream.result!.stopReason, "max_tokens");
+  assert.deepEqual(stream.result!.tokens, shifted.tokens, "the same tokens as generate()");
+  assert.ok(stream.result!.shifts! >= 2);
+  const windowed = model.createSession({ contextSize: 48, kv: { k: "q8_0", v: "q4_0" }, kvWindow: 32 });
+  const w = generate(windowed, prompt, { maxTokens: 120, sampler: greedy(), contextShiftKeep: 1 });
+  assert.equal(w.stopReason, "context_full");
+}));
