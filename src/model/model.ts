@@ -6,6 +6,8 @@ import { fileSource } from "../gguf/source.js";
 import type { GgufFile } from "../gguf/types.js";
 import type { SessionOptions } from "../api.js";
 import { DEFAULT_KV, MAX_BATCH } from "./defaults.js";
+import { existsSync, statSync } from "node:fs";
+import { ModelError } from "./errors.js";
 import { tokenizerFromGguf, type Tokenizer } from "../tokenizer/index.js";
 import { availableParallelism } from "node:os";
 import type { ThreadPool } from "../runtime/pool.js";
@@ -49,8 +51,11 @@ export class Model {
     readonly memoryLimit: number | undefined,
   ) {}
 
-  /** Read a GGUF file; throws GgufError (bad file), ModelError (unsupported or inconsistent model) or MemoryPlanError. */
+  /** Read a GGUF file; throws ModelError (missing file, unsupported or inconsistent model), GgufError (bad file) or MemoryPlanError. */
   static load(path: string, opts: LoadOptions = {}): Model {
+    // the CLI's words for a missing path, not the file system's
+    if (!existsSync(path)) throw new ModelError("model file not found", path);
+    if (!statSync(path).isFile()) throw new ModelError("model file is not a regular file", path);
     const src = fileSource(path);
     let shards: Shards | undefined;
     try {

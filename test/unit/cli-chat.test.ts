@@ -66,3 +66,11 @@ test("run takes the original KVSplit's --kvq-key/--kvq-val; a bad width or a cla
   assert.equal(clash.code, 2);
   assert.match(clash.stderr, /'--kvq-key 8' conflicts with '-ctk q8_0'/);
 });
+
+test("a missing model file: the library throws ModelError with the CLI's words", () => {
+  const missing = "no-such-model.gguf";
+  assert.throws(() => loadModel(missing), (e: Error) => e.name === "ModelError" && e.message === `${missing}: model file not found`);
+  const r = runCli(md.dir, ["run", "-m", missing, "-p", "x"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, new RegExp(`${missing.replace(/\./g, "\\.")}: model file not found`));
+});
