@@ -238,13 +238,18 @@ export class KvsplitServer {
 
   private async body(req: http.IncomingMessage): Promise<unknown> {
     const limit = this.opts.maxBodyBytes ?? 16 * 1024 * 1024;
+    const tooLarge = () => new RequestError(413, `the request body is larger than ${limit} bytes`);
+    if (Number(req.headers["content-length"] ?? 0) > limit) {
+      req.resume(); // read and drop the body, so the answer reaches the client
+      throw tooLarge();
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of req) {
       size += (chunk as Buffer).length;
-      if (size > limit) throw new RequestError(413, `the request body is larger than ${limit} bytes`);
-      chunks.push(chunk as Buffer);
+      if (size <= limit) chunks.push(chunk as Buffer); // past the limit the rest is read and dropped
     }
+    if (size > limit) throw tooLarge();
     const text = Buffer.concat(chunks).toString("utf8");
     if (text.trim() === "") throw new RequestError(400, "the request body is empty; send a JSON object");
     try {

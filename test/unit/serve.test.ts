@@ -233,6 +233,7 @@ test("bad requests get a 4xx and an OpenAI error object; the server keeps servin
   await expectError(await post("/v1/chat/completions", JSON.stringify({ messages: wire(MESSAGES) }), "wrong"), 401, /invalid API key/);
   await expectError(await fetch(`${url}/v1/chat/completions`, { headers: { Authorization: `Bearer ${KEY}` } }), 405, /use POST/);
   await expectError(await post("/v1/nothing", "{}"), 404, /no endpoint/);
+  await expectError(await post("/v1/completions", JSON.stringify({ prompt: "x".repeat(17 * 1024 * 1024) })), 413, /larger than 16777216 bytes/);
   await expectError(await post("/slots/7?action=erase", "{}"), 404, /no slot 7/);
   await assert.rejects(client.chat.completions.create({ model: "m", messages: [{ role: "user" } as never] }), (e: Error) => e instanceof OpenAI.BadRequestError);
   // a client that goes away in the middle of a stream stops its generation and frees its slot
