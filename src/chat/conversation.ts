@@ -42,8 +42,6 @@ export function commonPrefixLength(a: readonly number[], b: readonly number[]): 
 export class Conversation {
   /** The messages so far (the system message first, if any); answers are added as they finish. */
   readonly messages: ChatMessage[] = [];
-  /** The token ids the session's cache holds, in order (session.position of them). */
-  private cached: number[] = [];
 
   constructor(
     readonly session: Session,
@@ -69,7 +67,7 @@ export class Conversation {
     const prompt = this.template.render(messages, { addGenerationPrompt: true, variables: opts.variables });
     const tokens = chatPromptTokens(this.tokenizer, prompt);
     // keep the cached prefix; at least one token is evaluated, for the logits of the answer's first token
-    let keep = Math.min(commonPrefixLength(this.cached, tokens), tokens.length - 1);
+    let keep = Math.min(commonPrefixLength(this.session.tokens, tokens), tokens.length - 1);
     let reevaluated = false;
     if (keep < this.session.position) {
       if (this.session.canTruncate || keep === 0) this.session.truncate(keep);
@@ -79,7 +77,6 @@ export class Conversation {
         reevaluated = true;
       }
     }
-    this.cached = tokens.slice(0, keep);
     const stream = generateStream(this.session, this.tokenizer, tokens.slice(keep), {
       maxTokens: opts.maxTokens ?? Infinity,
       sampler: opts.sampler,
@@ -96,8 +93,6 @@ export class Conversation {
       } finally {
         const r = stream.result;
         if (r) {
-          // after a context shift the cache no longer holds the rendered history: what it holds is what counts
-          conversation.cached = r.shifts ? conversation.session.tokens : [...tokens.slice(0, keep + r.promptEvaluated), ...r.tokens.slice(0, r.genEvals)];
           conversation.messages.push({ role: "user", content }, { role: "assistant", content: r.text });
           result = { ...r, cachedTokens: keep, reevaluated };
         }

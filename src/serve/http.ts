@@ -323,7 +323,7 @@ export class KvsplitServer {
   private slots(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.requireMethod(req, "GET");
     const { pool } = this.ready();
-    this.json(res, 200, pool.slots.map((s) => ({ id: s.id, n_ctx: pool.contextSize, is_processing: s.busy, n_past: s.session.position, cache_tokens: s.cached.length, requests_served: s.served, kv_bytes: s.session.kvBytes })));
+    this.json(res, 200, pool.slots.map((s) => ({ id: s.id, n_ctx: pool.contextSize, is_processing: s.busy, n_past: s.session.position, cache_tokens: s.session.position, requests_served: s.served, kv_bytes: s.session.kvBytes })));
   }
 
   private async slotAction(req: http.IncomingMessage, res: http.ServerResponse, id: number, action: string | null): Promise<void> {
@@ -334,7 +334,7 @@ export class KvsplitServer {
     if (action !== "erase" && action !== "save" && action !== "restore") throw new RequestError(400, `action '${action}': supported: save, restore, erase`, "action");
     if (slot.busy) throw new RequestError(409, `slot ${id} is working on a request`);
     if (action === "erase") {
-      const erased = slot.cached.length;
+      const erased = slot.session.position;
       slot.erase();
       return this.json(res, 200, { id_slot: id, n_erased: erased });
     }
@@ -349,7 +349,6 @@ export class KvsplitServer {
     const start = performance.now();
     if (action === "save") {
       const bytes = slot.session.saveState(file);
-      slot.cached = slot.session.tokens;
       return this.json(res, 200, { id_slot: id, filename, n_saved: slot.session.position, n_written: bytes, timings: { save_ms: performance.now() - start } });
     }
     try {
@@ -359,7 +358,6 @@ export class KvsplitServer {
       if (e instanceof StateFileError) throw new RequestError(400, e.message, "filename");
       throw e;
     }
-    slot.cached = slot.session.tokens;
     this.json(res, 200, { id_slot: id, filename, n_restored: slot.session.position, n_read: statSync(file).size, timings: { restore_ms: performance.now() - start } });
   }
 
@@ -378,6 +376,7 @@ export class KvsplitServer {
     const raw = await this.body(req);
     const job = kind === "chat" ? parseChatRequest(raw) : parseCompletionRequest(raw);
     const prompt = this.promptTokens(job, model, template);
+    if (prompt.length === 0) throw new RequestError(400, "the prompt has no tokens", kind === "chat" ? "messages" : "prompt");
     let sampler: Sampler;
     try {
       sampler = new Sampler(job.sampling);

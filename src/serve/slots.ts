@@ -30,8 +30,6 @@ export interface SlotPoolOptions {
 }
 
 export class Slot {
-  /** Token ids the slot's cache holds, in order. */
-  cached: number[] = [];
   busy = false;
   /** Requests this slot has served. */
   served = 0;
@@ -43,7 +41,6 @@ export class Slot {
 
   erase(): void {
     this.session.reset();
-    this.cached = [];
   }
 }
 
@@ -143,7 +140,7 @@ export class SlotPool {
     let bestShared = -1;
     for (const s of this.slots) {
       if (s.busy) continue;
-      const shared = commonPrefixLength(s.cached, prompt);
+      const shared = commonPrefixLength(s.session.tokens, prompt);
       if (shared > bestShared) {
         best = s;
         bestShared = shared;
@@ -154,13 +151,13 @@ export class SlotPool {
 
   /**
    * Generate on a slot the caller holds: keep the cached prefix of `prompt` (at least one token is evaluated, for the
-   * first logits), evaluate the rest, stream the answer; the slot's cached tokens are updated when the stream ends.
+   * first logits), evaluate the rest, stream the answer.
    */
   run(slot: Slot, prompt: readonly number[], opts: Pick<StreamOptions, "maxTokens" | "sampler" | "stop" | "logprobs" | "signal">): SlotRun {
     if (prompt.length > this.contextSize) {
       throw new RequestError(400, `the prompt has ${prompt.length} tokens, more than a slot's context (${this.contextSize}); shorten it or start the server with a larger -c`, "messages");
     }
-    let keep = Math.min(commonPrefixLength(slot.cached, prompt), prompt.length - 1);
+    let keep = Math.min(commonPrefixLength(slot.session.tokens, prompt), prompt.length - 1);
     if (keep < slot.session.position) {
       if (slot.session.canTruncate || keep === 0) slot.session.truncate(keep);
       else {
@@ -168,7 +165,6 @@ export class SlotPool {
         keep = 0;
       }
     }
-    slot.cached = prompt.slice(0, keep);
     const gen = new Generation(this.tokenizer, opts, prompt);
     let finished: StreamResult | undefined;
     const stream = this.scheduler.submit(slot, prompt.slice(keep), {
@@ -176,7 +172,6 @@ export class SlotPool {
       contextShiftKeep: this.contextShiftKeep,
       signal: opts.signal,
       onDone: (r) => {
-        slot.cached = slot.session.tokens;
         finished = r;
       },
     });

@@ -198,7 +198,7 @@ test("a slot's state saved and restored: the next request finds its prompt in th
   const post = (p: string, body: unknown) => fetch(`${url}${p}`, { method: "POST", headers: { Authorization: `Bearer ${KEY}` }, body: JSON.stringify(body) });
   const ask = () => client.chat.completions.create({ model: "m", messages: wire(MESSAGES), max_tokens: 4, temperature: 0 });
   const first = await ask();
-  const slot = server.pool!.slots.find((s) => s.cached.length > 0)!;
+  const slot = server.pool!.slots.find((s) => s.session.position > 0)!;
   const saved = (await (await post(`/slots/${slot.id}?action=save`, { filename: "slot.kvs" })).json()) as { n_saved: number; n_written: number };
   assert.equal(saved.n_saved, slot.session.position);
   assert.ok(saved.n_written > 0);
