@@ -46,6 +46,7 @@ const BAD_INPUT_ERRORS = new Set([
   "ContextOverflowError",
   "ChatTemplateError",
   "StateFileError",
+  "PerplexityCheckpointError",
   "SynthError",
   "MemoryPlanError",
   "ModelSpecError",

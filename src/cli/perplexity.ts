@@ -6,6 +6,8 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { loadModel, type Model } from "../index.js";
+import { PerplexityCheckpoint } from "../eval/perplexity-checkpoint.js";
+import { existsSync } from "node:fs";
 import { BaselineDistributions, checkBaseMatches, KldFileError, readKldBase, writeKldBase, type KldBaseFile, type KldBaseKv } from "../eval/kld-file.js";
 import { exactOptions, type KvConfig } from "../kv/shorthand.js";
 import { checkContext, EvalInputError, prepareEvalText, runPerplexity, sha256Hex, type EvalText, type PerplexityRunResult } from "../eval/perplexity.js";
@@ -37,6 +39,8 @@ interface PerplexityOptions extends SessionOptionValues {
   chunks?: number;
   klDivergenceBase?: string;
   klDivergence?: string;
+  checkpoint?: string;
+  checkpointEvery: number;
   json?: boolean;
 }
 
@@ -59,6 +63,8 @@ export function registerPerplexity(program: Command): void {
   cmd
     .option("--kl-divergence-base <file>", "save this run's per-position distributions to FILE (run it with --kv F32 for a reference)")
     .option("--kl-divergence <file>", "compare this run against the distributions saved in FILE: KL divergence, same top token, Δppl")
+    .option("--checkpoint <file>", "write the run's progress and KV state to FILE every few minutes, and resume from FILE when it exists (long contexts)")
+    .option("--checkpoint-every <seconds>", "seconds between checkpoints", intArg(1), 300)
     .option("--json", "print one JSON object on stdout")
     .action((opts: PerplexityOptions) => perplexityCommand(opts));
 }
@@ -69,6 +75,9 @@ function perplexityCommand(opts: PerplexityOptions): void {
     throw new UsageError("--kl-divergence-base FILE (save a base) and --kl-divergence FILE (compare with one) exclude each other");
   }
   if (opts.klDivergence === undefined && opts.file === undefined) throw new UsageError("no text: give -f FILE");
+  if (opts.checkpoint !== undefined && (opts.klDivergence !== undefined || opts.klDivergenceBase !== undefined)) {
+    throw new UsageError("--checkpoint covers perplexity runs only, not --kl-divergence or --kl-divergence-base");
+  }
   const text = opts.file !== undefined ? readTextInput({ file: opts.file }) : undefined;
   const modelPath = checkModelPath(opts.model);
   const baseFile: KldBaseFile | undefined = opts.klDivergence !== undefined ? asCliError(() => readKldBase(opts.klDivergence!)) : undefined;
@@ -86,6 +95,7 @@ function perplexityCommand(opts: PerplexityOptions): void {
     if (evalText.ctx > model.config.contextLength) {
       log(`warning: the context (${evalText.ctx} tokens) is longer than the model was trained on (${model.config.contextLength}): past that, positions it never saw can make the output degrade`);
     }
+    if (opts.checkpoint !== undefined && existsSync(opts.checkpoint)) log(`perplexity: resuming from the checkpoint ${opts.checkpoint}`);
     // progress in tokens, batch by batch: a long chunk (a 32K context) shows its ETA too
     const progress = createProgress(evalText.chunks.length * evalText.ctx);
     let result: PerplexityRunResult;
@@ -97,6 +107,11 @@ function perplexityCommand(opts: PerplexityOptions): void {
           rotation: opts.kvRotation,
           baseline: baseFile?.base,
           record,
+          checkpoint: opts.checkpoint === undefined ? undefined : new PerplexityCheckpoint(
+            opts.checkpoint,
+            { textSha256: evalText.textSha256, ctx: evalText.ctx, nChunks: evalText.chunks.length, kv: JSON.stringify({ layers: pairs, ...exactOptions(kv), rotation: opts.kvRotation }) },
+            opts.checkpointEvery * 1000,
+          ),
           onTokens: (done, total) => progress.update(done, `chunk ${Math.ceil(done / evalText.ctx)}/${evalText.chunks.length}, ${done}/${total} tokens`),
         }),
       );

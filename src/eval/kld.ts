@@ -98,11 +98,29 @@ export interface PerplexitySummary {
   nTokens: number;
 }
 
+/** The running sums of a PerplexityAccumulator (what a checkpoint saves). */
+export interface PerplexitySums {
+  sumNll: number;
+  sumNll2: number;
+  count: number;
+}
+
 /** Perplexity from negative log-likelihoods, accumulated as llama-perplexity does (float64 sums of nll and nll^2). */
 export class PerplexityAccumulator {
   private sumNll = 0;
   private sumNll2 = 0;
   private count = 0;
+
+  get sums(): PerplexitySums {
+    return { sumNll: this.sumNll, sumNll2: this.sumNll2, count: this.count };
+  }
+
+  /** Continue from saved sums (a checkpoint's). */
+  restore(s: PerplexitySums): void {
+    this.sumNll = s.sumNll;
+    this.sumNll2 = s.sumNll2;
+    this.count = s.count;
+  }
 
   addNll(nll: number): void {
     this.sumNll += nll;

@@ -6,6 +6,7 @@
  * every scored position against recorded ones (a Baseline): KL divergence, same top token, and both perplexities.
  */
 import { createHash } from "node:crypto";
+import type { PerplexityCheckpoint } from "./perplexity-checkpoint.js";
 import type { KvPair } from "../api.js";
 import type { Model } from "../model/model.js";
 import { chunksThatFit, scoredRange, splitIntoChunks } from "./chunks.js";
@@ -133,6 +134,8 @@ export interface PerplexityRunOptions {
   onChunk?: (done: number, total: number) => void;
   /** Called after each batch of tokens (done = tokens evaluated so far, of total = chunks × ctx). */
   onTokens?: (done: number, total: number) => void;
+  /** Write checkpoints as the run goes and resume from an earlier one (not with a baseline or a record). */
+  checkpoint?: PerplexityCheckpoint;
 }
 
 export interface PerplexityRunResult extends PerplexitySummary {
@@ -161,11 +164,19 @@ export function runPerplexity(model: Model, evalText: EvalText, opts: Perplexity
   const session = model.createSession({ contextSize: ctx, kv: opts.kv, rotation: opts.rotation ?? true, kvWindow: opts.kvWindow, kvSinks: opts.kvSinks });
   try {
     const totalTokens = chunks.length * ctx;
-    for (let c = 0; c < chunks.length; c++) {
+    const { checkpoint } = opts;
+    if (checkpoint && (baseline || record)) throw new EvalInputError("checkpoints do not cover KL-divergence runs: run without --checkpoint");
+    // a resumed run starts in the middle of chunk `startChunk`, its first `resumed` tokens already in the cache
+    const at = checkpoint?.resume(session);
+    if (at) ppl.restore(at.sums);
+    const startChunk = at?.chunk ?? 0;
+    for (let c = startChunk; c < chunks.length; c++) {
       const chunk = chunks[c];
-      session.reset();
+      const resumed = c === startChunk ? (at?.tokensDone ?? 0) : 0;
+      if (resumed === 0) session.reset();
       // logits batch by batch, (n, nVocab) for chunk rows firstRow ..: only the scored second half is read
-      session.evalRows(chunk, (firstRow, logits) => {
+      session.evalRows(chunk.slice(resumed), (batchRow, logits) => {
+        const firstRow = resumed + batchRow;
         const n = logits.length / nVocab;
         for (let r = Math.max(firstRow, first); r < Math.min(firstRow + n, first + count); r++) {
           const target = chunk[r + 1];
@@ -175,9 +186,12 @@ export function runPerplexity(model: Model, evalText: EvalText, opts: Perplexity
         }
         record?.addRows(c, chunk, firstRow, logits);
         opts.onTokens?.(c * ctx + firstRow + n, totalTokens);
+        if (firstRow + n < ctx) checkpoint?.maybeWrite(session, { chunk: c, tokensDone: firstRow + n, sums: ppl.sums });
       });
       opts.onChunk?.(c + 1, chunks.length);
+      if (c + 1 < chunks.length) checkpoint?.maybeWrite(session, { chunk: c + 1, tokensDone: 0, sums: ppl.sums });
     }
+    checkpoint?.remove();
     return {
       ...ppl.summary(),
       kv: opts.kv,
