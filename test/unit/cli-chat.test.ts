@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { runCli } from "../helpers/cli.js";
+import { CLI, runCli } from "../helpers/cli.js";
 import { useModelDir } from "../helpers/model-dir.js";
 import { loadModel } from "../../src/model/model.js";
 import { Sampler } from "../../src/model/sampler.js";
@@ -73,4 +73,29 @@ test("a missing model file: the library throws ModelError with the CLI's words",
   const r = runCli(md.dir, ["run", "-m", missing, "-p", "x"]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, new RegExp(`${missing.replace(/\./g, "\\.")}: model file not found`));
+});
+
+test("chat on a terminal (a pseudo-terminal from script(1)): Ctrl-C stops the answer, not the program; /exit quits", async () => {
+  const { spawn } = await import("node:child_process");
+  const command = [process.execPath, CLI, "chat", "-m", md.modelPath, "-c", "256", "--context-shift"].map((a) => `'${a}'`).join(" ");
+  const child = spawn("script", ["-qfec", command, "/dev/null"], { stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  const until = async (pattern: RegExp, ms: number) => {
+    for (const end = Date.now() + ms; !pattern.test(out) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+    assert.match(out, pattern);
+  };
+  try {
+    await until(/> /, 60_000); // the prompt: the model is loaded
+    child.stdin.write("Tell me a story\r");
+    await new Promise((r) => setTimeout(r, 400)); // the answer streams (with --context-shift it would not end by itself)
+    child.stdin.write("\x03");
+    await until(/stopped by Ctrl-C/, 20_000);
+    await until(/stopped by Ctrl-C[^]*> /, 5_000); // back at the prompt
+    child.stdin.write("/exit\r");
+    const code = await new Promise((r) => child.on("exit", r));
+    assert.equal(code, 0, out);
+  } finally {
+    child.kill("SIGKILL");
+  }
 });
