@@ -133,7 +133,8 @@ export class BatchScheduler {
       }
     }
     if (this.jobs.length === 0) return;
-    const generating = this.jobs.filter((j) => j.next !== undefined);
+    // at most a pass's worth of next tokens; the jobs that ran go to the back of the line (below)
+    const generating = this.jobs.filter((j) => j.next !== undefined).slice(0, BATCH_TOKENS);
     let budget = BATCH_TOKENS - generating.length;
     const planned: { job: Job; tokens: number[] }[] = generating.map((job) => ({ job, tokens: [job.next!] }));
     for (const job of this.jobs) {
@@ -148,6 +149,11 @@ export class BatchScheduler {
     } catch (e) {
       for (const p of planned) this.finish(p.job, e as Error);
       return;
+    }
+    for (const p of planned) {
+      const at = this.jobs.indexOf(p.job);
+      this.jobs.splice(at, 1);
+      this.jobs.push(p.job);
     }
     this.steps++;
     this.batchedTokens += planned.reduce((n, p) => n + p.tokens.length, 0);

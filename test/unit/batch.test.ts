@@ -61,3 +61,31 @@ test("evalBatch refuses a session twice, another model's session, an empty step 
     other.dispose();
   }
 });
+
+test("more generating slots than one pass takes: they take turns, and each gives its lone answer", async () => {
+  const { SlotPool } = await import("../../src/serve/slots.js");
+  const { Sampler } = await import("../../src/model/sampler.js");
+  const { generate } = await import("../../src/model/generate.js");
+  const model = loadModel(md.modelPath, { threads: 1 });
+  try {
+    const n = BATCH_TOKENS + 6;
+    const pool = new SlotPool(model, { contextSize: 32, kv: { k: "q8_0", v: "q4_0" }, parallel: n });
+    const prompts = Array.from({ length: n }, (_, i) => [1, 10 + i, 20 + (i % 7)]);
+    const texts = await Promise.all(prompts.map(async (prompt) => {
+      const slot = await pool.acquire(prompt);
+      const run = pool.run(slot, prompt, { maxTokens: 12, sampler: new Sampler({ temperature: 0 }) });
+      for await (const _ of run.stream);
+      pool.release(slot);
+      return run.result()!.tokens;
+    }));
+    assert.ok(pool.scheduler.widestStep <= BATCH_TOKENS);
+    assert.equal(pool.scheduler.widestStep, BATCH_TOKENS, "full passes ran");
+    for (const i of [0, 1, n - 1]) {
+      const alone = generate(model.createSession({ contextSize: 32, kv: { k: "q8_0", v: "q4_0" } }), prompts[i]!, { maxTokens: 12, sampler: new Sampler({ temperature: 0 }), isEog: (id) => model.tokenizer.isEog(id) });
+      assert.deepEqual(texts[i], alone.tokens, `slot request ${i}`);
+    }
+    pool.dispose();
+  } finally {
+    model.dispose();
+  }
+});
