@@ -31,14 +31,6 @@ export interface ReplyResult extends StreamResult {
   reevaluated: boolean;
 }
 
-/** Length of the common prefix of a and b. */
-export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a[i] === b[i]) i++;
-  return i;
-}
-
 export class Conversation {
   /** The messages so far (the system message first, if any); answers are added as they finish. */
   readonly messages: ChatMessage[] = [];
@@ -66,17 +58,7 @@ export class Conversation {
     const messages = [...this.messages, { role: "user", content }];
     const prompt = this.template.render(messages, { addGenerationPrompt: true, variables: opts.variables });
     const tokens = chatPromptTokens(this.tokenizer, prompt);
-    // keep the cached prefix; at least one token is evaluated, for the logits of the answer's first token
-    let keep = Math.min(commonPrefixLength(this.session.tokens, tokens), tokens.length - 1);
-    let reevaluated = false;
-    if (keep < this.session.position) {
-      if (this.session.canTruncate || keep === 0) this.session.truncate(keep);
-      else {
-        this.session.reset();
-        keep = 0;
-        reevaluated = true;
-      }
-    }
+    const { kept: keep, restarted: reevaluated } = this.session.keepPrefix(tokens);
     const stream = generateStream(this.session, this.tokenizer, tokens.slice(keep), {
       maxTokens: opts.maxTokens ?? Infinity,
       sampler: opts.sampler,

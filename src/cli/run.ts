@@ -6,7 +6,6 @@ import type { Command } from "commander";
 import { loadModel } from "../index.js";
 import { TokenTextDecoder } from "../tokenizer/index.js";
 import { generate, tokensPerSecond } from "../model/generate.js";
-import { commonPrefixLength } from "../chat/conversation.js";
 import { exactOptions } from "../kv/shorthand.js";
 import {
   addContextShiftOptions,
@@ -76,14 +75,7 @@ function runCommand(opts: RunOptions): void {
       let fromState = 0;
       if (opts.stateLoad !== undefined) {
         session.loadState(opts.stateLoad);
-        fromState = Math.min(commonPrefixLength(session.tokens, allPromptTokens), allPromptTokens.length - 1);
-        if (fromState < session.position) {
-          if (session.canTruncate || fromState === 0) session.truncate(fromState);
-          else {
-            session.reset();
-            fromState = 0;
-          }
-        }
+        fromState = session.keepPrefix(allPromptTokens).kept;
         log(`state: ${fromState} prompt tokens from ${opts.stateLoad}`);
       }
       const promptTokens = allPromptTokens.slice(fromState);

@@ -373,7 +373,8 @@ export class KvCache {
     return this.shiftRefusal(nKeep) === "";
   }
 
-  private shiftRefusal(nKeep: number): string {
+  /** Why shift(nKeep, ...) cannot run here, or "" when it can. */
+  shiftRefusal(nKeep: number): string {
     const windowed = this.windows.findIndex((w) => w > 0);
     if (windowed >= 0) return `layer ${windowed} keeps an exact recent window, whose rows are tied to positions`;
     const channels = this.layouts.findIndex((l) => l.kChannel);

@@ -139,8 +139,8 @@ export class ShardedKvCache {
    * back by nDiscard positions.
    */
   shift(nKeep: number, nDiscard: number, rerope: (rt: WasmRuntime, rowsPtr: number, nRows: number) => void): void {
-    const refusal = this.parts.find((p) => !p.cache.canShift(nKeep));
-    if (refusal) refusal.cache.shift(nKeep, nDiscard, () => {}); // throws, naming why
+    const refusal = this.parts.map((p) => p.cache.shiftRefusal(nKeep)).find((why) => why !== "");
+    if (refusal) throw new RangeError(`shift: ${refusal}`);
     for (const p of this.parts) p.cache.shift(nKeep, nDiscard, (rows, n) => rerope(p.rt, rows, n));
   }
 

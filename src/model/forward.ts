@@ -62,9 +62,9 @@ export function forward(ctx: ForwardContext, tokens: readonly number[], pos0: nu
 
 /**
  * Run several sequences' tokens as one batch (at most state.maxTokens in all); afterwards state.logits holds the
- * wanted rows of each sequence, sequence by sequence in order. Returns how many rows each sequence has there.
+ * wanted rows of each sequence, sequence by sequence in order.
  */
-export function forwardBatch(ctx: ModelContext, seqs: readonly BatchSequence[]): number[] {
+export function forwardBatch(ctx: ModelContext, seqs: readonly BatchSequence[]): void {
   const { config: c, weights: w } = ctx;
   const tokens = seqs.flatMap((q) => q.tokens);
   const positions = seqs.flatMap((q) => q.tokens.map((_, t) => q.pos0 + t));
@@ -121,8 +121,7 @@ export function forwardBatch(ctx: ModelContext, seqs: readonly BatchSequence[]):
   const wantedRows = seqs.flatMap((q, i) =>
     q.wanted === "none" ? [] : q.wanted === "last" ? [starts[i] + q.tokens.length - 1] : q.tokens.map((_, t) => starts[i] + t),
   );
-  const counts = seqs.map((q) => (q.wanted === "none" ? 0 : q.wanted === "last" ? 1 : q.tokens.length));
-  if (wantedRows.length === 0) return counts;
+  if (wantedRows.length === 0) return;
   // logits = W_out · rmsnorm(x) + b_out for those rows, gathered to the front of x (shard 0 holds the output)
   const { k, linear, state: s } = moveResidual(here, first, n * c.dim);
   const rows = wantedRows.length;
@@ -136,7 +135,6 @@ export function forwardBatch(ctx: ModelContext, seqs: readonly BatchSequence[]):
   linear.input(x, c.dim, rows);
   linear.run([[s.logits, w.output]]);
   addBias(k, s.logits, w.outputBias, rows);
-  return counts;
 }
 
 /** The residual stream x ((n, dim) f32 at state.x) copied from one shard to another when they differ; returns `to`. */

@@ -21,6 +21,14 @@ export class ContextFullError extends Error {
   }
 }
 
+/** Length of the common prefix of a and b. */
+export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
 /** Session.truncate cannot keep a shorter prefix of this session's cache (an exact recent window). */
 export class TruncateError extends Error {
   constructor(message: string) {
@@ -181,6 +189,27 @@ export class Session {
     this.pos = n;
     this.history.length = n;
     this.ctx.cache.setLength(n);
+  }
+
+  /** Tokens at the start of `tokens` that the cache already holds. */
+  sharedPrefix(tokens: readonly number[]): number {
+    return commonPrefixLength(this.history, tokens);
+  }
+
+  /**
+   * Prepare to evaluate `tokens` from position 0 reusing the cache: keep the prefix it already holds (at least one
+   * token is left to evaluate, for the logits after the last), going back with truncate(), or resetting where an
+   * exact window cannot go back. Returns how many tokens were kept and whether the cache had to start over.
+   */
+  keepPrefix(tokens: readonly number[]): { kept: number; restarted: boolean } {
+    const kept = Math.min(this.sharedPrefix(tokens), tokens.length - 1);
+    if (kept >= this.pos) return { kept, restarted: false };
+    if (this.canTruncate || kept === 0) {
+      this.truncate(kept);
+      return { kept, restarted: false };
+    }
+    this.reset();
+    return { kept: 0, restarted: true };
   }
 
   /** Whether truncate() can keep a shorter prefix than position (no layer has an exact recent window). */

@@ -11,7 +11,6 @@ import type { Session } from "../model/session.js";
 import type { Tokenizer } from "../tokenizer/index.js";
 import { Generation, type StreamOptions, type StreamPiece, type StreamResult } from "../model/stream.js";
 import { BatchScheduler } from "./scheduler.js";
-import { commonPrefixLength } from "../chat/conversation.js";
 import { RequestError } from "./openai.js";
 
 export interface SlotPoolOptions {
@@ -140,7 +139,7 @@ export class SlotPool {
     let bestShared = -1;
     for (const s of this.slots) {
       if (s.busy) continue;
-      const shared = commonPrefixLength(s.session.tokens, prompt);
+      const shared = s.session.sharedPrefix(prompt);
       if (shared > bestShared) {
         best = s;
         bestShared = shared;
@@ -157,14 +156,7 @@ export class SlotPool {
     if (prompt.length > this.contextSize) {
       throw new RequestError(400, `the prompt has ${prompt.length} tokens, more than a slot's context (${this.contextSize}); shorten it or start the server with a larger -c`, "messages");
     }
-    let keep = Math.min(commonPrefixLength(slot.session.tokens, prompt), prompt.length - 1);
-    if (keep < slot.session.position) {
-      if (slot.session.canTruncate || keep === 0) slot.session.truncate(keep);
-      else {
-        slot.session.reset();
-        keep = 0;
-      }
-    }
+    const { kept: keep } = slot.session.keepPrefix(prompt);
     const gen = new Generation(this.tokenizer, opts, prompt);
     let finished: StreamResult | undefined;
     const stream = this.scheduler.submit(slot, prompt.slice(keep), {

@@ -11,7 +11,8 @@ import { generate } from "../../src/model/generate.js";
 import { generateStream, type StreamPiece } from "../../src/model/stream.js";
 import { Sampler } from "../../src/model/sampler.js";
 import { TruncateError } from "../../src/model/session.js";
-import { Conversation, commonPrefixLength } from "../../src/chat/conversation.js";
+import { Conversation } from "../../src/chat/conversation.js";
+import { commonPrefixLength } from "../../src/model/session.js";
 import { chatPromptTokens, chatTemplateOf } from "../../src/chat/model-template.js";
 import { useModelDir } from "../helpers/model-dir.js";
 
