@@ -58,7 +58,7 @@ export function rotationSizes(enabled: boolean, headDim: number, k: BlockFormat,
 }
 
 /** True unless LLAMA_ATTN_ROT_DISABLE is set to a non-zero number, as llama.cpp reads it (atoi). */
-export function rotationEnabledByEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+export function rotationEnabledByEnv(env: NodeJS.ProcessEnv = typeof process === "undefined" ? {} : process.env): boolean {
   const raw = env.LLAMA_ATTN_ROT_DISABLE;
   if (raw === undefined) return true;
   return (Number.parseInt(raw, 10) || 0) === 0;

@@ -3,7 +3,7 @@
  */
 import { parseGguf } from "../gguf/reader.js";
 import { fileSource } from "../gguf/source.js";
-import type { GgufFile } from "../gguf/types.js";
+import type { ByteSource, GgufFile } from "../gguf/types.js";
 import type { SessionOptions } from "../api.js";
 import { DEFAULT_KV, MAX_BATCH } from "./defaults.js";
 import { existsSync, statSync } from "node:fs";
@@ -57,6 +57,18 @@ export class Model {
     if (!existsSync(path)) throw new ModelError("model file not found", path);
     if (!statSync(path).isFile()) throw new ModelError("model file is not a regular file", path);
     const src = fileSource(path);
+    try {
+      return Model.fromSource(src, opts);
+    } finally {
+      src.close();
+    }
+  }
+
+  /**
+   * Read a model from any byte source (a browser's File or Origin Private File System handle: src/web/); `src.name`
+   * becomes the model's path. The source is read while this runs and may be closed after it.
+   */
+  static fromSource(src: ByteSource, opts: LoadOptions = {}): Model {
     let shards: Shards | undefined;
     try {
       const gguf = parseGguf(src);
@@ -85,12 +97,10 @@ export class Model {
           state: new RunState(rt, config, MAX_BATCH),
         };
       });
-      return new Model(path, gguf, config, tokenizer, memories, weights, scratch, opts.memoryLimit);
+      return new Model(src.name, gguf, config, tokenizer, memories, weights, scratch, opts.memoryLimit);
     } catch (e) {
       shards?.dispose();
       throw e;
-    } finally {
-      src.close();
     }
   }
 

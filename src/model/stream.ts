@@ -14,6 +14,7 @@
 import type { Tokenizer } from "../tokenizer/index.js";
 import { TokenTextDecoder } from "../tokenizer/index.js";
 import { ContextOverflowError, shiftWhenFull, type GenerationSession, type StopReason, type TokenSampler } from "./generate.js";
+import { nextTurn } from "../runtime/next-turn.js";
 
 export interface StreamOptions {
   /** Generated tokens at most (Infinity: until end of generation, a stop string or a full context). */
@@ -90,7 +91,6 @@ function heldBackLength(text: string, stops: readonly string[]): number {
   return best;
 }
 
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** log softmax(logits)[id] for `id` and the `top` most likely tokens (f64 sums). */
 function logprobsOf(logits: Float32Array, id: number, top: number): { logprob: TokenLogprob; topLogprobs: TokenLogprob[] } {

@@ -22,7 +22,7 @@
  * them. A pool dropped without dispose() is collected by a FinalizationRegistry that does the same for its workers
  * (they hold no reference to the pool; until the registry runs they sit blocked in Atomics.wait, using no CPU).
  */
-import { Worker } from "node:worker_threads";
+import { startPoolThread, THREADS_START_WHILE_BLOCKED, type PoolThread } from "./threads.js";
 import { kernelModule } from "./wasm.js";
 
 export interface ParallelTask {
@@ -189,7 +189,7 @@ export class ThreadPoolError extends Error {
 }
 
 interface WorkerHandles {
-  workers: Worker[];
+  workers: PoolThread[];
   ints: Int32Array;
 }
 
@@ -198,32 +198,16 @@ function stopWorkers(h: WorkerHandles): void {
   Atomics.store(h.ints, CTRL.exit, 1);
   Atomics.add(h.ints, CTRL.generation, 1);
   Atomics.notify(h.ints, CTRL.generation);
-  for (const w of h.workers) void w.terminate();
+  for (const w of h.workers) w.terminate();
 }
 
 const finalizer = new FinalizationRegistry<WorkerHandles>(stopWorkers);
 
-/**
- * Start nThreads − 1 unref'd workers. A module-level function on purpose: the listeners' closures must not capture a
- * ThreadPool (a live worker would then keep its pool reachable and the finalizer could never run).
- */
-function spawnWorkers(nThreads: number, dataFor: (workerIndex: number) => PoolWorkerData): { workers: Worker[]; exited: Promise<void> } {
-  const workers: Worker[] = [];
-  const exits: Promise<void>[] = [];
-  for (let w = 0; w < nThreads - 1; w++) {
-    const worker = new Worker(new URL("./worker.js", import.meta.url), { workerData: dataFor(w) });
-    worker.unref();
-    // An 'error' event is also reported through the state slot; listening keeps it from becoming uncaught.
-    worker.on("error", () => {});
-    exits.push(new Promise((resolve) => worker.once("exit", () => resolve())));
-    workers.push(worker);
-  }
-  return { workers, exited: Promise.all(exits).then(() => {}) };
-}
-
 export class ThreadPool {
   readonly nThreads: number;
-  private workers: Worker[] = [];
+  private workers: PoolThread[] = [];
+  /** Workers were started but not yet seen ready (a browser: the creator must return to its event loop first). */
+  private starting = false;
   private ints!: Int32Array; // (HEADER_INTS + MAX_TASKS * TASK_INTS)
   private f64s!: Float64Array; // (MAX_TASKS * TASK_F64S)
   private errorText!: Uint8Array; // (ERROR_BYTES) UTF-8 message of a worker's failure
@@ -305,22 +289,51 @@ export class ThreadPool {
     this.ints[CTRL.claim] = CLAIM_CLOSED;
 
     const { module, memories, nThreads } = this;
-    const spawned = spawnWorkers(nThreads, (w) => ({
-      kind: "kvsplit-pool-worker", module, memories, ints: intsBuf, f64s: f64sBuf, errorText: errorBuf, workerIndex: w, nThreads,
-    }));
-    this.workers = spawned.workers;
-    this.exits.push(spawned.exited);
+    this.workers = [];
+    for (let w = 0; w < nThreads - 1; w++) {
+      this.workers.push(startPoolThread({
+        kind: "kvsplit-pool-worker", module, memories, ints: intsBuf, f64s: f64sBuf, errorText: errorBuf, workerIndex: w, nThreads,
+      }));
+    }
+    this.exits.push(Promise.all(this.workers.map((w) => w.exited)).then(() => {}));
     this.handles.workers = this.workers;
     this.handles.ints = this.ints;
     if (this.workers.length > 0) {
       finalizer.register(this, this.handles, this);
-      try {
-        this.waitReady();
-      } catch (e) {
-        this.dispose();
-        throw e;
-      }
+      this.starting = true;
+      if (THREADS_START_WHILE_BLOCKED) this.settleStart();
     }
+  }
+
+  /** Wait (blocking) for started workers to be ready; disposes the pool and throws if one failed or never started. */
+  private settleStart(): void {
+    if (!this.starting) return;
+    try {
+      this.waitReady();
+      this.starting = false;
+    } catch (e) {
+      this.dispose();
+      throw e;
+    }
+  }
+
+  /**
+   * Resolves when every worker is ready (at once where workers start on their own, as in Node). A browser starts a
+   * worker only after its creator returns to the event loop: there, await this after creating the pool, a model or
+   * a session (a new shard restarts the workers) and before the first computation.
+   */
+  async ready(): Promise<void> {
+    const startedAt = performance.now();
+    while (this.starting && !this.disposed) {
+      let pending = false;
+      for (let w = 0; w < this.workers.length; w++) {
+        const state = Atomics.load(this.ints, CTRL.workerState + w);
+        if (state === WorkerState.starting) pending = true;
+      }
+      if (!pending || performance.now() - startedAt > STARTUP_LIMIT_MS) break;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    this.settleStart();
   }
 
   /**
@@ -331,6 +344,7 @@ export class ThreadPool {
   run(tasks: readonly ParallelTask[]): void {
     if (this.disposed) throw new ThreadPoolError("the thread pool has been disposed");
     if (this.broken) throw new ThreadPoolError(this.broken);
+    this.settleStart();
     for (let start = 0; start < tasks.length; start += MAX_TASKS) {
       this.runBatch(tasks, start, Math.min(tasks.length, start + MAX_TASKS));
     }

@@ -3,9 +3,8 @@
  * Every kernel takes byte offsets into this memory; JS allocates those ranges with `alloc` and reads
  * or writes them through typed views that are re-created whenever the memory has grown.
  */
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { RangeAllocator } from "./allocator.js";
+import { kernelBytes } from "./kernel-bytes.js";
 
 const PAGE = 65536;
 /** WebAssembly memory is capped at 4 GiB (65536 pages of 64 KiB) without memory64. */
@@ -21,10 +20,6 @@ export type KernelExports = Record<string, (...args: number[]) => any>;
  * operands chosen so that every result is exact; both builds give the same bits). One is chosen per process.
  */
 export type KernelVariant = "plain" | "relaxed";
-const wasmPaths: Record<KernelVariant, string> = {
-  plain: fileURLToPath(new URL("../../../build/kernels.wasm", import.meta.url)),
-  relaxed: fileURLToPath(new URL("../../../build/kernels-relaxed.wasm", import.meta.url)),
-};
 
 /** Chooses the build: unset (or empty) picks relaxed where the runtime has it, "0" forces plain, "1" forces relaxed. */
 export const RELAXED_ENV = "KVSPLIT_WASM_RELAXED";
@@ -46,20 +41,22 @@ const RELAXED_PROBE = new Uint8Array([
  */
 const RELAXED_SIMD_V8: readonly [number, number] = [11, 4];
 
-/** Whether this runtime has relaxed SIMD as shipped (Node 22+: yes; Node 20: no, flag or not). */
+/** Whether this runtime has relaxed SIMD as shipped (Node 22+: yes; Node 20: no, flag or not; a browser: if it validates). */
 export function relaxedSimdSupported(): boolean {
-  const [major, minor] = process.versions.v8.split(".").map(Number);
+  const v8 = typeof process === "undefined" ? undefined : process.versions?.v8;
+  if (v8 === undefined) return WebAssembly.validate(RELAXED_PROBE); // browsers ship it as standardised (Chrome 114+)
+  const [major, minor] = v8.split(".").map(Number);
   const shipped = major > RELAXED_SIMD_V8[0] || (major === RELAXED_SIMD_V8[0] && minor >= RELAXED_SIMD_V8[1]);
   return shipped && WebAssembly.validate(RELAXED_PROBE);
 }
 
 /** The build `env` asks for (see RELAXED_ENV); throws if it forces relaxed SIMD where the runtime lacks it. */
-export function selectKernelVariant(env: NodeJS.ProcessEnv = process.env, supported = relaxedSimdSupported()): KernelVariant {
+export function selectKernelVariant(env: NodeJS.ProcessEnv = typeof process === "undefined" ? {} : process.env, supported = relaxedSimdSupported()): KernelVariant {
   const forced = env[RELAXED_ENV];
   if (forced === undefined || forced === "") return supported ? "relaxed" : "plain";
   if (forced === "0") return "plain";
   if (forced !== "1") throw new Error(`${RELAXED_ENV} must be 0 (plain SIMD kernels) or 1 (relaxed SIMD kernels), got '${forced}'`);
-  if (!supported) throw new Error(`${RELAXED_ENV}=1 but this runtime (Node ${process.versions.node}) does not support WebAssembly relaxed SIMD`);
+  if (!supported) throw new Error(`${RELAXED_ENV}=1 but this runtime (Node ${process.versions?.node}) does not support WebAssembly relaxed SIMD`);
   return "relaxed";
 }
 
@@ -73,7 +70,7 @@ export function kernelVariant(): KernelVariant {
 const compiled: Partial<Record<KernelVariant, WebAssembly.Module>> = {};
 /** One build's compiled module (compiled once; tests and benchmarks load both). */
 export function loadKernelModule(which: KernelVariant): WebAssembly.Module {
-  return (compiled[which] ??= new WebAssembly.Module(readFileSync(wasmPaths[which])));
+  return (compiled[which] ??= new WebAssembly.Module(kernelBytes(which) as Uint8Array<ArrayBuffer>));
 }
 
 /** The module of this process's build (kernelVariant()): every runtime, pool and worker instantiates this one. */

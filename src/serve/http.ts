@@ -3,6 +3,7 @@
  *
  *   POST /v1/chat/completions, /v1/completions   (streamed as SSE `data: {...}` chunks then `data: [DONE]`, or not)
  *   GET  /v1/models, /health (503 while loading), /props, /slots, /metrics (Prometheus)
+ *   GET  / : the chat page (dist/web: index.html, chat.js, the engine and its kernels), in remote mode
  *   POST /tokenize, /detokenize, /slots/{id}?action=save|restore|erase (save/restore: {"filename"} in --slot-save-path)
  *
  * Every request is answered: bad JSON, a wrong field, an unknown route or method, a body over the limit, a missing
@@ -21,6 +22,7 @@ import { StateFileError } from "../model/session-state.js";
 import type { StreamPiece, StreamResult, TokenLogprob } from "../model/stream.js";
 import { chatPromptTokens, chatTemplateOf, type ModelChatTemplate } from "../chat/model-template.js";
 import { ServerMetrics } from "./metrics.js";
+import { sendStaticFile, staticFileOf, WEB_DIR, type StaticMount } from "./static.js";
 import { RequestError, finishReason, parseChatRequest, parseCompletionRequest, timingsOf, type GenerationJob } from "./openai.js";
 import { SlotPool, type SlotPoolOptions } from "./slots.js";
 
@@ -74,6 +76,8 @@ export class KvsplitServer {
   private stopping = false;
   /** Aborts of the generations in flight (shutdown ends them). */
   private readonly inFlight = new Set<AbortController>();
+  /** The chat page's files (dist/web) at "/". */
+  private readonly pageMounts: readonly StaticMount[] = [{ prefix: "/", dir: WEB_DIR }];
 
   constructor(readonly opts: ServerOptions) {
     this.alias = opts.alias ?? opts.modelPath.split(/[\\/]/).pop()!;
@@ -173,6 +177,12 @@ export class KvsplitServer {
         throw new RequestError(503, message, null, "unavailable_error");
       }
       if (this.stopping) throw new RequestError(503, "the server is shutting down", null, "unavailable_error");
+      // the chat page (dist/web) at / : public like llama-server's, its API calls carry the key
+      const page = req.method === "GET" || req.method === "HEAD" ? staticFileOf(this.pageMounts, url.pathname) : undefined;
+      if (page) {
+        endpoint = "page";
+        return sendStaticFile(req, res, page);
+      }
       this.checkApiKey(req);
       const routes: Record<string, () => Promise<void> | void> = {
         "/v1/models": () => this.models(req, res),
@@ -311,6 +321,9 @@ export class KvsplitServer {
         rotation: session.rotation,
         layers: session.kv.map((p, layer) => ({ layer, k: p.k, v: p.v, ...(p.kLayout ? { k_layout: p.kLayout } : {}), window: p.window ?? session.kvWindow, sinks: p.sinks ?? session.kvSinks })),
         bytes_per_slot: pool.slotKvBytes,
+        // per position: the whole cache over its context (scales, exact windows included), and an f16/f16 cache's
+        bytes_per_token: pool.slotKvBytes / pool.contextSize,
+        f16_bytes_per_token: model.config.nLayers * model.config.kvDim * 2 * 2,
         bytes_total: pool.slotKvBytes * pool.slots.length,
       },
       chat_template: template.template.source,
