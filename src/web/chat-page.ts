@@ -148,7 +148,7 @@ async function connectRemote(base: string): Promise<void> {
     const kv = props.kv;
     showKv({
       layers: kv.layers, bytesPerToken: kv.bytes_per_token, f16BytesPerToken: kv.f16_bytes_per_token, contextSize: props.n_ctx,
-      title: `${props.model_alias} on ${base}: ${kv.config} cache, ${props.total_slots} slots of ${bytes(kv.bytes_per_slot)} (${props.n_ctx} tokens each).`,
+      title: `${props.model_alias} on ${base}: ${kv.config} cache, ${props.total_slots} slot${props.total_slots === 1 ? "" : "s"} of ${bytes(kv.bytes_per_slot)} (${props.n_ctx} tokens each).`,
     });
     $("transcript").replaceChildren();
     setState("ready", `Ready: ${props.model_alias} on kvsplit serve (${kv.config})`);

@@ -29,7 +29,7 @@ export type Progress = (done: number, total: number) => void;
 /** A File (picker or drag and drop) read in slices. */
 export function fileSource(file: File): ClosableSource {
   const reader = new FileReaderSync();
-  return {
+  const source: ClosableSource = {
     name: file.name,
     size: file.size,
     fromCache: false,
@@ -39,6 +39,8 @@ export function fileSource(file: File): ClosableSource {
     },
     close(): void {},
   };
+  checkMagic(file.name, source.read(0, Math.min(4, file.size)));
+  return source;
 }
 
 interface StoreEntry {

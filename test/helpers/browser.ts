@@ -3,7 +3,7 @@
  * download) driven by playwright-core, a fresh user-data directory per launch, and a loopback server for the page
  * (dist/web at /, ../shared/models at /models/) with the cross-origin isolation headers and Range requests.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
@@ -63,6 +63,7 @@ export interface Browser {
 }
 
 export async function launchChromium(userDataDir = mkdtempSync(path.join(os.tmpdir(), "kvsplit-chromium-"))): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: install Debian's (apt-get install chromium; .ci/run does) or set KVSPLIT_CHROMIUM`);
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1200, height: 800 },
   });

@@ -1,0 +1,98 @@
+/**
+ * The chat page (dist/web/index.html) in headless Chromium: local mode (the engine in the page) loads a model from a
+ * URL, answers a message sent with Enter and shows the K/V formats per layer and the KV gauge; remote mode, opened from
+ * `kvsplit serve`, starts there by itself and answers through the server's streamed OpenAI API. Screenshots of each
+ * state go to $KVSPLIT_SCREENSHOTS (default: a temporary folder, printed).
+ */
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import type { Page } from "playwright-core";
+import { startServer, type KvsplitServer } from "../../src/serve/http.js";
+import { kvPairsOf, parseKvConfig } from "../../src/kv/shorthand.js";
+import { launchChromium, startPageServer, type Browser, type PageServer } from "../helpers/browser.js";
+import { sharedPaths, sharedSkip } from "../helpers/shared.js";
+
+const skip = sharedSkip(sharedPaths.hd64);
+const SHOTS = process.env.KVSPLIT_SCREENSHOTS ?? mkdtempSync(path.join(os.tmpdir(), "kvsplit-screens-"));
+
+let pages: PageServer;
+let browser: Browser;
+
+before(async () => {
+  if (skip) return;
+  mkdirSync(SHOTS, { recursive: true });
+  pages = await startPageServer();
+  browser = await launchChromium();
+});
+after(async () => {
+  await browser?.dispose();
+  await pages?.close();
+});
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+}
+
+/** Type a message, press Enter, wait for the answer; returns the assistant's text. */
+async function ask(page: Page, text: string): Promise<string> {
+  const answers = page.locator(".msg.assistant");
+  const before = await answers.count();
+  await page.locator("#message").fill(text);
+  await page.locator("#message").press("Enter");
+  await page.waitForFunction((n) => document.querySelectorAll(".msg.assistant").length > n && document.body.dataset.state === "ready", before, { timeout: 60_000 });
+  return answers.nth(before).innerText();
+}
+
+test("chat page, local mode: loads from a URL, answers on Enter, shows K/V per layer and the KV gauge", { skip, timeout: 180_000 }, async (t) => {
+  const page = await browser.context.newPage();
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(`${pages.url}?mode=local`);
+  await page.waitForSelector("body[data-state=idle]");
+  await shot(page, "local-empty");
+  await page.goto(`${pages.url}?mode=local&model=/models/tinystories-2m-hd64.gguf&kv=K8V4&ctx=512&threads=2`);
+  await page.waitForSelector("body[data-state=ready]", { timeout: 60_000 });
+  assert.match(await page.locator("#status").innerText(), /Ready: tinystories-2m-hd64\.gguf in this page \(K8V4\)/);
+  const layers = await page.locator("#layers tbody tr").allInnerTexts();
+  assert.deepEqual(layers.map((r) => r.split(/\s+/).join(" ")), ["0 q8_0 q4_0", "1 q8_0 q4_0", "2 q8_0 q4_0", "3 q8_0 q4_0"]);
+  const answer = await ask(page, "Tell me a story about a cat.");
+  assert.ok(answer.trim().length > 0, "an answer was written");
+  const gauge = await page.locator("#kv-text").innerText();
+  const m = /^(\d+) \/ 512 tokens: .*\(F16 would need .*; 0\.41×\)/.exec(gauge);
+  assert.ok(m && Number(m[1]) > 10, `gauge: ${gauge}`);
+  assert.match(await page.locator("#speed").innerText(), /tokens\/s generating/);
+  await shot(page, "local-answered");
+  // the second turn reuses the cached conversation
+  await ask(page, "What was the cat's name?");
+  assert.match(await page.locator("#speed").innerText(), /tokens\/s prompt \(\d+ tokens, [1-9]\d* cached\)/);
+  assert.deepEqual(errors, []);
+  await page.close();
+  t.diagnostic(`screenshots in ${SHOTS}`);
+});
+
+test("chat page, remote mode: opened from kvsplit serve it connects there and streams answers", { skip, timeout: 180_000 }, async () => {
+  const config = parseKvConfig("K8V4");
+  let server: KvsplitServer | undefined;
+  try {
+    const started = await startServer({ modelPath: sharedPaths.hd64, host: "127.0.0.1", port: 0, threads: 2, contextSize: 512, kv: kvPairsOf(config), kvName: config.name, parallel: 1 });
+    server = started.server;
+    const page = await browser.context.newPage();
+    await page.goto(started.url);
+    await page.waitForSelector("body[data-state=ready]", { timeout: 60_000 });
+    assert.equal(await page.locator("input[name=mode][value=remote]").isChecked(), true, "starts in remote mode");
+    assert.match(await page.locator("#status").innerText(), /on kvsplit serve \(K8V4\)/);
+    assert.equal(await page.locator("#layers tbody tr").count(), 4);
+    const answer = await ask(page, "Tell me a story about a dog.");
+    assert.ok(answer.trim().length > 0);
+    const gauge = await page.locator("#kv-text").innerText();
+    assert.match(gauge, /^[1-9]\d* \/ 512 tokens: .*0\.41×/);
+    assert.match(await page.locator("#speed").innerText(), /tokens\/s generating \([1-9]\d* tokens\)/);
+    await shot(page, "remote-answered");
+    await page.close();
+  } finally {
+    await server?.close();
+  }
+});
