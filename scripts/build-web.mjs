@@ -1,5 +1,5 @@
 // Builds the browser files into dist/web (npm run build:web; part of npm run build): the library (kvsplit.js), its
-// engine and pool workers, the chat page (index.html, chat.js, chat.css) and both kernel builds. Static files that any
+// engine and pool workers, the chat page (index.html, chat.js, chat.css) and the kernel builds. Static files that any
 // host can serve; the page needs cross-origin isolation (COOP same-origin + COEP require-corp) for its threads.
 //
 // The browser bundle uses the same sources as Node with two rules (esbuild plugins below):
@@ -79,6 +79,6 @@ await build({
   logLevel: "warning",
   plugins: [webVariants, nodeStubs],
 });
-for (const f of ["kernels.wasm", "kernels-relaxed.wasm"]) copyFileSync(path.join(ROOT, "build", f), path.join(OUT, f));
+for (const f of ["kernels.wasm", "kernels-relaxed.wasm", "kernels-single.wasm"]) copyFileSync(path.join(ROOT, "build", f), path.join(OUT, f));
 for (const f of ["index.html", "chat.css"]) copyFileSync(path.join(ROOT, "web", f), path.join(OUT, f));
 console.log(`build:web: ${readdirSync(OUT).length} files in ${path.relative(ROOT, OUT)}`);

@@ -238,8 +238,9 @@ export class ThreadPool {
       throw new RangeError(`threads must be an integer in [1, ${MAX_WORKERS + 1}], got ${nThreads}`);
     }
     this.memories = Array.isArray(memories) ? [...memories] : [memories as WebAssembly.Memory];
+    // One thread may run on an unshared memory (a web page without cross-origin isolation has no shared memory).
     for (const memory of this.memories) {
-      if (!(memory.buffer instanceof SharedArrayBuffer)) throw new TypeError("ThreadPool needs a shared WebAssembly.Memory");
+      if (nThreads > 1 && !(memory.buffer instanceof SharedArrayBuffer)) throw new TypeError("ThreadPool needs a shared WebAssembly.Memory for more than one thread");
     }
     this.nThreads = nThreads;
     this.module = module;
@@ -267,7 +268,7 @@ export class ThreadPool {
    */
   addMemory(memory: WebAssembly.Memory): number {
     if (this.disposed) throw new ThreadPoolError("the thread pool has been disposed");
-    if (!(memory.buffer instanceof SharedArrayBuffer)) throw new TypeError("ThreadPool needs a shared WebAssembly.Memory");
+    if (this.nThreads > 1 && !(memory.buffer instanceof SharedArrayBuffer)) throw new TypeError("ThreadPool needs a shared WebAssembly.Memory for more than one thread");
     this.memories.push(memory);
     this.fns = this.fns.concat(shardKernelTable(this.module, [memory], kernelAbort));
     if (this.workers.length > 0) {
@@ -280,9 +281,11 @@ export class ThreadPool {
 
   /** A fresh control block and nThreads − 1 workers over every memory. */
   private startWorkers(): void {
-    const intsBuf = new SharedArrayBuffer((HEADER_INTS + MAX_TASKS * TASK_INTS) * 4);
-    const f64sBuf = new SharedArrayBuffer(MAX_TASKS * TASK_F64S * 8);
-    const errorBuf = new SharedArrayBuffer(ERROR_BYTES);
+    // shared with the workers; a one-thread pool has none (and a page without cross-origin isolation no SharedArrayBuffer)
+    const Backing = this.nThreads > 1 ? SharedArrayBuffer : ArrayBuffer;
+    const intsBuf = new Backing((HEADER_INTS + MAX_TASKS * TASK_INTS) * 4) as SharedArrayBuffer;
+    const f64sBuf = new Backing(MAX_TASKS * TASK_F64S * 8) as SharedArrayBuffer;
+    const errorBuf = new Backing(ERROR_BYTES) as SharedArrayBuffer;
     this.ints = new Int32Array(intsBuf);
     this.f64s = new Float64Array(f64sBuf);
     this.errorText = new Uint8Array(errorBuf);

@@ -18,8 +18,10 @@ export type KernelExports = Record<string, (...args: number[]) => any>;
  * The two builds of assembly/ (package.json build:wasm): the same source compiled with plain SIMD, and with relaxed
  * SIMD added (the K-quant dots use i32x4.relaxed_dot_i8x16_i7x16_add_s / i16x8.relaxed_dot_i8x16_i7x16_s there, with
  * operands chosen so that every result is exact; both builds give the same bits). One is chosen per process.
+ * A third, "single", is the plain build over an unshared memory: for a web page without cross-origin isolation, which
+ * has no shared memory and so runs on one thread (src/web/engine-worker.ts chooses it with useKernelVariant).
  */
-export type KernelVariant = "plain" | "relaxed";
+export type KernelVariant = "plain" | "relaxed" | "single";
 
 /** Chooses the build: unset (or empty) picks relaxed where the runtime has it, "0" forces plain, "1" forces relaxed. */
 export const RELAXED_ENV = "KVSPLIT_WASM_RELAXED";
@@ -67,6 +69,17 @@ export function kernelVariant(): KernelVariant {
   return variant;
 }
 
+/** Choose the build before anything is instantiated (a web page: "single" without cross-origin isolation). */
+export function useKernelVariant(which: KernelVariant): void {
+  if (variant !== undefined && variant !== which) throw new Error(`the ${variant} kernel build is already in use; cannot switch to ${which}`);
+  variant = which;
+}
+
+/** Whether a build works on a shared memory (every build but "single"). */
+export function variantSharesMemory(which: KernelVariant): boolean {
+  return which !== "single";
+}
+
 const compiled: Partial<Record<KernelVariant, WebAssembly.Module>> = {};
 /** One build's compiled module (compiled once; tests and benchmarks load both). */
 export function loadKernelModule(which: KernelVariant): WebAssembly.Module {
@@ -105,7 +118,7 @@ export class WasmRuntime {
     }
     this.shard = opts.shard ?? 0;
     this.module = opts.module ?? kernelModule();
-    this.memory = memory ?? new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
+    this.memory = memory ?? new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: opts.module ? true : variantSharesMemory(kernelVariant()) });
     const instance = new WebAssembly.Instance(this.module, { env: { memory: this.memory, abort: wasmAbort } });
     this.k = instance.exports as unknown as KernelExports;
     this.allocator = new RangeAllocator(Number(this.k.heapBase()));

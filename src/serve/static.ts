@@ -39,7 +39,12 @@ export interface StaticMount {
 export function staticFileOf(mounts: readonly StaticMount[], urlPath: string): string | undefined {
   for (const m of mounts) {
     if (!urlPath.startsWith(m.prefix)) continue;
-    const name = decodeURIComponent(urlPath.slice(m.prefix.length)) || "index.html";
+    let name: string;
+    try {
+      name = decodeURIComponent(urlPath.slice(m.prefix.length)) || "index.html";
+    } catch {
+      return undefined; // malformed %-escapes name no file
+    }
     if (name.includes("/") || name.includes("\\") || name.startsWith(".")) continue;
     const file = path.join(m.dir, name);
     if (existsSync(file) && statSync(file).isFile()) return file;
@@ -47,11 +52,14 @@ export function staticFileOf(mounts: readonly StaticMount[], urlPath: string): s
   return undefined;
 }
 
-/** Send `file` (GET or HEAD; one `Range: bytes=a-b` honoured with 206, an unsatisfiable one with 416). */
-export function sendStaticFile(req: http.IncomingMessage, res: http.ServerResponse, file: string): void {
+/**
+ * Send `file` (GET or HEAD; one `Range: bytes=a-b` honoured with 206, an unsatisfiable one with 416), with the
+ * isolation headers unless `isolate` is false (a test of a page without them).
+ */
+export function sendStaticFile(req: http.IncomingMessage, res: http.ServerResponse, file: string, isolate = true): void {
   const size = statSync(file).size;
   const headers: Record<string, string | number> = {
-    ...ISOLATION_HEADERS,
+    ...(isolate ? ISOLATION_HEADERS : {}),
     "Content-Type": TYPES[path.extname(file)] ?? "application/octet-stream",
     "Accept-Ranges": "bytes",
     "Cache-Control": "no-cache",

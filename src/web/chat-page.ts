@@ -112,6 +112,7 @@ async function loadLocal(source: { url: string } | { file: File }): Promise<void
       title: `${info.name}: ${info.architecture}, ${info.layers} layers, ${info.kvConfig} cache of ${bytes(info.kvBytes)} for ${info.contextSize} tokens; ${info.threads} threads, ${info.kernels} SIMD kernels; chat template: ${info.chatTemplate}.`,
     });
     $("transcript").replaceChildren();
+    if (info.contextWarning) addMessage("note", info.contextWarning);
     setState("ready", `Ready: ${info.name} in this page (${info.kvConfig})`);
     ($("message") as HTMLTextAreaElement).focus();
   } catch (e) {
@@ -124,7 +125,7 @@ async function sendLocal(text: string, out: HTMLElement): Promise<void> {
   const start = performance.now();
   let count = 0;
   for await (const piece of generation) {
-    out.textContent += piece.text;
+    out.textContent += out.textContent === "" ? piece.text.trimStart() : piece.text;
     count++;
     showPosition(piece.position);
     if (count % 4 === 0) showSpeed(count, performance.now() - start, 0, 0, 0);
@@ -191,7 +192,7 @@ async function sendRemote(text: string, out: HTMLElement): Promise<void> {
         const delta: string = chunk.choices?.[0]?.delta?.content ?? "";
         if (delta) {
           answer += delta;
-          out.textContent += delta;
+          out.textContent += out.textContent === "" ? delta.trimStart() : delta;
           count++;
           showSpeed(count, performance.now() - start, 0, 0, 0);
         }
@@ -303,8 +304,8 @@ async function main(): Promise<void> {
   setMode(remote ? "remote" : "local");
   if (remote) await connectRemote(location.origin + "/");
   else if (params.get("model")) await loadLocal({ url: params.get("model")! });
-  if (mode === "local" && !self.crossOriginIsolated) {
-    failed(new Error("this page is not cross-origin isolated: serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp to run models in it"));
+  if (mode === "local" && !self.crossOriginIsolated && document.body.dataset.state === "idle") {
+    $("status").textContent += " (one thread: this page is not cross-origin isolated; serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp for threads)";
   }
 }
 

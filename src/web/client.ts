@@ -6,8 +6,8 @@
  *   await engine.load({ url: "/models/tinystories.gguf" }, { kv: "K8V4" }, (p) => bar.value = p.done / p.total);
  *   for await (const piece of engine.complete("Once upon a time", { maxTokens: 64 })) out.textContent += piece.text;
  *
- * The page must be cross-origin isolated (Cross-Origin-Opener-Policy: same-origin, Cross-Origin-Embedder-Policy:
- * require-corp): the kernels share one WebAssembly memory between threads.
+ * Threads need a cross-origin isolated page (Cross-Origin-Opener-Policy: same-origin, Cross-Origin-Embedder-Policy:
+ * require-corp: the kernels share one WebAssembly memory); elsewhere the engine runs on one thread.
  */
 import type { EngineEvent, EngineRequest, GenerateSettings, GenerationSummary, LoadSettings, ModelInfo, ModelSource } from "./protocol.js";
 
@@ -54,6 +54,8 @@ export class KvsplitEngine {
 
   /** Threads the kernels run on (1 where the page is not cross-origin isolated). */
   threads = 1;
+  /** Whether the page is cross-origin isolated (else the engine runs on one thread). */
+  crossOriginIsolated = false;
   /** "relaxed" or "plain": the SIMD kernel build this browser runs. */
   kernels = "";
 
@@ -73,6 +75,7 @@ export class KvsplitEngine {
     const ready = await engine.request({ type: "init", id: 0, threads, base: base.href }, () => {});
     if (ready.type !== "ready") throw new EngineError("EngineError", `unexpected answer ${ready.type}`);
     engine.threads = ready.threads;
+    engine.crossOriginIsolated = ready.crossOriginIsolated;
     engine.kernels = ready.kernels;
     return engine;
   }

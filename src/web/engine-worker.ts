@@ -11,7 +11,7 @@ import { Sampler } from "../model/sampler.js";
 import type { Session } from "../model/session.js";
 import { generateStream, type StreamResult } from "../model/stream.js";
 import { provideKernelBytes } from "../runtime/kernel-bytes.web.js";
-import { kernelVariant } from "../runtime/wasm.js";
+import { kernelVariant, useKernelVariant } from "../runtime/wasm.js";
 import { fileSource, urlSource, type ClosableSource } from "./model-store.js";
 import type { EngineEvent, EngineRequest, GenerateSettings, GenerationSummary, LoadSettings, ModelInfo, ModelSource } from "./protocol.js";
 
@@ -65,23 +65,20 @@ async function handle(request: Exclude<EngineRequest, { type: "stop" }>): Promis
 }
 
 async function init(id: number, wanted: number, base: string): Promise<void> {
-  // Threads share one WebAssembly memory: without cross-origin isolation a page has no SharedArrayBuffer to post.
-  threads = self.crossOriginIsolated ? Math.max(1, Math.floor(wanted)) : 1;
-  if (!self.crossOriginIsolated) throw new Error("this page is not cross-origin isolated (Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp): WebAssembly threads and shared memory need it");
+  // Threads share one WebAssembly memory, which a page has only when cross-origin isolated; elsewhere one thread runs
+  // the "single" build (plain SIMD over an unshared memory).
+  const isolated = self.crossOriginIsolated === true;
+  if (!isolated) useKernelVariant("single");
+  threads = isolated ? Math.max(1, Math.floor(wanted)) : 1;
   const variant = kernelVariant();
-  const file = variant === "relaxed" ? "kernels-relaxed.wasm" : "kernels.wasm";
+  const file = { plain: "kernels.wasm", relaxed: "kernels-relaxed.wasm", single: "kernels-single.wasm" }[variant];
   const response = await fetch(new URL(file, base));
   if (!response.ok) throw new Error(`${file}: HTTP ${response.status}`);
   provideKernelBytes(variant, new Uint8Array(await response.arrayBuffer()));
-  post({ type: "ready", id, threads, crossOriginIsolated: self.crossOriginIsolated, kernels: variant });
+  post({ type: "ready", id, threads, crossOriginIsolated: isolated, kernels: variant });
 }
 
 async function load(id: number, source: ModelSource, settings: LoadSettings): Promise<void> {
-  if (loaded) {
-    loaded.session.dispose();
-    loaded.model.dispose();
-    loaded = undefined;
-  }
   let lastPost = 0;
   const progress = (phase: "download" | "read") => (done: number, total: number) => {
     const now = performance.now();
@@ -89,8 +86,14 @@ async function load(id: number, source: ModelSource, settings: LoadSettings): Pr
     lastPost = now;
     post({ type: "progress", id, phase, done, total });
   };
-  const src: ClosableSource = "url" in source ? await urlSource(source.url, progress("download")) : fileSource(source.file);
   const config = parseKvConfig(settings.kv ?? "F16");
+  // the new source is opened (and its first bytes checked) before the loaded model is let go
+  const src: ClosableSource = "url" in source ? await urlSource(source.url, progress("download")) : fileSource(source.file);
+  if (loaded) {
+    loaded.session.dispose();
+    loaded.model.dispose();
+    loaded = undefined;
+  }
   let model: Model;
   try {
     model = Model.fromSource(countingReads(src, progress("read")), { threads });
@@ -119,6 +122,7 @@ async function load(id: number, source: ModelSource, settings: LoadSettings): Pr
       kernels: kernelVariant(),
       fromCache: src.fromCache,
       chatTemplate: template.source,
+      contextWarning: session.contextWarning,
     };
     loaded = { model, session, template, conversation: undefined, info };
     post({ type: "loaded", id, info });

@@ -87,9 +87,12 @@ function totalOfContentRange(header: string | null): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-function checkMagic(url: string, first: Uint8Array): void {
-  const magic = String.fromCharCode(...first.subarray(0, 4));
-  if (magic !== "GGUF") throw new ModelSourceError(`${url}: not a GGUF file (it starts with ${JSON.stringify(magic)}, a GGUF file with "GGUF")`);
+function checkMagic(name: string, first: Uint8Array): void {
+  const head = first.subarray(0, 4);
+  if (String.fromCharCode(...head) === "GGUF") return;
+  const printable = head.every((b) => b >= 0x20 && b < 0x7f);
+  const shown = printable ? JSON.stringify(String.fromCharCode(...head)) : `bytes ${Array.from(head, (b) => b.toString(16).padStart(2, "0")).join(" ")}`;
+  throw new ModelSourceError(`${name}: not a GGUF file (it starts with ${shown}; a GGUF file starts with "GGUF")`);
 }
 
 /**

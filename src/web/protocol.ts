@@ -50,6 +50,8 @@ export interface ModelInfo {
   /** Whether the bytes came from the Origin Private File System (a URL loaded before). */
   fromCache: boolean;
   chatTemplate: string;
+  /** Set when contextSize is past the model's trained context (quality drops there). */
+  contextWarning?: string;
 }
 
 export interface GenerationSummary {

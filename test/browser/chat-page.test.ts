@@ -73,6 +73,21 @@ test("chat page, local mode: loads from a URL, answers on Enter, shows K/V per l
   t.diagnostic(`screenshots in ${SHOTS}`);
 });
 
+test("chat page: a model from the file picker; a file that is not GGUF is named as such", { skip, timeout: 120_000 }, async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${pages.url}?mode=local`);
+  await page.locator("#kv").selectOption("K4V4");
+  await page.locator("#file").setInputFiles(sharedPaths.hd64);
+  await page.waitForSelector("body[data-state=ready]", { timeout: 60_000 });
+  assert.match(await page.locator("#status").innerText(), /Ready: tinystories-2m-hd64\.gguf in this page \(K4V4\)/);
+  assert.ok((await ask(page, "Hello")).trim().length > 0);
+  await page.locator("#file").setInputFiles({ name: "photo.gguf", mimeType: "image/png", buffer: Buffer.from("\x89PNG\r\n\x1a\n and more bytes") });
+  await page.waitForSelector("body[data-state=error]");
+  assert.match(await page.locator("#status").innerText(), /photo\.gguf: not a GGUF file/);
+  await shot(page, "local-not-gguf");
+  await page.close();
+});
+
 test("chat page, remote mode: opened from kvsplit serve it connects there and streams answers", { skip, timeout: 180_000 }, async () => {
   const config = parseKvConfig("K8V4");
   let server: KvsplitServer | undefined;

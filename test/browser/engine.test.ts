@@ -32,6 +32,7 @@ async function nodeTokens(kv: string, maxTokens: number): Promise<number[]> {
 }
 
 interface PageRun {
+  kernels: string;
   tokens: number[];
   text: string;
   stopReason: string;
@@ -52,7 +53,7 @@ function pageTokens(page: import("playwright-core").Page, kv: string, maxTokens:
       const tokens: number[] = [];
       for await (const piece of generation) if (piece.token >= 0) tokens.push(piece.token);
       const summary = await generation.summary;
-      return { tokens, text: summary.text, stopReason: summary.stopReason, fromCache: info.fromCache, kvLayers: info.kvLayers, threads: info.threads };
+      return { kernels: engine.kernels, tokens, text: summary.text, stopReason: summary.stopReason, fromCache: info.fromCache, kvLayers: info.kvLayers, threads: info.threads };
     } finally {
       engine.dispose();
     }
@@ -85,6 +86,22 @@ test("greedy tokens in Chromium equal Node's (F16, K8V4, K4V4+w32), on 2 threads
     assert.equal(run.kvLayers.length, 4);
   }
   await page.close();
+});
+
+test("without cross-origin isolation the page runs one thread (the unshared-memory build) and gives the same tokens", { skip, timeout: 120_000 }, async () => {
+  const plain = await startPageServer(undefined, false);
+  try {
+    const page = await browser.context.newPage();
+    await page.goto(`${plain.url}index.html?mode=local`);
+    assert.equal(await page.evaluate(() => self.crossOriginIsolated), false);
+    const run = await pageTokens(page, "K8V4", 24);
+    assert.equal(run.threads, 1);
+    assert.equal(run.kernels, "single");
+    assert.deepEqual(run.tokens, await nodeTokens("K8V4", 24));
+    await page.close();
+  } finally {
+    await plain.close();
+  }
 });
 
 test("stop() aborts a generation in the page", { skip, timeout: 120_000 }, async () => {

@@ -31,14 +31,14 @@ export const PAGE_MOUNTS: StaticMount[] = [
   { prefix: "/", dir: WEB_DIR },
 ];
 
-export async function startPageServer(mounts: readonly StaticMount[] = PAGE_MOUNTS, extra?: http.RequestListener): Promise<PageServer> {
+/** `isolated` false: without the cross-origin isolation headers (the page then runs the engine on one thread). */
+export async function startPageServer(mounts: readonly StaticMount[] = PAGE_MOUNTS, isolated = true): Promise<PageServer> {
   const requests: string[] = [];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     requests.push(`${req.method} ${url.pathname}${req.headers.range ? ` ${req.headers.range}` : ""}`);
     const file = staticFileOf(mounts, url.pathname);
-    if (file) return sendStaticFile(req, res, file);
-    if (extra) return extra(req, res);
+    if (file) return sendStaticFile(req, res, file, isolated);
     res.writeHead(404).end();
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
