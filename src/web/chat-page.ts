@@ -138,11 +138,23 @@ async function sendLocal(text: string, out: HTMLElement): Promise<void> {
 
 // ---- remote mode: kvsplit serve's OpenAI API ------------------------------------------------------------------------
 
+/** The Authorization header for `kvsplit serve --api-key`, when a key is given. */
+function authHeaders(): Record<string, string> {
+  const key = ($("api-key") as HTMLInputElement).value.trim();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+/** The server's error message (an OpenAI error object) or the status. */
+async function httpError(response: Response, what: string): Promise<Error> {
+  const body = await response.json().catch(() => undefined);
+  return new Error(`${what}: ${body?.error?.message ?? `HTTP ${response.status}`}`);
+}
+
 async function connectRemote(base: string): Promise<void> {
   setState("loading", `Connecting to ${base}…`);
   try {
-    const response = await fetch(new URL("props", base));
-    if (!response.ok) throw new Error(`${base}: /props answered HTTP ${response.status}`);
+    const response = await fetch(new URL("props", base), { headers: authHeaders() });
+    if (!response.ok) throw await httpError(response, base);
     const props = await response.json();
     remoteBase = base;
     remoteMessages = [];
@@ -168,14 +180,11 @@ async function sendRemote(text: string, out: HTMLElement): Promise<void> {
   try {
     const response = await fetch(new URL("v1/chat/completions", remoteBase), {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", ...authHeaders() },
       body: JSON.stringify({ messages: remoteMessages, stream: true, stream_options: { include_usage: true }, max_tokens: 256, temperature: 0.7, top_p: 0.9 }),
       signal: remoteAbort.signal,
     });
-    if (!response.ok || !response.body) {
-      const error = await response.json().catch(() => undefined);
-      throw new Error(error?.error?.message ?? `HTTP ${response.status}`);
-    }
+    if (!response.ok || !response.body) throw await httpError(response, "kvsplit serve");
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffered = "";
     for (;;) {
@@ -202,12 +211,15 @@ async function sendRemote(text: string, out: HTMLElement): Promise<void> {
       }
     }
   } catch (e) {
-    if ((e as Error).name !== "AbortError") throw e;
+    if ((e as Error).name !== "AbortError") {
+      remoteMessages.pop(); // the failed turn leaves the history as it was
+      throw e;
+    }
     addMessage("note", "stopped");
   } finally {
     remoteAbort = undefined;
-    remoteMessages.push({ role: "assistant", content: answer });
   }
+  remoteMessages.push({ role: "assistant", content: answer });
 }
 
 // ---- wiring ---------------------------------------------------------------------------------------------------------
@@ -286,6 +298,7 @@ function wire(): void {
 async function servedByKvsplit(): Promise<boolean> {
   try {
     const response = await fetch("props");
+    if (response.status === 401) return true; // a server with --api-key: connect once a key is given
     return response.ok && (await response.json())?.kv !== undefined;
   } catch {
     return false;
@@ -302,7 +315,7 @@ async function main(): Promise<void> {
   const wanted = params.get("mode");
   const remote = wanted === "remote" || (wanted !== "local" && (await servedByKvsplit()));
   setMode(remote ? "remote" : "local");
-  if (remote) await connectRemote(location.origin + "/");
+  if (remote) await connectRemote(location.origin + "/"); // with --api-key this asks for the key, then Connect
   else if (params.get("model")) await loadLocal({ url: params.get("model")! });
   if (mode === "local" && !self.crossOriginIsolated && document.body.dataset.state === "idle") {
     $("status").textContent += " (one thread: this page is not cross-origin isolated; serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp for threads)";

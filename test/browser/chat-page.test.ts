@@ -73,7 +73,7 @@ test("chat page, local mode: loads from a URL, answers on Enter, shows K/V per l
   t.diagnostic(`screenshots in ${SHOTS}`);
 });
 
-test("chat page: a model from the file picker; a file that is not GGUF is named as such", { skip, timeout: 120_000 }, async () => {
+test("chat page: a model from the file picker and by drag and drop; a file that is not GGUF is named as such", { skip, timeout: 120_000 }, async () => {
   const page = await browser.context.newPage();
   await page.goto(`${pages.url}?mode=local`);
   await page.locator("#kv").selectOption("K4V4");
@@ -81,6 +81,15 @@ test("chat page: a model from the file picker; a file that is not GGUF is named 
   await page.waitForSelector("body[data-state=ready]", { timeout: 60_000 });
   assert.match(await page.locator("#status").innerText(), /Ready: tinystories-2m-hd64\.gguf in this page \(K4V4\)/);
   assert.ok((await ask(page, "Hello")).trim().length > 0);
+  // drag and drop
+  const dropped = await page.evaluateHandle(async () => {
+    const bytes = await (await fetch("/models/tinystories-2m-hd64.gguf")).blob();
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], "dropped.gguf"));
+    return transfer;
+  });
+  await page.dispatchEvent("#drop", "drop", { dataTransfer: dropped });
+  await page.waitForFunction(() => document.body.dataset.state === "ready" && /dropped\.gguf/.test(document.getElementById("status")!.textContent ?? ""), undefined, { timeout: 60_000 });
   await page.locator("#file").setInputFiles({ name: "photo.gguf", mimeType: "image/png", buffer: Buffer.from("\x89PNG\r\n\x1a\n and more bytes") });
   await page.waitForSelector("body[data-state=error]");
   assert.match(await page.locator("#status").innerText(), /photo\.gguf: not a GGUF file/);
@@ -88,14 +97,19 @@ test("chat page: a model from the file picker; a file that is not GGUF is named 
   await page.close();
 });
 
-test("chat page, remote mode: opened from kvsplit serve it connects there and streams answers", { skip, timeout: 180_000 }, async () => {
+test("chat page, remote mode: opened from kvsplit serve (with --api-key) it connects there and streams answers", { skip, timeout: 180_000 }, async () => {
   const config = parseKvConfig("K8V4");
   let server: KvsplitServer | undefined;
   try {
-    const started = await startServer({ modelPath: sharedPaths.hd64, host: "127.0.0.1", port: 0, threads: 2, contextSize: 512, kv: kvPairsOf(config), kvName: config.name, parallel: 1 });
+    const started = await startServer({ modelPath: sharedPaths.hd64, host: "127.0.0.1", port: 0, threads: 2, contextSize: 512, kv: kvPairsOf(config), kvName: config.name, parallel: 1, apiKey: "sesame" });
     server = started.server;
     const page = await browser.context.newPage();
     await page.goto(started.url);
+    // the page is public; the API needs the key
+    await page.waitForSelector("body[data-state=error]", { timeout: 60_000 });
+    assert.match(await page.locator("#status").innerText(), /missing API key/);
+    await page.locator("#api-key").fill("sesame");
+    await page.locator("#connect").click();
     await page.waitForSelector("body[data-state=ready]", { timeout: 60_000 });
     assert.equal(await page.locator("input[name=mode][value=remote]").isChecked(), true, "starts in remote mode");
     assert.match(await page.locator("#status").innerText(), /on kvsplit serve \(K8V4\)/);
