@@ -16,7 +16,6 @@
  * are errors, so a file using a feature this version lacks is refused rather than half-applied.
  */
 import { readFileSync } from "node:fs";
-import path from "node:path";
 import type { KvPair } from "../api.js";
 import { getKvFormat } from "../formats/table.js";
 import type { KvFormatName } from "../formats/types.js";
@@ -97,7 +96,7 @@ export function parseKvSchedule(text: string, file: string): KvSchedule {
   const window = obj.window as number | undefined;
   const sinks = obj.sinks as number | undefined;
   const extras = Object.fromEntries(Object.entries(obj).filter(([k]) => !["layers", "kvsplit_schedule", "window", "sinks"].includes(k)));
-  return { name: `schedule:${path.basename(file)}`, file, layers, extras, ...(window ? { window } : {}), ...(sinks ? { sinks } : {}) };
+  return { name: `schedule:${file.split(/[\\/]/).pop()}`, file, layers, extras, ...(window ? { window } : {}), ...(sinks ? { sinks } : {}) };
 }
 
 function formatAt(value: unknown, where: string, fail: (detail: string) => never): KvFormatName {

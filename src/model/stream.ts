@@ -91,7 +91,6 @@ function heldBackLength(text: string, stops: readonly string[]): number {
   return best;
 }
 
-
 /** log softmax(logits)[id] for `id` and the `top` most likely tokens (f64 sums). */
 function logprobsOf(logits: Float32Array, id: number, top: number): { logprob: TokenLogprob; topLogprobs: TokenLogprob[] } {
   let max = -Infinity;

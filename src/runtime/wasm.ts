@@ -15,7 +15,7 @@ export const MAX_WASM_BYTES = 65536 * PAGE;
 export type KernelExports = Record<string, (...args: number[]) => any>;
 
 /**
- * The two builds of assembly/ (package.json build:wasm): the same source compiled with plain SIMD, and with relaxed
+ * The builds of assembly/ (package.json build:wasm): the same source compiled with plain SIMD, and with relaxed
  * SIMD added (the K-quant dots use i32x4.relaxed_dot_i8x16_i7x16_add_s / i16x8.relaxed_dot_i8x16_i7x16_s there, with
  * operands chosen so that every result is exact; both builds give the same bits). One is chosen per process.
  * A third, "single", is the plain build over an unshared memory: for a web page without cross-origin isolation, which
@@ -118,7 +118,7 @@ export class WasmRuntime {
     }
     this.shard = opts.shard ?? 0;
     this.module = opts.module ?? kernelModule();
-    this.memory = memory ?? new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: opts.module ? true : variantSharesMemory(kernelVariant()) });
+    this.memory = memory ?? new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: opts.module ? opts.module !== compiled.single : variantSharesMemory(kernelVariant()) });
     const instance = new WebAssembly.Instance(this.module, { env: { memory: this.memory, abort: wasmAbort } });
     this.k = instance.exports as unknown as KernelExports;
     this.allocator = new RangeAllocator(Number(this.k.heapBase()));

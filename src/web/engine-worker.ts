@@ -5,7 +5,8 @@
  */
 import { Conversation } from "../chat/conversation.js";
 import { chatTemplateOf, type ModelChatTemplate } from "../chat/model-template.js";
-import { exactOptions, kvPairsOf, parseKvConfig } from "../kv/shorthand.js";
+import { checkScheduleLayers, parseKvSchedule } from "../kv/schedule.js";
+import { configOfSchedule, exactOptions, kvPairsOf, parseKvConfig } from "../kv/shorthand.js";
 import { Model } from "../model/model.js";
 import { Sampler } from "../model/sampler.js";
 import type { Session } from "../model/session.js";
@@ -86,7 +87,7 @@ async function load(id: number, source: ModelSource, settings: LoadSettings): Pr
     lastPost = now;
     post({ type: "progress", id, phase, done, total });
   };
-  const config = parseKvConfig(settings.kv ?? "F16");
+  const config = settings.schedule !== undefined ? configOfSchedule(parseKvSchedule(settings.schedule, "the K/V schedule")) : parseKvConfig(settings.kv ?? "F16");
   // the new source is opened (and its first bytes checked) before the loaded model is let go
   const src: ClosableSource = "url" in source ? await urlSource(source.url, progress("download")) : fileSource(source.file);
   if (loaded) {
@@ -99,6 +100,14 @@ async function load(id: number, source: ModelSource, settings: LoadSettings): Pr
     model = Model.fromSource(countingReads(src, progress("read")), { threads });
   } finally {
     src.close();
+  }
+  if (config.layers) {
+    try {
+      checkScheduleLayers(config.layers, model.config.nLayers, "the K/V schedule");
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
   }
   try {
     await model.pool.ready();

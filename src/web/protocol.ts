@@ -14,6 +14,8 @@ export interface LoadSettings {
   contextSize?: number;
   /** A K/V config as on the command line: "F16", "K8V4", "q8_0/q4_0", "K4V4+w32" (default F16). */
   kv?: string;
+  /** Instead of kv: the text of a per-layer K/V schedule (`--kv-schedule` JSON, as `kvsplit tune` writes it). */
+  schedule?: string;
 }
 
 export interface GenerateSettings extends SamplingOptions {

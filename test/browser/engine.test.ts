@@ -8,7 +8,8 @@ import { after, before, test } from "node:test";
 import { loadModel } from "../../src/model/model.js";
 import { Sampler } from "../../src/model/sampler.js";
 import { generateStream } from "../../src/model/stream.js";
-import { kvPairsOf, parseKvConfig, exactOptions } from "../../src/kv/shorthand.js";
+import { configOfSchedule, kvPairsOf, parseKvConfig, exactOptions } from "../../src/kv/shorthand.js";
+import { parseKvSchedule } from "../../src/kv/schedule.js";
 import { launchChromium, startPageServer, type Browser, type PageServer } from "../helpers/browser.js";
 import { sharedPaths, sharedSkip } from "../helpers/shared.js";
 
@@ -102,6 +103,43 @@ test("without cross-origin isolation the page runs one thread (the unshared-memo
   } finally {
     await plain.close();
   }
+});
+
+test("a per-layer K/V schedule (as kvsplit tune writes it) gives the same tokens as Node; a wrong layer count is refused", { skip, timeout: 120_000 }, async () => {
+  const schedule = JSON.stringify({ layers: [{ k: "q8_0", v: "q4_0" }, { k: "iq4_nl", v: "iq3_nl" }, { k: "q5_0", v: "q4_1" }, { k: "q8_0", v: "q8_0" }], window: 16 });
+  const model = loadModel(sharedPaths.hd64, { threads: 2 });
+  let expected: number[];
+  try {
+    const config = configOfSchedule(parseKvSchedule(schedule, "test"));
+    const session = model.createSession({ contextSize: 512, kv: kvPairsOf(config), ...exactOptions(config) });
+    const stream = generateStream(session, model.tokenizer, model.tokenizer.encode(PROMPT, { addSpecial: true }), { maxTokens: 24, sampler: new Sampler({}) });
+    expected = [];
+    for await (const piece of stream) if (piece.token >= 0) expected.push(piece.token);
+  } finally {
+    model.dispose();
+  }
+  const page = await browser.context.newPage();
+  await page.goto(`${server.url}index.html?mode=local`);
+  const run = await page.evaluate(async ({ url, schedule, prompt }) => {
+    const lib: string = "/kvsplit.js";
+    const { KvsplitEngine } = await import(lib);
+    const engine = await KvsplitEngine.create({ threads: 2 });
+    try {
+      const info = await engine.load({ url }, { schedule, contextSize: 512 });
+      const generation = engine.complete(prompt, { maxTokens: 24 });
+      const tokens: number[] = [];
+      for await (const piece of generation) if (piece.token >= 0) tokens.push(piece.token);
+      let refused = "";
+      await engine.load({ url }, { schedule: JSON.stringify({ layers: [{ k: "q8_0", v: "q4_0" }] }) }).catch((e: Error) => (refused = e.message));
+      return { tokens, layers: info.kvLayers, refused };
+    } finally {
+      engine.dispose();
+    }
+  }, { url: MODEL_URL, schedule, prompt: PROMPT });
+  assert.deepEqual(run.layers.map((l: { k: string; v: string }) => `${l.k}/${l.v}`), ["q8_0/q4_0", "iq4_nl/iq3_nl", "q5_0/q4_1", "q8_0/q8_0"]);
+  assert.deepEqual(run.tokens, expected);
+  assert.match(run.refused, /the schedule has 1 layers but the model has 4/);
+  await page.close();
 });
 
 test("stop() aborts a generation in the page", { skip, timeout: 120_000 }, async () => {
