@@ -70,7 +70,7 @@ function promptsFor(model: Model, reps: number): string[] {
   });
 }
 
-async function nodeRun(model: Model, kv: string, prompt: string, gen: number, threads: number): Promise<RunTimes> {
+async function nodeRun(model: Model, kv: string, prompt: string, gen: number): Promise<RunTimes> {
   const config = parseKvConfig(kv);
   const session = model.createSession({ contextSize: 1024, kv: kvPairsOf(config) });
   try {
@@ -78,7 +78,6 @@ async function nodeRun(model: Model, kv: string, prompt: string, gen: number, th
     const stream = generateStream(session, model.tokenizer, tokens, { maxTokens: gen, sampler: new Sampler({}) });
     for await (const _ of stream);
     const r = stream.result!;
-    void threads;
     return { prompt_n: r.promptTokens, prompt_ms: r.promptMs, gen_n: r.genEvals, gen_ms: r.genMs };
   } finally {
     session.dispose();
@@ -189,7 +188,7 @@ async function main(): Promise<void> {
       for (let r = 0; r < reps; r++) {
         rows.kvsplit_page.push(await pageRun(page, prompts[r]!, gen));
         rows.wllama.push(await wllamaRun(page, prompts[r]!, gen));
-        rows.kvsplit_node.push(await nodeRun(nodeModel, kv, prompts[r]!, gen, threads));
+        rows.kvsplit_node.push(await nodeRun(nodeModel, kv, prompts[r]!, gen));
         const last = (xs: RunTimes[]) => `pp ${((xs.at(-1)!.prompt_n * 1000) / xs.at(-1)!.prompt_ms).toFixed(1)} tg ${((xs.at(-1)!.gen_n * 1000) / xs.at(-1)!.gen_ms).toFixed(1)}`;
         log(`${kv} rep ${r + 1}/${reps}: kvsplit page ${last(rows.kvsplit_page)} | wllama ${last(rows.wllama)} | kvsplit node ${last(rows.kvsplit_node)}`);
         save();
