@@ -14,7 +14,7 @@
 // Requires headDim % 8 == 0 and whole K and V blocks per head (headDim % 32 == 0 for block formats); cache.ts uses the
 // per-head path otherwise. A group that is not a multiple of 4 heads is padded with zero queries whose results are dropped.
 import { f16x4ToF32x4, fifthBits, i8x16QuarterToF32x4, loadF16 } from "./formats/common";
-import { codebookBlockBytes, codebookLevels } from "./formats/codebook";
+import { codebookBlockBytes, codebookLevels, codebookLevelsOf, codebookPairs } from "./formats/codebook";
 import { fwht_f32 } from "./rotation";
 import {
   T_F32, T_F16, T_BF16, T_Q8_0, T_Q8_1, T_Q5_1, T_Q5_0, T_Q4_1, T_Q4_0, T_IQ4_NL, T_IQ3_NL, T_IQ2_NL, quantizeRow_byType, expNonPositive_f32x4,
@@ -235,7 +235,14 @@ function prepareQueries(
   const scales = dst + (<usize>nBlocks << 6);
   for (let b = 0; b < nBlocks; b++) {
     const block = row + <usize>b * bytes;
-    storeWidened(dst + (<usize>b << 6), quantsLow(type, block), quantsHigh(type, block));
+    if (type == T_IQ3_NL || type == T_IQ2_NL) { // both halves from one load of the index pairs
+      const bits = type == T_IQ3_NL ? 3 : 2;
+      const pairs = codebookPairs(block);
+      const qh: u32 = bits == 3 ? load<u32>(block + 10) : 0;
+      storeWidened(dst + (<usize>b << 6), codebookLevelsOf(bits, pairs, qh, 0), codebookLevelsOf(bits, pairs, qh, 1));
+    } else {
+      storeWidened(dst + (<usize>b << 6), quantsLow(type, block), quantsHigh(type, block));
+    }
     store<f32>(scales + (<usize>b << 2), loadF16(block));
     if (hasMin(type)) store<f32>(scales + (<usize>(nBlocks + b) << 2), loadF16(block + 2));
   }
@@ -384,6 +391,13 @@ function prepareQueries(
   }
 }
 
+/** Four positions' values of one channel's block (quarter `quarter` of the block's half q): d·q, + m for q4_1 / q5_1. */
+// @ts-ignore: decorator
+@inline function channelValues(type: i32, q: v128, quarter: i32, block: usize): v128 {
+  const v = f32x4.mul(i8x16QuarterToF32x4(q, quarter), f32x4.splat(loadF16(block)));
+  return hasMin(type) ? f32x4.add(v, f32x4.splat(loadF16(block + 2))) : v;
+}
+
 /**
  * scores[(p, gp)] = scale × q·k for positions p in [pStart, pEnd) of keys stored per channel (key-channels.ts): each
  * group of KEY_GROUP positions is decoded once into kGroup (KEY_GROUP, headDim) f32, channel c's block into column c
@@ -400,21 +414,32 @@ function prepareQueries(
   const rowBytes = <usize>headDim << 2;
   for (let g0 = (pStart / KEY_GROUP) * KEY_GROUP; g0 < pEnd; g0 += KEY_GROUP) {
     const group = plane + <usize>(g0 / KEY_GROUP) * <usize>groupBytes;
-    for (let c = 0; c < headDim; c++) {
-      const block = group + <usize>c * bytes;
-      const d = f32x4.splat(loadF16(block));
-      const m = hasMin(type) ? f32x4.splat(loadF16(block + 2)) : f32x4.splat(0);
+    // four channels at a time: each channel's 4 positions of a quarter, transposed to 4 positions' 4 channels
+    for (let c = 0; c < headDim; c += 4) {
+      const b0 = group + <usize>c * bytes;
+      const b1 = b0 + bytes;
+      const b2 = b1 + bytes;
+      const b3 = b2 + bytes;
       const column = sKGroup + (<usize>c << 2);
       for (let half = 0; half < 2; half++) {
-        const q = half == 0 ? quantsLow(type, block) : quantsHigh(type, block);
+        const q0 = half == 0 ? quantsLow(type, b0) : quantsHigh(type, b0);
+        const q1 = half == 0 ? quantsLow(type, b1) : quantsHigh(type, b1);
+        const q2 = half == 0 ? quantsLow(type, b2) : quantsHigh(type, b2);
+        const q3 = half == 0 ? quantsLow(type, b3) : quantsHigh(type, b3);
         for (let quarter = 0; quarter < 4; quarter++) {
-          let v = f32x4.mul(i8x16QuarterToF32x4(q, quarter), d);
-          if (hasMin(type)) v = f32x4.add(v, m);
+          const v0 = channelValues(type, q0, quarter, b0);
+          const v1 = channelValues(type, q1, quarter, b1);
+          const v2 = channelValues(type, q2, quarter, b2);
+          const v3 = channelValues(type, q3, quarter, b3);
+          const lo01 = i32x4.shuffle(v0, v1, 0, 4, 1, 5); // [c0p0 c1p0 c0p1 c1p1]
+          const lo23 = i32x4.shuffle(v2, v3, 0, 4, 1, 5);
+          const hi01 = i32x4.shuffle(v0, v1, 2, 6, 3, 7); // [c0p2 c1p2 c0p3 c1p3]
+          const hi23 = i32x4.shuffle(v2, v3, 2, 6, 3, 7);
           const at = column + <usize>(half * 16 + quarter * 4) * rowBytes;
-          store<f32>(at, f32x4.extract_lane(v, 0));
-          store<f32>(at + rowBytes, f32x4.extract_lane(v, 1));
-          store<f32>(at + 2 * rowBytes, f32x4.extract_lane(v, 2));
-          store<f32>(at + 3 * rowBytes, f32x4.extract_lane(v, 3));
+          v128.store(at, i32x4.shuffle(lo01, lo23, 0, 1, 4, 5));
+          v128.store(at + rowBytes, i32x4.shuffle(lo01, lo23, 2, 3, 6, 7));
+          v128.store(at + 2 * rowBytes, i32x4.shuffle(hi01, hi23, 0, 1, 4, 5));
+          v128.store(at + 3 * rowBytes, i32x4.shuffle(hi01, hi23, 2, 3, 6, 7));
         }
       }
     }
@@ -484,8 +509,13 @@ function softmaxWeights(nPos: i32, gp: i32): void {
       const d = f32x4.splat(loadF16(block));
       const m = hasMin(type) ? f32x4.splat(loadF16(block + 2)) : f32x4.splat(0);
       const o = outRow + (<usize>b << 7);
+      const codebook = type == T_IQ3_NL || type == T_IQ2_NL;
+      const pairs = codebook ? codebookPairs(block) : v128.splat<i32>(0);
+      const qh: u32 = type == T_IQ3_NL ? load<u32>(block + 10) : 0;
       for (let half = 0; half < 2; half++) {
-        const q = half == 0 ? quantsLow(type, block) : quantsHigh(type, block);
+        const q = codebook
+          ? codebookLevelsOf(type == T_IQ3_NL ? 3 : 2, pairs, qh, half) // both halves from one load of the index pairs
+          : half == 0 ? quantsLow(type, block) : quantsHigh(type, block);
         const p = o + (<usize>half << 6);
         if (hasMin(type)) {
           v128.store(p, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 0), d), m));

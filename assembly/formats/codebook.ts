@@ -45,11 +45,20 @@ const MIDPOINTS: usize = memory.data<f32>([-103, -62, -29.5, 0, 29.5, 62, 103, -
   return <i32>load<i8>(LEVELS + <usize>(bits == 3 ? index : index + 8));
 }
 
+/**
+ * v128 constants of the decoders, read from memory where used (V8 rebuilds a v128 immediate from scalar moves on every
+ * loop iteration; see common.ts VECTOR_CONSTANTS): iq3_nl's 8 levels, iq2_nl's 4, the first-eight-lanes mask, i8 3.
+ */
+const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
+  -127, -79, -45, -14, 14, 45, 79, 127, 0, 0, 0, 0, 0, 0, 0, 0, // 0: iq3_nl levels
+  -127, -38, 38, 127, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // 16: iq2_nl levels
+  -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0, // 32: lanes 0..7
+  3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, // 48: i8 3
+], 16);
+
 // @ts-ignore: decorator
 @inline function levelTable(bits: i32): v128 {
-  return bits == 3
-    ? i8x16(-127, -79, -45, -14, 14, 45, 79, 127, 0, 0, 0, 0, 0, 0, 0, 0)
-    : i8x16(-127, -38, 38, 127, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  return v128.load(CODEBOOK_CONSTANTS + (bits == 3 ? 0 : 16));
 }
 
 /** The index of the level nearest y (binary search over the midpoints; a value on a midpoint goes up). */
@@ -68,20 +77,29 @@ const MIDPOINTS: usize = memory.data<f32>([-103, -62, -29.5, 0, 29.5, 62, 103, -
 }
 
 /**
- * The int8 levels of values 0..15 (half 0) or 16..31 (half 1) of the block at `block`: the qs bytes splatted to both
- * halves of a vector, lanes 0..7 taking bit pair 0 (half 0) or 2 (half 1), lanes 8..15 pair 1 or 3; i16 shifts then
- * a mask (no x64 instruction for i8x16.shr_u); index bit 2 from qh for iq3_nl; then a table lookup.
+ * The index pairs of a block's qs bytes for both halves: the 8 bytes splatted to both halves of a vector, lanes 0..7
+ * keeping their bits (pair 0 for half 0 in bits 0-1, pair 2 for half 1 in bits 4-5), lanes 8..15 shifted right by 2
+ * (pair 1 in bits 0-1, pair 3 in bits 4-5). i16 shifts, as there is no x64 instruction for i8x16.shr_u: lanes 0..7
+ * and 8..15 are whole i16 lanes, so a second i16 shift by 4 gives half 1's pairs exactly.
  */
 // @ts-ignore: decorator
-@inline export function codebookLevels(bits: i32, block: usize, half: i32): v128 {
+@inline export function codebookPairs(block: usize): v128 {
   const qs = v128.load64_splat(block + 2);
-  const firstEight = i8x16(-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0);
-  const pairs = half == 0
-    ? v128.bitselect(qs, i16x8.shr_u(qs, 2), firstEight)
-    : v128.bitselect(i16x8.shr_u(qs, 4), i16x8.shr_u(qs, 6), firstEight);
-  let index = v128.and(pairs, i8x16.splat(3));
-  if (bits == 3) index = v128.or(index, bitPlane(load<u32>(block + 10), half << 1, 4));
+  return v128.bitselect(qs, i16x8.shr_u(qs, 2), v128.load(CODEBOOK_CONSTANTS + 32));
+}
+
+/** The int8 levels of half `half` (values 0..15 or 16..31) from codebookPairs and the block's qh (iq3_nl's index bit 2). */
+// @ts-ignore: decorator
+@inline export function codebookLevelsOf(bits: i32, pairs: v128, qh: u32, half: i32): v128 {
+  let index = v128.and(half == 0 ? pairs : i16x8.shr_u(pairs, 4), v128.load(CODEBOOK_CONSTANTS + 48));
+  if (bits == 3) index = v128.or(index, bitPlane(qh, half << 1, 4));
   return i8x16.swizzle(levelTable(bits), index);
+}
+
+/** The int8 levels of values 0..15 (half 0) or 16..31 (half 1) of the block at `block`; then a table lookup. */
+// @ts-ignore: decorator
+@inline export function codebookLevels(bits: i32, block: usize, half: i32): v128 {
+  return codebookLevelsOf(bits, codebookPairs(block), bits == 3 ? load<u32>(block + 10) : 0, half);
 }
 
 /**
@@ -144,8 +162,10 @@ const MIDPOINTS: usize = memory.data<f32>([-103, -62, -29.5, 0, 29.5, 62, 103, -
     const block = src + <usize>b * bytes;
     const out = dst + (<usize>b << 7);
     const d = f32x4.splat(loadF16(block));
+    const pairs = codebookPairs(block);
+    const qh: u32 = bits == 3 ? load<u32>(block + 10) : 0;
     for (let half = 0; half < 2; half++) {
-      const q = codebookLevels(bits, block, half);
+      const q = codebookLevelsOf(bits, pairs, qh, half);
       const o = out + (<usize>half << 6);
       v128.store(o, f32x4.mul(i8x16QuarterToF32x4(q, 0), d));
       v128.store(o, f32x4.mul(i8x16QuarterToF32x4(q, 1), d), 16);
@@ -164,7 +184,9 @@ const MIDPOINTS: usize = memory.data<f32>([-103, -62, -29.5, 0, 29.5, 62, 103, -
   for (let b = 0; b < nBlocks; b++) {
     const block = row + <usize>b * bytes;
     const y = x + <usize>b * Q8_0_BYTES;
-    const sumi = i32x4.add(dotI8x16(codebookLevels(bits, block, 0), v128.load(y, 2)), dotI8x16(codebookLevels(bits, block, 1), v128.load(y, 18)));
+    const pairs = codebookPairs(block);
+    const qh: u32 = bits == 3 ? load<u32>(block + 10) : 0;
+    const sumi = i32x4.add(dotI8x16(codebookLevelsOf(bits, pairs, qh, 0), v128.load(y, 2)), dotI8x16(codebookLevelsOf(bits, pairs, qh, 1), v128.load(y, 18)));
     const scale = loadF16(y) * loadF16(block);
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(scale)));
   }
@@ -180,8 +202,10 @@ const MIDPOINTS: usize = memory.data<f32>([-103, -62, -29.5, 0, 29.5, 62, 103, -
   for (let b = 0; b < nBlocks; b++) {
     const block = row + <usize>b * bytes;
     const d = f32x4.splat(loadF16(block));
+    const pairs = codebookPairs(block);
+    const qh: u32 = bits == 3 ? load<u32>(block + 10) : 0;
     for (let half = 0; half < 2; half++) {
-      const q = codebookLevels(bits, block, half);
+      const q = codebookLevelsOf(bits, pairs, qh, half);
       const o = out + (<usize>b << 7) + (<usize>half << 6);
       v128.store(o, f32x4.add(v128.load(o), f32x4.mul(w4, f32x4.mul(i8x16QuarterToF32x4(q, 0), d))));
       v128.store(o, f32x4.add(v128.load(o, 16), f32x4.mul(w4, f32x4.mul(i8x16QuarterToF32x4(q, 1), d))), 16);

@@ -207,11 +207,8 @@ export const U8_1: usize = 32;
 /** `value` in byte lane j (0..15) where bit 8·firstByte + j of qh is set, 0 elsewhere: one bit plane of 16 quants. */
 // @ts-ignore: decorator
 @inline export function bitPlane(qh: u32, firstByte: i32, value: i8): v128 {
-  const lanes = firstByte == 0
-    ? i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
-    : i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-  const spread = i8x16.swizzle(i32x4.splat(qh), lanes);
-  const bit = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  const spread = i8x16.swizzle(i32x4.splat(qh), vconst(firstByte == 0 ? 224 : 240));
+  const bit = vconst(256);
   return v128.and(i8x16.eq(v128.and(spread, bit), bit), i8x16.splat(value));
 }
 
@@ -250,6 +247,9 @@ const VECTOR_CONSTANTS: usize = memory.data<u32>([
   0xffffffff, 0, 0, 0, // 176: lane 0
   0xffffffff, 0xffffffff, 0, 0, // 192: lanes 0, 1
   0xffffffff, 0xffffffff, 0xffffffff, 0, // 208: lanes 0, 1, 2
+  0x00000000, 0x00000000, 0x01010101, 0x01010101, // 224: bitPlane's byte of qh per lane, first byte 0
+  0x02020202, 0x02020202, 0x03030303, 0x03030303, // 240: the same, first byte 2
+  0x08040201, 0x80402010, 0x08040201, 0x80402010, // 256: bitPlane's bit per lane (1, 2, 4, ..., 128, twice)
 ], 16);
 
 // @ts-ignore: decorator

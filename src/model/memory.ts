@@ -198,7 +198,7 @@ function kvShardScratchBytes(c: ModelConfig, threads: number, batch: number): { 
 }
 
 /** The formats of every layer: the one pair repeated, or the per-layer pairs (one per layer). */
-export function kvLayerFormats(c: ModelConfig, kvPairs: KvPair | readonly KvPair[]): KvLayerFormats[] {
+export function kvLayerFormats(c: Pick<ModelConfig, "nLayers">, kvPairs: KvPair | readonly KvPair[]): KvLayerFormats[] {
   const pairs = isPairList(kvPairs) ? kvPairs : Array.from({ length: c.nLayers }, () => kvPairs);
   if (pairs.length !== c.nLayers) throw new RangeError(`kv has ${pairs.length} entries but the model has ${c.nLayers} layers`);
   return pairs.map((p) => ({ ...p, k: getKvFormat(p.k), v: getKvFormat(p.v) }));
