@@ -145,7 +145,7 @@ async function download(
   // A partial file from an interrupted download continues where it stopped; anything else starts over.
   let done = known && !known.complete ? access.getSize() : 0;
   if (done === 0) access.truncate(0);
-  let total = known?.size;
+  let total = known && known.size > 0 ? known.size : undefined; // 0: a server that gave no size
   for (;;) {
     const end = total === undefined ? done + DOWNLOAD_CHUNK : Math.min(total, done + DOWNLOAD_CHUNK);
     if (total !== undefined && done >= total) break;
@@ -182,13 +182,30 @@ async function download(
   return entry;
 }
 
+/** A whole-file answer streamed into the file; its first 4 bytes are checked before anything after them is written. */
 async function streamBody(url: string, response: Response, access: FileSystemSyncAccessHandle, total: number, onProgress: Progress): Promise<number> {
   if (!response.body) throw new ModelSourceError(`${url}: the answer has no body`);
   const reader = response.body.getReader();
   let done = 0;
+  let head = new Uint8Array(0); // the first 4 bytes, however the body is split
   for (;;) {
     const { value, done: finished } = await reader.read();
     if (finished) break;
+    if (head.length < 4) {
+      const more = value.subarray(0, 4 - head.length);
+      const joined = new Uint8Array(head.length + more.length);
+      joined.set(head);
+      joined.set(more, head.length);
+      head = joined;
+      if (head.length === 4) {
+        try {
+          checkMagic(url, head);
+        } catch (e) {
+          await reader.cancel();
+          throw e;
+        }
+      }
+    }
     access.write(value, { at: done });
     done += value.length;
     onProgress(done, total || done);

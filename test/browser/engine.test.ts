@@ -1,16 +1,19 @@
 /**
  * The engine in headless Chromium (dist/web/kvsplit.js in a page, its engine and pool workers, kernels fetched):
  * greedy tokens equal Node's for the same model, prompt and K/V config; stop aborts a generation; a reload finds the
- * model in the Origin Private File System and asks the server for no model bytes; a non-GGUF file gets a clear error.
+ * model in the Origin Private File System and asks the server for no model bytes; a non-GGUF file gets a clear error,
+ * and from a server without Range requests it is not kept in the cache.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
 import { loadModel } from "../../src/model/model.js";
 import { Sampler } from "../../src/model/sampler.js";
 import { generateStream } from "../../src/model/stream.js";
 import { configOfSchedule, kvPairsOf, parseKvConfig, exactOptions } from "../../src/kv/shorthand.js";
 import { parseKvSchedule } from "../../src/kv/schedule.js";
-import { launchChromium, startPageServer, type Browser, type PageServer } from "../helpers/browser.js";
+import { ISOLATION_HEADERS } from "../../src/serve/static.js";
+import { launchChromium, PAGE_MOUNTS, startPageServer, type Browser, type PageServer } from "../helpers/browser.js";
 import { sharedPaths, sharedSkip } from "../helpers/shared.js";
 
 const skip = sharedSkip(sharedPaths.hd64);
@@ -208,4 +211,39 @@ test("a file that is not GGUF gets a clear message (picker and URL)", { skip, ti
   });
   assert.match(byUrl, /^ModelSourceError: .*chat\.css: not a GGUF file/);
   await page.close();
+});
+
+test("a server without Range requests: a non-GGUF answer is refused and not cached; the model then loads from it", { skip, timeout: 180_000 }, async () => {
+  // /whole/model.gguf answers 200 with a whole body whatever the Range header: first an HTML page (a static host's
+  // fallback for a missing file), then, once "fixed", the model's bytes
+  let body: Buffer = Buffer.from("<!doctype html><title>Not here</title>\n".repeat(100));
+  const plain = await startPageServer(PAGE_MOUNTS, true, (_req, res, url) => {
+    if (url.pathname !== "/whole/model.gguf") return false;
+    res.writeHead(200, { ...ISOLATION_HEADERS, "Content-Type": "application/octet-stream", "Content-Length": String(body.length) }).end(body);
+    return true;
+  });
+  const page = await browser.context.newPage();
+  try {
+    await page.goto(`${plain.url}index.html?mode=local`);
+    const load = () => page.evaluate(async () => {
+      const lib: string = "/kvsplit.js"; // the bundle the page server serves
+      const { KvsplitEngine } = await import(lib);
+      const engine = await KvsplitEngine.create({ threads: 1 });
+      try {
+        const info = await engine.load({ url: "/whole/model.gguf" }, { contextSize: 64 });
+        return `loaded ${info.layers} layers, from cache: ${info.fromCache}`;
+      } catch (e) {
+        return `${(e as Error).name}: ${(e as Error).message}`;
+      } finally {
+        engine.dispose();
+      }
+    });
+    assert.match(await load(), /^ModelSourceError: .*model\.gguf: not a GGUF file \(it starts with "<!do"/);
+    body = readFileSync(sharedPaths.hd64);
+    assert.match(await load(), /^loaded \d+ layers, from cache: false$/, "the refused page was not kept as the model");
+    assert.match(await load(), /^loaded \d+ layers, from cache: true$/);
+  } finally {
+    await page.close();
+    await plain.close();
+  }
 });

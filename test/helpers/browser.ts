@@ -31,12 +31,19 @@ export const PAGE_MOUNTS: StaticMount[] = [
   { prefix: "/", dir: WEB_DIR },
 ];
 
-/** `isolated` false: without the cross-origin isolation headers (the page then runs the engine on one thread). */
-export async function startPageServer(mounts: readonly StaticMount[] = PAGE_MOUNTS, isolated = true): Promise<PageServer> {
+/**
+ * `isolated` false: without the cross-origin isolation headers (the page then runs the engine on one thread).
+ * `route`: answers a request first where it returns true (a test's own paths).
+ */
+export async function startPageServer(
+  mounts: readonly StaticMount[] = PAGE_MOUNTS, isolated = true,
+  route?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean,
+): Promise<PageServer> {
   const requests: string[] = [];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     requests.push(`${req.method} ${url.pathname}${req.headers.range ? ` ${req.headers.range}` : ""}`);
+    if (route?.(req, res, url)) return;
     const file = staticFileOf(mounts, url.pathname);
     if (file) return sendStaticFile(req, res, file, isolated);
     res.writeHead(404).end();
