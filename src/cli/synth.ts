@@ -14,7 +14,7 @@ import { addThreadsOption, formatBytes, intArg, log, writeJson } from "./options
 
 const PRESET_NAMES = Object.keys(SYNTH_PRESETS) as SynthPresetName[];
 /** Weight types a synthetic model can be written in (the synthesizer checks them too). */
-const WEIGHT_TYPES: readonly SynthWeightType[] = ["f32", "f16", "q8_0", "q6_K", "q5_K", "q4_K", "q3_K", "q2_K"];
+const WEIGHT_TYPES: readonly SynthWeightType[] = ["f32", "f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl", "q6_K", "q5_K", "q4_K", "q3_K", "q2_K"];
 /** Without a terminal: a progress line at most this often. */
 const PLAIN_INTERVAL_MS = 5000;
 

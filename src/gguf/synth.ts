@@ -2,7 +2,8 @@
  * Synthetic GGUF models (random weights, deterministic for a seed) with the tensor names, shapes and metadata keys
  * llama.cpp's "llama" architecture reads (or "qwen2": the same tensors plus q/k/v biases; or Llama 3.x style: a
  * `rope_freqs.weight` tensor), and a sentencepiece vocabulary llama.cpp accepts.
- * Matrices are stored f32, f16, q8_0 or a K-quant (q2_K .. q6_K; rows of a multiple of 256 values), quantized with the
+ * Matrices are stored f32, f16, a 32-value block format (q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl) or a K-quant (q2_K ..
+ * q6_K; rows of a multiple of 256 values), quantized with the
  * format table's WebAssembly kernels (the same bytes as its reference kernels), optionally on several threads
  * (synth-threads.ts; the bytes do not depend on the thread count); norms stay f32.
  */
@@ -27,7 +28,7 @@ export interface SynthShape {
 }
 
 export type SynthPresetName = "tiny" | "tinyllama-1.1b" | "llama-8b";
-export type SynthWeightType = "f32" | "f16" | "q8_0" | "q2_K" | "q3_K" | "q4_K" | "q5_K" | "q6_K";
+export type SynthWeightType = "f32" | "f16" | "q8_0" | "q5_1" | "q5_0" | "q4_1" | "q4_0" | "iq4_nl" | "q2_K" | "q3_K" | "q4_K" | "q5_K" | "q6_K";
 
 export const SYNTH_PRESETS: Readonly<Record<SynthPresetName, Readonly<SynthShape>>> = {
   // head_dim 64: quantized KV blocks (32) and the Hadamard rotation (64) both apply.
@@ -104,10 +105,13 @@ export function llama3RopeFreqFactors(r: Llama3RopeScaling, ropeBase: number, he
 }
 
 /**
- * llama.cpp's general.file_type (enum llama_ftype) for each weight type; a file with every matrix in one K-quant is
- * the "_S" (small) variant where llama.cpp has several: MOSTLY_Q2_K 10, Q3_K_S 11, Q4_K_S 14, Q5_K_S 16, Q6_K 18.
+ * llama.cpp's general.file_type (enum llama_ftype) for each weight type: MOSTLY_Q4_0 2, Q4_1 3, Q8_0 7, Q5_0 8, Q5_1 9,
+ * IQ4_NL 25; a file with every matrix in one K-quant is the "_S" (small) variant where llama.cpp has several:
+ * MOSTLY_Q2_K 10, Q3_K_S 11, Q4_K_S 14, Q5_K_S 16, Q6_K 18.
  */
-const FILE_TYPE: Record<SynthWeightType, number> = { f32: 0, f16: 1, q8_0: 7, q2_K: 10, q3_K: 11, q4_K: 14, q5_K: 16, q6_K: 18 };
+const FILE_TYPE: Record<SynthWeightType, number> = {
+  f32: 0, f16: 1, q8_0: 7, q5_1: 9, q5_0: 8, q4_1: 3, q4_0: 2, iq4_nl: 25, q2_K: 10, q3_K: 11, q4_K: 14, q5_K: 16, q6_K: 18,
+};
 
 export function synthShape(preset: SynthOptions["preset"] = "tiny"): SynthShape {
   if (typeof preset === "string") {

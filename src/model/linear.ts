@@ -3,7 +3,7 @@
  * The input is converted once to each dot-partner format its matrices need (q8_0 for q8_0/q4_0 weights,
  * f16 for f16 weights, ...), as llama.cpp does, then each matrix's own matvec (one token) or matmul (a batch) kernel runs on it.
  *
- * Batches of at least WIDE_MIN_TOKENS (K-quants: WIDE_MIN_TOKENS_K) tokens take the "wide" path where the weight format has one: matmulWide_<fmt>
+ * Batches of at least wideMinTokens(format) tokens take the "wide" path where the weight format has one: matmulWide_<fmt>
  * decodes each weight row once into per-thread scratch and dots it with every token, equal to matvec bit for bit.
  *   q8_0-partner weights (q8_0, q4_0, q5_0, iq4_nl; assembly/formats/matmul-wide.ts): the q8_0 input is further
  *     widened once to int16 in an interleaved layout.
@@ -28,13 +28,24 @@ export const ROW_GRAIN = 16;
 /** Below this many weight bytes per run (× tokens; ~35 µs of one thread's work) a sync (15–70 µs) is not worth it. */
 export const SERIAL_BYTES = 256 * 1024;
 /**
- * Batches of at least this many tokens use matmulWide_<fmt> for q8_0-partner weights (below, widening rows costs more
- * than it saves); K-quants, whose widened rows (int16 levels × group scales) cost more to make, from WIDE_MIN_TOKENS_K.
- * Measured on the TinyLlama shape, 2 threads: q8_0, 4 tokens 104 ms a pass wide against 143 without; q4_K, ms per
- * token wide / per-token dots: 37.3 / 25.9 at 4 tokens, 30.5 / 25.1 at 6, 25.0 / 25.0 at 8, 24.1 / 25.2 at 10.
+ * Batches of at least this many tokens use matmulWide_<fmt> (below, widening rows costs more than it saves): per
+ * weight format where measured, else WIDE_MIN_TOKENS for q8_0-partner weights and WIDE_MIN_TOKENS_K for K-quants,
+ * whose widened rows (int16 levels × group scales) cost more to make. Measured on the TinyLlama shape, 2 threads, ms
+ * per token, widened rows / per-token dots (alternating runs):
+ *   q8_0: 33.0 / 35.0 at 2 tokens, 31.0 / 35.9 at 3, 25.5 / 34.6 at 4
+ *   q5_0: 49.4 / 39.5 at 2, 40.6 / 43.5 at 3, 31.5 / 37.6 at 4
+ *   q4_0: 35.3 / 27.9 at 2, 31.5 / 27.8 at 3, 24.7 / 26.5 at 4 (its 2-token dots have a relaxed-SIMD path)
+ *   iq4_nl: 56.5 / 45.5 at 2, 45.7 / 46.7 at 3, 34.4 / 42.1 at 4
+ *   q4_K: 37.3 / 25.9 at 4, 30.5 / 25.1 at 6, 25.0 / 25.0 at 8, 24.1 / 25.2 at 10
  */
-export const WIDE_MIN_TOKENS = 4;
-export const WIDE_MIN_TOKENS_K = 9;
+const WIDE_MIN_TOKENS = 4;
+const WIDE_MIN_TOKENS_K = 9;
+const WIDE_MIN_TOKENS_OF: Partial<Record<FormatName, number>> = { q8_0: 2, q5_0: 3 };
+
+/** The smallest batch that takes matmulWide_<fmt> for weights of `format`. */
+export function wideMinTokens(format: BlockFormat): number {
+  return WIDE_MIN_TOKENS_OF[format.name] ?? (format.dotPartner === "q8_K" ? WIDE_MIN_TOKENS_K : WIDE_MIN_TOKENS);
+}
 /** Bytes of one row of `cols` values in the wide layout (assembly/formats/matmul-wide.ts: 272 bytes per 128 values). */
 export function wideRowBytes(cols: number): number {
   return Math.ceil(Math.floor(cols / 32) / 4) * 272;
@@ -120,8 +131,7 @@ export class Linear {
   }
 
   private usesWide(w: WeightMatrix): boolean {
-    const from = w.format.dotPartner === "q8_K" ? WIDE_MIN_TOKENS_K : WIDE_MIN_TOKENS;
-    return this.nTokens >= from && typeof this.rt.k[wideKernel(w.format)] === "function";
+    return this.nTokens >= wideMinTokens(w.format) && typeof this.rt.k[wideKernel(w.format)] === "function";
   }
 
   /**

@@ -96,7 +96,7 @@ function oracleMoments(name: string, ne0: number): { mean: number; std: number }
 
 /** A small shape every weight type accepts (K-quants: rows of 256). */
 const KQ_SHAPE = { dim: 256, ffnDim: 512, nLayers: 1, nHeads: 4, nKvHeads: 2, vocabSize: 600 };
-const WEIGHT_TYPES: readonly SynthWeightType[] = ["f32", "f16", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"];
+const WEIGHT_TYPES: readonly SynthWeightType[] = ["f32", "f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"];
 
 function dequantized(bytes: Uint8Array, formatName: string, n: number): Float32Array {
   const out = new Float32Array(n); // (n)
