@@ -97,10 +97,13 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
 // ---- relaxed build (kernels-relaxed.wasm): q4_0 / q4_1 / q5_0 / q5_1 blocks in relaxed dots --------------------
 // Their stored levels (nibble, + 16 × fifth bit) are 0..31: the i7 operand of common.ts's exact relaxed dots, the
 // partner's int8 values the other. q4_0 / q5_0 subtract their offset (8, 16) as offset × Σ x, Σ x being a relaxed
-// dot with ones. The block's integer Σ w·x is the plain build's, so the f32 terms are too. (q8_0, iq4_nl and the
-// codebook formats' levels are signed: they stay on the i16 path.)
+// dot with ones. The block's integer Σ w·x is the plain build's, so the f32 terms are too.
+// Table formats (iq4_nl and the codebook formats) have signed levels from a fixed table, none of them 0 and all within
+// ±127: |w| is the i7 operand and each x takes w's sign, so Σ |w|·x·sign(w) = Σ w·x, again the plain build's integers
+// for partner values within ±127. quantizeRow_q8_0 writes −128 (whose negation wraps) only when 1/d overflows, in a
+// block whose fp16 scale is then 0: its term is ±0 in both builds. (q8_0 weights may hold −128: the i16 path.)
 
-/** Whether the format's levels are unsigned (all but q8_0 and the codebook formats); test ASC_FEATURE_RELAXED_SIMD first. */
+/** Whether the format's levels are unsigned (all but q8_0 and the table formats); test ASC_FEATURE_RELAXED_SIMD first. */
 // @ts-ignore: decorator
 @inline function unsignedLevels(fmt: i32): bool {
   return fmt != Q8_0 && fmt != IQ4_NL && codebookBits(fmt) == 0;
@@ -113,6 +116,31 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
   const q = half == 0 ? v128.and(bytes, rconst(U8_15)) : highNibbles(bytes);
   if (fmt != Q5_0 && fmt != Q5_1) return q;
   return v128.or(q, fifthBits(load<u32>(wb + (fmt == Q5_0 ? 2 : 4)), half << 1));
+}
+
+/** Whether the format's levels come from a signed table (iq4_nl, iq3_nl, iq2_nl). */
+// @ts-ignore: decorator
+@inline function tableLevels(fmt: i32): bool {
+  return fmt == IQ4_NL || codebookBits(fmt) != 0;
+}
+
+/** The int8 levels of values 0-15 (half 0) or 16-31 (half 1) of a table format's weight block at wb. */
+// @ts-ignore: decorator
+@inline function signedLevels(fmt: i32, wb: usize, half: i32): v128 {
+  if (codebookBits(fmt) != 0) return codebookLevels(codebookBits(fmt), wb, half);
+  const bytes = v128.load(wb + 2); // (16) u8: value j low nibble, j + 16 high
+  return i8x16.swizzle(vconst(IQ4_LEVELS), half == 0 ? v128.and(bytes, rconst(U8_15)) : highNibbles(bytes));
+}
+
+/** Σ w·x of a table format's block with signed levels lo (values 0-15), hi (16-31) and the q8_0 partner block at xb. */
+// @ts-ignore: decorator
+@inline function signedRelaxedBlockSums(lo: v128, hi: v128, xb: usize): v128 {
+  const x0 = v128.load(xb + 2); // (16) i8: values 0-15
+  const x1 = v128.load(xb + 2, 16); // values 16-31
+  const zero = i32x4.splat(0);
+  const s0 = v128.bitselect(i8x16.neg(x0), x0, i8x16.lt_s(lo, zero)); // x · sign(w)
+  const s1 = v128.bitselect(i8x16.neg(x1), x1, i8x16.lt_s(hi, zero));
+  return dotLevelsAdd(s1, i8x16.abs(hi), dotLevelsAdd(s0, i8x16.abs(lo), zero));
 }
 
 /** Σ w·x of the weight block whose stored levels are lo (values 0-15), hi (16-31) with the partner block at xb. */
@@ -132,6 +160,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
 // @ts-ignore: decorator
 @inline function blockSums(fmt: i32, wb: usize, xb: usize): v128 {
   if (ASC_FEATURE_RELAXED_SIMD && unsignedLevels(fmt)) return relaxedBlockSums(fmt, storedLevels(fmt, wb, 0), storedLevels(fmt, wb, 1), xb);
+  if (ASC_FEATURE_RELAXED_SIMD && tableLevels(fmt)) return signedRelaxedBlockSums(signedLevels(fmt, wb, 0), signedLevels(fmt, wb, 1), xb);
   const a = i32x4.add(i32x4.dot_i16x8_s(weightPart(fmt, wb, 0), partnerPart(fmt, xb, 0)), i32x4.dot_i16x8_s(weightPart(fmt, wb, 1), partnerPart(fmt, xb, 1)));
   const b = i32x4.add(i32x4.dot_i16x8_s(weightPart(fmt, wb, 2), partnerPart(fmt, xb, 2)), i32x4.dot_i16x8_s(weightPart(fmt, wb, 3), partnerPart(fmt, xb, 3)));
   return i32x4.add(a, b);
@@ -210,6 +239,11 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
     const lo = storedLevels(fmt, wb, 0);
     const hi = storedLevels(fmt, wb, 1);
     return pairHalvesI32x4(relaxedBlockSums(fmt, lo, hi, ya), relaxedBlockSums(fmt, lo, hi, yb));
+  }
+  if (ASC_FEATURE_RELAXED_SIMD && tableLevels(fmt)) {
+    const lo = signedLevels(fmt, wb, 0);
+    const hi = signedLevels(fmt, wb, 1);
+    return pairHalvesI32x4(signedRelaxedBlockSums(lo, hi, ya), signedRelaxedBlockSums(lo, hi, yb));
   }
   const w0 = weightPart(fmt, wb, 0);
   const w1 = weightPart(fmt, wb, 1);

@@ -1,15 +1,18 @@
 /**
  * The two kernel builds (src/runtime/wasm.ts): build/kernels.wasm (plain SIMD) and build/kernels-relaxed.wasm (the
- * same source with relaxed SIMD, whose K-quant and q4_0 / q4_1 / q5_0 / q5_1 weight dots use relaxed i8 × i7 dots).
+ * same source with relaxed SIMD, whose K-quant, q4_0 / q4_1 / q5_0 / q5_1 and iq4_nl / iq3_nl / iq2_nl weight dots use
+ * relaxed i8 × i7 dots).
  *   1. selection: the hand-written probe module agrees with the relaxed build's own validation; the process uses the
  *      relaxed build exactly where the runtime ships relaxed SIMD (Node 20: never, even with its experimental flag)
  *      unless KVSPLIT_WASM_RELAXED forces a build (=0 plain, =1 relaxed, an error where unsupported); runtimes
  *      instantiate the chosen module.
  *   2. where the runtime ships relaxed SIMD: both builds, loaded side by side (each on its own memory, the same
  *      inputs), give Object.is-identical outputs for every kernel with a relaxed path (dot, matvec, matmul,
- *      matmulWide of q2_K .. q6_K over 1, 2 and 9 super-blocks; matvec and matmul of q4_0, q4_1, q5_0, q5_1 over 1,
- *      3, 4, 9 blocks), 1..9 tokens and odd row ranges, with quantized rows, random bytes and all-extreme bytes
- *      (levels, scales and mins at their ends), and activations at −128 / 127; and they equal the scalar reference
+ *      matmulWide of q2_K .. q6_K over 1, 2 and 9 super-blocks; matvec and matmul of q4_0, q4_1, q5_0, q5_1,
+ *      iq4_nl, iq3_nl, iq2_nl over 1, 3, 4, 9 blocks), 1..9 tokens and odd row ranges, with quantized rows, random
+ *      bytes and all-extreme bytes (levels, scales and mins at their ends), and activations at −128 / 127 (−127 for
+ *      the table formats, whose relaxed dots need x within ±127: quantizeRow_q8_0 writes −128 only in a block whose
+ *      fp16 scale is 0, whose terms are ±0 either way, tested here on extreme rows); and they equal the scalar reference
  *      within the bound the other kernel tests use. Where it does not (Node 20), the relaxed build must
  *      fail to compile there and the plain one is in use.
  *   3. where supported, 2. holds under each of V8's WebAssembly compilers alone (Liftoff without tier-up, TurboFan
@@ -101,7 +104,16 @@ const RELAXED_WEIGHTS = {
   q4_1: [0, 2],
   q5_0: [0],
   q5_1: [0, 2],
+  iq4_nl: [0],
+  iq3_nl: [0],
+  iq2_nl: [0],
 } as const;
+/**
+ * Formats whose relaxed dots move w's sign onto x (rowdot.ts signedRelaxedBlockSums): the plain build's integers for
+ * partner values within ±127; quantizeRow_q8_0 writes −128 only where the block's scale is 0 (tested below), so
+ * their crafted activations stop at −127.
+ */
+const SIGN_MOVED = new Set<string>(["iq4_nl", "iq3_nl", "iq2_nl"]);
 type RelaxedWeight = keyof typeof RELAXED_WEIGHTS;
 const isKQuant = (name: string) => name.endsWith("_K");
 
@@ -153,10 +165,11 @@ const PARTNERS = { q8_K: { qs: 4, f32Scale: true }, q8_0: { qs: 2, f32Scale: fal
 
 /**
  * MAX_TOKENS activation rows in the weight format's partner: (MAX_TOKENS, rowBytes(partner)). Tokens 0-2: all 127,
- * all −128, alternating −128 / 127; 3-4: random int8 (any of −128..127); the rest from the reference quantizer. The
+ * all `lowest` (−128 unless given), alternating `lowest` / 127; 3-4: random int8 in lowest..127; the rest from the
+ * reference quantizer. The
  * crafted blocks' other fields are what the kernels expect: q8_K's bsums (16-value sums), q8_1's s = fp16(d × Σ q).
  */
-function activationRows(partner: BlockFormat, cols: number, rand: () => number): Uint8Array {
+function activationRows(partner: BlockFormat, cols: number, rand: () => number, lowest = -128): Uint8Array {
   const { qs, f32Scale } = PARTNERS[partner.name as keyof typeof PARTNERS];
   const bytes = rowBytes(partner, cols);
   const out = new Uint8Array(MAX_TOKENS * bytes); // (MAX_TOKENS, bytes)
@@ -170,7 +183,7 @@ function activationRows(partner: BlockFormat, cols: number, rand: () => number):
     for (let b = 0; b < bytes; b += partner.bytesPerBlock) {
       let sum = 0;
       for (let j = 0; j < partner.blockSize; j++) {
-        const q = t === 0 ? 127 : t === 1 ? -128 : t === 2 ? (j % 2 === 0 ? -128 : 127) : Math.floor(rand() * 256) - 128;
+        const q = t === 0 ? 127 : t === 1 ? lowest : t === 2 ? (j % 2 === 0 ? lowest : 127) : lowest + Math.floor(rand() * (128 - lowest));
         view.setInt8(b + qs + j, q);
         sum += q;
         if (partner.name === "q8_K" && j % 16 === 15) {
@@ -270,7 +283,7 @@ describe("relaxed-SIMD weight kernels equal the plain ones bit for bit", () => {
         const cols = blocks * format.blockSize;
         const rand = seededRandom(1000 * blocks + format.ggmlType);
         const w = weightRows(format, cols, rand);
-        const x = activationRows(partner, cols, rand);
+        const x = activationRows(partner, cols, rand, SIGN_MOVED.has(name) ? -127 : -128);
         const fromPlain = runKernels(plain, format, cols, w, x);
         const fromRelaxed = runKernels(relaxed, format, cols, w, x);
         for (const what of ["rows", "dots"] as const) {
@@ -314,6 +327,43 @@ describe("relaxed-SIMD weight kernels equal the plain ones bit for bit", () => {
       }
     });
   }
+});
+
+describe("the q8_0 activations the table formats' relaxed dots take", () => {
+  it("quantizeRow_q8_0 writes −128 only in blocks whose fp16 scale is 0 (every term of such a block is ±0)", () => {
+    const rt = defaultRuntime();
+    const cols = 256;
+    const rand = seededRandom(128);
+    const rows: Float32Array[] = [
+      new Float32Array(cols).fill(-1), new Float32Array(cols).map((_, i) => (i % 2 ? -3.4e38 : 3.4e38)),
+      new Float32Array(cols).map((_, i) => (i % 3 ? -1e-40 : 1e-40)), new Float32Array(cols).map((_, i) => (i === 7 ? -1e6 : rand() - 0.5)),
+      new Float32Array(cols).map((_, i) => (i % 5 ? -1e-30 : 2e-37)),
+      ...Array.from({ length: 8 }, () => gaussian(cols, rand).map((v) => -Math.abs(v))),
+    ];
+    const q8 = getFormat("q8_0");
+    const src = rt.alloc(cols * 4);
+    const dst = rt.alloc(rowBytes(q8, cols));
+    let seen = 0;
+    try {
+      for (const [i, row] of rows.entries()) {
+        rt.f32(src, cols).set(row);
+        rt.k.quantizeRow_q8_0(src, dst, cols);
+        const bytes = rt.u8(dst, rowBytes(q8, cols)).slice();
+        for (let b = 0; b < bytes.length; b += q8.bytesPerBlock) {
+          const dBits = (bytes[b]! | (bytes[b + 1]! << 8)) & 0x7fff;
+          const values = new Int8Array(bytes.buffer, b + 2, 32);
+          if (values.includes(-128)) {
+            seen++;
+            assert.equal(dBits, 0, `row ${i}, block ${b / q8.bytesPerBlock}: −128 with a nonzero scale`);
+          }
+        }
+      }
+    } finally {
+      rt.free(src);
+      rt.free(dst);
+    }
+    assert.ok(seen > 0, "the subnormal row gives −128 (1/d overflows), so this test can fail");
+  });
 });
 
 if (process.env[TIER_CHILD_ENV] === undefined) {
