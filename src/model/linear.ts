@@ -35,7 +35,7 @@ export const SERIAL_BYTES = 256 * 1024;
  *   q8_0: 33.0 / 35.0 at 2 tokens, 31.0 / 35.9 at 3, 25.5 / 34.6 at 4
  *   q5_0: 49.4 / 39.5 at 2, 40.6 / 43.5 at 3, 31.5 / 37.6 at 4
  *   q4_0: 35.3 / 27.9 at 2, 31.5 / 27.8 at 3, 24.7 / 26.5 at 4 (its 2-token dots have a relaxed-SIMD path)
- *   iq4_nl: 56.5 / 45.5 at 2, 45.7 / 46.7 at 3, 34.4 / 42.1 at 4
+ *   iq4_nl: 56.5 / 45.5 at 2, 45.7 / 46.7 at 3, 34.4 / 42.1 at 4 (before its relaxed dots, which took 2 tokens to 37.9)
  *   q4_K: 37.3 / 25.9 at 4, 30.5 / 25.1 at 6, 25.0 / 25.0 at 8, 24.1 / 25.2 at 10
  */
 const WIDE_MIN_TOKENS = 4;
