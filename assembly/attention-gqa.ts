@@ -14,7 +14,7 @@
 // Requires headDim % 8 == 0 and whole K and V blocks per head (headDim % 32 == 0 for block formats); cache.ts uses the
 // per-head path otherwise. A group that is not a multiple of 4 heads is padded with zero queries whose results are dropped.
 import { f16x4ToF32x4, fifthBits, i8x16QuarterToF32x4, loadF16 } from "./formats/common";
-import { codebookBlockBytes, codebookLevels, codebookLevelsOf, codebookPairs } from "./formats/codebook";
+import { codebookBlockBytes, codebookLevels, codebookLevelsOf, codebookPairs, codebookQh } from "./formats/codebook";
 import { fwht_f32 } from "./rotation";
 import {
   T_F32, T_F16, T_BF16, T_Q8_0, T_Q8_1, T_Q5_1, T_Q5_0, T_Q4_1, T_Q4_0, T_IQ4_NL, T_IQ3_NL, T_IQ2_NL, quantizeRow_byType, expNonPositive_f32x4,
@@ -238,7 +238,7 @@ function prepareQueries(
     if (type == T_IQ3_NL || type == T_IQ2_NL) { // both halves from one load of the index pairs
       const bits = type == T_IQ3_NL ? 3 : 2;
       const pairs = codebookPairs(block);
-      const qh: u32 = bits == 3 ? load<u32>(block + 10) : 0;
+      const qh = codebookQh(bits, block);
       storeWidened(dst + (<usize>b << 6), codebookLevelsOf(bits, pairs, qh, 0), codebookLevelsOf(bits, pairs, qh, 1));
     } else {
       storeWidened(dst + (<usize>b << 6), quantsLow(type, block), quantsHigh(type, block));
@@ -509,12 +509,12 @@ function softmaxWeights(nPos: i32, gp: i32): void {
       const d = f32x4.splat(loadF16(block));
       const m = hasMin(type) ? f32x4.splat(loadF16(block + 2)) : f32x4.splat(0);
       const o = outRow + (<usize>b << 7);
-      const codebook = type == T_IQ3_NL || type == T_IQ2_NL;
-      const pairs = codebook ? codebookPairs(block) : v128.splat<i32>(0);
-      const qh: u32 = type == T_IQ3_NL ? load<u32>(block + 10) : 0;
+      const bits = type == T_IQ3_NL ? 3 : type == T_IQ2_NL ? 2 : 0; // codebook formats: both halves from one load of the index pairs
+      const pairs = bits != 0 ? codebookPairs(block) : v128.splat<i32>(0);
+      const qh = codebookQh(bits, block);
       for (let half = 0; half < 2; half++) {
-        const q = codebook
-          ? codebookLevelsOf(type == T_IQ3_NL ? 3 : 2, pairs, qh, half) // both halves from one load of the index pairs
+        const q = bits != 0
+          ? codebookLevelsOf(bits, pairs, qh, half)
           : half == 0 ? quantsLow(type, block) : quantsHigh(type, block);
         const p = o + (<usize>half << 6);
         if (hasMin(type)) {

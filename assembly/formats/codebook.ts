@@ -88,7 +88,13 @@ const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
   return v128.bitselect(qs, i16x8.shr_u(qs, 2), v128.load(CODEBOOK_CONSTANTS + 32));
 }
 
-/** The int8 levels of half `half` (values 0..15 or 16..31) from codebookPairs and the block's qh (iq3_nl's index bit 2). */
+/** The block's qh word: index bit 2 of value v in bit v (iq3_nl); 0 for iq2_nl, which has none. */
+// @ts-ignore: decorator
+@inline export function codebookQh(bits: i32, block: usize): u32 {
+  return bits == 3 ? load<u32>(block + 10) : 0;
+}
+
+/** The int8 levels of half `half` (values 0..15 or 16..31) from codebookPairs and codebookQh. */
 // @ts-ignore: decorator
 @inline export function codebookLevelsOf(bits: i32, pairs: v128, qh: u32, half: i32): v128 {
   let index = v128.and(half == 0 ? pairs : i16x8.shr_u(pairs, 4), v128.load(CODEBOOK_CONSTANTS + 48));
@@ -99,7 +105,7 @@ const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
 /** The int8 levels of values 0..15 (half 0) or 16..31 (half 1) of the block at `block`; then a table lookup. */
 // @ts-ignore: decorator
 @inline export function codebookLevels(bits: i32, block: usize, half: i32): v128 {
-  return codebookLevelsOf(bits, codebookPairs(block), bits == 3 ? load<u32>(block + 10) : 0, half);
+  return codebookLevelsOf(bits, codebookPairs(block), codebookQh(bits, block), half);
 }
 
 /**
@@ -163,7 +169,7 @@ const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
     const out = dst + (<usize>b << 7);
     const d = f32x4.splat(loadF16(block));
     const pairs = codebookPairs(block);
-    const qh: u32 = bits == 3 ? load<u32>(block + 10) : 0;
+    const qh = codebookQh(bits, block);
     for (let half = 0; half < 2; half++) {
       const q = codebookLevelsOf(bits, pairs, qh, half);
       const o = out + (<usize>half << 6);
@@ -185,7 +191,7 @@ const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
     const block = row + <usize>b * bytes;
     const y = x + <usize>b * Q8_0_BYTES;
     const pairs = codebookPairs(block);
-    const qh: u32 = bits == 3 ? load<u32>(block + 10) : 0;
+    const qh = codebookQh(bits, block);
     const sumi = i32x4.add(dotI8x16(codebookLevelsOf(bits, pairs, qh, 0), v128.load(y, 2)), dotI8x16(codebookLevelsOf(bits, pairs, qh, 1), v128.load(y, 18)));
     const scale = loadF16(y) * loadF16(block);
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(scale)));
@@ -203,7 +209,7 @@ const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
     const block = row + <usize>b * bytes;
     const d = f32x4.splat(loadF16(block));
     const pairs = codebookPairs(block);
-    const qh: u32 = bits == 3 ? load<u32>(block + 10) : 0;
+    const qh = codebookQh(bits, block);
     for (let half = 0; half < 2; half++) {
       const q = codebookLevelsOf(bits, pairs, qh, half);
       const o = out + (<usize>b << 7) + (<usize>half << 6);

@@ -13,7 +13,7 @@
 // use; without a branch, all loads of four blocks are issued first and spill. A branch whose result feeds a phi makes
 // each block's integer sum finish before the next block's loads (1.5× faster on the q8_0 matvec).
 import { U8_1, U8_15, dotLevelsAdd, fifthBits, highNibbles, hsumF32x4, loadF16x4, rconst, sum4I32x4, vconst } from "./common";
-import { codebookBlockBytes, codebookLevels } from "./codebook";
+import { codebookBlockBytes, codebookLevels, codebookLevelsOf, codebookPairs, codebookQh } from "./codebook";
 
 // Format ids: compile-time constants, so each kernel's inlined copy keeps only its own branches.
 export const Q8_0: i32 = 0;
@@ -124,12 +124,21 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
   return fmt == IQ4_NL || codebookBits(fmt) != 0;
 }
 
-/** The int8 levels of values 0-15 (half 0) or 16-31 (half 1) of a table format's weight block at wb. */
+/**
+ * What both halves of a table format's weight block decode from, loaded once: the codebook formats' index pairs
+ * (codebook.ts codebookPairs), iq4_nl's 16 nibble bytes (value j low nibble, j + 16 high).
+ */
 // @ts-ignore: decorator
-@inline function signedLevels(fmt: i32, wb: usize, half: i32): v128 {
-  if (codebookBits(fmt) != 0) return codebookLevels(codebookBits(fmt), wb, half);
-  const bytes = v128.load(wb + 2); // (16) u8: value j low nibble, j + 16 high
-  return i8x16.swizzle(vconst(IQ4_LEVELS), half == 0 ? v128.and(bytes, rconst(U8_15)) : highNibbles(bytes));
+@inline function tableBits(fmt: i32, wb: usize): v128 {
+  return codebookBits(fmt) != 0 ? codebookPairs(wb) : v128.load(wb + 2);
+}
+
+/** The int8 levels of values 0-15 (half 0) or 16-31 (half 1) of a table format's weight block at wb, from tableBits. */
+// @ts-ignore: decorator
+@inline function signedLevels(fmt: i32, wb: usize, bits: v128, half: i32): v128 {
+  const cb = codebookBits(fmt);
+  if (cb != 0) return codebookLevelsOf(cb, bits, codebookQh(cb, wb), half);
+  return i8x16.swizzle(vconst(IQ4_LEVELS), half == 0 ? v128.and(bits, rconst(U8_15)) : highNibbles(bits));
 }
 
 /** Σ w·x of a table format's block with signed levels lo (values 0-15), hi (16-31) and the q8_0 partner block at xb. */
@@ -160,7 +169,10 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
 // @ts-ignore: decorator
 @inline function blockSums(fmt: i32, wb: usize, xb: usize): v128 {
   if (ASC_FEATURE_RELAXED_SIMD && unsignedLevels(fmt)) return relaxedBlockSums(fmt, storedLevels(fmt, wb, 0), storedLevels(fmt, wb, 1), xb);
-  if (ASC_FEATURE_RELAXED_SIMD && tableLevels(fmt)) return signedRelaxedBlockSums(signedLevels(fmt, wb, 0), signedLevels(fmt, wb, 1), xb);
+  if (ASC_FEATURE_RELAXED_SIMD && tableLevels(fmt)) {
+    const bits = tableBits(fmt, wb);
+    return signedRelaxedBlockSums(signedLevels(fmt, wb, bits, 0), signedLevels(fmt, wb, bits, 1), xb);
+  }
   const a = i32x4.add(i32x4.dot_i16x8_s(weightPart(fmt, wb, 0), partnerPart(fmt, xb, 0)), i32x4.dot_i16x8_s(weightPart(fmt, wb, 1), partnerPart(fmt, xb, 1)));
   const b = i32x4.add(i32x4.dot_i16x8_s(weightPart(fmt, wb, 2), partnerPart(fmt, xb, 2)), i32x4.dot_i16x8_s(weightPart(fmt, wb, 3), partnerPart(fmt, xb, 3)));
   return i32x4.add(a, b);
@@ -241,8 +253,9 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
     return pairHalvesI32x4(relaxedBlockSums(fmt, lo, hi, ya), relaxedBlockSums(fmt, lo, hi, yb));
   }
   if (ASC_FEATURE_RELAXED_SIMD && tableLevels(fmt)) {
-    const lo = signedLevels(fmt, wb, 0);
-    const hi = signedLevels(fmt, wb, 1);
+    const bits = tableBits(fmt, wb);
+    const lo = signedLevels(fmt, wb, bits, 0);
+    const hi = signedLevels(fmt, wb, bits, 1);
     return pairHalvesI32x4(signedRelaxedBlockSums(lo, hi, ya), signedRelaxedBlockSums(lo, hi, yb));
   }
   const w0 = weightPart(fmt, wb, 0);
