@@ -43,6 +43,7 @@ class Setup {
   readonly rt: WasmRuntime;
   readonly w = new Map<string, number>(); // format -> (ROWS, rowBytes) weights
   readonly x = new Map<string, number>(); // partner format -> (WIDE_TOKENS, rowBytes) activations
+  xWideK = 0; // (WIDE_TOKENS, q8_K rowBytes): the same activations as wide q8_K (quantizeRowsWide_q8_K), for matmulWide_<K-quant>
   readonly out: number; // (WIDE_TOKENS, ROWS) f32
   readonly scratch: number; // matmulWide_<K-quant> scratch: 2 widened rows (src/model/linear.ts)
 
@@ -68,6 +69,10 @@ class Setup {
       for (let t = 0; t < WIDE_TOKENS; t++) {
         this.rt.f32(floats, COLS).set(values(COLS, rand, 3));
         k[`quantizeRow_${partner}`](floats, x + t * xBytes, COLS);
+        if (partner === "q8_K") {
+          this.xWideK ||= this.rt.alloc(WIDE_TOKENS * xBytes);
+          k.quantizeRowsWide_q8_K(floats, this.xWideK + t * xBytes, 0, 1, COLS);
+        }
       }
       this.x.set(partner, x);
     }
@@ -82,7 +87,7 @@ class Setup {
     const k = this.rt.k;
     if (c.kernel === "matvec") k[`matvec_${c.format}`](w, x, this.out, 0, ROWS, COLS);
     else if (c.kernel === "matmul") k[`matmul_${c.format}`](w, x, this.out, 0, ROWS, COLS, c.tokens, rowBytes(getFormat(partner), COLS), ROWS * 4);
-    else k[`matmulWide_${c.format}`](w, x, this.out, 0, ROWS, COLS, c.tokens, ROWS * 4, this.scratch);
+    else k[`matmulWide_${c.format}`](w, this.xWideK, this.out, 0, ROWS, COLS, c.tokens, ROWS * 4, this.scratch);
   }
 
   output(c: Case): Float32Array {

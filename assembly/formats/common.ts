@@ -229,6 +229,22 @@ export const U8_1: usize = 32;
 }
 
 /**
+ * The 4 × 4 transpose of the i32 lanes of rows a, b, c, d stored as four vectors at dst: vector m = [a_m, b_m, c_m,
+ * d_m] (the wide layouts of matmul-wide.ts and matmul-wide-k.ts).
+ */
+// @ts-ignore: decorator
+@inline export function storeTransposedI32x4(dst: usize, a: v128, b: v128, c: v128, d: v128): void {
+  const abLow = i32x4.shuffle(a, b, 0, 4, 1, 5); // [a0, b0, a1, b1]
+  const cdLow = i32x4.shuffle(c, d, 0, 4, 1, 5);
+  const abHigh = i32x4.shuffle(a, b, 2, 6, 3, 7); // [a2, b2, a3, b3]
+  const cdHigh = i32x4.shuffle(c, d, 2, 6, 3, 7);
+  v128.store(dst, i32x4.shuffle(abLow, cdLow, 0, 1, 4, 5));
+  v128.store(dst, i32x4.shuffle(abLow, cdLow, 2, 3, 6, 7), 16);
+  v128.store(dst, i32x4.shuffle(abHigh, cdHigh, 0, 1, 4, 5), 32);
+  v128.store(dst, i32x4.shuffle(abHigh, cdHigh, 2, 3, 6, 7), 48);
+}
+
+/**
  * v128 constants of the matvec / matmul kernels, read from memory where used: V8 rebuilds a v128 immediate from
  * scalar moves on every loop iteration, while a load from this table is one instruction (or a memory operand).
  */

@@ -2,28 +2,37 @@
 // thread widens a weight row into its scratch once, then dots it with every token of the batch (two rows × four
 // tokens per pass), where matmul_<fmt> decodes the packed row again for every token.
 //
-// Wide K row layout: (nb, WIDE_K_BLOCK_BYTES), one entry per super-block:
+// Quad order: a super-block's 256 values as four quads of four 16-value groups (quad q: groups 4q .. 4q + 3, values
+// 64q .. 64q + 63), each quad's 64 values stored as four vectors of 16 whose i32 lane j in vector m holds values
+// 4m .. 4m + 3 of group 4q + j (the 4 × 4 transpose of the quad's (group, four values) lanes). The widened weights
+// and the batch's activations (quantizeRowsWide_q8_K) are both in quad order, so a dot over a quad sums the same
+// products as over the values in order; in the relaxed build, one chain of four i32x4.relaxed_dot_i8x16_i7x16_add_s
+// over a quad leaves group 4q + j's Σ level × q8 in lane j (stored levels 0..63 as the i7 operand: exact, see
+// common.ts), and one i32x4.mul by the quad's four scales applies them (one instruction a dot on AVX-VNNI hardware).
+//
+// Wide K row layout: (nb, WIDE_K_BLOCK_BYTES), one entry per super-block, values in quad order:
 //   plain build:
-//     [0, 512)    i16 × 256: scale_g × level_i for the values in order (g = i / 16; |scale × level| ≤ 32 × 128 = 4096)
+//     [0, 512)    i16 × 256: scale_g × level_i (g: the value's group; |scale × level| ≤ 32 × 128 = 4096)
 //   relaxed build (kernels-relaxed.wasm):
-//     [0, 256)    u8 × 256: the stored levels (storedLevels16: 0..63, level + levelOffsetK) for the values in order
-//     [256, 512)  (16, 8) i16: scale_g in all eight lanes of row g
+//     [0, 256)    u8 × 256: the stored levels (storedLevels16: 0..63, level + levelOffsetK)
+//     [256, 320)  (4) i32x4: quad q's four group scales, scale_{4q + j} in lane j
 //   both:
 //     [512, 544)  i16 × 16 (COEFFS): the coefficient of the q8_K group sum bsum_g: min_g (q2_K, q4_K, q5_K); for
 //                 q3_K / q6_K levelOffsetK × scale_g in the relaxed build (their stored levels carry the offset), 0 in
 //                 the plain build
 //     [544, 548)  f32 d;  [548, 552) f32 dmin (0 without mins);  [552, 560) padding
-// With the scales folded into the levels (plain), a super-block's isum = Σ_g scale_g × Σ level × q8 is one straight
-// i16 dot over 256 values (|isum| < 2^28: exact in i32); relaxed, each 16-value group is one
-// i16x8.relaxed_dot_i8x16_i7x16_s (q8 × stored level in pairs, exact: see common.ts) then one i32x4.dot_i16x8_s with
-// its scale row, and q3_K / q6_K subtract their offset term Σ_g (offset × scale_g) × bsum_g. summs = Σ_g min_g ×
-// bsum_g is one 16-lane dot with the q8_K block's group sums. All are the exact integers of kquants.ts's row dots,
-// and the super-block term and the row's sum follow its f32 order, so matmulWide_<fmt> equals matvec_<fmt> token by
-// token, bit for bit, in either build.
-import { loadF16, pairDotLevels, sum4I32x4 } from "./common";
+// Wide q8_K (quantizeRowsWide_q8_K): q8_K rows (292 bytes a super-block: f32 d, 256 i8, 16 i16 group sums) with
+// the 256 values in quad order.
+//
+// isum = Σ_g scale_g × Σ level × q8 is exact in i32 either way (|isum| < 2^28), and q3_K / q6_K subtract their offset
+// term Σ_g (offset × scale_g) × bsum_g in the relaxed build; summs = Σ_g min_g × bsum_g is one 16-lane dot with the
+// q8_K block's group sums. All are the exact integers of kquants.ts's row dots, and the super-block term and the
+// row's sum follow its f32 order, so matmulWide_<fmt> equals matvec_<fmt> token by token, bit for bit, in either
+// build.
+import { dotLevelsAdd, loadF16, storeTransposedI32x4, sum4I32x4 } from "./common";
 import {
   Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K_BYTES, blockBytesK, dOffset, dminOffset, hasMinK, hsumI32x4K, levelOffsetK, levels16, min16,
-  scale16, storedLevels16,
+  quantizeQ8KBlock, scale16, storedLevels16,
 } from "./kquants";
 
 /** Bytes of one widened super-block. */
@@ -39,6 +48,21 @@ const DMIN: usize = 548;
   return ASC_FEATURE_RELAXED_SIMD && levelOffsetK(fmt) != 0;
 }
 
+/** The four scales of groups g .. g + 3 of the super-block at wb as i32x4 (lane j: group g + j). */
+// @ts-ignore: decorator
+@inline function quadScales(fmt: i32, wb: usize, g: i32): v128 {
+  let v = i32x4.splat(scale16(fmt, wb, g));
+  v = i32x4.replace_lane(v, 1, scale16(fmt, wb, g + 1));
+  v = i32x4.replace_lane(v, 2, scale16(fmt, wb, g + 2));
+  return i32x4.replace_lane(v, 3, scale16(fmt, wb, g + 3));
+}
+
+/** i16x8 [a, a, a, a, b, b, b, b]: the scales of one half vector in quad order (lanes: groups a, b). */
+// @ts-ignore: decorator
+@inline function halfScales(a: i32, b: i32): v128 {
+  return i16x8.shuffle(i16x8.splat(<i16>a), i16x8.splat(<i16>b), 0, 1, 2, 3, 8, 9, 10, 11);
+}
+
 /** The K-quant row of nb super-blocks at src (format fmt) in the wide K layout at dst. */
 // @ts-ignore: decorator
 @inline function widenRowK(fmt: i32, src: usize, nb: i32, dst: usize): void {
@@ -46,23 +70,56 @@ const DMIN: usize = 548;
   for (let b = 0; b < nb; b++) {
     const wb = src + <usize>b * B;
     const o = dst + <usize>b * WIDE_K_BLOCK_BYTES;
-    for (let g = 0; g < 16; g++) {
-      const scale = scale16(fmt, wb, g);
+    for (let q = 0; q < 4; q++) {
+      const g = q << 2;
       if (ASC_FEATURE_RELAXED_SIMD) {
-        v128.store(o + (<usize>g << 4), storedLevels16(fmt, wb, g));
-        v128.store(o + SCALES + (<usize>g << 4), i16x8.splat(<i16>scale));
+        const p = o + (<usize>q << 6);
+        storeTransposedI32x4(p, storedLevels16(fmt, wb, g), storedLevels16(fmt, wb, g + 1), storedLevels16(fmt, wb, g + 2), storedLevels16(fmt, wb, g + 3));
+        v128.store(o + SCALES + (<usize>q << 4), quadScales(fmt, wb, g));
       } else {
-        const levels = levels16(fmt, wb, g);
-        const scales = i16x8.splat(<i16>scale);
-        const p = o + (<usize>g << 5);
-        v128.store(p, i16x8.mul(i16x8.extend_low_i8x16_s(levels), scales));
-        v128.store(p, i16x8.mul(i16x8.extend_high_i8x16_s(levels), scales), 16);
+        // the signed levels in quad order into the quad's upper 64 bytes, then each vector widened × its scales
+        const p = o + (<usize>q << 7);
+        storeTransposedI32x4(p + 64, levels16(fmt, wb, g), levels16(fmt, wb, g + 1), levels16(fmt, wb, g + 2), levels16(fmt, wb, g + 3));
+        const t0 = v128.load(p, 64);
+        const t1 = v128.load(p, 80);
+        const t2 = v128.load(p, 96);
+        const t3 = v128.load(p, 112);
+        const low = halfScales(scale16(fmt, wb, g), scale16(fmt, wb, g + 1)); // lanes 0-7 of a vector: groups g, g + 1
+        const high = halfScales(scale16(fmt, wb, g + 2), scale16(fmt, wb, g + 3));
+        v128.store(p, i16x8.mul(i16x8.extend_low_i8x16_s(t0), low));
+        v128.store(p, i16x8.mul(i16x8.extend_high_i8x16_s(t0), high), 16);
+        v128.store(p, i16x8.mul(i16x8.extend_low_i8x16_s(t1), low), 32);
+        v128.store(p, i16x8.mul(i16x8.extend_high_i8x16_s(t1), high), 48);
+        v128.store(p, i16x8.mul(i16x8.extend_low_i8x16_s(t2), low), 64);
+        v128.store(p, i16x8.mul(i16x8.extend_high_i8x16_s(t2), high), 80);
+        v128.store(p, i16x8.mul(i16x8.extend_low_i8x16_s(t3), low), 96);
+        v128.store(p, i16x8.mul(i16x8.extend_high_i8x16_s(t3), high), 112);
       }
-      const coeff = hasMinK(fmt) ? min16(fmt, wb, g) : offsetInCoeffs(fmt) ? levelOffsetK(fmt) * scale : 0;
+    }
+    for (let g = 0; g < 16; g++) {
+      const coeff = hasMinK(fmt) ? min16(fmt, wb, g) : offsetInCoeffs(fmt) ? levelOffsetK(fmt) * scale16(fmt, wb, g) : 0;
       store<i16>(o + COEFFS + (<usize>g << 1), <i16>coeff);
     }
     store<f32>(o + D, loadF16(wb + dOffset(fmt)));
     store<f32>(o + DMIN, hasMinK(fmt) ? loadF16(wb + dminOffset(fmt)) : 0);
+  }
+}
+
+/**
+ * Rows [rowStart, rowEnd) of f32 (nRows, cols) at src quantized to q8_K (quantizeRow_q8_K's blocks) at dst
+ * ((nRows, cols / 256 × 292) bytes) with each super-block's values in quad order: the wide q8_K input of matmulWide_<K-quant>.
+ */
+export function quantizeRowsWide_q8_K(src: usize, dst: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
+  const nb = <usize>(cols >> 8);
+  for (let r = rowStart; r < rowEnd; r++) {
+    for (let b: usize = 0; b < nb; b++) {
+      const xb = dst + (<usize>r * nb + b) * Q8_K_BYTES;
+      quantizeQ8KBlock(src + ((<usize>r * nb + b) << 10), xb);
+      for (let q: usize = 0; q < 4; q++) {
+        const p = xb + 4 + (q << 6);
+        storeTransposedI32x4(p, v128.load(p), v128.load(p, 16), v128.load(p, 32), v128.load(p, 48));
+      }
+    }
   }
 }
 
@@ -116,37 +173,25 @@ const DMIN: usize = 548;
 
 // ---- the inner step: the only code that differs between the builds ------------------------------------------
 
-/** Values per inner step: 8 (one i16x8 of scaled levels) in the plain build, 16 (one group) in the relaxed build. */
-const STEP: usize = ASC_FEATURE_RELAXED_SIMD ? 16 : 8;
+/** Values per inner step: 8 (one i16x8 of scaled levels) in the plain build, 64 (one quad) in the relaxed build. */
+const STEP: usize = ASC_FEATURE_RELAXED_SIMD ? 64 : 8;
 
 /**
- * The weights of values i .. i + STEP of the wide super-block at p (+ 16 bytes: the next step's): i16x8 scaled
- * levels, or u8x16 stored levels.
+ * acc + Σ scale × level × q8 over values i .. i + STEP (quad order) of the wide super-block at p and the wide q8_K
+ * values at q, in four i32 lanes.
  */
 // @ts-ignore: decorator
-@inline function stepWeights(p: usize, i: usize, next: bool = false): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return next ? v128.load(p + i, 16) : v128.load(p + i);
-  return next ? v128.load(p + (i << 1), 16) : v128.load(p + (i << 1));
-}
-
-/** Their group's scale row (relaxed build; the plain build's weights carry their scales). */
-// @ts-ignore: decorator
-@inline function stepScales(p: usize, i: usize, next: bool = false): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return next ? v128.load(p + SCALES + i, 16) : v128.load(p + SCALES + i);
-  return i32x4.splat(0);
-}
-
-/** The q8 values at q for one step: i16x8, or the int8 as they are. */
-// @ts-ignore: decorator
-@inline function stepActivations(q: usize): v128 {
-  return ASC_FEATURE_RELAXED_SIMD ? v128.load(q) : v128.load8x8_s(q);
-}
-
-/** acc + Σ scale × level × q8 over one step, in four i32 lanes. */
-// @ts-ignore: decorator
-@inline function stepDot(acc: v128, weights: v128, scales: v128, x: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.add(acc, i32x4.dot_i16x8_s(pairDotLevels(x, weights), scales));
-  return i32x4.add(acc, i32x4.dot_i16x8_s(weights, x));
+@inline function stepDot(acc: v128, p: usize, i: usize, q: usize): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const w = p + i;
+    const x = q + i;
+    let sums = dotLevelsAdd(v128.load(x), v128.load(w), i32x4.splat(0)); // lane j: Σ level × q8 of group i / 16 + j
+    sums = dotLevelsAdd(v128.load(x, 16), v128.load(w, 16), sums);
+    sums = dotLevelsAdd(v128.load(x, 32), v128.load(w, 32), sums);
+    sums = dotLevelsAdd(v128.load(x, 48), v128.load(w, 48), sums);
+    return i32x4.add(acc, i32x4.mul(sums, v128.load(p + SCALES + (i >> 2))));
+  }
+  return i32x4.add(acc, i32x4.dot_i16x8_s(v128.load(p + (i << 1)), v128.load8x8_s(q + i)));
 }
 
 /**
@@ -163,24 +208,16 @@ const STEP: usize = ASC_FEATURE_RELAXED_SIMD ? 16 : 8;
     const xb = x + <usize>b * Q8_K_BYTES;
     let sA0 = i32x4.splat(0), sA1 = i32x4.splat(0), sA2 = i32x4.splat(0), sA3 = i32x4.splat(0);
     let sB0 = i32x4.splat(0), sB1 = i32x4.splat(0), sB2 = i32x4.splat(0), sB3 = i32x4.splat(0);
+    const q = xb + 4;
     for (let i: usize = 0; i < 256; i += STEP) {
-      const a = stepWeights(pa, i);
-      const c = stepWeights(pb, i);
-      const sa = stepScales(pa, i);
-      const sc = stepScales(pb, i);
-      const q = xb + 4 + i;
-      const x0 = stepActivations(q);
-      sA0 = stepDot(sA0, a, sa, x0);
-      sB0 = stepDot(sB0, c, sc, x0);
-      const x1 = stepActivations(q + xs);
-      sA1 = stepDot(sA1, a, sa, x1);
-      sB1 = stepDot(sB1, c, sc, x1);
-      const x2 = stepActivations(q + 2 * xs);
-      sA2 = stepDot(sA2, a, sa, x2);
-      sB2 = stepDot(sB2, c, sc, x2);
-      const x3 = stepActivations(q + 3 * xs);
-      sA3 = stepDot(sA3, a, sa, x3);
-      sB3 = stepDot(sB3, c, sc, x3);
+      sA0 = stepDot(sA0, pa, i, q);
+      sB0 = stepDot(sB0, pb, i, q);
+      sA1 = stepDot(sA1, pa, i, q + xs);
+      sB1 = stepDot(sB1, pb, i, q + xs);
+      sA2 = stepDot(sA2, pa, i, q + 2 * xs);
+      sB2 = stepDot(sB2, pb, i, q + 2 * xs);
+      sA3 = stepDot(sA3, pa, i, q + 3 * xs);
+      sB3 = stepDot(sB3, pb, i, q + 3 * xs);
     }
     fA = f32x4.add(fA, blockTerms4(fmt, pa, xb, xs, sA0, sA1, sA2, sA3));
     fB = f32x4.add(fB, blockTerms4(fmt, pb, xb, xs, sB0, sB1, sB2, sB3));
@@ -205,8 +242,8 @@ const STEP: usize = ASC_FEATURE_RELAXED_SIMD ? 16 : 8;
     let s0 = i32x4.splat(0);
     let s1 = i32x4.splat(0);
     for (let i: usize = 0; i < 256; i += 2 * STEP) {
-      s0 = stepDot(s0, stepWeights(p, i), stepScales(p, i), stepActivations(xb + 4 + i));
-      s1 = stepDot(s1, stepWeights(p, i, true), stepScales(p, i, true), stepActivations(xb + 4 + STEP + i));
+      s0 = stepDot(s0, p, i, xb + 4);
+      s1 = stepDot(s1, p, i + STEP, xb + 4);
     }
     sum += blockTerm(fmt, p, xb, i32x4.add(s0, s1));
   }

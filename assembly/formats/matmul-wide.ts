@@ -10,7 +10,7 @@
 // The floating-point order is rowdot.ts's (lane l of an f32x4 accumulator adds block 4g + l's term
 // f32(Σ w·x) × (d_w × d_x); the row's value is (l0 + l1) + (l2 + l3)); padding lanes add +0, as its masked tail does.
 // So matmulWide_<fmt> equals matvec_<fmt> token by token, bit for bit.
-import { hsumF32x4, loadF16x4 } from "./common";
+import { hsumF32x4, loadF16x4, storeTransposedI32x4 } from "./common";
 import { IQ4_NL, Q4_0, Q5_0, Q8_0, blockBytes, weightPart } from "./rowdot";
 import { quantizeRow_q8_0 } from "./q8_0";
 
@@ -24,22 +24,6 @@ const SCALES: usize = 256;
   return <usize>(((cols >> 5) + 3) >> 2) * GROUP_BYTES;
 }
 
-/**
- * Write four blocks' values 8k .. 8k+7 (a, b, c, d: i16x8 each, one per block) as wide vectors 4k .. 4k+3 at dst:
- * a 4 × 4 transpose of (value pair) i32 lanes.
- */
-// @ts-ignore: decorator
-@inline function storeTransposed(dst: usize, a: v128, b: v128, c: v128, d: v128): void {
-  const abLow = i32x4.shuffle(a, b, 0, 4, 1, 5);
-  const cdLow = i32x4.shuffle(c, d, 0, 4, 1, 5);
-  const abHigh = i32x4.shuffle(a, b, 2, 6, 3, 7);
-  const cdHigh = i32x4.shuffle(c, d, 2, 6, 3, 7);
-  v128.store(dst, i32x4.shuffle(abLow, cdLow, 0, 1, 4, 5));
-  v128.store(dst, i32x4.shuffle(abLow, cdLow, 2, 3, 6, 7), 16);
-  v128.store(dst, i32x4.shuffle(abHigh, cdHigh, 0, 1, 4, 5), 32);
-  v128.store(dst, i32x4.shuffle(abHigh, cdHigh, 2, 3, 6, 7), 48);
-}
-
 /** One wide group at dst from the blocks at p (n = 1..4 of them valid; the others become zeros with scale 0). */
 // @ts-ignore: decorator
 @inline function widenGroup(fmt: i32, p: usize, n: i32, dst: usize): void {
@@ -50,7 +34,7 @@ const SCALES: usize = 256;
     const b = n > 1 ? weightPart(fmt, p + B, k) : zero;
     const c = n > 2 ? weightPart(fmt, p + 2 * B, k) : zero;
     const d = n > 3 ? weightPart(fmt, p + 3 * B, k) : zero;
-    storeTransposed(dst + <usize>(k << 6), a, b, c, d);
+    storeTransposedI32x4(dst + <usize>(k << 6), a, b, c, d); // value pair i32 lanes: vector 4k + i = pair i of the four blocks
   }
   const p1 = n > 1 ? p + B : p;
   const p2 = n > 2 ? p + 2 * B : p1;

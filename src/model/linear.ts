@@ -7,8 +7,8 @@
  * decodes each weight row once into per-thread scratch and dots it with every token, equal to matvec bit for bit.
  *   q8_0-partner weights (q8_0, q4_0, q5_0, iq4_nl; assembly/formats/matmul-wide.ts): the q8_0 input is further
  *     widened once to int16 in an interleaved layout.
- *   K-quants (q2_K .. q6_K; assembly/formats/matmul-wide-k.ts): rows widened to int16 levels × group scales, against
- *     the q8_K input as it is.
+ *   K-quants (q2_K .. q6_K; assembly/formats/matmul-wide-k.ts): rows widened to levels and group scales in "quad
+ *     order", against the q8_K input in the same order (quantizeRowsWide_q8_K).
  *
  * Threads: every matrix's rows are split across the pool's threads (grain ROW_GRAIN), and all the products of one
  * run() go to the pool as ONE run (q, k, v together; gate and up together), so a layer costs a few syncs. Each row
@@ -70,8 +70,8 @@ export class Linear {
   /** Reused task objects and batch array: run() allocates nothing once warm. */
   private readonly taskPool: ParallelTask[] = [];
   private readonly batch: ParallelTask[] = [];
-  /** The current input as wide q8_0 ((nTokens, wideRowBytes(cols))), when a wide product needs it. */
-  private wide: ConvertedInput | undefined;
+  /** Per partner format: the current input in its wide layout (quantizeRowsWide_<partner>), when a wide product needs it. */
+  private readonly wide = new Map<FormatName, ConvertedInput>();
   /** Per-thread scratch of matmulWide_<fmt>: (nThreads, 2 × max(wideRowBytes, wideRowBytesK)(maxCols), rounded up to 64 bytes). */
   private wideScratch = 0;
   /** matmulWide_<fmt>'s scratch argument (index 8) per thread; shared by every wide task. */
@@ -91,7 +91,7 @@ export class Linear {
     this.cols = cols;
     this.nTokens = nTokens;
     for (const c of this.converted.values()) c.valid = false;
-    if (this.wide) this.wide.valid = false;
+    for (const c of this.wide.values()) c.valid = false;
   }
 
   /** out (f32, (nTokens, W.rows)) = x · Wᵀ for the current input. */
@@ -121,10 +121,9 @@ export class Linear {
   }
 
   dispose(): void {
-    for (const c of this.converted.values()) this.rt.free(c.ptr);
+    for (const c of [...this.converted.values(), ...this.wide.values()]) this.rt.free(c.ptr);
     this.converted.clear();
-    if (this.wide) this.rt.free(this.wide.ptr);
-    this.wide = undefined;
+    this.wide.clear();
     if (this.wideScratch) this.rt.free(this.wideScratch);
     this.wideScratch = 0;
     this.wideThreadArg = undefined;
@@ -136,11 +135,10 @@ export class Linear {
 
   /**
    * Reused task `i`, set to: rows [0, W.rows) of X · Wᵀ into out with matmulWide_<fmt>, split across threads by rows,
-   * each thread widening its weight rows into its own scratch. The input: wide q8_0 for q8_0-partner weights, the
-   * plain partner rows (q8_K) for K-quants.
+   * each thread widening its weight rows into its own scratch, against the input in its partner's wide layout.
    */
   private wideTask(i: number, w: WeightMatrix, outPtr: number): ParallelTask {
-    const x = w.format.dotPartner === "q8_0" ? this.wideInput() : this.inputFor(w.format);
+    const x = w.format.dotPartner === "q8_0" ? this.wideInputQ8_0() : this.wideInputQ8_K();
     if (!this.wideThreadArg) {
       const rowBytes = Math.max(wideRowBytes(this.maxCols), wideRowBytesK(this.maxCols));
       const stride = Math.ceil((2 * rowBytes) / 64) * 64; // per thread: two widened weight rows
@@ -160,21 +158,28 @@ export class Linear {
    * Byte offset of the current input as wide q8_0 ((nTokens, wideRowBytes(cols))); its q8_0 form is made on the way
    * (quantizeRowsWide_q8_0).
    */
-  private wideInput(): number {
+  private wideInputQ8_0(): number {
     const q8 = this.slot(getFormat("q8_0"));
-    const need = wideRowBytes(this.cols) * this.nTokens;
-    if (this.wide && this.wide.capacity < need) {
-      this.rt.free(this.wide.ptr);
-      this.wide = undefined;
-    }
-    this.wide ??= { ptr: this.rt.alloc(need), capacity: need, valid: false };
-    if (!this.wide.valid) {
+    const wide = this.scratchFor(this.wide, "q8_0", wideRowBytes(this.cols) * this.nTokens, wideRowBytes(this.maxCols));
+    if (!wide.valid) {
       // quantizeRowsWide_q8_0(x, q8, wide, rowStart, rowEnd, cols), on this thread: a run() stays one pool run
-      this.rt.k.quantizeRowsWide_q8_0(this.xPtr, q8.ptr, this.wide.ptr, 0, this.nTokens, this.cols);
+      this.rt.k.quantizeRowsWide_q8_0(this.xPtr, q8.ptr, wide.ptr, 0, this.nTokens, this.cols);
       q8.valid = true;
-      this.wide.valid = true;
+      wide.valid = true;
     }
-    return this.wide.ptr;
+    return wide.ptr;
+  }
+
+  /** Byte offset of the current input as wide q8_K ((nTokens, q8_K row bytes): values in quad order). */
+  private wideInputQ8_K(): number {
+    const q8K = getFormat("q8_K");
+    const wide = this.scratchFor(this.wide, "q8_K", rowBytes(q8K, this.cols) * this.nTokens, rowBytes(q8K, this.maxCols));
+    if (!wide.valid) {
+      // quantizeRowsWide_q8_K(x, wide, rowStart, rowEnd, cols), on this thread
+      this.rt.k.quantizeRowsWide_q8_K(this.xPtr, wide.ptr, 0, this.nTokens, this.cols);
+      wide.valid = true;
+    }
+    return wide.ptr;
   }
 
   /**
@@ -220,18 +225,22 @@ export class Linear {
 
   /** The scratch for the current input in `partner` format, large enough for it (contents valid or not). */
   private slot(partner: BlockFormat): ConvertedInput {
-    const need = rowBytes(partner, this.cols) * this.nTokens;
-    let slot = this.converted.get(partner.name);
-    if (slot && slot.capacity < need) {
-      this.rt.free(slot.ptr);
-      slot = undefined;
+    return this.scratchFor(this.converted, partner.name, rowBytes(partner, this.cols) * this.nTokens, rowBytes(partner, this.maxCols));
+  }
+
+  /** The entry `name` of `scratch`, reallocated when smaller than `need` bytes (at least `least` bytes). */
+  private scratchFor(scratch: Map<FormatName, ConvertedInput>, name: FormatName, need: number, least: number): ConvertedInput {
+    let entry = scratch.get(name);
+    if (entry && entry.capacity < need) {
+      this.rt.free(entry.ptr);
+      entry = undefined;
     }
-    if (!slot) {
-      const capacity = Math.max(need, rowBytes(partner, this.maxCols));
-      slot = { ptr: this.rt.alloc(capacity), capacity, valid: false };
-      this.converted.set(partner.name, slot);
+    if (!entry) {
+      const capacity = Math.max(need, least);
+      entry = { ptr: this.rt.alloc(capacity), capacity, valid: false };
+      scratch.set(name, entry);
     }
-    return slot;
+    return entry;
   }
 }
 

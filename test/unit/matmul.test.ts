@@ -15,6 +15,7 @@ import { FORMATS, getFormat, rowBytes } from "../../src/formats/table.js";
 import type { BlockFormat } from "../../src/formats/types.js";
 import { defaultRuntime } from "../../src/runtime/wasm.js";
 import { f16BitsToF32 } from "../../src/formats/reference/scalar.js";
+import { q8KInQuadOrder } from "../helpers/quad-order.js";
 
 function prng(seed: number): () => number {
   let s = seed >>> 0;
@@ -361,14 +362,15 @@ describe("matmulWide_<K-quant> (rows widened once per batch) equals matvec_<fmt>
         for (let t = 0; t < maxTokens; t++) x.set(quantize(q8K, values(cols, 7000 + 13 * t + cols)), t * xBytes);
         const wPtr = rt.alloc(w.length);
         const xPtr = rt.alloc(x.length);
+        const widePtr = rt.alloc(x.length);
         const scratch = rt.alloc(2 * wideRowK(cols));
         try {
           rt.u8(wPtr, w.length).set(w);
           rt.u8(xPtr, x.length).set(x);
-          // the K-quant kernels read the q8_K rows as they are
-          assertWideEqualsMatvec(rt, format, { wPtr, nRows, xPtr, xBytes, wideX: xPtr, maxTokens, cols, scratch }, [1, 2, 3, 4, 5, 8, 9]);
+          rt.u8(widePtr, x.length).set(q8KInQuadOrder(x, cols)); // the wide kernels read the q8_K values in quad order
+          assertWideEqualsMatvec(rt, format, { wPtr, nRows, xPtr, xBytes, wideX: widePtr, maxTokens, cols, scratch }, [1, 2, 3, 4, 5, 8, 9]);
         } finally {
-          for (const p of [wPtr, xPtr, scratch]) rt.free(p);
+          for (const p of [wPtr, xPtr, widePtr, scratch]) rt.free(p);
         }
       }
     });
@@ -386,20 +388,44 @@ describe("matmulWide_<K-quant> (rows widened once per batch) equals matvec_<fmt>
       const xs = Array.from({ length: nTokens }, (_, t) => quantize(q8K, new Float32Array(cols).map((_, i) => (i % 3 === 0 ? -1 : 1) * (50 + t + (i % 5)))));
       const wPtr = rt.alloc(w.length);
       const xPtr = rt.alloc(nTokens * xs[0].length);
+      const widePtr = rt.alloc(nTokens * xs[0].length);
       const scratch = rt.alloc(2 * wideRowK(cols));
       const outPtr = rt.alloc(nTokens * 4);
       const vecPtr = rt.alloc(4);
       try {
         rt.u8(wPtr, w.length).set(w);
         xs.forEach((x, t) => rt.u8(xPtr + t * x.length, x.length).set(x));
-        rt.k[`matmulWide_${name}`](wPtr, xPtr, outPtr, 0, 1, cols, nTokens, 4, scratch);
+        xs.forEach((x, t) => rt.u8(widePtr + t * x.length, x.length).set(q8KInQuadOrder(x, cols)));
+        rt.k[`matmulWide_${name}`](wPtr, widePtr, outPtr, 0, 1, cols, nTokens, 4, scratch);
         for (let t = 0; t < nTokens; t++) {
           rt.k[format.kernels.matvec](wPtr, xPtr + t * xs[0].length, vecPtr, 0, 1, cols);
           assert.ok(Object.is(rt.f32(outPtr, nTokens)[t], rt.f32(vecPtr, 1)[0]), `${name} token ${t}`);
           assert.ok(Math.abs(rt.f32(vecPtr, 1)[0]) > 1e5, `${name}: the test row should give a large dot`);
         }
       } finally {
-        for (const p of [wPtr, xPtr, scratch, outPtr, vecPtr]) rt.free(p);
+        for (const p of [wPtr, xPtr, widePtr, scratch, outPtr, vecPtr]) rt.free(p);
+      }
+    }
+  });
+
+  it("quantizeRowsWide_q8_K writes rows [start, end) as quantizeRow_q8_K then the quad order do, and nothing else", () => {
+    for (const cols of [256, 768]) {
+      const nRows = 5;
+      const xBytes = rowBytes(q8K, cols);
+      const floats = new Float32Array(nRows * cols); // (nRows, cols)
+      for (let r = 0; r < nRows; r++) floats.set(values(cols, 900 + r), r * cols);
+      const srcPtr = rt.alloc(floats.length * 4);
+      const dstPtr = rt.alloc(nRows * xBytes);
+      try {
+        rt.f32(srcPtr, floats.length).set(floats);
+        rt.u8(dstPtr, nRows * xBytes).fill(0x5a);
+        rt.k.quantizeRowsWide_q8_K(srcPtr, dstPtr, 1, 4, cols);
+        const want = new Uint8Array(nRows * xBytes).fill(0x5a);
+        for (let r = 1; r < 4; r++) want.set(q8KInQuadOrder(quantize(q8K, floats.subarray(r * cols, (r + 1) * cols)), cols), r * xBytes);
+        assert.deepEqual(rt.u8(dstPtr, nRows * xBytes).slice(), want, `cols=${cols}`);
+      } finally {
+        rt.free(srcPtr);
+        rt.free(dstPtr);
       }
     }
   });

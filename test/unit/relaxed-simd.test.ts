@@ -31,6 +31,7 @@ import {
 import { f16BitsToF32, f32ToF16Bits, writeF16 } from "../../src/formats/reference/scalar.js";
 import { dotTolerance, referenceDequantize, referenceQuantize } from "../helpers/format-reference.js";
 import { seededRandom } from "../helpers/random.js";
+import { q8KInQuadOrder } from "../helpers/quad-order.js";
 
 const buildFile = (name: string) => fileURLToPath(new URL(`../../../build/${name}`, import.meta.url));
 const wasmModuleUrl = new URL("../../src/runtime/wasm.js", import.meta.url).href;
@@ -221,6 +222,7 @@ function runKernels(rt: WasmRuntime, format: BlockFormat, cols: number, w: Uint8
   const xBytes = x.length / MAX_TOKENS;
   const wPtr = rt.alloc(w.length);
   const xPtr = rt.alloc(x.length);
+  const wideXPtr = rt.alloc(x.length); // (MAX_TOKENS, xBytes): K-quants' x with each super-block in quad order (matmulWide's input)
   const outPtr = rt.alloc(MAX_TOKENS * OUT_STRIDE);
   const scratch = rt.alloc(2 * Math.ceil(cols / 256) * WIDE_K_BLOCK_BYTES);
   const rows = new Float32Array(N_ROWS * MAX_TOKENS); // (N_ROWS, MAX_TOKENS)
@@ -234,6 +236,7 @@ function runKernels(rt: WasmRuntime, format: BlockFormat, cols: number, w: Uint8
   try {
     rt.u8(wPtr, w.length).set(w);
     rt.u8(xPtr, x.length).set(x);
+    if (isKQuant(name)) rt.u8(wideXPtr, x.length).set(q8KInQuadOrder(x, cols));
     for (let t = 0; t < MAX_TOKENS; t++) {
       rt.k[`matvec_${name}`](wPtr, xPtr + t * xBytes, outPtr, 0, N_ROWS, cols);
       rt.f32(outPtr, N_ROWS).forEach((v, r) => (rows[r * MAX_TOKENS + t] = v));
@@ -247,11 +250,11 @@ function runKernels(rt: WasmRuntime, format: BlockFormat, cols: number, w: Uint8
       for (let n = 1; n <= MAX_TOKENS; n++) {
         run(`matmul ${n} tokens`, 0, n, rowStart, rowEnd, () => rt.k[`matmul_${name}`](wPtr, xPtr, outPtr, rowStart, rowEnd, cols, n, xBytes, OUT_STRIDE));
         if (!isKQuant(name)) continue;
-        run(`matmulWide ${n} tokens`, 0, n, rowStart, rowEnd, () => rt.k[`matmulWide_${name}`](wPtr, xPtr, outPtr, rowStart, rowEnd, cols, n, OUT_STRIDE, scratch));
+        run(`matmulWide ${n} tokens`, 0, n, rowStart, rowEnd, () => rt.k[`matmulWide_${name}`](wPtr, wideXPtr, outPtr, rowStart, rowEnd, cols, n, OUT_STRIDE, scratch));
       }
     }
   } finally {
-    for (const p of [wPtr, xPtr, outPtr, scratch]) rt.free(p);
+    for (const p of [wPtr, xPtr, wideXPtr, outPtr, scratch]) rt.free(p);
   }
   return { rows, dots, runs };
 }
