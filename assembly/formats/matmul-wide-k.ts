@@ -6,16 +6,18 @@
 // 64q .. 64q + 63), each quad's 64 values stored as four vectors of 16 whose i32 lane j in vector m holds values
 // 4m .. 4m + 3 of group 4q + j (the 4 × 4 transpose of the quad's (group, four values) lanes). The widened weights
 // and the batch's activations (quantizeRowsWide_q8_K) are both in quad order, so a dot over a quad sums the same
-// products as over the values in order; in the relaxed build, one chain of four i32x4.relaxed_dot_i8x16_i7x16_add_s
-// over a quad leaves group 4q + j's Σ level × q8 in lane j (stored levels 0..63 as the i7 operand: exact, see
-// common.ts), and one i32x4.mul by the quad's four scales applies them (one instruction a dot on AVX-VNNI hardware).
+// products as over the values in order. In the relaxed build a quad is four i16x8.relaxed_dot_i8x16_i7x16_s (pairs of
+// products, stored levels 0..63 as the i7 operand: exact, see common.ts) added in i16 (|sum| ≤ 8 × 31 × 128 < 2^15;
+// q6_K's levels to 63 add two at a time), then one i32x4.dot_i16x8_s with the scales in pairs: group 4q + j's
+// Σ scale × level × q8 lands in lane j. (A chain of four i32x4.relaxed_dot_i8x16_i7x16_add_s and one i32x4.mul was
+// measured as fast on AVX-VNNI hardware and 1.5× slower on x86 without it, where a dot-add is five instructions.)
 //
 // Wide K row layout: (nb, WIDE_K_BLOCK_BYTES), one entry per super-block, values in quad order:
 //   plain build:
 //     [0, 512)    i16 × 256: scale_g × level_i (g: the value's group; |scale × level| ≤ 32 × 128 = 4096)
 //   relaxed build (kernels-relaxed.wasm):
 //     [0, 256)    u8 × 256: the stored levels (storedLevels16: 0..63, level + levelOffsetK)
-//     [256, 320)  (4) i32x4: quad q's four group scales, scale_{4q + j} in lane j
+//     [256, 320)  (4) i16x8: quad q's four group scales, scale_{4q + j} in lanes 2j, 2j + 1
 //   both:
 //     [512, 544)  i16 × 16 (COEFFS): the coefficient of the q8_K group sum bsum_g: min_g (q2_K, q4_K, q5_K); for
 //                 q3_K / q6_K levelOffsetK × scale_g in the relaxed build (their stored levels carry the offset), 0 in
@@ -29,7 +31,7 @@
 // q8_K block's group sums. All are the exact integers of kquants.ts's row dots, and the super-block term and the
 // row's sum follow its f32 order, so matmulWide_<fmt> equals matvec_<fmt> token by token, bit for bit, in either
 // build.
-import { dotLevelsAdd, loadF16, storeTransposedI32x4, sum4I32x4 } from "./common";
+import { loadF16, pairDotLevels, storeTransposedI32x4, sum4I32x4 } from "./common";
 import {
   Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K_BYTES, blockBytesK, dOffset, dminOffset, hasMinK, hsumI32x4K, levelOffsetK, levels16, min16,
   quantizeQ8KBlock, scale16, storedLevels16,
@@ -48,13 +50,17 @@ const DMIN: usize = 548;
   return ASC_FEATURE_RELAXED_SIMD && levelOffsetK(fmt) != 0;
 }
 
-/** The four scales of groups g .. g + 3 of the super-block at wb as i32x4 (lane j: group g + j). */
+/** The four scales of groups g .. g + 3 of the super-block at wb as i16x8, group g + j's in lanes 2j and 2j + 1. */
 // @ts-ignore: decorator
 @inline function quadScales(fmt: i32, wb: usize, g: i32): v128 {
-  let v = i32x4.splat(scale16(fmt, wb, g));
-  v = i32x4.replace_lane(v, 1, scale16(fmt, wb, g + 1));
-  v = i32x4.replace_lane(v, 2, scale16(fmt, wb, g + 2));
-  return i32x4.replace_lane(v, 3, scale16(fmt, wb, g + 3));
+  const s0 = scale16(fmt, wb, g) & 0xffff;
+  const s1 = scale16(fmt, wb, g + 1) & 0xffff;
+  const s2 = scale16(fmt, wb, g + 2) & 0xffff;
+  const s3 = scale16(fmt, wb, g + 3) & 0xffff;
+  let v = i32x4.splat(s0 | (s0 << 16));
+  v = i32x4.replace_lane(v, 1, s1 | (s1 << 16));
+  v = i32x4.replace_lane(v, 2, s2 | (s2 << 16));
+  return i32x4.replace_lane(v, 3, s3 | (s3 << 16));
 }
 
 /** i16x8 [a, a, a, a, b, b, b, b]: the scales of one half vector in quad order (lanes: groups a, b). */
@@ -173,30 +179,39 @@ export function quantizeRowsWide_q8_K(src: usize, dst: usize, rowStart: i32, row
 
 // ---- the inner step: the only code that differs between the builds ------------------------------------------
 
-/** Values per inner step: 8 (one i16x8 of scaled levels) in the plain build, 64 (one quad) in the relaxed build. */
-const STEP: usize = ASC_FEATURE_RELAXED_SIMD ? 64 : 8;
-
 /**
- * acc + Σ scale × level × q8 over values i .. i + STEP (quad order) of the wide super-block at p and the wide q8_K
- * values at q, in four i32 lanes.
+ * Relaxed build: acc + Σ scale × level × q8 over one quad, its weights w0..w3 and activations x0..x3 in quad order
+ * and its scales as the layout stores them, in four i32 lanes (lane j: group 4q + j; file comment).
  */
 // @ts-ignore: decorator
+@inline function quadDot(fmt: i32, acc: v128, scales: v128, w0: v128, w1: v128, w2: v128, w3: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  // i16 lanes 2j, 2j + 1: pairs of products of group 4q + j; q6_K's levels (to 63) take two sums, the others one
+  const pairs01 = i16x8.add(pairDotLevels(x0, w0), pairDotLevels(x1, w1));
+  const pairs23 = i16x8.add(pairDotLevels(x2, w2), pairDotLevels(x3, w3));
+  if (fmt == Q6_K) return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(pairs01, scales), i32x4.dot_i16x8_s(pairs23, scales)));
+  return i32x4.add(acc, i32x4.dot_i16x8_s(i16x8.add(pairs01, pairs23), scales));
+}
+
+/** Relaxed build: quadDot of the quad at byte i of the wide super-block at p with the wide q8_K values at q. */
+// @ts-ignore: decorator
+@inline function quadDotAt(fmt: i32, acc: v128, p: usize, i: usize, q: usize): v128 {
+  const w = p + i;
+  const x = q + i;
+  return quadDot(
+    fmt, acc, v128.load(p + SCALES + (i >> 2)),
+    v128.load(w), v128.load(w, 16), v128.load(w, 32), v128.load(w, 48), v128.load(x), v128.load(x, 16), v128.load(x, 32), v128.load(x, 48),
+  );
+}
+
+/** Plain build: acc + Σ scaled level × q8 over values i .. i + 7 (quad order) of the wide super-block at p and the wide q8_K values at q. */
+// @ts-ignore: decorator
 @inline function stepDot(acc: v128, p: usize, i: usize, q: usize): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    const w = p + i;
-    const x = q + i;
-    let sums = dotLevelsAdd(v128.load(x), v128.load(w), i32x4.splat(0)); // lane j: Σ level × q8 of group i / 16 + j
-    sums = dotLevelsAdd(v128.load(x, 16), v128.load(w, 16), sums);
-    sums = dotLevelsAdd(v128.load(x, 32), v128.load(w, 32), sums);
-    sums = dotLevelsAdd(v128.load(x, 48), v128.load(w, 48), sums);
-    return i32x4.add(acc, i32x4.mul(sums, v128.load(p + SCALES + (i >> 2))));
-  }
   return i32x4.add(acc, i32x4.dot_i16x8_s(v128.load(p + (i << 1)), v128.load8x8_s(q + i)));
 }
 
 /**
  * Dots of wide rows wa, wb with the q8_K rows x, x + xs, x + 2·xs, x + 3·xs (nb super-blocks); row wa (wb) with
- * token j is stored at oa (ob) + j·os. One STEP per iteration (more unrolling makes V8 spill).
+ * token j is stored at oa (ob) + j·os. One quad (relaxed build) or 8 values (plain) per iteration.
  */
 // @ts-ignore: decorator
 @inline function tile2x4(fmt: i32, wa: usize, wb: usize, x: usize, xs: usize, nb: i32, oa: usize, ob: usize, os: usize): void {
@@ -209,15 +224,41 @@ const STEP: usize = ASC_FEATURE_RELAXED_SIMD ? 64 : 8;
     let sA0 = i32x4.splat(0), sA1 = i32x4.splat(0), sA2 = i32x4.splat(0), sA3 = i32x4.splat(0);
     let sB0 = i32x4.splat(0), sB1 = i32x4.splat(0), sB2 = i32x4.splat(0), sB3 = i32x4.splat(0);
     const q = xb + 4;
-    for (let i: usize = 0; i < 256; i += STEP) {
-      sA0 = stepDot(sA0, pa, i, q);
-      sB0 = stepDot(sB0, pb, i, q);
-      sA1 = stepDot(sA1, pa, i, q + xs);
-      sB1 = stepDot(sB1, pb, i, q + xs);
-      sA2 = stepDot(sA2, pa, i, q + 2 * xs);
-      sB2 = stepDot(sB2, pb, i, q + 2 * xs);
-      sA3 = stepDot(sA3, pa, i, q + 3 * xs);
-      sB3 = stepDot(sB3, pb, i, q + 3 * xs);
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      // one quad a pass: each weight vector loaded once for the four tokens, each token's once for the two rows
+      for (let i: usize = 0; i < 256; i += 64) {
+        const a0 = v128.load(pa + i), a1 = v128.load(pa + i, 16), a2 = v128.load(pa + i, 32), a3 = v128.load(pa + i, 48);
+        const c0 = v128.load(pb + i), c1 = v128.load(pb + i, 16), c2 = v128.load(pb + i, 32), c3 = v128.load(pb + i, 48);
+        const ka = v128.load(pa + SCALES + (i >> 2));
+        const kc = v128.load(pb + SCALES + (i >> 2));
+        let x = q + i;
+        let x0 = v128.load(x), x1 = v128.load(x, 16), x2 = v128.load(x, 32), x3 = v128.load(x, 48);
+        sA0 = quadDot(fmt, sA0, ka, a0, a1, a2, a3, x0, x1, x2, x3);
+        sB0 = quadDot(fmt, sB0, kc, c0, c1, c2, c3, x0, x1, x2, x3);
+        x += xs;
+        x0 = v128.load(x); x1 = v128.load(x, 16); x2 = v128.load(x, 32); x3 = v128.load(x, 48);
+        sA1 = quadDot(fmt, sA1, ka, a0, a1, a2, a3, x0, x1, x2, x3);
+        sB1 = quadDot(fmt, sB1, kc, c0, c1, c2, c3, x0, x1, x2, x3);
+        x += xs;
+        x0 = v128.load(x); x1 = v128.load(x, 16); x2 = v128.load(x, 32); x3 = v128.load(x, 48);
+        sA2 = quadDot(fmt, sA2, ka, a0, a1, a2, a3, x0, x1, x2, x3);
+        sB2 = quadDot(fmt, sB2, kc, c0, c1, c2, c3, x0, x1, x2, x3);
+        x += xs;
+        x0 = v128.load(x); x1 = v128.load(x, 16); x2 = v128.load(x, 32); x3 = v128.load(x, 48);
+        sA3 = quadDot(fmt, sA3, ka, a0, a1, a2, a3, x0, x1, x2, x3);
+        sB3 = quadDot(fmt, sB3, kc, c0, c1, c2, c3, x0, x1, x2, x3);
+      }
+    } else {
+      for (let i: usize = 0; i < 256; i += 8) {
+        sA0 = stepDot(sA0, pa, i, q);
+        sB0 = stepDot(sB0, pb, i, q);
+        sA1 = stepDot(sA1, pa, i, q + xs);
+        sB1 = stepDot(sB1, pb, i, q + xs);
+        sA2 = stepDot(sA2, pa, i, q + 2 * xs);
+        sB2 = stepDot(sB2, pb, i, q + 2 * xs);
+        sA3 = stepDot(sA3, pa, i, q + 3 * xs);
+        sB3 = stepDot(sB3, pb, i, q + 3 * xs);
+      }
     }
     fA = f32x4.add(fA, blockTerms4(fmt, pa, xb, xs, sA0, sA1, sA2, sA3));
     fB = f32x4.add(fB, blockTerms4(fmt, pb, xb, xs, sB0, sB1, sB2, sB3));
@@ -241,9 +282,16 @@ const STEP: usize = ASC_FEATURE_RELAXED_SIMD ? 64 : 8;
     const xb = x + <usize>b * Q8_K_BYTES;
     let s0 = i32x4.splat(0);
     let s1 = i32x4.splat(0);
-    for (let i: usize = 0; i < 256; i += 2 * STEP) {
-      s0 = stepDot(s0, p, i, xb + 4);
-      s1 = stepDot(s1, p, i + STEP, xb + 4);
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      s0 = quadDotAt(fmt, s0, p, 0, xb + 4);
+      s1 = quadDotAt(fmt, s1, p, 64, xb + 4);
+      s0 = quadDotAt(fmt, s0, p, 128, xb + 4);
+      s1 = quadDotAt(fmt, s1, p, 192, xb + 4);
+    } else {
+      for (let i: usize = 0; i < 256; i += 16) {
+        s0 = stepDot(s0, p, i, xb + 4);
+        s1 = stepDot(s1, p, i + 8, xb + 4);
+      }
     }
     sum += blockTerm(fmt, p, xb, i32x4.add(s0, s1));
   }
