@@ -113,6 +113,12 @@ export function swiglu_f32(gate: usize, up: usize, n: i32): void {
   }
 }
 
+/** swiglu_f32 over rows [rowStart, rowEnd) of n values each (gate, up: (rows, n) f32): one thread's share of a batch. */
+export function swiglu_rows_f32(gate: usize, up: usize, rowStart: i32, rowEnd: i32, n: i32): void {
+  const at = <usize>rowStart * <usize>n << 2;
+  swiglu_f32(gate + at, up + at, (rowEnd - rowStart) * n);
+}
+
 /** out[i] += a[i] (the residual connection). */
 export function add_f32(out: usize, a: usize, n: i32): void {
   let i = 0;

@@ -14,6 +14,7 @@ import type { KernelExports, WasmRuntime } from "../runtime/wasm.js";
 import type { ModelConfig, RopeKind } from "./config.js";
 import type { Linear } from "./linear.js";
 import type { RopeRows } from "./rope.js";
+import type { RowRunner } from "./rows.js";
 import type { RunState } from "./state.js";
 import type { LlamaWeights, WeightVector } from "./weights.js";
 
@@ -25,6 +26,8 @@ export interface ShardScratch {
   readonly rt: WasmRuntime;
   readonly k: KernelExports;
   readonly linear: Linear;
+  /** Row-wise kernels of a batch across the pool's threads. */
+  readonly rows: RowRunner;
   readonly rope: RopeRows;
   readonly state: RunState;
 }
@@ -82,7 +85,7 @@ export function forwardBatch(ctx: ModelContext, seqs: readonly BatchSequence[]):
   let here = first;
   for (let l = 0; l < c.nLayers; l++) {
     here = moveResidual(here, ctx.shards[w.layerShard[l]], n * c.dim);
-    const { k, linear, rope, state: s } = here;
+    const { k, linear, rows, rope, state: s } = here;
     const ropeRows = k[ROPE_ROWS_KERNEL[c.ropeKind]];
     const L = w.layers[l];
     // attention block: x += Wo · attention(rope(Wq·h + bq), rope(Wk·h + bk), Wv·h + bv) + bo, h = rmsnorm(x)
@@ -111,7 +114,7 @@ export function forwardBatch(ctx: ModelContext, seqs: readonly BatchSequence[]):
     linear.run([[s.hb, L.wGate], [s.hb2, L.wUp]]);
     addBias(k, s.hb, L.bGate, n);
     addBias(k, s.hb2, L.bUp, n);
-    k.swiglu_f32(s.hb, s.hb2, n * c.ffnDim);
+    rows.run("swiglu_rows_f32", [s.hb, s.hb2, 0, n, c.ffnDim], 2, 3, n, c.ffnDim); // swiglu_rows_f32(gate, up, rowStart, rowEnd, n)
     linear.input(s.hb, c.ffnDim, n);
     linear.run([[s.xb2, L.wDown]]);
     addBias(k, s.xb2, L.bDown, n);

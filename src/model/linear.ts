@@ -19,6 +19,7 @@ import { getFormat, rowBytes } from "../formats/table.js";
 import type { ParallelTask, ThreadPool } from "../runtime/pool.js";
 import type { WasmRuntime } from "../runtime/wasm.js";
 import type { WeightMatrix } from "./weights.js";
+import { RowRunner } from "./rows.js";
 
 /** One product of a run(): out (f32, (nTokens, w.rows)) = x · Wᵀ for the current input x. */
 export type MatvecJob = readonly [outPtr: number, w: WeightMatrix];
@@ -77,11 +78,16 @@ export class Linear {
   /** matmulWide_<fmt>'s scratch argument (index 8) per thread; shared by every wide task. */
   private wideThreadArg: { index: number; base: number; stride: number } | undefined;
 
+  /** The batch's activations are quantized to the wide layouts across the threads. */
+  private readonly rows: RowRunner;
+
   constructor(
     private readonly rt: WasmRuntime,
     private readonly maxCols: number,
     private readonly pool?: ThreadPool,
-  ) {}
+  ) {
+    this.rows = new RowRunner(rt, pool);
+  }
 
   /** Make `xPtr` (f32, (nTokens, cols)) the input of the following run() calls. */
   input(xPtr: number, cols: number, nTokens = 1): void {
@@ -162,8 +168,8 @@ export class Linear {
     const q8 = this.slot(getFormat("q8_0"));
     const wide = this.scratchFor(this.wide, "q8_0", wideRowBytes(this.cols) * this.nTokens, wideRowBytes(this.maxCols));
     if (!wide.valid) {
-      // quantizeRowsWide_q8_0(x, q8, wide, rowStart, rowEnd, cols), on this thread: a run() stays one pool run
-      this.rt.k.quantizeRowsWide_q8_0(this.xPtr, q8.ptr, wide.ptr, 0, this.nTokens, this.cols);
+      // quantizeRowsWide_q8_0(x, q8, wide, rowStart, rowEnd, cols)
+      this.rows.run("quantizeRowsWide_q8_0", [this.xPtr, q8.ptr, wide.ptr, 0, this.nTokens, this.cols], 3, 4, this.nTokens, this.cols);
       q8.valid = true;
       wide.valid = true;
     }
@@ -175,8 +181,8 @@ export class Linear {
     const q8K = getFormat("q8_K");
     const wide = this.scratchFor(this.wide, "q8_K", rowBytes(q8K, this.cols) * this.nTokens, rowBytes(q8K, this.maxCols));
     if (!wide.valid) {
-      // quantizeRowsWide_q8_K(x, wide, rowStart, rowEnd, cols), on this thread
-      this.rt.k.quantizeRowsWide_q8_K(this.xPtr, wide.ptr, 0, this.nTokens, this.cols);
+      // quantizeRowsWide_q8_K(x, wide, rowStart, rowEnd, cols)
+      this.rows.run("quantizeRowsWide_q8_K", [this.xPtr, wide.ptr, 0, this.nTokens, this.cols], 2, 3, this.nTokens, this.cols);
       wide.valid = true;
     }
     return wide.ptr;

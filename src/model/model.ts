@@ -16,6 +16,7 @@ import type { WasmRuntime } from "../runtime/wasm.js";
 import { configFromGguf, type ModelConfig } from "./config.js";
 import type { ShardScratch } from "./forward.js";
 import { Linear } from "./linear.js";
+import { RowRunner } from "./rows.js";
 import { checkMemoryPlan, shardScratchBytes } from "./memory.js";
 import { RopeRows } from "./rope.js";
 import { Session } from "./session.js";
@@ -93,6 +94,7 @@ export class Model {
           rt,
           k: rt.k,
           linear: new Linear(rt, maxCols, memories.pool),
+          rows: new RowRunner(rt, memories.pool),
           rope: RopeRows.forModel(rt, MAX_BATCH, config, weights),
           state: new RunState(rt, config, MAX_BATCH),
         };
