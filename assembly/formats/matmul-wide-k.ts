@@ -192,6 +192,12 @@ export function quantizeRowsWide_q8_K(src: usize, dst: usize, rowStart: i32, row
   return i32x4.add(acc, i32x4.dot_i16x8_s(i16x8.add(pairs01, pairs23), scales));
 }
 
+/** Relaxed build: quadDot with the quad's activations at x. */
+// @ts-ignore: decorator
+@inline function quadDotX(fmt: i32, acc: v128, scales: v128, w0: v128, w1: v128, w2: v128, w3: v128, x: usize): v128 {
+  return quadDot(fmt, acc, scales, w0, w1, w2, w3, v128.load(x), v128.load(x, 16), v128.load(x, 32), v128.load(x, 48));
+}
+
 /** Relaxed build: quadDot of the quad at byte i of the wide super-block at p with the wide q8_K values at q. */
 // @ts-ignore: decorator
 @inline function quadDotAt(fmt: i32, acc: v128, p: usize, i: usize, q: usize): v128 {
@@ -231,22 +237,15 @@ export function quantizeRowsWide_q8_K(src: usize, dst: usize, rowStart: i32, row
         const c0 = v128.load(pb + i), c1 = v128.load(pb + i, 16), c2 = v128.load(pb + i, 32), c3 = v128.load(pb + i, 48);
         const ka = v128.load(pa + SCALES + (i >> 2));
         const kc = v128.load(pb + SCALES + (i >> 2));
-        let x = q + i;
-        let x0 = v128.load(x), x1 = v128.load(x, 16), x2 = v128.load(x, 32), x3 = v128.load(x, 48);
-        sA0 = quadDot(fmt, sA0, ka, a0, a1, a2, a3, x0, x1, x2, x3);
-        sB0 = quadDot(fmt, sB0, kc, c0, c1, c2, c3, x0, x1, x2, x3);
-        x += xs;
-        x0 = v128.load(x); x1 = v128.load(x, 16); x2 = v128.load(x, 32); x3 = v128.load(x, 48);
-        sA1 = quadDot(fmt, sA1, ka, a0, a1, a2, a3, x0, x1, x2, x3);
-        sB1 = quadDot(fmt, sB1, kc, c0, c1, c2, c3, x0, x1, x2, x3);
-        x += xs;
-        x0 = v128.load(x); x1 = v128.load(x, 16); x2 = v128.load(x, 32); x3 = v128.load(x, 48);
-        sA2 = quadDot(fmt, sA2, ka, a0, a1, a2, a3, x0, x1, x2, x3);
-        sB2 = quadDot(fmt, sB2, kc, c0, c1, c2, c3, x0, x1, x2, x3);
-        x += xs;
-        x0 = v128.load(x); x1 = v128.load(x, 16); x2 = v128.load(x, 32); x3 = v128.load(x, 48);
-        sA3 = quadDot(fmt, sA3, ka, a0, a1, a2, a3, x0, x1, x2, x3);
-        sB3 = quadDot(fmt, sB3, kc, c0, c1, c2, c3, x0, x1, x2, x3);
+        const x = q + i;
+        sA0 = quadDotX(fmt, sA0, ka, a0, a1, a2, a3, x);
+        sB0 = quadDotX(fmt, sB0, kc, c0, c1, c2, c3, x);
+        sA1 = quadDotX(fmt, sA1, ka, a0, a1, a2, a3, x + xs);
+        sB1 = quadDotX(fmt, sB1, kc, c0, c1, c2, c3, x + xs);
+        sA2 = quadDotX(fmt, sA2, ka, a0, a1, a2, a3, x + 2 * xs);
+        sB2 = quadDotX(fmt, sB2, kc, c0, c1, c2, c3, x + 2 * xs);
+        sA3 = quadDotX(fmt, sA3, ka, a0, a1, a2, a3, x + 3 * xs);
+        sB3 = quadDotX(fmt, sB3, kc, c0, c1, c2, c3, x + 3 * xs);
       }
     } else {
       for (let i: usize = 0; i < 256; i += 8) {
