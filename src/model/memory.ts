@@ -177,8 +177,9 @@ export function shardScratchBytes(c: ModelConfig, threads: number, batch: number
   const maxCols = Math.max(c.dim, c.ffnDim, qDim);
   // RunState: x, xb, xb2, q, k, v, att, hb, hb2, logits (f32), per batch token
   const activations = 4 * batch * (3 * c.dim + Math.max(c.dim, qDim) + 2 * qDim + 2 * c.kvDim + 2 * c.ffnDim + c.nVocab);
-  // Linear: the input converted to each partner format (at most f32-sized, at most 3 distinct partners), the wide
-  // q8_0 form, and two widened weight rows per thread (at most 560 bytes per 256 values each)
+  // Linear: the input converted to each partner format and its wide q8_0 / q8_K forms (at most 16 bytes a value in
+  // all: e.g. q8_0 1.06 + wide q8_0 2.13 + q8_K 1.14 + wide q8_K 1.14 + f16 2), and two widened weight rows per thread
+  // (at most 560 bytes per 256 values each)
   const converted = 4 * 4 * batch * maxCols + threads * 2 * Math.ceil((maxCols / 256) * 560 + 64);
   const rope = batch * (c.ropeDim / 2) * 8;
   return activations + converted + rope + RESERVED_BYTES;
