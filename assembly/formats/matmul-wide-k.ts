@@ -33,8 +33,8 @@
 // build.
 import { loadF16, pairDotLevels, storeTransposedI32x4, sum4I32x4 } from "./common";
 import {
-  Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K_BYTES, blockBytesK, dOffset, dminOffset, hasMinK, hsumI32x4K, levelOffsetK, levels16, min16,
-  quantizeQ8KBlock, scale16, storedLevels16,
+  Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K_BYTES, blockBytesK, dOffset, dminOffset, hasMinK, hsumI32x4K, levelOffsetK, levels16,
+  quantizeQ8KBlock, scale16, scalesMinsK4, storedLevels16,
 } from "./kquants";
 
 /** Bytes of one widened super-block. */
@@ -50,23 +50,66 @@ const DMIN: usize = 548;
   return ASC_FEATURE_RELAXED_SIMD && levelOffsetK(fmt) != 0;
 }
 
-/** The four scales of groups g .. g + 3 of the super-block at wb as i16x8, group g + j's in lanes 2j and 2j + 1. */
+/**
+ * Byte indices for i8x16.swizzle of a super-block's 16 group scales (lane g): at 16q, quad q's pairs (lanes 2j,
+ * 2j + 1 of the low half: group 4q + j; the relaxed layout's scales); at 64 + 32q and 80 + 32q, the plain layout's
+ * halves of quad q (groups 4q, 4q + 1 four times each; groups 4q + 2, 4q + 3).
+ */
+const SCALE_INDICES: usize = memory.data<u8>([
+  0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0,
+  4, 4, 5, 5, 6, 6, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0,
+  8, 8, 9, 9, 10, 10, 11, 11, 0, 0, 0, 0, 0, 0, 0, 0,
+  12, 12, 13, 13, 14, 14, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0,
+  2, 2, 2, 2, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0,
+  4, 4, 4, 4, 5, 5, 5, 5, 0, 0, 0, 0, 0, 0, 0, 0,
+  6, 6, 6, 6, 7, 7, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0,
+  8, 8, 8, 8, 9, 9, 9, 9, 0, 0, 0, 0, 0, 0, 0, 0,
+  10, 10, 10, 10, 11, 11, 11, 11, 0, 0, 0, 0, 0, 0, 0, 0,
+  12, 12, 12, 12, 13, 13, 13, 13, 0, 0, 0, 0, 0, 0, 0, 0,
+  14, 14, 14, 14, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0,
+], 16);
+
+/** i16x8 of the group scales (i8x16 lane g) picked by the SCALE_INDICES row at byte offset `at`, sign-extended. */
 // @ts-ignore: decorator
-@inline function quadScales(fmt: i32, wb: usize, g: i32): v128 {
-  const s0 = scale16(fmt, wb, g) & 0xffff;
-  const s1 = scale16(fmt, wb, g + 1) & 0xffff;
-  const s2 = scale16(fmt, wb, g + 2) & 0xffff;
-  const s3 = scale16(fmt, wb, g + 3) & 0xffff;
-  let v = i32x4.splat(s0 | (s0 << 16));
-  v = i32x4.replace_lane(v, 1, s1 | (s1 << 16));
-  v = i32x4.replace_lane(v, 2, s2 | (s2 << 16));
-  return i32x4.replace_lane(v, 3, s3 | (s3 << 16));
+@inline function pickScales(scales: v128, at: usize): v128 {
+  return i16x8.extend_low_i8x16_s(i8x16.swizzle(scales, v128.load(SCALE_INDICES + at)));
 }
 
-/** i16x8 [a, a, a, a, b, b, b, b]: the scales of one half vector in quad order (lanes: groups a, b). */
+/** The 16 group scales of the super-block at wb, lane g: scale16(fmt, wb, g) (−32..31 for q3_K, i8 for q6_K). */
 // @ts-ignore: decorator
-@inline function halfScales(a: i32, b: i32): v128 {
-  return i16x8.shuffle(i16x8.splat(<i16>a), i16x8.splat(<i16>b), 0, 1, 2, 3, 8, 9, 10, 11);
+@inline function groupScales(fmt: i32, wb: usize): v128 {
+  if (fmt == Q2_K) return v128.and(v128.load(wb), i8x16.splat(15));
+  if (fmt == Q6_K) return v128.load(wb + 192);
+  if (fmt == Q4_K || fmt == Q5_K) {
+    const sm = scalesMinsK4(wb + 4); // u8 lanes 0-7: the eight sub-block scales (a sub-block is two groups)
+    return i8x16.shuffle(sm, sm, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  }
+  // q3_K: its 6-bit scales are packed across bytes in a way no lane-wise shift undoes
+  let v = i8x16.splat(<i8>scale16(fmt, wb, 0));
+  v = i8x16.replace_lane(v, 1, <i8>scale16(fmt, wb, 1));
+  v = i8x16.replace_lane(v, 2, <i8>scale16(fmt, wb, 2));
+  v = i8x16.replace_lane(v, 3, <i8>scale16(fmt, wb, 3));
+  v = i8x16.replace_lane(v, 4, <i8>scale16(fmt, wb, 4));
+  v = i8x16.replace_lane(v, 5, <i8>scale16(fmt, wb, 5));
+  v = i8x16.replace_lane(v, 6, <i8>scale16(fmt, wb, 6));
+  v = i8x16.replace_lane(v, 7, <i8>scale16(fmt, wb, 7));
+  v = i8x16.replace_lane(v, 8, <i8>scale16(fmt, wb, 8));
+  v = i8x16.replace_lane(v, 9, <i8>scale16(fmt, wb, 9));
+  v = i8x16.replace_lane(v, 10, <i8>scale16(fmt, wb, 10));
+  v = i8x16.replace_lane(v, 11, <i8>scale16(fmt, wb, 11));
+  v = i8x16.replace_lane(v, 12, <i8>scale16(fmt, wb, 12));
+  v = i8x16.replace_lane(v, 13, <i8>scale16(fmt, wb, 13));
+  v = i8x16.replace_lane(v, 14, <i8>scale16(fmt, wb, 14));
+  return i8x16.replace_lane(v, 15, <i8>scale16(fmt, wb, 15));
+}
+
+/** The 16 group mins of the super-block at wb, u8 lane g: min16(fmt, wb, g) (q2_K, q4_K, q5_K). */
+// @ts-ignore: decorator
+@inline function groupMins(fmt: i32, wb: usize): v128 {
+  if (fmt == Q2_K) return v128.and(i16x8.shr_u(v128.load(wb), 4), i8x16.splat(15));
+  const sm = scalesMinsK4(wb + 4); // u8 lanes 8-15: the eight sub-block mins
+  return i8x16.shuffle(sm, sm, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
 }
 
 /** The K-quant row of nb super-blocks at src (format fmt) in the wide K layout at dst. */
@@ -76,12 +119,13 @@ const DMIN: usize = 548;
   for (let b = 0; b < nb; b++) {
     const wb = src + <usize>b * B;
     const o = dst + <usize>b * WIDE_K_BLOCK_BYTES;
+    const scales = groupScales(fmt, wb); // i8x16, lane g: group g's scale
     for (let q = 0; q < 4; q++) {
       const g = q << 2;
       if (ASC_FEATURE_RELAXED_SIMD) {
         const p = o + (<usize>q << 6);
         storeTransposedI32x4(p, storedLevels16(fmt, wb, g), storedLevels16(fmt, wb, g + 1), storedLevels16(fmt, wb, g + 2), storedLevels16(fmt, wb, g + 3));
-        v128.store(o + SCALES + (<usize>q << 4), quadScales(fmt, wb, g));
+        v128.store(o + SCALES + (<usize>q << 4), pickScales(scales, <usize>q << 4));
       } else {
         // the signed levels in quad order into the quad's upper 64 bytes, then each vector widened × its scales
         const p = o + (<usize>q << 7);
@@ -90,8 +134,8 @@ const DMIN: usize = 548;
         const t1 = v128.load(p, 80);
         const t2 = v128.load(p, 96);
         const t3 = v128.load(p, 112);
-        const low = halfScales(scale16(fmt, wb, g), scale16(fmt, wb, g + 1)); // lanes 0-7 of a vector: groups g, g + 1
-        const high = halfScales(scale16(fmt, wb, g + 2), scale16(fmt, wb, g + 3));
+        const low = pickScales(scales, 64 + (<usize>q << 5)); // lanes 0-7 of a vector: groups g, g + 1
+        const high = pickScales(scales, 80 + (<usize>q << 5)); // lanes 8-15: groups g + 2, g + 3
         v128.store(p, i16x8.mul(i16x8.extend_low_i8x16_s(t0), low));
         v128.store(p, i16x8.mul(i16x8.extend_high_i8x16_s(t0), high), 16);
         v128.store(p, i16x8.mul(i16x8.extend_low_i8x16_s(t1), low), 32);
@@ -102,10 +146,13 @@ const DMIN: usize = 548;
         v128.store(p, i16x8.mul(i16x8.extend_high_i8x16_s(t3), high), 112);
       }
     }
-    for (let g = 0; g < 16; g++) {
-      const coeff = hasMinK(fmt) ? min16(fmt, wb, g) : offsetInCoeffs(fmt) ? levelOffsetK(fmt) * scale16(fmt, wb, g) : 0;
-      store<i16>(o + COEFFS + (<usize>g << 1), <i16>coeff);
-    }
+    // COEFFS: min_g, or levelOffsetK × scale_g, or 0, as i16 × 16
+    let coeffs = i32x4.splat(0);
+    if (hasMinK(fmt)) coeffs = groupMins(fmt, wb);
+    if (offsetInCoeffs(fmt)) coeffs = scales;
+    const offset = i16x8.splat(<i16>(offsetInCoeffs(fmt) ? levelOffsetK(fmt) : 1));
+    v128.store(o + COEFFS, i16x8.mul(hasMinK(fmt) ? i16x8.extend_low_i8x16_u(coeffs) : i16x8.extend_low_i8x16_s(coeffs), offset));
+    v128.store(o + COEFFS, i16x8.mul(hasMinK(fmt) ? i16x8.extend_high_i8x16_u(coeffs) : i16x8.extend_high_i8x16_s(coeffs), offset), 16);
     store<f32>(o + D, loadF16(wb + dOffset(fmt)));
     store<f32>(o + DMIN, hasMinK(fmt) ? loadF16(wb + dminOffset(fmt)) : 0);
   }

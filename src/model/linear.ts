@@ -30,22 +30,23 @@ export const ROW_GRAIN = 16;
 export const SERIAL_BYTES = 256 * 1024;
 /**
  * Batches of at least this many tokens use matmulWide_<fmt> (below, widening rows costs more than it saves): per
- * weight format where measured, else WIDE_MIN_TOKENS for q8_0-partner weights and WIDE_MIN_TOKENS_K for K-quants,
- * whose widened rows (int16 levels × group scales) cost more to make. Measured on the TinyLlama shape, 2 threads, ms
- * per token, widened rows / per-token dots (alternating runs):
+ * weight format where measured, else WIDE_MIN_TOKENS. Measured on the TinyLlama shape, 2 threads, ms per token,
+ * widened rows / per-token dots (alternating runs):
  *   q8_0: 33.0 / 35.0 at 2 tokens, 31.0 / 35.9 at 3, 25.5 / 34.6 at 4
  *   q5_0: 49.4 / 39.5 at 2, 40.6 / 43.5 at 3, 31.5 / 37.6 at 4
  *   q4_0: 35.3 / 27.9 at 2, 31.5 / 27.8 at 3, 24.7 / 26.5 at 4 (its 2-token dots have a relaxed-SIMD path)
  *   iq4_nl: 56.5 / 45.5 at 2, 45.7 / 46.7 at 3, 34.4 / 42.1 at 4 (before its relaxed dots, which took 2 tokens to 37.9)
- *   q4_K: 37.3 / 25.9 at 4, 30.5 / 25.1 at 6, 25.0 / 25.0 at 8, 24.1 / 25.2 at 10
+ * and for the K-quants, whose rows are widened in quad order with their scales decoded as vectors (q4_K, the kernels
+ * alone: the input's quantization and the product of a 5632 × 2048 matrix, one thread, medians of 12 alternating
+ * runs, ms for the batch): 2.03 / 1.61 at 3 tokens, 1.93 / 2.18 at 4, 2.81 / 4.31 at 8 (before quad order they paid
+ * from 9 tokens).
  */
 const WIDE_MIN_TOKENS = 4;
-const WIDE_MIN_TOKENS_K = 9;
 const WIDE_MIN_TOKENS_OF: Partial<Record<FormatName, number>> = { q8_0: 2, q5_0: 3 };
 
 /** The smallest batch that takes matmulWide_<fmt> for weights of `format`. */
 export function wideMinTokens(format: BlockFormat): number {
-  return WIDE_MIN_TOKENS_OF[format.name] ?? (format.dotPartner === "q8_K" ? WIDE_MIN_TOKENS_K : WIDE_MIN_TOKENS);
+  return WIDE_MIN_TOKENS_OF[format.name] ?? WIDE_MIN_TOKENS;
 }
 /** Bytes of one row of `cols` values in the wide layout (assembly/formats/matmul-wide.ts: 272 bytes per 128 values). */
 export function wideRowBytes(cols: number): number {
