@@ -50,30 +50,16 @@ const DMIN: usize = 548;
   return ASC_FEATURE_RELAXED_SIMD && levelOffsetK(fmt) != 0;
 }
 
-/**
- * Byte indices for i8x16.swizzle of a super-block's 16 group scales (lane g): at 16q, quad q's pairs (lanes 2j,
- * 2j + 1 of the low half: group 4q + j; the relaxed layout's scales); at 64 + 32q and 80 + 32q, the plain layout's
- * halves of quad q (groups 4q, 4q + 1 four times each; groups 4q + 2, 4q + 3).
- */
-const SCALE_INDICES: usize = memory.data<u8>([
-  0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0,
-  4, 4, 5, 5, 6, 6, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0,
-  8, 8, 9, 9, 10, 10, 11, 11, 0, 0, 0, 0, 0, 0, 0, 0,
-  12, 12, 13, 13, 14, 14, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0,
-  0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0,
-  2, 2, 2, 2, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0,
-  4, 4, 4, 4, 5, 5, 5, 5, 0, 0, 0, 0, 0, 0, 0, 0,
-  6, 6, 6, 6, 7, 7, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0,
-  8, 8, 8, 8, 9, 9, 9, 9, 0, 0, 0, 0, 0, 0, 0, 0,
-  10, 10, 10, 10, 11, 11, 11, 11, 0, 0, 0, 0, 0, 0, 0, 0,
-  12, 12, 12, 12, 13, 13, 13, 13, 0, 0, 0, 0, 0, 0, 0, 0,
-  14, 14, 14, 14, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0,
-], 16);
+/** Byte indices for i8x16.swizzle: lanes 2j, 2j + 1 take lane j (j = 0..3); add 4q for quad q's groups. */
+const PAIR_INDICES: usize = memory.data<u8>([0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0], 16);
 
-/** i16x8 of the group scales (i8x16 lane g) picked by the SCALE_INDICES row at byte offset `at`, sign-extended. */
+/**
+ * Quad q's four group scales from the super-block's 16 (i8x16, lane g) as i16x8, group 4q + j's in lanes 2j and
+ * 2j + 1: the relaxed layout's scale row, and as i32 lanes the source of the plain layout's per-value scales.
+ */
 // @ts-ignore: decorator
-@inline function pickScales(scales: v128, at: usize): v128 {
-  return i16x8.extend_low_i8x16_s(i8x16.swizzle(scales, v128.load(SCALE_INDICES + at)));
+@inline function quadScalePairs(scales: v128, q: i32): v128 {
+  return i16x8.extend_low_i8x16_s(i8x16.swizzle(scales, i8x16.add(v128.load(PAIR_INDICES), i8x16.splat(<i8>(q << 2)))));
 }
 
 /** The 16 group scales of the super-block at wb, lane g: scale16(fmt, wb, g) (−32..31 for q3_K, i8 for q6_K). */
@@ -125,7 +111,7 @@ const SCALE_INDICES: usize = memory.data<u8>([
       if (ASC_FEATURE_RELAXED_SIMD) {
         const p = o + (<usize>q << 6);
         storeTransposedI32x4(p, storedLevels16(fmt, wb, g), storedLevels16(fmt, wb, g + 1), storedLevels16(fmt, wb, g + 2), storedLevels16(fmt, wb, g + 3));
-        v128.store(o + SCALES + (<usize>q << 4), pickScales(scales, <usize>q << 4));
+        v128.store(o + SCALES + (<usize>q << 4), quadScalePairs(scales, q));
       } else {
         // the signed levels in quad order into the quad's upper 64 bytes, then each vector widened × its scales
         const p = o + (<usize>q << 7);
@@ -134,8 +120,9 @@ const SCALE_INDICES: usize = memory.data<u8>([
         const t1 = v128.load(p, 80);
         const t2 = v128.load(p, 96);
         const t3 = v128.load(p, 112);
-        const low = pickScales(scales, 64 + (<usize>q << 5)); // lanes 0-7 of a vector: groups g, g + 1
-        const high = pickScales(scales, 80 + (<usize>q << 5)); // lanes 8-15: groups g + 2, g + 3
+        const pairs = quadScalePairs(scales, q);
+        const low = i32x4.shuffle(pairs, pairs, 0, 0, 1, 1); // i16 lanes of a vector's values 0-7: groups g, g + 1
+        const high = i32x4.shuffle(pairs, pairs, 2, 2, 3, 3); // values 8-15: groups g + 2, g + 3
         v128.store(p, i16x8.mul(i16x8.extend_low_i8x16_s(t0), low));
         v128.store(p, i16x8.mul(i16x8.extend_high_i8x16_s(t0), high), 16);
         v128.store(p, i16x8.mul(i16x8.extend_low_i8x16_s(t1), low), 32);

@@ -133,11 +133,14 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
   return codebookBits(fmt) != 0 ? codebookPairs(wb) : v128.load(wb + 2);
 }
 
-/** The int8 levels of values 0-15 (half 0) or 16-31 (half 1) of a table format's weight block at wb, from tableBits. */
+/**
+ * The int8 levels of values 0-15 (half 0) or 16-31 (half 1) of a table format's weight block, from its tableBits and
+ * its codebookQh (0 for iq4_nl and iq2_nl).
+ */
 // @ts-ignore: decorator
-@inline function signedLevels(fmt: i32, wb: usize, bits: v128, half: i32): v128 {
+@inline function signedLevels(fmt: i32, bits: v128, qh: u32, half: i32): v128 {
   const cb = codebookBits(fmt);
-  if (cb != 0) return codebookLevelsOf(cb, bits, codebookQh(cb, wb), half);
+  if (cb != 0) return codebookLevelsOf(cb, bits, qh, half);
   return i8x16.swizzle(vconst(IQ4_LEVELS), half == 0 ? v128.and(bits, rconst(U8_15)) : highNibbles(bits));
 }
 
@@ -171,7 +174,8 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
   if (ASC_FEATURE_RELAXED_SIMD && unsignedLevels(fmt)) return relaxedBlockSums(fmt, storedLevels(fmt, wb, 0), storedLevels(fmt, wb, 1), xb);
   if (ASC_FEATURE_RELAXED_SIMD && tableLevels(fmt)) {
     const bits = tableBits(fmt, wb);
-    return signedRelaxedBlockSums(signedLevels(fmt, wb, bits, 0), signedLevels(fmt, wb, bits, 1), xb);
+    const qh = codebookQh(codebookBits(fmt), wb);
+    return signedRelaxedBlockSums(signedLevels(fmt, bits, qh, 0), signedLevels(fmt, bits, qh, 1), xb);
   }
   const a = i32x4.add(i32x4.dot_i16x8_s(weightPart(fmt, wb, 0), partnerPart(fmt, xb, 0)), i32x4.dot_i16x8_s(weightPart(fmt, wb, 1), partnerPart(fmt, xb, 1)));
   const b = i32x4.add(i32x4.dot_i16x8_s(weightPart(fmt, wb, 2), partnerPart(fmt, xb, 2)), i32x4.dot_i16x8_s(weightPart(fmt, wb, 3), partnerPart(fmt, xb, 3)));
@@ -254,8 +258,9 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
   }
   if (ASC_FEATURE_RELAXED_SIMD && tableLevels(fmt)) {
     const bits = tableBits(fmt, wb);
-    const lo = signedLevels(fmt, wb, bits, 0);
-    const hi = signedLevels(fmt, wb, bits, 1);
+    const qh = codebookQh(codebookBits(fmt), wb);
+    const lo = signedLevels(fmt, bits, qh, 0);
+    const hi = signedLevels(fmt, bits, qh, 1);
     return pairHalvesI32x4(signedRelaxedBlockSums(lo, hi, ya), signedRelaxedBlockSums(lo, hi, yb));
   }
   const w0 = weightPart(fmt, wb, 0);

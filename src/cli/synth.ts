@@ -7,14 +7,12 @@ import { existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import path from "node:path";
 import cliProgress from "cli-progress";
-import { SYNTH_PRESETS, synthToFile, type SynthPresetName, type SynthProgress, type SynthWeightType } from "../gguf/synth.js";
+import { SYNTH_PRESETS, SYNTH_WEIGHT_TYPES, synthToFile, type SynthPresetName, type SynthProgress, type SynthWeightType } from "../gguf/synth.js";
 import { formatDuration } from "../report/progress.js";
 import { UsageError } from "./errors.js";
 import { addThreadsOption, formatBytes, intArg, log, writeJson } from "./options.js";
 
 const PRESET_NAMES = Object.keys(SYNTH_PRESETS) as SynthPresetName[];
-/** Weight types a synthetic model can be written in (the synthesizer checks them too). */
-const WEIGHT_TYPES: readonly SynthWeightType[] = ["f32", "f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl", "q6_K", "q5_K", "q4_K", "q3_K", "q2_K"];
 /** Without a terminal: a progress line at most this often. */
 const PLAIN_INTERVAL_MS = 5000;
 
@@ -32,7 +30,7 @@ export function registerSynth(program: Command): void {
     .command("synth")
     .description("write a synthetic GGUF model (random weights) of a preset shape")
     .addOption(new Option("--preset <name>", "model shape").choices(PRESET_NAMES).makeOptionMandatory())
-    .addOption(new Option("--type <type>", "weight type of the 2-D matrices").choices(WEIGHT_TYPES).default("f32"))
+    .addOption(new Option("--type <type>", "weight type of the 2-D matrices").choices(SYNTH_WEIGHT_TYPES).default("f32"))
     .addOption(new Option("--seed <n>", "weight seed").argParser(intArg(0, 0xffffffff)).default(1))
     .requiredOption("-o, --output <file>", "GGUF file to write");
   addThreadsOption(cmd)

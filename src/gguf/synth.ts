@@ -113,6 +113,9 @@ const FILE_TYPE: Record<SynthWeightType, number> = {
   f32: 0, f16: 1, q8_0: 7, q5_1: 9, q5_0: 8, q4_1: 3, q4_0: 2, iq4_nl: 25, q2_K: 10, q3_K: 11, q4_K: 14, q5_K: 16, q6_K: 18,
 };
 
+/** Every weight type a synthetic model can be written in (the CLI's --type choices). */
+export const SYNTH_WEIGHT_TYPES = Object.keys(FILE_TYPE) as readonly SynthWeightType[];
+
 export function synthShape(preset: SynthOptions["preset"] = "tiny"): SynthShape {
   if (typeof preset === "string") {
     const p = SYNTH_PRESETS[preset];
@@ -280,7 +283,7 @@ let serialThreads: SynthThreads | undefined;
 function buildSpec(opts: SynthOptions, threads: SynthThreads, onRows?: (tensor: number, rowsDone: number) => void): GgufSpec {
   const type = opts.type ?? "f32";
   const seed = opts.seed ?? 1;
-  if (!(type in FILE_TYPE)) throw new RangeError(`synth: unknown type '${type}'; allowed: ${Object.keys(FILE_TYPE).join(", ")}`);
+  if (!(type in FILE_TYPE)) throw new RangeError(`synth: unknown type '${type}'; allowed: ${SYNTH_WEIGHT_TYPES.join(", ")}`);
   const shape = synthShape(opts.preset);
   checkShape(shape, type);
   const label = typeof opts.preset === "string" ? opts.preset : opts.preset ? "custom" : "tiny";
