@@ -12,6 +12,8 @@ import { quantizeRow_q4_0 } from "./formats/q4_0";
 import { quantizeRow_iq4_nl } from "./formats/iq4_nl";
 import { quantizeRow_iq3_nl } from "./formats/iq3_nl";
 import { quantizeRow_iq2_nl } from "./formats/iq2_nl";
+import { quantizeRow_iq3_e8 } from "./formats/iq3_e8";
+import { quantizeRow_iq2_e8 } from "./formats/iq2_e8";
 
 // GGML type ids (ggml.h enum ggml_type), the same numbers as the format table's `ggmlType`.
 export const T_F32: i32 = 0;
@@ -27,6 +29,8 @@ export const T_BF16: i32 = 30;
 // kvsplit's own formats: ids from 1000 up (the format table's `ggmlType`), which no GGUF file holds.
 export const T_IQ3_NL: i32 = 1003;
 export const T_IQ2_NL: i32 = 1002;
+export const T_IQ3_E8: i32 = 1013;
+export const T_IQ2_E8: i32 = 1012;
 
 /** Convert n f32 values into `type` (a KV format or a dot partner). Returns false for an unknown type. */
 export function quantizeRow_byType(type: i32, src: usize, dst: usize, n: i32): bool {
@@ -43,6 +47,8 @@ export function quantizeRow_byType(type: i32, src: usize, dst: usize, n: i32): b
     case T_IQ4_NL: quantizeRow_iq4_nl(src, dst, n); return true;
     case T_IQ3_NL: quantizeRow_iq3_nl(src, dst, n); return true;
     case T_IQ2_NL: quantizeRow_iq2_nl(src, dst, n); return true;
+    case T_IQ3_E8: quantizeRow_iq3_e8(src, dst, n); return true;
+    case T_IQ2_E8: quantizeRow_iq2_e8(src, dst, n); return true;
   }
   return false;
 }

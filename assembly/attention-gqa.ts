@@ -14,10 +14,10 @@
 // Requires headDim % 8 == 0 and whole K and V blocks per head (headDim % 32 == 0 for block formats); cache.ts uses the
 // per-head path otherwise. A group that is not a multiple of 4 heads is padded with zero queries whose results are dropped.
 import { f16x4ToF32x4, fifthBits, i8x16QuarterToF32x4, loadF16 } from "./formats/common";
-import { codebookBlockBytes, codebookLevels, codebookLevelsOf, codebookPairs, codebookQh } from "./formats/codebook";
+import { CB_IQ2_E8, CB_IQ2_NL, CB_IQ3_E8, CB_IQ3_NL, codebookBlockBytes, codebookLevels, codebookLevelsOf, codebookPairs, codebookQh, codebookScale } from "./formats/codebook";
 import { fwht_f32 } from "./rotation";
 import {
-  T_F32, T_F16, T_BF16, T_Q8_0, T_Q8_1, T_Q5_1, T_Q5_0, T_Q4_1, T_Q4_0, T_IQ4_NL, T_IQ3_NL, T_IQ2_NL, quantizeRow_byType, expNonPositive_f32x4,
+  T_F32, T_F16, T_BF16, T_Q8_0, T_Q8_1, T_Q5_1, T_Q5_0, T_Q4_1, T_Q4_0, T_IQ4_NL, T_IQ3_NL, T_IQ2_NL, T_IQ3_E8, T_IQ2_E8, quantizeRow_byType, expNonPositive_f32x4,
   descI32, align16, D_N_HEADS, D_N_KV_HEADS, D_HEAD_DIM, D_SCALE, D_K_ROWS, D_K_ROW_BYTES, D_K_TYPE, D_K_PARTNER,
   D_V_ROWS, D_V_ROW_BYTES, D_V_TYPE, D_ROT_K, D_ROT_V, D_MAX_POS, D_HEAD_MAJOR, D_K_HEAD_STRIDE, D_V_HEAD_STRIDE,
   D_K_GROUP_BYTES, KEY_GROUP, LAYER_DESC_BYTES, attendHeadsScratchBytes,
@@ -117,6 +117,18 @@ export function attendScratchBytes(nHeads: i32, nKvHeads: i32, headDim: i32, max
   return i8x16(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
 }
 
+/** The codebook code (formats/codebook.ts CB_*) of kvsplit's codebook formats, 0 for the others. */
+// @ts-ignore: decorator
+@inline function codebookOf(type: i32): i32 {
+  return type == T_IQ3_NL ? CB_IQ3_NL : type == T_IQ2_NL ? CB_IQ2_NL : type == T_IQ3_E8 ? CB_IQ3_E8 : type == T_IQ2_E8 ? CB_IQ2_E8 : 0;
+}
+
+/** A block's scale d: fp16 at its start, or a codebook format's own (one-byte codes for the e8 ones). */
+// @ts-ignore: decorator
+@inline function blockScale(type: i32, block: usize): f32 {
+  return codebookOf(type) != 0 ? codebookScale(codebookOf(type), block) : loadF16(block);
+}
+
 /** Bytes of one 32-value block of a block format. */
 // @ts-ignore: decorator
 @inline function blockBytes(type: i32): usize {
@@ -127,8 +139,10 @@ export function attendScratchBytes(nHeads: i32, nKvHeads: i32, headDim: i32, max
     case T_Q4_1: return 20;
     case T_Q4_0: return 18;
     case T_IQ4_NL: return 18;
-    case T_IQ3_NL: return codebookBlockBytes(3);
-    case T_IQ2_NL: return codebookBlockBytes(2);
+    case T_IQ3_NL: return codebookBlockBytes(CB_IQ3_NL);
+    case T_IQ2_NL: return codebookBlockBytes(CB_IQ2_NL);
+    case T_IQ3_E8: return codebookBlockBytes(CB_IQ3_E8);
+    case T_IQ2_E8: return codebookBlockBytes(CB_IQ2_E8);
   }
   return 0;
 }
@@ -143,8 +157,10 @@ export function attendScratchBytes(nHeads: i32, nKvHeads: i32, headDim: i32, max
     case T_Q5_0: return i8x16.sub(v128.or(v128.and(v128.load(block, 6), i8x16.splat(15)), fifthBits(load<u32>(block, 2), 0)), i8x16.splat(16));
     case T_Q5_1: return v128.or(v128.and(v128.load(block, 8), i8x16.splat(15)), fifthBits(load<u32>(block, 4), 0));
     case T_IQ4_NL: return i8x16.swizzle(iq4nlLevels(), v128.and(v128.load(block, 2), i8x16.splat(15)));
-    case T_IQ3_NL: return codebookLevels(3, block, 0);
-    case T_IQ2_NL: return codebookLevels(2, block, 0);
+    case T_IQ3_NL: return codebookLevels(CB_IQ3_NL, block, 0);
+    case T_IQ2_NL: return codebookLevels(CB_IQ2_NL, block, 0);
+    case T_IQ3_E8: return codebookLevels(CB_IQ3_E8, block, 0);
+    case T_IQ2_E8: return codebookLevels(CB_IQ2_E8, block, 0);
   }
   return i8x16.splat(0);
 }
@@ -157,8 +173,10 @@ export function attendScratchBytes(nHeads: i32, nKvHeads: i32, headDim: i32, max
     case T_Q5_0: return i8x16.sub(v128.or(i8x16.shr_u(v128.load(block, 6), 4), fifthBits(load<u32>(block, 2), 2)), i8x16.splat(16));
     case T_Q5_1: return v128.or(i8x16.shr_u(v128.load(block, 8), 4), fifthBits(load<u32>(block, 4), 2));
     case T_IQ4_NL: return i8x16.swizzle(iq4nlLevels(), i8x16.shr_u(v128.load(block, 2), 4));
-    case T_IQ3_NL: return codebookLevels(3, block, 1);
-    case T_IQ2_NL: return codebookLevels(2, block, 1);
+    case T_IQ3_NL: return codebookLevels(CB_IQ3_NL, block, 1);
+    case T_IQ2_NL: return codebookLevels(CB_IQ2_NL, block, 1);
+    case T_IQ3_E8: return codebookLevels(CB_IQ3_E8, block, 1);
+    case T_IQ2_E8: return codebookLevels(CB_IQ2_E8, block, 1);
   }
   return i8x16.splat(0);
 }
@@ -235,15 +253,15 @@ function prepareQueries(
   const scales = dst + (<usize>nBlocks << 6);
   for (let b = 0; b < nBlocks; b++) {
     const block = row + <usize>b * bytes;
-    if (type == T_IQ3_NL || type == T_IQ2_NL) { // both halves from one load of the index pairs
-      const bits = type == T_IQ3_NL ? 3 : 2;
-      const pairs = codebookPairs(block);
-      const qh = codebookQh(bits, block);
-      storeWidened(dst + (<usize>b << 6), codebookLevelsOf(bits, pairs, qh, 0), codebookLevelsOf(bits, pairs, qh, 1));
+    const cb = codebookOf(type);
+    if (cb != 0) { // both halves from one load of the index pairs
+      const pairs = codebookPairs(cb, block);
+      const qh = codebookQh(cb, block);
+      storeWidened(dst + (<usize>b << 6), codebookLevelsOf(cb, pairs, qh, 0), codebookLevelsOf(cb, pairs, qh, 1));
     } else {
       storeWidened(dst + (<usize>b << 6), quantsLow(type, block), quantsHigh(type, block));
     }
-    store<f32>(scales + (<usize>b << 2), loadF16(block));
+    store<f32>(scales + (<usize>b << 2), blockScale(type, block));
     if (hasMin(type)) store<f32>(scales + (<usize>(nBlocks + b) << 2), loadF16(block + 2));
   }
 }
@@ -260,12 +278,12 @@ function prepareQueries(
 /**
  * Scores (unscaled dots) of one quad against a decoded block-format K slice, each format's per-block float formula:
  *   q8_0: Σ_b f32(sumi)·(dK·dQ)          q4_0: Σ_b (f32(sumi)·dK)·dQ          q4_1: Σ_b ((dK·dQ)·f32(sumi) + mK·sQ)
- *   q5_0, iq4_nl, iq3_nl, iq2_nl: hsum over lanes of Σ_b f32(sumi lanes)·(dK·dQ)          q5_1: the same + Σ_b mK·sQ
+ *   q5_0, iq4_nl, codebook formats: hsum over lanes of Σ_b f32(sumi lanes)·(dK·dQ)          q5_1: the same + Σ_b mK·sQ
  */
 // @ts-ignore: decorator
 @inline function scoreQuadInt(type: i32, kDec: usize, nBlocks: i32, qPrep: usize, dQ: usize, sQ: usize): v128 {
   const kScales = kDec + (<usize>nBlocks << 6);
-  const laneStyle = type == T_Q5_0 || type == T_IQ4_NL || type == T_IQ3_NL || type == T_IQ2_NL || type == T_Q5_1;
+  const laneStyle = type == T_Q5_0 || type == T_IQ4_NL || codebookOf(type) != 0 || type == T_Q5_1;
   let total = f32x4.splat(0);
   let a0 = f32x4.splat(0);
   let a1 = f32x4.splat(0);
@@ -394,7 +412,7 @@ function prepareQueries(
 /** Four positions' values of one channel's block (quarter `quarter` of the block's half q): d·q, + m for q4_1 / q5_1. */
 // @ts-ignore: decorator
 @inline function channelValues(type: i32, q: v128, quarter: i32, block: usize): v128 {
-  const v = f32x4.mul(i8x16QuarterToF32x4(q, quarter), f32x4.splat(loadF16(block)));
+  const v = f32x4.mul(i8x16QuarterToF32x4(q, quarter), f32x4.splat(blockScale(type, block)));
   return hasMin(type) ? f32x4.add(v, f32x4.splat(loadF16(block + 2))) : v;
 }
 
@@ -506,15 +524,15 @@ function softmaxWeights(nPos: i32, gp: i32): void {
     const outRow = dst + (<usize>(t * headDim) << 2);
     for (let b = 0; b < nBlocks; b++) {
       const block = row + <usize>b * bytes;
-      const d = f32x4.splat(loadF16(block));
+      const d = f32x4.splat(blockScale(type, block));
       const m = hasMin(type) ? f32x4.splat(loadF16(block + 2)) : f32x4.splat(0);
       const o = outRow + (<usize>b << 7);
-      const bits = type == T_IQ3_NL ? 3 : type == T_IQ2_NL ? 2 : 0; // codebook formats: both halves from one load of the index pairs
-      const pairs = bits != 0 ? codebookPairs(block) : v128.splat<i32>(0);
-      const qh = codebookQh(bits, block);
+      const cb = codebookOf(type); // codebook formats: both halves from one load of the index pairs
+      const pairs = cb != 0 ? codebookPairs(cb, block) : v128.splat<i32>(0);
+      const qh = cb != 0 ? codebookQh(cb, block) : 0;
       for (let half = 0; half < 2; half++) {
-        const q = bits != 0
-          ? codebookLevelsOf(bits, pairs, qh, half)
+        const q = cb != 0
+          ? codebookLevelsOf(cb, pairs, qh, half)
           : half == 0 ? quantsLow(type, block) : quantsHigh(type, block);
         const p = o + (<usize>half << 6);
         if (hasMin(type)) {
@@ -623,10 +641,11 @@ function accumulateTile(acc: usize, v: usize, vStride: i32, w: usize, count: i32
  * attendScratchBytes bytes. Rotation (desc rotK, rotV) is applied per head: q rotated before the partner conversion,
  * the output rotated back at the end.
  * Exact recent window (window > 0): token t's last `window` positions [firstPos + t + 1 − window, firstPos + t] are
- * read from the f16 rows `xdesc` describes (its kRows / vRows are based so that position p's row is at base + p·stride,
- * in the same rotated space as the packed rows), the earlier ones from the packed rows; one softmax over both.
- * Exact sinks (sinks > 0): positions [0, sinks) are read from the f16 rows `sdesc` describes (the same way), before
- * the window takes over; ranges in position order: sinks, packed, window.
+ * read from the f16 (or q8_0) rows `xdesc` describes (its kRows / vRows are based so that position p's row is at
+ * base + p·stride, in the same rotated space as the packed rows), the earlier ones from the packed rows; one softmax
+ * over both. Exact sinks (sinks > 0): positions [0, sinks) are read from the rows `sdesc` describes (the same way, the
+ * same format), before the window takes over; ranges in position order: sinks, packed, window; V accumulated in
+ * that order too.
  *   q, out: (nTokens, nHeads·headDim) f32
  */
 export function attendGrouped_packed(
@@ -655,6 +674,8 @@ export function attendGrouped_packed(
   const headBytes = <usize>headDim << 2;
   const exact = xdesc != 0 && window > 0;
   const nSinks = sdesc != 0 ? sinks : 0;
+  // the exact rows' format (both descriptors hold the cache's one: f16 or q8_0)
+  const exactType = exact ? descI32(xdesc, D_K_TYPE) : nSinks > 0 ? descI32(sdesc, D_K_TYPE) : T_F16;
   for (let item = itemStart; item < itemEnd; item++) {
     const t = item / nKvHeads;
     const g = item % nKvHeads;
@@ -668,15 +689,25 @@ export function attendGrouped_packed(
     // positions [0, sHi) from the sinks, [sHi, lo) from the packed rows, [lo, nPos) from the exact window
     const lo = exact ? max(0, nPos - window) : nPos;
     const sHi = min(nSinks, lo);
+    // the exact rows first, scored as an f16 or q8_0 cache scores them (the query through f16 or q8_0; a q8_0
+    // query's block scales live in sQScale, which the packed keys' query then takes over)
+    if (sHi > 0 || lo < nPos) {
+      const exactQ8 = exactType == T_Q8_0;
+      prepareQueries(q + groupOffset, group, headDim, exactQ8 ? T_Q8_0 : T_F16, exactQ8, rotK, sQPrepExact);
+      if (sHi > 0) {
+        const skSlice = <usize>descI32(sdesc, D_K_ROWS) + <usize>g * <usize>descI32(sdesc, D_K_HEAD_STRIDE);
+        if (exactQ8) scoreAll(T_Q8_0, skSlice, descI32(sdesc, D_K_ROW_BYTES), 0, sHi, gp, headDim, scale, sQPrepExact);
+        else scoreAll(T_F16, skSlice, descI32(sdesc, D_K_ROW_BYTES), 0, sHi, gp, headDim, scale, sQPrepExact);
+      }
+      if (lo < nPos) {
+        const xkSlice = <usize>descI32(xdesc, D_K_ROWS) + <usize>g * <usize>descI32(xdesc, D_K_HEAD_STRIDE);
+        if (exactQ8) scoreAll(T_Q8_0, xkSlice, descI32(xdesc, D_K_ROW_BYTES), lo, nPos, gp, headDim, scale, sQPrepExact);
+        else scoreAll(T_F16, xkSlice, descI32(xdesc, D_K_ROW_BYTES), lo, nPos, gp, headDim, scale, sQPrepExact);
+      }
+    }
     // the packed keys' query: in K's dot partner, or in f32 for keys per channel (scoreChannels)
     const channels = kGroupBytes != 0;
     prepareQueries(q + groupOffset, group, headDim, channels ? T_F32 : partner, !channels && intPartner, rotK, sQPrep);
-    // the exact rows are scored as an f16 cache scores them (the query through f16)
-    if (sHi > 0 || lo < nPos) prepareQueries(q + groupOffset, group, headDim, T_F16, false, rotK, sQPrepExact);
-    if (sHi > 0) {
-      const skSlice = <usize>descI32(sdesc, D_K_ROWS) + <usize>g * <usize>descI32(sdesc, D_K_HEAD_STRIDE);
-      scoreAll(T_F16, skSlice, descI32(sdesc, D_K_ROW_BYTES), 0, sHi, gp, headDim, scale, sQPrepExact);
-    }
 
     // scores: kv head g's K slices: its own plane (head-major), or value g·headDim of each row, a whole number of blocks in
     const kSlice = <usize>descI32(desc, D_K_ROWS) + (headMajor ? <usize>g * kHeadStride : sliceBytes(kType, g * headDim));
@@ -690,6 +721,8 @@ export function attendGrouped_packed(
         case T_IQ4_NL: scoreChannels(T_IQ4_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
         case T_IQ3_NL: scoreChannels(T_IQ3_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
         case T_IQ2_NL: scoreChannels(T_IQ2_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+        case T_IQ3_E8: scoreChannels(T_IQ3_E8, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+        case T_IQ2_E8: scoreChannels(T_IQ2_E8, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
       }
     } else switch (kType) {
       case T_F32: scoreAll(T_F32, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
@@ -703,17 +736,16 @@ export function attendGrouped_packed(
       case T_IQ4_NL: scoreAll(T_IQ4_NL, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
       case T_IQ3_NL: scoreAll(T_IQ3_NL, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
       case T_IQ2_NL: scoreAll(T_IQ2_NL, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-    }
-    if (lo < nPos) {
-      const xkSlice = <usize>descI32(xdesc, D_K_ROWS) + <usize>g * <usize>descI32(xdesc, D_K_HEAD_STRIDE);
-      scoreAll(T_F16, xkSlice, descI32(xdesc, D_K_ROW_BYTES), lo, nPos, gp, headDim, scale, sQPrepExact);
+      case T_IQ3_E8: scoreAll(T_IQ3_E8, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
+      case T_IQ2_E8: scoreAll(T_IQ2_E8, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
     }
     softmaxWeights(nPos, gp);
 
     memory.fill(sAcc, 0, <usize>gp * headBytes);
     if (sHi > 0) {
       const svSlice = <usize>descI32(sdesc, D_V_ROWS) + <usize>g * <usize>descI32(sdesc, D_V_HEAD_STRIDE);
-      accumulateAll(T_F16, svSlice, descI32(sdesc, D_V_ROW_BYTES), 0, sHi, gp, headDim);
+      if (exactType == T_Q8_0) accumulateAll(T_Q8_0, svSlice, descI32(sdesc, D_V_ROW_BYTES), 0, sHi, gp, headDim);
+      else accumulateAll(T_F16, svSlice, descI32(sdesc, D_V_ROW_BYTES), 0, sHi, gp, headDim);
     }
     const vSlice = <usize>descI32(desc, D_V_ROWS) + (headMajor ? <usize>g * vHeadStride : sliceBytes(vType, g * headDim));
     switch (vType) {
@@ -728,10 +760,13 @@ export function attendGrouped_packed(
       case T_IQ4_NL: accumulateAll(T_IQ4_NL, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
       case T_IQ3_NL: accumulateAll(T_IQ3_NL, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
       case T_IQ2_NL: accumulateAll(T_IQ2_NL, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
+      case T_IQ3_E8: accumulateAll(T_IQ3_E8, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
+      case T_IQ2_E8: accumulateAll(T_IQ2_E8, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
     }
     if (lo < nPos) {
       const xvSlice = <usize>descI32(xdesc, D_V_ROWS) + <usize>g * <usize>descI32(xdesc, D_V_HEAD_STRIDE);
-      accumulateAll(T_F16, xvSlice, descI32(xdesc, D_V_ROW_BYTES), lo, nPos, gp, headDim);
+      if (exactType == T_Q8_0) accumulateAll(T_Q8_0, xvSlice, descI32(xdesc, D_V_ROW_BYTES), lo, nPos, gp, headDim);
+      else accumulateAll(T_F16, xvSlice, descI32(xdesc, D_V_ROW_BYTES), lo, nPos, gp, headDim);
     }
 
     // out = acc / sum per head (the per-head path's inv = 1/sum), rotated back when V is rotated

@@ -26,9 +26,11 @@ import { dot_q4_0, axpy_q4_0 } from "./formats/q4_0";
 import { dot_iq4_nl, axpy_iq4_nl } from "./formats/iq4_nl";
 import { dot_iq3_nl, axpy_iq3_nl } from "./formats/iq3_nl";
 import { dot_iq2_nl, axpy_iq2_nl } from "./formats/iq2_nl";
+import { dot_iq3_e8, axpy_iq3_e8 } from "./formats/iq3_e8";
+import { dot_iq2_e8, axpy_iq2_e8 } from "./formats/iq2_e8";
 import { fwht_f32 } from "./rotation";
 import {
-  T_F32, T_F16, T_BF16, T_Q8_0, T_Q5_1, T_Q5_0, T_Q4_1, T_Q4_0, T_IQ4_NL, T_IQ3_NL, T_IQ2_NL, quantizeRow_byType, expNonPositive_f32x4,
+  T_F32, T_F16, T_BF16, T_Q8_0, T_Q5_1, T_Q5_0, T_Q4_1, T_Q4_0, T_IQ4_NL, T_IQ3_NL, T_IQ2_NL, T_IQ3_E8, T_IQ2_E8, quantizeRow_byType, expNonPositive_f32x4,
   descI32, align16, D_N_HEADS, D_N_KV_HEADS, D_HEAD_DIM, D_SCALE, D_K_ROWS, D_K_ROW_BYTES, D_K_TYPE, D_K_PARTNER, D_K_BLOCK,
   D_K_BLOCK_BYTES, D_V_ROWS, D_V_ROW_BYTES, D_V_TYPE, D_V_BLOCK, D_V_BLOCK_BYTES, D_ROT_K, D_ROT_V, D_MAX_POS, D_HEAD_MAJOR, D_K_HEAD_STRIDE, D_V_HEAD_STRIDE,
   maxCoverValues,
@@ -51,6 +53,8 @@ function dot_byType(type: i32, row: usize, x: usize, n: i32): f32 {
     case T_IQ4_NL: return dot_iq4_nl(row, x, n);
     case T_IQ3_NL: return dot_iq3_nl(row, x, n);
     case T_IQ2_NL: return dot_iq2_nl(row, x, n);
+    case T_IQ3_E8: return dot_iq3_e8(row, x, n);
+    case T_IQ2_E8: return dot_iq2_e8(row, x, n);
   }
   return NaN;
 }
@@ -69,6 +73,8 @@ function axpy_byType(type: i32, out: usize, w: f32, row: usize, n: i32): void {
     case T_IQ4_NL: axpy_iq4_nl(out, w, row, n); break;
     case T_IQ3_NL: axpy_iq3_nl(out, w, row, n); break;
     case T_IQ2_NL: axpy_iq2_nl(out, w, row, n); break;
+    case T_IQ3_E8: axpy_iq3_e8(out, w, row, n); break;
+    case T_IQ2_E8: axpy_iq2_e8(out, w, row, n); break;
   }
 }
 

@@ -68,7 +68,7 @@ export interface AttentionReport extends AttentionOptions {
 }
 
 export const ATTENTION_DEFAULTS: AttentionOptions = {
-  configs: "K4V4,K3V3,K2V2,K3V2,K4V3,K8V4,K8V3,K4V4+c", depth: 2048, tokens: 64, reps: 5, warmup: 4, threads: 2, shape: "tinyllama",
+  configs: "K4V4,K3V3,K2V2,K3V2,K4V3,K8V4,K8V3,K4V4+c,iq3_e8/iq3_e8,iq2_e8/iq2_e8", depth: 2048, tokens: 64, reps: 5, warmup: 4, threads: 2, shape: "tinyllama",
 };
 
 /** Measure every config's decode attention (see the file comment); progress lines go to `log`. */
@@ -108,6 +108,7 @@ export function measureAttention(o: AttentionOptions, log: (line: string) => voi
     const cache = new KvCache(rt, {
       ...shape, contextSize, rotation: true, layers: kvLayerFormats(shape, kvPairsOf(config)), maxTokens: PREFILL_BATCH,
       ...(config.window ? { window: config.window } : {}), ...(config.sinks ? { sinks: config.sinks } : {}),
+      ...(config.exactFormat ? { exactFormat: config.exactFormat } : {}),
       ...(pool ? { pool } : {}),
     });
     for (let p0 = 0; p0 < start; p0 += PREFILL_BATCH) {

@@ -12,9 +12,10 @@
  * of each config's next-token distributions from the f32 cache's, Hadamard rotation on. Bits per value count every
  * byte the cache holds for the 512-token context × 8 / (512 × layers × kvDim × 2). llama.cpp's pairs are run in
  * kvsplit, which reproduces llama.cpp's formats bit for bit (test/conformance). kvsplit's own configs: its codebook
- * formats iq3_nl (K3/V3) and iq2_nl (K2/V2), pairs with an exact recent window (`K4V4+w16`: each query's last 16
- * positions in f16, counted in the bits) and sinks, and schedules tuned (`kvsplit tune`'s method) on a different text,
- * assets/default-eval.txt, so the evaluation text is held out.
+ * formats iq3_nl (K3/V3) and iq2_nl (K2/V2) and their one-byte-scale kin iq3_e8, iq2_e8, pairs with an exact recent
+ * window (`K4V4+w16`: each query's last 16 positions in f16, counted in the bits; `+q8`: those rows in q8_0) and
+ * sinks, and schedules tuned (`kvsplit tune`'s method) on a different text, assets/default-eval.txt, so the
+ * evaluation text is held out.
  * Decode speed (target 4): the decode attention alone (bench/attention-speed.ts: every layer's append + attention of
  * one token of the TinyLlama-1.1B shape around depth 2048, 2 threads), which the target names, and end to end
  * `kvsplit bench` on the synthetic TinyLlama-1.1B shape with q4_K weights (.cache/, synthesized when absent),
@@ -51,11 +52,16 @@ const OWN_CONFIGS = [
   "iq4_nl/iq3_nl+w16", "K3V3+w16", "K3V3+s4+w16", "K3V2+w16", "K2V2+w16",
   // keys per channel (`+c`, KIVI's layout) need a window of 32: beside the same pairs with that window
   "K4V4+w32", "K4V4+c", "q4_1/q4_0+c", "K3V3+w32", "K3V3+c", "q4_1/iq3_nl+c",
+  // one-byte scales (0.25 bits less per value) and windows in q8_0 (8.5 bits per value instead of 16: twice the window)
+  "iq3_e8/iq3_e8", "iq2_e8/iq2_e8", "iq3_e8/iq3_e8+w24", "K3V3+w32+q8", "iq3_e8/iq3_e8+w32+q8", "iq3_e8/iq3_e8+w44+q8",
+  "iq2_e8/iq2_e8+w24", "iq2_e8/iq2_e8+w44+q8", "iq3_e8/iq2_e8+w14+q8",
 ];
-/** Schedules tuned under an exact window, for these budgets (the window's rows counted in them). */
-const TUNED_WINDOWS: ReadonlyArray<{ window: number; budgets: number[] }> = [
+/** Schedules tuned under an exact window (f16 rows, or q8_0), for these budgets (the window's rows counted in them). */
+const TUNED_WINDOWS: ReadonlyArray<{ window: number; exactFormat?: "q8_0"; budgets: number[] }> = [
   { window: 16, budgets: [6.0, 5.5, 5.0, 4.5, 4.0, 3.5, 3.0] },
   { window: 8, budgets: [4.0, 3.5, 3.0] },
+  { window: 32, exactFormat: "q8_0", budgets: [4.5, 4.0, 3.5, 3.0] },
+  { window: 50, exactFormat: "q8_0", budgets: [4.0, 3.5] },
 ];
 /** Decode speed: the reference pair and every pair of the new formats (with K8/K4 keys and K3 values too). */
 const SPEED_REFERENCE = "K4V4";
@@ -70,6 +76,8 @@ interface Row {
   layers?: KvPair[];
   predicted?: number;
   window?: number;
+  /** The window's rows in q8_0 (absent: f16). */
+  exactFormat?: "q8_0";
 }
 
 interface Saved {
@@ -123,8 +131,8 @@ function measure(values: Options): Saved {
     const calibText = prepareEvalText(model, readFileSync(values.calib!, "utf8"), ctx);
     const base = new BaselineDistributions(c.nVocab, ctx, evalText.chunks.length);
     runPerplexity(model, evalText, { kv: { k: "f32", v: "f32" }, rotation: true, record: base });
-    const evaluate = (kv: KvPair | readonly KvPair[], kvWindow = 0, kvSinks = 0) => {
-      const r = runPerplexity(model, evalText, { kv, kvWindow, kvSinks, rotation: true, baseline: base });
+    const evaluate = (kv: KvPair | readonly KvPair[], kvWindow = 0, kvSinks = 0, kvExactFormat?: "q8_0") => {
+      const r = runPerplexity(model, evalText, { kv, kvWindow, kvSinks, kvExactFormat, rotation: true, baseline: base });
       return { kld: r.kld!.kldMean, bits: kvBitsPerValue(r.kvBytes, ctx, c.nLayers, c.kvDim) };
     };
     const rows: Row[] = [];
@@ -135,7 +143,7 @@ function measure(values: Options): Saved {
     }
     for (const name of OWN_CONFIGS) {
       const cfg = parseKvConfig(name);
-      rows.push({ config: cfg.name, source: "kvsplit", ...evaluate(kvPairsOf(cfg), cfg.window, cfg.sinks) });
+      rows.push({ config: cfg.name, source: "kvsplit", ...evaluate(kvPairsOf(cfg), cfg.window, cfg.sinks, cfg.exactFormat) });
       log(`quality: ${cfg.name} ${rows.at(-1)!.bits} bits, KLD ${rows.at(-1)!.kld.toExponential(3)}`);
     }
     const calibBase = tuneBaseline(model, calibText, true);
@@ -160,16 +168,17 @@ function measure(values: Options): Saved {
       rows.push({ config: `tuned ≤ ${bits} bits`, source: "kvsplit", ...evaluate(choice.layers), layers: choice.layers, predicted: choice.predictedKld });
       log(`quality: tuned ≤ ${bits} bits: ${rows.at(-1)!.bits} bits, KLD ${rows.at(-1)!.kld.toExponential(3)} (predicted ${choice.predictedKld.toExponential(3)})`);
     }
-    for (const { window, budgets } of TUNED_WINDOWS) {
-      const windowCosts = measureTuneCosts(model, calibText, { formats: DEFAULT_TUNE_FORMATS, rotation: true, kvWindow: window, base: calibBase });
-      const windowPerToken = kvExactBytes(window, c.nLayers, c.kvDim) / ctx;
+    for (const { window, exactFormat, budgets } of TUNED_WINDOWS) {
+      const windowCosts = measureTuneCosts(model, calibText, { formats: DEFAULT_TUNE_FORMATS, rotation: true, kvWindow: window, kvExactFormat: exactFormat, base: calibBase });
+      const windowPerToken = kvExactBytes(window, c.nLayers, c.kvDim, exactFormat) / ctx;
+      const label = `window ${window}${exactFormat ? ` (${exactFormat})` : ""}`;
       for (const bits of budgets) {
         const budget = bytesPerTokenForBits(bits, c.nLayers, c.kvDim) - windowPerToken;
         if (budget < smallest) continue;
         const choice = allocateSchedule(windowCosts, budget);
         rows.push({
-          config: `tuned ≤ ${bits} bits, window ${window}`, source: "kvsplit", ...evaluate(choice.layers, window), layers: choice.layers,
-          predicted: choice.predictedKld, window,
+          config: `tuned ≤ ${bits} bits, ${label}`, source: "kvsplit", ...evaluate(choice.layers, window, 0, exactFormat), layers: choice.layers,
+          predicted: choice.predictedKld, window, ...(exactFormat ? { exactFormat } : {}),
         });
         log(`quality: ${rows.at(-1)!.config}: ${rows.at(-1)!.bits} bits, KLD ${rows.at(-1)!.kld.toExponential(3)}`);
       }
@@ -219,8 +228,9 @@ function markdown(s: Saved): string {
     `Model \`${s.model}\`; ${s.chunks} chunks of ${s.ctx} tokens of \`${s.text}\` (second halves scored); mean KL divergence of each`,
     "config's next-token distributions from an f32 cache's; Hadamard rotation on. Bits per value: every byte the cache",
     `holds for ${s.ctx} tokens × 8 / (${s.ctx} × layers × kvDim × 2). llama.cpp's pairs run in kvsplit (bit-exact with llama.cpp).`,
-    "kvsplit's own: its formats iq3_nl (K3, V3: 3.5 bits) and iq2_nl (K2, V2: 2.5 bits); `+wN` keeps each query's last N",
-    "positions exact (f16) and `+sN` the first N (their rows are counted in the bits); `+c` stores keys per channel in groups",
+    "kvsplit's own: its formats iq3_nl (K3, V3: 3.5 bits) and iq2_nl (K2, V2: 2.5 bits), and iq3_e8 / iq2_e8 (the same",
+    "levels with a one-byte scale: 3.25 and 2.25 bits); `+wN` keeps each query's last N positions exact (f16; `+q8`: in",
+    "q8_0) and `+sN` the first N (their rows are counted in the bits); `+c` stores keys per channel in groups",
     "of 32 positions (with a 32-position window, which holds a group until it is complete); and schedules are",
     `per-layer K/V formats chosen by \`kvsplit tune\`'s method on a different text (\`${s.calib}\`,`,
     `${s.calibChunks} chunks), so the evaluation text is held out. Measured ${s.started} in ${(s.seconds / 60).toFixed(1)} min.`,
@@ -230,7 +240,7 @@ function markdown(s: Saved): string {
     ...s.rows.map(
       (r) =>
         `| ${r.config} | ${r.source} | ${r.bits.toFixed(2)} | ${e(r.kld)}${r.predicted !== undefined ? ` (predicted ${e(r.predicted)})` : ""} | ` +
-        `${r.layers ? r.layers.map((l) => `${l.k}/${l.v}`).join(", ") : "every layer"}${r.window ? `; window ${r.window}` : ""} |`,
+        `${r.layers ? r.layers.map((l) => `${l.k}/${l.v}`).join(", ") : "every layer"}${r.window ? `; window ${r.window}${r.exactFormat ? ` (${r.exactFormat})` : ""}` : ""} |`,
     ),
     "",
     "## Targets (issue 10)",
@@ -285,7 +295,7 @@ function speedReference(speed: NonNullable<Saved["speed"]>): BenchRow {
 }
 
 /** Formats target 4 compares: q4_0 (the reference pair's) and the new ones. */
-const SPEED_TARGET_FORMATS = new Set(["q4_0", "iq3_nl", "iq2_nl"]);
+const SPEED_TARGET_FORMATS = new Set(["q4_0", "iq3_nl", "iq2_nl", "iq3_e8", "iq2_e8"]);
 
 /** One config's decode speed, either measure: higher is faster. */
 interface SpeedOf {

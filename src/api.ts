@@ -34,6 +34,11 @@ export interface SessionOptions {
   kvWindow?: number;
   /** Exact sinks: every query reads positions [0, kvSinks) from f16 rows (default 0). Same costs and needs as kvWindow. */
   kvSinks?: number;
+  /**
+   * The format of the window's and sinks' rows: "f16" (default) or "q8_0", 8.5 bits per value instead of 16, so the
+   * same memory holds almost twice the window (K8V8's quality there; needs f16 for keys per channel).
+   */
+  kvExactFormat?: "f16" | "q8_0";
 }
 
 export interface SamplingOptions {

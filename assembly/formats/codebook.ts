@@ -1,16 +1,42 @@
-// kvsplit's own codebook KV formats iq3_nl and iq2_nl: one generic shape for both, parameterized by `bits` (3 or 2, a
-// compile-time constant at every call, so each inlined copy keeps only its own branches).
+// kvsplit's own codebook KV formats iq3_nl, iq2_nl, iq3_e8 and iq2_e8: one generic shape for all, parameterized by a
+// codebook code `cb` (CB_*: index bits | 8 for a one-byte scale; a compile-time constant at every call, so each
+// inlined copy keeps only its own branches).
 //
 // Block of 32 values (src/formats/reference/codebook.ts is the scalar reference and documents the layout):
 //   iq3_nl (14 B): fp16 d | qs[8] | qh[4]      iq2_nl (10 B): fp16 d | qs[8]
+//   iq3_e8 (13 B): u8 e   | qs[8] | qh[4]      iq2_e8 (9 B):  u8 e   | qs[8]
 //   qs byte j (0..7) holds the low two index bits of values j, j+8, j+16, j+24 in bits 0-1, 2-3, 4-5, 6-7;
-//   qh (u32, little-endian) bit v holds index bit 2 of value v (iq3_nl).
+//   qh (u32, little-endian) bit v holds index bit 2 of value v (3-bit formats).
 //   value = d × LEVELS[index]; LEVELS are the Lloyd-Max levels of a unit Gaussian (8 or 4 of them) scaled to ±127,
-//   which fit K and V after the Hadamard rotation makes them near-Gaussian.
+//   which fit K and V after the Hadamard rotation makes them near-Gaussian; d = fp16 d or e8Value(e) (e8-scale.ts).
 // Dot partner: q8_0 blocks, the dot formula iq4_nl's (lanes of Σ level·q summed per block, × (d_x·d)).
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
 import { bitPlane, dotI8x16, f32ToF16, hsumF32x4, i8x16QuarterToF32x4, loadF16 } from "./common";
+import { e8Below, e8Value } from "./e8-scale";
+
+/** Codebook codes: index bits, | 8 for a one-byte (e8) scale. */
+export const CB_IQ3_NL: i32 = 3;
+export const CB_IQ2_NL: i32 = 2;
+export const CB_IQ3_E8: i32 = 11;
+export const CB_IQ2_E8: i32 = 10;
+
+// @ts-ignore: decorator
+@inline function cbBits(cb: i32): i32 {
+  return cb & 7;
+}
+
+/** Bytes of the block scale: where qs starts. */
+// @ts-ignore: decorator
+@inline function scaleBytes(cb: i32): usize {
+  return (cb & 8) != 0 ? 1 : 2;
+}
+
+/** The block's scale d. */
+// @ts-ignore: decorator
+@inline export function codebookScale(cb: i32, block: usize): f32 {
+  return (cb & 8) != 0 ? e8Value(<u32>load<u8>(block)) : loadF16(block);
+}
 
 const BLOCK: i32 = 32;
 const Q8_0_BYTES: usize = 34;
@@ -18,16 +44,16 @@ const Q8_0_BYTES: usize = 34;
 const GROUP_MAX_EPS: f32 = 1e-15;
 /** Trial scales: the largest |x| maps to 127 × t/16 (exact binary fractions) for t = 14..27 (iq3_nl), 18, 20, .., 40 (iq2_nl). */
 // @ts-ignore: decorator
-@inline function trialFirst(bits: i32): i32 {
-  return bits == 3 ? 14 : 18;
+@inline function trialFirst(cb: i32): i32 {
+  return cbBits(cb) == 3 ? 14 : 18;
 }
 // @ts-ignore: decorator
-@inline function trialLast(bits: i32): i32 {
-  return bits == 3 ? 27 : 40;
+@inline function trialLast(cb: i32): i32 {
+  return cbBits(cb) == 3 ? 27 : 40;
 }
 // @ts-ignore: decorator
-@inline function trialStep(bits: i32): i32 {
-  return bits == 3 ? 1 : 2;
+@inline function trialStep(cb: i32): i32 {
+  return cbBits(cb) == 3 ? 1 : 2;
 }
 
 /** Ascending int8 levels: iq3_nl's 8 at 0, iq2_nl's 4 at 8. */
@@ -36,13 +62,13 @@ const LEVELS: usize = memory.data<i8>([-127, -79, -45, -14, 14, 45, 79, 127, -12
 const MIDPOINTS: usize = memory.data<f32>([-103, -62, -29.5, 0, 29.5, 62, 103, -82.5, 0, 82.5]);
 
 // @ts-ignore: decorator
-@inline export function codebookBlockBytes(bits: i32): usize {
-  return bits == 3 ? 14 : 10;
+@inline export function codebookBlockBytes(cb: i32): usize {
+  return scaleBytes(cb) + (cbBits(cb) == 3 ? 12 : 8);
 }
 
 // @ts-ignore: decorator
-@inline function level(bits: i32, index: i32): i32 {
-  return <i32>load<i8>(LEVELS + <usize>(bits == 3 ? index : index + 8));
+@inline function level(cb: i32, index: i32): i32 {
+  return <i32>load<i8>(LEVELS + <usize>(cbBits(cb) == 3 ? index : index + 8));
 }
 
 /**
@@ -57,16 +83,16 @@ const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
 ], 16);
 
 // @ts-ignore: decorator
-@inline function levelTable(bits: i32): v128 {
-  return v128.load(CODEBOOK_CONSTANTS + (bits == 3 ? 0 : 16));
+@inline function levelTable(cb: i32): v128 {
+  return v128.load(CODEBOOK_CONSTANTS + (cbBits(cb) == 3 ? 0 : 16));
 }
 
 /** The index of the level nearest y (binary search over the midpoints; a value on a midpoint goes up). */
 // @ts-ignore: decorator
-@inline function nearestIndex(bits: i32, y: f32): i32 {
-  const mid = MIDPOINTS + (bits == 3 ? 0 : 28);
+@inline function nearestIndex(cb: i32, y: f32): i32 {
+  const mid = MIDPOINTS + (cbBits(cb) == 3 ? 0 : 28);
   let i = 0;
-  if (bits == 3) {
+  if (cbBits(cb) == 3) {
     if (y >= load<f32>(mid + 12)) i = 4;
     if (y >= load<f32>(mid + (<usize>(i + 1) << 2))) i += 2;
   } else if (y >= load<f32>(mid + 4)) {
@@ -83,40 +109,76 @@ const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
  * and 8..15 are whole i16 lanes, so a second i16 shift by 4 gives half 1's pairs exactly.
  */
 // @ts-ignore: decorator
-@inline export function codebookPairs(block: usize): v128 {
-  const qs = v128.load64_splat(block + 2);
+@inline export function codebookPairs(cb: i32, block: usize): v128 {
+  const qs = v128.load64_splat(block + scaleBytes(cb));
   return v128.bitselect(qs, i16x8.shr_u(qs, 2), v128.load(CODEBOOK_CONSTANTS + 32));
 }
 
-/** The block's qh word: index bit 2 of value v in bit v (iq3_nl); 0 for iq2_nl, which has none. */
+/** The block's qh word: index bit 2 of value v in bit v (3-bit formats); 0 for the 2-bit ones, which have none. */
 // @ts-ignore: decorator
-@inline export function codebookQh(bits: i32, block: usize): u32 {
-  return bits == 3 ? load<u32>(block + 10) : 0;
+@inline export function codebookQh(cb: i32, block: usize): u32 {
+  return cbBits(cb) == 3 ? load<u32>(block + scaleBytes(cb) + 8) : 0;
 }
 
 /** The int8 levels of half `half` (values 0..15 or 16..31) from codebookPairs and codebookQh. */
 // @ts-ignore: decorator
-@inline export function codebookLevelsOf(bits: i32, pairs: v128, qh: u32, half: i32): v128 {
+@inline export function codebookLevelsOf(cb: i32, pairs: v128, qh: u32, half: i32): v128 {
   let index = v128.and(half == 0 ? pairs : i16x8.shr_u(pairs, 4), v128.load(CODEBOOK_CONSTANTS + 48));
-  if (bits == 3) index = v128.or(index, bitPlane(qh, half << 1, 4));
-  return i8x16.swizzle(levelTable(bits), index);
+  if (cbBits(cb) == 3) index = v128.or(index, bitPlane(qh, half << 1, 4));
+  return i8x16.swizzle(levelTable(cb), index);
 }
 
 /** The int8 levels of values 0..15 (half 0) or 16..31 (half 1) of the block at `block`; then a table lookup. */
 // @ts-ignore: decorator
-@inline export function codebookLevels(bits: i32, block: usize, half: i32): v128 {
-  return codebookLevelsOf(bits, codebookPairs(block), codebookQh(bits, block), half);
+@inline export function codebookLevels(cb: i32, block: usize, half: i32): v128 {
+  return codebookLevelsOf(cb, codebookPairs(cb, block), codebookQh(cb, block), half);
+}
+
+// e8Fit's packed indices (module globals: every thread has its own instance)
+let fitQs: u64 = 0;
+let fitQh: u32 = 0;
+
+/**
+ * Σ (x − d·L)² (f32, in value order) of the block at x under scale code e, each value at the level nearest
+ * x · (1 / d) for d = e8Value(e) (code 0: all zeros, index 0); the indices packed into fitQs, fitQh.
+ */
+// @ts-ignore: decorator
+@inline function e8Fit(cb: i32, x: usize, e: u32): f32 {
+  fitQs = 0;
+  fitQh = 0;
+  if (e == 0) {
+    let zeros: f32 = 0;
+    for (let j = 0; j < BLOCK; j++) zeros += load<f32>(x + (<usize>j << 2)) * load<f32>(x + (<usize>j << 2));
+    return zeros;
+  }
+  const scale = e8Value(e);
+  const inverse: f32 = <f32>1 / scale;
+  let err: f32 = 0;
+  let qs: u64 = 0;
+  let qh: u32 = 0;
+  for (let j = 0; j < BLOCK; j++) {
+    const v = load<f32>(x + (<usize>j << 2));
+    const i = nearestIndex(cb, inverse * v);
+    const t = v - scale * <f32>level(cb, i);
+    err += t * t;
+    qs |= <u64>(i & 3) << <u64>(((j & 7) << 3) + ((j >> 3) << 1));
+    qh |= <u32>(i >> 2) << <u32>j;
+  }
+  fitQs = qs;
+  fitQh = qh;
+  return err;
 }
 
 /**
  * Quantize n floats at src into blocks at dst, byte for byte as the reference (quantizeRowCodebook): for each trial
  * scale, indices by nearest level, then the least-squares scale Σ x·L / Σ L²; the trial with the largest
  * (Σ x·L)² / Σ L² (the smallest squared error) wins, the first on ties. Sums in f32, in value order. A trial's indices
- * are packed as they are found (qs in a u64, qh in a u32): no scratch memory, which threads would share.
+ * are packed as they are found (qs in a u64, qh in a u32): no scratch memory, which threads would share. The e8
+ * formats then round d to its code and take every value's level nearest x · (1 / d_e8).
  */
 // @ts-ignore: decorator
-@inline export function quantizeRowCodebook(bits: i32, src: usize, dst: usize, n: i32): void {
-  const bytes = codebookBlockBytes(bits);
+@inline export function quantizeRowCodebook(cb: i32, src: usize, dst: usize, n: i32): void {
+  const bytes = codebookBlockBytes(cb);
   const nBlocks = n / BLOCK;
   for (let b = 0; b < nBlocks; b++) {
     const x = src + (<usize>b << 7); // f32 (32)
@@ -128,7 +190,7 @@ const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
     let bestQh: u32 = 0;
     if (amax >= GROUP_MAX_EPS) {
       let bestScore: f32 = -1;
-      for (let t = trialFirst(bits); t <= trialLast(bits); t += trialStep(bits)) {
+      for (let t = trialFirst(cb); t <= trialLast(cb); t += trialStep(cb)) {
         const top: i32 = 127 * t; // the largest |x| maps to top / 16
         const id: f32 = <f32>top / <f32>16 / amax;
         let sumxl: f32 = 0;
@@ -137,10 +199,10 @@ const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
         let qh: u32 = 0;
         for (let j = 0; j < BLOCK; j++) {
           const v = load<f32>(x + (<usize>j << 2));
-          const i = nearestIndex(bits, id * v);
+          const i = nearestIndex(cb, id * v);
           qs |= <u64>(i & 3) << <u64>(((j & 7) << 3) + ((j >> 3) << 1));
           qh |= <u32>(i >> 2) << <u32>j;
-          const l = <f32>level(bits, i);
+          const l = <f32>level(cb, i);
           sumxl += v * l;
           suml2 += l * l;
         }
@@ -153,25 +215,45 @@ const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
         }
       }
     }
-    store<u16>(out, <u16>f32ToF16(d));
-    store<u64>(out + 2, bestQs);
-    if (bits == 3) store<u32>(out + 10, bestQh);
+    if ((cb & 8) != 0) {
+      // the better of the two codes around d, the levels refitted under each (the reference's e8Code)
+      let e: u32 = 0;
+      bestQs = 0;
+      bestQh = 0;
+      if (d > 0) {
+        const lo = e8Below(d);
+        const errLo = e8Fit(cb, x, lo);
+        e = lo;
+        bestQs = fitQs;
+        bestQh = fitQh;
+        if (lo < 255 && e8Fit(cb, x, lo + 1) < errLo) {
+          e = lo + 1;
+          bestQs = fitQs;
+          bestQh = fitQh;
+        }
+      }
+      store<u8>(out, <u8>e);
+    } else {
+      store<u16>(out, <u16>f32ToF16(d));
+    }
+    store<u64>(out + scaleBytes(cb), bestQs);
+    if (cbBits(cb) == 3) store<u32>(out + scaleBytes(cb) + 8, bestQh);
   }
 }
 
 /** Decode n values of blocks at src into f32 at dst. */
 // @ts-ignore: decorator
-@inline export function dequantizeRowCodebook(bits: i32, src: usize, dst: usize, n: i32): void {
-  const bytes = codebookBlockBytes(bits);
+@inline export function dequantizeRowCodebook(cb: i32, src: usize, dst: usize, n: i32): void {
+  const bytes = codebookBlockBytes(cb);
   const nBlocks = n / BLOCK;
   for (let b = 0; b < nBlocks; b++) {
     const block = src + <usize>b * bytes;
     const out = dst + (<usize>b << 7);
-    const d = f32x4.splat(loadF16(block));
-    const pairs = codebookPairs(block);
-    const qh = codebookQh(bits, block);
+    const d = f32x4.splat(codebookScale(cb, block));
+    const pairs = codebookPairs(cb, block);
+    const qh = codebookQh(cb, block);
     for (let half = 0; half < 2; half++) {
-      const q = codebookLevelsOf(bits, pairs, qh, half);
+      const q = codebookLevelsOf(cb, pairs, qh, half);
       const o = out + (<usize>half << 6);
       v128.store(o, f32x4.mul(i8x16QuarterToF32x4(q, 0), d));
       v128.store(o, f32x4.mul(i8x16QuarterToF32x4(q, 1), d), 16);
@@ -183,17 +265,17 @@ const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
 
 /** Dot of a row (n values) with x already quantized to q8_0: per block the lanes of Σ level·q × (d_x·d), then hsum. */
 // @ts-ignore: decorator
-@inline export function dotCodebook(bits: i32, row: usize, x: usize, n: i32): f32 {
-  const bytes = codebookBlockBytes(bits);
+@inline export function dotCodebook(cb: i32, row: usize, x: usize, n: i32): f32 {
+  const bytes = codebookBlockBytes(cb);
   const nBlocks = n / BLOCK;
   let acc = f32x4.splat(0);
   for (let b = 0; b < nBlocks; b++) {
     const block = row + <usize>b * bytes;
     const y = x + <usize>b * Q8_0_BYTES;
-    const pairs = codebookPairs(block);
-    const qh = codebookQh(bits, block);
-    const sumi = i32x4.add(dotI8x16(codebookLevelsOf(bits, pairs, qh, 0), v128.load(y, 2)), dotI8x16(codebookLevelsOf(bits, pairs, qh, 1), v128.load(y, 18)));
-    const scale = loadF16(y) * loadF16(block);
+    const pairs = codebookPairs(cb, block);
+    const qh = codebookQh(cb, block);
+    const sumi = i32x4.add(dotI8x16(codebookLevelsOf(cb, pairs, qh, 0), v128.load(y, 2)), dotI8x16(codebookLevelsOf(cb, pairs, qh, 1), v128.load(y, 18)));
+    const scale = loadF16(y) * codebookScale(cb, block);
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.splat(scale)));
   }
   return hsumF32x4(acc);
@@ -201,17 +283,17 @@ const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
 
 /** out[i] += w × value[i] for the n values of a row (V accumulation); value = level × d as dequantizeRow computes it. */
 // @ts-ignore: decorator
-@inline export function axpyCodebook(bits: i32, out: usize, w: f32, row: usize, n: i32): void {
-  const bytes = codebookBlockBytes(bits);
+@inline export function axpyCodebook(cb: i32, out: usize, w: f32, row: usize, n: i32): void {
+  const bytes = codebookBlockBytes(cb);
   const nBlocks = n / BLOCK;
   const w4 = f32x4.splat(w);
   for (let b = 0; b < nBlocks; b++) {
     const block = row + <usize>b * bytes;
-    const d = f32x4.splat(loadF16(block));
-    const pairs = codebookPairs(block);
-    const qh = codebookQh(bits, block);
+    const d = f32x4.splat(codebookScale(cb, block));
+    const pairs = codebookPairs(cb, block);
+    const qh = codebookQh(cb, block);
     for (let half = 0; half < 2; half++) {
-      const q = codebookLevelsOf(bits, pairs, qh, half);
+      const q = codebookLevelsOf(cb, pairs, qh, half);
       const o = out + (<usize>b << 7) + (<usize>half << 6);
       v128.store(o, f32x4.add(v128.load(o), f32x4.mul(w4, f32x4.mul(i8x16QuarterToF32x4(q, 0), d))));
       v128.store(o, f32x4.add(v128.load(o, 16), f32x4.mul(w4, f32x4.mul(i8x16QuarterToF32x4(q, 1), d))), 16);

@@ -12,6 +12,8 @@ export * from "./q5_1";
 export * from "./iq4_nl";
 export * from "./iq3_nl";
 export * from "./iq2_nl";
+export * from "./iq3_e8";
+export * from "./iq2_e8";
 export * from "./q8_K";
 export * from "./q2_K";
 export * from "./q3_K";

@@ -1,29 +1,29 @@
 // iq2_nl kernels: kvsplit's own 2-bit codebook KV format (layout and rules: codebook.ts). Dot partner: q8_0.
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
-import { axpyCodebook, dequantizeRowCodebook, dotCodebook, quantizeRowCodebook } from "./codebook";
+import { CB_IQ2_NL, axpyCodebook, dequantizeRowCodebook, dotCodebook, quantizeRowCodebook } from "./codebook";
 import { IQ2_NL, matmulBlocks } from "./rowdot";
 
-const BITS: i32 = 2;
+const CB: i32 = CB_IQ2_NL;
 
 /** Quantize n floats at src into iq2_nl blocks at dst (the trial-scale least-squares search of codebook.ts). */
 export function quantizeRow_iq2_nl(src: usize, dst: usize, n: i32): void {
-  quantizeRowCodebook(BITS, src, dst, n);
+  quantizeRowCodebook(CB, src, dst, n);
 }
 
 /** Decode n values of iq2_nl blocks at src into f32 at dst. */
 export function dequantizeRow_iq2_nl(src: usize, dst: usize, n: i32): void {
-  dequantizeRowCodebook(BITS, src, dst, n);
+  dequantizeRowCodebook(CB, src, dst, n);
 }
 
 /** Dot of an iq2_nl row (n values) with x already quantized to q8_0. */
 export function dot_iq2_nl(row: usize, x: usize, n: i32): f32 {
-  return dotCodebook(BITS, row, x, n);
+  return dotCodebook(CB, row, x, n);
 }
 
 /** out[i] += w × value[i] for the n values of an iq2_nl row (V accumulation). */
 export function axpy_iq2_nl(out: usize, w: f32, row: usize, n: i32): void {
-  axpyCodebook(BITS, out, w, row, n);
+  axpyCodebook(CB, out, w, row, n);
 }
 
 /** out[t][r] = dot(W[r], X[t]): W (rows, cols) iq2_nl, X (nTokens, xStride bytes) q8_0, out (nTokens, outStride bytes) f32. */

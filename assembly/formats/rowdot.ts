@@ -13,7 +13,8 @@
 // use; without a branch, all loads of four blocks are issued first and spill. A branch whose result feeds a phi makes
 // each block's integer sum finish before the next block's loads (1.5× faster on the q8_0 matvec).
 import { U8_1, U8_15, dotLevelsAdd, fifthBits, highNibbles, hsumF32x4, loadF16x4, rconst, sum4I32x4, vconst } from "./common";
-import { codebookBlockBytes, codebookLevels, codebookLevelsOf, codebookPairs, codebookQh } from "./codebook";
+import { CB_IQ2_E8, CB_IQ2_NL, CB_IQ3_E8, CB_IQ3_NL, codebookBlockBytes, codebookLevels, codebookLevelsOf, codebookPairs, codebookQh } from "./codebook";
+import { e8Value } from "./e8-scale";
 
 // Format ids: compile-time constants, so each kernel's inlined copy keeps only its own branches.
 export const Q8_0: i32 = 0;
@@ -24,11 +25,21 @@ export const Q5_1: i32 = 4;
 export const IQ4_NL: i32 = 5;
 export const IQ3_NL: i32 = 6;
 export const IQ2_NL: i32 = 7;
+export const IQ3_E8: i32 = 8;
+export const IQ2_E8: i32 = 9;
 
-/** Index bits of kvsplit's codebook formats (codebook.ts), 0 for the others. */
+/** The codebook code (codebook.ts CB_*) of kvsplit's codebook formats, 0 for the others. */
 // @ts-ignore: decorator
-@inline function codebookBits(fmt: i32): i32 {
-  return fmt == IQ3_NL ? 3 : fmt == IQ2_NL ? 2 : 0;
+@inline function codebookCode(fmt: i32): i32 {
+  return fmt == IQ3_NL ? CB_IQ3_NL : fmt == IQ2_NL ? CB_IQ2_NL : fmt == IQ3_E8 ? CB_IQ3_E8 : fmt == IQ2_E8 ? CB_IQ2_E8 : 0;
+}
+
+/** The weight scales d_w of four blocks: fp16, or the one-byte codes of the e8 codebook formats. */
+// @ts-ignore: decorator
+@inline function weightScales(fmt: i32, w0: usize, w1: usize, w2: usize, w3: usize): v128 {
+  if (fmt != IQ3_E8 && fmt != IQ2_E8) return loadF16x4(w0, w1, w2, w3);
+  const d = f32x4.splat(e8Value(<u32>load<u8>(w0)));
+  return f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(d, 1, e8Value(<u32>load<u8>(w1))), 2, e8Value(<u32>load<u8>(w2))), 3, e8Value(<u32>load<u8>(w3)));
 }
 
 // Offsets into VECTOR_CONSTANTS (common.ts)
@@ -41,7 +52,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
 
 // @ts-ignore: decorator
 @inline export function blockBytes(fmt: i32): usize {
-  if (codebookBits(fmt) != 0) return codebookBlockBytes(codebookBits(fmt));
+  if (codebookCode(fmt) != 0) return codebookBlockBytes(codebookCode(fmt));
   return fmt == Q8_0 ? 34 : fmt == Q4_0 || fmt == IQ4_NL ? 18 : fmt == Q4_1 ? 20 : fmt == Q5_0 ? 22 : 24;
 }
 
@@ -66,8 +77,8 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
 // @ts-ignore: decorator
 @inline export function weightPart(fmt: i32, wb: usize, k: i32): v128 {
   if (fmt == Q8_0) return v128.load8x8_s(wb + 2 + <usize>(k << 3));
-  if (codebookBits(fmt) != 0) {
-    const levels = codebookLevels(codebookBits(fmt), wb, k >> 1);
+  if (codebookCode(fmt) != 0) {
+    const levels = codebookLevels(codebookCode(fmt), wb, k >> 1);
     return (k & 1) == 0 ? i16x8.extend_low_i8x16_s(levels) : i16x8.extend_high_i8x16_s(levels);
   }
   if (fmt == IQ4_NL) {
@@ -106,7 +117,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
 /** Whether the format's levels are unsigned (all but q8_0 and the table formats); test ASC_FEATURE_RELAXED_SIMD first. */
 // @ts-ignore: decorator
 @inline function unsignedLevels(fmt: i32): bool {
-  return fmt != Q8_0 && fmt != IQ4_NL && codebookBits(fmt) == 0;
+  return fmt != Q8_0 && fmt != IQ4_NL && codebookCode(fmt) == 0;
 }
 
 /** Stored levels of values 0-15 (half 0) or 16-31 (half 1) of the weight block at wb as u8x16 (0..31). */
@@ -118,10 +129,10 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
   return v128.or(q, fifthBits(load<u32>(wb + (fmt == Q5_0 ? 2 : 4)), half << 1));
 }
 
-/** Whether the format's levels come from a signed table (iq4_nl, iq3_nl, iq2_nl). */
+/** Whether the format's levels come from a signed table (iq4_nl and the codebook formats). */
 // @ts-ignore: decorator
 @inline function tableLevels(fmt: i32): bool {
-  return fmt == IQ4_NL || codebookBits(fmt) != 0;
+  return fmt == IQ4_NL || codebookCode(fmt) != 0;
 }
 
 /**
@@ -130,7 +141,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
  */
 // @ts-ignore: decorator
 @inline function tableBits(fmt: i32, wb: usize): v128 {
-  return codebookBits(fmt) != 0 ? codebookPairs(wb) : v128.load(wb + 2);
+  return codebookCode(fmt) != 0 ? codebookPairs(codebookCode(fmt), wb) : v128.load(wb + 2);
 }
 
 /**
@@ -139,7 +150,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
  */
 // @ts-ignore: decorator
 @inline function signedLevels(fmt: i32, bits: v128, qh: u32, half: i32): v128 {
-  const cb = codebookBits(fmt);
+  const cb = codebookCode(fmt);
   if (cb != 0) return codebookLevelsOf(cb, bits, qh, half);
   return i8x16.swizzle(vconst(IQ4_LEVELS), half == 0 ? v128.and(bits, rconst(U8_15)) : highNibbles(bits));
 }
@@ -174,7 +185,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
   if (ASC_FEATURE_RELAXED_SIMD && unsignedLevels(fmt)) return relaxedBlockSums(fmt, storedLevels(fmt, wb, 0), storedLevels(fmt, wb, 1), xb);
   if (ASC_FEATURE_RELAXED_SIMD && tableLevels(fmt)) {
     const bits = tableBits(fmt, wb);
-    const qh = codebookQh(codebookBits(fmt), wb);
+    const qh = codebookQh(codebookCode(fmt), wb);
     return signedRelaxedBlockSums(signedLevels(fmt, bits, qh, 0), signedLevels(fmt, bits, qh, 1), xb);
   }
   const a = i32x4.add(i32x4.dot_i16x8_s(weightPart(fmt, wb, 0), partnerPart(fmt, xb, 0)), i32x4.dot_i16x8_s(weightPart(fmt, wb, 1), partnerPart(fmt, xb, 1)));
@@ -207,7 +218,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
 /** scaledTerms with the weight scales read from the blocks at w0..w3. */
 // @ts-ignore: decorator
 @inline function groupTerms(fmt: i32, sums: v128, w0: usize, w1: usize, w2: usize, w3: usize, x0: usize, x1: usize, x2: usize, x3: usize): v128 {
-  return scaledTerms(fmt, sums, loadF16x4(w0, w1, w2, w3), weightMins(fmt, w0, w1, w2, w3), x0, x1, x2, x3);
+  return scaledTerms(fmt, sums, weightScales(fmt, w0, w1, w2, w3), weightMins(fmt, w0, w1, w2, w3), x0, x1, x2, x3);
 }
 
 /** Terms of the last 1..3 blocks (rest) of a row at p, q; lanes past them are 0 (they repeat the last block, masked). */
@@ -258,7 +269,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
   }
   if (ASC_FEATURE_RELAXED_SIMD && tableLevels(fmt)) {
     const bits = tableBits(fmt, wb);
-    const qh = codebookQh(codebookBits(fmt), wb);
+    const qh = codebookQh(codebookCode(fmt), wb);
     const lo = signedLevels(fmt, bits, qh, 0);
     const hi = signedLevels(fmt, bits, qh, 1);
     return pairHalvesI32x4(signedRelaxedBlockSums(lo, hi, ya), signedRelaxedBlockSums(lo, hi, yb));
@@ -306,7 +317,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
     const v23 = i32x4.shuffle(t2, t3, 2, 3, 6, 7);
     const sa = i32x4.add(i32x4.shuffle(u01, u23, 0, 2, 4, 6), i32x4.shuffle(u01, u23, 1, 3, 5, 7));
     const sb = i32x4.add(i32x4.shuffle(v01, v23, 0, 2, 4, 6), i32x4.shuffle(v01, v23, 1, 3, 5, 7));
-    const dw = loadF16x4(p, p + B, p + 2 * B, p + 3 * B);
+    const dw = weightScales(fmt, p, p + B, p + 2 * B, p + 3 * B);
     const mw = weightMins(fmt, p, p + B, p + 2 * B, p + 3 * B);
     accA = f32x4.add(accA, scaledTerms(fmt, sa, dw, mw, qa, qa + P, qa + 2 * P, qa + 3 * P));
     accB = f32x4.add(accB, scaledTerms(fmt, sb, dw, mw, qb, qb + P, qb + 2 * P, qb + 3 * P));

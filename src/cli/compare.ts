@@ -47,7 +47,7 @@ export function registerCompare(program: Command): void {
     .description("compare K/V cache configurations: memory, speed, perplexity and KL divergence against an f32 cache, with plots")
     .option("-m, --model <path>", "model file (.gguf); default: a small trained model shipped with kvsplit (tinystories-2m-hd64)")
     .option("-f, --file <path>", "evaluation text (default: a short text shipped with kvsplit)")
-    .option("--configs <list>", "K/V configs, comma-separated (F16, K8V4, q5_1/q5_1, K4V4+w16, K3V3+w16, ...; presets: llama.cpp, windows, lowbit)", DEFAULT_COMPARE_CONFIGS);
+    .option("--configs <list>", "K/V configs, comma-separated (F16, K8V4, q5_1/q5_1, K4V4+w16, K3V3+w16, ...; presets: llama.cpp, windows, lowbit, e8)", DEFAULT_COMPARE_CONFIGS);
   addCtxOption(cmd);
   cmd
     .option("--chunks <n|all>", `chunks to evaluate (default: as many as finish in about ${COMPARE_BUDGET_SECONDS} s; all: every chunk that fits)`, chunksArg)

@@ -161,7 +161,7 @@ function modelIdentity(model: Model): { name: string; n_vocab: number; n_layers:
 
 /** The K/V formats as the JSON output and the base file's header record them. */
 function kvIdentity(kv: KvConfig): KldBaseKv {
-  return { k: kv.k, v: kv.v, ...(kv.layers ? { layers: kv.layers } : {}), ...(kv.window ? { window: kv.window } : {}), ...(kv.sinks ? { sinks: kv.sinks } : {}) };
+  return { k: kv.k, v: kv.v, ...(kv.layers ? { layers: kv.layers } : {}), ...(kv.window ? { window: kv.window } : {}), ...(kv.sinks ? { sinks: kv.sinks } : {}), ...(kv.exactFormat ? { exact_format: kv.exactFormat } : {}) };
 }
 
 function report(r: PerplexityRunResult, evalText: EvalText, model: Model, opts: PerplexityOptions, kv: KvConfig): void {

@@ -150,6 +150,7 @@ export async function runBench(plan: BenchPlan, onProgress: (line: string) => vo
         ...(config.layers ? { layers: config.layers } : {}),
         ...(config.window ? { window: config.window } : {}),
         ...(config.sinks ? { sinks: config.sinks } : {}),
+        ...(config.exactFormat ? { exactFormat: config.exactFormat } : {}),
         ...(config.keysPerChannel ? { kLayout: "channel" as const } : {}),
         depths,
         promptTokens: plan.promptTokens,

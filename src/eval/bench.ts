@@ -35,9 +35,10 @@ export interface BenchJob {
   k: KvFormatName | "mixed";
   v: KvFormatName | "mixed";
   layers?: readonly KvPair[];
-  /** Exact recent window and sinks (SessionOptions.kvWindow, kvSinks; kvsplit only). */
+  /** Exact recent window and sinks (SessionOptions.kvWindow, kvSinks; kvsplit only), and their rows' format (kvExactFormat). */
   window?: number;
   sinks?: number;
+  exactFormat?: "q8_0";
   /** Keys per channel (KvPair.kLayout; kvsplit only). */
   kLayout?: "channel";
   /** Cache depths before generation, ascending. */
@@ -171,9 +172,9 @@ class KvsplitBenchSession implements BenchEngineSession {
 /** One kvsplit run in this process: load the model with `job.threads` threads, measure, dispose. */
 export async function runKvsplitJob(job: BenchJob): Promise<BenchRunResult> {
   const kv = job.layers ?? { k: job.k as KvFormatName, v: job.v as KvFormatName, ...(job.kLayout ? { kLayout: job.kLayout } : {}) };
-  const model = loadModel(job.modelPath, { threads: job.threads, session: { contextSize: job.contextSize, kv, kvWindow: job.window, kvSinks: job.sinks } });
+  const model = loadModel(job.modelPath, { threads: job.threads, session: { contextSize: job.contextSize, kv, kvWindow: job.window, kvSinks: job.sinks, kvExactFormat: job.exactFormat } });
   try {
-    const session = model.createSession({ contextSize: job.contextSize, kv, kvWindow: job.window, kvSinks: job.sinks });
+    const session = model.createSession({ contextSize: job.contextSize, kv, kvWindow: job.window, kvSinks: job.sinks, kvExactFormat: job.exactFormat });
     try {
       const { ppTps, tgTps } = await measureRun(new KvsplitBenchSession(session), job);
       return { engine: "kvsplit", config: job.config, ppTps, tgTps, kvBytes: session.kvBytes, contextSize: session.contextSize, rssPeakBytes: 0 };

@@ -93,11 +93,13 @@ export interface KvMemory {
   bytesAt: Map<number, number>;
 }
 
-export function kvMemory(model: Model, kv: KvPair | readonly KvPair[], contexts: readonly number[], window = 0, sinks = 0): KvMemory {
+export function kvMemory(
+  model: Model, kv: KvPair | readonly KvPair[], contexts: readonly number[], window = 0, sinks = 0, exactFormat: "f16" | "q8_0" = "f16",
+): KvMemory {
   const c = model.config;
   const layers = kvLayerFormats(c, kv);
   const bytesPerToken = kvBytesPerToken(layers, c.kvDim);
-  const at = (n: number) => n * bytesPerToken + kvExactBytesOf(layers, { window, sinks }, n, c.kvDim);
+  const at = (n: number) => n * bytesPerToken + kvExactBytesOf(layers, { window, sinks, exactFormat }, n, c.kvDim);
   return { bytesPerToken, bytesAt: new Map(contexts.map((n) => [n, at(n)])) };
 }
 
@@ -120,7 +122,7 @@ export interface Speed {
  * following tokens of the text (no sampling: only the model and the cache are timed). The fastest of `reps` runs.
  */
 export function measureSpeed(
-  model: Model, kv: KvPair | readonly KvPair[], rotation: boolean, tokens: readonly number[], opts: SpeedOptions, exact: { kvWindow?: number; kvSinks?: number } = {},
+  model: Model, kv: KvPair | readonly KvPair[], rotation: boolean, tokens: readonly number[], opts: SpeedOptions, exact: { kvWindow?: number; kvSinks?: number; kvExactFormat?: "f16" | "q8_0" } = {},
 ): Speed {
   const need = opts.promptTokens + opts.genTokens;
   if (tokens.length < need) throw new RangeError(`the speed run needs ${need} tokens, the chunk has ${tokens.length}`);
@@ -245,7 +247,7 @@ export function runCompare(model: Model, evalText: EvalText, opts: CompareOption
     const exact = exactOptions(p);
     const run: PerplexityRunResult = runPerplexity(model, evalText, { kv, ...exact, rotation: opts.rotation, baseline: base, onChunk: progress(p.name, i + 1) });
     const s = measureSpeed(model, kv, opts.rotation, speedTokens, speed, exact);
-    const mem = kvMemory(model, kv, memoryContexts, p.window ?? 0, p.sinks ?? 0);
+    const mem = kvMemory(model, kv, memoryContexts, p.window ?? 0, p.sinks ?? 0, p.exactFormat);
     const kld = run.kld!;
     rows.push({
       config: p.name,

@@ -123,9 +123,10 @@ export interface PerplexityRunOptions {
   kv: KvPair | readonly KvPair[];
   /** Hadamard rotation of quantized K/V (default true). */
   rotation?: boolean;
-  /** Exact recent window and sinks (SessionOptions.kvWindow, kvSinks; default 0). */
+  /** Exact recent window and sinks (SessionOptions.kvWindow, kvSinks; default 0) and their rows' format (kvExactFormat). */
   kvWindow?: number;
   kvSinks?: number;
+  kvExactFormat?: "f16" | "q8_0";
   /** Compare each scored position against this base. */
   baseline?: Baseline;
   /** Record this run's distributions. */
@@ -161,7 +162,7 @@ export function runPerplexity(model: Model, evalText: EvalText, opts: Perplexity
   const tally = new KldTally();
   const scratch = new Float64Array(nVocab); // (nVocab)
   const started = performance.now();
-  const session = model.createSession({ contextSize: ctx, kv: opts.kv, rotation: opts.rotation ?? true, kvWindow: opts.kvWindow, kvSinks: opts.kvSinks });
+  const session = model.createSession({ contextSize: ctx, kv: opts.kv, rotation: opts.rotation ?? true, kvWindow: opts.kvWindow, kvSinks: opts.kvSinks, kvExactFormat: opts.kvExactFormat });
   try {
     const totalTokens = chunks.length * ctx;
     const { checkpoint } = opts;

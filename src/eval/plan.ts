@@ -50,13 +50,14 @@ export function planRows(model: PlanModel, configs: readonly KvConfig[], target:
     const row: PlanRow = { config: cfg.name, k: cfg.k, v: cfg.v, kv_bytes_per_token: kvBytesPerToken(layers, c.kvDim) };
     const window = cfg.window ?? 0;
     const sinks = cfg.sinks ?? 0;
+    const exactFormat = cfg.exactFormat;
     if ("memory" in target) {
-      const plan = planMemory(c, weightsBytes, 1, pairs, { available: target.memory, window, sinks });
+      const plan = planMemory(c, weightsBytes, 1, pairs, { available: target.memory, window, sinks, exactFormat });
       row.max_ctx = plan.maxContextSize;
       row.beyond_trained = plan.maxContextSize > c.contextLength;
-      row.shards = planMemory(c, weightsBytes, Math.max(1, plan.maxContextSize), pairs, { available: target.memory, window, sinks }).shards;
+      row.shards = planMemory(c, weightsBytes, Math.max(1, plan.maxContextSize), pairs, { available: target.memory, window, sinks, exactFormat }).shards;
     } else {
-      const plan = planMemory(c, weightsBytes, target.ctx, pairs, { available: machineMemoryBytes(), window, sinks });
+      const plan = planMemory(c, weightsBytes, target.ctx, pairs, { available: machineMemoryBytes(), window, sinks, exactFormat });
       row.bytes = plan.kv;
       row.total_bytes = plan.total;
       row.fits = plan.total <= plan.available && plan.shardLimit === undefined;

@@ -20,7 +20,7 @@ import { runPerplexity, type EvalText } from "./perplexity.js";
 export type TuneSide = "k" | "v";
 export const TUNE_SIDES: readonly TuneSide[] = ["k", "v"];
 /** Candidate formats by default: llama.cpp's quantized K/V types and kvsplit's own codebook ones (f16 is always a candidate). */
-export const DEFAULT_TUNE_FORMATS: readonly KvFormatName[] = ["q8_0", "q5_1", "q5_0", "q4_1", "iq4_nl", "q4_0", "iq3_nl", "iq2_nl"];
+export const DEFAULT_TUNE_FORMATS: readonly KvFormatName[] = ["q8_0", "q5_1", "q5_0", "q4_1", "iq4_nl", "q4_0", "iq3_nl", "iq2_nl", "iq3_e8", "iq2_e8"];
 
 /** One measured cell: layer × side × format. */
 export interface TuneCell {
@@ -71,8 +71,9 @@ export function measureTuneCosts(
     rotation: boolean;
     /** tuneBaseline of the same text, when the caller has it (else computed here). */
     base?: BaselineDistributions;
-    /** Exact recent window every run keeps (SessionOptions.kvWindow): the costs are measured under it. */
+    /** Exact recent window every run keeps (SessionOptions.kvWindow) and its rows' format: the costs are measured under it. */
     kvWindow?: number;
+    kvExactFormat?: "f16" | "q8_0";
     onProgress?: (p: TuneProgress) => void;
     onCell?: (m: TuneMeasurement) => void;
   },
@@ -85,7 +86,7 @@ export function measureTuneCosts(
   const base = opts.base ?? tuneBaseline(model, evalText, opts.rotation);
   step("f32 baseline");
   const allF16: KvPair[] = Array.from({ length: c.nLayers }, () => ({ k: "f16", v: "f16" }));
-  const klds = (kv: readonly KvPair[]) => runPerplexity(model, evalText, { kv, kvWindow: opts.kvWindow, rotation: opts.rotation, baseline: base }).kld!.kldMean;
+  const klds = (kv: readonly KvPair[]) => runPerplexity(model, evalText, { kv, kvWindow: opts.kvWindow, kvExactFormat: opts.kvExactFormat, rotation: opts.rotation, baseline: base }).kld!.kldMean;
   const f16Kld = klds(allF16);
   step("all f16");
   const m: TuneMeasurement = { nLayers: c.nLayers, kvDim: c.kvDim, formats: [...formats], f16Kld, cells: [] };

@@ -16,6 +16,8 @@ import { q5_1 } from "./reference/q5_1.js";
 import { iq4_nl } from "./reference/iq4_nl.js";
 import { iq3_nl } from "./reference/iq3_nl.js";
 import { iq2_nl } from "./reference/iq2_nl.js";
+import { iq3_e8 } from "./reference/iq3_e8.js";
+import { iq2_e8 } from "./reference/iq2_e8.js";
 import { q8_K } from "./reference/q8_K.js";
 import { q2_K } from "./reference/q2_K.js";
 import { q3_K } from "./reference/q3_K.js";
@@ -26,7 +28,7 @@ import { q6_K } from "./reference/q6_K.js";
 export const FORMATS: readonly BlockFormat[] = [
   f32, f16, bf16, q8_0, q8_1, q4_0, q4_1, q5_0, q5_1, iq4_nl,
   q8_K, q2_K, q3_K, q4_K, q5_K, q6_K,
-  iq3_nl, iq2_nl,
+  iq3_nl, iq2_nl, iq3_e8, iq2_e8,
 ];
 
 const byName = new Map<string, BlockFormat>(FORMATS.map((f) => [f.name, f]));

@@ -1,7 +1,10 @@
 /** The shape every block format shares: one entry of THE format table (table.ts). */
 
-/** Formats a KV cache side (K or V) may be stored in: llama.cpp's, then kvsplit's own codebook formats (iq3_nl, iq2_nl). */
-export const KV_FORMAT_NAMES = ["f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl", "iq3_nl", "iq2_nl"] as const;
+/**
+ * Formats a KV cache side (K or V) may be stored in: llama.cpp's, then kvsplit's own codebook formats (iq3_nl, iq2_nl;
+ * iq3_e8, iq2_e8 with one-byte scales).
+ */
+export const KV_FORMAT_NAMES = ["f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl", "iq3_nl", "iq2_nl", "iq3_e8", "iq2_e8"] as const;
 export type KvFormatName = (typeof KV_FORMAT_NAMES)[number];
 
 /** Weight-only formats: llama.cpp's K-quants (256-value super-blocks). */
@@ -65,7 +68,7 @@ export interface BlockFormat {
 /** kvsplit's own formats (not llama.cpp's) have type ids from here up. */
 export const OWN_FORMAT_IDS = 1000;
 
-/** Whether the format is kvsplit's own (iq3_nl, iq2_nl): llama.cpp cannot store or read it. */
+/** Whether the format is kvsplit's own (iq3_nl, iq2_nl, iq3_e8, iq2_e8): llama.cpp cannot store or read it. */
 export function isOwnFormat(format: Pick<BlockFormat, "ggmlType">): boolean {
   return format.ggmlType >= OWN_FORMAT_IDS;
 }

@@ -50,11 +50,12 @@ export function layerExactRows(
   }));
 }
 
-/** Bytes the exact rows of these layers add to a cache of `contextSize` positions (f16 K and V rows of windows and sinks). */
+/** Bytes the exact rows of these layers add to a cache of `contextSize` positions (K and V rows of windows and sinks). */
 export function kvExactBytesOf(
-  layers: readonly Pick<KvLayerFormats, "window" | "sinks">[], defaults: { window?: number; sinks?: number }, contextSize: number, kvDim: number,
+  layers: readonly Pick<KvLayerFormats, "window" | "sinks">[], defaults: { window?: number; sinks?: number; exactFormat?: ExactFormatName },
+  contextSize: number, kvDim: number,
 ): number {
-  return layerExactRows(layers, defaults, contextSize).reduce((sum, e) => sum + kvExactBytes(e.window + e.sinks, 1, kvDim), 0);
+  return layerExactRows(layers, defaults, contextSize).reduce((sum, e) => sum + kvExactBytes(e.window + e.sinks, 1, kvDim, defaults.exactFormat), 0);
 }
 
 /** What the cache needs of a thread pool (src/runtime/pool.ts ThreadPool fits), over the runtime's memory. */
@@ -97,11 +98,20 @@ export interface KvCacheOptions {
   maxTokens?: number;
   /** Exact sinks: positions [0, sinks) are read from f16 rows by every query (default 0). Needs whole blocks per head. */
   sinks?: number;
+  /**
+   * The format of the windows' and sinks' rows: "f16" (default, exact) or "q8_0" (8.5 bits per value instead of 16:
+   * the same memory holds almost twice the window; needs head_dim a multiple of 32, and f16 rows for keys per channel).
+   */
+  exactFormat?: ExactFormatName;
 }
 
-/** Bytes exact rows add to a cache: `rows` f16 K and V rows per layer (a window's, sinks'). */
-export function kvExactBytes(rows: number, nLayers: number, kvDim: number): number {
-  return nLayers * 2 * rows * kvDim * 2;
+/** Formats the rows of exact windows and sinks may take (KvCacheOptions.exactFormat). */
+export const EXACT_FORMAT_NAMES = ["f16", "q8_0"] as const;
+export type ExactFormatName = (typeof EXACT_FORMAT_NAMES)[number];
+
+/** Bytes exact rows add to a cache: `rows` K and V rows per layer (a window's, sinks') in `format` (default f16). */
+export function kvExactBytes(rows: number, nLayers: number, kvDim: number, format: ExactFormatName = "f16"): number {
+  return nLayers * 2 * rows * kvRowBytes(getFormat(format), kvDim);
 }
 
 /** Values of a kvDim row once padded to whole blocks of `format`. */
@@ -185,18 +195,19 @@ export class KvCache {
   private readonly rowScratchBytes: number; // (maxRowValues) f32: a row being rotated or padded before quantization
   // exact recent window (windows[layer] > 0), see KvCacheOptions.window and KvLayerFormats.window
   readonly windows: readonly number[];
-  private readonly headRowBytes: number; // one kv head's f16 row: headDim × 2
-  private readonly ringK: number[] = []; // per layer (nKvHeads, window, headDim) f16: position p in slot p % window; 0: no window
+  readonly exactFormat: BlockFormat; // the windows' and sinks' rows: f16 or q8_0 (KvCacheOptions.exactFormat)
+  private readonly headRowBytes: number; // one kv head's exact row: headDim values in exactFormat
+  private readonly ringK: number[] = []; // per layer (nKvHeads, window, headRowBytes) exact rows: position p in slot p % window; 0: no window
   private readonly ringV: number[] = [];
   private readonly ringEnd: number[] = []; // per layer: the ring holds positions [ringEnd − window, ringEnd)
   private readonly stageRows: number; // largest window + maxTokens
-  private readonly stageK: number = 0; // (nKvHeads, stageRows, headDim) f16: one layer's exact rows for one batch
+  private readonly stageK: number = 0; // (nKvHeads, stageRows, headRowBytes) exact rows: one layer's for one batch
   private readonly stageV: number = 0;
   private readonly xdescPtr: number = 0; // the staging rows' descriptor (LAYER_DESC fields), rewritten per append
   private staged = { layer: -1, first: 0, end: 0 }; // stage rows hold positions [first, end) of this layer
   // exact sinks (sinkCounts[layer] > 0), see KvCacheOptions.sinks and KvLayerFormats.sinks
   readonly sinkCounts: readonly number[];
-  private readonly sinkK: number[] = []; // per layer (nKvHeads, sinks, headDim) f16: position p in row p; 0: no sinks
+  private readonly sinkK: number[] = []; // per layer (nKvHeads, sinks, headRowBytes) exact rows: position p in row p; 0: no sinks
   private readonly sinkV: number[] = [];
   private readonly sinkDescs: number[] = []; // per layer: the sink rows' descriptor (LAYER_DESC fields); 0: no sinks
 
@@ -218,7 +229,8 @@ export class KvCache {
     const exact = layerExactRows(opts.layers, opts, this.contextSize);
     this.windows = exact.map((e) => e.window);
     this.sinkCounts = exact.map((e) => e.sinks);
-    this.headRowBytes = this.headDim * 2;
+    this.exactFormat = getFormat(opts.exactFormat ?? "f16");
+    this.headRowBytes = this.headDim % this.exactFormat.blockSize === 0 ? rowBytes(this.exactFormat, this.headDim) : 0;
     this.stageRows = Math.max(...this.windows) + Math.min(opts.maxTokens ?? this.contextSize, this.contextSize);
 
     let maxRowValues = 0;
@@ -286,6 +298,14 @@ export class KvCache {
           !l.grouped ? `V must be whole blocks per head (head_dim ${this.headDim}, V ${l.v.name})` : "";
         if (why) throw new RangeError(`layer ${i}: keys per channel: ${why}`);
       });
+      const exactLayer = this.layouts.findIndex((_, i) => this.windows[i] > 0 || this.sinkCounts[i] > 0);
+      if (exactLayer >= 0 && this.headRowBytes === 0) {
+        throw new RangeError(`exact rows in ${this.exactFormat.name} need head_dim a multiple of ${this.exactFormat.blockSize}, not ${this.headDim}`);
+      }
+      const channelLayer = this.layouts.findIndex((l) => l.kChannel);
+      if (channelLayer >= 0 && this.exactFormat.name !== "f16") {
+        throw new RangeError(`layer ${channelLayer}: keys per channel are quantized from the window's exact rows, which must be f16, not ${this.exactFormat.name}`);
+      }
       const bad = this.layouts.findIndex((l, i) => !l.grouped && (this.windows[i] > 0 || this.sinkCounts[i] > 0));
       if (bad >= 0) {
         const what = this.windows[bad] > 0 ? "an exact window" : "exact sinks";
@@ -509,22 +529,20 @@ export class KvCache {
     const window = this.windows[layer];
     const sinks = this.sinkCounts[layer];
     if (window > 0) {
-      // the batch's exact rows: f16, rotated as the packed rows are, after the window's earlier rows in the stage
+      // the batch's exact rows (f16 or q8_0), rotated as the packed rows are, after the window's earlier rows in the stage
       const first = this.stageWindow(layer, firstPos, nTokens);
-      const f16 = getFormat("f16");
       const headStride = this.stageRows * this.headRowBytes;
       // store() writes position p at base + p·posStride: the stage's row 0 is position `first`
       const base = (stage: number) => stage - first * this.headRowBytes;
-      tasks.push(store(f16, kPtr, this.kvDim, l.rotation.k, base(this.stageK), this.headRowBytes, headStride, 0));
-      tasks.push(store(f16, vPtr, this.kvDim, l.rotation.v, base(this.stageV), this.headRowBytes, headStride, this.rowScratchBytes));
+      tasks.push(store(this.exactFormat, kPtr, this.kvDim, l.rotation.k, base(this.stageK), this.headRowBytes, headStride, 0));
+      tasks.push(store(this.exactFormat, vPtr, this.kvDim, l.rotation.v, base(this.stageV), this.headRowBytes, headStride, this.rowScratchBytes));
     }
     if (firstPos < sinks) {
       // the batch's positions below `sinks`: their exact rows, position p at row p of the layer's sink planes
-      const f16 = getFormat("f16");
       const headStride = sinks * this.headRowBytes;
       const n = Math.min(sinks, firstPos + nTokens) - firstPos;
       const sink = (src: number, rot: number, dst: number, scratchOffset: number): ParallelTask => ({
-        ...store(f16, src, this.kvDim, rot, dst, this.headRowBytes, headStride, scratchOffset),
+        ...store(this.exactFormat, src, this.kvDim, rot, dst, this.headRowBytes, headStride, scratchOffset),
         count: n,
       });
       tasks.push(sink(kPtr, l.rotation.k, this.sinkK[layer], 0), sink(vPtr, l.rotation.v, this.sinkV[layer], this.rowScratchBytes));
@@ -610,8 +628,8 @@ export class KvCache {
   }
 
   /**
-   * The descriptor of exact f16 rows (a window's stage, sinks) at `descPtr`: the layer's, with K and V rows at kBase,
-   * vBase + p·(headDim·2) for position p, one plane of `planeRows` rows per kv head.
+   * The descriptor of exact rows (a window's stage, sinks; in exactFormat) at `descPtr`: the layer's, with K and V rows
+   * at kBase, vBase + p·headRowBytes for position p, one plane of `planeRows` rows per kv head.
    */
   private writeExactDescriptor(descPtr: number, l: KvLayerLayout, kBase: number, vBase: number, planeRows: number): void {
     const d = this.rt.i32(descPtr, LAYER_DESC_SLOTS);
@@ -622,8 +640,11 @@ export class KvCache {
     d[LAYER_DESC.vPosStride] = this.headRowBytes;
     d[LAYER_DESC.kHeadStride] = planeRows * this.headRowBytes;
     d[LAYER_DESC.vHeadStride] = planeRows * this.headRowBytes;
-    d[LAYER_DESC.kType] = getFormat("f16").ggmlType;
-    d[LAYER_DESC.vType] = getFormat("f16").ggmlType;
+    d[LAYER_DESC.kType] = this.exactFormat.ggmlType;
+    d[LAYER_DESC.vType] = this.exactFormat.ggmlType;
+    d[LAYER_DESC.kPartner] = getFormat(this.exactFormat.dotPartner).ggmlType;
+    d[LAYER_DESC.kBlock] = d[LAYER_DESC.vBlock] = this.exactFormat.blockSize;
+    d[LAYER_DESC.kBlockBytes] = d[LAYER_DESC.vBlockBytes] = this.exactFormat.bytesPerBlock;
     d[LAYER_DESC.kGroupBytes] = 0;
   }
 
@@ -780,9 +801,9 @@ export class KvCache {
     this.stored = n;
   }
 
-  /** Exact bytes of K and V storage: Σ layers kBytes + contextSize × vRowBytes, plus the windows' and sinks' f16 rows. */
+  /** Exact bytes of K and V storage: Σ layers kBytes + contextSize × vRowBytes, plus the windows' and sinks' rows. */
   bytes(): number {
-    let total = this.windows.reduce((sum, w, i) => sum + kvExactBytes(w + this.sinkCounts[i], 1, this.kvDim), 0);
+    let total = this.windows.reduce((sum, w, i) => sum + kvExactBytes(w + this.sinkCounts[i], 1, this.kvDim, this.exactFormat.name as ExactFormatName), 0);
     for (const l of this.layouts) total += l.kBytes + this.contextSize * l.vRowBytes;
     return total;
   }
@@ -823,6 +844,9 @@ function checkOptions(o: KvCacheOptions): void {
     if (n !== undefined && (!Number.isInteger(n) || n < 0 || n > o.contextSize)) {
       throw new RangeError(`KV cache ${name} must be an integer in 0 .. contextSize (${o.contextSize}), got ${n}`);
     }
+  }
+  if (o.exactFormat !== undefined && !(EXACT_FORMAT_NAMES as readonly string[]).includes(o.exactFormat)) {
+    throw new RangeError(`KV cache exactFormat must be one of ${EXACT_FORMAT_NAMES.join(", ")}, got '${o.exactFormat}'`);
   }
   if (o.layers.length !== o.nLayers) {
     throw new RangeError(`KV cache needs one K/V format pair per layer: ${o.nLayers} layers, got ${o.layers.length} pairs`);

@@ -7,6 +7,7 @@
  *     "kvsplit_schedule": 1,
  *     "layers": [ { "k": "q8_0", "v": "q4_0" }, { "k": "f16", "v": "q8_0", "window": 32 }, ... ],   one per model layer
  *     "window": 16, "sinks": 4,                                        optional: exact rows (f16) of every layer
+ *     "exact_format": "q8_0",                                          optional: those rows in q8_0 (default "f16")
  *     "model": "...", "expected": { ... }, "note": "..."                optional, informational
  *   }
  *
@@ -33,6 +34,8 @@ export interface KvSchedule {
   window?: number;
   /** "sinks": the exact first positions every layer keeps, when the file gives them. */
   sinks?: number;
+  /** "exact_format": "q8_0" keeps the windows' and sinks' rows in q8_0 (absent or "f16": f16). */
+  exactFormat?: "q8_0";
   /** Optional extras of the file, kept as read (tune's expectations, the model it was tuned on). */
   extras: Record<string, unknown>;
 }
@@ -45,7 +48,7 @@ export class KvScheduleError extends Error {
   }
 }
 
-const TOP_KEYS = new Set(["kvsplit_schedule", "layers", "window", "sinks", "model", "expected", "note", "tuned_on"]);
+const TOP_KEYS = new Set(["kvsplit_schedule", "layers", "window", "sinks", "exact_format", "model", "expected", "note", "tuned_on"]);
 const LAYER_KEYS = new Set(["layer", "k", "v", "window", "sinks", "k_layout"]);
 
 /** Parse schedule JSON text; `file` names it in errors and in the schedule's name. */
@@ -93,10 +96,17 @@ export function parseKvSchedule(text: string, file: string): KvSchedule {
       fail(`"${key}" must be a whole number of positions (0 or more), got ${JSON.stringify(obj[key])}`);
     }
   }
+  if (obj.exact_format !== undefined && obj.exact_format !== "f16" && obj.exact_format !== "q8_0") {
+    fail(`"exact_format" must be "f16" or "q8_0" (the format of the windows' and sinks' rows), got ${JSON.stringify(obj.exact_format)}`);
+  }
   const window = obj.window as number | undefined;
   const sinks = obj.sinks as number | undefined;
-  const extras = Object.fromEntries(Object.entries(obj).filter(([k]) => !["layers", "kvsplit_schedule", "window", "sinks"].includes(k)));
-  return { name: `schedule:${file.split(/[\\/]/).pop()}`, file, layers, extras, ...(window ? { window } : {}), ...(sinks ? { sinks } : {}) };
+  const q8 = obj.exact_format === "q8_0";
+  const extras = Object.fromEntries(Object.entries(obj).filter(([k]) => !["layers", "kvsplit_schedule", "window", "sinks", "exact_format"].includes(k)));
+  return {
+    name: `schedule:${file.split(/[\\/]/).pop()}`, file, layers, extras,
+    ...(window ? { window } : {}), ...(sinks ? { sinks } : {}), ...(q8 ? { exactFormat: "q8_0" as const } : {}),
+  };
 }
 
 function formatAt(value: unknown, where: string, fail: (detail: string) => never): KvFormatName {
@@ -127,10 +137,10 @@ export function checkScheduleLayers(layers: readonly KvPair[], nLayers: number, 
   }
 }
 
-/** The schedule file's JSON text for these layers (a window, extras), as parseKvSchedule reads it. */
-export function kvScheduleJson(layers: readonly KvPair[], extras: Record<string, unknown> = {}, window = 0): string {
+/** The schedule file's JSON text for these layers (a window and its rows' format, extras), as parseKvSchedule reads it. */
+export function kvScheduleJson(layers: readonly KvPair[], extras: Record<string, unknown> = {}, window = 0, exactFormat: "f16" | "q8_0" = "f16"): string {
   const obj = {
-    kvsplit_schedule: SCHEDULE_VERSION, ...extras, ...(window > 0 ? { window } : {}),
+    kvsplit_schedule: SCHEDULE_VERSION, ...extras, ...(window > 0 ? { window } : {}), ...(exactFormat !== "f16" ? { exact_format: exactFormat } : {}),
     layers: layers.map((l, i) => ({
       layer: i, k: l.k, v: l.v, ...(l.window !== undefined ? { window: l.window } : {}), ...(l.sinks !== undefined ? { sinks: l.sinks } : {}),
       ...(l.kLayout ? { k_layout: l.kLayout } : {}),

@@ -25,27 +25,36 @@ export interface KvConfig {
   sinks?: number;
   /** Keys per channel (`+c`, KvPair.kLayout "channel"): needs a window of at least 32, which `+c` alone gives. */
   keysPerChannel?: boolean;
+  /** The window's and sinks' rows in q8_0 instead of f16 (`+q8`, SessionOptions.kvExactFormat); absent: f16. */
+  exactFormat?: "q8_0";
 }
 
-/** `K4V4+c+s4+w16`: keys per channel, exact sinks and an exact recent window spelled after a config (any, any order). */
-const EXACT_SUFFIXES = /(?:\+\s*(?:[sw]\s*\d+|c)\s*)+$/i;
+/**
+ * `K4V4+c+s4+w16`, `K2V2+w44+q8`: keys per channel, exact sinks, an exact recent window and q8_0 rows for them,
+ * spelled after a config (any, any order).
+ */
+const EXACT_SUFFIXES = /(?:\+\s*(?:[sw]\s*\d+|c|q8)\s*)+$/i;
 
 /**
  * The config with `exact.sinks` exact sinks and an exact window of `exact.window` positions (0 or absent: none),
- * named `NAME+sS+wW` (`NAME+c+sS+wW` with keys per channel).
+ * named `NAME+sS+wW` (`NAME+c+sS+wW` with keys per channel, `NAME+sS+wW+q8` with q8_0 rows).
  */
 export function withExact(config: KvConfig, exact: { sinks?: number; window?: number }): KvConfig {
   const base = config.name.replace(EXACT_SUFFIXES, "");
   const { window: _w, sinks: _s, ...rest } = config;
   const sinks = exact.sinks ?? 0;
   const window = exact.window ?? 0;
-  const name = `${base}${config.keysPerChannel ? "+c" : ""}${sinks ? `+s${sinks}` : ""}${window ? `+w${window}` : ""}`;
+  const name = `${base}${config.keysPerChannel ? "+c" : ""}${sinks ? `+s${sinks}` : ""}${window ? `+w${window}` : ""}${config.exactFormat ? "+q8" : ""}`;
   return { ...rest, name, ...(sinks ? { sinks } : {}), ...(window ? { window } : {}) };
 }
 
-/** The session options of a config's exact rows: `{ kvWindow, kvSinks }` (absent ones left out). */
-export function exactOptions(config: KvConfig): { kvWindow?: number; kvSinks?: number } {
-  return { ...(config.window ? { kvWindow: config.window } : {}), ...(config.sinks ? { kvSinks: config.sinks } : {}) };
+/** The session options of a config's exact rows: `{ kvWindow, kvSinks, kvExactFormat }` (absent ones left out). */
+export function exactOptions(config: KvConfig): { kvWindow?: number; kvSinks?: number; kvExactFormat?: "q8_0" } {
+  return {
+    ...(config.window ? { kvWindow: config.window } : {}),
+    ...(config.sinks ? { kvSinks: config.sinks } : {}),
+    ...(config.exactFormat ? { kvExactFormat: config.exactFormat } : {}),
+  };
 }
 
 /** The config with an exact recent window of `window` positions (0: none), its sinks kept. */
@@ -67,7 +76,10 @@ export function kvPairsOf(config: KvConfig): KvPair | readonly KvPair[] {
 /** The config of a schedule: its name, k / v where every layer agrees ("mixed" otherwise), its layers. */
 export function configOfSchedule(schedule: KvSchedule): KvConfig {
   const same = (side: "k" | "v") => (schedule.layers.every((l) => l[side] === schedule.layers[0]![side]) ? schedule.layers[0]![side] : "mixed");
-  const config: KvConfig = { name: schedule.name, k: same("k"), v: same("v"), layers: schedule.layers, scheduleFile: schedule.file };
+  const config: KvConfig = {
+    name: schedule.name, k: same("k"), v: same("v"), layers: schedule.layers, scheduleFile: schedule.file,
+    ...(schedule.exactFormat ? { exactFormat: schedule.exactFormat } : {}),
+  };
   return schedule.window || schedule.sinks ? withExact(config, { sinks: schedule.sinks, window: schedule.window }) : config;
 }
 
@@ -91,7 +103,8 @@ export const ALLOWED_KV_CONFIGS_TEXT =
   `F16, F32, KxVy with x,y in {${SHORTHAND_BITS.map(([b]) => b).join(",")}} ` +
   `(${SHORTHAND_BITS.map(([b, n]) => `${b}=${n}`).join(" ")}; e.g. K8V4), ` +
   `or a K/V pair 'q8_0/q4_0' or 'k=q8_0,v=q4_0' of the formats ${KV_FORMAT_NAMES.join(", ")}; ` +
-  `'+wN' after any of them keeps each query's last N positions exact (f16) and '+sN' the first N, e.g. K4V4+s4+w16; ` +
+  `'+wN' after any of them keeps each query's last N positions exact (f16) and '+sN' the first N, e.g. K4V4+s4+w16, ` +
+  `'+q8' keeps those rows in q8_0 instead, e.g. iq2_e8/iq2_e8+w44+q8; ` +
   `'+c' stores keys per channel in groups of 32 positions (with a window of 32 unless one is given), e.g. K4V4+c`;
 
 /** A K/V configuration that is not one of the allowed spellings, or names a format the KV cache cannot hold. */
@@ -143,6 +156,7 @@ export function parseKvConfig(spec: string): KvConfig {
   if (suffixes) {
     const exact: { sinks?: number; window?: number } = {};
     const channels = /\+\s*c(?![a-z\d])/i.test(suffixes[0]);
+    const q8 = /\+\s*q8/i.test(suffixes[0]);
     for (const m of suffixes[0].matchAll(/\+\s*([sw])\s*(\d+)/gi)) {
       const which = m[1].toLowerCase() === "s" ? "sinks" : "window";
       const n = Number(m[2]);
@@ -150,7 +164,10 @@ export function parseKvConfig(spec: string): KvConfig {
       if (exact[which] !== undefined) throw new KvConfigError(spec, `${which} given twice`);
       exact[which] = n;
     }
-    const base = parseKvConfig(spec.slice(0, suffixes.index));
+    const parsed = parseKvConfig(spec.slice(0, suffixes.index));
+    if (q8 && channels) throw new KvConfigError(spec, `'+c' (keys per channel) quantizes its groups from f16 window rows: it cannot take '+q8'`);
+    if (q8 && exact.window === undefined && exact.sinks === undefined) throw new KvConfigError(spec, `'+q8' (exact rows in q8_0) needs a window (+wN) or sinks (+sN)`);
+    const base: KvConfig = q8 ? { ...parsed, exactFormat: "q8_0" } : parsed;
     if (!channels) return withExact(base, exact);
     if (base.k === "f32" || base.k === "f16" || base.k === "bf16") throw new KvConfigError(spec, `'+c' (keys per channel) needs a block-quantized K format, not ${base.k}`);
     if (exact.window !== undefined && exact.window < KEY_GROUP) throw new KvConfigError(spec, `'+c' (keys per channel) needs a window of at least ${KEY_GROUP} positions`);
@@ -188,13 +205,16 @@ export function parseKvConfig(spec: string): KvConfig {
 }
 
 /**
- * Named lists usable as an entry of a config list: llama.cpp's usual pairs, kvsplit's exact-window configs, and its
- * own low-bit codebook formats (iq3_nl = K3/V3, iq2_nl = K2/V2), alone and with exact windows and sinks.
+ * Named lists usable as an entry of a config list: llama.cpp's usual pairs, kvsplit's exact-window configs, its own
+ * low-bit codebook formats (iq3_nl = K3/V3, iq2_nl = K2/V2), alone and with exact windows and sinks, and their
+ * one-byte-scale kin with windows in q8_0.
  */
 export const KV_CONFIG_PRESETS: Readonly<Record<string, string>> = {
   "llama.cpp": "F16,K8V8,K8V4,K4V8,K4V4",
   windows: "K4V4+w4,K4V4+w16,iq4_nl/iq4_nl+w16,K5V5+w16,K8V4+w16",
   lowbit: "K8V3,K4V3,K3V3,K3V2,K2V2,iq4_nl/iq3_nl+w16,K3V3+w16,K3V3+s4+w16,K3V2+w16,K2V2+w16",
+  // one-byte scales (iq3_e8 3.25 bits, iq2_e8 2.25) and windows kept in q8_0: the most quality per bit
+  e8: "iq3_e8/iq3_e8,iq2_e8/iq2_e8,iq3_e8/iq3_e8+w16,iq3_e8/iq3_e8+w32+q8,iq3_e8/iq3_e8+w44+q8,iq2_e8/iq2_e8+w44+q8",
 };
 
 /**

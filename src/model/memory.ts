@@ -55,6 +55,8 @@ export interface MemoryPlanOptions {
   window?: number;
   /** Exact sinks (SessionOptions.kvSinks; a layer's KvPair.sinks overrides them): their f16 rows count as KV cache. */
   sinks?: number;
+  /** The windows' and sinks' row format (SessionOptions.kvExactFormat; default f16). */
+  exactFormat?: "f16" | "q8_0";
 }
 
 /** Thrown before any large allocation when the model and its session do not fit. */
@@ -126,7 +128,7 @@ export function planMemory(
     const room = shardBytes - fixed - ctx * perToken; // KV bytes one shard holds beside the session's scratch
     const beyond = kv + fixed + ctx * perToken - leftover;
     const kvShards = beyond <= 0 ? 0 : room > 0 ? Math.ceil(beyond / room) : 1;
-    const stage = w > 0 ? 2 * (w + batch) * config.kvDim * 2 : 0; // f16 K and V of one layer's window and batch
+    const stage = w > 0 ? 2 * (w + batch) * config.kvDim * 2 : 0; // K and V of one layer's window and batch (f16: at most)
     const scratch = weightShards * shardScratch + Math.max(1, kvShards) * (fixed + ctx * perToken + stage);
     return { kv, scratch, shards: weightShards + kvShards, total: weightsBytes + kv + scratch };
   };

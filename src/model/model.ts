@@ -30,7 +30,7 @@ export interface LoadOptions {
    * The session that will be created, when known (the CLI knows it): its memory plan is checked from the header,
    * before any weight is read, and MemoryPlanError says what would fit.
    */
-  session?: Pick<SessionOptions, "contextSize" | "kv" | "kvWindow" | "kvSinks">;
+  session?: Pick<SessionOptions, "contextSize" | "kv" | "kvWindow" | "kvSinks" | "kvExactFormat">;
   /** Bytes one WebAssembly memory may hold (default 4 GiB, or the KVSPLIT_SHARD_BYTES environment variable). */
   shardBytes?: number;
   /** Bytes the model and its sessions may use in all (default: the machine's memory). */
@@ -80,9 +80,9 @@ export class Model {
       const perShard = shardScratchBytes(config, threads, MAX_BATCH);
       const placement = planWeightPlacement(gguf, config, shardBytes, perShard);
       if (opts.session) {
-        const { contextSize = config.contextLength, kv = DEFAULT_KV, kvWindow = 0, kvSinks = 0 } = opts.session;
+        const { contextSize = config.contextLength, kv = DEFAULT_KV, kvWindow = 0, kvSinks = 0, kvExactFormat } = opts.session;
         checkMemoryPlan(config, weightBytes(gguf), contextSize, kv, {
-          threads, batchTokens: MAX_BATCH, shardBytes, available: opts.memoryLimit, window: kvWindow, sinks: kvSinks,
+          threads, batchTokens: MAX_BATCH, shardBytes, available: opts.memoryLimit, window: kvWindow, sinks: kvSinks, exactFormat: kvExactFormat,
         });
       }
       const memories = (shards = new Shards(shardBytes, threads));

@@ -7,9 +7,10 @@
  *   u32           version (1)
  *   u32           H: header bytes
  *   H bytes       UTF-8 JSON header: { model: { fingerprint, name, nLayers, nVocab }, rotation, kvWindow, kvSinks,
- *                 layers: [{ k, v, kLayout?, window?, sinks? }], position, tokens, blobs: [{ layer, bytes, ringEnd }] }
+ *                 kvExactFormat, layers: [{ k, v, kLayout?, window?, sinks? }], position, tokens,
+ *                 blobs: [{ layer, bytes, ringEnd }] }
  *   then          each layer's blob in order: what KvCache.exportLayer gives for positions [0, position) (packed K
- *                 and V per kv head, the sinks' and the window's f16 rows)
+ *                 and V per kv head, the sinks' and the window's f16 or q8_0 rows)
  * The state holds the cache's own bytes, so a K8V4 state is about 0.4 of an F16 one, as the caches are.
  * The model's fingerprint is a SHA-256 of its shape, tensor table and the first and last 64 KiB of its tensor data:
  * a state is refused by another model, even one of the same shape.
@@ -41,6 +42,8 @@ interface StateHeader {
   rotation: boolean;
   kvWindow: number;
   kvSinks: number;
+  /** The window's and sinks' row format; absent in files from before it existed (f16). */
+  kvExactFormat?: "f16" | "q8_0";
   layers: KvPair[];
   position: number;
   tokens: number[];
@@ -83,6 +86,7 @@ export function saveSessionState(session: Session, model: Model, file: string): 
     rotation: session.rotation,
     kvWindow: session.kvWindow,
     kvSinks: session.kvSinks,
+    kvExactFormat: session.kvExactFormat,
     layers: session.kv.map(layerSpec),
     position: n,
     tokens: session.tokens,
@@ -128,8 +132,13 @@ export function loadSessionState(session: Session, model: Model, file: string): 
     const layer = differs >= 0 ? differs : 0;
     throw new StateFileError(file, `saved with other K/V formats: layer ${layer} is ${JSON.stringify(h.layers?.[layer])} there, ${JSON.stringify(mine[layer])} here`);
   }
-  if (h.rotation !== session.rotation || h.kvWindow !== session.kvWindow || h.kvSinks !== session.kvSinks) {
-    throw new StateFileError(file, `saved with rotation ${h.rotation}, window ${h.kvWindow}, sinks ${h.kvSinks}; this session has ${session.rotation}, ${session.kvWindow}, ${session.kvSinks}`);
+  const exactFormat = h.kvExactFormat ?? "f16";
+  if (h.rotation !== session.rotation || h.kvWindow !== session.kvWindow || h.kvSinks !== session.kvSinks || exactFormat !== session.kvExactFormat) {
+    throw new StateFileError(
+      file,
+      `saved with rotation ${h.rotation}, window ${h.kvWindow}, sinks ${h.kvSinks} (${exactFormat} rows); ` +
+        `this session has ${session.rotation}, ${session.kvWindow}, ${session.kvSinks} (${session.kvExactFormat} rows)`,
+    );
   }
   if (!Number.isInteger(h.position) || h.position < 0 || h.position > session.contextSize) {
     throw new StateFileError(file, `it holds ${h.position} tokens, more than this session's context (${session.contextSize})`);

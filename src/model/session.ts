@@ -46,6 +46,8 @@ export class Session {
   readonly kvWindow: number;
   /** First positions every query reads exactly (f16) (SessionOptions.kvSinks). */
   readonly kvSinks: number;
+  /** The format of the window's and sinks' rows (SessionOptions.kvExactFormat). */
+  readonly kvExactFormat: "f16" | "q8_0";
   /** Set when contextSize exceeds the model's trained context (llama.cpp warns the same way); the CLI prints it. */
   readonly contextWarning: string | undefined;
   private readonly ctx: ForwardContext;
@@ -81,6 +83,8 @@ export class Session {
     this.kvSinks = opts.kvSinks ?? 0;
     if (!Number.isInteger(this.kvSinks) || this.kvSinks < 0) throw new RangeError(`kvSinks must be a non-negative integer, got ${opts.kvSinks}`);
     this.kvSinks = Math.min(this.kvSinks, this.contextSize);
+    this.kvExactFormat = opts.kvExactFormat ?? "f16";
+    if (this.kvExactFormat !== "f16" && this.kvExactFormat !== "q8_0") throw new RangeError(`kvExactFormat must be "f16" or "q8_0", got ${JSON.stringify(opts.kvExactFormat)}`);
     // a layer's own window and sinks are checked by the KV cache (kv/cache.ts checkOptions)
     const layers: KvLayerFormats[] = kvLayerFormats(c, this.kv);
     // Fail before any large allocation if this session cannot fit beside what the model's memories already hold.
@@ -92,6 +96,7 @@ export class Session {
       shardBytes: model.shards.shardBytes,
       window: this.kvWindow,
       sinks: this.kvSinks,
+      exactFormat: this.kvExactFormat,
     });
     this.ctx = {
       config: c,
@@ -110,6 +115,7 @@ export class Session {
         maxTokens: MAX_BATCH,
         window: this.kvWindow,
         sinks: this.kvSinks,
+        exactFormat: this.kvExactFormat,
       }),
     };
   }

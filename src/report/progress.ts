@@ -41,13 +41,17 @@ export function createProgress(total: number, enabled = true): Progress {
     };
   }
   let lastPrinted = -Infinity;
+  // the ETA's rate counts from the first update, not from 0: a run resumed from a checkpoint starts far along
+  let first: { done: number; at: number } | undefined;
   return {
     update(done, label) {
       const now = performance.now();
+      first ??= { done, at: now };
       if (done < total && now - lastPrinted < PLAIN_INTERVAL_MS) return;
       lastPrinted = now;
       const elapsed = (now - started) / 1000;
-      const eta = done > 0 && done < total ? `, eta ${formatDuration((elapsed / done) * (total - done))}` : "";
+      const rate = done > first.done ? (now - first.at) / 1000 / (done - first.done) : undefined; // seconds per step
+      const eta = rate !== undefined && done < total ? `, eta ${formatDuration(rate * (total - done))}` : "";
       write(`[${done}/${total}] ${label} (${elapsed.toFixed(1)} s${eta})`);
     },
     log: write,

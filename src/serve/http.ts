@@ -40,6 +40,7 @@ export interface ServerOptions {
   rotation?: boolean;
   kvWindow?: number;
   kvSinks?: number;
+  kvExactFormat?: "f16" | "q8_0";
   parallel: SlotPoolOptions["parallel"];
   queueLimit?: number;
   /** Require `Authorization: Bearer <apiKey>` (not on /health). */
@@ -101,11 +102,11 @@ export class KvsplitServer {
   load(): void {
     try {
       const o = this.opts;
-      const model = loadModel(o.modelPath, { threads: o.threads, session: o.contextSize ? { contextSize: o.contextSize, kv: o.kv, kvWindow: o.kvWindow, kvSinks: o.kvSinks } : undefined });
+      const model = loadModel(o.modelPath, { threads: o.threads, session: o.contextSize ? { contextSize: o.contextSize, kv: o.kv, kvWindow: o.kvWindow, kvSinks: o.kvSinks, kvExactFormat: o.kvExactFormat } : undefined });
       try {
         const template = chatTemplateOf(model.gguf, model.tokenizer, o.chatTemplate);
         const contextSize = o.contextSize ?? Math.min(4096, model.config.contextLength);
-        const pool = new SlotPool(model, { contextSize, kv: o.kv, rotation: o.rotation, kvWindow: o.kvWindow, kvSinks: o.kvSinks, parallel: o.parallel, queueLimit: o.queueLimit,
+        const pool = new SlotPool(model, { contextSize, kv: o.kv, rotation: o.rotation, kvWindow: o.kvWindow, kvSinks: o.kvSinks, kvExactFormat: o.kvExactFormat, parallel: o.parallel, queueLimit: o.queueLimit,
           contextShiftKeep: o.contextShift ? o.contextShift.keep + (model.tokenizer.addBos ? 1 : 0) : undefined,
         });
         this.loaded = { model, pool, template };
@@ -319,6 +320,7 @@ export class KvsplitServer {
       kv: {
         config: this.opts.kvName,
         rotation: session.rotation,
+        exact_format: session.kvExactFormat,
         layers: session.kv.map((p, layer) => ({ layer, k: p.k, v: p.v, ...(p.kLayout ? { k_layout: p.kLayout } : {}), window: p.window ?? session.kvWindow, sinks: p.sinks ?? session.kvSinks })),
         bytes_per_slot: pool.slotKvBytes,
         // per position: the whole cache over its context (scales, exact windows included), and an f16/f16 cache's

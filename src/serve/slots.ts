@@ -20,6 +20,7 @@ export interface SlotPoolOptions {
   rotation?: boolean;
   kvWindow?: number;
   kvSinks?: number;
+  kvExactFormat?: "f16" | "q8_0";
   /** Slots: a number, or as many as fit in this many bytes of KV cache (at least one must). */
   parallel: number | { memoryBytes: number };
   /** Requests waiting for a slot at most (default 512). */
@@ -67,7 +68,7 @@ export class SlotPool {
     this.tokenizer = model.tokenizer;
     this.scheduler = new BatchScheduler(model);
     const create = () =>
-      model.createSession({ contextSize: opts.contextSize, kv: opts.kv, rotation: opts.rotation, kvWindow: opts.kvWindow, kvSinks: opts.kvSinks });
+      model.createSession({ contextSize: opts.contextSize, kv: opts.kv, rotation: opts.rotation, kvWindow: opts.kvWindow, kvSinks: opts.kvSinks, kvExactFormat: opts.kvExactFormat });
     const first = create();
     let count: number;
     if (typeof opts.parallel === "number") count = opts.parallel;

@@ -74,17 +74,19 @@ export interface ExactWindow {
   v: Float32Array[];
   window: number;
   sinks?: number;
+  /** The exact rows' format (KvCacheOptions.exactFormat): f16 (default) or q8_0. */
+  format?: "f16" | "q8_0";
 }
 
-/** A row in the cache's rotated space (rotation n, 0: none) rounded to f16, as the window keeps it. */
-function exactRow(row: Float32Array, rotation: number): Float32Array {
+/** A row in the cache's rotated space (rotation n, 0: none) rounded to `format` (f16 or q8_0), as the window keeps it. */
+function exactRow(row: Float32Array, rotation: number, format: string): Float32Array {
   const r = Float32Array.from(row);
   if (rotation > 0) rotateRowReference(r, rotation);
-  const f16 = getFormat("f16");
-  const packed = new Uint8Array(rowBytes(f16, r.length));
-  f16.reference.quantizeRow(r, packed);
+  const f = getFormat(format);
+  const packed = new Uint8Array(rowBytes(f, r.length));
+  f.reference.quantizeRow(r, packed);
   const back = new Float32Array(r.length);
-  f16.reference.dequantizeRow(packed, back);
+  f.reference.dequantizeRow(packed, back);
   return back;
 }
 
@@ -93,8 +95,9 @@ function exactRow(row: Float32Array, rotation: number): Float32Array {
  * over the blocks covering its slice (zeros elsewhere), scored with the reference dot; V rows are dequantized with the
  * reference kernels; softmax and weighted sum in float64. Rotation (when the layer has it) is applied to q as the
  * cache does (f32 reference transform) and undone on the output in float64. With `exact`, the query's last
- * `exact.window` positions are scored and summed from their appended rows instead, rotated and rounded to f16, the
- * query through f16 (an f16 cache's dot); so are its first `exact.sinks` positions. Keys stored per channel are
+ * `exact.window` positions are scored and summed from their appended rows instead, rotated and rounded to f16 (or q8_0,
+ * exact.format), the query through the same format (an f16 or q8_0 cache's dot, here in float64 over the rounded
+ * values); so are its first `exact.sinks` positions. Keys stored per channel are
  * scored from their dequantized values (cache.storedKeys) against the f32 query.
  */
 export function attentionFromStored(cache: KvCache, layer: number, nPos: number, qIn: Float32Array, exact?: ExactWindow): Float64Array {
@@ -110,14 +113,14 @@ export function attentionFromStored(cache: KvCache, layer: number, nPos: number,
   const vRowsF32 = [];
   for (let p = 0; p < nPos; p++) {
     if (isExact(p)) {
-      vRowsF32.push(exactRow(exact!.v[p], l.rotation.v));
+      vRowsF32.push(exactRow(exact!.v[p], l.rotation.v, exact!.format ?? "f16"));
       continue;
     }
     const vals = new Float32Array(l.vRowValues);
     l.v.reference.dequantizeRow(cache.packedRow(layer, "v", p), vals);
     vRowsF32.push(vals);
   }
-  const kExact = exact ? exact.k.slice(0, nPos).map((row, p) => (isExact(p) ? exactRow(row, l.rotation.k) : null)) : [];
+  const kExact = exact ? exact.k.slice(0, nPos).map((row, p) => (isExact(p) ? exactRow(row, l.rotation.k, exact.format ?? "f16") : null)) : [];
   for (let h = 0; h < nHeads; h++) {
     const start = Math.floor(h / group) * headDim;
     const bs = l.k.blockSize;
@@ -130,8 +133,8 @@ export function attentionFromStored(cache: KvCache, layer: number, nPos: number,
     partner.reference.quantizeRow(cover, qPartner);
     const coverBytes = rowBytes(l.k, cover.length);
     const scores: number[] = [];
-    // the window's query: this head through f16, as an f16 cache's dot partner
-    const qHalf = exactRow(q.subarray(h * headDim, (h + 1) * headDim), 0);
+    // the window's query: this head through f16 or q8_0, as that cache's dot partner
+    const qHalf = exactRow(q.subarray(h * headDim, (h + 1) * headDim), 0, exact?.format ?? "f16");
     for (let p = 0; p < nPos; p++) {
       const kRow = kExact[p];
       if (kRow) {

@@ -39,7 +39,7 @@ const CONTEXT = 40;
  * Bound on the RMS error (relative to the output's RMS) of attention through one quantized side, the other side f32,
  * on unit Gaussian data. Ordered by bits per value: fewer bits never get a tighter bound.
  */
-const BITS: Record<KvFormatName, number> = { f32: 32, f16: 16, bf16: 16, q8_0: 8.5, q5_1: 6, q5_0: 5.5, q4_1: 5, q4_0: 4.5, iq4_nl: 4.5, iq3_nl: 3.5, iq2_nl: 2.5 };
+const BITS: Record<KvFormatName, number> = { f32: 32, f16: 16, bf16: 16, q8_0: 8.5, q5_1: 6, q5_0: 5.5, q4_1: 5, q4_0: 4.5, iq4_nl: 4.5, iq3_nl: 3.5, iq2_nl: 2.5, iq3_e8: 3.25, iq2_e8: 2.25 };
 const BOUND: Record<KvFormatName, number> = {
   // worst case measured over these shapes and seeds, about ×1.6–2.5, rounded up
   f32: 1e-6, // measured 1.6e-7
@@ -53,6 +53,8 @@ const BOUND: Record<KvFormatName, number> = {
   iq4_nl: 2e-1, // 9.2e-2
   iq3_nl: 4e-1, // 1.96e-1
   iq2_nl: 8e-1, // 4.31e-1
+  iq3_e8: 4e-1, // 1.97e-1
+  iq2_e8: 8e-1, // 4.20e-1
 };
 
 test("per-format bounds are ordered by bits per value", () => {

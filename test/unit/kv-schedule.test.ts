@@ -14,7 +14,7 @@ import path from "node:path";
 import { runCli, type CliRun } from "../helpers/cli.js";
 import { useModelDir } from "../helpers/model-dir.js";
 import { kvScheduleJson, parseKvSchedule, readKvSchedule, KvScheduleError } from "../../src/kv/schedule.js";
-import { configOfSchedule, resolveKvFlags } from "../../src/kv/shorthand.js";
+import { configOfSchedule, exactOptions, resolveKvFlags } from "../../src/kv/shorthand.js";
 import { getKvFormat, rowBytes } from "../../src/formats/table.js";
 
 /** head_dim 32, 3 layers: every block format applies and a schedule can differ per layer. */
@@ -49,6 +49,12 @@ test("schedule files: parsed with format names in any case; kvScheduleJson round
   const text = kvScheduleJson(exact.layers, {}, 8);
   assert.match(text, /\{ "layer": 0, "k": "iq3_nl", "v": "iq2_nl", "window": 32, "sinks": 4 \}/);
   assert.deepEqual(parseKvSchedule(text, "e.json").layers, exact.layers);
+  // "exact_format": "q8_0" keeps the windows' rows in q8_0: parsed, written back, carried into the config
+  const q8 = parseKvSchedule('{"window": 32, "exact_format": "q8_0", "layers": [{"k": "iq3_e8", "v": "iq2_e8"}, {"k": "q4_0", "v": "q4_0"}]}', "q.json");
+  assert.equal(q8.exactFormat, "q8_0");
+  assert.deepEqual(exactOptions(configOfSchedule(q8)), { kvWindow: 32, kvExactFormat: "q8_0" });
+  assert.equal(parseKvSchedule(kvScheduleJson(q8.layers, {}, 32, "q8_0"), "r.json").exactFormat, "q8_0");
+  assert.equal(parseKvSchedule(kvScheduleJson(q8.layers, {}, 32), "s.json").exactFormat, undefined);
 
   const bad: [string, RegExp][] = [
     ["{", /x\.json: not valid JSON/],
@@ -58,6 +64,7 @@ test("schedule files: parsed with format names in any case; kvScheduleJson round
     ['{"layers": [{"k": "q3_K", "v": "q4_0"}]}', /layer 0 "k": .*'q3_K'/],
     ['{"layers": [{"k": "q8_0", "v": "q4_0", "windows": 16}]}', /layer 0: unknown key "windows"/],
     ['{"layers": [{"k": "q8_0", "v": "q4_0", "window": 1.5}]}', /layer 0 "window" must be a whole number of positions/],
+    ['{"window": 8, "exact_format": "q4_0", "layers": [{"k": "q8_0", "v": "q4_0"}]}', /"exact_format" must be "f16" or "q8_0"/],
     ['{"layers": [{"k": "q8_0", "v": "q4_0", "sinks": "4"}]}', /layer 0 "sinks" must be a whole number of positions/],
     ['{"layers": [{"k": "q8_0", "v": "q4_0"}], "windows": 1}', /unknown key "windows"/],
     ['{"layers": [{"layer": 1, "k": "q8_0", "v": "q4_0"}]}', /entry 0 says "layer": 1/],

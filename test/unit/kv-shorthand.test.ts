@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  exactOptions,
   parseKvConfig,
   parseKvConfigList,
   kvConfigName,
@@ -24,6 +25,11 @@ test("shorthands map bits to formats (case-insensitive)", () => {
   assert.deepEqual(parseKvConfig("K8V3"), { name: "K8V3", k: "q8_0", v: "iq3_nl" });
   assert.deepEqual(parseKvConfig("k3v2"), { name: "K3V2", k: "iq3_nl", v: "iq2_nl" });
   assert.deepEqual(parseKvConfig("iq4_nl/iq3_nl+w16"), { name: "iq4_nl/iq3_nl+w16", k: "iq4_nl", v: "iq3_nl", window: 16 });
+  // one-byte-scale codebook formats, and a window in q8_0 (+q8, any order)
+  assert.deepEqual(parseKvConfig("iq2_e8/iq2_e8+q8+w44"), { name: "iq2_e8/iq2_e8+w44+q8", k: "iq2_e8", v: "iq2_e8", window: 44, exactFormat: "q8_0" });
+  assert.deepEqual(parseKvConfig("K3V3+s4+q8"), { name: "K3V3+s4+q8", k: "iq3_nl", v: "iq3_nl", sinks: 4, exactFormat: "q8_0" });
+  assert.deepEqual(exactOptions(parseKvConfig("K4V4+w8+q8")), { kvWindow: 8, kvExactFormat: "q8_0" });
+  assert.deepEqual(exactOptions(parseKvConfig("K4V4+w8")), { kvWindow: 8 });
 });
 
 test("explicit pairs accept every KV format in the table", () => {

@@ -84,7 +84,7 @@ function checkEveryPosition(opts: KvCacheOptions, nPos: number, seed: number, al
   const k: Float32Array[] = [];
   const v: Float32Array[] = [];
   const ptr = rt.alloc(kvDim * 8);
-  const label = `${opts.layers[0].k.name}/${opts.layers[0].v.name} window ${opts.window ?? 0} sinks ${opts.sinks ?? 0} rotation ${opts.rotation}`;
+  const label = `${opts.layers[0].k.name}/${opts.layers[0].v.name} window ${opts.window ?? 0} sinks ${opts.sinks ?? 0} (${opts.exactFormat ?? "f16"}) rotation ${opts.rotation}`;
   try {
     for (let p = 0; p < nPos; p++) {
       k.push(gaussianRow(rand, kvDim));
@@ -94,7 +94,7 @@ function checkEveryPosition(opts: KvCacheOptions, nPos: number, seed: number, al
       cache.append(0, p, ptr, ptr + kvDim * 4);
       const q = gaussianRow(rand, opts.nHeads * opts.headDim);
       const out = attendLast(cache, p + 1, q);
-      const err = maxRelativeError(out, attentionFromStored(cache, 0, p + 1, q, { k, v, window: opts.window ?? 0, sinks: opts.sinks }));
+      const err = maxRelativeError(out, attentionFromStored(cache, 0, p + 1, q, { k, v, window: opts.window ?? 0, sinks: opts.sinks, format: opts.exactFormat }));
       assert.ok(err < 2e-5, `${label} position ${p}: ${err}`);
       also?.(cache, p, q, out, err);
     }
@@ -125,6 +125,44 @@ test("exact sinks, alone and with a window, equal the scalar reference at every 
     cache.dispose();
     checkEveryPosition(opts, 16, 51);
   }
+});
+
+test("exact rows in q8_0 (window and sinks) equal the scalar reference at every position; bytes count q8_0 rows", () => {
+  const shape: AttentionShape = { nHeads: 4, nKvHeads: 2, headDim: 64 };
+  const cases: Array<[KvFormatName, KvFormatName, boolean, number, number]> = [
+    ["q4_0", "q4_0", true, 5, 0], ["iq2_e8", "iq2_e8", true, 7, 2], ["q4_1", "q5_1", false, 4, 3], ["iq3_e8", "f16", true, 6, 0], ["f16", "q8_0", false, 3, 1],
+  ];
+  for (const [kf, vf, rotation, window, sinks] of cases) {
+    const opts: KvCacheOptions = { ...shape, nLayers: 1, contextSize: 24, layers: layers(kf, vf), rotation, window, sinks, maxTokens: 1, exactFormat: "q8_0" };
+    const cache = new KvCache(rt, opts);
+    const packed = 24 * (rowBytes(getKvFormat(kf), 128) + rowBytes(getKvFormat(vf), 128));
+    assert.equal(cache.bytes(), packed + 2 * (window + sinks) * rowBytes(getKvFormat("q8_0"), 128));
+    assert.equal(kvExactBytes(window + sinks, 1, 128, "q8_0"), 2 * (window + sinks) * 4 * 34);
+    cache.dispose();
+    checkEveryPosition(opts, 20, 43, (c, p, q, out, err) => {
+      // the q8_0 rows are not the f16 ones: the f16 reference is further away once the window holds positions
+      const f16Err = maxRelativeError(out, attentionFromStored(c, 0, p + 1, q, { k: [], v: [], window: 0 }));
+      if (p >= window + sinks) assert.ok(f16Err > 10 * err, `${kf}/${vf} position ${p}: the q8_0 window changes the result (${f16Err} vs ${err})`);
+    });
+  }
+  // batches and threads: the same bits as one position at a time
+  const opts: KvCacheOptions = { ...shape, nLayers: 1, contextSize: 40, layers: layers("iq2_e8", "iq3_e8"), rotation: true, window: 9, sinks: 2, exactFormat: "q8_0" };
+  const one = filled({ ...opts, maxTokens: 1 }, 33, 1, 61);
+  const batched = filled({ ...opts, maxTokens: 7 }, 33, 7, 61);
+  const q = gaussianRow(seededRandom(3), 4 * 64);
+  assert.deepEqual(attendLast(batched.cache, 33, q), attendLast(one.cache, 33, q));
+  one.cache.dispose();
+  batched.cache.dispose();
+});
+
+test("exact rows in q8_0 are refused where they cannot be: head_dim not a multiple of 32, keys per channel, an unknown format", () => {
+  const base = { nLayers: 1, contextSize: 40, rotation: false, window: 4, exactFormat: "q8_0" as const };
+  assert.throws(() => new KvCache(rt, { ...base, nHeads: 4, nKvHeads: 2, headDim: 16, layers: layers("f16", "f16") }), /exact rows in q8_0 need head_dim a multiple of 32, not 16/);
+  assert.throws(
+    () => new KvCache(rt, { ...base, nHeads: 4, nKvHeads: 2, headDim: 64, window: 32, layers: [{ k: getKvFormat("q4_0"), v: getKvFormat("q4_0"), kLayout: "channel" }] }),
+    /keys per channel are quantized from the window's exact rows, which must be f16, not q8_0/,
+  );
+  assert.throws(() => new KvCache(rt, { ...base, nHeads: 4, nKvHeads: 2, headDim: 64, layers: layers("f16", "f16"), exactFormat: "q4_0" as never }), /exactFormat must be one of f16, q8_0, got 'q4_0'/);
 });
 
 test("a window over every position gives an f16 cache's bits; an f16 cache with a window gives the bits of one without", () => {
@@ -218,6 +256,20 @@ test("commands: +wN and --kv-window agree, plan counts the window, bench --vs ll
   const bench = run("bench", "-m", md.modelPath, "--configs", "K4V4+w8", "--vs", "llama.cpp");
   assert.equal(bench.code, 2);
   assert.match(bench.stderr, /K4V4\+w8: llama\.cpp keeps no exact window or sinks/);
+  // +q8: the window's rows in q8_0, counted as such by perplexity and plan, and a different result from f16 rows
+  const q = run("perplexity", "-m", md.modelPath, "-f", "text.txt", "-c", "32", "--chunks", "2", "--kv", "K4V4+w8+q8", "--json");
+  assert.equal(q.code, 0, q.stderr);
+  const jq = JSON.parse(q.stdout) as { ppl: number; kv_bytes: number; kv: { window: number; exact_format: string } };
+  assert.deepEqual([jq.kv.window, jq.kv.exact_format], [8, "q8_0"]);
+  assert.equal(jq.kv_bytes, 2 * 32 * (36 + 36) + kvExactBytes(8, 2, 64, "q8_0"));
+  assert.notEqual(jq.ppl, ja.ppl);
+  const planQ = JSON.parse(run("plan", "-m", md.modelPath, "-c", "64", "--configs", "K4V4+w8+q8", "--json").stdout) as { rows: { config: string; bytes: number }[] };
+  assert.deepEqual(planQ.rows.map((r) => [r.config, r.bytes]), [["K4V4+w8+q8", 64 * 2 * 72 + kvExactBytes(8, 2, 64, "q8_0")]]);
+  for (const [spec, why] of [["K4V4+q8", /'\+q8' \(exact rows in q8_0\) needs a window \(\+wN\) or sinks \(\+sN\)/], ["K4V4+c+q8", /it cannot take '\+q8'/]] as const) {
+    const r = run("perplexity", "-m", md.modelPath, "-f", "text.txt", "-c", "32", "--kv", spec);
+    assert.equal(r.code, 2, `${spec}: ${r.stderr}`);
+    assert.match(r.stderr, why);
+  }
 });
 
 test("per-layer windows and sinks (a schedule's): each layer reads its own exact rows; bytes() counts each layer's", () => {

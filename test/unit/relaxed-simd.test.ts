@@ -9,7 +9,7 @@
  *   2. where the runtime ships relaxed SIMD: both builds, loaded side by side (each on its own memory, the same
  *      inputs), give Object.is-identical outputs for every kernel with a relaxed path (dot, matvec, matmul,
  *      matmulWide of q2_K .. q6_K over 1, 2 and 9 super-blocks; matvec and matmul of q4_0, q4_1, q5_0, q5_1,
- *      iq4_nl, iq3_nl, iq2_nl over 1, 3, 4, 9 blocks), 1..9 tokens and odd row ranges, with quantized rows, random
+ *      iq4_nl and the codebook formats over 1, 3, 4, 9 blocks), 1..9 tokens and odd row ranges, with quantized rows, random
  *      bytes and all-extreme bytes (levels, scales and mins at their ends), and activations at −128 / 127 (−127 for
  *      the table formats, whose relaxed dots need x within ±127: quantizeRow_q8_0 writes −128 only in a block whose
  *      fp16 scale is 0, whose terms are ±0 either way, tested here on extreme rows); and they equal the scalar reference
@@ -94,7 +94,10 @@ describe("kernel build selection (plain or relaxed SIMD)", () => {
 
 // ---- relaxed against plain, bit for bit ---------------------------------------------------------------------
 
-/** Weight formats with relaxed dots, the byte offsets of their blocks' fp16 fields (d, then dmin / m if any). */
+/**
+ * Weight formats with relaxed dots, the byte offsets of their blocks' fp16 fields (d, then dmin / m if any; none for
+ * the e8 codebook formats, whose one-byte scale codes are all valid).
+ */
 const RELAXED_WEIGHTS = {
   q2_K: [80, 82],
   q3_K: [108],
@@ -108,13 +111,15 @@ const RELAXED_WEIGHTS = {
   iq4_nl: [0],
   iq3_nl: [0],
   iq2_nl: [0],
+  iq3_e8: [],
+  iq2_e8: [],
 } as const;
 /**
  * Formats whose relaxed dots move w's sign onto x (rowdot.ts signedRelaxedBlockSums): the plain build's integers for
  * partner values within ±127; quantizeRow_q8_0 writes −128 only where the block's scale is 0 (tested below), so
  * their crafted activations stop at −127.
  */
-const SIGN_MOVED = new Set<string>(["iq4_nl", "iq3_nl", "iq2_nl"]);
+const SIGN_MOVED = new Set<string>(["iq4_nl", "iq3_nl", "iq2_nl", "iq3_e8", "iq2_e8"]);
 type RelaxedWeight = keyof typeof RELAXED_WEIGHTS;
 const isKQuant = (name: string) => name.endsWith("_K");
 
@@ -153,7 +158,7 @@ function weightRows(format: BlockFormat, cols: number, rand: () => number): Uint
     }
     const fill = [-1, -1, 0xff, 0x00, 0x80, 0x7f][r - 2];
     for (let i = 0; i < bytes; i++) row[i] = fill < 0 ? Math.floor(rand() * 256) : fill;
-    for (let b = 0; b < bytes; b += format.bytesPerBlock) {
+    for (let b = 0; b < bytes && dAt !== undefined; b += format.bytesPerBlock) {
       writeF16(row, b + dAt, fill < 0 ? 2 ** (rand() * 5 - 8) : 1);
       if (mAt !== undefined) writeF16(row, b + mAt, fill < 0 ? -(2 ** (rand() * 5 - 8)) : 0.5);
     }

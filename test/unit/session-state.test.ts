@@ -24,6 +24,7 @@ const CASES: { name: string; opts: SessionOptions }[] = [
   { name: "K8V4", opts: { kv: { k: "q8_0", v: "q4_0" } } },
   { name: "K4V4 with a 32-position window and 4 sinks", opts: { kv: { k: "q4_0", v: "q4_0" }, kvWindow: 32, kvSinks: 4 } },
   { name: "keys per channel (q4_1) with a 32-position window", opts: { kv: { k: "q4_1", v: "q8_0", kLayout: "channel" }, kvWindow: 32 } },
+  { name: "iq2_e8 with a 24-position window and 2 sinks in q8_0", opts: { kv: { k: "iq2_e8", v: "iq2_e8" }, kvWindow: 24, kvSinks: 2, kvExactFormat: "q8_0" } },
 ];
 
 for (const c of CASES) {
@@ -83,6 +84,15 @@ test("states are refused by another model, other K/V formats, a small context, a
     refused(() => model.createSession({ contextSize: 128, kv: { k: "q8_0", v: "q8_0" } }).loadState(file), /other K\/V formats: layer 0/);
     refused(() => model.createSession({ contextSize: 128, kv: { k: "q8_0", v: "q4_0" }, kvWindow: 32 }).loadState(file), /window/);
     refused(() => model.createSession({ contextSize: 64, kv: { k: "q8_0", v: "q4_0" } }).loadState(file), /more than this session's context/);
+    // a window kept in q8_0 rows is not one kept in f16 rows
+    const q8File = path.join(md.dir, "refuse-q8.kvs");
+    const q8 = model.createSession({ contextSize: 128, kv: { k: "q8_0", v: "q4_0" }, kvWindow: 8, kvExactFormat: "q8_0" });
+    q8.eval(TOKENS);
+    q8.saveState(q8File);
+    assert.throws(
+      () => model.createSession({ contextSize: 128, kv: { k: "q8_0", v: "q4_0" }, kvWindow: 8 }).loadState(q8File),
+      /saved with rotation true, window 8, sinks 0 \(q8_0 rows\); this session has true, 8, 0 \(f16 rows\)/,
+    );
     const data = readFileSync(file);
     writeFileSync(file, data.subarray(0, data.length - 10));
     refused(() => model.createSession({ contextSize: 128, kv: { k: "q8_0", v: "q4_0" } }).loadState(file), /header describes/);

@@ -89,6 +89,19 @@ test("tune writes a schedule within budget that --kv-schedule reads; its reporte
   assert.equal(check.kld_mean, j.kld_measured_on_calibration);
   assert.equal(check.kv_bits_per_value, j.bits_per_value);
 
+  // under a window kept in q8_0: its rows are counted as q8_0 in the budget and written into the schedule
+  const outQ = path.join(md.dir, "sched-q8.json");
+  const q = kvsplit("tune", "-m", md.modelPath, "-f", "text.txt", "-c", "32", "--chunks", "2", "--bits", "9", "--formats", "q8_0,q4_0",
+    "--kv-window", "8", "--kv-exact-format", "q8_0", "-o", outQ, "--json");
+  assert.equal(q.code, 0, q.stderr);
+  const jq = JSON.parse(q.stdout) as { bits_per_value: number; kld_measured_on_calibration: number };
+  assert.ok(jq.bits_per_value <= 9, `${jq.bits_per_value} bits`);
+  const scheduleQ = readKvSchedule(outQ);
+  assert.deepEqual([scheduleQ.window, scheduleQ.exactFormat], [8, "q8_0"]);
+  const checkQ = JSON.parse(kvsplit("perplexity", "-m", md.modelPath, "--kl-divergence", base, "--kv-schedule", outQ, "--json").stdout) as { kld_mean: number; kv_bits_per_value: number };
+  assert.equal(checkQ.kld_mean, jq.kld_measured_on_calibration);
+  assert.equal(checkQ.kv_bits_per_value, jq.bits_per_value);
+
   const bad = (args: string[], message: RegExp) => {
     const b = kvsplit("tune", "-m", md.modelPath, "-f", "text.txt", "-c", "32", "-o", path.join(md.dir, "x.json"), ...args);
     assert.equal(b.code, 2, b.stderr);
@@ -97,10 +110,11 @@ test("tune writes a schedule within budget that --kv-schedule reads; its reporte
   };
   bad([], /give exactly one budget/);
   bad(["--bits", "5", "--memory", "1MiB"], /cannot be used with|give exactly one budget/);
-  bad(["--bits", "2"], /--bits 2 allows 32 bytes per token, below the smallest schedule's 40 \(2\.50 bits per value: every layer in the smallest of .*iq2_nl/);
+  bad(["--bits", "2"], /--bits 2 allows 32 bytes per token, below the smallest schedule's 36 \(2\.25 bits per value: every layer in the smallest of .*iq2_e8/);
   bad(["--memory", "100", "--formats", "q8_0"], /--memory 100 at -c 32 allows 3 bytes per token/);
   bad(["--bits", "5", "--formats", "q3_K"], /--formats: .*q3_K/);
   bad(["--bits", "5", "--formats", "f16"], /at least one format besides f16/);
+  bad(["--bits", "5", "--kv-exact-format", "q4_0"], /--kv-exact-format.*q4_0.*Allowed choices are f16, q8_0/);
 });
 
 test("tuned on one text, evaluated on another: the 6.5-bit schedule beats K8V4 at the same bits", { skip: sharedSkip(sharedPaths.hd64, sharedPaths.evalText) }, () => {
