@@ -2,7 +2,7 @@
  * The public shape of the library: what the CLI does, a program can do.
  * (Types only; implementations live in model/ and kv/. index.ts re-exports these.)
  */
-import type { KvFormatName } from "./formats/types.js";
+import type { ExactFormatName, KvFormatName } from "./formats/types.js";
 
 /** One K/V choice: keys and values each in their own format. */
 export interface KvPair {
@@ -38,7 +38,7 @@ export interface SessionOptions {
    * The format of the window's and sinks' rows: "f16" (default) or "q8_0", 8.5 bits per value instead of 16, so the
    * same memory holds almost twice the window (K8V8's quality there; needs f16 for keys per channel).
    */
-  kvExactFormat?: "f16" | "q8_0";
+  kvExactFormat?: ExactFormatName;
 }
 
 export interface SamplingOptions {

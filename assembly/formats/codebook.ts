@@ -134,6 +134,18 @@ const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
   return codebookLevelsOf(cb, codebookPairs(cb, block), codebookQh(cb, block), half);
 }
 
+/** Index i of value j placed in the block's qs (as a u64): its low two bits at byte j & 7, bits 2·(j >> 3). */
+// @ts-ignore: decorator
+@inline function qsBits(i: i32, j: i32): u64 {
+  return <u64>(i & 3) << <u64>(((j & 7) << 3) + ((j >> 3) << 1));
+}
+
+/** Index i of value j placed in the block's qh (as a u32): its bit 2 at bit j. */
+// @ts-ignore: decorator
+@inline function qhBit(i: i32, j: i32): u32 {
+  return <u32>(i >> 2) << <u32>j;
+}
+
 // e8Fit's packed indices (module globals: every thread has its own instance)
 let fitQs: u64 = 0;
 let fitQh: u32 = 0;
@@ -161,8 +173,8 @@ let fitQh: u32 = 0;
     const i = nearestIndex(cb, inverse * v);
     const t = v - scale * <f32>level(cb, i);
     err += t * t;
-    qs |= <u64>(i & 3) << <u64>(((j & 7) << 3) + ((j >> 3) << 1));
-    qh |= <u32>(i >> 2) << <u32>j;
+    qs |= qsBits(i, j);
+    qh |= qhBit(i, j);
   }
   fitQs = qs;
   fitQh = qh;
@@ -174,7 +186,7 @@ let fitQh: u32 = 0;
  * scale, indices by nearest level, then the least-squares scale Σ x·L / Σ L²; the trial with the largest
  * (Σ x·L)² / Σ L² (the smallest squared error) wins, the first on ties. Sums in f32, in value order. A trial's indices
  * are packed as they are found (qs in a u64, qh in a u32): no scratch memory, which threads would share. The e8
- * formats then round d to its code and take every value's level nearest x · (1 / d_e8).
+ * formats then keep the better of the two codes around d, every value's level refitted under each (e8Fit).
  */
 // @ts-ignore: decorator
 @inline export function quantizeRowCodebook(cb: i32, src: usize, dst: usize, n: i32): void {
@@ -200,8 +212,8 @@ let fitQh: u32 = 0;
         for (let j = 0; j < BLOCK; j++) {
           const v = load<f32>(x + (<usize>j << 2));
           const i = nearestIndex(cb, id * v);
-          qs |= <u64>(i & 3) << <u64>(((j & 7) << 3) + ((j >> 3) << 1));
-          qh |= <u32>(i >> 2) << <u32>j;
+          qs |= qsBits(i, j);
+          qh |= qhBit(i, j);
           const l = <f32>level(cb, i);
           sumxl += v * l;
           suml2 += l * l;

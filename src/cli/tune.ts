@@ -8,7 +8,7 @@ import path from "node:path";
 import { Option, type Command } from "commander";
 import { loadModel } from "../index.js";
 import { getKvFormat } from "../formats/table.js";
-import type { KvFormatName } from "../formats/types.js";
+import { EXACT_FORMAT_NAMES, type ExactFormatName, type KvFormatName } from "../formats/types.js";
 import { kvExactBytes } from "../kv/cache.js";
 import { kvScheduleJson } from "../kv/schedule.js";
 import { parseByteSize } from "../eval/plan.js";
@@ -37,7 +37,7 @@ interface TuneOptions {
   kvRotation: boolean;
   threads?: number;
   kvWindow?: number;
-  kvExactFormat: "f16" | "q8_0";
+  kvExactFormat: ExactFormatName;
   json?: boolean;
 }
 
@@ -54,8 +54,8 @@ export function registerTune(program: Command): void {
     .option("--memory <size>", "KV cache memory at -c tokens, e.g. 64MiB")
     .requiredOption("-o, --output <file>", "where to write the schedule (JSON)")
     .option("--formats <list>", "candidate formats besides f16, comma-separated", DEFAULT_TUNE_FORMATS.join(","))
-    .option("--kv-window <n>", "tune under an exact window of each query's last N positions (f16; its bytes count in the budget)", intArg(0), 0)
-    .addOption(new Option("--kv-exact-format <format>", "the window's rows: f16, or q8_0 (8.5 bits per value: almost twice the window for the same bytes)").choices(["f16", "q8_0"]).default("f16"));
+    .option("--kv-window <n>", "tune under an exact window of each query's last N positions (its rows, f16 or --kv-exact-format, count in the budget)", intArg(0), 0)
+    .addOption(new Option("--kv-exact-format <format>", "the window's rows: f16, or q8_0 (8.5 bits per value: almost twice the window for the same bytes)").choices([...EXACT_FORMAT_NAMES]).default("f16"));
   addKvRotationOption(cmd);
   addThreadsOption(cmd);
   cmd.option("--json", "print one JSON object: the schedule, its bits and its predicted and measured KLD").action((opts: TuneOptions) => tuneCommand(opts));

@@ -9,7 +9,7 @@
  */
 import type { KvPair } from "../api.js";
 import { getKvFormat } from "../formats/table.js";
-import { KV_FORMAT_NAMES, type KvFormatName } from "../formats/types.js";
+import { KV_FORMAT_NAMES, type ExactFormatName, type KvFormatName } from "../formats/types.js";
 import { kvBitsPerValue, kvBytesPerToken, kvExactBytesOf } from "../kv/cache.js";
 import { exactOptions, isKvsplitOnly, kvConfigName, kvPairsOf, type KvConfig } from "../kv/shorthand.js";
 import { kvLayerFormats } from "../model/memory.js";
@@ -94,7 +94,7 @@ export interface KvMemory {
 }
 
 export function kvMemory(
-  model: Model, kv: KvPair | readonly KvPair[], contexts: readonly number[], window = 0, sinks = 0, exactFormat: "f16" | "q8_0" = "f16",
+  model: Model, kv: KvPair | readonly KvPair[], contexts: readonly number[], window = 0, sinks = 0, exactFormat: ExactFormatName = "f16",
 ): KvMemory {
   const c = model.config;
   const layers = kvLayerFormats(c, kv);
@@ -122,7 +122,7 @@ export interface Speed {
  * following tokens of the text (no sampling: only the model and the cache are timed). The fastest of `reps` runs.
  */
 export function measureSpeed(
-  model: Model, kv: KvPair | readonly KvPair[], rotation: boolean, tokens: readonly number[], opts: SpeedOptions, exact: { kvWindow?: number; kvSinks?: number; kvExactFormat?: "f16" | "q8_0" } = {},
+  model: Model, kv: KvPair | readonly KvPair[], rotation: boolean, tokens: readonly number[], opts: SpeedOptions, exact: { kvWindow?: number; kvSinks?: number; kvExactFormat?: ExactFormatName } = {},
 ): Speed {
   const need = opts.promptTokens + opts.genTokens;
   if (tokens.length < need) throw new RangeError(`the speed run needs ${need} tokens, the chunk has ${tokens.length}`);

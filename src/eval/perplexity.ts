@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import type { PerplexityCheckpoint } from "./perplexity-checkpoint.js";
 import type { KvPair } from "../api.js";
+import type { ExactFormatName } from "../formats/types.js";
 import type { Model } from "../model/model.js";
 import { chunksThatFit, scoredRange, splitIntoChunks } from "./chunks.js";
 import { KldStats, meanAndStderr, PerplexityAccumulator, type KldSummary, type PerplexitySummary } from "./kld.js";
@@ -126,7 +127,7 @@ export interface PerplexityRunOptions {
   /** Exact recent window and sinks (SessionOptions.kvWindow, kvSinks; default 0) and their rows' format (kvExactFormat). */
   kvWindow?: number;
   kvSinks?: number;
-  kvExactFormat?: "f16" | "q8_0";
+  kvExactFormat?: ExactFormatName;
   /** Compare each scored position against this base. */
   baseline?: Baseline;
   /** Record this run's distributions. */

@@ -11,7 +11,7 @@
  */
 import type { KvPair } from "../api.js";
 import { getKvFormat, rowBytes } from "../formats/table.js";
-import type { KvFormatName } from "../formats/types.js";
+import type { ExactFormatName, KvFormatName } from "../formats/types.js";
 import { paddedRowValues } from "../kv/cache.js";
 import type { Model } from "../model/model.js";
 import { BaselineDistributions } from "./kld-file.js";
@@ -73,7 +73,7 @@ export function measureTuneCosts(
     base?: BaselineDistributions;
     /** Exact recent window every run keeps (SessionOptions.kvWindow) and its rows' format: the costs are measured under it. */
     kvWindow?: number;
-    kvExactFormat?: "f16" | "q8_0";
+    kvExactFormat?: ExactFormatName;
     onProgress?: (p: TuneProgress) => void;
     onCell?: (m: TuneMeasurement) => void;
   },

@@ -7,6 +7,10 @@
 export const KV_FORMAT_NAMES = ["f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl", "iq3_nl", "iq2_nl", "iq3_e8", "iq2_e8"] as const;
 export type KvFormatName = (typeof KV_FORMAT_NAMES)[number];
 
+/** Formats the rows of exact windows and sinks may take (SessionOptions.kvExactFormat): f16, or q8_0 at 8.5 bits. */
+export const EXACT_FORMAT_NAMES = ["f16", "q8_0"] as const;
+export type ExactFormatName = (typeof EXACT_FORMAT_NAMES)[number];
+
 /** Weight-only formats: llama.cpp's K-quants (256-value super-blocks). */
 export type WeightOnlyFormatName = "q2_K" | "q3_K" | "q4_K" | "q5_K" | "q6_K";
 

@@ -109,4 +109,6 @@ export interface ByteSource {
    * treat it as read-only.
    */
   read(offset: number, length: number): Uint8Array;
+  /** Where the source can: `target.length` bytes from `offset` written straight into `target` (no temporary copy). */
+  readInto?(offset: number, target: Uint8Array): void;
 }

@@ -19,7 +19,7 @@
  * kernel (attention.ts). Both give the same bits. With a thread pool the items are split across its threads, each
  * with its own scratch; an item's result never depends on which thread computed it.
  */
-import type { BlockFormat } from "../formats/types.js";
+import { EXACT_FORMAT_NAMES, type BlockFormat, type ExactFormatName } from "../formats/types.js";
 import { getFormat, rowBytes } from "../formats/table.js";
 import type { ParallelTask } from "../runtime/pool.js";
 import type { WasmRuntime } from "../runtime/wasm.js";
@@ -104,10 +104,6 @@ export interface KvCacheOptions {
    */
   exactFormat?: ExactFormatName;
 }
-
-/** Formats the rows of exact windows and sinks may take (KvCacheOptions.exactFormat). */
-export const EXACT_FORMAT_NAMES = ["f16", "q8_0"] as const;
-export type ExactFormatName = (typeof EXACT_FORMAT_NAMES)[number];
 
 /** Bytes exact rows add to a cache: `rows` K and V rows per layer (a window's, sinks') in `format` (default f16). */
 export function kvExactBytes(rows: number, nLayers: number, kvDim: number, format: ExactFormatName = "f16"): number {
@@ -235,8 +231,8 @@ export class KvCache {
 
     let maxRowValues = 0;
     const allocated: number[] = [];
-    const alloc = (bytes: number): number => {
-      const p = rt.alloc(bytes);
+    const alloc = (bytes: number, zeroed = false): number => {
+      const p = zeroed ? rt.allocZeroed(bytes) : rt.alloc(bytes);
       allocated.push(p);
       return p;
     };
@@ -266,8 +262,9 @@ export class KvCache {
           vRowValues,
           kRowBytes,
           vRowBytes,
-          kPtr: alloc(kBytes),
-          vPtr: alloc(this.contextSize * vRowBytes),
+          // a fresh cache reads as zeros, not as whatever the memory held before
+          kPtr: alloc(kBytes, true),
+          vPtr: alloc(this.contextSize * vRowBytes, true),
           headMajor,
           kPosStride,
           vPosStride,
@@ -334,11 +331,6 @@ export class KvCache {
     this.sinkDescs.forEach((d, i) => {
       if (d) this.writeExactDescriptor(d, this.layouts[i], this.sinkK[i], this.sinkV[i], this.sinkCounts[i]);
     });
-    // a fresh cache reads as zeros, not as whatever the memory held before
-    for (const l of this.layouts) {
-      rt.u8(l.kPtr, l.kBytes).fill(0);
-      rt.u8(l.vPtr, this.contextSize * l.vRowBytes).fill(0);
-    }
   }
 
   /** Positions stored (in every layer). */

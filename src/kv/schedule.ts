@@ -19,7 +19,7 @@
 import { readFileSync } from "node:fs";
 import type { KvPair } from "../api.js";
 import { getKvFormat } from "../formats/table.js";
-import type { KvFormatName } from "../formats/types.js";
+import type { ExactFormatName, KvFormatName } from "../formats/types.js";
 
 export const SCHEDULE_VERSION = 1;
 
@@ -138,7 +138,7 @@ export function checkScheduleLayers(layers: readonly KvPair[], nLayers: number, 
 }
 
 /** The schedule file's JSON text for these layers (a window and its rows' format, extras), as parseKvSchedule reads it. */
-export function kvScheduleJson(layers: readonly KvPair[], extras: Record<string, unknown> = {}, window = 0, exactFormat: "f16" | "q8_0" = "f16"): string {
+export function kvScheduleJson(layers: readonly KvPair[], extras: Record<string, unknown> = {}, window = 0, exactFormat: ExactFormatName = "f16"): string {
   const obj = {
     kvsplit_schedule: SCHEDULE_VERSION, ...extras, ...(window > 0 ? { window } : {}), ...(exactFormat !== "f16" ? { exact_format: exactFormat } : {}),
     layers: layers.map((l, i) => ({

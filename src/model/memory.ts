@@ -16,6 +16,7 @@
  *             same reserve.
  */
 import type { KvPair } from "../api.js";
+import type { ExactFormatName } from "../formats/types.js";
 import { getKvFormat } from "../formats/table.js";
 import { kvBytesPerToken, kvRowBytes, kvExactBytesOf, layerExactRows, type KvLayerFormats } from "../kv/cache.js";
 import { MAX_WASM_BYTES } from "../runtime/wasm.js";
@@ -56,7 +57,7 @@ export interface MemoryPlanOptions {
   /** Exact sinks (SessionOptions.kvSinks; a layer's KvPair.sinks overrides them): their f16 rows count as KV cache. */
   sinks?: number;
   /** The windows' and sinks' row format (SessionOptions.kvExactFormat; default f16). */
-  exactFormat?: "f16" | "q8_0";
+  exactFormat?: ExactFormatName;
 }
 
 /** Thrown before any large allocation when the model and its session do not fit. */
@@ -128,7 +129,7 @@ export function planMemory(
     const room = shardBytes - fixed - ctx * perToken; // KV bytes one shard holds beside the session's scratch
     const beyond = kv + fixed + ctx * perToken - leftover;
     const kvShards = beyond <= 0 ? 0 : room > 0 ? Math.ceil(beyond / room) : 1;
-    const stage = w > 0 ? 2 * (w + batch) * config.kvDim * 2 : 0; // K and V of one layer's window and batch (f16: at most)
+    const stage = w > 0 ? 2 * (w + batch) * config.kvDim * 2 : 0; // K and V of one layer's window and batch, counted as f16 (q8_0 rows take less)
     const scratch = weightShards * shardScratch + Math.max(1, kvShards) * (fixed + ctx * perToken + stage);
     return { kv, scratch, shards: weightShards + kvShards, total: weightsBytes + kv + scratch };
   };

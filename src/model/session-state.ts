@@ -18,6 +18,7 @@
 import { createHash } from "node:crypto";
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import type { KvPair } from "../api.js";
+import type { ExactFormatName } from "../formats/types.js";
 import { writeFileAtomic } from "../report/atomic.js";
 import type { Model } from "./model.js";
 import type { Session } from "./session.js";
@@ -43,7 +44,7 @@ interface StateHeader {
   kvWindow: number;
   kvSinks: number;
   /** The window's and sinks' row format; absent in files from before it existed (f16). */
-  kvExactFormat?: "f16" | "q8_0";
+  kvExactFormat?: ExactFormatName;
   layers: KvPair[];
   position: number;
   tokens: number[];

@@ -3,6 +3,7 @@
  * K and V formats are chosen per layer when the session is created; the model never sees them.
  */
 import type { KvPair, SessionOptions } from "../api.js";
+import { EXACT_FORMAT_NAMES, type ExactFormatName } from "../formats/types.js";
 import type { KvLayerFormats } from "../kv/cache.js";
 import { ShardedKvCache } from "../kv/sharded.js";
 import type { Model } from "./model.js";
@@ -47,7 +48,7 @@ export class Session {
   /** First positions every query reads exactly (f16) (SessionOptions.kvSinks). */
   readonly kvSinks: number;
   /** The format of the window's and sinks' rows (SessionOptions.kvExactFormat). */
-  readonly kvExactFormat: "f16" | "q8_0";
+  readonly kvExactFormat: ExactFormatName;
   /** Set when contextSize exceeds the model's trained context (llama.cpp warns the same way); the CLI prints it. */
   readonly contextWarning: string | undefined;
   private readonly ctx: ForwardContext;
@@ -84,7 +85,9 @@ export class Session {
     if (!Number.isInteger(this.kvSinks) || this.kvSinks < 0) throw new RangeError(`kvSinks must be a non-negative integer, got ${opts.kvSinks}`);
     this.kvSinks = Math.min(this.kvSinks, this.contextSize);
     this.kvExactFormat = opts.kvExactFormat ?? "f16";
-    if (this.kvExactFormat !== "f16" && this.kvExactFormat !== "q8_0") throw new RangeError(`kvExactFormat must be "f16" or "q8_0", got ${JSON.stringify(opts.kvExactFormat)}`);
+    if (!(EXACT_FORMAT_NAMES as readonly string[]).includes(this.kvExactFormat)) {
+      throw new RangeError(`kvExactFormat must be one of ${EXACT_FORMAT_NAMES.join(", ")}, got ${JSON.stringify(opts.kvExactFormat)}`);
+    }
     // a layer's own window and sinks are checked by the KV cache (kv/cache.ts checkOptions)
     const layers: KvLayerFormats[] = kvLayerFormats(c, this.kv);
     // Fail before any large allocation if this session cannot fit beside what the model's memories already hold.

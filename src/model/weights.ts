@@ -226,8 +226,15 @@ function ropeFreqFactors(t: GgufTensorInfo, src: ByteSource, c: ModelConfig, fil
   return factors;
 }
 
-/** Copy a tensor's bytes from the file straight into WebAssembly memory, in slices so no huge temporary exists. */
+/**
+ * Copy a tensor's bytes from the file into WebAssembly memory: read straight into it where the source can (a file),
+ * else in slices so no huge temporary exists.
+ */
 function copyTensor(rt: WasmRuntime, src: ByteSource, t: GgufTensorInfo, ptr: number): void {
+  if (src.readInto) {
+    src.readInto(t.offset, rt.u8(ptr, t.byteSize));
+    return;
+  }
   const SLICE = 16 << 20;
   for (let done = 0; done < t.byteSize; done += SLICE) {
     const n = Math.min(SLICE, t.byteSize - done);

@@ -14,7 +14,8 @@ export interface Progress {
 
 const PLAIN_INTERVAL_MS = 5000;
 
-export function createProgress(total: number, enabled = true): Progress {
+/** `intervalMs`: the least time between two plain lines (tests shorten it). */
+export function createProgress(total: number, enabled = true, intervalMs = PLAIN_INTERVAL_MS): Progress {
   const write = (line: string): void => {
     process.stderr.write(line + "\n");
   };
@@ -47,7 +48,7 @@ export function createProgress(total: number, enabled = true): Progress {
     update(done, label) {
       const now = performance.now();
       first ??= { done, at: now };
-      if (done < total && now - lastPrinted < PLAIN_INTERVAL_MS) return;
+      if (done < total && now - lastPrinted < intervalMs) return;
       lastPrinted = now;
       const elapsed = (now - started) / 1000;
       const rate = done > first.done ? (now - first.at) / 1000 / (done - first.done) : undefined; // seconds per step

@@ -6,14 +6,22 @@ export class RangeAllocator {
   /** Free ranges sorted by start: [start, end) pairs. */
   private free: Array<{ start: number; end: number }> = [];
   private top: number;
+  /** The end of the highest range ever handed out: no offset at or above it has been given to anyone yet. */
+  private reached: number;
 
   constructor(base: number) {
     this.top = base;
+    this.reached = base;
   }
 
-  /** Highest offset ever handed out (exclusive): memory must be at least this large. */
+  /** Highest offset in use (exclusive): memory must be at least this large. */
   get highWater(): number {
     return this.top;
+  }
+
+  /** Offsets at or above this have never been handed out (the top drops back when its ranges are freed; this does not). */
+  get neverUsedFrom(): number {
+    return this.reached;
   }
 
   alloc(bytes: number, align: number): number {
@@ -34,6 +42,7 @@ export class RangeAllocator {
     const start = alignUp(this.top, align);
     if (start > this.top) this.release(this.top, start);
     this.top = start + size;
+    this.reached = Math.max(this.reached, this.top);
     this.sizes.set(start, size);
     return start;
   }

@@ -110,6 +110,8 @@ export class WasmRuntime {
   /** The kernel build instantiated here (a pool over this memory must use the same). */
   readonly module: WebAssembly.Module;
   private readonly allocator: RangeAllocator;
+  /** The memory was created here, so every byte above the heap base nobody was handed reads as 0. */
+  private readonly ownsMemory: boolean;
 
   constructor(memory?: WebAssembly.Memory, opts: WasmRuntimeOptions = {}) {
     this.maxBytes = opts.maxBytes ?? MAX_WASM_BYTES;
@@ -118,6 +120,7 @@ export class WasmRuntime {
     }
     this.shard = opts.shard ?? 0;
     this.module = opts.module ?? kernelModule();
+    this.ownsMemory = memory === undefined;
     this.memory = memory ?? new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: opts.module ? opts.module !== compiled.single : variantSharesMemory(kernelVariant()) });
     const instance = new WebAssembly.Instance(this.module, { env: { memory: this.memory, abort: wasmAbort } });
     this.k = instance.exports as unknown as KernelExports;
@@ -139,6 +142,19 @@ export class WasmRuntime {
     }
     const have = this.memory.buffer.byteLength;
     if (need > have) this.memory.grow(Math.ceil((need - have) / PAGE));
+    return ptr;
+  }
+
+  /**
+   * alloc, the range reading as zeros. WebAssembly memory starts and grows zeroed, so only the part handed out before
+   * (a reused range) is cleared: a large cache's pages are then not touched until they are written (the OS maps them
+   * on first use), which keeps start-up fast and the resident memory to what is used.
+   */
+  allocZeroed(bytes: number, align = 64): number {
+    const pristineFrom = this.ownsMemory ? this.allocator.neverUsedFrom : Infinity;
+    const ptr = this.alloc(bytes, align);
+    const dirtyEnd = Math.min(ptr + bytes, pristineFrom);
+    if (dirtyEnd > ptr) this.u8(ptr, dirtyEnd - ptr).fill(0);
     return ptr;
   }
 

@@ -16,6 +16,7 @@ import { statSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import type { KvPair } from "../api.js";
+import type { ExactFormatName } from "../formats/types.js";
 import { loadModel, type Model } from "../model/model.js";
 import { Sampler } from "../model/sampler.js";
 import { StateFileError } from "../model/session-state.js";
@@ -40,7 +41,7 @@ export interface ServerOptions {
   rotation?: boolean;
   kvWindow?: number;
   kvSinks?: number;
-  kvExactFormat?: "f16" | "q8_0";
+  kvExactFormat?: ExactFormatName;
   parallel: SlotPoolOptions["parallel"];
   queueLimit?: number;
   /** Require `Authorization: Bearer <apiKey>` (not on /health). */

@@ -6,6 +6,7 @@
  * pass over every working slot's next token and new prompts' chunks (continuous batching).
  */
 import type { KvPair } from "../api.js";
+import type { ExactFormatName } from "../formats/types.js";
 import type { Model } from "../model/model.js";
 import type { Session } from "../model/session.js";
 import type { Tokenizer } from "../tokenizer/index.js";
@@ -20,7 +21,7 @@ export interface SlotPoolOptions {
   rotation?: boolean;
   kvWindow?: number;
   kvSinks?: number;
-  kvExactFormat?: "f16" | "q8_0";
+  kvExactFormat?: ExactFormatName;
   /** Slots: a number, or as many as fit in this many bytes of KV cache (at least one must). */
   parallel: number | { memoryBytes: number };
   /** Requests waiting for a slot at most (default 512). */

@@ -323,3 +323,25 @@ test("bad options are rejected with the offending value", () => {
   assert.throws(() => new KvCache(rt, { ...base, contextSize: 0 }), /contextSize must be a positive integer, got 0/);
   assert.throws(() => new KvCache(rt, { ...base, layers: [{ k: getKvFormat("q8_0"), v: { ...getKvFormat("q8_0"), kv: false } }] }), /cannot hold the V cache/);
 });
+
+test("a new cache reads as zeros: memory never handed out is not written, a reused dirty range is cleared", () => {
+  const opts: KvCacheOptions = { nLayers: 1, nHeads: 4, nKvHeads: 2, headDim: 64, contextSize: 64, layers: [{ k: getKvFormat("q8_0"), v: getKvFormat("f16") }], rotation: false };
+  const first = new KvCache(rt, opts);
+  const l = first.layout(0);
+  // dirty the cache's storage, then give it back and take the same range again
+  rt.u8(l.kPtr, l.kBytes).fill(0xa5);
+  rt.u8(l.vPtr, 64 * l.vRowBytes).fill(0x5a);
+  first.dispose();
+  const second = new KvCache(rt, opts);
+  const m = second.layout(0);
+  assert.ok(rt.u8(m.kPtr, m.kBytes).every((b) => b === 0), "K storage reads as zeros");
+  assert.ok(rt.u8(m.vPtr, 64 * m.vRowBytes).every((b) => b === 0), "V storage reads as zeros");
+  second.dispose();
+  // allocZeroed: a range past anything handed out before is zero untouched; one reaching into a freed dirty range is cleared
+  const dirty = rt.alloc(4096);
+  rt.u8(dirty, 4096).fill(0xff);
+  rt.free(dirty);
+  const again = rt.allocZeroed(8192);
+  assert.ok(rt.u8(again, 8192).every((b) => b === 0));
+  rt.free(again);
+});
