@@ -632,6 +632,29 @@ function accumulateTile(acc: usize, v: usize, vStride: i32, w: usize, count: i32
   }
 }
 
+// ---- exact rows (window, sinks) ---------------------------------------------------------------------------------
+
+/**
+ * scoreAll over positions [pStart, pEnd) of kv head g's exact rows that `xd` describes (f16, or q8_0 when q8), the
+ * query prepared in sQPrepExact through the same format.
+ */
+// @ts-ignore: decorator
+@inline function scoreExactRows(q8: bool, xd: usize, g: i32, pStart: i32, pEnd: i32, gp: i32, headDim: i32, scale: f32): void {
+  const slice = <usize>descI32(xd, D_K_ROWS) + <usize>g * <usize>descI32(xd, D_K_HEAD_STRIDE);
+  const rowBytes = descI32(xd, D_K_ROW_BYTES);
+  if (q8) scoreAll(T_Q8_0, slice, rowBytes, pStart, pEnd, gp, headDim, scale, sQPrepExact);
+  else scoreAll(T_F16, slice, rowBytes, pStart, pEnd, gp, headDim, scale, sQPrepExact);
+}
+
+/** accumulateAll over positions [pStart, pEnd) of kv head g's exact V rows that `xd` describes (f16, or q8_0 when q8). */
+// @ts-ignore: decorator
+@inline function accumulateExactRows(q8: bool, xd: usize, g: i32, pStart: i32, pEnd: i32, gp: i32, headDim: i32): void {
+  const slice = <usize>descI32(xd, D_V_ROWS) + <usize>g * <usize>descI32(xd, D_V_HEAD_STRIDE);
+  const rowBytes = descI32(xd, D_V_ROW_BYTES);
+  if (q8) accumulateAll(T_Q8_0, slice, rowBytes, pStart, pEnd, gp, headDim);
+  else accumulateAll(T_F16, slice, rowBytes, pStart, pEnd, gp, headDim);
+}
+
 // ---- the kernel ------------------------------------------------------------------------------------------------------
 
 /**
@@ -674,8 +697,8 @@ export function attendGrouped_packed(
   const headBytes = <usize>headDim << 2;
   const exact = xdesc != 0 && window > 0;
   const nSinks = sdesc != 0 ? sinks : 0;
-  // the exact rows' format (both descriptors hold the cache's one: f16 or q8_0)
-  const exactType = exact ? descI32(xdesc, D_K_TYPE) : nSinks > 0 ? descI32(sdesc, D_K_TYPE) : T_F16;
+  // the exact rows' format: q8_0 or f16 (both descriptors hold the cache's one)
+  const exactQ8 = (exact ? descI32(xdesc, D_K_TYPE) : nSinks > 0 ? descI32(sdesc, D_K_TYPE) : T_F16) == T_Q8_0;
   for (let item = itemStart; item < itemEnd; item++) {
     const t = item / nKvHeads;
     const g = item % nKvHeads;
@@ -692,18 +715,9 @@ export function attendGrouped_packed(
     // the exact rows first, scored as an f16 or q8_0 cache scores them (the query through f16 or q8_0; a q8_0
     // query's block scales live in sQScale, which the packed keys' query then takes over)
     if (sHi > 0 || lo < nPos) {
-      const exactQ8 = exactType == T_Q8_0;
       prepareQueries(q + groupOffset, group, headDim, exactQ8 ? T_Q8_0 : T_F16, exactQ8, rotK, sQPrepExact);
-      if (sHi > 0) {
-        const skSlice = <usize>descI32(sdesc, D_K_ROWS) + <usize>g * <usize>descI32(sdesc, D_K_HEAD_STRIDE);
-        if (exactQ8) scoreAll(T_Q8_0, skSlice, descI32(sdesc, D_K_ROW_BYTES), 0, sHi, gp, headDim, scale, sQPrepExact);
-        else scoreAll(T_F16, skSlice, descI32(sdesc, D_K_ROW_BYTES), 0, sHi, gp, headDim, scale, sQPrepExact);
-      }
-      if (lo < nPos) {
-        const xkSlice = <usize>descI32(xdesc, D_K_ROWS) + <usize>g * <usize>descI32(xdesc, D_K_HEAD_STRIDE);
-        if (exactQ8) scoreAll(T_Q8_0, xkSlice, descI32(xdesc, D_K_ROW_BYTES), lo, nPos, gp, headDim, scale, sQPrepExact);
-        else scoreAll(T_F16, xkSlice, descI32(xdesc, D_K_ROW_BYTES), lo, nPos, gp, headDim, scale, sQPrepExact);
-      }
+      if (sHi > 0) scoreExactRows(exactQ8, sdesc, g, 0, sHi, gp, headDim, scale);
+      if (lo < nPos) scoreExactRows(exactQ8, xdesc, g, lo, nPos, gp, headDim, scale);
     }
     // the packed keys' query: in K's dot partner, or in f32 for keys per channel (scoreChannels)
     const channels = kGroupBytes != 0;
@@ -742,11 +756,7 @@ export function attendGrouped_packed(
     softmaxWeights(nPos, gp);
 
     memory.fill(sAcc, 0, <usize>gp * headBytes);
-    if (sHi > 0) {
-      const svSlice = <usize>descI32(sdesc, D_V_ROWS) + <usize>g * <usize>descI32(sdesc, D_V_HEAD_STRIDE);
-      if (exactType == T_Q8_0) accumulateAll(T_Q8_0, svSlice, descI32(sdesc, D_V_ROW_BYTES), 0, sHi, gp, headDim);
-      else accumulateAll(T_F16, svSlice, descI32(sdesc, D_V_ROW_BYTES), 0, sHi, gp, headDim);
-    }
+    if (sHi > 0) accumulateExactRows(exactQ8, sdesc, g, 0, sHi, gp, headDim);
     const vSlice = <usize>descI32(desc, D_V_ROWS) + (headMajor ? <usize>g * vHeadStride : sliceBytes(vType, g * headDim));
     switch (vType) {
       case T_F32: accumulateAll(T_F32, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
@@ -763,11 +773,7 @@ export function attendGrouped_packed(
       case T_IQ3_E8: accumulateAll(T_IQ3_E8, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
       case T_IQ2_E8: accumulateAll(T_IQ2_E8, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
     }
-    if (lo < nPos) {
-      const xvSlice = <usize>descI32(xdesc, D_V_ROWS) + <usize>g * <usize>descI32(xdesc, D_V_HEAD_STRIDE);
-      if (exactType == T_Q8_0) accumulateAll(T_Q8_0, xvSlice, descI32(xdesc, D_V_ROW_BYTES), lo, nPos, gp, headDim);
-      else accumulateAll(T_F16, xvSlice, descI32(xdesc, D_V_ROW_BYTES), lo, nPos, gp, headDim);
-    }
+    if (lo < nPos) accumulateExactRows(exactQ8, xdesc, g, lo, nPos, gp, headDim);
 
     // out = acc / sum per head (the per-head path's inv = 1/sum), rotated back when V is rotated
     for (let j = 0; j < group; j++) {

@@ -19,26 +19,27 @@ export function fileSource(path: string): FileSource {
     throw e;
   }
   let open = true;
+  const readInto = (offset: number, target: Uint8Array): void => {
+    if (!open) throw new Error(`${path}: read after close`);
+    const length = target.length;
+    checkRange(path, size, offset, length);
+    let done = 0;
+    while (done < length) {
+      const want = Math.min(MAX_READ_CHUNK, length - done);
+      const got = readSync(fd, target, done, want, offset + done);
+      if (got === 0) throw new Error(`${path}: file shrank while reading at byte ${offset + done}`);
+      done += got;
+    }
+  };
   return {
     name: path,
     size,
     read(offset: number, length: number): Uint8Array {
       const out = new Uint8Array(length);
-      this.readInto!(offset, out);
+      readInto(offset, out);
       return out;
     },
-    readInto(offset: number, target: Uint8Array): void {
-      if (!open) throw new Error(`${path}: read after close`);
-      const length = target.length;
-      checkRange(path, size, offset, length);
-      let done = 0;
-      while (done < length) {
-        const want = Math.min(MAX_READ_CHUNK, length - done);
-        const got = readSync(fd, target, done, want, offset + done);
-        if (got === 0) throw new Error(`${path}: file shrank while reading at byte ${offset + done}`);
-        done += got;
-      }
-    },
+    readInto,
     close(): void {
       if (open) closeSync(fd);
       open = false;

@@ -795,7 +795,8 @@ export class KvCache {
 
   /** Exact bytes of K and V storage: Σ layers kBytes + contextSize × vRowBytes, plus the windows' and sinks' rows. */
   bytes(): number {
-    let total = this.windows.reduce((sum, w, i) => sum + kvExactBytes(w + this.sinkCounts[i], 1, this.kvDim, this.exactFormat.name as ExactFormatName), 0);
+    // every layer's ring and sink rows: K and V, one exact row per kv head each (kvExactBytes's count)
+    let total = this.windows.reduce((sum, w, i) => sum + 2 * (w + this.sinkCounts[i]) * this.nKvHeads * this.headRowBytes, 0);
     for (const l of this.layouts) total += l.kBytes + this.contextSize * l.vRowBytes;
     return total;
   }

@@ -79,8 +79,8 @@ export class Linear {
   /** matmulWide_<fmt>'s scratch argument (index 8) per thread; shared by every wide task. */
   private wideThreadArg: { index: number; base: number; stride: number } | undefined;
 
-  /** The batch's activations are quantized to the wide layouts across the threads. */
-  private readonly rows: RowRunner;
+  /** Row-wise kernels across the threads: here the activations' wide quantization; the forward pass's swiglu too. */
+  readonly rows: RowRunner;
 
   constructor(
     private readonly rt: WasmRuntime,

@@ -16,7 +16,6 @@ import type { WasmRuntime } from "../runtime/wasm.js";
 import { configFromGguf, type ModelConfig } from "./config.js";
 import type { ShardScratch } from "./forward.js";
 import { Linear } from "./linear.js";
-import { RowRunner } from "./rows.js";
 import { checkMemoryPlan, shardScratchBytes } from "./memory.js";
 import { RopeRows } from "./rope.js";
 import { Session } from "./session.js";
@@ -90,11 +89,12 @@ export class Model {
       const maxCols = Math.max(config.dim, config.ffnDim, config.nHeads * config.headDim);
       const scratch = placement.shardWeights.map((_, s): ShardScratch => {
         const rt = memories.runtimes[s];
+        const linear = new Linear(rt, maxCols, memories.pool);
         return {
           rt,
           k: rt.k,
-          linear: new Linear(rt, maxCols, memories.pool),
-          rows: new RowRunner(rt, memories.pool),
+          linear,
+          rows: linear.rows,
           rope: RopeRows.forModel(rt, MAX_BATCH, config, weights),
           state: new RunState(rt, config, MAX_BATCH),
         };

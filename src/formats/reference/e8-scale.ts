@@ -2,9 +2,9 @@
  * The one-byte block scale of kvsplit's "_e8" codebook formats: a logarithmic code, 8 steps per octave.
  *   e = 0        → 0 (an all-zero block)
  *   e = 1 .. 255 → 2^((e − 160) / 8) = 2^floor((e − 160) / 8) × E8_FRACTIONS[(e − 160) mod 8]
- * so scales from 2^-19.9 (a block's largest |x| about 1.4e-4) to 2^11.9 (about 4.8e5) in steps of 9.05%. The fractions are the
- * f32 values of 2^(j/8), given as bit patterns so that every implementation decodes the same bits (the product of a
- * power of two and a fraction is exact).
+ * so scales from 2^-19.9 (a block's largest |x| about 1.4e-4) to 2^11.9 (about 4.8e5) in steps of 9.05%. The
+ * fractions are the f32 values of 2^(j/8), given as bit patterns so that every implementation decodes the same bits
+ * (the product of a power of two and a fraction is exact).
  * e8Below gives the largest code whose scale is at most d (code 0 standing for 0), from d's f32 exponent and mantissa
  * (exact comparisons, so the same everywhere); above the largest: 255; NaN or ≤ 0: 0. The quantizers (codebook.ts)
  * pick between it and the next code by the block's squared error.
