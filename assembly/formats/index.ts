@@ -22,3 +22,4 @@ export * from "./q5_K";
 export * from "./q6_K";
 export * from "./matmul-wide";
 export * from "./matmul-wide-k";
+export * from "./q4_K_x4";

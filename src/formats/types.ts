@@ -67,6 +67,26 @@ export interface BlockFormat {
     readonly matvec: string;
     readonly matmul: string;
   };
+  /**
+   * Weight formats with a four-row layout (assembly/formats/<name>_x4.ts): a matrix of whole tiles repacked in place at
+   * load (same bytes) for kernels whose i32 lanes are four rows; the products equal the row layout's bit for bit.
+   *   repack_<name>_x4(w, rows, cols, scratch) / unpack_<name>_x4(...)    in place; scratch: 4 rows' bytes
+   *   matvec_<name>_x4, matmul_<name>_x4                                   matvec_/matmul_'s arguments; row ranges multiples of 4
+   */
+  readonly tiled?: TiledKernels;
+}
+
+/** Export names of a format's four-row layout kernels (BlockFormat.tiled). */
+export interface TiledKernels {
+  readonly repack: string;
+  readonly unpack: string;
+  readonly matvec: string;
+  readonly matmul: string;
+}
+
+/** The four-row layout's kernel names follow one rule too. */
+export function tiledKernelNames(name: FormatName): TiledKernels {
+  return { repack: `repack_${name}_x4`, unpack: `unpack_${name}_x4`, matvec: `matvec_${name}_x4`, matmul: `matmul_${name}_x4` };
 }
 
 /** kvsplit's own formats (not llama.cpp's) have type ids from here up. */

@@ -137,7 +137,7 @@ export class Linear {
   }
 
   private usesWide(w: WeightMatrix): boolean {
-    return this.nTokens >= wideMinTokens(w.format) && typeof this.rt.k[wideKernel(w.format)] === "function";
+    return !w.tiled && this.nTokens >= wideMinTokens(w.format) && typeof this.rt.k[wideKernel(w.format)] === "function";
   }
 
   /**
@@ -203,12 +203,13 @@ export class Linear {
     t.shard = this.rt.shard;
     t.threadArg = undefined;
     t.args.length = 0;
+    const kernels = w.tiled ? w.format.tiled! : w.format.kernels;
     if (this.nTokens === 1) {
-      t.kernel = w.format.kernels.matvec; // matvec_<fmt>(w, x, out, rowStart, rowEnd, cols)
+      t.kernel = kernels.matvec; // matvec_<fmt>[_x4](w, x, out, rowStart, rowEnd, cols)
       t.args.push(w.ptr, x, outPtr, 0, w.rows, w.cols);
     } else {
-      // matmul_<fmt>(w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride)
-      t.kernel = w.format.kernels.matmul;
+      // matmul_<fmt>[_x4](w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride)
+      t.kernel = kernels.matmul;
       const xStride = rowBytes(getFormat(w.format.dotPartner), w.cols);
       t.args.push(w.ptr, x, outPtr, 0, w.rows, w.cols, this.nTokens, xStride, w.rows * 4);
     }

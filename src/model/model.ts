@@ -12,7 +12,7 @@ import { tokenizerFromGguf, type Tokenizer } from "../tokenizer/index.js";
 import { availableParallelism } from "node:os";
 import type { ThreadPool } from "../runtime/pool.js";
 import { defaultShardBytes, Shards } from "../runtime/shards.js";
-import type { WasmRuntime } from "../runtime/wasm.js";
+import { kernelVariant, type WasmRuntime } from "../runtime/wasm.js";
 import { configFromGguf, type ModelConfig } from "./config.js";
 import type { ShardScratch } from "./forward.js";
 import { Linear } from "./linear.js";
@@ -34,6 +34,11 @@ export interface LoadOptions {
   shardBytes?: number;
   /** Bytes the model and its sessions may use in all (default: the machine's memory). */
   memoryLimit?: number;
+  /**
+   * Repack q4_K matrices four rows at a time for the kernels whose lanes are rows (BlockFormat.tiled; same bytes, same
+   * bits; about 1.5× faster products with relaxed SIMD). Default: where this process runs the relaxed-SIMD build.
+   */
+  tileWeights?: boolean;
 }
 
 export class Model {
@@ -85,7 +90,7 @@ export class Model {
         });
       }
       const memories = (shards = new Shards(shardBytes, threads));
-      const weights = loadWeights(memories, gguf, src, config, placement);
+      const weights = loadWeights(memories, gguf, src, config, placement, opts.tileWeights ?? kernelVariant() === "relaxed");
       const maxCols = Math.max(config.dim, config.ffnDim, config.nHeads * config.headDim);
       const scratch = placement.shardWeights.map((_, s): ShardScratch => {
         const rt = memories.runtimes[s];

@@ -18,8 +18,10 @@ export interface WeightMatrix {
   readonly name: string;
   /** The shard whose memory holds it (src/runtime/shards.ts). */
   readonly shard: number;
-  readonly ptr: number; // (rows, rowBytes) packed blocks, in the shard's memory
+  readonly ptr: number; // (rows, rowBytes) packed blocks, in the shard's memory; tiled: (rows / 4) tiles of 4 × rowBytes
   readonly format: BlockFormat;
+  /** Rows repacked four at a time into format.tiled's layout (its kernels read the matrix); false: the file's rows. */
+  readonly tiled: boolean;
   readonly rows: number;
   readonly cols: number;
   readonly rowBytes: number;
@@ -110,9 +112,11 @@ export function planWeightPlacement(file: GgufFile, c: ModelConfig, shardBytes: 
 
 /**
  * Copy every tensor into the shard the placement names (shard 0 for the head tensors), adding shards as needed.
- * Each shard's tensors are one allocation.
+ * Each shard's tensors are one allocation. With `tile`, the matrices whose format has a four-row layout
+ * (BlockFormat.tiled) and whose rows are a multiple of 4 are repacked into it, but for the token embedding, whose rows
+ * are read one by one.
  */
-export function loadWeights(shards: Shards, file: GgufFile, src: ByteSource, c: ModelConfig, placement: WeightPlacement): LlamaWeights {
+export function loadWeights(shards: Shards, file: GgufFile, src: ByteSource, c: ModelConfig, placement: WeightPlacement, tile = false): LlamaWeights {
   const byName = new Map(file.tensors.map((t) => [t.name, t]));
   const need = (name: string): GgufTensorInfo => {
     const t = byName.get(name);
@@ -138,7 +142,7 @@ export function loadWeights(shards: Shards, file: GgufFile, src: ByteSource, c: 
     return l < 0 ? 0 : placement.layerShard[l];
   };
 
-  const matrix = (name: string, rows: number, cols: number): WeightMatrix => {
+  const matrix = (name: string, rows: number, cols: number, tileable = tile): WeightMatrix => {
     const t = need(name);
     if (t.shape.length !== 2 || t.shape[0] !== cols || t.shape[1] !== rows) {
       throw new ModelError(`tensor ${name} has shape [${t.shape}], expected [${cols}, ${rows}]`, file.name);
@@ -154,7 +158,9 @@ export function loadWeights(shards: Shards, file: GgufFile, src: ByteSource, c: 
     }
     const { shard, ptr, rt } = place(t, shardOf(t));
     copyTensor(rt, src, t, ptr);
-    return { name, shard, ptr, format: t.format, rows, cols, rowBytes: rb };
+    const tiled = tileable && t.format.tiled !== undefined && rows % 4 === 0;
+    if (tiled) repackTiles(rt, t.format, ptr, rows, cols, rb);
+    return { name, shard, ptr, format: t.format, tiled, rows, cols, rowBytes: rb };
   };
 
   const vector = (name: string, n: number): WeightVector => {
@@ -196,7 +202,7 @@ export function loadWeights(shards: Shards, file: GgufFile, src: ByteSource, c: 
       bDown: optionalVector(p + "ffn_down.bias", c.dim),
     });
   }
-  const tokenEmbd = matrix("token_embd.weight", c.nVocab, c.dim);
+  const tokenEmbd = matrix("token_embd.weight", c.nVocab, c.dim, false);
   const output = byName.has("output.weight") ? matrix("output.weight", c.nVocab, c.dim) : tokenEmbd;
   return {
     layerShard: placement.layerShard,
@@ -239,6 +245,16 @@ function copyTensor(rt: WasmRuntime, src: ByteSource, t: GgufTensorInfo, ptr: nu
   for (let done = 0; done < t.byteSize; done += SLICE) {
     const n = Math.min(SLICE, t.byteSize - done);
     rt.u8(ptr + done, n).set(src.read(t.offset + done, n));
+  }
+}
+
+/** Repack a matrix in place into its format's four-row layout (scratch: four rows, freed after). */
+function repackTiles(rt: WasmRuntime, format: BlockFormat, ptr: number, rows: number, cols: number, rowBytes: number): void {
+  const scratch = rt.alloc(4 * rowBytes); // (4, rowBytes)
+  try {
+    rt.k[format.tiled!.repack](ptr, rows, cols, scratch);
+  } finally {
+    rt.free(scratch);
   }
 }
 

@@ -110,7 +110,7 @@ test("Linear: several tokens and several matrices in one run equal one token and
     const ptr = rt.alloc(rows * rb);
     const bytes = rt.u8(ptr, rows * rb);
     for (let r = 0; r < rows; r++) f.reference.quantizeRow(values.subarray(r * cols, (r + 1) * cols), bytes.subarray(r * rb, (r + 1) * rb));
-    return { name, shard: 0, ptr, format: f, rows, cols, rowBytes: rb };
+    return { name, shard: 0, ptr, format: f, tiled: false, rows, cols, rowBytes: rb };
   };
   // 1040 rows of q8_0 (~280 KiB) and 300 of f32 (~300 KiB): both above the serial cut-off; 1040 and 300 are not
   // multiples of the split grain.

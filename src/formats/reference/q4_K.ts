@@ -8,7 +8,7 @@
  * with 15 levels, rmin −1, 20 steps, weights sqrt(mean x²) + |x|).
  */
 import type { BlockFormat } from "../types.js";
-import { kernelNames } from "../types.js";
+import { kernelNames, tiledKernelNames } from "../types.js";
 import { checkBytes, checkWholeBlocks } from "./scalar.js";
 import { QK_K, decodeScalesMinsK4, kquantDequantize, kquantDot, quantizeScaleMinK4, type KBlockLevels } from "./kquants.js";
 
@@ -35,6 +35,7 @@ export const q4_K: BlockFormat = {
   kv: false,
   weight: true,
   kernels: kernelNames("q4_K"),
+  tiled: tiledKernelNames("q4_K"),
   reference: {
     quantizeRow(src: Float32Array, dst: Uint8Array): void {
       const nb = checkWholeBlocks("q4_K", src.length, QK_K);

@@ -1,0 +1,269 @@
+// q4_K weights repacked four rows at a time ("q4_K_x4"), for products whose i32 lanes are the four rows: a relaxed dot
+// of four q8 values (splatted) against four levels from each row lands row r's partial sum in lane r, so a tile's
+// sub-block sums need no horizontal adds, and its scales decode for four rows at once. Same bytes as four q4_K rows
+// (144 bytes per row and super-block), so a matrix (rows a multiple of 4) is repacked in place at load (repack_q4_K_x4).
+//
+// Tile = four rows r0..r3 (4t .. 4t + 3): for each super-block b, 576 bytes:
+//   [0, 8)      (4) fp16 d of rows r0..r3           [8, 16)   (4) fp16 dmin
+//   [16, 32)    scale bytes 0-3 (q4_K header bytes 4-7): row r's byte j at 16 + 4j + r
+//   [32, 48)    scale bytes 4-7 (the mins' bytes) in pairs: row r's byte 4 + 2h + i at 32 + 8h + 2r + i
+//   [48, 64)    scale bytes 8-11: row r's byte 8 + j at 48 + 4j + r
+//   [64, 576)   nibbles: vector (c, m) at 64 + 128c + 16m (c: 64-value chunk 0..3, m: 0..7) holds, at 4r + i, row r's
+//               q4_K nibble byte 32c + 4m + i (low nibble: value 64c + 4m + i, high: value 64c + 32 + 4m + i)
+// The integers are kquants.ts's (isum = Σ_j scale_j × Σ level × q8, summs = Σ_j min_j × bsum_j) and the super-block
+// term and the rows' f32 sums follow matvecK's operations in its order, so matvec_q4_K_x4 equals matvec_q4_K on the
+// rows before repacking, bit for bit, in either build.
+import { f16x4ToF32x4 } from "./common";
+import { Q8_K_BYTES } from "./kquants";
+
+const ROW_BLOCK: usize = 144; // q4_K bytes per row and super-block
+const TILE_BLOCK: usize = 576; // four rows' super-block
+
+/** acc + Σ_i q8[4·lane + i] × level[4·lane + i]: relaxed dot (levels 0..15 as the i7 operand) or its plain equal. */
+// @ts-ignore: decorator
+@inline function dot4Add(q8: v128, levels: v128, acc: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(q8, levels, acc);
+  const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q8), i16x8.extend_low_i8x16_u(levels)); // pair sums, lanes 0-7
+  const hi = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q8), i16x8.extend_high_i8x16_u(levels));
+  return i32x4.add(acc, i32x4.add(i32x4.shuffle(lo, hi, 0, 2, 4, 6), i32x4.shuffle(lo, hi, 1, 3, 5, 7)));
+}
+
+/** Lanes 4j + r (sub-block j, row r) -> pair order, lane 8h + 2r + i taking lane 4(2h + i) + r. */
+const TO_PAIRS: usize = memory.data<u8>([0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15], 16);
+const U8_15: usize = memory.data<u8>([15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15], 16);
+const U8_63: usize = memory.data<u8>([63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63], 16);
+const U8_0x30: usize = memory.data<u8>([48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48], 16);
+
+/** low4 | the top two bits of each byte of `top` in bits 4-5 (i16 shift; the mask drops what crosses bytes). */
+// @ts-ignore: decorator
+@inline function withTopBits(low4: v128, top: v128): v128 {
+  return v128.or(low4, v128.and(i16x8.shr_u(top, 2), v128.load(U8_0x30)));
+}
+
+/** Sub-blocks 2c, 2c + 1's scales (from the u8 lanes 4j + r of sub-blocks 4·(c >> 1) + j) as two i32x4 over the rows. */
+// @ts-ignore: decorator
+@inline function chunkScales(scales: v128, c: i32, second: bool): v128 {
+  const pair = (c & 1) == 0 ? i16x8.extend_low_i8x16_u(scales) : i16x8.extend_high_i8x16_u(scales);
+  return second ? i32x4.extend_high_i16x8_u(pair) : i32x4.extend_low_i16x8_u(pair);
+}
+
+/** u8 levels 0..15 of the low nibbles of v (a tile vector: row r's four levels at 4r). */
+// @ts-ignore: decorator
+@inline function lowLevels(v: v128): v128 {
+  return v128.and(v, v128.load(U8_15));
+}
+/** The high nibbles' levels (i16 shift; the mask drops what crosses bytes). */
+// @ts-ignore: decorator
+@inline function highLevels(v: v128): v128 {
+  return v128.and(i16x8.shr_u(v, 4), v128.load(U8_15));
+}
+
+/**
+ * isum + per row (lane r): s_2c × Σ_2c + s_2c+1 × Σ_2c+1 over chunk c of the tile super-block at tb, where Σ_j = Σ
+ * level × q8 over sub-block j, the q8 values at xq. (Loops, not written-out steps: unrolled, V8 hoisted the loads and
+ * the batched kernel ran 0.7× as fast.)
+ */
+// @ts-ignore: decorator
+@inline function chunkRows(tb: usize, xq: usize, c: i32, isum: v128, scales: v128): v128 {
+  const wq = tb + 64 + (<usize>c << 7);
+  const x = xq + (<usize>c << 6);
+  let lo = i32x4.splat(0); // (4) i32: rows' Σ level × q8 over sub-block 2c
+  let hi = i32x4.splat(0); // sub-block 2c + 1
+  for (let m = 0; m < 8; m++) {
+    const v = v128.load(wq + (<usize>m << 4)); // (16) u8: row r's nibble bytes 4m .. 4m + 3 of the chunk at 4r
+    lo = dot4Add(v128.load32_splat(x + (<usize>m << 2)), lowLevels(v), lo);
+    hi = dot4Add(v128.load32_splat(x + 32 + (<usize>m << 2)), highLevels(v), hi);
+  }
+  return i32x4.add(isum, i32x4.add(i32x4.mul(lo, chunkScales(scales, c, false)), i32x4.mul(hi, chunkScales(scales, c, true))));
+}
+
+/** chunkRowsPair's isum of its second token (a module global: each thread's instance has its own). */
+let pairSecond: v128 = i32x4.splat(0);
+
+/** chunkRows for two tokens (q8 values at xq0, xq1) from one decode of the levels: returns the first's isum, pairSecond the second's. */
+// @ts-ignore: decorator
+@inline function chunkRowsPair(tb: usize, xq0: usize, xq1: usize, c: i32, isum0: v128, isum1: v128, scales: v128): v128 {
+  const wq = tb + 64 + (<usize>c << 7);
+  const x0 = xq0 + (<usize>c << 6);
+  const x1 = xq1 + (<usize>c << 6);
+  let lo0 = i32x4.splat(0);
+  let hi0 = i32x4.splat(0);
+  let lo1 = i32x4.splat(0);
+  let hi1 = i32x4.splat(0);
+  for (let m = 0; m < 8; m++) {
+    const v = v128.load(wq + (<usize>m << 4));
+    const low = lowLevels(v);
+    const high = highLevels(v);
+    lo0 = dot4Add(v128.load32_splat(x0 + (<usize>m << 2)), low, lo0);
+    hi0 = dot4Add(v128.load32_splat(x0 + 32 + (<usize>m << 2)), high, hi0);
+    lo1 = dot4Add(v128.load32_splat(x1 + (<usize>m << 2)), low, lo1);
+    hi1 = dot4Add(v128.load32_splat(x1 + 32 + (<usize>m << 2)), high, hi1);
+  }
+  const s0 = chunkScales(scales, c, false);
+  const s1 = chunkScales(scales, c, true);
+  pairSecond = i32x4.add(isum1, i32x4.add(i32x4.mul(lo1, s0), i32x4.mul(hi1, s1)));
+  return i32x4.add(isum0, i32x4.add(i32x4.mul(lo0, s0), i32x4.mul(hi0, s1)));
+}
+
+// A tile super-block's header (see the file comment): three 16-byte groups of the rows' scale bytes.
+/** u8 lanes 4j + r: scale j of row r (j = 0..3). */
+// @ts-ignore: decorator
+@inline function scalesLow(tb: usize): v128 {
+  return v128.and(v128.load(tb + 16), v128.load(U8_63));
+}
+/** u8 lanes 4j + r: scale 4 + j of row r. */
+// @ts-ignore: decorator
+@inline function scalesHigh(tb: usize): v128 {
+  return withTopBits(v128.and(v128.load(tb + 48), v128.load(U8_15)), v128.load(tb + 16));
+}
+/** u8 lanes 8h + 2r + i: min 2h + i of row r (h = 0, 1: mins 0-3). */
+// @ts-ignore: decorator
+@inline function minsLow(tb: usize): v128 {
+  return v128.and(v128.load(tb + 32), v128.load(U8_63));
+}
+/** u8 lanes 8h + 2r + i: min 4 + 2h + i of row r. */
+// @ts-ignore: decorator
+@inline function minsHigh(tb: usize): v128 {
+  const nibbles = v128.and(i16x8.shr_u(i8x16.swizzle(v128.load(tb + 48), v128.load(TO_PAIRS)), 4), v128.load(U8_15));
+  return withTopBits(nibbles, v128.load(tb + 32));
+}
+
+/**
+ * summs per row (lane r) = Σ_j min_j × bsum_j: the mins as (row, pair) i16 against the q8_K block's sub-block sums in
+ * pairs (bsum_j = group sums 2j + 2j + 1, |bsum_j| ≤ 32 × 128: an i16).
+ */
+// @ts-ignore: decorator
+@inline function tileSumms(mLow: v128, mHigh: v128, xb: usize): v128 {
+  const sub = i16x8.narrow_i32x4_s(i32x4.extadd_pairwise_i16x8_s(v128.load(xb + 260)), i32x4.extadd_pairwise_i16x8_s(v128.load(xb + 276))); // (8) i16 bsum_j
+  let summs = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mLow), i32x4.shuffle(sub, sub, 0, 0, 0, 0));
+  summs = i32x4.add(summs, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mLow), i32x4.shuffle(sub, sub, 1, 1, 1, 1)));
+  summs = i32x4.add(summs, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mHigh), i32x4.shuffle(sub, sub, 2, 2, 2, 2)));
+  return i32x4.add(summs, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mHigh), i32x4.shuffle(sub, sub, 3, 3, 3, 3)));
+}
+
+/** The rows' super-block terms, matvecK's f32 operations: (d_x × d) × isum − (d_x × dmin) × summs. */
+// @ts-ignore: decorator
+@inline function tileTerm(tb: usize, xb: usize, isum: v128, summs: v128): v128 {
+  const dx = f32x4.splat(load<f32>(xb));
+  const d = f16x4ToF32x4(v128.load16x4_u(tb)); // (4) rows' d
+  const dmin = f16x4ToF32x4(v128.load16x4_u(tb + 8));
+  const term = f32x4.mul(f32x4.mul(dx, d), f32x4.convert_i32x4_s(isum));
+  return f32x4.sub(term, f32x4.mul(f32x4.mul(dx, dmin), f32x4.convert_i32x4_s(summs)));
+}
+
+/**
+ * out[r] = dot(W[r], x) for r in [rowStart, rowEnd) (x: a q8_K row) over a repacked matrix; rowStart and rowEnd are
+ * multiples of 4 (the threads' split is, and only matrices of whole tiles are repacked).
+ */
+export function matvec_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
+  const nb = cols >> 8;
+  const tileBytes = <usize>nb * TILE_BLOCK;
+  for (let r = rowStart; r < rowEnd; r += 4) {
+    const tile = w + <usize>(r >> 2) * tileBytes;
+    let acc = f32x4.splat(0); // (4) f32: rows r .. r + 3
+    for (let b = 0; b < nb; b++) {
+      const tb = tile + <usize>b * TILE_BLOCK;
+      const xb = x + <usize>b * Q8_K_BYTES;
+      const sLow = scalesLow(tb);
+      const sHigh = scalesHigh(tb);
+      let isum = chunkRows(tb, xb + 4, 0, i32x4.splat(0), sLow);
+      isum = chunkRows(tb, xb + 4, 1, isum, sLow);
+      isum = chunkRows(tb, xb + 4, 2, isum, sHigh);
+      isum = chunkRows(tb, xb + 4, 3, isum, sHigh);
+      acc = f32x4.add(acc, tileTerm(tb, xb, isum, tileSumms(minsLow(tb), minsHigh(tb), xb)));
+    }
+    v128.store(out + (<usize>r << 2), acc);
+  }
+}
+
+/**
+ * out[t][r] = matvec_q4_K_x4 of token t (X: nTokens q8_K rows xStride bytes apart; out rows outStride bytes apart),
+ * two tokens a pass over one decode of the levels; equal to matvec_q4_K_x4 per token bit for bit.
+ */
+export function matmul_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+  const nb = cols >> 8;
+  const tileBytes = <usize>nb * TILE_BLOCK;
+  let t = 0;
+  for (; t + 1 < nTokens; t += 2) {
+    const x0 = x + <usize>t * <usize>xStride;
+    const x1 = x0 + <usize>xStride;
+    const out0 = out + <usize>t * <usize>outStride;
+    const out1 = out0 + <usize>outStride;
+    for (let r = rowStart; r < rowEnd; r += 4) {
+      const tile = w + <usize>(r >> 2) * tileBytes;
+      let acc0 = f32x4.splat(0); // (4) f32: rows r .. r + 3, token t
+      let acc1 = f32x4.splat(0); // token t + 1
+      for (let b = 0; b < nb; b++) {
+        const tb = tile + <usize>b * TILE_BLOCK;
+        const xb0 = x0 + <usize>b * Q8_K_BYTES;
+        const xb1 = x1 + <usize>b * Q8_K_BYTES;
+        const sLow = scalesLow(tb);
+        const sHigh = scalesHigh(tb);
+        let isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 0, i32x4.splat(0), i32x4.splat(0), sLow);
+        let isum1 = pairSecond;
+        isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 1, isum0, isum1, sLow);
+        isum1 = pairSecond;
+        isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 2, isum0, isum1, sHigh);
+        isum1 = pairSecond;
+        isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 3, isum0, isum1, sHigh);
+        isum1 = pairSecond;
+        const mLow = minsLow(tb);
+        const mHigh = minsHigh(tb);
+        acc0 = f32x4.add(acc0, tileTerm(tb, xb0, isum0, tileSumms(mLow, mHigh, xb0)));
+        acc1 = f32x4.add(acc1, tileTerm(tb, xb1, isum1, tileSumms(mLow, mHigh, xb1)));
+      }
+      v128.store(out0 + (<usize>r << 2), acc0);
+      v128.store(out1 + (<usize>r << 2), acc1);
+    }
+  }
+  if (t < nTokens) matvec_q4_K_x4(w, x + <usize>t * <usize>xStride, out + <usize>t * <usize>outStride, rowStart, rowEnd, cols);
+}
+
+/** Byte offset in a tile super-block of row r's q4_K header byte k (0..15: d, dmin, the 12 scale bytes). */
+// @ts-ignore: decorator
+@inline function tileOffset(r: i32, k: i32): usize {
+  if (k < 4) return <usize>((k >> 1) << 3) + <usize>(r << 1) + <usize>(k & 1); // d (k 0, 1), dmin (k 2, 3)
+  if (k < 8) return 16 + <usize>((k - 4) << 2) + <usize>r; // scale bytes 0-3: lane 4j + r
+  if (k < 12) return 32 + <usize>(((k - 8) >> 1) << 3) + <usize>(r << 1) + <usize>(k & 1); // 4-7: lane 8h + 2r + i
+  return 48 + <usize>((k - 12) << 2) + <usize>r; // 8-11: lane 4j + r
+}
+
+/**
+ * Repack `rows` (a multiple of 4) q4_K rows of `cols` values at w in place into tiles; scratch: 4 rows' bytes
+ * (4 × cols / 256 × 144). unpack_q4_K_x4 undoes it.
+ */
+export function repack_q4_K_x4(w: usize, rows: i32, cols: i32, scratch: usize): void {
+  moveTiles(w, rows, cols, scratch, true);
+}
+
+export function unpack_q4_K_x4(w: usize, rows: i32, cols: i32, scratch: usize): void {
+  moveTiles(w, rows, cols, scratch, false);
+}
+
+// @ts-ignore: decorator
+@inline function moveTiles(w: usize, rows: i32, cols: i32, scratch: usize, pack: bool): void {
+  const nb = cols >> 8;
+  const rowBytes = <usize>nb * ROW_BLOCK;
+  for (let t = 0; t + 3 < rows; t += 4) {
+    const base = w + <usize>t * rowBytes; // (4, rowBytes) rows or (nb, 576) tile super-blocks
+    memory.copy(scratch, base, rowBytes << 2); // the four rows (pack) or their tiles (unpack), read back from here
+    for (let b = 0; b < nb; b++) {
+      const tb = (pack ? base : scratch) + <usize>b * TILE_BLOCK;
+      for (let r = 0; r < 4; r++) {
+        const rb = (pack ? scratch : base) + <usize>r * rowBytes + <usize>b * ROW_BLOCK;
+        for (let k = 0; k < 16; k++) { // header bytes one by one
+          if (pack) store<u8>(tb + tileOffset(r, k), load<u8>(rb + <usize>k));
+          else store<u8>(rb + <usize>k, load<u8>(tb + tileOffset(r, k)));
+        }
+        for (let c = 0; c < 4; c++) { // nibble bytes four at a time: row bytes 32c + 4m .. at 128c + 16m + 4r
+          const rq = rb + 16 + (<usize>c << 5);
+          const tq = tb + 64 + (<usize>c << 7) + (<usize>r << 2);
+          for (let m = 0; m < 8; m++) {
+            if (pack) store<u32>(tq + (<usize>m << 4), load<u32>(rq + (<usize>m << 2)));
+            else store<u32>(rq + (<usize>m << 2), load<u32>(tq + (<usize>m << 4)));
+          }
+        }
+      }
+    }
+  }
+}
