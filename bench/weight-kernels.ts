@@ -7,6 +7,9 @@
  *
  *   node dist/bench/weight-kernels.js [--wasm FILE]... [--reps N] [--formats q4_K,q5_K,q6_K]
  *
+ * Formats with a four-row layout (q4_K) also run its kernels on the same matrix repacked (matvec_<fmt>_x4 on one
+ * token, matmul_<fmt>_x4 on 64), each checked to give the row layout's bits.
+ *
  * Without --wasm it compares build/kernels.wasm with build/kernels-relaxed.wasm (the latter only where the runtime
  * has relaxed SIMD). Each build runs on its own memory with the same inputs; the script also checks that every build
  * gives the same output bits as the first, so a faster build is never a wrong one.
@@ -26,7 +29,7 @@ const DISTINCT_ROWS = 32;
 
 interface Case {
   format: string;
-  kernel: "matvec" | "matmul" | "matmulWide";
+  kernel: "matvec" | "matmul" | "matmulWide" | "matvec_x4" | "matmul_x4";
   tokens: number;
 }
 const isKQuant = (format: string) => format.endsWith("_K");
@@ -42,6 +45,7 @@ function values(n: number, rand: () => number, scale: number): Float32Array {
 class Setup {
   readonly rt: WasmRuntime;
   readonly w = new Map<string, number>(); // format -> (ROWS, rowBytes) weights
+  readonly tiles = new Map<string, number>(); // format -> the same weights in its four-row layout (formats with one)
   readonly x = new Map<string, number>(); // partner format -> (WIDE_TOKENS, rowBytes) activations
   xWideK = 0; // (WIDE_TOKENS, q8_K rowBytes): the same activations as wide q8_K (quantizeRowsWide_q8_K), for matmulWide_<K-quant>
   readonly out: number; // (WIDE_TOKENS, ROWS) f32
@@ -62,6 +66,15 @@ class Setup {
       const u8 = this.rt.u8(w, ROWS * bytes);
       for (let r = DISTINCT_ROWS; r < ROWS; r++) u8.copyWithin(r * bytes, (r % DISTINCT_ROWS) * bytes, (r % DISTINCT_ROWS + 1) * bytes);
       this.w.set(format, w);
+      const tiled = getFormat(format).tiled;
+      if (tiled) {
+        const t = this.rt.alloc(ROWS * bytes);
+        this.rt.u8(t, ROWS * bytes).set(u8);
+        const scratch = this.rt.alloc(4 * bytes);
+        k[tiled.repack](t, ROWS, COLS, scratch);
+        this.rt.free(scratch);
+        this.tiles.set(format, t);
+      }
       const partner = getFormat(format).dotPartner;
       if (this.x.has(partner)) continue;
       const xBytes = rowBytes(getFormat(partner), COLS);
@@ -85,7 +98,9 @@ class Setup {
     const partner = getFormat(c.format).dotPartner;
     const x = this.x.get(partner)!;
     const k = this.rt.k;
-    if (c.kernel === "matvec") k[`matvec_${c.format}`](w, x, this.out, 0, ROWS, COLS);
+    if (c.kernel === "matvec_x4") k[`matvec_${c.format}_x4`](this.tiles.get(c.format)!, x, this.out, 0, ROWS, COLS);
+    else if (c.kernel === "matmul_x4") k[`matmul_${c.format}_x4`](this.tiles.get(c.format)!, x, this.out, 0, ROWS, COLS, c.tokens, rowBytes(getFormat(partner), COLS), ROWS * 4);
+    else if (c.kernel === "matvec") k[`matvec_${c.format}`](w, x, this.out, 0, ROWS, COLS);
     else if (c.kernel === "matmul") k[`matmul_${c.format}`](w, x, this.out, 0, ROWS, COLS, c.tokens, rowBytes(getFormat(partner), COLS), ROWS * 4);
     else k[`matmulWide_${c.format}`](w, this.xWideK, this.out, 0, ROWS, COLS, c.tokens, ROWS * 4, this.scratch);
   }
@@ -137,17 +152,23 @@ function main(): void {
   const cases: Case[] = formats.flatMap((format) => [
     { format, kernel: "matvec" as const, tokens: 1 },
     isKQuant(format) ? { format, kernel: "matmulWide" as const, tokens: WIDE_TOKENS } : { format, kernel: "matmul" as const, tokens: 2 },
+    ...(getFormat(format).tiled ? [{ format, kernel: "matvec_x4" as const, tokens: 1 }, { format, kernel: "matmul_x4" as const, tokens: WIDE_TOKENS }] : []),
   ]);
+  /** The row layout's case a tiled one must equal. */
+  const rowCase = (c: Case): Case => ({ ...c, kernel: c.kernel === "matvec_x4" ? "matvec" : "matmulWide" });
   console.log(`Node ${process.versions.node}, ${ROWS} × ${COLS}, one thread, median CPU time of ${reps} repetitions`);
   console.log(["kernel", "tokens", ...setups.map((s) => `${s.name} ms (GMAC/s)`)].join(" | "));
   for (const c of cases) {
     const ms = time(setups, c, reps);
     const outputs = setups.map((s) => s.output(c));
+    const tiled = c.kernel.endsWith("_x4");
+    const rows = tiled ? setups.map((s) => (s.run(rowCase(c)), s.output(c))) : [];
     const cells = setups.map((_, i) => {
-      const same = outputs[i].every((v, j) => Object.is(v, outputs[0][j]));
+      const same = outputs[i].every((v, j) => Object.is(v, outputs[0][j])) && (!tiled || outputs[i].every((v, j) => Object.is(v, rows[i][j])));
       return `${ms[i].toFixed(3)} (${((ROWS * COLS * c.tokens) / ms[i] / 1e6).toFixed(2)})${same ? "" : " DIFFERENT OUTPUT"}`;
     });
-    console.log([`${c.kernel}_${c.format}`, c.tokens, ...cells].join(" | "));
+    const name = tiled ? `${c.kernel.replace("_x4", "")}_${c.format}_x4` : `${c.kernel}_${c.format}`;
+    console.log([name, c.tokens, ...cells].join(" | "));
   }
 }
 

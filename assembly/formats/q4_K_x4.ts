@@ -178,19 +178,18 @@ export function matvec_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
 
 /**
  * out[t][r] = matvec_q4_K_x4 of token t (X: nTokens q8_K rows xStride bytes apart; out rows outStride bytes apart),
- * two tokens a pass over one decode of the levels; equal to matvec_q4_K_x4 per token bit for bit.
+ * two tokens a pass over one decode of the levels; equal to matvec_q4_K_x4 per token bit for bit. Tiles outer, tokens
+ * inner: a tile (4 rows) stays in cache while every token reads it.
  */
 export function matmul_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
   const nb = cols >> 8;
   const tileBytes = <usize>nb * TILE_BLOCK;
-  let t = 0;
-  for (; t + 1 < nTokens; t += 2) {
-    const x0 = x + <usize>t * <usize>xStride;
-    const x1 = x0 + <usize>xStride;
-    const out0 = out + <usize>t * <usize>outStride;
-    const out1 = out0 + <usize>outStride;
-    for (let r = rowStart; r < rowEnd; r += 4) {
-      const tile = w + <usize>(r >> 2) * tileBytes;
+  for (let r = rowStart; r < rowEnd; r += 4) {
+    const tile = w + <usize>(r >> 2) * tileBytes;
+    let t = 0;
+    for (; t + 1 < nTokens; t += 2) {
+      const x0 = x + <usize>t * <usize>xStride;
+      const x1 = x0 + <usize>xStride;
       let acc0 = f32x4.splat(0); // (4) f32: rows r .. r + 3, token t
       let acc1 = f32x4.splat(0); // token t + 1
       for (let b = 0; b < nb; b++) {
@@ -212,11 +211,11 @@ export function matmul_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
         acc0 = f32x4.add(acc0, tileTerm(tb, xb0, isum0, tileSumms(mLow, mHigh, xb0)));
         acc1 = f32x4.add(acc1, tileTerm(tb, xb1, isum1, tileSumms(mLow, mHigh, xb1)));
       }
-      v128.store(out0 + (<usize>r << 2), acc0);
-      v128.store(out1 + (<usize>r << 2), acc1);
+      v128.store(out + <usize>t * <usize>outStride + (<usize>r << 2), acc0);
+      v128.store(out + <usize>(t + 1) * <usize>outStride + (<usize>r << 2), acc1);
     }
+    if (t < nTokens) matvec_q4_K_x4(w, x + <usize>t * <usize>xStride, out + <usize>t * <usize>outStride, r, r + 4, cols);
   }
-  if (t < nTokens) matvec_q4_K_x4(w, x + <usize>t * <usize>xStride, out + <usize>t * <usize>outStride, rowStart, rowEnd, cols);
 }
 
 /** Byte offset in a tile super-block of row r's q4_K header byte k (0..15: d, dmin, the 12 scale bytes). */
