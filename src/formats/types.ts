@@ -11,6 +11,11 @@ export type KvFormatName = (typeof KV_FORMAT_NAMES)[number];
 export const EXACT_FORMAT_NAMES = ["f16", "q8_0"] as const;
 export type ExactFormatName = (typeof EXACT_FORMAT_NAMES)[number];
 
+/** Whether `name` is one of EXACT_FORMAT_NAMES (option values from users and files are checked with it). */
+export function isExactFormatName(name: string): name is ExactFormatName {
+  return (EXACT_FORMAT_NAMES as readonly string[]).includes(name);
+}
+
 /** Weight-only formats: llama.cpp's K-quants (256-value super-blocks). */
 export type WeightOnlyFormatName = "q2_K" | "q3_K" | "q4_K" | "q5_K" | "q6_K";
 

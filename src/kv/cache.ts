@@ -19,7 +19,7 @@
  * kernel (attention.ts). Both give the same bits. With a thread pool the items are split across its threads, each
  * with its own scratch; an item's result never depends on which thread computed it.
  */
-import { EXACT_FORMAT_NAMES, type BlockFormat, type ExactFormatName } from "../formats/types.js";
+import { EXACT_FORMAT_NAMES, isExactFormatName, type BlockFormat, type ExactFormatName } from "../formats/types.js";
 import { getFormat, rowBytes } from "../formats/table.js";
 import type { ParallelTask } from "../runtime/pool.js";
 import type { WasmRuntime } from "../runtime/wasm.js";
@@ -838,7 +838,7 @@ function checkOptions(o: KvCacheOptions): void {
       throw new RangeError(`KV cache ${name} must be an integer in 0 .. contextSize (${o.contextSize}), got ${n}`);
     }
   }
-  if (o.exactFormat !== undefined && !(EXACT_FORMAT_NAMES as readonly string[]).includes(o.exactFormat)) {
+  if (o.exactFormat !== undefined && !isExactFormatName(o.exactFormat)) {
     throw new RangeError(`KV cache exactFormat must be one of ${EXACT_FORMAT_NAMES.join(", ")}, got '${o.exactFormat}'`);
   }
   if (o.layers.length !== o.nLayers) {

@@ -3,7 +3,7 @@
  * K and V formats are chosen per layer when the session is created; the model never sees them.
  */
 import type { KvPair, SessionOptions } from "../api.js";
-import { EXACT_FORMAT_NAMES, type ExactFormatName } from "../formats/types.js";
+import { EXACT_FORMAT_NAMES, isExactFormatName, type ExactFormatName } from "../formats/types.js";
 import type { KvLayerFormats } from "../kv/cache.js";
 import { ShardedKvCache } from "../kv/sharded.js";
 import type { Model } from "./model.js";
@@ -85,7 +85,7 @@ export class Session {
     if (!Number.isInteger(this.kvSinks) || this.kvSinks < 0) throw new RangeError(`kvSinks must be a non-negative integer, got ${opts.kvSinks}`);
     this.kvSinks = Math.min(this.kvSinks, this.contextSize);
     this.kvExactFormat = opts.kvExactFormat ?? "f16";
-    if (!(EXACT_FORMAT_NAMES as readonly string[]).includes(this.kvExactFormat)) {
+    if (!isExactFormatName(this.kvExactFormat)) {
       throw new RangeError(`kvExactFormat must be one of ${EXACT_FORMAT_NAMES.join(", ")}, got ${JSON.stringify(opts.kvExactFormat)}`);
     }
     // a layer's own window and sinks are checked by the KV cache (kv/cache.ts checkOptions)
