@@ -16,6 +16,7 @@ import { placeWeights, PlacementError } from "../../src/model/placement.js";
 import { defaultShardBytes, SHARD_BYTES_ENV } from "../../src/runtime/shards.js";
 import type { KvPair } from "../../src/api.js";
 import type { Model } from "../../src/model/model.js";
+import { promptThenGreedy } from "../helpers/greedy-logits.js";
 
 let dir = "";
 let file = "";
@@ -41,14 +42,7 @@ const prompt = (model: Model, n: number) => Array.from({ length: n }, (_, i) => 
 function run(model: Model, kv: KvPair, contextSize: number): Float32Array[] {
   const session = model.createSession({ contextSize, kv });
   try {
-    const rows = [session.evalAll(prompt(model, 100))];
-    let next = 1;
-    for (let i = 0; i < 5; i++) {
-      const logits = session.eval([next]);
-      rows.push(logits);
-      next = logits.indexOf(Math.max(...logits));
-    }
-    return rows;
+    return promptThenGreedy(session, prompt(model, 100), 5, 1);
   } finally {
     session.dispose();
   }

@@ -17,6 +17,7 @@ import { f32ToF16Bits } from "../../src/formats/reference/scalar.js";
 import { seededRandom } from "../helpers/random.js";
 import { synthToFile } from "../../src/gguf/synth.js";
 import { loadModel, type Model } from "../../src/index.js";
+import { promptThenGreedy } from "../helpers/greedy-logits.js";
 
 const tiledFormats = FORMATS.filter((f) => f.tiled !== undefined);
 const builds: KernelVariant[] = relaxedSimdSupported() ? ["plain", "relaxed"] : ["plain"];
@@ -181,14 +182,7 @@ describe("a model with tiled matrices", () => {
   function logits(model: Model): Float32Array[] {
     const session = model.createSession({ contextSize: 256, kv: { k: "q8_0", v: "q4_0" } });
     try {
-      const rows = [session.evalAll(Array.from({ length: 70 }, (_, i) => (i * 29 + 5) % model.config.nVocab))];
-      let next = 3;
-      for (let i = 0; i < 6; i++) {
-        const l = session.eval([next]);
-        rows.push(l);
-        next = l.indexOf(Math.max(...l));
-      }
-      return rows;
+      return promptThenGreedy(session, Array.from({ length: 70 }, (_, i) => (i * 29 + 5) % model.config.nVocab), 6, 3);
     } finally {
       session.dispose();
     }
