@@ -120,6 +120,18 @@
   return i32x4.relaxed_dot_i8x16_i7x16_add_s(q8, levels, acc);
 }
 
+/**
+ * dotLevelsAdd in either build: the relaxed dot where the build has it, else its plain equal (levels widened as
+ * unsigned, pair sums by i32x4.dot_i16x8_s, then the pairs of each lane added): the same integers.
+ */
+// @ts-ignore: decorator
+@inline export function dotLevelsAddEither(q8: v128, levels: v128, acc: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(q8, levels, acc);
+  const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q8), i16x8.extend_low_i8x16_u(levels)); // pair sums, lanes 0-7
+  const hi = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q8), i16x8.extend_high_i8x16_u(levels));
+  return i32x4.add(acc, i32x4.add(i32x4.shuffle(lo, hi, 0, 2, 4, 6), i32x4.shuffle(lo, hi, 1, 3, 5, 7)));
+}
+
 /** q8 × level of values 2i and 2i + 1 summed in i16 lane i; level lanes in 0..127. */
 // @ts-ignore: decorator
 @inline export function pairDotLevels(q8: v128, levels: v128): v128 {

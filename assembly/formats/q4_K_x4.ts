@@ -13,20 +13,11 @@
 // The integers are kquants.ts's (isum = Σ_j scale_j × Σ level × q8, summs = Σ_j min_j × bsum_j) and the super-block
 // term and the rows' f32 sums follow matvecK's operations in its order, so matvec_q4_K_x4 equals matvec_q4_K on the
 // rows before repacking, bit for bit, in either build.
-import { f16x4ToF32x4 } from "./common";
+import { dotLevelsAddEither, f16x4ToF32x4 } from "./common";
 import { Q8_K_BYTES } from "./kquants";
 
 const ROW_BLOCK: usize = 144; // q4_K bytes per row and super-block
 const TILE_BLOCK: usize = 576; // four rows' super-block
-
-/** acc + Σ_i q8[4·lane + i] × level[4·lane + i]: relaxed dot (levels 0..15 as the i7 operand) or its plain equal. */
-// @ts-ignore: decorator
-@inline function dot4Add(q8: v128, levels: v128, acc: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(q8, levels, acc);
-  const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q8), i16x8.extend_low_i8x16_u(levels)); // pair sums, lanes 0-7
-  const hi = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q8), i16x8.extend_high_i8x16_u(levels));
-  return i32x4.add(acc, i32x4.add(i32x4.shuffle(lo, hi, 0, 2, 4, 6), i32x4.shuffle(lo, hi, 1, 3, 5, 7)));
-}
 
 /** Lanes 4j + r (sub-block j, row r) -> pair order, lane 8h + 2r + i taking lane 4(2h + i) + r. */
 const TO_PAIRS: usize = memory.data<u8>([0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15], 16);
@@ -71,8 +62,8 @@ const U8_0x30: usize = memory.data<u8>([48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 
   let hi = i32x4.splat(0); // sub-block 2c + 1
   for (let m = 0; m < 8; m++) {
     const v = v128.load(wq + (<usize>m << 4)); // (16) u8: row r's nibble bytes 4m .. 4m + 3 of the chunk at 4r
-    lo = dot4Add(v128.load32_splat(x + (<usize>m << 2)), lowLevels(v), lo);
-    hi = dot4Add(v128.load32_splat(x + 32 + (<usize>m << 2)), highLevels(v), hi);
+    lo = dotLevelsAddEither(v128.load32_splat(x + (<usize>m << 2)), lowLevels(v), lo);
+    hi = dotLevelsAddEither(v128.load32_splat(x + 32 + (<usize>m << 2)), highLevels(v), hi);
   }
   return i32x4.add(isum, i32x4.add(i32x4.mul(lo, chunkScales(scales, c, false)), i32x4.mul(hi, chunkScales(scales, c, true))));
 }
@@ -94,10 +85,10 @@ let pairSecond: v128 = i32x4.splat(0);
     const v = v128.load(wq + (<usize>m << 4));
     const low = lowLevels(v);
     const high = highLevels(v);
-    lo0 = dot4Add(v128.load32_splat(x0 + (<usize>m << 2)), low, lo0);
-    hi0 = dot4Add(v128.load32_splat(x0 + 32 + (<usize>m << 2)), high, hi0);
-    lo1 = dot4Add(v128.load32_splat(x1 + (<usize>m << 2)), low, lo1);
-    hi1 = dot4Add(v128.load32_splat(x1 + 32 + (<usize>m << 2)), high, hi1);
+    lo0 = dotLevelsAddEither(v128.load32_splat(x0 + (<usize>m << 2)), low, lo0);
+    hi0 = dotLevelsAddEither(v128.load32_splat(x0 + 32 + (<usize>m << 2)), high, hi0);
+    lo1 = dotLevelsAddEither(v128.load32_splat(x1 + (<usize>m << 2)), low, lo1);
+    hi1 = dotLevelsAddEither(v128.load32_splat(x1 + 32 + (<usize>m << 2)), high, hi1);
   }
   const s0 = chunkScales(scales, c, false);
   const s1 = chunkScales(scales, c, true);
@@ -128,27 +119,47 @@ let pairSecond: v128 = i32x4.splat(0);
   return withTopBits(nibbles, v128.load(tb + 32));
 }
 
-/**
- * summs per row (lane r) = Σ_j min_j × bsum_j: the mins as (row, pair) i16 against the q8_K block's sub-block sums in
- * pairs (bsum_j = group sums 2j + 2j + 1, |bsum_j| ≤ 32 × 128: an i16).
- */
+/** The four i16x8 operands of tileSumms from a tile super-block's mins (minsLow, minsHigh): lanes 2r + i of the k-th hold min 2k + i of row r. */
 // @ts-ignore: decorator
-@inline function tileSumms(mLow: v128, mHigh: v128, xb: usize): v128 {
-  const sub = i16x8.narrow_i32x4_s(i32x4.extadd_pairwise_i16x8_s(v128.load(xb + 260)), i32x4.extadd_pairwise_i16x8_s(v128.load(xb + 276))); // (8) i16 bsum_j
-  let summs = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mLow), i32x4.shuffle(sub, sub, 0, 0, 0, 0));
-  summs = i32x4.add(summs, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mLow), i32x4.shuffle(sub, sub, 1, 1, 1, 1)));
-  summs = i32x4.add(summs, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mHigh), i32x4.shuffle(sub, sub, 2, 2, 2, 2)));
-  return i32x4.add(summs, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mHigh), i32x4.shuffle(sub, sub, 3, 3, 3, 3)));
+@inline function minPairs(mLow: v128, mHigh: v128, k: i32): v128 {
+  if (k == 0) return i16x8.extend_low_i8x16_u(mLow);
+  if (k == 1) return i16x8.extend_high_i8x16_u(mLow);
+  return k == 2 ? i16x8.extend_low_i8x16_u(mHigh) : i16x8.extend_high_i8x16_u(mHigh);
 }
 
-/** The rows' super-block terms, matvecK's f32 operations: (d_x × d) × isum − (d_x × dmin) × summs. */
+/**
+ * summs per row (lane r) = Σ_j min_j × bsum_j: the mins as (row, pair) i16 (minPairs 0..3) against the q8_K block's
+ * sub-block sums in pairs (bsum_j = group sums 2j + 2j + 1, |bsum_j| ≤ 32 × 128: an i16).
+ */
 // @ts-ignore: decorator
-@inline function tileTerm(tb: usize, xb: usize, isum: v128, summs: v128): v128 {
+@inline function tileSumms(m0: v128, m1: v128, m2: v128, m3: v128, xb: usize): v128 {
+  const sub = i16x8.narrow_i32x4_s(i32x4.extadd_pairwise_i16x8_s(v128.load(xb + 260)), i32x4.extadd_pairwise_i16x8_s(v128.load(xb + 276))); // (8) i16 bsum_j
+  let summs = i32x4.dot_i16x8_s(m0, i32x4.shuffle(sub, sub, 0, 0, 0, 0));
+  summs = i32x4.add(summs, i32x4.dot_i16x8_s(m1, i32x4.shuffle(sub, sub, 1, 1, 1, 1)));
+  summs = i32x4.add(summs, i32x4.dot_i16x8_s(m2, i32x4.shuffle(sub, sub, 2, 2, 2, 2)));
+  return i32x4.add(summs, i32x4.dot_i16x8_s(m3, i32x4.shuffle(sub, sub, 3, 3, 3, 3)));
+}
+
+/** tileSumms with the tile super-block's mins decoded from its header at tb. */
+// @ts-ignore: decorator
+@inline function tileSummsAt(tb: usize, xb: usize): v128 {
+  const mLow = minsLow(tb);
+  const mHigh = minsHigh(tb);
+  return tileSumms(minPairs(mLow, mHigh, 0), minPairs(mLow, mHigh, 1), minPairs(mLow, mHigh, 2), minPairs(mLow, mHigh, 3), xb);
+}
+
+/** The rows' super-block terms, matvecK's f32 operations: (d_x × d) × isum − (d_x × dmin) × summs (d, dmin: f32x4 over the rows). */
+// @ts-ignore: decorator
+@inline function tileTerm(d: v128, dmin: v128, xb: usize, isum: v128, summs: v128): v128 {
   const dx = f32x4.splat(load<f32>(xb));
-  const d = f16x4ToF32x4(v128.load16x4_u(tb)); // (4) rows' d
-  const dmin = f16x4ToF32x4(v128.load16x4_u(tb + 8));
   const term = f32x4.mul(f32x4.mul(dx, d), f32x4.convert_i32x4_s(isum));
   return f32x4.sub(term, f32x4.mul(f32x4.mul(dx, dmin), f32x4.convert_i32x4_s(summs)));
+}
+
+/** The rows' d (k = 0) or dmin (k = 1) from the tile super-block's header at tb, as f32x4. */
+// @ts-ignore: decorator
+@inline function tileScale(tb: usize, k: i32): v128 {
+  return f16x4ToF32x4(v128.load16x4_u(tb + (<usize>k << 3)));
 }
 
 /**
@@ -170,52 +181,141 @@ export function matvec_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
       isum = chunkRows(tb, xb + 4, 1, isum, sLow);
       isum = chunkRows(tb, xb + 4, 2, isum, sHigh);
       isum = chunkRows(tb, xb + 4, 3, isum, sHigh);
-      acc = f32x4.add(acc, tileTerm(tb, xb, isum, tileSumms(minsLow(tb), minsHigh(tb), xb)));
+      acc = f32x4.add(acc, tileTerm(tileScale(tb, 0), tileScale(tb, 1), xb, isum, tileSummsAt(tb, xb)));
     }
     v128.store(out + (<usize>r << 2), acc);
   }
 }
 
+// The batched kernel's per-thread state (module globals: each thread's instance has its own). The header of the tile
+// super-block being multiplied, decoded once for every token of the batch:
+let headD: v128 = f32x4.splat(0); // (4) f32: the rows' d
+let headDmin: v128 = f32x4.splat(0); // (4) f32: the rows' dmin
+let headMins0: v128 = i32x4.splat(0); // (8) i16: minPairs 0..3 of the rows' mins
+let headMins1: v128 = i32x4.splat(0);
+let headMins2: v128 = i32x4.splat(0);
+let headMins3: v128 = i32x4.splat(0);
+// isum of tokens 1..3 of the four a quad pass multiplies (token 0's stays in a register):
+let quadIsum1: v128 = i32x4.splat(0);
+let quadIsum2: v128 = i32x4.splat(0);
+let quadIsum3: v128 = i32x4.splat(0);
+
 /**
- * out[t][r] = matvec_q4_K_x4 of token t (X: nTokens q8_K rows xStride bytes apart; out rows outStride bytes apart),
- * two tokens a pass over one decode of the levels; equal to matvec_q4_K_x4 per token bit for bit. Tiles outer, tokens
- * inner: a tile (4 rows) stays in cache while every token reads it.
+ * isum of four tokens (q8_K blocks at xb, xb + xs, xb + 2·xs, xb + 3·xs) over the tile super-block at tb, from one
+ * decode of the levels: returns token 0's, quadIsum1..3 the others'. Eight independent dot chains (four tokens × the
+ * chunk's two sub-blocks) keep the dot units busy where two or four wait on their latency.
+ */
+// @ts-ignore: decorator
+@inline function quadIsums(tb: usize, xb: usize, xs: usize): v128 {
+  let isum0 = i32x4.splat(0);
+  quadIsum1 = i32x4.splat(0);
+  quadIsum2 = i32x4.splat(0);
+  quadIsum3 = i32x4.splat(0);
+  for (let c = 0; c < 4; c++) {
+    const wq = tb + 64 + (<usize>c << 7);
+    const xq = xb + 4 + (<usize>c << 6);
+    let lo0 = i32x4.splat(0), hi0 = i32x4.splat(0); // (4) i32: rows' Σ level × q8 over sub-blocks 2c, 2c + 1, token 0
+    let lo1 = i32x4.splat(0), hi1 = i32x4.splat(0); // token 1
+    let lo2 = i32x4.splat(0), hi2 = i32x4.splat(0); // token 2
+    let lo3 = i32x4.splat(0), hi3 = i32x4.splat(0); // token 3
+    for (let m = 0; m < 8; m++) {
+      const v = v128.load(wq + (<usize>m << 4));
+      const low = lowLevels(v);
+      const high = highLevels(v);
+      const x = xq + (<usize>m << 2);
+      lo0 = dotLevelsAddEither(v128.load32_splat(x), low, lo0);
+      hi0 = dotLevelsAddEither(v128.load32_splat(x + 32), high, hi0);
+      lo1 = dotLevelsAddEither(v128.load32_splat(x + xs), low, lo1);
+      hi1 = dotLevelsAddEither(v128.load32_splat(x + xs + 32), high, hi1);
+      lo2 = dotLevelsAddEither(v128.load32_splat(x + 2 * xs), low, lo2);
+      hi2 = dotLevelsAddEither(v128.load32_splat(x + 2 * xs + 32), high, hi2);
+      lo3 = dotLevelsAddEither(v128.load32_splat(x + 3 * xs), low, lo3);
+      hi3 = dotLevelsAddEither(v128.load32_splat(x + 3 * xs + 32), high, hi3);
+    }
+    const scales = c < 2 ? scalesLow(tb) : scalesHigh(tb);
+    const s0 = chunkScales(scales, c, false);
+    const s1 = chunkScales(scales, c, true);
+    isum0 = i32x4.add(isum0, i32x4.add(i32x4.mul(lo0, s0), i32x4.mul(hi0, s1)));
+    quadIsum1 = i32x4.add(quadIsum1, i32x4.add(i32x4.mul(lo1, s0), i32x4.mul(hi1, s1)));
+    quadIsum2 = i32x4.add(quadIsum2, i32x4.add(i32x4.mul(lo2, s0), i32x4.mul(hi2, s1)));
+    quadIsum3 = i32x4.add(quadIsum3, i32x4.add(i32x4.mul(lo3, s0), i32x4.mul(hi3, s1)));
+  }
+  return isum0;
+}
+
+/** out (4 rows of one token, f32) += the super-block term of that token's q8_K block at xb; the first block's sum starts from 0 as matvec's does. */
+// @ts-ignore: decorator
+@inline function addHeadTerm(o: usize, first: bool, xb: usize, isum: v128): void {
+  const term = tileTerm(headD, headDmin, xb, isum, tileSumms(headMins0, headMins1, headMins2, headMins3, xb));
+  v128.store(o, f32x4.add(first ? f32x4.splat(0) : v128.load(o), term));
+}
+
+/**
+ * out[t][r] = matvec_q4_K_x4 of token t (X: nTokens q8_K rows xStride bytes apart; out rows outStride bytes apart);
+ * equal to it per token bit for bit. Tiles outer, then super-blocks: a tile super-block's header is decoded once and
+ * its levels once per four tokens, whose f32 sums build up in out. Tokens left over take pairs, then matvec.
  */
 export function matmul_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
   const nb = cols >> 8;
   const tileBytes = <usize>nb * TILE_BLOCK;
+  const xs = <usize>xStride;
+  const os = <usize>outStride;
+  const quadTokens = nTokens & ~3;
   for (let r = rowStart; r < rowEnd; r += 4) {
     const tile = w + <usize>(r >> 2) * tileBytes;
-    let t = 0;
-    for (; t + 1 < nTokens; t += 2) {
-      const x0 = x + <usize>t * <usize>xStride;
-      const x1 = x0 + <usize>xStride;
-      let acc0 = f32x4.splat(0); // (4) f32: rows r .. r + 3, token t
-      let acc1 = f32x4.splat(0); // token t + 1
-      for (let b = 0; b < nb; b++) {
-        const tb = tile + <usize>b * TILE_BLOCK;
-        const xb0 = x0 + <usize>b * Q8_K_BYTES;
-        const xb1 = x1 + <usize>b * Q8_K_BYTES;
-        const sLow = scalesLow(tb);
-        const sHigh = scalesHigh(tb);
-        let isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 0, i32x4.splat(0), i32x4.splat(0), sLow);
-        let isum1 = pairSecond;
-        isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 1, isum0, isum1, sLow);
-        isum1 = pairSecond;
-        isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 2, isum0, isum1, sHigh);
-        isum1 = pairSecond;
-        isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 3, isum0, isum1, sHigh);
-        isum1 = pairSecond;
-        const mLow = minsLow(tb);
-        const mHigh = minsHigh(tb);
-        acc0 = f32x4.add(acc0, tileTerm(tb, xb0, isum0, tileSumms(mLow, mHigh, xb0)));
-        acc1 = f32x4.add(acc1, tileTerm(tb, xb1, isum1, tileSumms(mLow, mHigh, xb1)));
+    const o = out + (<usize>r << 2);
+    for (let b = 0; b < nb; b++) {
+      const tb = tile + <usize>b * TILE_BLOCK;
+      headD = tileScale(tb, 0);
+      headDmin = tileScale(tb, 1);
+      const mLow = minsLow(tb);
+      const mHigh = minsHigh(tb);
+      headMins0 = minPairs(mLow, mHigh, 0);
+      headMins1 = minPairs(mLow, mHigh, 1);
+      headMins2 = minPairs(mLow, mHigh, 2);
+      headMins3 = minPairs(mLow, mHigh, 3);
+      for (let t = 0; t < quadTokens; t += 4) {
+        const xb = x + <usize>t * xs + <usize>b * Q8_K_BYTES;
+        const ot = o + <usize>t * os;
+        const isum0 = quadIsums(tb, xb, xs);
+        addHeadTerm(ot, b == 0, xb, isum0);
+        addHeadTerm(ot + os, b == 0, xb + xs, quadIsum1);
+        addHeadTerm(ot + 2 * os, b == 0, xb + 2 * xs, quadIsum2);
+        addHeadTerm(ot + 3 * os, b == 0, xb + 3 * xs, quadIsum3);
       }
-      v128.store(out + <usize>t * <usize>outStride + (<usize>r << 2), acc0);
-      v128.store(out + <usize>(t + 1) * <usize>outStride + (<usize>r << 2), acc1);
     }
-    if (t < nTokens) matvec_q4_K_x4(w, x + <usize>t * <usize>xStride, out + <usize>t * <usize>outStride, r, r + 4, cols);
+    let t = quadTokens;
+    for (; t + 1 < nTokens; t += 2) matmulPair(tile, nb, x + <usize>t * xs, xs, o + <usize>t * os, os);
+    if (t < nTokens) matvec_q4_K_x4(w, x + <usize>t * xs, o + <usize>t * os - (<usize>r << 2), r, r + 4, cols);
   }
+}
+
+/** One tile's rows for two tokens (q8_K rows at x0, x0 + xs; out rows at o0, o0 + os) from one decode of the levels. */
+// @ts-ignore: decorator
+@inline function matmulPair(tile: usize, nb: i32, x0: usize, xs: usize, o0: usize, os: usize): void {
+  let acc0 = f32x4.splat(0); // (4) f32: the tile's rows, token 0
+  let acc1 = f32x4.splat(0); // token 1
+  for (let b = 0; b < nb; b++) {
+    const tb = tile + <usize>b * TILE_BLOCK;
+    const xb0 = x0 + <usize>b * Q8_K_BYTES;
+    const xb1 = xb0 + xs;
+    const sLow = scalesLow(tb);
+    const sHigh = scalesHigh(tb);
+    let isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 0, i32x4.splat(0), i32x4.splat(0), sLow);
+    let isum1 = pairSecond;
+    isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 1, isum0, isum1, sLow);
+    isum1 = pairSecond;
+    isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 2, isum0, isum1, sHigh);
+    isum1 = pairSecond;
+    isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 3, isum0, isum1, sHigh);
+    isum1 = pairSecond;
+    const d = tileScale(tb, 0);
+    const dmin = tileScale(tb, 1);
+    acc0 = f32x4.add(acc0, tileTerm(d, dmin, xb0, isum0, tileSummsAt(tb, xb0)));
+    acc1 = f32x4.add(acc1, tileTerm(d, dmin, xb1, isum1, tileSummsAt(tb, xb1)));
+  }
+  v128.store(o0, acc0);
+  v128.store(o0 + os, acc1);
 }
 
 /** Byte offset in a tile super-block of row r's q4_K header byte k (0..15: d, dmin, the 12 scale bytes). */
@@ -229,10 +329,12 @@ export function matmul_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
 
 /**
  * Repack `rows` (a multiple of 4) q4_K rows of `cols` values at w in place into tiles; scratch: 4 rows' bytes
- * (4 × cols / 256 × 144). unpack_q4_K_x4 undoes it.
+ * (4 × cols / 256 × 144). Returns 1 (repacked: every q4_K row can be; see repack_q8_0_x4 for a format that may
+ * refuse). unpack_q4_K_x4 undoes it.
  */
-export function repack_q4_K_x4(w: usize, rows: i32, cols: i32, scratch: usize): void {
+export function repack_q4_K_x4(w: usize, rows: i32, cols: i32, scratch: usize): i32 {
   moveTiles(w, rows, cols, scratch, true);
+  return 1;
 }
 
 export function unpack_q4_K_x4(w: usize, rows: i32, cols: i32, scratch: usize): void {

@@ -8,6 +8,12 @@ export function quantizeRow_q8_K(src: usize, dst: usize, n: i32): void {
   for (let b: usize = 0; b < nb; b++) quantizeQ8KBlock(src + (b << 10), dst + b * Q8_K_BYTES);
 }
 
+/** Rows [rowStart, rowEnd) of f32 (nRows, cols) at src as q8_K rows at dst ((nRows, cols / 256 × 292) bytes): one row range per thread. */
+export function quantizeRows_q8_K(src: usize, dst: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
+  const rowBytes = <usize>(cols >> 8) * Q8_K_BYTES;
+  for (let r = rowStart; r < rowEnd; r++) quantizeRow_q8_K(src + <usize>r * <usize>cols * 4, dst + <usize>r * rowBytes, cols);
+}
+
 export function dequantizeRow_q8_K(src: usize, dst: usize, n: i32): void {
   const nb = <usize>(n >> 8);
   for (let b: usize = 0; b < nb; b++) {

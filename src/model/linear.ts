@@ -222,10 +222,16 @@ export class Linear {
     if (partner.name === "f32") return this.xPtr;
     const slot = this.slot(partner);
     if (!slot.valid) {
-      // partner rows are packed (nTokens, stride), as quantizeRowsWide_q8_0 writes them
-      const stride = rowBytes(partner, this.cols);
-      const quantize = this.rt.k[partner.kernels.quantizeRow];
-      for (let t = 0; t < this.nTokens; t++) quantize(this.xPtr + t * this.cols * 4, slot.ptr + t * stride, this.cols);
+      // partner rows are packed (nTokens, stride), as quantizeRowsWide_q8_0 writes them; split across threads where
+      // the partner has a row-range kernel (quantizeRows_<partner>(src, dst, rowStart, rowEnd, cols))
+      const rowsKernel = `quantizeRows_${partner.name}`;
+      if (typeof this.rt.k[rowsKernel] === "function") {
+        this.rows.run(rowsKernel, [this.xPtr, slot.ptr, 0, this.nTokens, this.cols], 2, 3, this.nTokens, this.cols);
+      } else {
+        const stride = rowBytes(partner, this.cols);
+        const quantize = this.rt.k[partner.kernels.quantizeRow];
+        for (let t = 0; t < this.nTokens; t++) quantize(this.xPtr + t * this.cols * 4, slot.ptr + t * stride, this.cols);
+      }
       slot.valid = true;
     }
     return slot.ptr;

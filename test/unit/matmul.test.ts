@@ -408,6 +408,28 @@ describe("matmulWide_<K-quant> (rows widened once per batch) equals matvec_<fmt>
     }
   });
 
+  it("quantizeRows_q8_K writes rows [start, end) as the reference q8_K quantizer does, and nothing else", () => {
+    for (const cols of [256, 768]) {
+      const nRows = 5;
+      const xBytes = rowBytes(q8K, cols);
+      const floats = new Float32Array(nRows * cols); // (nRows, cols)
+      for (let r = 0; r < nRows; r++) floats.set(values(cols, 950 + r), r * cols);
+      const srcPtr = rt.alloc(floats.length * 4);
+      const dstPtr = rt.alloc(nRows * xBytes);
+      try {
+        rt.f32(srcPtr, floats.length).set(floats);
+        rt.u8(dstPtr, nRows * xBytes).fill(0x5a);
+        rt.k.quantizeRows_q8_K(srcPtr, dstPtr, 1, 4, cols);
+        const want = new Uint8Array(nRows * xBytes).fill(0x5a);
+        for (let r = 1; r < 4; r++) want.set(quantize(q8K, floats.subarray(r * cols, (r + 1) * cols)), r * xBytes);
+        assert.deepEqual(rt.u8(dstPtr, nRows * xBytes).slice(), want, `cols=${cols}`);
+      } finally {
+        rt.free(srcPtr);
+        rt.free(dstPtr);
+      }
+    }
+  });
+
   it("quantizeRowsWide_q8_K writes rows [start, end) as quantizeRow_q8_K then the quad order do, and nothing else", () => {
     for (const cols of [256, 768]) {
       const nRows = 5;
