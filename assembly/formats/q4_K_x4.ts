@@ -188,13 +188,15 @@ export function matvec_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
 }
 
 // The batched kernel's per-thread state (module globals: each thread's instance has its own). The header of the tile
-// super-block being multiplied, decoded once for every token of the batch:
+// super-block being multiplied (d, dmin, mins and scales), decoded once for every token of the batch:
 let headD: v128 = f32x4.splat(0); // (4) f32: the rows' d
 let headDmin: v128 = f32x4.splat(0); // (4) f32: the rows' dmin
 let headMins0: v128 = i32x4.splat(0); // (8) i16: minPairs 0..3 of the rows' mins
 let headMins1: v128 = i32x4.splat(0);
 let headMins2: v128 = i32x4.splat(0);
 let headMins3: v128 = i32x4.splat(0);
+let headScalesLow: v128 = i32x4.splat(0); // (16) u8: scalesLow of the tile super-block
+let headScalesHigh: v128 = i32x4.splat(0); // scalesHigh
 // isum of tokens 1..3 of the four a quad pass multiplies (token 0's stays in a register):
 let quadIsum1: v128 = i32x4.splat(0);
 let quadIsum2: v128 = i32x4.splat(0);
@@ -218,21 +220,23 @@ let quadIsum3: v128 = i32x4.splat(0);
     let lo1 = i32x4.splat(0), hi1 = i32x4.splat(0); // token 1
     let lo2 = i32x4.splat(0), hi2 = i32x4.splat(0); // token 2
     let lo3 = i32x4.splat(0), hi3 = i32x4.splat(0); // token 3
-    for (let m = 0; m < 8; m++) {
-      const v = v128.load(wq + (<usize>m << 4));
+    const x1 = xq + xs; // token 1's q8 values of the chunk (the loop adds m: no per-token address arithmetic)
+    const x2 = xq + 2 * xs;
+    const x3 = x1 + 2 * xs;
+    for (let m: usize = 0; m < 32; m += 4) {
+      const v = v128.load(wq + (m << 2)); // (16) u8: row r's nibble bytes m .. m + 3 of the chunk at 4r
       const low = lowLevels(v);
       const high = highLevels(v);
-      const x = xq + (<usize>m << 2);
-      lo0 = dotLevelsAddEither(v128.load32_splat(x), low, lo0);
-      hi0 = dotLevelsAddEither(v128.load32_splat(x + 32), high, hi0);
-      lo1 = dotLevelsAddEither(v128.load32_splat(x + xs), low, lo1);
-      hi1 = dotLevelsAddEither(v128.load32_splat(x + xs + 32), high, hi1);
-      lo2 = dotLevelsAddEither(v128.load32_splat(x + 2 * xs), low, lo2);
-      hi2 = dotLevelsAddEither(v128.load32_splat(x + 2 * xs + 32), high, hi2);
-      lo3 = dotLevelsAddEither(v128.load32_splat(x + 3 * xs), low, lo3);
-      hi3 = dotLevelsAddEither(v128.load32_splat(x + 3 * xs + 32), high, hi3);
+      lo0 = dotLevelsAddEither(v128.load32_splat(xq + m), low, lo0);
+      hi0 = dotLevelsAddEither(v128.load32_splat(xq + m, 32), high, hi0);
+      lo1 = dotLevelsAddEither(v128.load32_splat(x1 + m), low, lo1);
+      hi1 = dotLevelsAddEither(v128.load32_splat(x1 + m, 32), high, hi1);
+      lo2 = dotLevelsAddEither(v128.load32_splat(x2 + m), low, lo2);
+      hi2 = dotLevelsAddEither(v128.load32_splat(x2 + m, 32), high, hi2);
+      lo3 = dotLevelsAddEither(v128.load32_splat(x3 + m), low, lo3);
+      hi3 = dotLevelsAddEither(v128.load32_splat(x3 + m, 32), high, hi3);
     }
-    const scales = c < 2 ? scalesLow(tb) : scalesHigh(tb);
+    const scales = c < 2 ? headScalesLow : headScalesHigh;
     const s0 = chunkScales(scales, c, false);
     const s1 = chunkScales(scales, c, true);
     isum0 = i32x4.add(isum0, i32x4.add(i32x4.mul(lo0, s0), i32x4.mul(hi0, s1)));
@@ -274,6 +278,8 @@ export function matmul_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
       headMins1 = minPairs(mLow, mHigh, 1);
       headMins2 = minPairs(mLow, mHigh, 2);
       headMins3 = minPairs(mLow, mHigh, 3);
+      headScalesLow = scalesLow(tb);
+      headScalesHigh = scalesHigh(tb);
       for (let t = 0; t < quadTokens; t += 4) {
         const xb = x + <usize>t * xs + <usize>b * Q8_K_BYTES;
         const ot = o + <usize>t * os;
