@@ -204,8 +204,9 @@ let quadIsum3: v128 = i32x4.splat(0);
 
 /**
  * isum of four tokens (q8_K blocks at xb, xb + xs, xb + 2·xs, xb + 3·xs) over the tile super-block at tb, from one
- * decode of the levels: returns token 0's, quadIsum1..3 the others'. Eight independent dot chains (four tokens × the
- * chunk's two sub-blocks) keep the dot units busy where two or four wait on their latency.
+ * decode of the levels and the scales in headScalesLow / headScalesHigh: returns token 0's, quadIsum1..3 the others'.
+ * Eight independent dot chains (four tokens × the chunk's two sub-blocks) keep the dot units busy where two or four
+ * wait on their latency.
  */
 // @ts-ignore: decorator
 @inline function quadIsums(tb: usize, xb: usize, xs: usize): v128 {
