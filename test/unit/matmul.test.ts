@@ -408,47 +408,32 @@ describe("matmulWide_<K-quant> (rows widened once per batch) equals matvec_<fmt>
     }
   });
 
-  it("quantizeRows_q8_K writes rows [start, end) as the reference q8_K quantizer does, and nothing else", () => {
-    for (const cols of [256, 768]) {
-      const nRows = 5;
-      const xBytes = rowBytes(q8K, cols);
-      const floats = new Float32Array(nRows * cols); // (nRows, cols)
-      for (let r = 0; r < nRows; r++) floats.set(values(cols, 950 + r), r * cols);
-      const srcPtr = rt.alloc(floats.length * 4);
-      const dstPtr = rt.alloc(nRows * xBytes);
-      try {
-        rt.f32(srcPtr, floats.length).set(floats);
-        rt.u8(dstPtr, nRows * xBytes).fill(0x5a);
-        rt.k.quantizeRows_q8_K(srcPtr, dstPtr, 1, 4, cols);
-        const want = new Uint8Array(nRows * xBytes).fill(0x5a);
-        for (let r = 1; r < 4; r++) want.set(quantize(q8K, floats.subarray(r * cols, (r + 1) * cols)), r * xBytes);
-        assert.deepEqual(rt.u8(dstPtr, nRows * xBytes).slice(), want, `cols=${cols}`);
-      } finally {
-        rt.free(srcPtr);
-        rt.free(dstPtr);
+  // kernel -> what it writes for one row, from the reference q8_K quantizer's bytes
+  const q8KRowKernels: [string, (q8: Uint8Array, cols: number) => Uint8Array][] = [
+    ["quantizeRows_q8_K", (q8) => q8],
+    ["quantizeRowsWide_q8_K", (q8, cols) => q8KInQuadOrder(q8, cols)],
+  ];
+  for (const [kernel, layout] of q8KRowKernels) {
+    it(`${kernel} writes rows [start, end) as the reference q8_K quantizer${kernel.includes("Wide") ? " then the quad order do" : " does"}, and nothing else`, () => {
+      for (const cols of [256, 768]) {
+        const nRows = 5;
+        const xBytes = rowBytes(q8K, cols);
+        const floats = new Float32Array(nRows * cols); // (nRows, cols)
+        for (let r = 0; r < nRows; r++) floats.set(values(cols, 900 + r), r * cols);
+        const srcPtr = rt.alloc(floats.length * 4);
+        const dstPtr = rt.alloc(nRows * xBytes);
+        try {
+          rt.f32(srcPtr, floats.length).set(floats);
+          rt.u8(dstPtr, nRows * xBytes).fill(0x5a);
+          rt.k[kernel](srcPtr, dstPtr, 1, 4, cols);
+          const want = new Uint8Array(nRows * xBytes).fill(0x5a);
+          for (let r = 1; r < 4; r++) want.set(layout(quantize(q8K, floats.subarray(r * cols, (r + 1) * cols)), cols), r * xBytes);
+          assert.deepEqual(rt.u8(dstPtr, nRows * xBytes).slice(), want, `cols=${cols}`);
+        } finally {
+          rt.free(srcPtr);
+          rt.free(dstPtr);
+        }
       }
-    }
-  });
-
-  it("quantizeRowsWide_q8_K writes rows [start, end) as quantizeRow_q8_K then the quad order do, and nothing else", () => {
-    for (const cols of [256, 768]) {
-      const nRows = 5;
-      const xBytes = rowBytes(q8K, cols);
-      const floats = new Float32Array(nRows * cols); // (nRows, cols)
-      for (let r = 0; r < nRows; r++) floats.set(values(cols, 900 + r), r * cols);
-      const srcPtr = rt.alloc(floats.length * 4);
-      const dstPtr = rt.alloc(nRows * xBytes);
-      try {
-        rt.f32(srcPtr, floats.length).set(floats);
-        rt.u8(dstPtr, nRows * xBytes).fill(0x5a);
-        rt.k.quantizeRowsWide_q8_K(srcPtr, dstPtr, 1, 4, cols);
-        const want = new Uint8Array(nRows * xBytes).fill(0x5a);
-        for (let r = 1; r < 4; r++) want.set(q8KInQuadOrder(quantize(q8K, floats.subarray(r * cols, (r + 1) * cols)), cols), r * xBytes);
-        assert.deepEqual(rt.u8(dstPtr, nRows * xBytes).slice(), want, `cols=${cols}`);
-      } finally {
-        rt.free(srcPtr);
-        rt.free(dstPtr);
-      }
-    }
-  });
+    });
+  }
 });
