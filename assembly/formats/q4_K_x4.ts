@@ -336,12 +336,10 @@ export function matmul_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
 
 /**
  * Repack `rows` (a multiple of 4) q4_K rows of `cols` values at w in place into tiles; scratch: 4 rows' bytes
- * (4 × cols / 256 × 144). Returns 1 (repacked: every q4_K row can be; see repack_q8_0_x4 for a format that may
- * refuse). unpack_q4_K_x4 undoes it.
+ * (4 × cols / 256 × 144). unpack_q4_K_x4 undoes it.
  */
-export function repack_q4_K_x4(w: usize, rows: i32, cols: i32, scratch: usize): i32 {
+export function repack_q4_K_x4(w: usize, rows: i32, cols: i32, scratch: usize): void {
   moveTiles(w, rows, cols, scratch, true);
-  return 1;
 }
 
 export function unpack_q4_K_x4(w: usize, rows: i32, cols: i32, scratch: usize): void {
