@@ -1,8 +1,8 @@
 /**
  * Single-thread speed of the weight kernels, one build against another: matvec_<fmt> (one token: generation) and
  * matmulWide_<fmt> (64 tokens: prompts) of a 2048 × 2048 q4_K / q5_K / q6_K matrix with q8_K activations; for the
- * 32-value block formats (--formats q4_0,...) matvec and matmul_<fmt> of 2 tokens (their relaxed paths; batches of 4+
- * tokens take matmulWide_<fmt>, which has none). Prints the median of a few timed repetitions per kernel (CPU time of
+ * 32-value block formats (--formats q8_0,q4_0,...) matvec, matmul_<fmt> of 2 tokens and, for those with a q8_0
+ * partner, matmulWide_<fmt> of 64 tokens (each build's own wide layout, from widenRows_q8_0). Prints the median of a few timed repetitions per kernel (CPU time of
  * the process: the machine may be shared), in ms and in GMAC/s (rows × cols × tokens / time).
  *
  *   node dist/bench/weight-kernels.js [--wasm FILE]... [--reps N] [--formats q4_K,q5_K,q6_K]
@@ -24,6 +24,8 @@ import { seededRandom } from "../test/helpers/random.js";
 const ROWS = 2048;
 const COLS = 2048;
 const WIDE_TOKENS = 64;
+/** Bytes of one row of COLS values in the wide layout of q8_0-partner products (assembly/formats/matmul-wide.ts). */
+const WIDE_ROW_BYTES = Math.ceil(COLS / 128) * 272;
 /** Distinct quantized rows, repeated to fill the matrix (the quantizers are slow; the kernels do not care). */
 const DISTINCT_ROWS = 32;
 
@@ -48,8 +50,9 @@ class Setup {
   readonly tiles = new Map<string, number>(); // format -> the same weights in its four-row layout (formats with one)
   readonly x = new Map<string, number>(); // partner format -> (WIDE_TOKENS, rowBytes) activations
   xWideK = 0; // (WIDE_TOKENS, q8_K rowBytes): the same activations as wide q8_K (quantizeRowsWide_q8_K), for matmulWide_<K-quant>
+  xWide = 0; // (WIDE_TOKENS, WIDE_ROW_BYTES): the q8_0 activations widened (widenRows_q8_0), for matmulWide_<fmt> of q8_0 partners
   readonly out: number; // (WIDE_TOKENS, ROWS) f32
-  readonly scratch: number; // matmulWide_<K-quant> scratch: 2 widened rows (src/model/linear.ts)
+  readonly scratch: number; // matmulWide_<fmt> scratch: 2 widened rows (src/model/linear.ts)
 
   constructor(readonly name: string, module: WebAssembly.Module, formats: readonly string[]) {
     this.rt = new WasmRuntime(undefined, { module });
@@ -87,10 +90,14 @@ class Setup {
           k.quantizeRowsWide_q8_K(floats, this.xWideK + t * xBytes, 0, 1, COLS);
         }
       }
+      if (partner === "q8_0") {
+        this.xWide = this.rt.alloc(WIDE_TOKENS * WIDE_ROW_BYTES);
+        k.widenRows_q8_0(x, this.xWide, WIDE_TOKENS, COLS);
+      }
       this.x.set(partner, x);
     }
     this.out = this.rt.alloc(WIDE_TOKENS * ROWS * 4);
-    this.scratch = this.rt.alloc(2 * (COLS / 256) * 560);
+    this.scratch = this.rt.alloc(2 * Math.max((COLS / 256) * 560, WIDE_ROW_BYTES));
   }
 
   run(c: Case): void {
@@ -102,7 +109,7 @@ class Setup {
     else if (c.kernel === "matmul_x4") k[`matmul_${c.format}_x4`](this.tiles.get(c.format)!, x, this.out, 0, ROWS, COLS, c.tokens, rowBytes(getFormat(partner), COLS), ROWS * 4);
     else if (c.kernel === "matvec") k[`matvec_${c.format}`](w, x, this.out, 0, ROWS, COLS);
     else if (c.kernel === "matmul") k[`matmul_${c.format}`](w, x, this.out, 0, ROWS, COLS, c.tokens, rowBytes(getFormat(partner), COLS), ROWS * 4);
-    else k[`matmulWide_${c.format}`](w, this.xWideK, this.out, 0, ROWS, COLS, c.tokens, ROWS * 4, this.scratch);
+    else k[`matmulWide_${c.format}`](w, partner === "q8_K" ? this.xWideK : this.xWide, this.out, 0, ROWS, COLS, c.tokens, ROWS * 4, this.scratch);
   }
 
   output(c: Case): Float32Array {
@@ -151,7 +158,8 @@ function main(): void {
   const setups = files.map((f) => new Setup(f.replace(/^.*\//, ""), new WebAssembly.Module(readFileSync(f)), formats));
   const cases: Case[] = formats.flatMap((format) => [
     { format, kernel: "matvec" as const, tokens: 1 },
-    isKQuant(format) ? { format, kernel: "matmulWide" as const, tokens: WIDE_TOKENS } : { format, kernel: "matmul" as const, tokens: 2 },
+    ...(isKQuant(format) ? [] : [{ format, kernel: "matmul" as const, tokens: 2 }]),
+    ...(isKQuant(format) || getFormat(format).dotPartner === "q8_0" ? [{ format, kernel: "matmulWide" as const, tokens: WIDE_TOKENS }] : []),
     ...(getFormat(format).tiled ? [{ format, kernel: "matvec_x4" as const, tokens: 1 }, { format, kernel: "matmul_x4" as const, tokens: WIDE_TOKENS }] : []),
   ]);
   /** The row layout's case a tiled one must equal. */

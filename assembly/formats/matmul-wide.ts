@@ -10,8 +10,20 @@
 // The floating-point order is rowdot.ts's (lane l of an f32x4 accumulator adds block 4g + l's term
 // f32(Σ w·x) × (d_w × d_x); the row's value is (l0 + l1) + (l2 + l3)); padding lanes add +0, as its masked tail does.
 // So matmulWide_<fmt> equals matvec_<fmt> token by token, bit for bit.
-import { hsumF32x4, loadF16x4, storeTransposedI32x4 } from "./common";
-import { IQ4_NL, Q4_0, Q5_0, Q8_0, blockBytes, weightPart } from "./rowdot";
+//
+// The relaxed build (kernels-relaxed.wasm) uses int8 layouts of the same size and scale offset instead, four values
+// of one block per i32 lane, so one relaxed dot adds 16 products into the partial sums of four blocks:
+//   weight rows (widened per batch into scratch): bytes [16c, 16c + 16), c = 0..7: lane l = |w| of values 4c .. 4c+3
+//     of block 4g + l; bytes [128 + 16c, 144 + 16c): their sign masks (0xff where w < 0); [256, 272): f32x4 d_w.
+//   partner rows (widenRows_q8_0, quantizeRowsWide_q8_0): bytes [16c, 16c + 16): x in the same order; [128 + 16c,
+//     144 + 16c): −x; [256, 272): f32x4 d_x.
+// Σ w·x = Σ |w| · (−x where w < 0, else x): |w| ≤ 127 is the relaxed dot's i7 operand, and the select is
+// i8x16.relaxed_laneselect with all-ones-or-zeros masks, which every engine computes exactly. So the integer block
+// sums and the f32 order are the plain build's (partner values within ±127; see rowdot.ts on −128). A q8_0 weight row
+// holding −128 (quantizeRow_q8_0 never writes it; a file might) has no i7 |w|: it is widened as its signed values and
+// dotted in i16 (tile1x1Signed), the same integers, slower.
+import { dotLevelsAdd, hsumF32x4, loadF16x4, storeTransposedI32x4 } from "./common";
+import { IQ4_NL, Q4_0, Q5_0, Q8_0, blockBytes, blockValuesI8, weightPart } from "./rowdot";
 import { quantizeRow_q8_0 } from "./q8_0";
 
 /** Bytes of one wide group (four blocks). */
@@ -43,13 +55,62 @@ const SCALES: usize = 256;
   v128.store(dst + SCALES, v128.and(loadF16x4(p, p1, p2, p3), lanes));
 }
 
-/** The row of nb blocks at src in the wide layout at dst. */
+/**
+ * Relaxed build: one int8 group at dst from the blocks at p (n = 1..4 valid): the signed values in lane order at
+ * [0, 128), the scales at 256; then, as `partner` says, −x at [128, 256), or |w| at [0, 128) and the sign masks at
+ * [128, 256). Returns whether a weight value is −128 (then the signed values stay, for tile1x1Signed).
+ */
 // @ts-ignore: decorator
-@inline function widenRow(fmt: i32, src: usize, nb: i32, dst: usize): void {
+@inline function widenGroupI8(fmt: i32, p: usize, n: i32, dst: usize, partner: bool): bool {
   const B = blockBytes(fmt);
+  const zero = i32x4.splat(0);
+  for (let half = 0; half < 2; half++) {
+    const a = blockValuesI8(fmt, p, half);
+    const b = n > 1 ? blockValuesI8(fmt, p + B, half) : zero;
+    const c = n > 2 ? blockValuesI8(fmt, p + 2 * B, half) : zero;
+    const d = n > 3 ? blockValuesI8(fmt, p + 3 * B, half) : zero;
+    storeTransposedI32x4(dst + <usize>(half << 6), a, b, c, d); // chunk 4·half + j: values 16·half + 4j .. + 3 of each block
+  }
+  const p1 = n > 1 ? p + B : p;
+  const p2 = n > 2 ? p + 2 * B : p1;
+  const p3 = n > 3 ? p + 3 * B : p2;
+  const lanes = n == 4 ? i32x4.splat(-1) : n == 3 ? i32x4(-1, -1, -1, 0) : n == 2 ? i32x4(-1, -1, 0, 0) : i32x4(-1, 0, 0, 0);
+  v128.store(dst + SCALES, v128.and(loadF16x4(p, p1, p2, p3), lanes));
+  if (partner) {
+    for (let c: usize = 0; c < 128; c += 16) v128.store(dst + c, i8x16.neg(v128.load(dst + c)), 128);
+    return false;
+  }
+  let minus128 = i32x4.splat(0);
+  for (let c: usize = 0; c < 128; c += 16) minus128 = v128.or(minus128, i8x16.eq(v128.load(dst + c), i8x16.splat(-128)));
+  if (v128.any_true(minus128)) return true;
+  for (let c: usize = 0; c < 128; c += 16) {
+    const v = v128.load(dst + c);
+    v128.store(dst + c, i8x16.abs(v));
+    v128.store(dst + c, i8x16.lt_s(v, i8x16.splat(0)), 128);
+  }
+  return false;
+}
+
+/**
+ * The row of nb blocks at src in the wide layout at dst (the relaxed build's int8 one: weights unless `partner`).
+ * Returns whether a weight row holds −128 (relaxed build; widened then as signed values for tile1x1Signed).
+ */
+// @ts-ignore: decorator
+@inline function widenRow(fmt: i32, src: usize, nb: i32, dst: usize, partner: bool): bool {
+  const B = blockBytes(fmt);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    for (let g = 0; g < nb; g += 4) {
+      if (!widenGroupI8(fmt, src + <usize>g * B, min(nb - g, 4), dst + <usize>(g >> 2) * GROUP_BYTES, partner)) continue;
+      // a −128: the whole row as signed values (tile1x1Signed reads those and the scales only)
+      for (let h = 0; h < nb; h += 4) widenGroupI8(fmt, src + <usize>h * B, min(nb - h, 4), dst + <usize>(h >> 2) * GROUP_BYTES, true);
+      return true;
+    }
+    return false;
+  }
   let g = 0;
   for (; g + 4 <= nb; g += 4) widenGroup(fmt, src + <usize>g * B, 4, dst + <usize>(g >> 2) * GROUP_BYTES);
   if (g < nb) widenGroup(fmt, src + <usize>g * B, nb - g, dst + <usize>(g >> 2) * GROUP_BYTES);
+  return false;
 }
 
 /** Rows [0, nRows) of q8_0 (nRows, cols) at src (rows packed) in the wide layout at dst ((nRows, wideRowBytes(cols))). */
@@ -57,7 +118,7 @@ export function widenRows_q8_0(src: usize, dst: usize, nRows: i32, cols: i32): v
   const nb = cols >> 5;
   const srcBytes = <usize>nb * blockBytes(Q8_0);
   const dstBytes = wideRowBytes(cols);
-  for (let r = 0; r < nRows; r++) widenRow(Q8_0, src + <usize>r * srcBytes, nb, dst + <usize>r * dstBytes);
+  for (let r = 0; r < nRows; r++) widenRow(Q8_0, src + <usize>r * srcBytes, nb, dst + <usize>r * dstBytes, true);
 }
 
 /**
@@ -71,7 +132,7 @@ export function quantizeRowsWide_q8_0(src: usize, q8: usize, dst: usize, rowStar
   for (let r = rowStart; r < rowEnd; r++) {
     const row = q8 + <usize>r * q8Bytes;
     quantizeRow_q8_0(src + (<usize>r * <usize>cols << 2), row, cols);
-    widenRow(Q8_0, row, nb, dst + <usize>r * wide);
+    widenRow(Q8_0, row, nb, dst + <usize>r * wide, true);
   }
 }
 
@@ -219,6 +280,10 @@ export function quantizeRowsWide_q8_0(src: usize, q8: usize, dst: usize, rowStar
  */
 // @ts-ignore: decorator
 @inline function matmulWide(fmt: i32, w: usize, xw: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, outStride: i32, scratch: usize): void {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    matmulWideI8(fmt, w, xw, out, rowStart, rowEnd, cols, nTokens, outStride, scratch);
+    return;
+  }
   const nb = cols >> 5;
   const nGroups = (nb + 3) >> 2;
   const wide = wideRowBytes(cols);
@@ -228,8 +293,8 @@ export function quantizeRowsWide_q8_0(src: usize, q8: usize, dst: usize, rowStar
   const wb = scratch + wide;
   let r = rowStart;
   for (; r + 1 < rowEnd; r += 2) {
-    widenRow(fmt, w + <usize>r * rowBytes, nb, wa);
-    widenRow(fmt, w + <usize>(r + 1) * rowBytes, nb, wb);
+    widenRow(fmt, w + <usize>r * rowBytes, nb, wa, false);
+    widenRow(fmt, w + <usize>(r + 1) * rowBytes, nb, wb, false);
     const o = out + (<usize>r << 2);
     let t = 0;
     for (; t + 3 < nTokens; t += 4) {
@@ -247,10 +312,145 @@ export function quantizeRowsWide_q8_0(src: usize, q8: usize, dst: usize, rowStar
     }
   }
   if (r < rowEnd) {
-    widenRow(fmt, w + <usize>r * rowBytes, nb, wa);
+    widenRow(fmt, w + <usize>r * rowBytes, nb, wa, false);
     const o = out + (<usize>r << 2);
     for (let t = 0; t < nTokens; t++) store<f32>(o + <usize>t * os, tile1x1(wa, xw + <usize>t * wide, nGroups));
   }
+}
+
+// ---- relaxed build: int8 layouts (file comment) ----------------------------------------------------------------
+
+/** Σ |w| · (x or −x by w's sign) over a 16-byte chunk, added to acc: aw, am the weight chunk and its sign masks. */
+// @ts-ignore: decorator
+@inline function signedDotAdd(x: v128, negX: v128, aw: v128, am: v128, acc: v128): v128 {
+  return dotLevelsAdd(i8x16.relaxed_laneselect(negX, x, am), aw, acc);
+}
+
+/**
+ * Dots of int8 weight rows wa, wb with the partner rows xa, xb, stored at oaa (wa·xa), oab, oba, obb. Two tokens, not
+ * four as in the plain build: four needs eight accumulators and six operands live, more than V8 keeps in registers.
+ */
+// @ts-ignore: decorator
+@inline function tile2x2I8(wa: usize, wb: usize, xa: usize, xb: usize, nGroups: i32, oaa: usize, oab: usize, oba: usize, obb: usize): void {
+  let accAA = f32x4.splat(0);
+  let accAB = f32x4.splat(0);
+  let accBA = f32x4.splat(0);
+  let accBB = f32x4.splat(0);
+  let pa = wa;
+  let pb = wb;
+  let qa = xa;
+  let qb = xb;
+  for (let g = 0; g < nGroups; g++) {
+    let sAA = i32x4.splat(0);
+    let sAB = i32x4.splat(0);
+    let sBA = i32x4.splat(0);
+    let sBB = i32x4.splat(0);
+    for (let c: usize = 0; c < 128; c += 16) {
+      const aw = v128.load(pa + c);
+      const am = v128.load(pa + c, 128);
+      const bw = v128.load(pb + c);
+      const bm = v128.load(pb + c, 128);
+      const x = v128.load(qa + c);
+      const nx = v128.load(qa + c, 128);
+      sAA = signedDotAdd(x, nx, aw, am, sAA);
+      sBA = signedDotAdd(x, nx, bw, bm, sBA);
+      const y = v128.load(qb + c);
+      const ny = v128.load(qb + c, 128);
+      sAB = signedDotAdd(y, ny, aw, am, sAB);
+      sBB = signedDotAdd(y, ny, bw, bm, sBB);
+    }
+    accAA = f32x4.add(accAA, groupTerms(sAA, pa, qa));
+    accAB = f32x4.add(accAB, groupTerms(sAB, pa, qb));
+    accBA = f32x4.add(accBA, groupTerms(sBA, pb, qa));
+    accBB = f32x4.add(accBB, groupTerms(sBB, pb, qb));
+    pa += GROUP_BYTES;
+    pb += GROUP_BYTES;
+    qa += GROUP_BYTES;
+    qb += GROUP_BYTES;
+  }
+  store<f32>(oaa, hsumF32x4(accAA));
+  store<f32>(oab, hsumF32x4(accAB));
+  store<f32>(oba, hsumF32x4(accBA));
+  store<f32>(obb, hsumF32x4(accBB));
+}
+
+/** Dot of one int8 weight row (|w| and signs) with one int8 partner row. */
+// @ts-ignore: decorator
+@inline function tile1x1I8(wa: usize, xa: usize, nGroups: i32): f32 {
+  let acc = f32x4.splat(0);
+  let p = wa;
+  let q = xa;
+  for (let g = 0; g < nGroups; g++) {
+    let s = i32x4.splat(0);
+    for (let c: usize = 0; c < 128; c += 16) s = signedDotAdd(v128.load(q + c), v128.load(q + c, 128), v128.load(p + c), v128.load(p + c, 128), s);
+    acc = f32x4.add(acc, groupTerms(s, p, q));
+    p += GROUP_BYTES;
+    q += GROUP_BYTES;
+  }
+  return hsumF32x4(acc);
+}
+
+/**
+ * Dot of a weight row widened as its signed values (one holding −128) with one int8 partner row, in i16: per chunk,
+ * lanes [l0, l0, l1, l1] of the low half's pair sums and [l2, l2, l3, l3] of the high half's, added pairwise per group.
+ */
+// @ts-ignore: decorator
+@inline function tile1x1Signed(wa: usize, xa: usize, nGroups: i32): f32 {
+  let acc = f32x4.splat(0);
+  let p = wa;
+  let q = xa;
+  for (let g = 0; g < nGroups; g++) {
+    let lo = i32x4.splat(0);
+    let hi = i32x4.splat(0);
+    for (let c: usize = 0; c < 128; c += 16) {
+      const w = v128.load(p + c);
+      const x = v128.load(q + c);
+      lo = i32x4.add(lo, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w), i16x8.extend_low_i8x16_s(x)));
+      hi = i32x4.add(hi, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w), i16x8.extend_high_i8x16_s(x)));
+    }
+    const sums = i32x4.add(i32x4.shuffle(lo, hi, 0, 2, 4, 6), i32x4.shuffle(lo, hi, 1, 3, 5, 7));
+    acc = f32x4.add(acc, groupTerms(sums, p, q));
+    p += GROUP_BYTES;
+    q += GROUP_BYTES;
+  }
+  return hsumF32x4(acc);
+}
+
+/** Row r's dots with every token: tile1x1I8, or tile1x1Signed where the row was widened as signed values. */
+// @ts-ignore: decorator
+@inline function rowTokensI8(wr: usize, signed: bool, xw: usize, wide: usize, nGroups: i32, t0: i32, nTokens: i32, o: usize, os: usize): void {
+  for (let t = t0; t < nTokens; t++) {
+    const x = xw + <usize>t * wide;
+    store<f32>(o + <usize>t * os, signed ? tile1x1Signed(wr, x, nGroups) : tile1x1I8(wr, x, nGroups));
+  }
+}
+
+/** matmulWide in the relaxed build: rows two at a time widened to int8 in scratch, tokens two at a time over them. */
+// @ts-ignore: decorator
+@inline function matmulWideI8(fmt: i32, w: usize, xw: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, outStride: i32, scratch: usize): void {
+  const nb = cols >> 5;
+  const nGroups = (nb + 3) >> 2;
+  const wide = wideRowBytes(cols);
+  const rowBytes = <usize>nb * blockBytes(fmt);
+  const os = <usize>outStride;
+  const wa = scratch;
+  const wb = scratch + wide;
+  let r = rowStart;
+  for (; r + 1 < rowEnd; r += 2) {
+    const signedA = widenRow(fmt, w + <usize>r * rowBytes, nb, wa, false);
+    const signedB = widenRow(fmt, w + <usize>(r + 1) * rowBytes, nb, wb, false);
+    const o = out + (<usize>r << 2);
+    let t = 0;
+    if (!signedA && !signedB) {
+      for (; t + 1 < nTokens; t += 2) {
+        const ot = o + <usize>t * os;
+        tile2x2I8(wa, wb, xw + <usize>t * wide, xw + <usize>(t + 1) * wide, nGroups, ot, ot + os, ot + 4, ot + os + 4);
+      }
+    }
+    rowTokensI8(wa, signedA, xw, wide, nGroups, t, nTokens, o, os);
+    rowTokensI8(wb, signedB, xw, wide, nGroups, t, nTokens, o + 4, os);
+  }
+  if (r < rowEnd) rowTokensI8(wa, widenRow(fmt, w + <usize>r * rowBytes, nb, wa, false), xw, wide, nGroups, 0, nTokens, out + (<usize>r << 2), os);
 }
 
 export function matmulWide_q8_0(w: usize, xw: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, outStride: i32, scratch: usize): void {

@@ -155,6 +155,17 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
   return i8x16.swizzle(vconst(IQ4_LEVELS), half == 0 ? v128.and(bits, rconst(U8_15)) : highNibbles(bits));
 }
 
+/**
+ * The int8 values 16·half .. 16·half + 15 (half 0 or 1) of a q8_0, q4_0, q5_0 or iq4_nl weight block at wb: the
+ * integers whose products with the partner's are summed (relaxed build; matmul-wide.ts's int8 layout).
+ */
+// @ts-ignore: decorator
+@inline export function blockValuesI8(fmt: i32, wb: usize, half: i32): v128 {
+  if (fmt == Q8_0) return v128.load(wb + 2 + <usize>(half << 4));
+  if (fmt == IQ4_NL) return signedLevels(fmt, tableBits(fmt, wb), 0, half);
+  return i8x16.sub(storedLevels(fmt, wb, half), i8x16.splat(fmt == Q4_0 ? 8 : 16)); // q4_0, q5_0: level − offset
+}
+
 /** Σ w·x of a table format's block with signed levels lo (values 0-15), hi (16-31) and the q8_0 partner block at xb. */
 // @ts-ignore: decorator
 @inline function signedRelaxedBlockSums(lo: v128, hi: v128, xb: usize): v128 {

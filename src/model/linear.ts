@@ -6,7 +6,7 @@
  * Batches of at least wideMinTokens(format) tokens take the "wide" path where the weight format has one: matmulWide_<fmt>
  * decodes each weight row once into per-thread scratch and dots it with every token, equal to matvec bit for bit.
  *   q8_0-partner weights (q8_0, q4_0, q5_0, iq4_nl; assembly/formats/matmul-wide.ts): the q8_0 input is further
- *     widened once to int16 in an interleaved layout.
+ *     widened once into an interleaved layout (int16 in the plain build; int8 and its negation in the relaxed one).
  *   K-quants (q2_K .. q6_K; assembly/formats/matmul-wide-k.ts): rows widened to levels and group scales in "quad
  *     order", against the q8_K input in the same order (quantizeRowsWide_q8_K).
  *

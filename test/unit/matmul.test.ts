@@ -4,16 +4,17 @@
  *   2. within the same bound of the scalar reference dot that formats.test.ts uses for matvec;
  *   3. only out[t][rowStart, rowEnd) is written, with strides wider than the rows.
  * Sizes: 1, 3 and 9 tokens; 1 row and row ranges; cols of one block, of a partial group of four blocks, and of many.
- * matmulWide_<fmt> (the wide int16 layout of assembly/formats/matmul-wide.ts, and the widened K-quant rows of
- * matmul-wide-k.ts) equals matvec_<fmt> bit for bit the same way,
- * and widenRows_q8_0 writes the layout a scalar re-implementation of its description gives.
+ * matmulWide_<fmt> (the wide layouts of assembly/formats/matmul-wide.ts: int16 in the plain build, int8 with the
+ * signs moved onto x in the relaxed one; and the widened K-quant rows of matmul-wide-k.ts) equals matvec_<fmt> bit
+ * for bit the same way, q8_0 weight rows holding −128 included, and widenRows_q8_0 writes the layout a scalar
+ * re-implementation of its description gives for the build in use.
  * Also: the f16 vector decode (exponent rebias) equals the reference for all 65536 halves, inf and NaN included.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { FORMATS, getFormat, rowBytes } from "../../src/formats/table.js";
 import type { BlockFormat } from "../../src/formats/types.js";
-import { defaultRuntime } from "../../src/runtime/wasm.js";
+import { defaultRuntime, kernelVariant } from "../../src/runtime/wasm.js";
 import { f16BitsToF32 } from "../../src/formats/reference/scalar.js";
 import { q8KInQuadOrder } from "../helpers/quad-order.js";
 
@@ -206,8 +207,13 @@ describe("matmul_<fmt> equals matvec_<fmt> per token bit for bit, and the scalar
   });
 });
 
-/** Scalar re-statement of the wide layout: (nRows, ceil(blocks / 4) × 272 bytes) of q8_0 rows. */
+/**
+ * Scalar re-statement of the wide partner layout of the build in use: (nRows, ceil(blocks / 4) × 272 bytes) of q8_0
+ * rows. Plain: int16 values, pairs of one block per i32 lane; relaxed: int8 values, fours of one block per i32 lane,
+ * then their negations.
+ */
 function widenReference(q8: Uint8Array, nRows: number, cols: number): Uint8Array {
+  if (kernelVariant() === "relaxed") return widenReferenceI8(q8, nRows, cols);
   const nb = cols / 32;
   const nGroups = Math.ceil(nb / 4);
   const out = new Uint8Array(nRows * nGroups * 272); // (nRows, nGroups, 272)
@@ -219,6 +225,30 @@ function widenReference(q8: Uint8Array, nRows: number, cols: number): Uint8Array
       const group = (r * nGroups + Math.floor(b / 4)) * 272;
       const lane = b % 4;
       for (let j = 0; j < 32; j++) view.setInt16(group + 16 * (j >> 1) + 4 * lane + 2 * (j & 1), src.getInt8(block + 2 + j), true);
+      view.setFloat32(group + 256 + 4 * lane, f16BitsToF32(src.getUint16(block, true)), true);
+    }
+  }
+  return out;
+}
+
+/** widenReference for the relaxed build's int8 layout. */
+function widenReferenceI8(q8: Uint8Array, nRows: number, cols: number): Uint8Array {
+  const nb = cols / 32;
+  const nGroups = Math.ceil(nb / 4);
+  const out = new Uint8Array(nRows * nGroups * 272); // (nRows, nGroups, 272)
+  const view = new DataView(out.buffer);
+  const src = new DataView(q8.buffer, q8.byteOffset, q8.byteLength);
+  for (let r = 0; r < nRows; r++) {
+    for (let b = 0; b < nb; b++) {
+      const block = (r * nb + b) * 34;
+      const group = (r * nGroups + Math.floor(b / 4)) * 272;
+      const lane = b % 4;
+      for (let j = 0; j < 32; j++) {
+        const at = group + 16 * (j >> 2) + 4 * lane + (j & 3);
+        const v = src.getInt8(block + 2 + j);
+        view.setInt8(at, v);
+        view.setInt8(at + 128, -v);
+      }
       view.setFloat32(group + 256 + 4 * lane, f16BitsToF32(src.getUint16(block, true)), true);
     }
   }
@@ -314,7 +344,7 @@ describe("matmulWide_<fmt> over the wide layout equals matvec_<fmt> per token bi
 
   for (const name of ["q8_0", "q4_0", "q5_0", "iq4_nl"] as const) {
     const format = getFormat(name);
-    it(`${name}: 1..9 tokens, odd row ranges, cols of 1, 3, 4, 9, 64 blocks`, () => {
+    it(`${name}: 1..9 tokens, odd row ranges, cols of 1, 3, 4, 9, 64 blocks${name === "q8_0" ? ", rows holding −128" : ""}`, () => {
       assert.equal(format.dotPartner, "q8_0");
       const nRows = 7;
       const maxTokens = 9;
@@ -323,6 +353,9 @@ describe("matmulWide_<fmt> over the wide layout equals matvec_<fmt> per token bi
         const xBytes = rowBytes(q8, cols);
         const w = new Uint8Array(nRows * wBytes); // (nRows, wBytes)
         for (let r = 0; r < nRows; r++) w.set(quantize(format, values(cols, 300 * r + cols)), r * wBytes);
+        // q8_0 values of −128 (quantizeRow_q8_0 never writes one; a file may): in row 3's last block and row 4's
+        // first, so rows (2, 3) and (4, 5) take the relaxed build's signed path and row 6 the int8 one
+        if (name === "q8_0") for (const [r, at] of [[3, wBytes - 1], [4, 2 + 5]]) w[r * wBytes + at] = 0x80;
         const x = new Uint8Array(maxTokens * xBytes); // (maxTokens, xBytes)
         for (let t = 0; t < maxTokens; t++) x.set(quantize(q8, values(cols, 9000 + 17 * t + cols)), t * xBytes);
         const wPtr = rt.alloc(w.length);

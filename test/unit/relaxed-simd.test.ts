@@ -8,8 +8,9 @@
  *      instantiate the chosen module.
  *   2. where the runtime ships relaxed SIMD: both builds, loaded side by side (each on its own memory, the same
  *      inputs), give Object.is-identical outputs for every kernel with a relaxed path (dot, matvec, matmul,
- *      matmulWide of q2_K .. q6_K over 1, 2 and 9 super-blocks; matvec and matmul of q4_0, q4_1, q5_0, q5_1,
- *      iq4_nl and the codebook formats over 1, 3, 4, 9 blocks), 1..9 tokens and odd row ranges, with quantized rows, random
+ *      matmulWide of q2_K .. q6_K over 1, 2 and 9 super-blocks; matvec and matmul of q8_0, q4_0, q4_1, q5_0, q5_1,
+ *      iq4_nl and the codebook formats over 1, 3, 4, 9 blocks, and matmulWide of the q8_0-partner ones, q8_0, q4_0,
+ *      q5_0 and iq4_nl, whose int8 layout moves w's sign onto x), 1..9 tokens and odd row ranges, with quantized rows, random
  *      bytes and all-extreme bytes (levels, scales and mins at their ends), and activations at −128 / 127 (−127 for
  *      the table formats, whose relaxed dots need x within ±127: quantizeRow_q8_0 writes −128 only in a block whose
  *      fp16 scale is 0, whose terms are ±0 either way, tested here on extreme rows); and they equal the scalar reference
@@ -99,6 +100,7 @@ describe("kernel build selection (plain or relaxed SIMD)", () => {
  * the e8 codebook formats, whose one-byte scale codes are all valid).
  */
 const RELAXED_WEIGHTS = {
+  q8_0: [0],
   q2_K: [80, 82],
   q3_K: [108],
   q4_K: [0, 2],
@@ -122,6 +124,10 @@ const RELAXED_WEIGHTS = {
 const SIGN_MOVED = new Set<string>(["iq4_nl", "iq3_nl", "iq2_nl", "iq3_e8", "iq2_e8"]);
 type RelaxedWeight = keyof typeof RELAXED_WEIGHTS;
 const isKQuant = (name: string) => name.endsWith("_K");
+/** Formats with a q8_0 partner, whose matmulWide_<fmt> (matmul-wide.ts) moves w's sign onto x in the relaxed build. */
+const hasWideQ8 = (format: BlockFormat) => format.dotPartner === "q8_0" && `matmulWide_${format.name}` in defaultRuntime().k;
+/** Bytes of a row of `cols` values in matmul-wide.ts's layouts (272 per four blocks, either build). */
+const wideQ8RowBytes = (cols: number) => Math.ceil(cols / 128) * 272;
 
 const N_ROWS = 8;
 const MAX_TOKENS = 9;
@@ -219,17 +225,21 @@ interface KernelRun {
 /**
  * What one build computes for one format and size: matvec of every row for each token (rows: (N_ROWS, MAX_TOKENS)),
  * dot_<fmt> of every (row, token) for the K-quants (whose dot is their matvec's row dot; (N_ROWS, MAX_TOKENS)), and
- * runs of matvec, matmul and (K-quants) matmulWide over row ranges and token counts.
+ * runs of matvec, matmul and matmulWide over row ranges and token counts (matmulWide: K-quants, and q8_0 partners
+ * when `lowest`, the activations' least value, is −127).
  */
-function runKernels(rt: WasmRuntime, format: BlockFormat, cols: number, w: Uint8Array, x: Uint8Array): { rows: Float32Array; dots: Float32Array; runs: KernelRun[] } {
+function runKernels(rt: WasmRuntime, format: BlockFormat, cols: number, w: Uint8Array, x: Uint8Array, lowest: number): { rows: Float32Array; dots: Float32Array; runs: KernelRun[] } {
   const name = format.name;
+  const wide = isKQuant(name) || (hasWideQ8(format) && lowest === -127);
   const wBytes = rowBytes(format, cols);
   const xBytes = x.length / MAX_TOKENS;
   const wPtr = rt.alloc(w.length);
   const xPtr = rt.alloc(x.length);
-  const wideXPtr = rt.alloc(x.length); // (MAX_TOKENS, xBytes): K-quants' x with each super-block in quad order (matmulWide's input)
+  // matmulWide's input: K-quants' x with each super-block in quad order ((MAX_TOKENS, xBytes)); q8_0 partners' x in the
+  // build's wide layout ((MAX_TOKENS, wideQ8RowBytes), widenRows_q8_0), for activations within ±127 only (`wide`)
+  const wideXPtr = rt.alloc(isKQuant(name) ? x.length : MAX_TOKENS * wideQ8RowBytes(cols));
   const outPtr = rt.alloc(MAX_TOKENS * OUT_STRIDE);
-  const scratch = rt.alloc(2 * Math.ceil(cols / 256) * WIDE_K_BLOCK_BYTES);
+  const scratch = rt.alloc(2 * Math.max(Math.ceil(cols / 256) * WIDE_K_BLOCK_BYTES, wideQ8RowBytes(cols)));
   const rows = new Float32Array(N_ROWS * MAX_TOKENS); // (N_ROWS, MAX_TOKENS)
   const dots = new Float32Array(isKQuant(name) ? N_ROWS * MAX_TOKENS : 0); // (N_ROWS, MAX_TOKENS)
   const runs: KernelRun[] = [];
@@ -242,6 +252,7 @@ function runKernels(rt: WasmRuntime, format: BlockFormat, cols: number, w: Uint8
     rt.u8(wPtr, w.length).set(w);
     rt.u8(xPtr, x.length).set(x);
     if (isKQuant(name)) rt.u8(wideXPtr, x.length).set(q8KInQuadOrder(x, cols));
+    else if (wide) rt.k.widenRows_q8_0(xPtr, wideXPtr, MAX_TOKENS, cols);
     for (let t = 0; t < MAX_TOKENS; t++) {
       rt.k[`matvec_${name}`](wPtr, xPtr + t * xBytes, outPtr, 0, N_ROWS, cols);
       rt.f32(outPtr, N_ROWS).forEach((v, r) => (rows[r * MAX_TOKENS + t] = v));
@@ -254,7 +265,7 @@ function runKernels(rt: WasmRuntime, format: BlockFormat, cols: number, w: Uint8
       }
       for (let n = 1; n <= MAX_TOKENS; n++) {
         run(`matmul ${n} tokens`, 0, n, rowStart, rowEnd, () => rt.k[`matmul_${name}`](wPtr, xPtr, outPtr, rowStart, rowEnd, cols, n, xBytes, OUT_STRIDE));
-        if (!isKQuant(name)) continue;
+        if (!wide) continue;
         run(`matmulWide ${n} tokens`, 0, n, rowStart, rowEnd, () => rt.k[`matmulWide_${name}`](wPtr, wideXPtr, outPtr, rowStart, rowEnd, cols, n, OUT_STRIDE, scratch));
       }
     }
@@ -285,15 +296,18 @@ describe("relaxed-SIMD weight kernels equal the plain ones bit for bit", () => {
   for (const name of Object.keys(RELAXED_WEIGHTS) as RelaxedWeight[]) {
     const format = getFormat(name);
     const partner = getFormat(format.dotPartner);
-    const kernels = isKQuant(name) ? "dot, matvec, matmul and matmulWide over 1, 2, 9 super-blocks" : "matvec and matmul over 1, 3, 4, 9 blocks";
+    const kernels = isKQuant(name) ? "dot, matvec, matmul and matmulWide over 1, 2, 9 super-blocks"
+      : `matvec${hasWideQ8(format) ? ", matmul and matmulWide (activations ≥ −127)" : " and matmul"} over 1, 3, 4, 9 blocks`;
+    // activations down to −128, and for the q8_0 partners' matmulWide (which moves w's sign onto x) down to −127
+    const lowests = SIGN_MOVED.has(name) ? [-127] : hasWideQ8(format) ? [-128, -127] : [-128];
     it(`${name}: ${kernels}, 1..9 tokens, odd row ranges, extreme bytes`, () => {
-      for (const blocks of isKQuant(name) ? [1, 2, 9] : [1, 3, 4, 9]) {
+      for (const [blocks, lowest] of (isKQuant(name) ? [1, 2, 9] : [1, 3, 4, 9]).flatMap((b) => lowests.map((l) => [b, l]))) {
         const cols = blocks * format.blockSize;
         const rand = seededRandom(1000 * blocks + format.ggmlType);
         const w = weightRows(format, cols, rand);
-        const x = activationRows(partner, cols, rand, SIGN_MOVED.has(name) ? -127 : -128);
-        const fromPlain = runKernels(plain, format, cols, w, x);
-        const fromRelaxed = runKernels(relaxed, format, cols, w, x);
+        const x = activationRows(partner, cols, rand, lowest);
+        const fromPlain = runKernels(plain, format, cols, w, x, lowest);
+        const fromRelaxed = runKernels(relaxed, format, cols, w, x, lowest);
         for (const what of ["rows", "dots"] as const) {
           const at = firstDifference(fromRelaxed[what], fromPlain[what]);
           assert.equal(at, -1, `${name} cols=${cols} ${what} (row, token) ${at}: relaxed ${fromRelaxed[what][at]}, plain ${fromPlain[what][at]}`);
