@@ -36,46 +36,39 @@ const SCALES: usize = 256;
   return <usize>(((cols >> 5) + 3) >> 2) * GROUP_BYTES;
 }
 
-/** One wide group at dst from the blocks at p (n = 1..4 of them valid; the others become zeros with scale 0). */
+/**
+ * Part k of the weight block at wb as the build's layout takes it: values 8k .. 8k+7 as i16x8 (plain, k = 0..3), or
+ * values 16k .. 16k+15 as i8x16 (relaxed, k = 0..1).
+ */
 // @ts-ignore: decorator
-@inline function widenGroup(fmt: i32, p: usize, n: i32, dst: usize): void {
-  const B = blockBytes(fmt);
-  const zero = i32x4.splat(0);
-  for (let k = 0; k < 4; k++) {
-    const a = weightPart(fmt, p, k);
-    const b = n > 1 ? weightPart(fmt, p + B, k) : zero;
-    const c = n > 2 ? weightPart(fmt, p + 2 * B, k) : zero;
-    const d = n > 3 ? weightPart(fmt, p + 3 * B, k) : zero;
-    storeTransposedI32x4(dst + <usize>(k << 6), a, b, c, d); // value pair i32 lanes: vector 4k + i = pair i of the four blocks
-  }
-  const p1 = n > 1 ? p + B : p;
-  const p2 = n > 2 ? p + 2 * B : p1;
-  const p3 = n > 3 ? p + 3 * B : p2;
-  const lanes = n == 4 ? i32x4.splat(-1) : n == 3 ? i32x4(-1, -1, -1, 0) : n == 2 ? i32x4(-1, -1, 0, 0) : i32x4(-1, 0, 0, 0);
-  v128.store(dst + SCALES, v128.and(loadF16x4(p, p1, p2, p3), lanes));
+@inline function blockPart(fmt: i32, wb: usize, k: i32): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? blockValuesI8(fmt, wb, k) : weightPart(fmt, wb, k);
 }
 
 /**
- * Relaxed build: one int8 group at dst from the blocks at p (n = 1..4 valid): the signed values in lane order at
- * [0, 128), the scales at 256; then, as `partner` says, −x at [128, 256), or |w| at [0, 128) and the sign masks at
- * [128, 256). Returns whether a weight value is −128 (then the signed values stay, for tile1x1Signed).
+ * One wide group at dst from the blocks at p (n = 1..4 of them valid; the others become zeros with scale 0): the
+ * values in lane order and the scales. In the relaxed build, then as `partner` says, −x at [128, 256), or |w| at
+ * [0, 128) and the sign masks at [128, 256); it returns whether a weight value is −128 (then the signed values stay,
+ * for tile1x1Signed). The plain build returns false.
  */
 // @ts-ignore: decorator
-@inline function widenGroupI8(fmt: i32, p: usize, n: i32, dst: usize, partner: bool): bool {
+@inline function widenGroup(fmt: i32, p: usize, n: i32, dst: usize, partner: bool): bool {
   const B = blockBytes(fmt);
   const zero = i32x4.splat(0);
-  for (let half = 0; half < 2; half++) {
-    const a = blockValuesI8(fmt, p, half);
-    const b = n > 1 ? blockValuesI8(fmt, p + B, half) : zero;
-    const c = n > 2 ? blockValuesI8(fmt, p + 2 * B, half) : zero;
-    const d = n > 3 ? blockValuesI8(fmt, p + 3 * B, half) : zero;
-    storeTransposedI32x4(dst + <usize>(half << 6), a, b, c, d); // chunk 4·half + j: values 16·half + 4j .. + 3 of each block
+  const parts = ASC_FEATURE_RELAXED_SIMD ? 2 : 4;
+  for (let k = 0; k < parts; k++) {
+    const a = blockPart(fmt, p, k);
+    const b = n > 1 ? blockPart(fmt, p + B, k) : zero;
+    const c = n > 2 ? blockPart(fmt, p + 2 * B, k) : zero;
+    const d = n > 3 ? blockPart(fmt, p + 3 * B, k) : zero;
+    storeTransposedI32x4(dst + <usize>(k << 6), a, b, c, d); // vector 4k + i: the i-th i32 lane's worth of each block's part k
   }
   const p1 = n > 1 ? p + B : p;
   const p2 = n > 2 ? p + 2 * B : p1;
   const p3 = n > 3 ? p + 3 * B : p2;
   const lanes = n == 4 ? i32x4.splat(-1) : n == 3 ? i32x4(-1, -1, -1, 0) : n == 2 ? i32x4(-1, -1, 0, 0) : i32x4(-1, 0, 0, 0);
   v128.store(dst + SCALES, v128.and(loadF16x4(p, p1, p2, p3), lanes));
+  if (!ASC_FEATURE_RELAXED_SIMD) return false;
   if (partner) {
     for (let c: usize = 0; c < 128; c += 16) v128.store(dst + c, i8x16.neg(v128.load(dst + c)), 128);
     return false;
@@ -92,24 +85,18 @@ const SCALES: usize = 256;
 }
 
 /**
- * The row of nb blocks at src in the wide layout at dst (the relaxed build's int8 one: weights unless `partner`).
- * Returns whether a weight row holds −128 (relaxed build; widened then as signed values for tile1x1Signed).
+ * The row of nb blocks at src in the build's wide layout at dst (weights unless `partner`). Returns whether a weight
+ * row holds −128 (relaxed build only; the row is then widened as its signed values, for tile1x1Signed).
  */
 // @ts-ignore: decorator
 @inline function widenRow(fmt: i32, src: usize, nb: i32, dst: usize, partner: bool): bool {
   const B = blockBytes(fmt);
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    for (let g = 0; g < nb; g += 4) {
-      if (!widenGroupI8(fmt, src + <usize>g * B, min(nb - g, 4), dst + <usize>(g >> 2) * GROUP_BYTES, partner)) continue;
-      // a −128: the whole row as signed values (tile1x1Signed reads those and the scales only)
-      for (let h = 0; h < nb; h += 4) widenGroupI8(fmt, src + <usize>h * B, min(nb - h, 4), dst + <usize>(h >> 2) * GROUP_BYTES, true);
-      return true;
-    }
-    return false;
+  for (let g = 0; g < nb; g += 4) {
+    if (!widenGroup(fmt, src + <usize>g * B, min(nb - g, 4), dst + <usize>(g >> 2) * GROUP_BYTES, partner)) continue;
+    // a −128: the whole row as signed values (tile1x1Signed reads those and the scales only)
+    for (let h = 0; h < nb; h += 4) widenGroup(fmt, src + <usize>h * B, min(nb - h, 4), dst + <usize>(h >> 2) * GROUP_BYTES, true);
+    return true;
   }
-  let g = 0;
-  for (; g + 4 <= nb; g += 4) widenGroup(fmt, src + <usize>g * B, 4, dst + <usize>(g >> 2) * GROUP_BYTES);
-  if (g < nb) widenGroup(fmt, src + <usize>g * B, nb - g, dst + <usize>(g >> 2) * GROUP_BYTES);
   return false;
 }
 
@@ -142,6 +129,25 @@ export function quantizeRowsWide_q8_0(src: usize, q8: usize, dst: usize, rowStar
   return f32x4.mul(f32x4.convert_i32x4_s(sums), f32x4.mul(v128.load(wg + SCALES), v128.load(xg + SCALES)));
 }
 
+/** Bytes of a group's values in the build's layout (int16: 256; int8: 128, its negations or signs after them). */
+const VALUE_BYTES: usize = ASC_FEATURE_RELAXED_SIMD ? 128 : 256;
+
+/** The second half of a 16-byte chunk of the relaxed layouts (signs, or −x), 128 bytes on; nothing in the plain build. */
+// @ts-ignore: decorator
+@inline function chunkPair(chunk: usize): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? v128.load(chunk, 128) : i32x4.splat(0);
+}
+
+/**
+ * acc + the products of one 16-byte chunk: weights w (with, relaxed build, signs wm: |w| · (x or nx = −x)) and
+ * partner x, four blocks' partial sums in four lanes.
+ */
+// @ts-ignore: decorator
+@inline function chunkDotAdd(w: v128, wm: v128, x: v128, nx: v128, acc: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return dotLevelsAdd(i8x16.relaxed_laneselect(nx, x, wm), w, acc);
+  return i32x4.add(acc, i32x4.dot_i16x8_s(w, x));
+}
+
 /** Dots of wide weight rows wa, wb with wide partner rows xa, xb (nGroups groups); results stored at oaa (wa·xa) etc. */
 // @ts-ignore: decorator
 @inline function tile2x2(wa: usize, wb: usize, xa: usize, xb: usize, nGroups: i32, oaa: usize, oab: usize, oba: usize, obb: usize): void {
@@ -158,23 +164,19 @@ export function quantizeRowsWide_q8_0(src: usize, q8: usize, dst: usize, rowStar
     let sAB = i32x4.splat(0);
     let sBA = i32x4.splat(0);
     let sBB = i32x4.splat(0);
-    for (let i: usize = 0; i < SCALES; i += 32) {
-      const a0 = v128.load(pa + i);
-      const b0 = v128.load(pb + i);
-      const x0 = v128.load(qa + i);
-      const y0 = v128.load(qb + i);
-      sAA = i32x4.add(sAA, i32x4.dot_i16x8_s(a0, x0));
-      sAB = i32x4.add(sAB, i32x4.dot_i16x8_s(a0, y0));
-      sBA = i32x4.add(sBA, i32x4.dot_i16x8_s(b0, x0));
-      sBB = i32x4.add(sBB, i32x4.dot_i16x8_s(b0, y0));
-      const a1 = v128.load(pa + i, 16);
-      const b1 = v128.load(pb + i, 16);
-      const x1 = v128.load(qa + i, 16);
-      const y1 = v128.load(qb + i, 16);
-      sAA = i32x4.add(sAA, i32x4.dot_i16x8_s(a1, x1));
-      sAB = i32x4.add(sAB, i32x4.dot_i16x8_s(a1, y1));
-      sBA = i32x4.add(sBA, i32x4.dot_i16x8_s(b1, x1));
-      sBB = i32x4.add(sBB, i32x4.dot_i16x8_s(b1, y1));
+    for (let c: usize = 0; c < VALUE_BYTES; c += 16) {
+      const a = v128.load(pa + c);
+      const am = chunkPair(pa + c);
+      const b = v128.load(pb + c);
+      const bm = chunkPair(pb + c);
+      const x = v128.load(qa + c);
+      const nx = chunkPair(qa + c);
+      sAA = chunkDotAdd(a, am, x, nx, sAA);
+      sBA = chunkDotAdd(b, bm, x, nx, sBA);
+      const y = v128.load(qb + c);
+      const ny = chunkPair(qb + c);
+      sAB = chunkDotAdd(a, am, y, ny, sAB);
+      sBB = chunkDotAdd(b, bm, y, ny, sBB);
     }
     accAA = f32x4.add(accAA, groupTerms(sAA, pa, qa));
     accAB = f32x4.add(accAB, groupTerms(sAB, pa, qb));
@@ -194,7 +196,7 @@ export function quantizeRowsWide_q8_0(src: usize, q8: usize, dst: usize, rowStar
 /**
  * Dots of wide weight rows wa, wb with the four wide partner rows at xa, xa + xs, xa + 2·xs, xa + 3·xs; the result of
  * row wa (wb) with partner row j is stored at oa (ob) + j·os. One 16-byte step per iteration: unrolling more makes V8
- * hoist the loads and spill.
+ * hoist the loads and spill. Plain build only: the relaxed one's six operands and eight accumulators spill.
  */
 // @ts-ignore: decorator
 @inline function tile2x4(wa: usize, wb: usize, xa: usize, xs: usize, nGroups: i32, oa: usize, ob: usize, os: usize): void {
@@ -264,7 +266,7 @@ export function quantizeRowsWide_q8_0(src: usize, q8: usize, dst: usize, rowStar
   let q = xa;
   for (let g = 0; g < nGroups; g++) {
     let s = i32x4.splat(0);
-    for (let i: usize = 0; i < SCALES; i += 16) s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load(p + i), v128.load(q + i)));
+    for (let c: usize = 0; c < VALUE_BYTES; c += 16) s = chunkDotAdd(v128.load(p + c), chunkPair(p + c), v128.load(q + c), chunkPair(q + c), s);
     acc = f32x4.add(acc, groupTerms(s, p, q));
     p += GROUP_BYTES;
     q += GROUP_BYTES;
@@ -273,126 +275,9 @@ export function quantizeRowsWide_q8_0(src: usize, q8: usize, dst: usize, rowStar
 }
 
 /**
- * out[t][r] = dot(W[r], X[t]) for r in [rowStart, rowEnd), t in [0, nTokens): W (rows, cols) in fmt, packed; X
- * (nTokens, wideRowBytes(cols)) in the wide layout (widenRows_q8_0 of the q8_0 partner); out (nTokens, outStride
- * bytes) f32; scratch: 2 × wideRowBytes(cols) bytes of this thread's own. Rows two at a time are widened into scratch,
- * then the tokens pass over them four (then two, then one) at a time.
- */
-// @ts-ignore: decorator
-@inline function matmulWide(fmt: i32, w: usize, xw: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, outStride: i32, scratch: usize): void {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    matmulWideI8(fmt, w, xw, out, rowStart, rowEnd, cols, nTokens, outStride, scratch);
-    return;
-  }
-  const nb = cols >> 5;
-  const nGroups = (nb + 3) >> 2;
-  const wide = wideRowBytes(cols);
-  const rowBytes = <usize>nb * blockBytes(fmt);
-  const os = <usize>outStride;
-  const wa = scratch;
-  const wb = scratch + wide;
-  let r = rowStart;
-  for (; r + 1 < rowEnd; r += 2) {
-    widenRow(fmt, w + <usize>r * rowBytes, nb, wa, false);
-    widenRow(fmt, w + <usize>(r + 1) * rowBytes, nb, wb, false);
-    const o = out + (<usize>r << 2);
-    let t = 0;
-    for (; t + 3 < nTokens; t += 4) {
-      const ot = o + <usize>t * os;
-      tile2x4(wa, wb, xw + <usize>t * wide, wide, nGroups, ot, ot + 4, os);
-    }
-    for (; t + 1 < nTokens; t += 2) {
-      const ot = o + <usize>t * os;
-      tile2x2(wa, wb, xw + <usize>t * wide, xw + <usize>(t + 1) * wide, nGroups, ot, ot + os, ot + 4, ot + os + 4);
-    }
-    if (t < nTokens) {
-      const ot = o + <usize>t * os;
-      store<f32>(ot, tile1x1(wa, xw + <usize>t * wide, nGroups));
-      store<f32>(ot + 4, tile1x1(wb, xw + <usize>t * wide, nGroups));
-    }
-  }
-  if (r < rowEnd) {
-    widenRow(fmt, w + <usize>r * rowBytes, nb, wa, false);
-    const o = out + (<usize>r << 2);
-    for (let t = 0; t < nTokens; t++) store<f32>(o + <usize>t * os, tile1x1(wa, xw + <usize>t * wide, nGroups));
-  }
-}
-
-// ---- relaxed build: int8 layouts (file comment) ----------------------------------------------------------------
-
-/** Σ |w| · (x or −x by w's sign) over a 16-byte chunk, added to acc: aw, am the weight chunk and its sign masks. */
-// @ts-ignore: decorator
-@inline function signedDotAdd(x: v128, negX: v128, aw: v128, am: v128, acc: v128): v128 {
-  return dotLevelsAdd(i8x16.relaxed_laneselect(negX, x, am), aw, acc);
-}
-
-/**
- * Dots of int8 weight rows wa, wb with the partner rows xa, xb, stored at oaa (wa·xa), oab, oba, obb. Two tokens, not
- * four as in the plain build: four needs eight accumulators and six operands live, more than V8 keeps in registers.
- */
-// @ts-ignore: decorator
-@inline function tile2x2I8(wa: usize, wb: usize, xa: usize, xb: usize, nGroups: i32, oaa: usize, oab: usize, oba: usize, obb: usize): void {
-  let accAA = f32x4.splat(0);
-  let accAB = f32x4.splat(0);
-  let accBA = f32x4.splat(0);
-  let accBB = f32x4.splat(0);
-  let pa = wa;
-  let pb = wb;
-  let qa = xa;
-  let qb = xb;
-  for (let g = 0; g < nGroups; g++) {
-    let sAA = i32x4.splat(0);
-    let sAB = i32x4.splat(0);
-    let sBA = i32x4.splat(0);
-    let sBB = i32x4.splat(0);
-    for (let c: usize = 0; c < 128; c += 16) {
-      const aw = v128.load(pa + c);
-      const am = v128.load(pa + c, 128);
-      const bw = v128.load(pb + c);
-      const bm = v128.load(pb + c, 128);
-      const x = v128.load(qa + c);
-      const nx = v128.load(qa + c, 128);
-      sAA = signedDotAdd(x, nx, aw, am, sAA);
-      sBA = signedDotAdd(x, nx, bw, bm, sBA);
-      const y = v128.load(qb + c);
-      const ny = v128.load(qb + c, 128);
-      sAB = signedDotAdd(y, ny, aw, am, sAB);
-      sBB = signedDotAdd(y, ny, bw, bm, sBB);
-    }
-    accAA = f32x4.add(accAA, groupTerms(sAA, pa, qa));
-    accAB = f32x4.add(accAB, groupTerms(sAB, pa, qb));
-    accBA = f32x4.add(accBA, groupTerms(sBA, pb, qa));
-    accBB = f32x4.add(accBB, groupTerms(sBB, pb, qb));
-    pa += GROUP_BYTES;
-    pb += GROUP_BYTES;
-    qa += GROUP_BYTES;
-    qb += GROUP_BYTES;
-  }
-  store<f32>(oaa, hsumF32x4(accAA));
-  store<f32>(oab, hsumF32x4(accAB));
-  store<f32>(oba, hsumF32x4(accBA));
-  store<f32>(obb, hsumF32x4(accBB));
-}
-
-/** Dot of one int8 weight row (|w| and signs) with one int8 partner row. */
-// @ts-ignore: decorator
-@inline function tile1x1I8(wa: usize, xa: usize, nGroups: i32): f32 {
-  let acc = f32x4.splat(0);
-  let p = wa;
-  let q = xa;
-  for (let g = 0; g < nGroups; g++) {
-    let s = i32x4.splat(0);
-    for (let c: usize = 0; c < 128; c += 16) s = signedDotAdd(v128.load(q + c), v128.load(q + c, 128), v128.load(p + c), v128.load(p + c, 128), s);
-    acc = f32x4.add(acc, groupTerms(s, p, q));
-    p += GROUP_BYTES;
-    q += GROUP_BYTES;
-  }
-  return hsumF32x4(acc);
-}
-
-/**
- * Dot of a weight row widened as its signed values (one holding −128) with one int8 partner row, in i16: per chunk,
- * lanes [l0, l0, l1, l1] of the low half's pair sums and [l2, l2, l3, l3] of the high half's, added pairwise per group.
+ * Relaxed build: dot of a weight row widened as its signed int8 values (one holding −128) with one int8 partner row,
+ * in i16: per chunk, lanes [l0, l0, l1, l1] of the low half's pair sums and [l2, l2, l3, l3] of the high half's,
+ * added pairwise per group.
  */
 // @ts-ignore: decorator
 @inline function tile1x1Signed(wa: usize, xa: usize, nGroups: i32): f32 {
@@ -416,18 +301,23 @@ export function quantizeRowsWide_q8_0(src: usize, q8: usize, dst: usize, rowStar
   return hsumF32x4(acc);
 }
 
-/** Row r's dots with every token: tile1x1I8, or tile1x1Signed where the row was widened as signed values. */
+/** Row r's dots with tokens [t0, nTokens): tile1x1, or tile1x1Signed where the row was widened as signed values. */
 // @ts-ignore: decorator
-@inline function rowTokensI8(wr: usize, signed: bool, xw: usize, wide: usize, nGroups: i32, t0: i32, nTokens: i32, o: usize, os: usize): void {
+@inline function rowTokens(wr: usize, signed: bool, xw: usize, wide: usize, nGroups: i32, t0: i32, nTokens: i32, o: usize, os: usize): void {
   for (let t = t0; t < nTokens; t++) {
     const x = xw + <usize>t * wide;
-    store<f32>(o + <usize>t * os, signed ? tile1x1Signed(wr, x, nGroups) : tile1x1I8(wr, x, nGroups));
+    store<f32>(o + <usize>t * os, signed ? tile1x1Signed(wr, x, nGroups) : tile1x1(wr, x, nGroups));
   }
 }
 
-/** matmulWide in the relaxed build: rows two at a time widened to int8 in scratch, tokens two at a time over them. */
+/**
+ * out[t][r] = dot(W[r], X[t]) for r in [rowStart, rowEnd), t in [0, nTokens): W (rows, cols) in fmt, packed; X
+ * (nTokens, wideRowBytes(cols)) in the build's wide layout (widenRows_q8_0 of the q8_0 partner); out (nTokens,
+ * outStride bytes) f32; scratch: 2 × wideRowBytes(cols) bytes of this thread's own. Rows two at a time are widened
+ * into scratch, then the tokens pass over them four (plain build), then two, then one at a time.
+ */
 // @ts-ignore: decorator
-@inline function matmulWideI8(fmt: i32, w: usize, xw: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, outStride: i32, scratch: usize): void {
+@inline function matmulWide(fmt: i32, w: usize, xw: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, outStride: i32, scratch: usize): void {
   const nb = cols >> 5;
   const nGroups = (nb + 3) >> 2;
   const wide = wideRowBytes(cols);
@@ -442,15 +332,21 @@ export function quantizeRowsWide_q8_0(src: usize, q8: usize, dst: usize, rowStar
     const o = out + (<usize>r << 2);
     let t = 0;
     if (!signedA && !signedB) {
+      if (!ASC_FEATURE_RELAXED_SIMD) {
+        for (; t + 3 < nTokens; t += 4) {
+          const ot = o + <usize>t * os;
+          tile2x4(wa, wb, xw + <usize>t * wide, wide, nGroups, ot, ot + 4, os);
+        }
+      }
       for (; t + 1 < nTokens; t += 2) {
         const ot = o + <usize>t * os;
-        tile2x2I8(wa, wb, xw + <usize>t * wide, xw + <usize>(t + 1) * wide, nGroups, ot, ot + os, ot + 4, ot + os + 4);
+        tile2x2(wa, wb, xw + <usize>t * wide, xw + <usize>(t + 1) * wide, nGroups, ot, ot + os, ot + 4, ot + os + 4);
       }
     }
-    rowTokensI8(wa, signedA, xw, wide, nGroups, t, nTokens, o, os);
-    rowTokensI8(wb, signedB, xw, wide, nGroups, t, nTokens, o + 4, os);
+    rowTokens(wa, signedA, xw, wide, nGroups, t, nTokens, o, os);
+    rowTokens(wb, signedB, xw, wide, nGroups, t, nTokens, o + 4, os);
   }
-  if (r < rowEnd) rowTokensI8(wa, widenRow(fmt, w + <usize>r * rowBytes, nb, wa, false), xw, wide, nGroups, 0, nTokens, out + (<usize>r << 2), os);
+  if (r < rowEnd) rowTokens(wa, widenRow(fmt, w + <usize>r * rowBytes, nb, wa, false), xw, wide, nGroups, 0, nTokens, out + (<usize>r << 2), os);
 }
 
 export function matmulWide_q8_0(w: usize, xw: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, outStride: i32, scratch: usize): void {

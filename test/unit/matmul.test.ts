@@ -213,26 +213,7 @@ describe("matmul_<fmt> equals matvec_<fmt> per token bit for bit, and the scalar
  * then their negations.
  */
 function widenReference(q8: Uint8Array, nRows: number, cols: number): Uint8Array {
-  if (kernelVariant() === "relaxed") return widenReferenceI8(q8, nRows, cols);
-  const nb = cols / 32;
-  const nGroups = Math.ceil(nb / 4);
-  const out = new Uint8Array(nRows * nGroups * 272); // (nRows, nGroups, 272)
-  const view = new DataView(out.buffer);
-  const src = new DataView(q8.buffer, q8.byteOffset, q8.byteLength);
-  for (let r = 0; r < nRows; r++) {
-    for (let b = 0; b < nb; b++) {
-      const block = (r * nb + b) * 34;
-      const group = (r * nGroups + Math.floor(b / 4)) * 272;
-      const lane = b % 4;
-      for (let j = 0; j < 32; j++) view.setInt16(group + 16 * (j >> 1) + 4 * lane + 2 * (j & 1), src.getInt8(block + 2 + j), true);
-      view.setFloat32(group + 256 + 4 * lane, f16BitsToF32(src.getUint16(block, true)), true);
-    }
-  }
-  return out;
-}
-
-/** widenReference for the relaxed build's int8 layout. */
-function widenReferenceI8(q8: Uint8Array, nRows: number, cols: number): Uint8Array {
+  const int8 = kernelVariant() === "relaxed";
   const nb = cols / 32;
   const nGroups = Math.ceil(nb / 4);
   const out = new Uint8Array(nRows * nGroups * 272); // (nRows, nGroups, 272)
@@ -244,8 +225,12 @@ function widenReferenceI8(q8: Uint8Array, nRows: number, cols: number): Uint8Arr
       const group = (r * nGroups + Math.floor(b / 4)) * 272;
       const lane = b % 4;
       for (let j = 0; j < 32; j++) {
-        const at = group + 16 * (j >> 2) + 4 * lane + (j & 3);
         const v = src.getInt8(block + 2 + j);
+        if (!int8) {
+          view.setInt16(group + 16 * (j >> 1) + 4 * lane + 2 * (j & 1), v, true);
+          continue;
+        }
+        const at = group + 16 * (j >> 2) + 4 * lane + (j & 3);
         view.setInt8(at, v);
         view.setInt8(at + 128, -v);
       }
