@@ -2,8 +2,9 @@
  * Single-thread speed of the weight kernels, one build against another: matvec_<fmt> (one token: generation) and
  * matmulWide_<fmt> (64 tokens: prompts) of a 2048 × 2048 q4_K / q5_K / q6_K matrix with q8_K activations; for the
  * 32-value block formats (--formats q8_0,q4_0,...) matvec, matmul_<fmt> of 2 tokens and, for those with a q8_0
- * partner, matmulWide_<fmt> of 64 tokens (each build's own wide layout, from widenRows_q8_0). Prints the median of a few timed repetitions per kernel (CPU time of
- * the process: the machine may be shared), in ms and in GMAC/s (rows × cols × tokens / time).
+ * partner, matmulWide_<fmt> of 64 tokens (each build's own wide layout, from widenRows_q8_0). Prints the median of a
+ * few timed repetitions per kernel (CPU time of the process: the machine may be shared), in ms and in GMAC/s
+ * (rows × cols × tokens / time).
  *
  *   node dist/bench/weight-kernels.js [--wasm FILE]... [--reps N] [--formats q4_K,q5_K,q6_K]
  *
@@ -19,13 +20,14 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { WasmRuntime, relaxedSimdSupported } from "../src/runtime/wasm.js";
 import { getFormat, rowBytes } from "../src/formats/table.js";
+import { wideRowBytes, wideRowBytesK } from "../src/model/linear.js";
 import { seededRandom } from "../test/helpers/random.js";
 
 const ROWS = 2048;
 const COLS = 2048;
 const WIDE_TOKENS = 64;
 /** Bytes of one row of COLS values in the wide layout of q8_0-partner products (assembly/formats/matmul-wide.ts). */
-const WIDE_ROW_BYTES = Math.ceil(COLS / 128) * 272;
+const WIDE_ROW_BYTES = wideRowBytes(COLS);
 /** Distinct quantized rows, repeated to fill the matrix (the quantizers are slow; the kernels do not care). */
 const DISTINCT_ROWS = 32;
 
@@ -97,7 +99,7 @@ class Setup {
       this.x.set(partner, x);
     }
     this.out = this.rt.alloc(WIDE_TOKENS * ROWS * 4);
-    this.scratch = this.rt.alloc(2 * Math.max((COLS / 256) * 560, WIDE_ROW_BYTES));
+    this.scratch = this.rt.alloc(2 * Math.max(wideRowBytesK(COLS), WIDE_ROW_BYTES));
   }
 
   run(c: Case): void {

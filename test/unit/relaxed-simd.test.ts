@@ -30,6 +30,7 @@ import {
   RELAXED_ENV, WasmRuntime, defaultRuntime, kernelModule, kernelVariant, loadKernelModule, relaxedSimdSupported, selectKernelVariant,
 } from "../../src/runtime/wasm.js";
 import { f16BitsToF32, f32ToF16Bits, writeF16 } from "../../src/formats/reference/scalar.js";
+import { wideRowBytes } from "../../src/model/linear.js";
 import { dotTolerance, referenceDequantize, referenceQuantize } from "../helpers/format-reference.js";
 import { seededRandom } from "../helpers/random.js";
 import { q8KInQuadOrder } from "../helpers/quad-order.js";
@@ -126,8 +127,6 @@ type RelaxedWeight = keyof typeof RELAXED_WEIGHTS;
 const isKQuant = (name: string) => name.endsWith("_K");
 /** Formats with a q8_0 partner, whose matmulWide_<fmt> (matmul-wide.ts) moves w's sign onto x in the relaxed build. */
 const hasWideQ8 = (format: BlockFormat) => format.dotPartner === "q8_0" && `matmulWide_${format.name}` in defaultRuntime().k;
-/** Bytes of a row of `cols` values in matmul-wide.ts's layouts (272 per four blocks, either build). */
-const wideQ8RowBytes = (cols: number) => Math.ceil(cols / 128) * 272;
 
 const N_ROWS = 8;
 const MAX_TOKENS = 9;
@@ -236,10 +235,10 @@ function runKernels(rt: WasmRuntime, format: BlockFormat, cols: number, w: Uint8
   const wPtr = rt.alloc(w.length);
   const xPtr = rt.alloc(x.length);
   // matmulWide's input: K-quants' x with each super-block in quad order ((MAX_TOKENS, xBytes)); q8_0 partners' x in the
-  // build's wide layout ((MAX_TOKENS, wideQ8RowBytes), widenRows_q8_0), for activations within ±127 only (`wide`)
-  const wideXPtr = rt.alloc(isKQuant(name) ? x.length : MAX_TOKENS * wideQ8RowBytes(cols));
+  // build's wide layout ((MAX_TOKENS, wideRowBytes), widenRows_q8_0), for activations within ±127 only (`wide`)
+  const wideXPtr = rt.alloc(isKQuant(name) ? x.length : MAX_TOKENS * wideRowBytes(cols));
   const outPtr = rt.alloc(MAX_TOKENS * OUT_STRIDE);
-  const scratch = rt.alloc(2 * Math.max(Math.ceil(cols / 256) * WIDE_K_BLOCK_BYTES, wideQ8RowBytes(cols)));
+  const scratch = rt.alloc(2 * Math.max(Math.ceil(cols / 256) * WIDE_K_BLOCK_BYTES, wideRowBytes(cols)));
   const rows = new Float32Array(N_ROWS * MAX_TOKENS); // (N_ROWS, MAX_TOKENS)
   const dots = new Float32Array(isKQuant(name) ? N_ROWS * MAX_TOKENS : 0); // (N_ROWS, MAX_TOKENS)
   const runs: KernelRun[] = [];
