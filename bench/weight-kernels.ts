@@ -1,12 +1,12 @@
 /**
  * Single-thread speed of the weight kernels, one build against another: matvec_<fmt> (one token: generation) and
- * matmulWide_<fmt> (64 tokens: prompts) of a 2048 × 2048 q4_K / q5_K / q6_K matrix with q8_K activations; for the
- * 32-value block formats (--formats q8_0,q4_0,...) matvec, matmul_<fmt> of 2 tokens and, for those with a q8_0
- * partner, matmulWide_<fmt> of 64 tokens (each build's own wide layout, from widenRows_q8_0). Prints the median of a
- * few timed repetitions per kernel (CPU time of the process: the machine may be shared), in ms and in GMAC/s
- * (rows × cols × tokens / time).
+ * matmulWide_<fmt> (64 tokens: prompts; --wide-tokens sets other batch sizes, such as a server's few streams) of a
+ * 2048 × 2048 q4_K / q5_K / q6_K matrix with q8_K activations; for the 32-value block formats (--formats
+ * q8_0,q4_0,...) matvec, matmul_<fmt> of 2 tokens and, for those with a q8_0 partner, matmulWide_<fmt> (each build's
+ * own wide layout, from widenRows_q8_0). Prints the median of a few timed repetitions per kernel (CPU time of the
+ * process: the machine may be shared), in ms and in GMAC/s (rows × cols × tokens / time).
  *
- *   node dist/bench/weight-kernels.js [--wasm FILE]... [--reps N] [--formats q4_K,q5_K,q6_K]
+ *   node dist/bench/weight-kernels.js [--wasm FILE]... [--reps N] [--formats q4_K,q5_K,q6_K] [--wide-tokens 2,4,64]
  *
  * Formats with a four-row layout (q4_K) also run its kernels on the same matrix repacked (matvec_<fmt>_x4 on one
  * token, matmul_<fmt>_x4 on 64), each checked to give the row layout's bits.
@@ -152,7 +152,10 @@ function main(): void {
     wasm: { type: "string", multiple: true },
     reps: { type: "string", default: "9" },
     formats: { type: "string", default: "q4_K,q5_K,q6_K" },
+    "wide-tokens": { type: "string", default: String(WIDE_TOKENS) },
   } });
+  const wideTokens = opts["wide-tokens"].split(",").map(Number);
+  if (wideTokens.some((t) => !Number.isInteger(t) || t < 1 || t > WIDE_TOKENS)) throw new RangeError(`--wide-tokens: integers 1..${WIDE_TOKENS}, got ${opts["wide-tokens"]}`);
   const reps = Number(opts.reps);
   const build = (file: string) => fileURLToPath(new URL(`../../build/${file}`, import.meta.url));
   const files = opts.wasm ?? [build("kernels.wasm"), ...(relaxedSimdSupported() ? [build("kernels-relaxed.wasm")] : [])];
@@ -161,7 +164,7 @@ function main(): void {
   const cases: Case[] = formats.flatMap((format) => [
     { format, kernel: "matvec" as const, tokens: 1 },
     ...(isKQuant(format) ? [] : [{ format, kernel: "matmul" as const, tokens: 2 }]),
-    ...(isKQuant(format) || getFormat(format).dotPartner === "q8_0" ? [{ format, kernel: "matmulWide" as const, tokens: WIDE_TOKENS }] : []),
+    ...(isKQuant(format) || getFormat(format).dotPartner === "q8_0" ? wideTokens.map((tokens) => ({ format, kernel: "matmulWide" as const, tokens })) : []),
     ...(getFormat(format).tiled ? [{ format, kernel: "matvec_x4" as const, tokens: 1 }, { format, kernel: "matmul_x4" as const, tokens: WIDE_TOKENS }] : []),
   ]);
   /** The row layout's case a tiled one must equal. */

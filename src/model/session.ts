@@ -73,6 +73,13 @@ export class Session {
     }
     const kv = opts.kv ?? DEFAULT_KV;
     const perLayer: readonly KvPair[] = Array.isArray(kv) ? kv : new Array<KvPair>(c.nLayers).fill(kv as KvPair);
+    const malformed = perLayer.find((p) => typeof p !== "object" || p === null || typeof p.k !== "string" || typeof p.v !== "string");
+    if (perLayer.length > 0 && malformed !== undefined) {
+      throw new RangeError(
+        `kv must be { k, v } (format names, e.g. { k: "q8_0", v: "q4_0" }) or one such pair per layer, got ${JSON.stringify(malformed)}; ` +
+          `for a shorthand such as "K8V4" pass kvPairsOf(parseKvConfig("K8V4"))`,
+      );
+    }
     if (perLayer.length !== c.nLayers) {
       throw new RangeError(`kv has ${perLayer.length} entries but the model has ${c.nLayers} layers`);
     }

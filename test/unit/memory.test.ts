@@ -178,3 +178,19 @@ test("the plan's scratch estimate covers what the model and a real session alloc
     model.dispose();
   }
 });
+
+test("a kv option that is not { k, v } pairs (e.g. the string \"K8V4\") is refused with a message naming it and the shorthand's helper", () => {
+  const file = path.join(dir, "tiny-kv.gguf");
+  synthToFile({ preset: "tiny", seed: 2 }, file);
+  const model = loadModel(file, { threads: 1 });
+  try {
+    const bad = (kv: unknown) => () => model.createSession({ contextSize: 64, kv: kv as KvPair });
+    assert.throws(bad("K8V4"), (e: unknown) => e instanceof RangeError && /kv must be \{ k, v \}.*got "K8V4".*kvPairsOf\(parseKvConfig/.test(e.message));
+    assert.throws(bad({ k: "q8_0" }), /kv must be \{ k, v \}.*got \{"k":"q8_0"\}/);
+    assert.throws(bad(Array.from({ length: model.config.nLayers }, (_, l) => (l === 1 ? null : pair("q8_0", "q4_0")))), /kv must be \{ k, v \}.*got null/);
+    const session = model.createSession({ contextSize: 64, kv: pair("q8_0", "q4_0") });
+    session.dispose();
+  } finally {
+    model.dispose();
+  }
+});
