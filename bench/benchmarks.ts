@@ -14,7 +14,6 @@
  * re-measured alone, an interrupted run keeps what finished. Models are synthesized once into .cache/ when absent
  * (`kvsplit synth --preset tinyllama-1.1b|llama-8b --type q8_0|q4_K`). Progress goes to stderr.
  */
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -27,6 +26,7 @@ import { benchRatio, benchTable, inspectBenchModel, runBench, type BenchReport }
 import { NODE_LLAMA_CPP_VERSION } from "../src/eval/bench-llamacpp.js";
 import { BENCH_BATCH_SIZE, type BenchEngine } from "../src/eval/bench.js";
 import type { ConformanceResult } from "./conformance-8b.js";
+import { gitDescription } from "./git-description.js";
 import type { RunTimes, WebBenchResult } from "./web-bench.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -149,16 +149,6 @@ function sectionModel(section: Section, given: string | undefined): string {
     log(`synthesized in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }
   return file;
-}
-
-function gitDescription(): string {
-  try {
-    const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: REPO_ROOT, encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: REPO_ROOT, encoding: "utf8" }).trim();
-    return dirty ? `${commit} with uncommitted changes` : commit;
-  } catch {
-    return "unknown (not a git checkout)";
-  }
 }
 
 function machineLines(loadBefore: readonly number[]): string[] {
@@ -488,7 +478,7 @@ async function main(): Promise<void> {
       log,
     );
     const saved: SavedSection = {
-      id: section.id, command, started: started.toISOString(), commit: gitDescription(), machine: machineLines(loadBefore),
+      id: section.id, command, started: started.toISOString(), commit: gitDescription(REPO_ROOT), machine: machineLines(loadBefore),
       modelBytes: statSync(modelPath).size, modelConfig: inspectBenchModel(modelPath), report,
     };
     writeAtomically(path.join(RESULTS_DIR, `${section.id}.json`), JSON.stringify(saved, null, 1) + "\n");

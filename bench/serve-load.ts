@@ -9,7 +9,6 @@
  *   node dist/bench/serve-load.js [--model FILE] [-t 2] [--reps 3] [--tokens 64] [--requests 200] [--clients 16]
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { execSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync, renameSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -18,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { loadModel } from "../src/model/model.js";
 import { parseKvConfig, kvPairsOf } from "../src/kv/shorthand.js";
 import { importNodeLlamaCpp } from "../src/eval/bench-llamacpp.js";
+import { gitDescription } from "./git-description.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const CLI = path.join(REPO_ROOT, "dist", "src", "cli", "main.js");
@@ -94,7 +94,7 @@ async function main(): Promise<void> {
   const reps = Number(values.reps);
   const tokens = Number(values.tokens);
   const started = new Date().toISOString();
-  const commit = execSync("git rev-parse --short HEAD", { cwd: REPO_ROOT }).toString().trim();
+  const commit = gitDescription(REPO_ROOT);
 
   // 1. aggregate speed: kvsplit (4 slots) and llama.cpp (4 sequences), one stream and four, rep by rep
   const ctx = 512;

@@ -22,6 +22,7 @@ import { kvPairsOf, parseKvConfig } from "../src/kv/shorthand.js";
 import { writeFileAtomic } from "../src/report/atomic.js";
 import { WEB_DIR } from "../src/serve/static.js";
 import { launchChromium, startPageServer, CHROMIUM } from "../test/helpers/browser.js";
+import { gitDescription } from "./git-description.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const RESULTS = path.join(REPO_ROOT, "bench", "results", "web.json");
@@ -159,7 +160,7 @@ async function main(): Promise<void> {
   const prompts = promptsFor(nodeModel, reps);
   const result: WebBenchResult = {
     started: new Date().toISOString(),
-    commit: execSync("git rev-parse --short HEAD", { cwd: REPO_ROOT }).toString().trim(),
+    commit: gitDescription(REPO_ROOT),
     model: path.relative(REPO_ROOT, modelFile),
     threads, reps, gen,
     chromium: execSync(`${CHROMIUM} --version`).toString().trim(),

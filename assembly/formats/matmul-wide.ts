@@ -124,14 +124,22 @@ const AS_WEIGHTS: i32 = 2;
  */
 // @ts-ignore: decorator
 @inline function widenRow(fmt: i32, src: usize, nb: i32, dst: usize, partner: bool): bool {
-  const B = blockBytes(fmt);
   const kind = !ASC_FEATURE_RELAXED_SIMD ? AS_VALUES : partner ? AS_PARTNER : AS_WEIGHTS;
-  let seen = i32x4.splat(0);
-  for (let g = 0; g < nb; g += 4) seen = v128.or(seen, widenGroup(fmt, kind, src + <usize>g * B, min(nb - g, 4), dst + <usize>(g >> 2) * GROUP_BYTES));
-  if (kind != AS_WEIGHTS || i8x16.bitmask(seen) == 0) return false;
+  if (!widenGroups(fmt, kind, src, nb, dst) || kind != AS_WEIGHTS) return false;
   // a −128: the whole row as signed values (tile1x1Signed reads those and the scales only)
-  for (let g = 0; g < nb; g += 4) widenGroup(fmt, AS_VALUES, src + <usize>g * B, min(nb - g, 4), dst + <usize>(g >> 2) * GROUP_BYTES);
+  widenGroups(fmt, AS_VALUES, src, nb, dst);
   return true;
+}
+
+/** widenGroup over a row's nb blocks (whole groups with n = 4 known, then a last partial one); whether |w| met −128. */
+// @ts-ignore: decorator
+@inline function widenGroups(fmt: i32, kind: i32, src: usize, nb: i32, dst: usize): bool {
+  const B = blockBytes(fmt);
+  const whole = nb & ~3;
+  let seen = i32x4.splat(0);
+  for (let g = 0; g < whole; g += 4) seen = v128.or(seen, widenGroup(fmt, kind, src + <usize>g * B, 4, dst + <usize>(g >> 2) * GROUP_BYTES));
+  if (whole < nb) seen = v128.or(seen, widenGroup(fmt, kind, src + <usize>whole * B, nb - whole, dst + <usize>(whole >> 2) * GROUP_BYTES));
+  return i8x16.bitmask(seen) != 0;
 }
 
 /** Rows [0, nRows) of q8_0 (nRows, cols) at src (rows packed) in the wide layout at dst ((nRows, wideRowBytes(cols))). */
