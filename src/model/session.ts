@@ -73,10 +73,10 @@ export class Session {
     }
     const kv = opts.kv ?? DEFAULT_KV;
     const perLayer: readonly KvPair[] = Array.isArray(kv) ? kv : new Array<KvPair>(c.nLayers).fill(kv as KvPair);
-    const malformed = perLayer.find((p) => typeof p !== "object" || p === null || typeof p.k !== "string" || typeof p.v !== "string");
-    if (perLayer.length > 0 && malformed !== undefined) {
+    const malformed = perLayer.findIndex((p) => typeof p !== "object" || p === null || typeof p.k !== "string" || typeof p.v !== "string");
+    if (malformed >= 0) {
       throw new RangeError(
-        `kv must be { k, v } (format names, e.g. { k: "q8_0", v: "q4_0" }) or one such pair per layer, got ${JSON.stringify(malformed)}; ` +
+        `kv must be { k, v } (format names, e.g. { k: "q8_0", v: "q4_0" }) or one such pair per layer, got ${String(JSON.stringify(perLayer[malformed]))}; ` +
           `for a shorthand such as "K8V4" pass kvPairsOf(parseKvConfig("K8V4"))`,
       );
     }

@@ -188,6 +188,7 @@ test("a kv option that is not { k, v } pairs (e.g. the string \"K8V4\") is refus
     assert.throws(bad("K8V4"), (e: unknown) => e instanceof RangeError && /kv must be \{ k, v \}.*got "K8V4".*kvPairsOf\(parseKvConfig/.test(e.message));
     assert.throws(bad({ k: "q8_0" }), /kv must be \{ k, v \}.*got \{"k":"q8_0"\}/);
     assert.throws(bad(Array.from({ length: model.config.nLayers }, (_, l) => (l === 1 ? null : pair("q8_0", "q4_0")))), /kv must be \{ k, v \}.*got null/);
+    assert.throws(bad(Array.from({ length: model.config.nLayers }, (_, l) => (l === 1 ? undefined : pair("q8_0", "q4_0")))), /kv must be \{ k, v \}.*got undefined/);
     const session = model.createSession({ contextSize: 64, kv: pair("q8_0", "q4_0") });
     session.dispose();
   } finally {
