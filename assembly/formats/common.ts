@@ -240,20 +240,52 @@ export const U8_1: usize = 32;
   return i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7));
 }
 
+// What storeTransposedI32x4 makes of each transposed vector before storing it: compile-time constants.
+/** The values as they are (every plain layout; the relaxed q8_0-partner layout's signed rows, for tile1x1Signed). */
+export const AS_VALUES: i32 = 0;
+/** Relaxed q8_0-partner rows (matmul-wide.ts): x, and −x 128 bytes on. */
+export const AS_PARTNER: i32 = 1;
+/** Relaxed q8_0-partner weight rows (matmul-wide.ts): |w|, and the sign masks 128 bytes on. */
+export const AS_WEIGHTS: i32 = 2;
+
 /**
- * The 4 × 4 transpose of the i32 lanes of rows a, b, c, d stored as four vectors at dst: vector m = [a_m, b_m, c_m,
- * d_m] (the wide layouts of matmul-wide.ts and matmul-wide-k.ts).
+ * Store the vector v at dst as `kind` says. Returns |v| for AS_WEIGHTS (whose top bit is set only where v is −128),
+ * else 0.
  */
 // @ts-ignore: decorator
-@inline export function storeTransposedI32x4(dst: usize, a: v128, b: v128, c: v128, d: v128): void {
+@inline function storeAs(kind: i32, dst: usize, v: v128): v128 {
+  const zero = i32x4.splat(0);
+  if (kind == AS_VALUES) {
+    v128.store(dst, v);
+    return zero;
+  }
+  if (kind == AS_PARTNER) {
+    v128.store(dst, v);
+    v128.store(dst, i8x16.neg(v), 128);
+    return zero;
+  }
+  const magnitude = i8x16.abs(v);
+  v128.store(dst, magnitude);
+  v128.store(dst, i8x16.lt_s(v, zero), 128);
+  return magnitude;
+}
+
+/**
+ * The 4 × 4 transpose of the i32 lanes of rows a, b, c, d stored as four vectors at dst: vector m = [a_m, b_m, c_m,
+ * d_m], each stored as `kind` says (storeAs; the wide layouts of matmul-wide.ts and matmul-wide-k.ts). Returns the OR
+ * of storeAs's results.
+ */
+// @ts-ignore: decorator
+@inline export function storeTransposedI32x4(kind: i32, dst: usize, a: v128, b: v128, c: v128, d: v128): v128 {
   const abLow = i32x4.shuffle(a, b, 0, 4, 1, 5); // [a0, b0, a1, b1]
   const cdLow = i32x4.shuffle(c, d, 0, 4, 1, 5);
   const abHigh = i32x4.shuffle(a, b, 2, 6, 3, 7); // [a2, b2, a3, b3]
   const cdHigh = i32x4.shuffle(c, d, 2, 6, 3, 7);
-  v128.store(dst, i32x4.shuffle(abLow, cdLow, 0, 1, 4, 5));
-  v128.store(dst, i32x4.shuffle(abLow, cdLow, 2, 3, 6, 7), 16);
-  v128.store(dst, i32x4.shuffle(abHigh, cdHigh, 0, 1, 4, 5), 32);
-  v128.store(dst, i32x4.shuffle(abHigh, cdHigh, 2, 3, 6, 7), 48);
+  const s0 = storeAs(kind, dst, i32x4.shuffle(abLow, cdLow, 0, 1, 4, 5));
+  const s1 = storeAs(kind, dst + 16, i32x4.shuffle(abLow, cdLow, 2, 3, 6, 7));
+  const s2 = storeAs(kind, dst + 32, i32x4.shuffle(abHigh, cdHigh, 0, 1, 4, 5));
+  const s3 = storeAs(kind, dst + 48, i32x4.shuffle(abHigh, cdHigh, 2, 3, 6, 7));
+  return v128.or(v128.or(s0, s1), v128.or(s2, s3));
 }
 
 /**

@@ -31,7 +31,7 @@
 // q8_K block's group sums. All are the exact integers of kquants.ts's row dots, and the super-block term and the
 // row's sum follow its f32 order, so matmulWide_<fmt> equals matvec_<fmt> token by token, bit for bit, in either
 // build.
-import { loadF16, pairDotLevels, storeTransposedI32x4, sum4I32x4 } from "./common";
+import { AS_VALUES, loadF16, pairDotLevels, storeTransposedI32x4, sum4I32x4 } from "./common";
 import {
   Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K_BYTES, blockBytesK, dOffset, dminOffset, hasMinK, hsumI32x4K, levelOffsetK, levels16,
   quantizeQ8KBlock, scale16, scalesMinsK4, storedLevels16,
@@ -110,12 +110,12 @@ const PAIR_INDICES: usize = memory.data<u8>([0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 0, 0,
       const g = q << 2;
       if (ASC_FEATURE_RELAXED_SIMD) {
         const p = o + (<usize>q << 6);
-        storeTransposedI32x4(p, storedLevels16(fmt, wb, g), storedLevels16(fmt, wb, g + 1), storedLevels16(fmt, wb, g + 2), storedLevels16(fmt, wb, g + 3));
+        storeTransposedI32x4(AS_VALUES, p, storedLevels16(fmt, wb, g), storedLevels16(fmt, wb, g + 1), storedLevels16(fmt, wb, g + 2), storedLevels16(fmt, wb, g + 3));
         v128.store(o + SCALES + (<usize>q << 4), quadScalePairs(scales, q));
       } else {
         // the signed levels in quad order into the quad's upper 64 bytes, then each vector widened × its scales
         const p = o + (<usize>q << 7);
-        storeTransposedI32x4(p + 64, levels16(fmt, wb, g), levels16(fmt, wb, g + 1), levels16(fmt, wb, g + 2), levels16(fmt, wb, g + 3));
+        storeTransposedI32x4(AS_VALUES, p + 64, levels16(fmt, wb, g), levels16(fmt, wb, g + 1), levels16(fmt, wb, g + 2), levels16(fmt, wb, g + 3));
         const t0 = v128.load(p, 64);
         const t1 = v128.load(p, 80);
         const t2 = v128.load(p, 96);
@@ -157,7 +157,7 @@ export function quantizeRowsWide_q8_K(src: usize, dst: usize, rowStart: i32, row
       quantizeQ8KBlock(src + ((<usize>r * nb + b) << 10), xb);
       for (let q: usize = 0; q < 4; q++) {
         const p = xb + 4 + (q << 6);
-        storeTransposedI32x4(p, v128.load(p), v128.load(p, 16), v128.load(p, 32), v128.load(p, 48));
+        storeTransposedI32x4(AS_VALUES, p, v128.load(p), v128.load(p, 16), v128.load(p, 32), v128.load(p, 48));
       }
     }
   }

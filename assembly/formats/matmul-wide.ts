@@ -22,7 +22,7 @@
 // sums and the f32 order are the plain build's (partner values within ±127; see rowdot.ts on −128). A q8_0 weight row
 // holding −128 (quantizeRow_q8_0 never writes it; a file might) has no i7 |w|: it is widened as its signed values and
 // dotted in i16 (tile1x1Signed), the same integers, slower.
-import { dotLevelsAdd, hsumF32x4, loadF16x4 } from "./common";
+import { AS_PARTNER, AS_VALUES, AS_WEIGHTS, dotLevelsAdd, hsumF32x4, loadF16x4, storeTransposedI32x4 } from "./common";
 import { IQ4_NL, Q4_0, Q5_0, Q8_0, blockBytes, blockValuesI8, weightPart } from "./rowdot";
 import { quantizeRow_q8_0 } from "./q8_0";
 
@@ -45,56 +45,9 @@ const SCALES: usize = 256;
   return ASC_FEATURE_RELAXED_SIMD ? blockValuesI8(fmt, wb, k) : weightPart(fmt, wb, k);
 }
 
-// What a widened 16-byte chunk of four blocks' values becomes (storeChunk): compile-time constants.
-/** The values as they are: the plain build's int16 layout, and the relaxed build's signed rows (tile1x1Signed). */
-const AS_VALUES: i32 = 0;
-/** Relaxed partner rows: x, and −x 128 bytes on. */
-const AS_PARTNER: i32 = 1;
-/** Relaxed weight rows: |w|, and the sign masks 128 bytes on. */
-const AS_WEIGHTS: i32 = 2;
-
-/**
- * Store the chunk v (16 bytes of four blocks, lanes in wide order) at dst as `kind` says. Returns |v| for weights
- * (whose top bit is set only where v is −128), else 0.
- */
-// @ts-ignore: decorator
-@inline function storeChunk(kind: i32, dst: usize, v: v128): v128 {
-  const zero = i32x4.splat(0);
-  if (kind == AS_VALUES) {
-    v128.store(dst, v);
-    return zero;
-  }
-  if (kind == AS_PARTNER) {
-    v128.store(dst, v);
-    v128.store(dst, i8x16.neg(v), 128);
-    return zero;
-  }
-  const magnitude = i8x16.abs(v);
-  v128.store(dst, magnitude);
-  v128.store(dst, i8x16.lt_s(v, zero), 128);
-  return magnitude;
-}
-
-/**
- * Part k (relaxed: 16 values, plain: 8) of four blocks a, b, c, d transposed into wide order (vector i holds the i-th
- * i32 lane's worth of each block), each stored by storeChunk at dst + 16i; returns the OR of what storeChunk returns.
- */
-// @ts-ignore: decorator
-@inline function storeTransposedPart(kind: i32, dst: usize, a: v128, b: v128, c: v128, d: v128): v128 {
-  const abLow = i32x4.shuffle(a, b, 0, 4, 1, 5); // [a0, b0, a1, b1]
-  const cdLow = i32x4.shuffle(c, d, 0, 4, 1, 5);
-  const abHigh = i32x4.shuffle(a, b, 2, 6, 3, 7); // [a2, b2, a3, b3]
-  const cdHigh = i32x4.shuffle(c, d, 2, 6, 3, 7);
-  const s0 = storeChunk(kind, dst, i32x4.shuffle(abLow, cdLow, 0, 1, 4, 5));
-  const s1 = storeChunk(kind, dst + 16, i32x4.shuffle(abLow, cdLow, 2, 3, 6, 7));
-  const s2 = storeChunk(kind, dst + 32, i32x4.shuffle(abHigh, cdHigh, 0, 1, 4, 5));
-  const s3 = storeChunk(kind, dst + 48, i32x4.shuffle(abHigh, cdHigh, 2, 3, 6, 7));
-  return v128.or(v128.or(s0, s1), v128.or(s2, s3));
-}
-
 /**
  * One wide group at dst from the blocks at p (n = 1..4 of them valid; the others become zeros with scale 0): the
- * values in lane order, stored as `kind` says, and the scales. Returns the OR of storeChunk's results.
+ * values in lane order, stored as `kind` says (common.ts storeAs), and the scales. Returns the OR of storeAs's results.
  */
 // @ts-ignore: decorator
 @inline function widenGroup(fmt: i32, kind: i32, p: usize, n: i32, dst: usize): v128 {
@@ -107,7 +60,7 @@ const AS_WEIGHTS: i32 = 2;
     const b = n > 1 ? blockPart(fmt, p + B, k) : zero;
     const c = n > 2 ? blockPart(fmt, p + 2 * B, k) : zero;
     const d = n > 3 ? blockPart(fmt, p + 3 * B, k) : zero;
-    seen = v128.or(seen, storeTransposedPart(kind, dst + <usize>(k << 6), a, b, c, d));
+    seen = v128.or(seen, storeTransposedI32x4(kind, dst + <usize>(k << 6), a, b, c, d)); // vector 4k + i: the i-th i32 lane's worth of each block's part k
   }
   const p1 = n > 1 ? p + B : p;
   const p2 = n > 2 ? p + 2 * B : p1;
