@@ -67,21 +67,52 @@ const EXP_P4: f32 = 1.6666665459e-1;
 const EXP_P5: f32 = 5.0000001201e-1;
 const EXP_MIN: f32 = -87.0;
 
+/**
+ * expNonPositive_f32x4's constants, each in four lanes, read from memory where used: V8 rebuilds a v128 immediate from
+ * scalar moves on every loop iteration (formats/common.ts VECTOR_CONSTANTS), which cost more than the arithmetic here.
+ */
+const EXP_CONSTANTS: usize = memory.data<f32>([
+  EXP_LOG2E, EXP_LOG2E, EXP_LOG2E, EXP_LOG2E, // 0
+  EXP_C1, EXP_C1, EXP_C1, EXP_C1, // 16
+  EXP_C2, EXP_C2, EXP_C2, EXP_C2, // 32
+  EXP_P0, EXP_P0, EXP_P0, EXP_P0, // 48
+  EXP_P1, EXP_P1, EXP_P1, EXP_P1, // 64
+  EXP_P2, EXP_P2, EXP_P2, EXP_P2, // 80
+  EXP_P3, EXP_P3, EXP_P3, EXP_P3, // 96
+  EXP_P4, EXP_P4, EXP_P4, EXP_P4, // 112
+  EXP_P5, EXP_P5, EXP_P5, EXP_P5, // 128
+  1, 1, 1, 1, // 144
+  EXP_MIN, EXP_MIN, EXP_MIN, EXP_MIN, // 160
+  -126, -126, -126, -126, // 176: the smallest normal exponent
+  127, 127, 127, 127, // 192: the exponent bias
+], 16);
+
+// @ts-ignore: decorator
+@inline function expConst(offset: usize): v128 {
+  return v128.load(EXP_CONSTANTS + offset);
+}
+
+/**
+ * e^x for x <= 0. The exponent n is an integral f32 in [-126, 0] after the clamp (or NaN, for a NaN x), so adding the
+ * bias in f32 is exact and the truncation is in range: the relaxed build's truncation (one instruction) gives the
+ * saturating one's integer there; a NaN lane's 2^n is garbage in either build and masked to 0 by `keep`. pmax is max
+ * for everything but a NaN or a ±0 tie, neither of which can change this clamp's result.
+ */
 // @ts-ignore: decorator
 @inline export function expNonPositive_f32x4(x: v128): v128 {
-  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(EXP_LOG2E)));
-  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(EXP_C1)));
-  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(EXP_C2)));
-  let y = f32x4.add(f32x4.mul(f32x4.splat(EXP_P0), r), f32x4.splat(EXP_P1));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(EXP_P2));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(EXP_P3));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(EXP_P4));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(EXP_P5));
-  y = f32x4.add(f32x4.add(f32x4.mul(y, f32x4.mul(r, r)), r), f32x4.splat(1));
-  const keep = f32x4.ge(x, f32x4.splat(EXP_MIN));
-  const nClamped = f32x4.max(n, f32x4.splat(-126));
-  const pow2 = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(nClamped), i32x4.splat(127)), 23);
-  return v128.and(f32x4.mul(y, pow2), keep);
+  const n = f32x4.nearest(f32x4.mul(x, expConst(0)));
+  let r = f32x4.sub(x, f32x4.mul(n, expConst(16)));
+  r = f32x4.sub(r, f32x4.mul(n, expConst(32)));
+  let y = f32x4.add(f32x4.mul(expConst(48), r), expConst(64));
+  y = f32x4.add(f32x4.mul(y, r), expConst(80));
+  y = f32x4.add(f32x4.mul(y, r), expConst(96));
+  y = f32x4.add(f32x4.mul(y, r), expConst(112));
+  y = f32x4.add(f32x4.mul(y, r), expConst(128));
+  y = f32x4.add(f32x4.add(f32x4.mul(y, f32x4.mul(r, r)), r), expConst(144));
+  const keep = f32x4.ge(x, expConst(160));
+  const biased = f32x4.add(f32x4.pmax(n, expConst(176)), expConst(192));
+  const exponent = ASC_FEATURE_RELAXED_SIMD ? i32x4.relaxed_trunc_f32x4_s(biased) : i32x4.trunc_sat_f32x4_s(biased);
+  return v128.and(f32x4.mul(y, i32x4.shl(exponent, 23)), keep);
 }
 
 // ---- the layer descriptor: one per cache layer, written once by src/kv/cache.ts (LAYER_DESC there: same order) ----

@@ -138,15 +138,17 @@
   return i16x8.relaxed_dot_i8x16_i7x16_s(q8, levels);
 }
 
-/** u8 v128 constants of the relaxed-SIMD paths, read from memory where used (see VECTOR_CONSTANTS). */
+/** u8 v128 constants (the K-quant paths, the attention decoders), read from memory where used (see VECTOR_CONSTANTS). */
 const RELAXED_CONSTANTS: usize = memory.data<u8>([
   15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, // 0: u8 15
   16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, // 16: u8 16
   1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, // 32: u8 1
+  8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, // 48: u8 8
 ], 16);
 export const U8_15: usize = 0;
 export const U8_16: usize = 16;
 export const U8_1: usize = 32;
+export const U8_8: usize = 48;
 
 // @ts-ignore: decorator
 @inline export function rconst(offset: usize): v128 {
@@ -310,6 +312,7 @@ const VECTOR_CONSTANTS: usize = memory.data<u32>([
   0x00000000, 0x00000000, 0x01010101, 0x01010101, // 224: bitPlane's byte of qh per lane, first byte 0
   0x02020202, 0x02020202, 0x03030303, 0x03030303, // 240: the same, first byte 2
   0x08040201, 0x80402010, 0x08040201, 0x80402010, // 256: bitPlane's bit per lane (1, 2, 4, ..., 128, twice)
+  0x0f7fffff, 0x0f7fffff, 0x0f7fffff, 0x0f7fffff, // 272: the largest finite fp16 magnitude << 13
 ], 16);
 
 // @ts-ignore: decorator

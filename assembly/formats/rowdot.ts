@@ -83,7 +83,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
   }
   if (fmt == IQ4_NL) {
     const bytes = v128.load(wb + 2);
-    const indices = k < 2 ? v128.and(bytes, i8x16.splat(15)) : i8x16.shr_u(bytes, 4);
+    const indices = k < 2 ? v128.and(bytes, rconst(U8_15)) : highNibbles(bytes);
     const levels = i8x16.swizzle(vconst(IQ4_LEVELS), indices);
     return (k & 1) == 0 ? i16x8.extend_low_i8x16_s(levels) : i16x8.extend_high_i8x16_s(levels);
   }

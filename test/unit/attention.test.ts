@@ -14,7 +14,7 @@ import { getKvFormat } from "../../src/formats/table.js";
 import { KV_FORMAT_NAMES, type KvFormatName } from "../../src/formats/types.js";
 import { KvCache, type KvThreadPool } from "../../src/kv/cache.js";
 import type { ParallelTask } from "../../src/runtime/pool.js";
-import { defaultRuntime } from "../../src/runtime/wasm.js";
+import { WasmRuntime, defaultRuntime, loadKernelModule, relaxedSimdSupported } from "../../src/runtime/wasm.js";
 import {
   attentionF64,
   attentionFromStored,
@@ -178,6 +178,44 @@ test("attention over zero positions writes zeros", () => {
   rt.free(qPtr);
   rt.free(outPtr);
   cache.dispose();
+});
+
+/**
+ * assembly/attention-common.ts expNonPositive_f32x4 in scalar f32 arithmetic (every step rounded by Math.fround):
+ * n = nearest(x·log2 e) (ties to even), r = x − n·C1 − n·C2, Cephes expf's polynomial, times 2^max(n, −126); 0 where
+ * x < −87 or x is NaN.
+ */
+function expNonPositiveReference(x: number): number {
+  const f = Math.fround;
+  const [log2e, c1, c2, p0, p1, p2, p3, p4, p5] = [1.44269504088896341, 0.693359375, -2.12194440e-4, 1.9875691500e-4,
+    1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1].map(f);
+  if (!(x >= -87)) return 0;
+  const scaled = f(x * log2e);
+  const floor = Math.floor(scaled);
+  const fraction = scaled - floor;
+  const n = fraction > 0.5 || (fraction === 0.5 && floor % 2 !== 0) ? floor + 1 : floor; // round half to even
+  let r = f(x - f(n * c1));
+  r = f(r - f(n * c2));
+  let y = f(f(p0 * r) + p1);
+  for (const p of [p2, p3, p4, p5]) y = f(f(y * r) + p);
+  y = f(f(f(y * f(r * r)) + r) + 1);
+  return f(y * 2 ** Math.max(n, -126));
+}
+
+test("softmax exponent: every kernel build's SIMD exp equals its scalar f32 formula bit for bit, edges included", () => {
+  const edges = [0, -0, -1e-45, -1e-30, -0.5, -0.34657359, -1, -10, -86.99999, -87, Math.fround(-87.00001), -88, -125, -1000,
+    -Infinity, NaN];
+  const random = seededRandom(77);
+  const xs = Float32Array.from([...edges, ...Array.from({ length: 20000 }, () => -100 * random() ** 2)]);
+  const want = Array.from(xs, (x) => expNonPositiveReference(x));
+  for (const variant of ["plain", ...(relaxedSimdSupported() ? ["relaxed" as const] : [])] as const) {
+    const build = new WasmRuntime(undefined, { module: loadKernelModule(variant) });
+    const ptr = build.alloc(xs.length * 4);
+    build.f32(ptr, xs.length).set(xs);
+    build.k.expShiftedSum_f32(ptr, xs.length, 0); // in place: exp(x − 0)
+    const got = Float32Array.from(build.f32(ptr, xs.length));
+    for (let i = 0; i < xs.length; i++) assert.ok(Object.is(got[i], want[i]), `${variant} build: exp(${xs[i]}) = ${got[i]}, formula ${want[i]}`);
+  }
 });
 
 test("softmax exponent: the SIMD exp is within 3e-7 relative of exp on [-87, 0] and 0 below", () => {
