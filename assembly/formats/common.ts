@@ -138,21 +138,23 @@
   return i16x8.relaxed_dot_i8x16_i7x16_s(q8, levels);
 }
 
-/** u8 v128 constants (the K-quant paths, the attention decoders), read from memory where used (see VECTOR_CONSTANTS). */
-const RELAXED_CONSTANTS: usize = memory.data<u8>([
+/** u8 v128 constants (nibble masks and offsets, bit-plane values), read from memory where used (see VECTOR_CONSTANTS). */
+const U8_CONSTANTS: usize = memory.data<u8>([
   15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, // 0: u8 15
   16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, // 16: u8 16
   1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, // 32: u8 1
   8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, // 48: u8 8
+  4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, // 64: u8 4
 ], 16);
 export const U8_15: usize = 0;
 export const U8_16: usize = 16;
 export const U8_1: usize = 32;
 export const U8_8: usize = 48;
+export const U8_4: usize = 64;
 
 // @ts-ignore: decorator
-@inline export function rconst(offset: usize): v128 {
-  return v128.load(RELAXED_CONSTANTS + offset);
+@inline export function u8const(offset: usize): v128 {
+  return v128.load(U8_CONSTANTS + offset);
 }
 
 /**
@@ -161,7 +163,7 @@ export const U8_8: usize = 48;
  */
 // @ts-ignore: decorator
 @inline export function highNibbles(v: v128): v128 {
-  return v128.and(i16x8.shr_u(v, 4), rconst(U8_15));
+  return v128.and(i16x8.shr_u(v, 4), u8const(U8_15));
 }
 
 /** Lanes 0..3 / 4..7 / 8..11 / 12..15 of an i8x16 as f32x4 (exact). */
@@ -218,18 +220,21 @@ export const U8_8: usize = 48;
   return f16ToF32(<u32>load<u16>(p));
 }
 
-/** `value` in byte lane j (0..15) where bit 8·firstByte + j of qh is set, 0 elsewhere: one bit plane of 16 quants. */
+/**
+ * The u8 constant at `value` (an offset into the u8 table: U8_16, U8_4) in byte lane j (0..15) where bit
+ * 8·firstByte + j of qh is set, 0 elsewhere: one bit plane of 16 quants.
+ */
 // @ts-ignore: decorator
-@inline export function bitPlane(qh: u32, firstByte: i32, value: i8): v128 {
+@inline export function bitPlane(qh: u32, firstByte: i32, value: usize): v128 {
   const spread = i8x16.swizzle(i32x4.splat(qh), vconst(firstByte == 0 ? 224 : 240));
   const bit = vconst(256);
-  return v128.and(i8x16.eq(v128.and(spread, bit), bit), i8x16.splat(value));
+  return v128.and(i8x16.eq(v128.and(spread, bit), bit), u8const(value));
 }
 
 /** 0x10 in byte lane j (0..15) where bit 8·firstByte + j of qh is set: the fifth bits of q5_0 / q5_1 quants. */
 // @ts-ignore: decorator
 @inline export function fifthBits(qh: u32, firstByte: i32): v128 {
-  return bitPlane(qh, firstByte, 0x10);
+  return bitPlane(qh, firstByte, U8_16);
 }
 
 // ---- row-tile helpers shared by the matvec / matmul kernels ---------------------------------------------------

@@ -1,6 +1,6 @@
 // q4_0 kernels: 32-value blocks of 18 bytes (fp16 d, 16 bytes of nibbles: element j low, element j + 16 high);
 // value = (nibble − 8) × d; the dot partner is q8_0 (see src/formats/reference/q4_0.ts).
-import { U8_15, U8_8, absMax32, dotI8x16, f32ToF16, highNibbles, hsumI32x4, i8x16QuarterToF32x4, loadF16, rconst } from "./common";
+import { U8_15, U8_8, absMax32, dotI8x16, f32ToF16, highNibbles, hsumI32x4, i8x16QuarterToF32x4, loadF16, u8const } from "./common";
 import { Q4_0, matmulBlocks } from "./rowdot";
 
 const BYTES: usize = 18;
@@ -44,11 +44,11 @@ export function quantizeRow_q4_0(src: usize, dst: usize, n: i32): void {
 
 // @ts-ignore: decorator
 @inline function lowNibblesCentered(q: v128): v128 {
-  return i8x16.sub(v128.and(q, rconst(U8_15)), rconst(U8_8));
+  return i8x16.sub(v128.and(q, u8const(U8_15)), u8const(U8_8));
 }
 // @ts-ignore: decorator
 @inline function highNibblesCentered(q: v128): v128 {
-  return i8x16.sub(highNibbles(q), rconst(U8_8));
+  return i8x16.sub(highNibbles(q), u8const(U8_8));
 }
 
 export function dequantizeRow_q4_0(src: usize, dst: usize, n: i32): void {

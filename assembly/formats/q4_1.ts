@@ -1,6 +1,6 @@
 // q4_1 kernels: 32-value blocks of 20 bytes (fp16 d, fp16 m, 16 bytes of nibbles: element j low, element j + 16 high);
 // value = nibble × d + m; the dot partner is q8_1 (see src/formats/reference/q4_1.ts).
-import { U8_15, dotI8x16, f32ToF16, highNibbles, hsumI32x4, i8x16QuarterToF32x4, loadF16, rconst } from "./common";
+import { U8_15, dotI8x16, f32ToF16, highNibbles, hsumI32x4, i8x16QuarterToF32x4, loadF16, u8const } from "./common";
 import { Q4_1, matmulBlocks } from "./rowdot";
 
 const BYTES: usize = 20;
@@ -53,7 +53,7 @@ export function dequantizeRow_q4_1(src: usize, dst: usize, n: i32): void {
     const q = v128.load(block, 4);
     const o = dst + b * 128;
     for (let half: usize = 0; half < 2; half++) {
-      const v = half == 0 ? v128.and(q, rconst(U8_15)) : highNibbles(q);
+      const v = half == 0 ? v128.and(q, u8const(U8_15)) : highNibbles(q);
       const p = o + half * 64;
       v128.store(p, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(v, 0), d), m));
       v128.store(p, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(v, 1), d), m), 16);
@@ -71,7 +71,7 @@ export function dot_q4_1(row: usize, x: usize, n: i32): f32 {
     const a = row + b * BYTES;
     const c = x + b * Q8_1_BYTES;
     const q = v128.load(a, 4);
-    const sumi = hsumI32x4(i32x4.add(dotI8x16(v128.and(q, rconst(U8_15)), v128.load(c, 4)), dotI8x16(highNibbles(q), v128.load(c, 20))));
+    const sumi = hsumI32x4(i32x4.add(dotI8x16(v128.and(q, u8const(U8_15)), v128.load(c, 4)), dotI8x16(highNibbles(q), v128.load(c, 20))));
     sum += (loadF16(a) * loadF16(c)) * <f32>sumi + loadF16(a + 2) * loadF16(c + 2);
   }
   return sum;
@@ -88,7 +88,7 @@ export function axpy_q4_1(out: usize, w: f32, row: usize, n: i32): void {
     const q = v128.load(block, 4);
     const o = out + b * 128;
     for (let half: usize = 0; half < 2; half++) {
-      const v = half == 0 ? v128.and(q, rconst(U8_15)) : highNibbles(q);
+      const v = half == 0 ? v128.and(q, u8const(U8_15)) : highNibbles(q);
       const p = o + half * 64;
       v128.store(p, f32x4.add(v128.load(p), f32x4.mul(weight, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(v, 0), d), m))));
       v128.store(p, f32x4.add(v128.load(p, 16), f32x4.mul(weight, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(v, 1), d), m))), 16);

@@ -1,6 +1,6 @@
 // q4_K kernels: 256-value super-blocks of 144 bytes (fp16 d, fp16 dmin, 12 B 6-bit scales/mins, 128 B nibbles);
 // the dot partner is q8_K (see src/formats/reference/q4_K.ts). The quantizer is single-threaded (kquants.ts).
-import { U8_15, highNibbles, rconst } from "./common";
+import { U8_15, highNibbles, u8const } from "./common";
 import {
   KQ_I16_15, Q4_K, SCRATCH_L, axpyK, dequantizeK, intsK4, kqconst, matmulK, matvecK, pairHalvesI32x4,
   quantizeScaleMinK4, relaxedChunkSumsK4, rowDotK, settledK,
@@ -33,7 +33,7 @@ const BYTES: usize = 144;
   if (ASC_FEATURE_RELAXED_SIMD) {
     const b0 = v128.load(wq); // (16) u8: nibbles of values 0-15 of sub-block 2c (low) and 2c + 1 (high)
     const b1 = v128.load(wq, 16); // values 16-31
-    const low15 = rconst(U8_15);
+    const low15 = u8const(U8_15);
     return relaxedChunkSumsK4(v128.and(b0, low15), v128.and(b1, low15), highNibbles(b0), highNibbles(b1), xq);
   }
   const lo = settledK(i32x4.add(i32x4.add(lowPart(wq, xq, 0), lowPart(wq, xq, 1)), i32x4.add(lowPart(wq, xq, 2), lowPart(wq, xq, 3))), xq);

@@ -2,7 +2,7 @@
 // value j+16 high). value = (q − 16) × d, q in 0..31. Dot partner: q8_0 blocks (34 B: fp16 d | 32 × int8).
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
-import { U8_15, U8_16, dotI8x16, f32ToF16, fifthBits, highNibbles, hsumF32x4, i8x16QuarterToF32x4, loadF16, rconst } from "./common";
+import { U8_15, U8_16, dotI8x16, f32ToF16, fifthBits, highNibbles, hsumF32x4, i8x16QuarterToF32x4, loadF16, u8const } from "./common";
 import { Q5_0, matmulBlocks } from "./rowdot";
 
 const Q5_0_BLOCK: i32 = 32;
@@ -14,15 +14,15 @@ const Q8_0_BYTES: usize = 34;
 /** Signed quants (−16..15) of values 0..15 of the block at `block`. */
 // @ts-ignore: decorator
 @inline function quantsLow(block: usize): v128 {
-  const nibbles = v128.and(v128.load(block, 6), rconst(U8_15));
-  return i8x16.sub(v128.or(nibbles, fifthBits(load<u32>(block, 2), 0)), rconst(U8_16));
+  const nibbles = v128.and(v128.load(block, 6), u8const(U8_15));
+  return i8x16.sub(v128.or(nibbles, fifthBits(load<u32>(block, 2), 0)), u8const(U8_16));
 }
 
 /** Signed quants (−16..15) of values 16..31 of the block at `block`. */
 // @ts-ignore: decorator
 @inline function quantsHigh(block: usize): v128 {
   const nibbles = highNibbles(v128.load(block, 6));
-  return i8x16.sub(v128.or(nibbles, fifthBits(load<u32>(block, 2), 2)), rconst(U8_16));
+  return i8x16.sub(v128.or(nibbles, fifthBits(load<u32>(block, 2), 2)), u8const(U8_16));
 }
 
 /** Store 16 int8 quants × d as f32 at out. */

@@ -3,7 +3,7 @@
 // | 32 × int8).
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
-import { U8_15, dotI8x16, f16x4ToF32x4, f32ToF16, fifthBits, highNibbles, hsumF32x4, i8x16QuarterToF32x4, loadF16, rconst } from "./common";
+import { U8_15, dotI8x16, f16x4ToF32x4, f32ToF16, fifthBits, highNibbles, hsumF32x4, i8x16QuarterToF32x4, loadF16, u8const } from "./common";
 import { Q5_1, matmulBlocks } from "./rowdot";
 
 const Q5_1_BLOCK: i32 = 32;
@@ -15,7 +15,7 @@ const Q8_1_BYTES: usize = 36;
 /** Quants (0..31) of values 0..15 of the block at `block`. */
 // @ts-ignore: decorator
 @inline function quantsLow(block: usize): v128 {
-  return v128.or(v128.and(v128.load(block, 8), rconst(U8_15)), fifthBits(load<u32>(block, 4), 0));
+  return v128.or(v128.and(v128.load(block, 8), u8const(U8_15)), fifthBits(load<u32>(block, 4), 0));
 }
 
 /** Quants (0..31) of values 16..31 of the block at `block`. */

@@ -1,6 +1,6 @@
 // q5_K kernels: 256-value super-blocks of 176 bytes (fp16 d, fp16 dmin, 12 B 6-bit scales/mins, 32 B high bits,
 // 128 B nibbles); the dot partner is q8_K (see src/formats/reference/q5_K.ts). The quantizer is single-threaded.
-import { U8_15, U8_16, highNibbles, rconst } from "./common";
+import { U8_15, U8_16, highNibbles, u8const } from "./common";
 import {
   KQ_I16_15, Q5_K, SCRATCH_L, axpyK, dequantizeK, intsK4, kqconst, matmulK, matvecK,
   pairHalvesI32x4, quantizeScaleMinK4, relaxedChunkSumsK4, rowDotK, settledK,
@@ -41,7 +41,7 @@ const I16_16: usize = memory.data<u8>([16, 0, 16, 0, 16, 0, 16, 0, 16, 0, 16, 0,
 // @ts-ignore: decorator
 @inline function highBit8(h: v128, j: i32): v128 {
   const placed = j < 4 ? i16x8.shl(h, 4 - j) : j == 4 ? h : i16x8.shr_u(h, j - 4);
-  return v128.and(placed, rconst(U8_16));
+  return v128.and(placed, u8const(U8_16));
 }
 
 /**
@@ -56,7 +56,7 @@ const I16_16: usize = memory.data<u8>([16, 0, 16, 0, 16, 0, 16, 0, 16, 0, 16, 0,
     const b1 = v128.load(wq, 16); // values 16-31
     const h0 = v128.load(qh); // (16) u8: qh bytes 0-15, the high bits of values 0-15 of every sub-block
     const h1 = v128.load(qh, 16); // qh bytes 16-31
-    const low15 = rconst(U8_15);
+    const low15 = u8const(U8_15);
     return relaxedChunkSumsK4(
       v128.or(v128.and(b0, low15), highBit8(h0, 2 * c)), v128.or(v128.and(b1, low15), highBit8(h1, 2 * c)),
       v128.or(highNibbles(b0), highBit8(h0, 2 * c + 1)), v128.or(highNibbles(b1), highBit8(h1, 2 * c + 1)), xq,

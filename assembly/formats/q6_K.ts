@@ -1,6 +1,6 @@
 // q6_K kernels: 256-value super-blocks of 210 bytes (128 B low nibbles, 64 B high bit pairs, 16 × int8 scales, fp16 d);
 // the dot partner is q8_K (see src/formats/reference/q6_K.ts). The quantizer is single-threaded (kquants.ts).
-import { U8_15, dotLevelsAdd, f32ToF16, highNibbles, loadF16, rconst } from "./common";
+import { U8_15, dotLevelsAdd, f32ToF16, highNibbles, loadF16, u8const } from "./common";
 import {
   KQ_I16_0x30, KQ_I16_15, KQ_I16_3, KQ_Q6_SCALE_ORDER, KQ_U8_0x30, Q6_K, SCRATCH_L, SCRATCH_SCALES,
   axpyK, clampI, dequantizeK, kqconst, makeQxQuants, matmulK, matvecK, nearestInt, pairHalvesI32x4,
@@ -29,7 +29,7 @@ const BYTES: usize = 210;
     const b = v128.load(ql + 32 + o); // groups 8n + p + 2, 8n + p + 6
     const h = v128.load(qh + o); // (16) u8: bit pairs 0-1, 2-3, 4-5, 6-7 of the four groups
     const zero = i32x4.splat(0);
-    const low15 = rconst(U8_15);
+    const low15 = u8const(U8_15);
     const top = kqconst(KQ_U8_0x30);
     const g0 = dotLevelsAdd(v128.load(xq + o), v128.or(v128.and(a, low15), v128.and(i16x8.shl(h, 4), top)), zero);
     const g1 = dotLevelsAdd(v128.load(xq + 32 + o), v128.or(v128.and(b, low15), v128.and(i16x8.shl(h, 2), top)), zero);

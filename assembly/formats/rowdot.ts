@@ -12,7 +12,7 @@
 // Why the branches around block sums: V8 keeps loads in program order but sinks pure SIMD arithmetic to its first
 // use; without a branch, all loads of four blocks are issued first and spill. A branch whose result feeds a phi makes
 // each block's integer sum finish before the next block's loads (1.5× faster on the q8_0 matvec).
-import { U8_1, U8_15, dotLevelsAdd, fifthBits, highNibbles, hsumF32x4, loadF16x4, rconst, sum4I32x4, vconst } from "./common";
+import { U8_1, U8_15, dotLevelsAdd, fifthBits, highNibbles, hsumF32x4, loadF16x4, u8const, sum4I32x4, vconst } from "./common";
 import { CB_IQ2_E8, CB_IQ2_NL, CB_IQ3_E8, CB_IQ3_NL, codebookBlockBytes, codebookLevels, codebookLevelsOf, codebookPairs, codebookQh } from "./codebook";
 import { e8Value } from "./e8-scale";
 
@@ -83,7 +83,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
   }
   if (fmt == IQ4_NL) {
     const bytes = v128.load(wb + 2);
-    const indices = k < 2 ? v128.and(bytes, rconst(U8_15)) : highNibbles(bytes);
+    const indices = k < 2 ? v128.and(bytes, u8const(U8_15)) : highNibbles(bytes);
     const levels = i8x16.swizzle(vconst(IQ4_LEVELS), indices);
     return (k & 1) == 0 ? i16x8.extend_low_i8x16_s(levels) : i16x8.extend_high_i8x16_s(levels);
   }
@@ -124,7 +124,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
 // @ts-ignore: decorator
 @inline function storedLevels(fmt: i32, wb: usize, half: i32): v128 {
   const bytes = v128.load(wb + nibbleOffset(fmt)); // (16) u8: value j low nibble, j + 16 high
-  const q = half == 0 ? v128.and(bytes, rconst(U8_15)) : highNibbles(bytes);
+  const q = half == 0 ? v128.and(bytes, u8const(U8_15)) : highNibbles(bytes);
   if (fmt != Q5_0 && fmt != Q5_1) return q;
   return v128.or(q, fifthBits(load<u32>(wb + (fmt == Q5_0 ? 2 : 4)), half << 1));
 }
@@ -152,7 +152,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
 @inline function signedLevels(fmt: i32, bits: v128, qh: u32, half: i32): v128 {
   const cb = codebookCode(fmt);
   if (cb != 0) return codebookLevelsOf(cb, bits, qh, half);
-  return i8x16.swizzle(vconst(IQ4_LEVELS), half == 0 ? v128.and(bits, rconst(U8_15)) : highNibbles(bits));
+  return i8x16.swizzle(vconst(IQ4_LEVELS), half == 0 ? v128.and(bits, u8const(U8_15)) : highNibbles(bits));
 }
 
 /**
@@ -186,7 +186,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
   const zero = i32x4.splat(0);
   const sums = dotLevelsAdd(x1, hi, dotLevelsAdd(x0, lo, zero));
   if (fmt != Q4_0 && fmt != Q5_0) return sums;
-  const xsum = dotLevelsAdd(x1, rconst(U8_1), dotLevelsAdd(x0, rconst(U8_1), zero));
+  const xsum = dotLevelsAdd(x1, u8const(U8_1), dotLevelsAdd(x0, u8const(U8_1), zero));
   return i32x4.sub(sums, i32x4.shl(xsum, fmt == Q4_0 ? 3 : 4));
 }
 
