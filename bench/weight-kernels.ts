@@ -2,14 +2,18 @@
  * Single-thread speed of the weight kernels, one build against another: matvec_<fmt> (one token: generation) and
  * matmulWide_<fmt> (64 tokens: prompts; --wide-tokens sets other batch sizes, such as a server's few streams) of a
  * 2048 × 2048 q4_K / q5_K / q6_K matrix with q8_K activations; for the 32-value block formats (--formats
- * q8_0,q4_0,...) matvec, matmul_<fmt> of 2 tokens and, for those with a q8_0 partner, matmulWide_<fmt> (each build's
+ * q8_0,q4_0,...) matvec, matmul_<fmt> of 2 tokens and, for those with one, matmulWide_<fmt> (each build's
  * own wide layout, from widenRows_q8_0). Prints the median of a few timed repetitions per kernel (CPU time of the
  * process: the machine may be shared), in ms and in GMAC/s (rows × cols × tokens / time).
  *
  *   node dist/bench/weight-kernels.js [--wasm FILE]... [--reps N] [--formats q4_K,q5_K,q6_K] [--wide-tokens 2,4,64]
  *
  * Formats with a four-row layout (q4_K) also run its kernels on the same matrix repacked (matvec_<fmt>_x4 on one
- * token, matmul_<fmt>_x4 on 64), each checked to give the row layout's bits.
+ * token, matmul_<fmt>_x4 on 64), each checked to give the row layout's bits. --quantize adds quantizeRow_<fmt> of
+ * QUANT_ROWS rows of Gaussian floats (what a K/V cache does to every new position's rows), in millions of values a
+ * second, its bytes checked like the products' outputs:
+ *
+ *   node dist/bench/weight-kernels.js --formats iq3_nl,iq2_nl,iq3_e8,q4_0 --quantize --wasm OLD.wasm --wasm NEW.wasm
  *
  * Without --wasm it compares build/kernels.wasm with build/kernels-relaxed.wasm (the latter only where the runtime
  * has relaxed SIMD). Each build runs on its own memory with the same inputs; the script also checks that every build
@@ -30,10 +34,12 @@ const WIDE_TOKENS = 64;
 const WIDE_ROW_BYTES = wideRowBytes(COLS);
 /** Distinct quantized rows, repeated to fill the matrix (the quantizers are slow; the kernels do not care). */
 const DISTINCT_ROWS = 32;
+/** Rows of COLS floats a quantizeRow case quantizes per call. */
+const QUANT_ROWS = 16;
 
 interface Case {
   format: string;
-  kernel: "matvec" | "matmul" | "matmulWide" | "matvec_x4" | "matmul_x4";
+  kernel: "matvec" | "matmul" | "matmulWide" | "matvec_x4" | "matmul_x4" | "quantizeRow";
   tokens: number;
 }
 const isKQuant = (format: string) => format.endsWith("_K");
@@ -55,6 +61,8 @@ class Setup {
   xWide = 0; // (WIDE_TOKENS, WIDE_ROW_BYTES): the q8_0 activations widened (widenRows_q8_0), for matmulWide_<fmt> of q8_0 partners
   readonly out: number; // (WIDE_TOKENS, ROWS) f32
   readonly scratch: number; // matmulWide_<fmt> scratch: 2 widened rows (src/model/linear.ts)
+  readonly quantIn: number; // (QUANT_ROWS, COLS) f32: quantizeRow cases' input
+  readonly quantOut: number; // (QUANT_ROWS, COLS) bytes, more than any format's rows need: their output
 
   constructor(readonly name: string, module: WebAssembly.Module, formats: readonly string[]) {
     this.rt = new WasmRuntime(undefined, { module });
@@ -100,6 +108,9 @@ class Setup {
     }
     this.out = this.rt.alloc(WIDE_TOKENS * ROWS * 4);
     this.scratch = this.rt.alloc(2 * Math.max(wideRowBytesK(COLS), WIDE_ROW_BYTES));
+    this.quantIn = this.rt.alloc(QUANT_ROWS * COLS * 4);
+    for (let r = 0; r < QUANT_ROWS; r++) this.rt.f32(this.quantIn + r * COLS * 4, COLS).set(values(COLS, rand, 2 ** (rand() * 4 - 2)));
+    this.quantOut = this.rt.alloc(QUANT_ROWS * COLS);
   }
 
   run(c: Case): void {
@@ -107,7 +118,8 @@ class Setup {
     const partner = getFormat(c.format).dotPartner;
     const x = this.x.get(partner)!;
     const k = this.rt.k;
-    if (c.kernel === "matvec_x4") k[`matvec_${c.format}_x4`](this.tiles.get(c.format)!, x, this.out, 0, ROWS, COLS);
+    if (c.kernel === "quantizeRow") k[`quantizeRow_${c.format}`](this.quantIn, this.quantOut, QUANT_ROWS * COLS);
+    else if (c.kernel === "matvec_x4") k[`matvec_${c.format}_x4`](this.tiles.get(c.format)!, x, this.out, 0, ROWS, COLS);
     else if (c.kernel === "matmul_x4") k[`matmul_${c.format}_x4`](this.tiles.get(c.format)!, x, this.out, 0, ROWS, COLS, c.tokens, rowBytes(getFormat(partner), COLS), ROWS * 4);
     else if (c.kernel === "matvec") k[`matvec_${c.format}`](w, x, this.out, 0, ROWS, COLS);
     else if (c.kernel === "matmul") k[`matmul_${c.format}`](w, x, this.out, 0, ROWS, COLS, c.tokens, rowBytes(getFormat(partner), COLS), ROWS * 4);
@@ -115,6 +127,7 @@ class Setup {
   }
 
   output(c: Case): Float32Array {
+    if (c.kernel === "quantizeRow") return Float32Array.from(this.rt.u8(this.quantOut, QUANT_ROWS * rowBytes(getFormat(c.format), COLS)));
     return this.rt.f32(this.out, c.tokens * ROWS).slice();
   }
 }
@@ -153,6 +166,7 @@ function main(): void {
     reps: { type: "string", default: "9" },
     formats: { type: "string", default: "q4_K,q5_K,q6_K" },
     "wide-tokens": { type: "string", default: String(WIDE_TOKENS) },
+    quantize: { type: "boolean", default: false },
   } });
   const wideTokens = opts["wide-tokens"].split(",").map(Number);
   if (wideTokens.some((t) => !Number.isInteger(t) || t < 1 || t > WIDE_TOKENS)) throw new RangeError(`--wide-tokens: integers 1..${WIDE_TOKENS}, got ${opts["wide-tokens"]}`);
@@ -164,13 +178,14 @@ function main(): void {
   const cases: Case[] = formats.flatMap((format) => [
     { format, kernel: "matvec" as const, tokens: 1 },
     ...(isKQuant(format) ? [] : [{ format, kernel: "matmul" as const, tokens: 2 }]),
-    ...(isKQuant(format) || getFormat(format).dotPartner === "q8_0" ? wideTokens.map((tokens) => ({ format, kernel: "matmulWide" as const, tokens })) : []),
+    ...(typeof setups[0]!.rt.k[`matmulWide_${format}`] === "function" ? wideTokens.map((tokens) => ({ format, kernel: "matmulWide" as const, tokens })) : []),
     ...(getFormat(format).tiled ? [{ format, kernel: "matvec_x4" as const, tokens: 1 }, { format, kernel: "matmul_x4" as const, tokens: WIDE_TOKENS }] : []),
+    ...(opts.quantize ? [{ format, kernel: "quantizeRow" as const, tokens: 1 }] : []),
   ]);
   /** The row layout's case a tiled one must equal. */
   const rowCase = (c: Case): Case => ({ ...c, kernel: c.kernel === "matvec_x4" ? "matvec" : "matmulWide" });
   console.log(`Node ${process.versions.node}, ${ROWS} × ${COLS}, one thread, median CPU time of ${reps} repetitions`);
-  console.log(["kernel", "tokens", ...setups.map((s) => `${s.name} ms (GMAC/s)`)].join(" | "));
+  console.log(["kernel", "tokens", ...setups.map((s) => `${s.name} ms (GMAC/s; quantizeRow: M values/s)`)].join(" | "));
   for (const c of cases) {
     const ms = time(setups, c, reps);
     const outputs = setups.map((s) => s.output(c));
@@ -178,7 +193,9 @@ function main(): void {
     const rows = tiled ? setups.map((s) => (s.run(rowCase(c)), s.output(c))) : [];
     const cells = setups.map((_, i) => {
       const same = outputs[i].every((v, j) => Object.is(v, outputs[0][j])) && (!tiled || outputs[i].every((v, j) => Object.is(v, rows[i][j])));
-      return `${ms[i].toFixed(3)} (${((ROWS * COLS * c.tokens) / ms[i] / 1e6).toFixed(2)})${same ? "" : " DIFFERENT OUTPUT"}`;
+      // GMAC/s, or for a quantizer millions of values a second
+      const rate = c.kernel === "quantizeRow" ? (QUANT_ROWS * COLS) / ms[i] / 1e3 : (ROWS * COLS * c.tokens) / ms[i] / 1e6;
+      return `${ms[i].toFixed(3)} (${rate.toFixed(2)})${same ? "" : " DIFFERENT OUTPUT"}`;
     });
     const name = tiled ? `${c.kernel.replace("_x4", "")}_${c.format}_x4` : `${c.kernel}_${c.format}`;
     console.log([name, c.tokens, ...cells].join(" | "));

@@ -181,11 +181,67 @@ let fitQh: u32 = 0;
   return err;
 }
 
+/** Trial t's inverse scale: the largest |x| (amax) maps to 127 × t / 16. */
+// @ts-ignore: decorator
+@inline function trialInverse(t: i32, amax: f32): f32 {
+  const top: i32 = 127 * t;
+  return <f32>top / <f32>16 / amax;
+}
+
+/** Vectors of four trials: iq3_nl's 14 trials in 4 (the last two lanes unused), iq2_nl's 12 in 3. */
+// @ts-ignore: decorator
+@inline function trialVectors(cb: i32): i32 {
+  return (((trialLast(cb) - trialFirst(cb)) / trialStep(cb)) >> 2) + 1;
+}
+
+/** Steps between neighbouring LEVELS as f32 (iq3_nl's 7 at 0, iq2_nl's 3 at 28): a level is LEVELS[0] + the steps at or below y. */
+const LEVEL_STEPS: usize = memory.data<f32>([48, 34, 31, 28, 31, 34, 48, 89, 76, 89]);
+
+/** Lane k (0..3) of an f32x4. */
+// @ts-ignore: decorator
+@inline function laneF32(v: v128, k: i32): f32 {
+  return k == 0 ? f32x4.extract_lane(v, 0) : k == 1 ? f32x4.extract_lane(v, 1) : k == 2 ? f32x4.extract_lane(v, 2) : f32x4.extract_lane(v, 3);
+}
+
+// trialSums's results, lane k for trial vector q's lane k (module globals: every thread has its own instance)
+let trialSumXL: v128 = f32x4.splat(0);
+let trialSumL2: v128 = f32x4.splat(0);
+
+/**
+ * Σ x·L and Σ L² (f32, in value order) of the block at x for the four trials of vector q, a trial a lane: lane k's
+ * operations are the scalar search's for trial trialFirst + trialStep·(4q + k), each value's level the one nearest
+ * x · id (the count of midpoints at or below it, as nearestIndex finds; the level built from exact integer steps).
+ */
+// @ts-ignore: decorator
+@inline function trialSums(cb: i32, x: usize, amax: f32, q: i32): void {
+  const t0 = trialFirst(cb) + trialStep(cb) * (q << 2);
+  const trials = i32x4.add(i32x4.splat(t0), i32x4.mul(i32x4(0, 1, 2, 3), i32x4.splat(trialStep(cb))));
+  const id = f32x4.div(f32x4.div(f32x4.convert_i32x4_s(i32x4.mul(trials, i32x4.splat(127))), f32x4.splat(16)), f32x4.splat(amax));
+  const mid = MIDPOINTS + (cbBits(cb) == 3 ? 0 : 28);
+  const steps = LEVEL_STEPS + (cbBits(cb) == 3 ? 0 : 28);
+  const first = f32x4.splat(<f32>level(cb, 0));
+  let sumxl = f32x4.splat(0);
+  let suml2 = f32x4.splat(0);
+  for (let j = 0; j < BLOCK; j++) {
+    const v = f32x4.splat(load<f32>(x + (<usize>j << 2)));
+    const y = f32x4.mul(id, v);
+    let l = first;
+    for (let m = 0; m < (1 << cbBits(cb)) - 1; m++) {
+      l = f32x4.add(l, v128.and(f32x4.ge(y, f32x4.splat(load<f32>(mid + (<usize>m << 2)))), f32x4.splat(load<f32>(steps + (<usize>m << 2)))));
+    }
+    sumxl = f32x4.add(sumxl, f32x4.mul(v, l));
+    suml2 = f32x4.add(suml2, f32x4.mul(l, l));
+  }
+  trialSumXL = sumxl;
+  trialSumL2 = suml2;
+}
+
 /**
  * Quantize n floats at src into blocks at dst, byte for byte as the reference (quantizeRowCodebook): for each trial
  * scale, indices by nearest level, then the least-squares scale Σ x·L / Σ L²; the trial with the largest
- * (Σ x·L)² / Σ L² (the smallest squared error) wins, the first on ties. Sums in f32, in value order. A trial's indices
- * are packed as they are found (qs in a u64, qh in a u32): no scratch memory, which threads would share. The e8
+ * (Σ x·L)² / Σ L² (the smallest squared error) wins, the first on ties. Sums in f32, in value order, four trials at once in the lanes
+ * of a vector (trialSums); the winner's indices are then found again and packed (qs in a u64, qh in a u32): no
+ * scratch memory, which threads would share. The e8
  * formats then keep the better of the two codes around d, every value's level refitted under each (e8Fit).
  */
 // @ts-ignore: decorator
@@ -201,29 +257,31 @@ let fitQh: u32 = 0;
     let bestQs: u64 = 0;
     let bestQh: u32 = 0;
     if (amax >= GROUP_MAX_EPS) {
+      // every trial's sums, four trials a vector, then the best in trial order, then its indices packed
       let bestScore: f32 = -1;
-      for (let t = trialFirst(cb); t <= trialLast(cb); t += trialStep(cb)) {
-        const top: i32 = 127 * t; // the largest |x| maps to top / 16
-        const id: f32 = <f32>top / <f32>16 / amax;
-        let sumxl: f32 = 0;
-        let suml2: f32 = 0;
-        let qs: u64 = 0;
-        let qh: u32 = 0;
-        for (let j = 0; j < BLOCK; j++) {
-          const v = load<f32>(x + (<usize>j << 2));
-          const i = nearestIndex(cb, id * v);
-          qs |= qsBits(i, j);
-          qh |= qhBit(i, j);
-          const l = <f32>level(cb, i);
-          sumxl += v * l;
-          suml2 += l * l;
+      let bestTrial = 0; // none yet (trials start at 14)
+      for (let q = 0; q < trialVectors(cb); q++) {
+        trialSums(cb, x, amax, q);
+        for (let k = 0; k < 4; k++) {
+          const t = trialFirst(cb) + trialStep(cb) * ((q << 2) + k);
+          if (t > trialLast(cb)) break;
+          const sumxl = laneF32(trialSumXL, k);
+          const suml2 = laneF32(trialSumL2, k);
+          const score = sumxl * sumxl / suml2;
+          if (score > bestScore) {
+            bestScore = score;
+            d = sumxl / suml2;
+            bestTrial = t;
+          }
         }
-        const score = sumxl * sumxl / suml2;
-        if (score > bestScore) {
-          bestScore = score;
-          d = sumxl / suml2;
-          bestQs = qs;
-          bestQh = qh;
+      }
+      if ((cb & 8) == 0 && bestTrial != 0) {
+        // (the e8 formats refit their indices below)
+        const id = trialInverse(bestTrial, amax);
+        for (let j = 0; j < BLOCK; j++) {
+          const i = nearestIndex(cb, id * load<f32>(x + (<usize>j << 2)));
+          bestQs |= qsBits(i, j);
+          bestQh |= qhBit(i, j);
         }
       }
     }
