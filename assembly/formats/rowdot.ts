@@ -105,14 +105,15 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
   return v128.load8x8_s(xb + (affine(fmt) ? 4 : 2) + <usize>(k << 3));
 }
 
-// ---- relaxed build (kernels-relaxed.wasm): q4_0 / q4_1 / q5_0 / q5_1 blocks in relaxed dots --------------------
+// ---- relaxed build (kernels-relaxed.wasm): block dots of q4_0 / q4_1 / q5_0 / q5_1, the table formats and q8_0 ----
 // Their stored levels (nibble, + 16 × fifth bit) are 0..31: the i7 operand of common.ts's exact relaxed dots, the
 // partner's int8 values the other. q4_0 / q5_0 subtract their offset (8, 16) as offset × Σ x, Σ x being a relaxed
 // dot with ones. The block's integer Σ w·x is the plain build's, so the f32 terms are too.
 // Table formats (iq4_nl and the codebook formats) have signed levels from a fixed table, none of them 0 and all within
 // ±127: |w| is the i7 operand and each x takes w's sign, so Σ |w|·x·sign(w) = Σ w·x, again the plain build's integers
 // for partner values within ±127. quantizeRow_q8_0 writes −128 (whose negation wraps) only when 1/d overflows, in a
-// block whose fp16 scale is then 0: its term is ±0 in both builds. (q8_0 weights may hold −128: the i16 path.)
+// block whose fp16 scale is then 0: its term is ±0 in both builds. q8_0 weights may hold −128 (no |w|): there the
+// partner is split instead (splitSignBlockSums), exact for the same partner values.
 
 /** Whether the format's levels are unsigned (all but q8_0 and the table formats); test ASC_FEATURE_RELAXED_SIMD first. */
 // @ts-ignore: decorator
@@ -166,6 +167,24 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
   return i8x16.sub(storedLevels(fmt, wb, half), i8x16.splat(fmt == Q4_0 ? 8 : 16)); // q4_0, q5_0: level − offset
 }
 
+/**
+ * Σ w·x of a q8_0 weight block (values w0: 0-15, w1: 16-31) with the q8_0 partner block at xb, the partner split into
+ * x⁺ = max(x, 0) and x⁻ = x⁺ − x: both within 0..127, the relaxed dot's i7 operand, against the weights as they are
+ * (−128 included): Σ w·x⁺ − Σ w·x⁻, the same integer. Four lane operations and two dots a 16 values, where widening
+ * both sides to int16 takes seven (the partner's values are within ±127: quantizeRow_q8_0).
+ */
+// @ts-ignore: decorator
+@inline function splitSignBlockSums(w0: v128, w1: v128, xb: usize): v128 {
+  const x0 = v128.load(xb + 2); // (16) i8: values 0-15
+  const x1 = v128.load(xb + 2, 16); // values 16-31
+  const zero = i32x4.splat(0);
+  const p0 = i8x16.max_s(x0, zero);
+  const p1 = i8x16.max_s(x1, zero);
+  const pos = dotLevelsAdd(w1, p1, dotLevelsAdd(w0, p0, zero));
+  const neg = dotLevelsAdd(w1, i8x16.sub(p1, x1), dotLevelsAdd(w0, i8x16.sub(p0, x0), zero));
+  return i32x4.sub(pos, neg);
+}
+
 /** Σ w·x of a table format's block with signed levels lo (values 0-15), hi (16-31) and the q8_0 partner block at xb. */
 // @ts-ignore: decorator
 @inline function signedRelaxedBlockSums(lo: v128, hi: v128, xb: usize): v128 {
@@ -194,6 +213,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
 // @ts-ignore: decorator
 @inline function blockSums(fmt: i32, wb: usize, xb: usize): v128 {
   if (ASC_FEATURE_RELAXED_SIMD && unsignedLevels(fmt)) return relaxedBlockSums(fmt, storedLevels(fmt, wb, 0), storedLevels(fmt, wb, 1), xb);
+  if (ASC_FEATURE_RELAXED_SIMD && fmt == Q8_0) return splitSignBlockSums(v128.load(wb + 2), v128.load(wb + 2, 16), xb);
   if (ASC_FEATURE_RELAXED_SIMD && tableLevels(fmt)) {
     const bits = tableBits(fmt, wb);
     const qh = codebookQh(codebookCode(fmt), wb);
@@ -277,6 +297,11 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
     const lo = storedLevels(fmt, wb, 0);
     const hi = storedLevels(fmt, wb, 1);
     return pairHalvesI32x4(relaxedBlockSums(fmt, lo, hi, ya), relaxedBlockSums(fmt, lo, hi, yb));
+  }
+  if (ASC_FEATURE_RELAXED_SIMD && fmt == Q8_0) {
+    const w0 = v128.load(wb + 2);
+    const w1 = v128.load(wb + 2, 16);
+    return pairHalvesI32x4(splitSignBlockSums(w0, w1, ya), splitSignBlockSums(w0, w1, yb));
   }
   if (ASC_FEATURE_RELAXED_SIMD && tableLevels(fmt)) {
     const bits = tableBits(fmt, wb);

@@ -1,6 +1,6 @@
 /**
  * The two kernel builds (src/runtime/wasm.ts): build/kernels.wasm (plain SIMD) and build/kernels-relaxed.wasm (the
- * same source with relaxed SIMD, whose K-quant, q4_0 / q4_1 / q5_0 / q5_1 and iq4_nl / iq3_nl / iq2_nl weight dots use
+ * same source with relaxed SIMD, whose K-quant, q8_0, q4_0 / q4_1 / q5_0 / q5_1 and iq4_nl / iq3_nl / iq2_nl weight dots use
  * relaxed i8 × i7 dots).
  *   1. selection: the hand-written probe module agrees with the relaxed build's own validation; the process uses the
  *      relaxed build exactly where the runtime ships relaxed SIMD (Node 20: never, even with its experimental flag)
@@ -12,7 +12,7 @@
  *      iq4_nl and the codebook formats over 1, 3, 4, 9 blocks, and matmulWide of the q8_0-partner ones, q8_0, q4_0,
  *      q5_0 and iq4_nl, whose int8 layout moves w's sign onto x), 1..9 tokens and odd row ranges, with quantized rows, random
  *      bytes and all-extreme bytes (levels, scales and mins at their ends), and activations at −128 / 127 (−127 for
- *      the table formats, whose relaxed dots need x within ±127: quantizeRow_q8_0 writes −128 only in a block whose
+ *      q8_0 and the table formats, whose relaxed dots need x within ±127: quantizeRow_q8_0 writes −128 only in a block whose
  *      fp16 scale is 0, whose terms are ±0 either way, tested here on extreme rows); and they equal the scalar reference
  *      within the bound the other kernel tests use. Where it does not (Node 20), the relaxed build must
  *      fail to compile there and the plain one is in use.
@@ -118,11 +118,12 @@ const RELAXED_WEIGHTS = {
   iq2_e8: [],
 } as const;
 /**
- * Formats whose relaxed dots move w's sign onto x (rowdot.ts signedRelaxedBlockSums): the plain build's integers for
- * partner values within ±127; quantizeRow_q8_0 writes −128 only where the block's scale is 0 (tested below), so
- * their crafted activations stop at −127.
+ * Formats whose relaxed dots give the plain build's integers for partner values within ±127: those that move w's sign
+ * onto x (rowdot.ts signedRelaxedBlockSums) and q8_0, whose matvec and matmul split x into max(x, 0) and max(−x, 0)
+ * (splitSignBlockSums); quantizeRow_q8_0 writes −128 only where the block's scale is 0 (tested below), so their
+ * crafted activations stop at −127.
  */
-const SIGN_MOVED = new Set<string>(["iq4_nl", "iq3_nl", "iq2_nl", "iq3_e8", "iq2_e8"]);
+const PARTNER_WITHIN_127 = new Set<string>(["q8_0", "iq4_nl", "iq3_nl", "iq2_nl", "iq3_e8", "iq2_e8"]);
 type RelaxedWeight = keyof typeof RELAXED_WEIGHTS;
 const isKQuant = (name: string) => name.endsWith("_K");
 /** Formats with a q8_0 partner, whose matmulWide_<fmt> (matmul-wide.ts) moves w's sign onto x in the relaxed build. */
@@ -298,7 +299,7 @@ describe("relaxed-SIMD weight kernels equal the plain ones bit for bit", () => {
     const kernels = isKQuant(name) ? "dot, matvec, matmul and matmulWide over 1, 2, 9 super-blocks"
       : `matvec${hasWideQ8(format) ? ", matmul and matmulWide (activations ≥ −127)" : " and matmul"} over 1, 3, 4, 9 blocks`;
     // activations down to −128, and for the q8_0 partners' matmulWide (which moves w's sign onto x) down to −127
-    const lowests = SIGN_MOVED.has(name) ? [-127] : hasWideQ8(format) ? [-128, -127] : [-128];
+    const lowests = PARTNER_WITHIN_127.has(name) ? [-127] : hasWideQ8(format) ? [-128, -127] : [-128];
     it(`${name}: ${kernels}, 1..9 tokens, odd row ranges, extreme bytes`, () => {
       for (const [blocks, lowest] of (isKQuant(name) ? [1, 2, 9] : [1, 3, 4, 9]).flatMap((b) => lowests.map((l) => [b, l]))) {
         const cols = blocks * format.blockSize;
