@@ -194,7 +194,10 @@ let fitQh: u32 = 0;
   return (((trialLast(cb) - trialFirst(cb)) / trialStep(cb)) >> 2) + 1;
 }
 
-/** Steps between neighbouring LEVELS as f32 (iq3_nl's 7 at 0, iq2_nl's 3 at 28): a level is LEVELS[0] + the steps at or below y. */
+/**
+ * Steps between neighbouring LEVELS, (10) f32: iq3_nl's 7 at 0, iq2_nl's 3 at 28. The level nearest y is LEVELS[0]
+ * plus the steps whose midpoint is at or below y.
+ */
 const LEVEL_STEPS: usize = memory.data<f32>([48, 34, 31, 28, 31, 34, 48, 89, 76, 89]);
 
 /** Lane k (0..3) of an f32x4. */
@@ -239,10 +242,10 @@ let trialSumL2: v128 = f32x4.splat(0);
 /**
  * Quantize n floats at src into blocks at dst, byte for byte as the reference (quantizeRowCodebook): for each trial
  * scale, indices by nearest level, then the least-squares scale Σ x·L / Σ L²; the trial with the largest
- * (Σ x·L)² / Σ L² (the smallest squared error) wins, the first on ties. Sums in f32, in value order, four trials at once in the lanes
- * of a vector (trialSums); the winner's indices are then found again and packed (qs in a u64, qh in a u32): no
- * scratch memory, which threads would share. The e8
- * formats then keep the better of the two codes around d, every value's level refitted under each (e8Fit).
+ * (Σ x·L)² / Σ L² (the smallest squared error) wins, the first on ties. Sums in f32, in value order, four trials at
+ * once in the lanes of a vector (trialSums); the winner's indices are then found again and packed (qs in a u64, qh in
+ * a u32): no scratch memory, which threads would share. The e8 formats then keep the better of the two codes around
+ * d, every value's level refitted under each (e8Fit).
  */
 // @ts-ignore: decorator
 @inline export function quantizeRowCodebook(cb: i32, src: usize, dst: usize, n: i32): void {
