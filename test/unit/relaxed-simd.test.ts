@@ -1,7 +1,7 @@
 /**
  * The two kernel builds (src/runtime/wasm.ts): build/kernels.wasm (plain SIMD) and build/kernels-relaxed.wasm (the
- * same source with relaxed SIMD, whose K-quant, q8_0, q4_0 / q4_1 / q5_0 / q5_1 and iq4_nl / iq3_nl / iq2_nl weight dots use
- * relaxed i8 × i7 dots).
+ * same source with relaxed SIMD, whose K-quant, q8_0, q4_0 / q4_1 / q5_0 / q5_1 and iq4_nl / iq3_nl / iq2_nl weight
+ * dots use relaxed i8 × i7 dots).
  *   1. selection: the hand-written probe module agrees with the relaxed build's own validation; the process uses the
  *      relaxed build exactly where the runtime ships relaxed SIMD (Node 20: never, even with its experimental flag)
  *      unless KVSPLIT_WASM_RELAXED forces a build (=0 plain, =1 relaxed, an error where unsupported); runtimes
@@ -12,8 +12,8 @@
  *      iq4_nl and the codebook formats over 1, 3, 4, 9 blocks, and matmulWide of the q8_0-partner ones, q8_0, q4_0,
  *      q5_0 and iq4_nl, whose int8 layout moves w's sign onto x), 1..9 tokens and odd row ranges, with quantized rows, random
  *      bytes and all-extreme bytes (levels, scales and mins at their ends), and activations at −128 / 127 (−127 for
- *      q8_0 and the table formats, whose relaxed dots need x within ±127: quantizeRow_q8_0 writes −128 only in a block whose
- *      fp16 scale is 0, whose terms are ±0 either way, tested here on extreme rows); and they equal the scalar reference
+ *      q8_0 and the table formats, whose relaxed dots need x within ±127: quantizeRow_q8_0 writes −128 only in a
+ *      block whose fp16 scale is 0, whose terms are ±0 either way, tested here on extreme rows); and they equal the scalar reference
  *      within the bound the other kernel tests use. Where it does not (Node 20), the relaxed build must
  *      fail to compile there and the plain one is in use.
  *   3. where supported, 2. holds under each of V8's WebAssembly compilers alone (Liftoff without tier-up, TurboFan
