@@ -62,7 +62,7 @@ class Setup {
   readonly out: number; // (WIDE_TOKENS, ROWS) f32
   readonly scratch: number; // matmulWide_<fmt> scratch: 2 widened rows (src/model/linear.ts)
   readonly quantIn: number; // (QUANT_ROWS, COLS) f32: quantizeRow cases' input
-  readonly quantOut: number; // (QUANT_ROWS, COLS) bytes, more than any format's rows need: their output
+  readonly quantOut: number; // (QUANT_ROWS, the largest of the formats' row bytes) bytes: their output
 
   constructor(readonly name: string, module: WebAssembly.Module, formats: readonly string[]) {
     this.rt = new WasmRuntime(undefined, { module });
@@ -110,7 +110,7 @@ class Setup {
     this.scratch = this.rt.alloc(2 * Math.max(wideRowBytesK(COLS), WIDE_ROW_BYTES));
     this.quantIn = this.rt.alloc(QUANT_ROWS * COLS * 4);
     for (let r = 0; r < QUANT_ROWS; r++) this.rt.f32(this.quantIn + r * COLS * 4, COLS).set(values(COLS, rand, 2 ** (rand() * 4 - 2)));
-    this.quantOut = this.rt.alloc(QUANT_ROWS * COLS);
+    this.quantOut = this.rt.alloc(QUANT_ROWS * Math.max(...formats.map((f) => rowBytes(getFormat(f), COLS))));
   }
 
   run(c: Case): void {
