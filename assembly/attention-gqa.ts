@@ -13,7 +13,7 @@
 //   acc += w × v over the tile's positions in order (the axpy order).
 // Requires headDim % 8 == 0 and whole K and V blocks per head (headDim % 32 == 0 for block formats); cache.ts uses the
 // per-head path otherwise. A group that is not a multiple of 4 heads is padded with zero queries whose results are dropped.
-import { U8_15, U8_16, U8_8, f16x4ToF32x4, fifthBits, highNibbles, i8x16QuarterToF32x4, loadF16, u8const, vconst } from "./formats/common";
+import { U8_15, U8_16, U8_8, f16x4ToF32x4, fifthBits, highNibbles, i8x16QuarterToF32x4, loadF16, lookup16, u8const, vconst } from "./formats/common";
 import { CB_IQ2_E8, CB_IQ2_NL, CB_IQ3_E8, CB_IQ3_NL, codebookBlockBytes, codebookLevels, codebookLevelsOf, codebookPairs, codebookQh, codebookScale } from "./formats/codebook";
 import { fwht_f32 } from "./rotation";
 import {
@@ -156,7 +156,7 @@ export function attendScratchBytes(nHeads: i32, nKvHeads: i32, headDim: i32, max
     case T_Q4_1: return v128.and(v128.load(block, 4), u8const(U8_15));
     case T_Q5_0: return i8x16.sub(v128.or(v128.and(v128.load(block, 6), u8const(U8_15)), fifthBits(load<u32>(block, 2), 0)), u8const(U8_16));
     case T_Q5_1: return v128.or(v128.and(v128.load(block, 8), u8const(U8_15)), fifthBits(load<u32>(block, 4), 0));
-    case T_IQ4_NL: return i8x16.swizzle(iq4nlLevels(), v128.and(v128.load(block, 2), u8const(U8_15)));
+    case T_IQ4_NL: return lookup16(iq4nlLevels(), v128.and(v128.load(block, 2), u8const(U8_15)));
     case T_IQ3_NL: return codebookLevels(CB_IQ3_NL, block, 0);
     case T_IQ2_NL: return codebookLevels(CB_IQ2_NL, block, 0);
     case T_IQ3_E8: return codebookLevels(CB_IQ3_E8, block, 0);
@@ -172,7 +172,7 @@ export function attendScratchBytes(nHeads: i32, nKvHeads: i32, headDim: i32, max
     case T_Q4_1: return highNibbles(v128.load(block, 4));
     case T_Q5_0: return i8x16.sub(v128.or(highNibbles(v128.load(block, 6)), fifthBits(load<u32>(block, 2), 2)), u8const(U8_16));
     case T_Q5_1: return v128.or(highNibbles(v128.load(block, 8)), fifthBits(load<u32>(block, 4), 2));
-    case T_IQ4_NL: return i8x16.swizzle(iq4nlLevels(), highNibbles(v128.load(block, 2)));
+    case T_IQ4_NL: return lookup16(iq4nlLevels(), highNibbles(v128.load(block, 2)));
     case T_IQ3_NL: return codebookLevels(CB_IQ3_NL, block, 1);
     case T_IQ2_NL: return codebookLevels(CB_IQ2_NL, block, 1);
     case T_IQ3_E8: return codebookLevels(CB_IQ3_E8, block, 1);

@@ -12,7 +12,7 @@
 // Dot partner: q8_0 blocks, the dot formula iq4_nl's (lanes of Σ level·q summed per block, × (d_x·d)).
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
-import { U8_4, bitPlane, dotI8x16, f32ToF16, hsumF32x4, i8x16QuarterToF32x4, loadF16 } from "./common";
+import { U8_4, bitPlane, dotI8x16, f32ToF16, hsumF32x4, i8x16QuarterToF32x4, loadF16, lookup16 } from "./common";
 import { e8Below, e8Value } from "./e8-scale";
 
 /** Codebook codes: index bits, | 8 for a one-byte (e8) scale. */
@@ -125,7 +125,7 @@ const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
 @inline export function codebookLevelsOf(cb: i32, pairs: v128, qh: u32, half: i32): v128 {
   let index = v128.and(half == 0 ? pairs : i16x8.shr_u(pairs, 4), v128.load(CODEBOOK_CONSTANTS + 48));
   if (cbBits(cb) == 3) index = v128.or(index, bitPlane(qh, half << 1, U8_4));
-  return i8x16.swizzle(levelTable(cb), index);
+  return lookup16(levelTable(cb), index);
 }
 
 /** The int8 levels of values 0..15 (half 0) or 16..31 (half 1) of the block at `block`; then a table lookup. */

@@ -158,6 +158,17 @@ export const U8_4: usize = 64;
 }
 
 /**
+ * i8x16.swizzle for index lanes known to be within 0..15 (table lookups by nibbles or codebook indices, byte
+ * spreads by constant patterns): there i8x16.relaxed_swizzle is deterministic (the spec leaves only indices of 16 and
+ * more implementation-defined), and x64 engines lower it to one pshufb, where swizzle also needs a saturating add to
+ * zero the out-of-range lanes. The same bytes in both builds; never for indices that may be 16 or more.
+ */
+// @ts-ignore: decorator
+@inline export function lookup16(table: v128, indices: v128): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? i8x16.relaxed_swizzle(table, indices) : i8x16.swizzle(table, indices);
+}
+
+/**
  * The high nibbles of the bytes in v, in place of the low ones (u8 lanes 0..15): a 16-bit shift and a mask, cheaper
  * in V8 than i8x16.shr_u, which has no x64 instruction.
  */
@@ -226,7 +237,7 @@ export const U8_4: usize = 64;
  */
 // @ts-ignore: decorator
 @inline export function bitPlane(qh: u32, firstByte: i32, value: usize): v128 {
-  const spread = i8x16.swizzle(i32x4.splat(qh), vconst(firstByte == 0 ? 224 : 240));
+  const spread = lookup16(i32x4.splat(qh), vconst(firstByte == 0 ? 224 : 240));
   const bit = vconst(256);
   return v128.and(i8x16.eq(v128.and(spread, bit), bit), u8const(value));
 }

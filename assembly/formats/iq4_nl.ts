@@ -2,7 +2,7 @@
 // value = d × level[index], levels = ggml's kvalues_iq4nl. Dot partner: q8_0 blocks (34 B: fp16 d | 32 × int8).
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
-import { U8_15, dotI8x16, f32ToF16, highNibbles, hsumF32x4, i8x16QuarterToF32x4, loadF16, u8const } from "./common";
+import { U8_15, dotI8x16, f32ToF16, highNibbles, hsumF32x4, i8x16QuarterToF32x4, loadF16, lookup16, u8const } from "./common";
 import { IQ4_NL, matmulBlocks } from "./rowdot";
 
 const IQ4_NL_BLOCK: i32 = 32;
@@ -23,13 +23,13 @@ const GROUP_MAX_EPS: f32 = 1e-15;
 /** Levels (int8) of values 0..15 of the block at `block`. */
 // @ts-ignore: decorator
 @inline function levelsLow(block: usize, table: v128): v128 {
-  return i8x16.swizzle(table, v128.and(v128.load(block, 2), u8const(U8_15)));
+  return lookup16(table, v128.and(v128.load(block, 2), u8const(U8_15)));
 }
 
 /** Levels (int8) of values 16..31 of the block at `block`. */
 // @ts-ignore: decorator
 @inline function levelsHigh(block: usize, table: v128): v128 {
-  return i8x16.swizzle(table, highNibbles(v128.load(block, 2)));
+  return lookup16(table, highNibbles(v128.load(block, 2)));
 }
 
 /** Store 16 int8 quants × d as f32 at out. */

@@ -14,7 +14,7 @@
 // Quantizers: scalar ports of ggml's quantize_row_q*_K_ref (float arithmetic in the same order, no fused
 // multiply-add). The weight quantizers use a static scratch area: they are for one thread at a time (weights are
 // quantized ahead of time, never in the parallel forward pass). quantizeRow_q8_K needs no scratch.
-import { dotLevelsAdd, f32ToF16, loadF16, loadF16x4, pairDotLevels } from "./common";
+import { dotLevelsAdd, f32ToF16, loadF16, loadF16x4, lookup16, pairDotLevels } from "./common";
 
 export const Q2_K: i32 = 10;
 export const Q3_K: i32 = 11;
@@ -440,7 +440,10 @@ export function quantizeQ8KBlock(src: usize, dst: usize): void {
 // i32x4.dot_i16x8_s, vector constants read from KQ_CONSTANTS, and a never-taken branch (settledK) after each 64 values
 // so V8 does not issue every load of a super-block first and spill.
 
-/** v128 constants of the q4_K / q6_K dots (i16 lanes unless said; 0xff swizzle indices select 0). */
+/**
+ * v128 constants of the q4_K / q6_K dots (i16 lanes unless said; 0xff swizzle indices select 0: those go through
+ * i8x16.swizzle, the others through lookup16).
+ */
 const KQ_CONSTANTS: usize = memory.data<u8>([
   15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, // 0: i16 15
   0x30, 0, 0x30, 0, 0x30, 0, 0x30, 0, 0x30, 0, 0x30, 0, 0x30, 0, 0x30, 0, // 16: i16 0x30
@@ -475,7 +478,7 @@ export const KQ_Q6_SCALE_ORDER: usize = 160;
 // @ts-ignore: decorator
 @inline export function scalesMinsK4(q: usize): v128 {
   const bytes = v128.load(q);
-  const low = i8x16.swizzle(bytes, kqconst(KQ_SCALE_LOW));
+  const low = lookup16(bytes, kqconst(KQ_SCALE_LOW));
   const top = i8x16.swizzle(bytes, kqconst(KQ_SCALE_TOP));
   const lowBits = v128.or(v128.and(low, kqconst(KQ_MASK_LOW)), v128.and(i8x16.shr_u(low, 4), kqconst(KQ_MASK_HIGH)));
   return v128.or(lowBits, v128.and(i8x16.shr_u(top, 2), kqconst(KQ_U8_0x30)));

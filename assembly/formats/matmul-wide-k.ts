@@ -31,7 +31,7 @@
 // q8_K block's group sums. All are the exact integers of kquants.ts's row dots, and the super-block term and the
 // row's sum follow its f32 order, so matmulWide_<fmt> equals matvec_<fmt> token by token, bit for bit, in either
 // build.
-import { AS_VALUES, loadF16, pairDotLevels, storeTransposedI32x4, sum4I32x4 } from "./common";
+import { AS_VALUES, loadF16, lookup16, pairDotLevels, storeTransposedI32x4, sum4I32x4 } from "./common";
 import {
   Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K_BYTES, blockBytesK, dOffset, dminOffset, hasMinK, hsumI32x4K, levelOffsetK, levels16,
   quantizeQ8KBlock, scale16, scalesMinsK4, storedLevels16,
@@ -59,7 +59,7 @@ const PAIR_INDICES: usize = memory.data<u8>([0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 0, 0,
  */
 // @ts-ignore: decorator
 @inline function quadScalePairs(scales: v128, q: i32): v128 {
-  return i16x8.extend_low_i8x16_s(i8x16.swizzle(scales, i8x16.add(v128.load(PAIR_INDICES), i8x16.splat(<i8>(q << 2)))));
+  return i16x8.extend_low_i8x16_s(lookup16(scales, i8x16.add(v128.load(PAIR_INDICES), i8x16.splat(<i8>(q << 2)))));
 }
 
 /** The 16 group scales of the super-block at wb, lane g: scale16(fmt, wb, g) (−32..31 for q3_K, i8 for q6_K). */

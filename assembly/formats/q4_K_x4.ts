@@ -13,7 +13,7 @@
 // The integers are kquants.ts's (isum = Σ_j scale_j × Σ level × q8, summs = Σ_j min_j × bsum_j) and the super-block
 // term and the rows' f32 sums follow matvecK's operations in its order, so matvec_q4_K_x4 equals matvec_q4_K on the
 // rows before repacking, bit for bit, in either build.
-import { dotLevelsAddEither, f16x4ToF32x4 } from "./common";
+import { dotLevelsAddEither, f16x4ToF32x4, lookup16 } from "./common";
 import { Q8_K_BYTES } from "./kquants";
 
 const ROW_BLOCK: usize = 144; // q4_K bytes per row and super-block
@@ -115,7 +115,7 @@ let pairSecond: v128 = i32x4.splat(0);
 /** u8 lanes 8h + 2r + i: min 4 + 2h + i of row r. */
 // @ts-ignore: decorator
 @inline function minsHigh(tb: usize): v128 {
-  const nibbles = v128.and(i16x8.shr_u(i8x16.swizzle(v128.load(tb + 48), v128.load(TO_PAIRS)), 4), v128.load(U8_15));
+  const nibbles = v128.and(i16x8.shr_u(lookup16(v128.load(tb + 48), v128.load(TO_PAIRS)), 4), v128.load(U8_15));
   return withTopBits(nibbles, v128.load(tb + 32));
 }
 

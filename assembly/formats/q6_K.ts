@@ -1,6 +1,6 @@
 // q6_K kernels: 256-value super-blocks of 210 bytes (128 B low nibbles, 64 B high bit pairs, 16 × int8 scales, fp16 d);
 // the dot partner is q8_K (see src/formats/reference/q6_K.ts). The quantizer is single-threaded (kquants.ts).
-import { U8_15, dotLevelsAdd, f32ToF16, highNibbles, loadF16, u8const } from "./common";
+import { U8_15, dotLevelsAdd, f32ToF16, highNibbles, loadF16, lookup16, u8const } from "./common";
 import {
   KQ_I16_0x30, KQ_I16_15, KQ_I16_3, KQ_Q6_SCALE_ORDER, KQ_U8_0x30, Q6_K, SCRATCH_L, SCRATCH_SCALES,
   axpyK, clampI, dequantizeK, kqconst, makeQxQuants, matmulK, matvecK, nearestInt, pairHalvesI32x4,
@@ -78,7 +78,7 @@ const BYTES: usize = 210;
     const p10 = settledK(partSums(wb + 64, wb + 160, xq + 128, 0), xb);
     const p11 = settledK(partSums(wb + 64, wb + 160, xq + 128, 1), xb);
     const scales = v128.load(wb + 192);
-    const ordered = i8x16.swizzle(scales, kqconst(KQ_Q6_SCALE_ORDER)); // groups 0 2 4 6, 1 3 5 7, 8 10 12 14, 9 11 13 15
+    const ordered = lookup16(scales, kqconst(KQ_Q6_SCALE_ORDER)); // groups 0 2 4 6, 1 3 5 7, 8 10 12 14, 9 11 13 15
     const half0 = i16x8.extend_low_i8x16_s(ordered);
     const half1 = i16x8.extend_high_i8x16_s(ordered);
     const raw = i32x4.add(

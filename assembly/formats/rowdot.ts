@@ -12,7 +12,7 @@
 // Why the branches around block sums: V8 keeps loads in program order but sinks pure SIMD arithmetic to its first
 // use; without a branch, all loads of four blocks are issued first and spill. A branch whose result feeds a phi makes
 // each block's integer sum finish before the next block's loads (1.5× faster on the q8_0 matvec).
-import { U8_1, U8_15, dotLevelsAdd, fifthBits, highNibbles, hsumF32x4, loadF16x4, u8const, sum4I32x4, vconst } from "./common";
+import { U8_1, U8_15, dotLevelsAdd, fifthBits, highNibbles, hsumF32x4, loadF16x4, lookup16, u8const, sum4I32x4, vconst } from "./common";
 import { CB_IQ2_E8, CB_IQ2_NL, CB_IQ3_E8, CB_IQ3_NL, codebookBlockBytes, codebookLevels, codebookLevelsOf, codebookPairs, codebookQh } from "./codebook";
 import { e8Value } from "./e8-scale";
 
@@ -84,7 +84,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
   if (fmt == IQ4_NL) {
     const bytes = v128.load(wb + 2);
     const indices = k < 2 ? v128.and(bytes, u8const(U8_15)) : highNibbles(bytes);
-    const levels = i8x16.swizzle(vconst(IQ4_LEVELS), indices);
+    const levels = lookup16(vconst(IQ4_LEVELS), indices);
     return (k & 1) == 0 ? i16x8.extend_low_i8x16_s(levels) : i16x8.extend_high_i8x16_s(levels);
   }
   const bytes = v128.load8x8_u(wb + nibbleOffset(fmt) + <usize>((k & 1) << 3)); // u8 -> i16 lanes
@@ -153,7 +153,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
 @inline function signedLevels(fmt: i32, bits: v128, qh: u32, half: i32): v128 {
   const cb = codebookCode(fmt);
   if (cb != 0) return codebookLevelsOf(cb, bits, qh, half);
-  return i8x16.swizzle(vconst(IQ4_LEVELS), half == 0 ? v128.and(bits, u8const(U8_15)) : highNibbles(bits));
+  return lookup16(vconst(IQ4_LEVELS), half == 0 ? v128.and(bits, u8const(U8_15)) : highNibbles(bits));
 }
 
 /**
