@@ -24,8 +24,9 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { getFormat, rowBytes } from "../../src/formats/table.js";
-import type { BlockFormat } from "../../src/formats/types.js";
+import { getFormat, getKvFormat, rowBytes } from "../../src/formats/table.js";
+import type { BlockFormat, KvFormatName } from "../../src/formats/types.js";
+import { KvCache } from "../../src/kv/cache.js";
 import {
   RELAXED_ENV, WasmRuntime, defaultRuntime, kernelModule, kernelVariant, loadKernelModule, relaxedSimdSupported, selectKernelVariant,
 } from "../../src/runtime/wasm.js";
@@ -346,6 +347,63 @@ describe("relaxed-SIMD weight kernels equal the plain ones bit for bit", () => {
             }
           }
         }
+      }
+    });
+  }
+});
+
+/**
+ * Every packed K/V format through the grouped attention kernel and the per-channel key path of both builds: the
+ * decoders' table lookups (iq4_nl and the codebook levels, the q5 fifth bits) are relaxed swizzles in the relaxed
+ * build (common.ts lookup16), so stored bytes and outputs must be equal bit for bit.
+ */
+describe("relaxed-SIMD attention equals the plain one bit for bit", () => {
+  if (!supported) return; // the weight kernels' describe above says why, and checks the plain build is in use
+  const PACKED: KvFormatName[] = ["q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl", "iq3_nl", "iq2_nl", "iq3_e8", "iq2_e8"];
+  const shape = { nHeads: 8, nKvHeads: 2, headDim: 64 }; // a group of 4 heads: the grouped kernel
+  const nPos = 70; // two complete key groups and a partial one
+  const kvDim = shape.nKvHeads * shape.headDim;
+  const qDim = shape.nHeads * shape.headDim;
+
+  /** (out (nPos, qDim) f32, stored K and V rows) of one build with K of `kName` (per channel when `channel`), V of `vName`. */
+  function run(variant: "plain" | "relaxed", kName: KvFormatName, vName: KvFormatName, channel: boolean) {
+    const build = new WasmRuntime(undefined, { module: loadKernelModule(variant) });
+    const rand = seededRandom(90);
+    const cache = new KvCache(build, {
+      nLayers: 1, ...shape, contextSize: nPos, maxTokens: nPos, rotation: true, ...(channel ? { window: 32 } : {}),
+      layers: [{ k: getKvFormat(kName), v: getKvFormat(vName), ...(channel ? { kLayout: "channel" as const } : {}) }],
+    });
+    const k = build.alloc(nPos * kvDim * 4); // (nPos, kvDim) f32
+    const v = build.alloc(nPos * kvDim * 4); // (nPos, kvDim) f32
+    const q = build.alloc(nPos * qDim * 4); // (nPos, qDim) f32
+    const out = build.alloc(nPos * qDim * 4); // (nPos, qDim) f32
+    try {
+      build.f32(k, nPos * kvDim).set(gaussian(nPos * kvDim, rand));
+      build.f32(v, nPos * kvDim).set(gaussian(nPos * kvDim, rand));
+      build.f32(q, nPos * qDim).set(gaussian(nPos * qDim, rand));
+      cache.appendBatch(0, 0, nPos, k, v);
+      cache.setLength(nPos);
+      cache.attendBatch(0, 0, nPos, q, out);
+      const rows = channel ? [] : Array.from({ length: nPos }, (_, p) => [...cache.packedRow(0, "k", p), ...cache.packedRow(0, "v", p)]);
+      return { out: Float32Array.from(build.f32(out, nPos * qDim)), rows: Uint8Array.from(rows.flat()) };
+    } finally {
+      cache.dispose();
+      for (const p of [k, v, q, out]) build.free(p);
+    }
+  }
+
+  for (const name of PACKED) {
+    it(`K and V ${name}, and keys per channel in ${name}: 70 positions, rotation on`, () => {
+      for (const channel of [false, true]) {
+        const plain = run("plain", name, name, channel);
+        const relaxed = run("relaxed", name, name, channel);
+        const label = `${name}${channel ? " per channel" : ""}`;
+        assert.ok(plain.out.every(Number.isFinite), `${label}: finite outputs`);
+        assert.ok(Buffer.from(relaxed.rows).equals(Buffer.from(plain.rows)), `${label}: stored rows differ`);
+        // bit patterns, first difference named (a deepEqual of 35,840 floats would print them all)
+        const [a, b] = [new Uint32Array(relaxed.out.buffer), new Uint32Array(plain.out.buffer)];
+        const at = a.findIndex((bits, i) => bits !== b[i]);
+        assert.equal(at, -1, `${label}: output ${at} is ${relaxed.out[at]} (relaxed), ${plain.out[at]} (plain)`);
       }
     });
   }
