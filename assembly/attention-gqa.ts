@@ -1,5 +1,6 @@
 // Grouped attention: the query heads that share one kv head (a GQA group) are computed together, so each packed K
-// block and each V row is decoded once per position for the whole group instead of once per query head.
+// block and each V row is decoded once per position for the whole group instead of once per query head; in a batch
+// (a prompt), up to TOKEN_TILE tokens of the group share each decoded row too.
 //
 // It computes exactly what the per-head path (attention.ts attendHead, with the formats' dot_/axpy_ kernels) computes,
 // with every float operation in the same order, so the results are the same bits; only the work is shared:
@@ -25,6 +26,16 @@ import {
 
 /** Positions whose V slices are decoded together before accumulation. */
 const V_TILE: i32 = 32;
+/**
+ * Query tokens of one kv head that share each decoded K and V row in a batch (an item of attendGrouped_packed when
+ * its tokensPerItem says so): a prompt's rows are decoded once per tile of tokens instead of once per token.
+ */
+const TOKEN_TILE: i32 = 4;
+
+/** The most tokens one item of attendGrouped_packed may cover (its tokensPerItem), which its scratch is sized for. */
+export function attendTokenTile(): i32 {
+  return TOKEN_TILE;
+}
 
 /** Bytes of a layer descriptor (attention-common.ts D_* fields). */
 export function attendLayerDescBytes(): i32 {
@@ -32,23 +43,32 @@ export function attendLayerDescBytes(): i32 {
 }
 
 // ---- scratch layout of one thread (grouped path) ----------------------------------------------------------------
-// scores (maxPos, gp) f32 | acc (gp, headDim) f32 | qPrep (gp, headDim) f32 or i16 | qPrepExact (gp, headDim) f32 |
-// qScale 2 × (gp, nBlocks) f32 |
-// kDec headDim f32 (or headDim i16 + 2 × nBlocks f32) | kGroup (KEY_GROUP, headDim) f32 | vDec (V_TILE, headDim) f32 |
-// qTmp headDim f32 + 64 | qRot headDim f32 | sums (gp) f32
+// per token slot (TOKEN_TILE of each, slot j at base + j × stride):
+//   scores (maxPos, gp) f32 | acc (gp, headDim) f32 | qPrep (gp, headDim) f32 or i16 | qScale 2 × (gp, nBlocks) f32 |
+//   sums (gp) f32 | range (sHi, lo, nPos, 0) i32
+// once: qPrepExact (gp, headDim) f32 | exactRange 4 × i32 | kDec headDim f32 (or headDim i16 + 2 × nBlocks f32) |
+//   kGroup (KEY_GROUP, headDim) f32 | vDec (V_TILE, headDim) f32 | qTmp headDim f32 + 64 | qRot headDim f32
 // Module globals, not objects (no managed memory: the JS allocator owns everything above __heap_base); every thread
 // has its own instance, so these are per thread. Set by layoutScratch.
 let sScores: usize = 0;
+let sScoresStride: usize = 0;
 let sAcc: usize = 0;
+let sAccStride: usize = 0;
 let sQPrep: usize = 0;
-let sQPrepExact: usize = 0;
+let sQPrepStride: usize = 0;
 let sQScale: usize = 0;
+let sQScaleStride: usize = 0;
+let sSums: usize = 0;
+let sSumsStride: usize = 0;
+let sRanges: usize = 0;
+const RANGE_BYTES: usize = 16;
+let sQPrepExact: usize = 0;
+let sExactRange: usize = 0;
 let sKDec: usize = 0;
 let sKGroup: usize = 0;
 let sVDec: usize = 0;
 let sQTmp: usize = 0;
 let sQRot: usize = 0;
-let sSums: usize = 0;
 
 // @ts-ignore: decorator
 @inline function paddedGroup(group: i32): i32 {
@@ -60,18 +80,51 @@ function layoutScratch(base: usize, group: i32, headDim: i32, maxPos: i32): usiz
   const gp = <usize>paddedGroup(group);
   const d = <usize>headDim;
   const nBlocks = <usize>(headDim >> 5) + 1;
+  const tile = <usize>TOKEN_TILE;
+  sScoresStride = align16(<usize>maxPos * gp * 4);
+  sAccStride = align16(gp * d * 4);
+  sQPrepStride = align16(gp * d * 4);
+  sQScaleStride = align16(2 * gp * nBlocks * 4);
+  sSumsStride = align16(gp * 4);
   sScores = base;
-  sAcc = sScores + align16(<usize>maxPos * gp * 4);
-  sQPrep = sAcc + align16(gp * d * 4);
-  sQPrepExact = sQPrep + align16(gp * d * 4);
-  sQScale = sQPrepExact + align16(gp * d * 4);
-  sKDec = sQScale + align16(2 * gp * nBlocks * 4);
+  sAcc = sScores + tile * sScoresStride;
+  sQPrep = sAcc + tile * sAccStride;
+  sQScale = sQPrep + tile * sQPrepStride;
+  sSums = sQScale + tile * sQScaleStride;
+  sRanges = sSums + tile * sSumsStride;
+  sQPrepExact = sRanges + tile * RANGE_BYTES;
+  sExactRange = sQPrepExact + align16(gp * d * 4);
+  sKDec = sExactRange + RANGE_BYTES;
   sKGroup = sKDec + align16(d * 4 + nBlocks * 8);
   sVDec = sKGroup + align16(<usize>KEY_GROUP * d * 4);
   sQTmp = sVDec + align16(<usize>V_TILE * d * 4);
   sQRot = sQTmp + align16(d * 4 + 64);
-  sSums = sQRot + align16(d * 4);
-  return sSums + align16(gp * 4);
+  return sQRot + align16(d * 4);
+}
+
+// @ts-ignore: decorator
+@inline function scoresOf(slot: i32): usize {
+  return sScores + <usize>slot * sScoresStride;
+}
+// @ts-ignore: decorator
+@inline function accOf(slot: i32): usize {
+  return sAcc + <usize>slot * sAccStride;
+}
+// @ts-ignore: decorator
+@inline function qScaleOf(slot: i32): usize {
+  return sQScale + <usize>slot * sQScaleStride;
+}
+// @ts-ignore: decorator
+@inline function sumsOf(slot: i32): usize {
+  return sSums + <usize>slot * sSumsStride;
+}
+
+/** A position range record (RANGE_BYTES: pStart, pEnd, then nPos for a token slot's) at `at`. */
+// @ts-ignore: decorator
+@inline function setRange(at: usize, pStart: i32, pEnd: i32, nPos: i32): void {
+  store<i32>(at, pStart);
+  store<i32>(at, pEnd, 4);
+  store<i32>(at, nPos, 8);
 }
 
 /** Bytes of per-thread scratch either attention path needs for this shape (attendGrouped_packed, attendHeads_packed). */
@@ -206,13 +259,13 @@ export function attendScratchBytes(nHeads: i32, nKvHeads: i32, headDim: i32, max
  * Padding heads are zeros.
  */
 function prepareQueries(
-  qGroup: usize, group: i32, headDim: i32, partner: i32, intPartner: bool, rotK: i32, prep: usize,
+  qGroup: usize, group: i32, headDim: i32, partner: i32, intPartner: bool, rotK: i32, prep: usize, qScale: usize,
 ): void {
   const gp = paddedGroup(group);
   const nBlocks = headDim >> 5;
   const nChunks = headDim >> 2;
   memory.fill(prep, 0, <usize>gp * <usize>headDim * 4);
-  if (intPartner) memory.fill(sQScale, 0, <usize>(2 * gp * nBlocks) * 4);
+  if (intPartner) memory.fill(qScale, 0, <usize>(2 * gp * nBlocks) * 4);
   for (let j = 0; j < group; j++) {
     let qHead = qGroup + (<usize>j * <usize>headDim << 2);
     if (rotK > 0) {
@@ -229,8 +282,8 @@ function prepareQueries(
         const block = sQTmp + <usize>b * bytes;
         const slot = (quad * nBlocks + b) * 4 + lane;
         storeWidened(prep + (<usize>slot << 6), v128.load(block + qsOffset), v128.load(block + qsOffset, 16));
-        store<f32>(sQScale + (<usize>slot << 2), loadF16(block));
-        if (partner == T_Q8_1) store<f32>(sQScale + (<usize>(gp * nBlocks + slot) << 2), loadF16(block + 2));
+        store<f32>(qScale + (<usize>slot << 2), loadF16(block));
+        if (partner == T_Q8_1) store<f32>(qScale + (<usize>(gp * nBlocks + slot) << 2), loadF16(block + 2));
       }
     } else {
       for (let c = 0; c < nChunks; c++) {
@@ -372,38 +425,66 @@ function prepareQueries(
   }
 }
 
+/** The smallest pStart and the largest pEnd of nTok range records at `ranges` (empty ranges left out); pStart >= pEnd when all are empty. */
+// @ts-ignore: decorator
+@inline function rangeHull(nTok: i32, ranges: usize): i64 {
+  let lo = i32.MAX_VALUE;
+  let hi = 0;
+  for (let i = 0; i < nTok; i++) {
+    const at = ranges + <usize>i * RANGE_BYTES;
+    const a = load<i32>(at);
+    const b = load<i32>(at, 4);
+    if (a < b) {
+      lo = min(lo, a);
+      hi = max(hi, b);
+    }
+  }
+  return (<i64>hi << 32) | <i64><u32>lo;
+}
+
 /**
- * scores[(p, gp)] = scale × q·k for every position p in [pStart, pEnd) and every quad, with the queries prepared at
- * `prep` for K of `type` (a constant after inlining); position p's row is at kSlice + p·kRowBytes.
+ * For each of nTok token slots i (slot firstSlot + i, its range record at ranges + i·RANGE_BYTES, its queries at
+ * prep + i·prepStride): scores[(p, gp)] = scale × q·k for every position p in its [pStart, pEnd) and every quad, with
+ * the queries prepared for K of `type` (a constant after inlining); position p's row is at kSlice + p·kRowBytes. Each
+ * row is decoded once for all the slots whose range holds it.
  */
 // @ts-ignore: decorator
 @inline function scoreAll(
-  type: i32, kSlice: usize, kRowBytes: i32, pStart: i32, pEnd: i32, gp: i32, headDim: i32, scale: f32, prep: usize,
+  type: i32, kSlice: usize, kRowBytes: i32, nTok: i32, ranges: usize, firstSlot: i32, gp: i32, headDim: i32, scale: f32,
+  prep: usize, prepStride: usize,
 ): void {
   const nQuads = gp >> 2;
   const nBlocks = headDim >> 5;
   const scaleV = f32x4.splat(scale);
   const intK = type != T_F32 && type != T_F16 && type != T_BF16;
   const quadPrepBytes = <usize>headDim << 4; // float partner: 4 heads × headDim f32 per quad
-  for (let p = pStart; p < pEnd; p++) {
+  const hull = rangeHull(nTok, ranges);
+  for (let p = <i32>hull; p < <i32>(hull >> 32); p++) {
     const row = kSlice + <usize>p * <usize>kRowBytes;
-    const out = sScores + (<usize>(p * gp) << 2);
+    let k = row;
     if (intK) {
       decodeKInt(type, row, nBlocks, sKDec);
-      for (let quad = 0; quad < nQuads; quad++) {
-        const slot = <usize>(quad * nBlocks * 4);
-        const v = scoreQuadInt(type, sKDec, nBlocks, prep + (slot << 6), sQScale + (slot << 2), sQScale + (<usize>(gp * nBlocks) << 2) + (slot << 2));
-        v128.store(out + (<usize>quad << 4), f32x4.mul(v, scaleV));
-      }
-    } else {
-      let k = row;
-      if (type != T_F32) {
-        decodeHalfRow(type, row, sKDec, headDim);
-        k = sKDec;
-      }
-      for (let quad = 0; quad < nQuads; quad++) {
-        const v = scoreQuadFloat(k, headDim, prep + <usize>quad * quadPrepBytes);
-        v128.store(out + (<usize>quad << 4), f32x4.mul(v, scaleV));
+    } else if (type != T_F32) {
+      decodeHalfRow(type, row, sKDec, headDim);
+      k = sKDec;
+    }
+    for (let i = 0; i < nTok; i++) {
+      const range = ranges + <usize>i * RANGE_BYTES;
+      if (p < load<i32>(range) || p >= load<i32>(range, 4)) continue;
+      const out = scoresOf(firstSlot + i) + (<usize>(p * gp) << 2);
+      const q = prep + <usize>i * prepStride;
+      if (intK) {
+        const qScale = qScaleOf(firstSlot + i);
+        for (let quad = 0; quad < nQuads; quad++) {
+          const slot = <usize>(quad * nBlocks * 4);
+          const v = scoreQuadInt(type, sKDec, nBlocks, q + (slot << 6), qScale + (slot << 2), qScale + (<usize>(gp * nBlocks) << 2) + (slot << 2));
+          v128.store(out + (<usize>quad << 4), f32x4.mul(v, scaleV));
+        }
+      } else {
+        for (let quad = 0; quad < nQuads; quad++) {
+          const v = scoreQuadFloat(k, headDim, q + <usize>quad * quadPrepBytes);
+          v128.store(out + (<usize>quad << 4), f32x4.mul(v, scaleV));
+        }
       }
     }
   }
@@ -420,11 +501,13 @@ function prepareQueries(
  * scores[(p, gp)] = scale × q·k for positions p in [pStart, pEnd) of keys stored per channel (key-channels.ts): each
  * group of KEY_GROUP positions is decoded once into kGroup (KEY_GROUP, headDim) f32, channel c's block into column c
  * (the values dequantizeRow gives: d·q, + m for q4_1 / q5_1), then every quad is scored against each position's row
- * as f32 keys are (scoreQuadFloat), with the queries prepared in f32 at `prep`. plane: this kv head's groups,
- * groupBytes apart.
+ * as f32 keys are (scoreQuadFloat), with the queries prepared in f32 at `prep`, into `scores` (a token slot's).
+ * plane: this kv head's groups, groupBytes apart.
  */
 // @ts-ignore: decorator
-@inline function scoreChannels(type: i32, plane: usize, groupBytes: i32, pStart: i32, pEnd: i32, gp: i32, headDim: i32, scale: f32, prep: usize): void {
+@inline function scoreChannels(
+  type: i32, plane: usize, groupBytes: i32, pStart: i32, pEnd: i32, gp: i32, headDim: i32, scale: f32, prep: usize, scores: usize,
+): void {
   const nQuads = gp >> 2;
   const scaleV = f32x4.splat(scale);
   const quadPrepBytes = <usize>headDim << 4;
@@ -464,7 +547,7 @@ function prepareQueries(
     const end = min(pEnd, g0 + KEY_GROUP);
     for (let p = max(pStart, g0); p < end; p++) {
       const k = sKGroup + <usize>(p - g0) * rowBytes;
-      const out = sScores + (<usize>(p * gp) << 2);
+      const out = scores + (<usize>(p * gp) << 2);
       for (let quad = 0; quad < nQuads; quad++) {
         v128.store(out + (<usize>quad << 4), f32x4.mul(scoreQuadFloat(k, headDim, prep + <usize>quad * quadPrepBytes), scaleV));
       }
@@ -474,11 +557,11 @@ function prepareQueries(
 
 // ---- softmax -------------------------------------------------------------------------------------------------------
 
-/** scores ← exp(score − max per head) in place; sums[head] = Σ, in expShiftedSum_f32's order. */
-function softmaxWeights(nPos: i32, gp: i32): void {
+/** scores ← exp(score − max per head) in place; sums[head] = Σ, in expShiftedSum_f32's order (a token slot's). */
+function softmaxWeights(nPos: i32, gp: i32, scores: usize, sums: usize): void {
   const rowBytes = <usize>gp << 2;
   for (let quad = 0; quad < gp >> 2; quad++) {
-    const col = sScores + (<usize>quad << 4);
+    const col = scores + (<usize>quad << 4);
     let maxV = f32x4.splat(-Infinity);
     for (let p = 0; p < nPos; p++) maxV = f32x4.max(maxV, v128.load(col + <usize>p * rowBytes));
     let s0 = f32x4.splat(0);
@@ -508,7 +591,7 @@ function softmaxWeights(nPos: i32, gp: i32): void {
       v128.store(ptr, e);
       sum = f32x4.add(sum, e);
     }
-    v128.store(sSums + (<usize>quad << 4), sum);
+    v128.store(sums + (<usize>quad << 4), sum);
   }
 }
 
@@ -608,59 +691,77 @@ function accumulateTile(acc: usize, v: usize, vStride: i32, w: usize, count: i32
 }
 
 /**
- * acc += Σ_p w[p] · V[p] over positions [pStart, pEnd) in order, for V of `type` (a constant after inlining); position
- * p's row is at vSlice + p·vRowBytes.
+ * For each of nTok token slots i (slot firstSlot + i, its range record at ranges + i·RANGE_BYTES): acc += Σ_p w[p] ·
+ * V[p] over the positions p of its [pStart, pEnd) in order, for V of `type` (a constant after inlining); position p's
+ * row is at vSlice + p·vRowBytes. Each tile of rows is decoded once for all the slots.
  */
 // @ts-ignore: decorator
-@inline function accumulateAll(type: i32, vSlice: usize, vRowBytes: i32, pStart: i32, pEnd: i32, gp: i32, headDim: i32): void {
-  for (let p0 = pStart; p0 < pEnd; p0 += V_TILE) {
+@inline function accumulateAll(type: i32, vSlice: usize, vRowBytes: i32, nTok: i32, ranges: usize, firstSlot: i32, gp: i32, headDim: i32): void {
+  const hull = rangeHull(nTok, ranges);
+  const pEnd = <i32>(hull >> 32);
+  for (let p0 = <i32>hull; p0 < pEnd; p0 += V_TILE) {
     const count = min(V_TILE, pEnd - p0);
     const rows = vSlice + <usize>p0 * <usize>vRowBytes;
-    const w = sScores + (<usize>(p0 * gp) << 2);
-    if (type == T_F32) {
-      accumulateTile(sAcc, rows, vRowBytes, w, count, gp, headDim);
-      continue;
-    }
+    // the tile's values: rows as they are (f32), else decoded to (count, headDim) f32
+    let values = rows;
+    let valueStride = vRowBytes;
     if (type == T_F16 || type == T_BF16) {
       for (let t = 0; t < count; t++) {
         decodeHalfRow(type, rows + <usize>t * <usize>vRowBytes, sVDec + (<usize>(t * headDim) << 2), headDim);
       }
-    } else {
+    } else if (type != T_F32) {
       decodeVInt(type, rows, vRowBytes, count, headDim, sVDec);
     }
-    accumulateTile(sAcc, sVDec, headDim << 2, w, count, gp, headDim);
+    if (type != T_F32) {
+      values = sVDec;
+      valueStride = headDim << 2;
+    }
+    for (let i = 0; i < nTok; i++) {
+      const range = ranges + <usize>i * RANGE_BYTES;
+      const from = max(p0, load<i32>(range));
+      const to = min(p0 + count, load<i32>(range, 4));
+      if (from >= to) continue;
+      const slot = firstSlot + i;
+      const w = scoresOf(slot) + (<usize>(from * gp) << 2);
+      accumulateTile(accOf(slot), values + <usize>(from - p0) * <usize>valueStride, valueStride, w, to - from, gp, headDim);
+    }
   }
 }
 
 // ---- exact rows (window, sinks) ---------------------------------------------------------------------------------
 
 /**
- * scoreAll over positions [pStart, pEnd) of kv head g's exact rows that `xd` describes (f16, or q8_0 when q8), the
- * query prepared in sQPrepExact through the same format.
+ * scoreAll over positions [pStart, pEnd) of kv head g's exact rows that `xd` describes (f16, or q8_0 when q8), for
+ * token slot `slot`, the query prepared in sQPrepExact through the same format.
  */
 // @ts-ignore: decorator
-@inline function scoreExactRows(q8: bool, xd: usize, g: i32, pStart: i32, pEnd: i32, gp: i32, headDim: i32, scale: f32): void {
+@inline function scoreExactRows(q8: bool, xd: usize, g: i32, pStart: i32, pEnd: i32, slot: i32, gp: i32, headDim: i32, scale: f32): void {
   const slice = <usize>descI32(xd, D_K_ROWS) + <usize>g * <usize>descI32(xd, D_K_HEAD_STRIDE);
   const rowBytes = descI32(xd, D_K_ROW_BYTES);
-  if (q8) scoreAll(T_Q8_0, slice, rowBytes, pStart, pEnd, gp, headDim, scale, sQPrepExact);
-  else scoreAll(T_F16, slice, rowBytes, pStart, pEnd, gp, headDim, scale, sQPrepExact);
+  setRange(sExactRange, pStart, pEnd, 0);
+  if (q8) scoreAll(T_Q8_0, slice, rowBytes, 1, sExactRange, slot, gp, headDim, scale, sQPrepExact, 0);
+  else scoreAll(T_F16, slice, rowBytes, 1, sExactRange, slot, gp, headDim, scale, sQPrepExact, 0);
 }
 
-/** accumulateAll over positions [pStart, pEnd) of kv head g's exact V rows that `xd` describes (f16, or q8_0 when q8). */
+/** accumulateAll over positions [pStart, pEnd) of kv head g's exact V rows that `xd` describes (f16, or q8_0 when q8), for token slot `slot`. */
 // @ts-ignore: decorator
-@inline function accumulateExactRows(q8: bool, xd: usize, g: i32, pStart: i32, pEnd: i32, gp: i32, headDim: i32): void {
+@inline function accumulateExactRows(q8: bool, xd: usize, g: i32, pStart: i32, pEnd: i32, slot: i32, gp: i32, headDim: i32): void {
   const slice = <usize>descI32(xd, D_V_ROWS) + <usize>g * <usize>descI32(xd, D_V_HEAD_STRIDE);
   const rowBytes = descI32(xd, D_V_ROW_BYTES);
-  if (q8) accumulateAll(T_Q8_0, slice, rowBytes, pStart, pEnd, gp, headDim);
-  else accumulateAll(T_F16, slice, rowBytes, pStart, pEnd, gp, headDim);
+  setRange(sExactRange, pStart, pEnd, 0);
+  if (q8) accumulateAll(T_Q8_0, slice, rowBytes, 1, sExactRange, slot, gp, headDim);
+  else accumulateAll(T_F16, slice, rowBytes, 1, sExactRange, slot, gp, headDim);
 }
 
 // ---- the kernel ------------------------------------------------------------------------------------------------------
 
 /**
- * Grouped attention over a batch: items [itemStart, itemEnd) are (token t, kv head g) = (item / nKvHeads, item % nKvHeads);
- * token t's query row is q + t·nHeads·headDim·4 and it attends positions [0, firstPos + t]. Writes the group's query
- * heads g·group .. (g+1)·group − 1 of out. `desc`: the layer descriptor (attention-common.ts); scratch: this thread's
+ * Grouped attention over a batch: item i covers kv head g = i % nKvHeads and the tile i / nKvHeads of tokensPerItem
+ * tokens (the batch's last tile may be shorter: nTokens in all), or token i / nKvHeads alone when tokensPerItem <= 1
+ * (then nTokens is not read); at most TOKEN_TILE (attendTokenTile) tokens. The tokens of an item share each decoded
+ * K and V row; every token's floating-point operations are the same as alone. Token t's query row is
+ * q + t·nHeads·headDim·4 and it attends positions [0, firstPos + t]. Writes the group's query heads
+ * g·group .. (g+1)·group − 1 of out. `desc`: the layer descriptor (attention-common.ts); scratch: this thread's
  * attendScratchBytes bytes. Rotation (desc rotK, rotV) is applied per head: q rotated before the partner conversion,
  * the output rotated back at the end.
  * Exact recent window (window > 0): token t's last `window` positions [firstPos + t + 1 − window, firstPos + t] are
@@ -673,7 +774,7 @@ function accumulateTile(acc: usize, v: usize, vStride: i32, w: usize, count: i32
  */
 export function attendGrouped_packed(
   itemStart: i32, itemEnd: i32, scratch: usize, desc: usize, q: usize, out: usize, firstPos: i32, xdesc: usize, window: i32,
-  sdesc: usize, sinks: i32,
+  sdesc: usize, sinks: i32, nTokens: i32, tokensPerItem: i32,
 ): void {
   const nHeads = descI32(desc, D_N_HEADS);
   const nKvHeads = descI32(desc, D_N_KV_HEADS);
@@ -699,90 +800,119 @@ export function attendGrouped_packed(
   const nSinks = sdesc != 0 ? sinks : 0;
   // the exact rows' format: q8_0 or f16 (both descriptors hold the cache's one)
   const exactQ8 = (exact ? descI32(xdesc, D_K_TYPE) : nSinks > 0 ? descI32(sdesc, D_K_TYPE) : T_F16) == T_Q8_0;
+  const channels = kGroupBytes != 0;
+  const perItem = tokensPerItem > 1 ? min(tokensPerItem, TOKEN_TILE) : 1;
   for (let item = itemStart; item < itemEnd; item++) {
-    const t = item / nKvHeads;
     const g = item % nKvHeads;
-    const nPos = firstPos + t + 1;
-    const groupOffset = (<usize>t * <usize>nHeads + <usize>(g * group)) * headBytes;
-    const outGroup = out + groupOffset;
-    if (nPos <= 0) {
-      memory.fill(outGroup, 0, <usize>group * headBytes);
-      continue;
-    }
-    // positions [0, sHi) from the sinks, [sHi, lo) from the packed rows, [lo, nPos) from the exact window
-    const lo = exact ? max(0, nPos - window) : nPos;
-    const sHi = min(nSinks, lo);
-    // the exact rows first, scored as an f16 or q8_0 cache scores them (the query through f16 or q8_0; a q8_0
-    // query's block scales live in sQScale, which the packed keys' query then takes over)
-    if (sHi > 0 || lo < nPos) {
-      prepareQueries(q + groupOffset, group, headDim, exactQ8 ? T_Q8_0 : T_F16, exactQ8, rotK, sQPrepExact);
-      if (sHi > 0) scoreExactRows(exactQ8, sdesc, g, 0, sHi, gp, headDim, scale);
-      if (lo < nPos) scoreExactRows(exactQ8, xdesc, g, lo, nPos, gp, headDim, scale);
-    }
-    // the packed keys' query: in K's dot partner, or in f32 for keys per channel (scoreChannels)
-    const channels = kGroupBytes != 0;
-    prepareQueries(q + groupOffset, group, headDim, channels ? T_F32 : partner, !channels && intPartner, rotK, sQPrep);
-
-    // scores: kv head g's K slices: its own plane (head-major), or value g·headDim of each row, a whole number of blocks in
+    const t0 = (item / nKvHeads) * perItem;
+    const nTok = perItem > 1 ? min(perItem, nTokens - t0) : 1;
     const kSlice = <usize>descI32(desc, D_K_ROWS) + (headMajor ? <usize>g * kHeadStride : sliceBytes(kType, g * headDim));
-    if (channels && sHi < lo) {
-      switch (kType) {
-        case T_Q8_0: scoreChannels(T_Q8_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-        case T_Q5_1: scoreChannels(T_Q5_1, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-        case T_Q5_0: scoreChannels(T_Q5_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-        case T_Q4_1: scoreChannels(T_Q4_1, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-        case T_Q4_0: scoreChannels(T_Q4_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-        case T_IQ4_NL: scoreChannels(T_IQ4_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-        case T_IQ3_NL: scoreChannels(T_IQ3_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-        case T_IQ2_NL: scoreChannels(T_IQ2_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-        case T_IQ3_E8: scoreChannels(T_IQ3_E8, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-        case T_IQ2_E8: scoreChannels(T_IQ2_E8, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-      }
-    } else switch (kType) {
-      case T_F32: scoreAll(T_F32, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-      case T_F16: scoreAll(T_F16, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-      case T_BF16: scoreAll(T_BF16, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-      case T_Q8_0: scoreAll(T_Q8_0, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-      case T_Q5_1: scoreAll(T_Q5_1, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-      case T_Q5_0: scoreAll(T_Q5_0, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-      case T_Q4_1: scoreAll(T_Q4_1, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-      case T_Q4_0: scoreAll(T_Q4_0, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-      case T_IQ4_NL: scoreAll(T_IQ4_NL, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-      case T_IQ3_NL: scoreAll(T_IQ3_NL, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-      case T_IQ2_NL: scoreAll(T_IQ2_NL, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-      case T_IQ3_E8: scoreAll(T_IQ3_E8, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-      case T_IQ2_E8: scoreAll(T_IQ2_E8, kSlice, kRowBytes, sHi, lo, gp, headDim, scale, sQPrep); break;
-    }
-    softmaxWeights(nPos, gp);
-
-    memory.fill(sAcc, 0, <usize>gp * headBytes);
-    if (sHi > 0) accumulateExactRows(exactQ8, sdesc, g, 0, sHi, gp, headDim);
     const vSlice = <usize>descI32(desc, D_V_ROWS) + (headMajor ? <usize>g * vHeadStride : sliceBytes(vType, g * headDim));
-    switch (vType) {
-      case T_F32: accumulateAll(T_F32, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
-      case T_F16: accumulateAll(T_F16, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
-      case T_BF16: accumulateAll(T_BF16, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
-      case T_Q8_0: accumulateAll(T_Q8_0, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
-      case T_Q5_1: accumulateAll(T_Q5_1, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
-      case T_Q5_0: accumulateAll(T_Q5_0, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
-      case T_Q4_1: accumulateAll(T_Q4_1, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
-      case T_Q4_0: accumulateAll(T_Q4_0, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
-      case T_IQ4_NL: accumulateAll(T_IQ4_NL, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
-      case T_IQ3_NL: accumulateAll(T_IQ3_NL, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
-      case T_IQ2_NL: accumulateAll(T_IQ2_NL, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
-      case T_IQ3_E8: accumulateAll(T_IQ3_E8, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
-      case T_IQ2_E8: accumulateAll(T_IQ2_E8, vSlice, vRowBytes, sHi, lo, gp, headDim); break;
-    }
-    if (lo < nPos) accumulateExactRows(exactQ8, xdesc, g, lo, nPos, gp, headDim);
 
-    // out = acc / sum per head (the per-head path's inv = 1/sum), rotated back when V is rotated
-    for (let j = 0; j < group; j++) {
-      const sum = load<f32>(sSums + (<usize>j << 2));
-      const inv = f32x4.splat(sum > 0 ? <f32>1 / sum : 0);
-      const from = sAcc + <usize>j * headBytes;
-      const to = outGroup + <usize>j * headBytes;
-      for (let c = 0; c < headDim >> 2; c++) v128.store(to + (<usize>c << 4), f32x4.mul(v128.load(from + (<usize>c << 4)), inv));
-      if (rotV > 0) fwht_f32(to, to, rotV, headDim / rotV);
+    // per token (slot j): its ranges (positions [0, sHi) from the sinks, [sHi, lo) from the packed rows, [lo, nPos)
+    // from the exact window), its exact rows scored, its query prepared for the packed keys
+    for (let j = 0; j < nTok; j++) {
+      const nPos = firstPos + t0 + j + 1;
+      const qGroup = q + (<usize>(t0 + j) * <usize>nHeads + <usize>(g * group)) * headBytes;
+      const lo = nPos <= 0 ? 0 : exact ? max(0, nPos - window) : nPos;
+      const sHi = min(nSinks, lo);
+      setRange(sRanges + <usize>j * RANGE_BYTES, sHi, lo, nPos);
+      if (nPos <= 0) continue;
+      // the exact rows first, scored as an f16 or q8_0 cache scores them (the query through f16 or q8_0; a q8_0
+      // query's block scales live in the slot's qScale, which the packed keys' query then takes over)
+      if (sHi > 0 || lo < nPos) {
+        prepareQueries(qGroup, group, headDim, exactQ8 ? T_Q8_0 : T_F16, exactQ8, rotK, sQPrepExact, qScaleOf(j));
+        if (sHi > 0) scoreExactRows(exactQ8, sdesc, g, 0, sHi, j, gp, headDim, scale);
+        if (lo < nPos) scoreExactRows(exactQ8, xdesc, g, lo, nPos, j, gp, headDim, scale);
+      }
+      // the packed keys' query: in K's dot partner, or in f32 for keys per channel (scoreChannels)
+      const prep = sQPrep + <usize>j * sQPrepStride;
+      prepareQueries(qGroup, group, headDim, channels ? T_F32 : partner, !channels && intPartner, rotK, prep, qScaleOf(j));
+      if (channels && sHi < lo) {
+        switch (kType) {
+          case T_Q8_0: scoreChannels(T_Q8_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
+          case T_Q5_1: scoreChannels(T_Q5_1, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
+          case T_Q5_0: scoreChannels(T_Q5_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
+          case T_Q4_1: scoreChannels(T_Q4_1, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
+          case T_Q4_0: scoreChannels(T_Q4_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
+          case T_IQ4_NL: scoreChannels(T_IQ4_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
+          case T_IQ3_NL: scoreChannels(T_IQ3_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
+          case T_IQ2_NL: scoreChannels(T_IQ2_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
+          case T_IQ3_E8: scoreChannels(T_IQ3_E8, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
+          case T_IQ2_E8: scoreChannels(T_IQ2_E8, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
+        }
+      }
+    }
+
+    // the packed keys of every token in one pass (each row decoded once)
+    if (!channels) {
+      switch (kType) {
+        case T_F32: scoreAll(T_F32, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
+        case T_F16: scoreAll(T_F16, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
+        case T_BF16: scoreAll(T_BF16, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
+        case T_Q8_0: scoreAll(T_Q8_0, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
+        case T_Q5_1: scoreAll(T_Q5_1, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
+        case T_Q5_0: scoreAll(T_Q5_0, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
+        case T_Q4_1: scoreAll(T_Q4_1, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
+        case T_Q4_0: scoreAll(T_Q4_0, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
+        case T_IQ4_NL: scoreAll(T_IQ4_NL, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
+        case T_IQ3_NL: scoreAll(T_IQ3_NL, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
+        case T_IQ2_NL: scoreAll(T_IQ2_NL, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
+        case T_IQ3_E8: scoreAll(T_IQ3_E8, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
+        case T_IQ2_E8: scoreAll(T_IQ2_E8, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
+      }
+    }
+
+    // per token: softmax, then the sinks' values
+    for (let j = 0; j < nTok; j++) {
+      const range = sRanges + <usize>j * RANGE_BYTES;
+      const nPos = load<i32>(range, 8);
+      if (nPos <= 0) continue;
+      softmaxWeights(nPos, gp, scoresOf(j), sumsOf(j));
+      memory.fill(accOf(j), 0, <usize>gp * headBytes);
+      const sHi = load<i32>(range);
+      if (sHi > 0) accumulateExactRows(exactQ8, sdesc, g, 0, sHi, j, gp, headDim);
+    }
+
+    // the packed values of every token in one pass (each tile of rows decoded once)
+    switch (vType) {
+      case T_F32: accumulateAll(T_F32, vSlice, vRowBytes, nTok, sRanges, 0, gp, headDim); break;
+      case T_F16: accumulateAll(T_F16, vSlice, vRowBytes, nTok, sRanges, 0, gp, headDim); break;
+      case T_BF16: accumulateAll(T_BF16, vSlice, vRowBytes, nTok, sRanges, 0, gp, headDim); break;
+      case T_Q8_0: accumulateAll(T_Q8_0, vSlice, vRowBytes, nTok, sRanges, 0, gp, headDim); break;
+      case T_Q5_1: accumulateAll(T_Q5_1, vSlice, vRowBytes, nTok, sRanges, 0, gp, headDim); break;
+      case T_Q5_0: accumulateAll(T_Q5_0, vSlice, vRowBytes, nTok, sRanges, 0, gp, headDim); break;
+      case T_Q4_1: accumulateAll(T_Q4_1, vSlice, vRowBytes, nTok, sRanges, 0, gp, headDim); break;
+      case T_Q4_0: accumulateAll(T_Q4_0, vSlice, vRowBytes, nTok, sRanges, 0, gp, headDim); break;
+      case T_IQ4_NL: accumulateAll(T_IQ4_NL, vSlice, vRowBytes, nTok, sRanges, 0, gp, headDim); break;
+      case T_IQ3_NL: accumulateAll(T_IQ3_NL, vSlice, vRowBytes, nTok, sRanges, 0, gp, headDim); break;
+      case T_IQ2_NL: accumulateAll(T_IQ2_NL, vSlice, vRowBytes, nTok, sRanges, 0, gp, headDim); break;
+      case T_IQ3_E8: accumulateAll(T_IQ3_E8, vSlice, vRowBytes, nTok, sRanges, 0, gp, headDim); break;
+      case T_IQ2_E8: accumulateAll(T_IQ2_E8, vSlice, vRowBytes, nTok, sRanges, 0, gp, headDim); break;
+    }
+
+    // per token: the window's values, then out = acc / sum per head (the per-head path's inv = 1/sum), rotated back
+    // when V is rotated
+    for (let j = 0; j < nTok; j++) {
+      const range = sRanges + <usize>j * RANGE_BYTES;
+      const lo = load<i32>(range, 4);
+      const nPos = load<i32>(range, 8);
+      const outGroup = out + (<usize>(t0 + j) * <usize>nHeads + <usize>(g * group)) * headBytes;
+      if (nPos <= 0) {
+        memory.fill(outGroup, 0, <usize>group * headBytes);
+        continue;
+      }
+      if (lo < nPos) accumulateExactRows(exactQ8, xdesc, g, lo, nPos, j, gp, headDim);
+      const acc = accOf(j);
+      const sums = sumsOf(j);
+      for (let h = 0; h < group; h++) {
+        const sum = load<f32>(sums + (<usize>h << 2));
+        const inv = f32x4.splat(sum > 0 ? <f32>1 / sum : 0);
+        const from = acc + <usize>h * headBytes;
+        const to = outGroup + <usize>h * headBytes;
+        for (let c = 0; c < headDim >> 2; c++) v128.store(to + (<usize>c << 4), f32x4.mul(v128.load(from + (<usize>c << 4)), inv));
+        if (rotV > 0) fwht_f32(to, to, rotV, headDim / rotV);
+      }
     }
   }
 }

@@ -37,7 +37,7 @@ import {
 } from "./attention-common";
 
 export { quantizeRow_byType, attendHeadsScratchBytes } from "./attention-common";
-export { attendGrouped_packed, attendScratchBytes, attendLayerDescBytes } from "./attention-gqa";
+export { attendGrouped_packed, attendScratchBytes, attendLayerDescBytes, attendTokenTile } from "./attention-gqa";
 
 @inline
 function dot_byType(type: i32, row: usize, x: usize, n: i32): f32 {

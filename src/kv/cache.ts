@@ -25,6 +25,12 @@ import type { ParallelTask } from "../runtime/pool.js";
 import type { WasmRuntime } from "../runtime/wasm.js";
 import { rotationSizes, type RotationSizes } from "./rotation.js";
 
+/**
+ * Tokens of a batch that one item of the grouped attention kernel covers at most: its attendTokenTile(), which sizes
+ * its per-thread scratch (memory plans count on it; the cache refuses kernels that say otherwise).
+ */
+export const ATTEND_TOKEN_TILE = 4;
+
 export interface KvLayerFormats {
   k: BlockFormat;
   v: BlockFormat;
@@ -188,6 +194,8 @@ export class KvCache {
   private readonly descsPtr: number; //   (nLayers, LAYER_DESC) i32: one descriptor per layer
   private readonly scratchPtr: number; // (nThreads, scratchStride) bytes: each thread's attention / row scratch
   private readonly scratchStride: number;
+  /** Tokens of a batch that one item of the grouped kernel covers at most (attendTokenTile; its scratch is sized so). */
+  private readonly tokenTile: number;
   private readonly rowScratchBytes: number; // (maxRowValues) f32: a row being rotated or padded before quantization
   // exact recent window (windows[layer] > 0), see KvCacheOptions.window and KvLayerFormats.window
   readonly windows: readonly number[];
@@ -209,10 +217,12 @@ export class KvCache {
 
   constructor(rt: WasmRuntime, opts: KvCacheOptions) {
     checkOptions(opts);
-    for (const name of ["attendGrouped_packed", "attendHeads_packed", "attendScratchBytes", "storeRow_packed", "storeRows_packed", "storeKeyGroups_channel"]) {
+    for (const name of ["attendGrouped_packed", "attendHeads_packed", "attendScratchBytes", "attendTokenTile", "storeRow_packed", "storeRows_packed", "storeKeyGroups_channel"]) {
       if (typeof rt.k[name] !== "function") throw new Error(`the WebAssembly kernels lack '${name}': rebuild with npm run build:wasm`);
     }
     this.rt = rt;
+    this.tokenTile = Number(rt.k.attendTokenTile());
+    if (this.tokenTile !== ATTEND_TOKEN_TILE) throw new Error(`the WebAssembly kernels' token tile is ${this.tokenTile}, not ${ATTEND_TOKEN_TILE}: rebuild with npm run build:wasm`);
     this.nLayers = opts.nLayers;
     this.nHeads = opts.nHeads;
     this.nKvHeads = opts.nKvHeads;
@@ -707,10 +717,14 @@ export class KvCache {
     this.attendItems(layer, firstPos, nTokens, qPtr, outPtr);
   }
 
-  /** The attention kernel over every (token, kv head) or (token, head) item, split across the pool. */
+  /**
+   * The attention kernel over every (token tile, kv head) item (the grouped kernel: a tile's tokens share each decoded
+   * row) or (token, head) item, split across the pool.
+   */
   private attendItems(layer: number, firstPos: number, nTokens: number, qPtr: number, outPtr: number): void {
     const l = this.layouts[layer];
-    const count = nTokens * (l.grouped ? this.nKvHeads : this.nHeads);
+    const tokensPerItem = l.grouped ? Math.min(nTokens, this.tokenTile) : 1;
+    const count = l.grouped ? Math.ceil(nTokens / tokensPerItem) * this.nKvHeads : nTokens * this.nHeads;
     const window = this.windows[layer];
     const sinks = this.sinkCounts[layer];
     if (window > 0) {
@@ -723,7 +737,7 @@ export class KvCache {
       kernel: l.grouped ? "attendGrouped_packed" : "attendHeads_packed",
       args: [
         0, count, this.scratchPtr, l.descPtr, qPtr, outPtr, firstPos, window > 0 ? this.xdescPtr : 0, window,
-        sinks > 0 ? this.sinkDescs[layer] : 0, sinks,
+        sinks > 0 ? this.sinkDescs[layer] : 0, sinks, nTokens, tokensPerItem,
       ],
       count,
       startArg: 0,

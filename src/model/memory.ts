@@ -12,13 +12,13 @@
  *   scratch   an upper estimate of the rest: per weight shard, the model's f32 activations (RunState, per batch
  *             token), the converted matmul inputs, the rope rows and a fixed reserve for the kernels' static data;
  *             per KV shard, per-thread attention scratch (scores over the context for each query head of a kv
- *             group, plus a few head-sized rows), the staging rows of a layer whose weights are elsewhere and the
+ *             group and each token of a tile, plus a few head-sized rows), the staging rows of a layer whose weights are elsewhere and the
  *             same reserve.
  */
 import type { KvPair } from "../api.js";
 import type { ExactFormatName } from "../formats/types.js";
 import { getKvFormat } from "../formats/table.js";
-import { kvBytesPerToken, kvRowBytes, kvExactBytesOf, layerExactRows, type KvLayerFormats } from "../kv/cache.js";
+import { ATTEND_TOKEN_TILE, kvBytesPerToken, kvRowBytes, kvExactBytesOf, layerExactRows, type KvLayerFormats } from "../kv/cache.js";
 import { MAX_WASM_BYTES } from "../runtime/wasm.js";
 import type { ModelConfig } from "./config.js";
 import { PlacementError, placeWeights } from "./placement.js";
@@ -197,8 +197,9 @@ function kvShardScratchBytes(c: ModelConfig, threads: number, batch: number): { 
   const qDim = c.nHeads * c.headDim;
   const staging = 4 * batch * (2 * qDim + 2 * c.kvDim);
   const group = Math.ceil(c.nHeads / c.nKvHeads / 4) * 4;
-  const attentionFixed = threads * (16 * group * c.headDim * 4 + 4096);
-  return { fixed: staging + attentionFixed + KV_RESERVED_BYTES, perToken: threads * group * 4 };
+  // per token slot of a tile: accumulators, prepared queries and their scales; then the rows decoded once
+  const attentionFixed = threads * ((16 + 4 * ATTEND_TOKEN_TILE) * group * c.headDim * 4 + 4096);
+  return { fixed: staging + attentionFixed + KV_RESERVED_BYTES, perToken: threads * ATTEND_TOKEN_TILE * group * 4 };
 }
 
 /** The formats of every layer: the one pair repeated, or the per-layer pairs (one per layer). */

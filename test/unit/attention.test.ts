@@ -278,16 +278,19 @@ function put(values: Float32Array): number {
   return ptr;
 }
 
-/** Run one attention kernel ("attendGrouped_packed" | "attendHeads_packed") over a whole batch, single-threaded. */
-function runKernel(b: Batch, kernel: string, firstPos: number): Float32Array {
+/**
+ * Run one attention kernel ("attendGrouped_packed" | "attendHeads_packed") over a whole batch, single-threaded; the
+ * grouped one with items of `tokensPerItem` tokens.
+ */
+function runKernel(b: Batch, kernel: string, firstPos: number, tokensPerItem = 1): Float32Array {
   const c = b.cache;
   const qDim = c.nHeads * c.headDim;
-  const perToken = kernel === "attendGrouped_packed" ? c.nKvHeads : c.nHeads;
+  const items = kernel === "attendGrouped_packed" ? Math.ceil(b.nTokens / tokensPerItem) * c.nKvHeads : b.nTokens * c.nHeads;
   const scratch = rt.alloc(Number(rt.k.attendScratchBytes(c.nHeads, c.nKvHeads, c.headDim, c.contextSize)));
   const qPtr = put(b.q);
   const outPtr = rt.alloc(b.nTokens * qDim * 4);
   try {
-    rt.k[kernel](0, b.nTokens * perToken, scratch, c.layout(0).descPtr, qPtr, outPtr, firstPos);
+    rt.k[kernel](0, items, scratch, c.layout(0).descPtr, qPtr, outPtr, firstPos, 0, 0, 0, 0, b.nTokens, tokensPerItem);
     return Float32Array.from(rt.f32(outPtr, b.nTokens * qDim));
   } finally {
     for (const p of [scratch, qPtr, outPtr]) rt.free(p);
@@ -315,6 +318,10 @@ for (const shape of GROUPED_SHAPES) {
           const grouped = runKernel(b, "attendGrouped_packed", 0);
           const perHead = runKernel(b, "attendHeads_packed", 0);
           assert.ok(grouped.every(Number.isFinite), `K ${kName} V ${vName}: finite`);
+          // tiles of tokens sharing each decoded row (4 + 3 of the 7; the kernel's largest tile) give each token's bits
+          const tile = Number(rt.k.attendTokenTile());
+          assert.equal(tile, 4);
+          assert.deepEqual(runKernel(b, "attendGrouped_packed", 0, tile), grouped, `K ${kName} V ${vName}: tiles of ${tile} tokens`);
           // Today the two are identical bit for bit (same float operations in the same order). The bound leaves room for
           // the per-format dot_/axpy_ kernels (assembly/formats) to be re-tuned with another summation order: a
           // reassociation of f32 sums over headDim values and 7 positions stays far below 1e-5 of the largest output.
