@@ -425,7 +425,10 @@ function prepareQueries(
   }
 }
 
-/** The smallest pStart and the largest pEnd of nTok range records at `ranges` (empty ranges left out); pStart >= pEnd when all are empty. */
+/**
+ * The smallest pStart (low 32 bits) and the largest pEnd (high 32 bits) of nTok range records at `ranges`, empty
+ * ranges left out; pStart >= pEnd when all are empty.
+ */
 // @ts-ignore: decorator
 @inline function rangeHull(nTok: i32, ranges: usize): i64 {
   let lo = i32.MAX_VALUE;
@@ -743,7 +746,10 @@ function accumulateTile(acc: usize, v: usize, vStride: i32, w: usize, count: i32
   else scoreAll(T_F16, slice, rowBytes, 1, sExactRange, slot, gp, headDim, scale, sQPrepExact, 0);
 }
 
-/** accumulateAll over positions [pStart, pEnd) of kv head g's exact V rows that `xd` describes (f16, or q8_0 when q8), for token slot `slot`. */
+/**
+ * accumulateAll over positions [pStart, pEnd) of kv head g's exact V rows that `xd` describes (f16, or q8_0 when q8),
+ * for token slot `slot`.
+ */
 // @ts-ignore: decorator
 @inline function accumulateExactRows(q8: bool, xd: usize, g: i32, pStart: i32, pEnd: i32, slot: i32, gp: i32, headDim: i32): void {
   const slice = <usize>descI32(xd, D_V_ROWS) + <usize>g * <usize>descI32(xd, D_V_HEAD_STRIDE);
@@ -758,8 +764,8 @@ function accumulateTile(acc: usize, v: usize, vStride: i32, w: usize, count: i32
 /**
  * Grouped attention over a batch: item i covers kv head g = i % nKvHeads and the tile i / nKvHeads of tokensPerItem
  * tokens (the batch's last tile may be shorter: nTokens in all), or token i / nKvHeads alone when tokensPerItem <= 1
- * (then nTokens is not read); at most TOKEN_TILE (attendTokenTile) tokens. The tokens of an item share each decoded
- * K and V row; every token's floating-point operations are the same as alone. Token t's query row is
+ * (then nTokens is not read); at most TOKEN_TILE (attendTokenTile; more traps). The tokens of an item share each
+ * decoded K and V row; every token's floating-point operations are the same as alone. Token t's query row is
  * q + t·nHeads·headDim·4 and it attends positions [0, firstPos + t]. Writes the group's query heads
  * g·group .. (g+1)·group − 1 of out. `desc`: the layer descriptor (attention-common.ts); scratch: this thread's
  * attendScratchBytes bytes. Rotation (desc rotK, rotV) is applied per head: q rotated before the partner conversion,
@@ -801,7 +807,8 @@ export function attendGrouped_packed(
   // the exact rows' format: q8_0 or f16 (both descriptors hold the cache's one)
   const exactQ8 = (exact ? descI32(xdesc, D_K_TYPE) : nSinks > 0 ? descI32(sdesc, D_K_TYPE) : T_F16) == T_Q8_0;
   const channels = kGroupBytes != 0;
-  const perItem = tokensPerItem > 1 ? min(tokensPerItem, TOKEN_TILE) : 1;
+  if (tokensPerItem > TOKEN_TILE) unreachable(); // the scratch has TOKEN_TILE token slots
+  const perItem = tokensPerItem > 1 ? tokensPerItem : 1;
   for (let item = itemStart; item < itemEnd; item++) {
     const g = item % nKvHeads;
     const t0 = (item / nKvHeads) * perItem;

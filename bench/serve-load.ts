@@ -179,4 +179,7 @@ async function main(): Promise<void> {
   log(`wrote ${path.relative(REPO_ROOT, RESULTS)}; compose BENCHMARKS.md with npm run bench:md -- --sections ""`);
 }
 
-await main();
+await main().catch((err: unknown) => {
+  console.error(`serve-load: error: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

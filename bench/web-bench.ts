@@ -245,4 +245,7 @@ async function main(): Promise<void> {
   log(`wrote ${path.relative(REPO_ROOT, RESULTS)}`);
 }
 
-await main();
+await main().catch((err: unknown) => {
+  console.error(`web-bench: error: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

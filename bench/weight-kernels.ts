@@ -202,4 +202,9 @@ function main(): void {
   }
 }
 
-main();
+try {
+  main();
+} catch (err) {
+  console.error(`weight-kernels: error: ${(err as Error).message}`);
+  process.exit(1);
+}

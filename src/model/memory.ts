@@ -12,8 +12,8 @@
  *   scratch   an upper estimate of the rest: per weight shard, the model's f32 activations (RunState, per batch
  *             token), the converted matmul inputs, the rope rows and a fixed reserve for the kernels' static data;
  *             per KV shard, per-thread attention scratch (scores over the context for each query head of a kv
- *             group and each token of a tile, plus a few head-sized rows), the staging rows of a layer whose weights are elsewhere and the
- *             same reserve.
+ *             group and each token of a tile, plus a few head-sized rows), the staging rows of a layer whose
+ *             weights are elsewhere and the same reserve.
  */
 import type { KvPair } from "../api.js";
 import type { ExactFormatName } from "../formats/types.js";

@@ -322,6 +322,8 @@ for (const shape of GROUPED_SHAPES) {
           const tile = Number(rt.k.attendTokenTile());
           assert.equal(tile, 4);
           assert.deepEqual(runKernel(b, "attendGrouped_packed", 0, tile), grouped, `K ${kName} V ${vName}: tiles of ${tile} tokens`);
+          // a larger tile than the scratch has slots for traps instead of writing past them
+          assert.throws(() => runKernel(b, "attendGrouped_packed", 0, tile + 1), WebAssembly.RuntimeError);
           // Today the two are identical bit for bit (same float operations in the same order). The bound leaves room for
           // the per-format dot_/axpy_ kernels (assembly/formats) to be re-tuned with another summation order: a
           // reassociation of f32 sums over headDim values and 7 positions stays far below 1e-5 of the largest output.
