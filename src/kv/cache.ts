@@ -194,8 +194,6 @@ export class KvCache {
   private readonly descsPtr: number; //   (nLayers, LAYER_DESC) i32: one descriptor per layer
   private readonly scratchPtr: number; // (nThreads, scratchStride) bytes: each thread's attention / row scratch
   private readonly scratchStride: number;
-  /** Tokens of a batch that one item of the grouped kernel covers at most (attendTokenTile; its scratch is sized so). */
-  private readonly tokenTile: number;
   private readonly rowScratchBytes: number; // (maxRowValues) f32: a row being rotated or padded before quantization
   // exact recent window (windows[layer] > 0), see KvCacheOptions.window and KvLayerFormats.window
   readonly windows: readonly number[];
@@ -221,8 +219,8 @@ export class KvCache {
       if (typeof rt.k[name] !== "function") throw new Error(`the WebAssembly kernels lack '${name}': rebuild with npm run build:wasm`);
     }
     this.rt = rt;
-    this.tokenTile = Number(rt.k.attendTokenTile());
-    if (this.tokenTile !== ATTEND_TOKEN_TILE) throw new Error(`the WebAssembly kernels' token tile is ${this.tokenTile}, not ${ATTEND_TOKEN_TILE}: rebuild with npm run build:wasm`);
+    const tokenTile = Number(rt.k.attendTokenTile());
+    if (tokenTile !== ATTEND_TOKEN_TILE) throw new Error(`the WebAssembly kernels' token tile is ${tokenTile}, not ${ATTEND_TOKEN_TILE}: rebuild with npm run build:wasm`);
     this.nLayers = opts.nLayers;
     this.nHeads = opts.nHeads;
     this.nKvHeads = opts.nKvHeads;
@@ -723,7 +721,7 @@ export class KvCache {
    */
   private attendItems(layer: number, firstPos: number, nTokens: number, qPtr: number, outPtr: number): void {
     const l = this.layouts[layer];
-    const tokensPerItem = l.grouped ? Math.min(nTokens, this.tokenTile) : 1;
+    const tokensPerItem = l.grouped ? Math.min(nTokens, ATTEND_TOKEN_TILE) : 1;
     const count = l.grouped ? Math.ceil(nTokens / tokensPerItem) * this.nKvHeads : nTokens * this.nHeads;
     const window = this.windows[layer];
     const sinks = this.sinkCounts[layer];
