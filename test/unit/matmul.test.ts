@@ -8,7 +8,9 @@
  * signs moved onto x in the relaxed one; and the widened K-quant rows of matmul-wide-k.ts) equals matvec_<fmt> bit
  * for bit the same way, q8_0 weight rows holding −128 included, and widenRows_q8_0 writes the layout a scalar
  * re-implementation of its description gives for the build in use.
- * Also: the f16 vector decode (exponent rebias) equals the reference for all 65536 halves, inf and NaN included.
+ * Also: the f16 vector decode (exponent rebias) equals the reference for all 65536 halves, inf and NaN included, and
+ * so do the block and super-block scales (q8_0 d through the scalar decode; q4_K d and dmin through the vector decode
+ * without subnormal operands, in the row and the tiled kernels).
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -203,6 +205,71 @@ describe("matmul_<fmt> equals matvec_<fmt> per token bit for bit, and the scalar
       rt.free(wPtr);
       rt.free(xPtr);
       rt.free(outPtr);
+    }
+  });
+
+  it("fp16 scales decode exactly for all 65536 halves: q8_0 block d (scalar path), q4_K d and dmin (row and tiled kernels)", () => {
+    const n = 65536;
+    const want = (h: number) => f16BitsToF32(h);
+    const same = (got: number, expected: number, what: string) =>
+      assert.ok(Number.isNaN(expected) ? Number.isNaN(got) : got === expected, `${what}: ${got} vs ${expected}`);
+    // q8_0: block h has d = h and every value 1, so dequantizeRow_q8_0 writes 1 × d = d (32 times)
+    const q8 = rt.alloc(n * 34);
+    const deq = rt.alloc(n * 32 * 4);
+    try {
+      const bytes = rt.u8(q8, n * 34);
+      for (let h = 0; h < n; h++) {
+        bytes[34 * h] = h & 255;
+        bytes[34 * h + 1] = h >> 8;
+        bytes.fill(1, 34 * h + 2, 34 * h + 34);
+      }
+      rt.k.dequantizeRow_q8_0(q8, deq, n * 32);
+      const out = rt.f32(deq, n * 32);
+      for (let h = 0; h < n; h++) same(out[32 * h + 31], want(h), `q8_0 d 0x${h.toString(16)}`);
+    } finally {
+      rt.free(q8);
+      rt.free(deq);
+    }
+    // q4_K: row h (one super-block) has scale_0 = min_0 = 1, level 1 at value 0 and 0 elsewhere; x (q8_K) has d = 1,
+    // q8 = 1 at value 0 and bsum_0 = 1, so dot = (1 × d) × 1 − (1 × dmin) × 1. With dmin = 0 it is d; with d = 0, −dmin.
+    const q4 = getFormat("q4_K");
+    const w = rt.alloc(n * 144);
+    const x = rt.alloc(292);
+    const dots = rt.alloc(n * 4);
+    const scratch = rt.alloc(4 * 144);
+    try {
+      const xb = new DataView(rt.u8(x, 292).buffer, x, 292);
+      rt.u8(x, 292).fill(0);
+      xb.setFloat32(0, 1, true);
+      xb.setInt8(4, 1);
+      xb.setInt16(260, 1, true);
+      for (const side of ["d", "dmin"] as const) {
+        const rows = rt.u8(w, n * 144);
+        rows.fill(0);
+        for (let h = 0; h < n; h++) {
+          const o = 144 * h;
+          rows[o + (side === "d" ? 0 : 2)] = h & 255;
+          rows[o + (side === "d" ? 1 : 3)] = h >> 8;
+          rows[o + 4] = 1; // scale_0
+          rows[o + 8] = 1; // min_0
+          rows[o + 16] = 1; // level 1 at value 0
+        }
+        const expected = (h: number) => (side === "d" ? want(h) : 0 - want(h));
+        for (const layout of ["rows", "tiles"] as const) {
+          if (layout === "rows") rt.k.matvec_q4_K(w, x, dots, 0, n, 256);
+          else {
+            rt.k[q4.tiled!.repack](w, n, 256, scratch);
+            rt.k[q4.tiled!.matvec](w, x, dots, 0, n, 256);
+          }
+          const out = rt.f32(dots, n);
+          for (let h = 0; h < n; h++) same(out[h], expected(h), `q4_K ${side} 0x${h.toString(16)} (${layout})`);
+        }
+      }
+    } finally {
+      rt.free(w);
+      rt.free(x);
+      rt.free(dots);
+      rt.free(scratch);
     }
   });
 });
