@@ -389,24 +389,25 @@ const VECTOR_CONSTANTS: usize = memory.data<u32>([
   return f16BitsToF32x4(v128.and(v128.load16_splat(p), vconst(80)));
 }
 
-/** The fp16 values at a, b, c, d as f32x4 [a, b, c, d]. */
+/** The fp16 bits at a, b, c, d, zero-extended into the lanes of an i32x4 [a, b, c, d]. */
 // @ts-ignore: decorator
-@inline export function loadF16x4(a: usize, b: usize, c: usize, d: usize): v128 {
+@inline function loadHalvesX4(a: usize, b: usize, c: usize, d: usize): v128 {
   let h = v128.load16_lane(a, i32x4.splat(0), 0);
   h = v128.load16_lane(b, h, 2);
   h = v128.load16_lane(c, h, 4);
-  h = v128.load16_lane(d, h, 6);
-  return f16BitsToF32x4(h);
+  return v128.load16_lane(d, h, 6);
+}
+
+/** The fp16 values at a, b, c, d as f32x4 [a, b, c, d]. */
+// @ts-ignore: decorator
+@inline export function loadF16x4(a: usize, b: usize, c: usize, d: usize): v128 {
+  return f16BitsToF32x4(loadHalvesX4(a, b, c, d));
 }
 
 /** loadF16x4 through f16BitsToF32x4Subnormals: for fp16 values often subnormal (K-quant super-block scales). */
 // @ts-ignore: decorator
 @inline export function loadF16x4Subnormals(a: usize, b: usize, c: usize, d: usize): v128 {
-  let h = v128.load16_lane(a, i32x4.splat(0), 0);
-  h = v128.load16_lane(b, h, 2);
-  h = v128.load16_lane(c, h, 4);
-  h = v128.load16_lane(d, h, 6);
-  return f16BitsToF32x4Subnormals(h);
+  return f16BitsToF32x4Subnormals(loadHalvesX4(a, b, c, d));
 }
 
 /** Store the first `count` (1..4) lanes of v at p. */
