@@ -57,8 +57,8 @@ const U8_0x30: usize = memory.data<u8>([48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 
  * isum + per row (lane r): s_2c × Σ_2c + s_2c+1 × Σ_2c+1 over chunk c of the tile super-block at tb, where Σ_j = Σ
  * level × q8 over sub-block j, the q8 values at xq; low15: lowMask(). Two 16-byte steps a pass with four dot chains,
  * the weight and q8 addresses advanced by pointers (an index shifted into each address costs three scalar
- * instructions a step, as much as the step's vector work). A loop, not written-out steps: unrolled, V8 hoists the
- * loads and spills.
+ * instructions a step, as much as the step's vector work). A loop: written out in full, with a settling branch every
+ * two steps, it measured slower (0.096 against 0.090 ms for 2048 × 2048).
  */
 // @ts-ignore: decorator
 @inline function chunkRows(tb: usize, xq: usize, c: i32, isum: v128, scales: v128, low15: v128): v128 {
