@@ -8,8 +8,9 @@
  *
  *   node dist/bench/weight-kernels.js [--wasm FILE]... [--reps N] [--formats q4_K,q5_K,q6_K] [--wide-tokens 2,4,64]
  *
- * Formats with a four-row layout (q4_K) also run its kernels on the same matrix repacked (matvec_<fmt>_x4 on one
- * token, matmul_<fmt>_x4 on 64), each checked to give the row layout's bits. --quantize adds quantizeRow_<fmt> of
+ * Formats with a four-row layout (q4_K, q8_0) also run its kernels on the same matrix repacked (matvec_<fmt>_x4 on one
+ * token, matmul_<fmt>_x4 on the --wide-tokens batches; q8_0's against its own split input), each checked to give the
+ * row layout's bits. --quantize adds quantizeRow_<fmt> of
  * QUANT_ROWS rows of Gaussian floats (what a K/V cache does to every new position's rows), in millions of values a
  * second, its bytes checked like the products' outputs:
  *
@@ -24,7 +25,8 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { WasmRuntime, relaxedSimdSupported } from "../src/runtime/wasm.js";
 import { getFormat, rowBytes } from "../src/formats/table.js";
-import { wideRowBytes, wideRowBytesK } from "../src/model/linear.js";
+import type { TiledKernels } from "../src/formats/types.js";
+import { wideRowBytes, wideScratchBytes } from "../src/model/linear.js";
 import { seededRandom } from "../test/helpers/random.js";
 
 const ROWS = 2048;
@@ -39,7 +41,7 @@ const QUANT_ROWS = 16;
 
 interface Case {
   format: string;
-  kernel: "matvec" | "matmul" | "matmulWide" | "matvec_x4" | "matmul_x4" | "quantizeRow";
+  kernel: "matvec" | "matmul" | "matmulWide" | "matvec_x4" | "matmul_x4" | "matmulWide_x4" | "quantizeRow";
   tokens: number;
 }
 const isKQuant = (format: string) => format.endsWith("_K");
@@ -51,16 +53,22 @@ function values(n: number, rand: () => number, scale: number): Float32Array {
   return out;
 }
 
+/** Bytes of one row of COLS values in a tiled kernel's own input layout (blocks of the q8_0 partner's 32 values). */
+function tiledInputBytes(input: NonNullable<TiledKernels["input"]>): number {
+  return (COLS / getFormat("q8_0").blockSize) * input.bytesPerBlock;
+}
+
 /** One build's runtime with the matrix of each format and the activations in each partner format in its memory. */
 class Setup {
   readonly rt: WasmRuntime;
   readonly w = new Map<string, number>(); // format -> (ROWS, rowBytes) weights
   readonly tiles = new Map<string, number>(); // format -> the same weights in its four-row layout (formats with one)
   readonly x = new Map<string, number>(); // partner format -> (WIDE_TOKENS, rowBytes) activations
+  readonly xTiled = new Map<string, number>(); // tiled input's quantizeRows -> (WIDE_TOKENS, its row bytes): the same activations in a tiled kernel's own layout
   xWideK = 0; // (WIDE_TOKENS, q8_K rowBytes): the same activations as wide q8_K (quantizeRowsWide_q8_K), for matmulWide_<K-quant>
   xWide = 0; // (WIDE_TOKENS, WIDE_ROW_BYTES): the q8_0 activations widened (widenRows_q8_0), for matmulWide_<fmt> of q8_0 partners
   readonly out: number; // (WIDE_TOKENS, ROWS) f32
-  readonly scratch: number; // matmulWide_<fmt> scratch: 2 widened rows (src/model/linear.ts)
+  readonly scratch: number; // matmulWide_<fmt>[_x4] scratch (src/model/linear.ts wideScratchBytes)
   readonly quantIn: number; // (QUANT_ROWS, COLS) f32: quantizeRow cases' input
   readonly quantOut: number; // (QUANT_ROWS, the largest of the formats' row bytes) bytes: their output
 
@@ -92,9 +100,12 @@ class Setup {
       if (this.x.has(partner)) continue;
       const xBytes = rowBytes(getFormat(partner), COLS);
       const x = this.rt.alloc(WIDE_TOKENS * xBytes);
+      const ownInputs = formats.flatMap((f) => (getFormat(f).dotPartner === partner && getFormat(f).tiled?.input) || []);
+      for (const input of ownInputs) this.xTiled.set(input.quantizeRows, this.rt.alloc(WIDE_TOKENS * tiledInputBytes(input)));
       for (let t = 0; t < WIDE_TOKENS; t++) {
         this.rt.f32(floats, COLS).set(values(COLS, rand, 3));
         k[`quantizeRow_${partner}`](floats, x + t * xBytes, COLS);
+        for (const input of ownInputs) k[input.quantizeRows](floats, x + t * xBytes, this.xTiled.get(input.quantizeRows)! + t * tiledInputBytes(input), 0, 1, COLS);
         if (partner === "q8_K") {
           this.xWideK ||= this.rt.alloc(WIDE_TOKENS * xBytes);
           k.quantizeRowsWide_q8_K(floats, this.xWideK + t * xBytes, 0, 1, COLS);
@@ -107,7 +118,7 @@ class Setup {
       this.x.set(partner, x);
     }
     this.out = this.rt.alloc(WIDE_TOKENS * ROWS * 4);
-    this.scratch = this.rt.alloc(2 * Math.max(wideRowBytesK(COLS), WIDE_ROW_BYTES));
+    this.scratch = this.rt.alloc(wideScratchBytes(COLS));
     this.quantIn = this.rt.alloc(QUANT_ROWS * COLS * 4);
     for (let r = 0; r < QUANT_ROWS; r++) this.rt.f32(this.quantIn + r * COLS * 4, COLS).set(values(COLS, rand, 2 ** (rand() * 4 - 2)));
     this.quantOut = this.rt.alloc(QUANT_ROWS * Math.max(...formats.map((f) => rowBytes(getFormat(f), COLS))));
@@ -117,12 +128,16 @@ class Setup {
     const w = this.w.get(c.format)!;
     const partner = getFormat(c.format).dotPartner;
     const x = this.x.get(partner)!;
+    const input = getFormat(c.format).tiled?.input;
+    const xt = input ? this.xTiled.get(input.quantizeRows)! : x; // the tiled kernels' input
+    const xtBytes = input ? tiledInputBytes(input) : rowBytes(getFormat(partner), COLS);
     const k = this.rt.k;
     if (c.kernel === "quantizeRow") k[`quantizeRow_${c.format}`](this.quantIn, this.quantOut, QUANT_ROWS * COLS);
-    else if (c.kernel === "matvec_x4") k[`matvec_${c.format}_x4`](this.tiles.get(c.format)!, x, this.out, 0, ROWS, COLS);
-    else if (c.kernel === "matmul_x4") k[`matmul_${c.format}_x4`](this.tiles.get(c.format)!, x, this.out, 0, ROWS, COLS, c.tokens, rowBytes(getFormat(partner), COLS), ROWS * 4);
+    else if (c.kernel === "matvec_x4") k[`matvec_${c.format}_x4`](this.tiles.get(c.format)!, xt, this.out, 0, ROWS, COLS);
+    else if (c.kernel === "matmul_x4") k[`matmul_${c.format}_x4`](this.tiles.get(c.format)!, xt, this.out, 0, ROWS, COLS, c.tokens, xtBytes, ROWS * 4);
     else if (c.kernel === "matvec") k[`matvec_${c.format}`](w, x, this.out, 0, ROWS, COLS);
     else if (c.kernel === "matmul") k[`matmul_${c.format}`](w, x, this.out, 0, ROWS, COLS, c.tokens, rowBytes(getFormat(partner), COLS), ROWS * 4);
+    else if (c.kernel === "matmulWide_x4") k[`matmulWide_${c.format}_x4`](this.tiles.get(c.format)!, this.xWide, this.out, 0, ROWS, COLS, c.tokens, ROWS * 4, this.scratch);
     else k[`matmulWide_${c.format}`](w, partner === "q8_K" ? this.xWideK : this.xWide, this.out, 0, ROWS, COLS, c.tokens, ROWS * 4, this.scratch);
   }
 
@@ -179,11 +194,12 @@ function main(): void {
     { format, kernel: "matvec" as const, tokens: 1 },
     ...(isKQuant(format) ? [] : [{ format, kernel: "matmul" as const, tokens: 2 }]),
     ...(typeof setups[0]!.rt.k[`matmulWide_${format}`] === "function" ? wideTokens.map((tokens) => ({ format, kernel: "matmulWide" as const, tokens })) : []),
-    ...(getFormat(format).tiled ? [{ format, kernel: "matvec_x4" as const, tokens: 1 }, { format, kernel: "matmul_x4" as const, tokens: WIDE_TOKENS }] : []),
+    ...(getFormat(format).tiled ? [{ format, kernel: "matvec_x4" as const, tokens: 1 }, ...wideTokens.map((tokens) => ({ format, kernel: "matmul_x4" as const, tokens }))] : []),
+    ...(typeof setups[0]!.rt.k[`matmulWide_${format}_x4`] === "function" ? wideTokens.map((tokens) => ({ format, kernel: "matmulWide_x4" as const, tokens })) : []),
     ...(opts.quantize ? [{ format, kernel: "quantizeRow" as const, tokens: 1 }] : []),
   ]);
   /** The row layout's case a tiled one must equal. */
-  const rowCase = (c: Case): Case => ({ ...c, kernel: c.kernel === "matvec_x4" ? "matvec" : "matmulWide" });
+  const rowCase = (c: Case): Case => ({ ...c, kernel: c.kernel === "matvec_x4" ? "matvec" : "matmulWide" }); // matmulWide equals matmul bit for bit
   console.log(`Node ${process.versions.node}, ${ROWS} × ${COLS}, one thread, median CPU time of ${reps} repetitions`);
   console.log(["kernel", "tokens", ...setups.map((s) => `${s.name} ms (GMAC/s; quantizeRow: M values/s)`)].join(" | "));
   for (const c of cases) {

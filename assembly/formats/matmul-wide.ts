@@ -25,6 +25,7 @@
 import { AS_PARTNER, AS_VALUES, AS_WEIGHTS, dotLevelsAdd, hsumF32x4, loadF16x4, storeTransposedI32x4 } from "./common";
 import { IQ4_NL, Q4_0, Q5_0, Q8_0, blockBytes, blockValuesI8, weightPart } from "./rowdot";
 import { quantizeRow_q8_0 } from "./q8_0";
+import { tileRows_q8_0 } from "./q8_0_x4";
 
 /** Bytes of one wide group (four blocks). */
 export const GROUP_BYTES: usize = 272;
@@ -346,6 +347,22 @@ const VALUE_BYTES: usize = ASC_FEATURE_RELAXED_SIMD ? 128 : 256;
 
 export function matmulWide_q8_0(w: usize, xw: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, outStride: i32, scratch: usize): void {
   matmulWide(Q8_0, w, xw, out, rowStart, rowEnd, cols, nTokens, outStride, scratch);
+}
+
+/**
+ * matmulWide_q8_0 over a matrix repacked by repack_q8_0_x4 (rowStart, rowEnd multiples of 4), for batches large enough
+ * that widening rows pays (src/model/linear.ts): each tile's four rows are laid back out as q8_0 rows in scratch
+ * (tileRows_q8_0), after the two widened rows, and taken as matmulWide_q8_0 takes rows, so the bits are its bits.
+ * scratch: 2 × wideRowBytes(cols) + 4 × (cols / 32) × 34 bytes of this thread's own.
+ */
+export function matmulWide_q8_0_x4(w: usize, xw: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, outStride: i32, scratch: usize): void {
+  const nb = cols >> 5;
+  const rowBytes = <usize>nb * blockBytes(Q8_0);
+  const rows = scratch + 2 * wideRowBytes(cols); // (4, rowBytes): the tile's rows
+  for (let r = rowStart; r < rowEnd; r += 4) {
+    tileRows_q8_0(w + <usize>(r >> 2) * 4 * rowBytes, rows, nb);
+    matmulWide(Q8_0, rows, xw, out + (<usize>r << 2), 0, 4, cols, nTokens, outStride, scratch);
+  }
 }
 
 export function matmulWide_q4_0(w: usize, xw: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, outStride: i32, scratch: usize): void {

@@ -77,6 +77,7 @@ export interface BlockFormat {
    * load (same bytes) for kernels whose i32 lanes are four rows; the products equal the row layout's bit for bit.
    *   repack_<name>_x4(w, rows, cols, scratch) / unpack_<name>_x4(...)    in place; scratch: 4 rows' bytes
    *   matvec_<name>_x4, matmul_<name>_x4                                   matvec_/matmul_'s arguments; row ranges multiples of 4
+   * Their input is the dot partner's rows, or, where `input` is set, a layout of the tiled kernels' own.
    */
   readonly tiled?: TiledKernels;
 }
@@ -87,11 +88,17 @@ export interface TiledKernels {
   readonly unpack: string;
   readonly matvec: string;
   readonly matmul: string;
+  /**
+   * The tiled kernels' own input layout, where they do not take the dot partner's rows: its bytes per block of the
+   * partner's blockSize values, and the export that writes it (with the partner's rows on the way):
+   *   <quantizeRows>(src f32*, partner u8*, dst u8*, rowStart, rowEnd, cols)    rows [rowStart, rowEnd) of (nTokens, cols)
+   */
+  readonly input?: { readonly quantizeRows: string; readonly bytesPerBlock: number };
 }
 
-/** The four-row layout's kernel names follow one rule too. */
-export function tiledKernelNames(name: FormatName): TiledKernels {
-  return { repack: `repack_${name}_x4`, unpack: `unpack_${name}_x4`, matvec: `matvec_${name}_x4`, matmul: `matmul_${name}_x4` };
+/** The four-row layout's kernel names follow one rule too (`input`: the tiled kernels' own input layout, if any). */
+export function tiledKernelNames(name: FormatName, input?: TiledKernels["input"]): TiledKernels {
+  return { repack: `repack_${name}_x4`, unpack: `unpack_${name}_x4`, matvec: `matvec_${name}_x4`, matmul: `matmul_${name}_x4`, ...(input ? { input } : {}) };
 }
 
 /** kvsplit's own formats (not llama.cpp's) have type ids from here up. */

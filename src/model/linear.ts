@@ -5,6 +5,9 @@
  *
  * Batches of at least wideMinTokens(format) tokens take the "wide" path where the weight format has one: matmulWide_<fmt>
  * decodes each weight row once into per-thread scratch and dots it with every token, equal to matvec bit for bit.
+ * Matrices repacked into four-row tiles at load (WeightMatrix.tiled: q4_K, q8_0 with the relaxed build) take their
+ * format's tiled kernels instead (q8_0: against the input in their own split layout, TiledKernels.input), and from
+ * wideMinTokens(format, true) tokens matmulWide_<fmt>_x4 where there is one.
  *   q8_0-partner weights (q8_0, q4_0, q5_0, iq4_nl; assembly/formats/matmul-wide.ts): the q8_0 input is further
  *     widened once into an interleaved layout (int16 in the plain build; int8 and its negation in the relaxed one).
  *   K-quants (q2_K .. q6_K; assembly/formats/matmul-wide-k.ts): rows widened to levels and group scales in "quad
@@ -44,8 +47,18 @@ export const SERIAL_BYTES = 256 * 1024;
 const WIDE_MIN_TOKENS = 4;
 const WIDE_MIN_TOKENS_OF: Partial<Record<FormatName, number>> = { q8_0: 2, q5_0: 3 };
 
-/** The smallest batch that takes matmulWide_<fmt> for weights of `format`. */
-export function wideMinTokens(format: BlockFormat): number {
+/**
+ * Over tiled weights (BlockFormat.tiled) the tiled kernels take batches below this many tokens, matmulWide_<fmt>_x4
+ * (tiles laid back out as rows, then widened) larger ones. q8_0, one thread, 2048 × 2048, ms for the batch, medians of
+ * 7, matmul_q8_0_x4 / matmulWide_q8_0_x4: 0.241 / 0.473 at 2 tokens, 0.431 / 0.641 at 4, 0.875 / 1.007 at 8,
+ * 1.724 / 1.703 at 16, 6.940 / 5.839 at 64 (the split input's two dots per 16 products against the widened rows'
+ * dot and select; matvec_q8_0_x4: 0.157 against matvec_q8_0's 0.236).
+ */
+const TILED_WIDE_MIN_TOKENS_OF: Partial<Record<FormatName, number>> = { q8_0: 16 };
+
+/** The smallest batch that takes matmulWide_<fmt> (tiled: matmulWide_<fmt>_x4) for weights of `format`. */
+export function wideMinTokens(format: BlockFormat, tiled = false): number {
+  if (tiled) return TILED_WIDE_MIN_TOKENS_OF[format.name] ?? Infinity;
   return WIDE_MIN_TOKENS_OF[format.name] ?? WIDE_MIN_TOKENS;
 }
 /** Bytes of one row of `cols` values in the wide layout (assembly/formats/matmul-wide.ts: 272 bytes per 128 values). */
@@ -55,6 +68,13 @@ export function wideRowBytes(cols: number): number {
 /** Bytes of one K-quant weight row of `cols` values widened (assembly/formats/matmul-wide-k.ts: 560 bytes per 256 values). */
 export function wideRowBytesK(cols: number): number {
   return Math.floor(cols / 256) * 560;
+}
+/**
+ * Bytes of one thread's scratch for every matmulWide_<fmt>[_x4] over rows of at most `cols` values: two widened weight
+ * rows, and for matmulWide_q8_0_x4 after them a tile's four q8_0 rows.
+ */
+export function wideScratchBytes(cols: number): number {
+  return 2 * Math.max(wideRowBytes(cols), wideRowBytesK(cols)) + 4 * rowBytes(getFormat("q8_0"), cols);
 }
 
 interface ConvertedInput {
@@ -74,6 +94,8 @@ export class Linear {
   private readonly batch: ParallelTask[] = [];
   /** Per partner format: the current input in its wide layout (quantizeRowsWide_<partner>), when a wide product needs it. */
   private readonly wide = new Map<FormatName, ConvertedInput>();
+  /** Per input layout of tiled kernels (TiledKernels.input, keyed by its quantizeRows export): the current input in it. */
+  private readonly tiledInputs = new Map<string, ConvertedInput>();
   /** Per-thread scratch of matmulWide_<fmt>: (nThreads, 2 × max(wideRowBytes, wideRowBytesK)(maxCols), rounded up to 64 bytes). */
   private wideScratch = 0;
   /** matmulWide_<fmt>'s scratch argument (index 8) per thread; shared by every wide task. */
@@ -99,6 +121,7 @@ export class Linear {
     this.nTokens = nTokens;
     for (const c of this.converted.values()) c.valid = false;
     for (const c of this.wide.values()) c.valid = false;
+    for (const c of this.tiledInputs.values()) c.valid = false;
   }
 
   /** out (f32, (nTokens, W.rows)) = x · Wᵀ for the current input. */
@@ -120,7 +143,7 @@ export class Linear {
     const serial = !this.pool || this.pool.nThreads === 1 || bytes * this.nTokens < SERIAL_BYTES;
     this.batch.length = 0;
     for (const [outPtr, w] of jobs) {
-      const task = this.usesWide(w) ? this.wideTask(this.batch.length, w, outPtr) : this.task(this.batch.length, w, this.inputFor(w.format), outPtr);
+      const task = this.usesWide(w) ? this.wideTask(this.batch.length, w, outPtr) : this.task(this.batch.length, w, this.inputOf(w), outPtr);
       if (serial) this.rt.k[task.kernel](...task.args);
       else this.batch.push(task);
     }
@@ -128,16 +151,17 @@ export class Linear {
   }
 
   dispose(): void {
-    for (const c of [...this.converted.values(), ...this.wide.values()]) this.rt.free(c.ptr);
+    for (const c of [...this.converted.values(), ...this.wide.values(), ...this.tiledInputs.values()]) this.rt.free(c.ptr);
     this.converted.clear();
     this.wide.clear();
+    this.tiledInputs.clear();
     if (this.wideScratch) this.rt.free(this.wideScratch);
     this.wideScratch = 0;
     this.wideThreadArg = undefined;
   }
 
   private usesWide(w: WeightMatrix): boolean {
-    return !w.tiled && this.nTokens >= wideMinTokens(w.format) && typeof this.rt.k[wideKernel(w.format)] === "function";
+    return this.nTokens >= wideMinTokens(w.format, w.tiled) && typeof this.rt.k[wideKernel(w.format, w.tiled)] === "function";
   }
 
   /**
@@ -147,13 +171,12 @@ export class Linear {
   private wideTask(i: number, w: WeightMatrix, outPtr: number): ParallelTask {
     const x = w.format.dotPartner === "q8_0" ? this.wideInputQ8_0() : this.wideInputQ8_K();
     if (!this.wideThreadArg) {
-      const rowBytes = Math.max(wideRowBytes(this.maxCols), wideRowBytesK(this.maxCols));
-      const stride = Math.ceil((2 * rowBytes) / 64) * 64; // per thread: two widened weight rows
+      const stride = Math.ceil(wideScratchBytes(this.maxCols) / 64) * 64;
       this.wideScratch = this.rt.alloc(stride * (this.pool?.nThreads ?? 1));
       this.wideThreadArg = { index: 8, base: this.wideScratch, stride };
     }
     const t = this.task(i, w, x, outPtr);
-    t.kernel = wideKernel(w.format);
+    t.kernel = wideKernel(w.format, w.tiled);
     // matmulWide_<fmt>(w, xWide, out, rowStart, rowEnd, cols, nTokens, outStride, scratch)
     t.args.length = 0;
     t.args.push(w.ptr, x, outPtr, 0, w.rows, w.cols, this.nTokens, w.rows * 4, this.wideScratch);
@@ -210,10 +233,32 @@ export class Linear {
     } else {
       // matmul_<fmt>[_x4](w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride)
       t.kernel = kernels.matmul;
-      const xStride = rowBytes(getFormat(w.format.dotPartner), w.cols);
+      const xStride = this.inputRowBytes(w, w.cols);
       t.args.push(w.ptr, x, outPtr, 0, w.rows, w.cols, this.nTokens, xStride, w.rows * 4);
     }
     return t;
+  }
+
+  /** Byte offset of the current input as w's kernels take it: (nTokens, inputRowBytes(w, cols)). */
+  private inputOf(w: WeightMatrix): number {
+    const own = w.tiled ? w.format.tiled!.input : undefined;
+    if (!own) return this.inputFor(w.format);
+    const partner = this.slot(getFormat(w.format.dotPartner));
+    const entry = this.scratchFor(this.tiledInputs, own.quantizeRows, this.inputRowBytes(w, this.cols) * this.nTokens, this.inputRowBytes(w, this.maxCols));
+    if (!entry.valid) {
+      // <quantizeRows>(x, partner, dst, rowStart, rowEnd, cols): the partner's rows on the way
+      this.rows.run(own.quantizeRows, [this.xPtr, partner.ptr, entry.ptr, 0, this.nTokens, this.cols], 3, 4, this.nTokens, this.cols);
+      partner.valid = true;
+      entry.valid = true;
+    }
+    return entry.ptr;
+  }
+
+  /** Bytes of one token's input row of `cols` values as w's kernels take it (the partner's, or the tiled kernels' own layout). */
+  private inputRowBytes(w: WeightMatrix, cols: number): number {
+    const own = w.tiled ? w.format.tiled!.input : undefined;
+    const partner = getFormat(w.format.dotPartner);
+    return own ? (cols / partner.blockSize) * own.bytesPerBlock : rowBytes(partner, cols);
   }
 
   /** Byte offset of the current input converted to `format`'s dot partner ((nTokens, partner row bytes)). */
@@ -243,7 +288,7 @@ export class Linear {
   }
 
   /** The entry `name` of `scratch`, reallocated when smaller than `need` bytes (at least `least` bytes). */
-  private scratchFor(scratch: Map<FormatName, ConvertedInput>, name: FormatName, need: number, least: number): ConvertedInput {
+  private scratchFor<K extends string>(scratch: Map<K, ConvertedInput>, name: K, need: number, least: number): ConvertedInput {
     let entry = scratch.get(name);
     if (entry && entry.capacity < need) {
       this.rt.free(entry.ptr);
@@ -258,13 +303,14 @@ export class Linear {
   }
 }
 
-const wideKernelNames = new Map<FormatName, string>();
-/** matmulWide_<fmt> of the format (the name cached: run() allocates nothing once warm). */
-function wideKernel(format: BlockFormat): string {
-  let name = wideKernelNames.get(format.name);
+const wideKernelNames = new Map<string, string>();
+/** matmulWide_<fmt>, or over tiled weights matmulWide_<fmt>_x4 (the name cached: run() allocates nothing once warm). */
+function wideKernel(format: BlockFormat, tiled: boolean): string {
+  const key = tiled ? `${format.name}_x4` : format.name;
+  let name = wideKernelNames.get(key);
   if (name === undefined) {
-    name = `matmulWide_${format.name}`;
-    wideKernelNames.set(format.name, name);
+    name = `matmulWide_${key}`;
+    wideKernelNames.set(key, name);
   }
   return name;
 }

@@ -35,8 +35,8 @@ export interface LoadOptions {
   /** Bytes the model and its sessions may use in all (default: the machine's memory). */
   memoryLimit?: number;
   /**
-   * Repack q4_K matrices four rows at a time for the kernels whose lanes are rows (BlockFormat.tiled; same bytes, same
-   * bits; about 1.5× faster products with relaxed SIMD). Default: where this process runs the relaxed-SIMD build.
+   * Repack q4_K and q8_0 matrices four rows at a time for the kernels whose lanes are rows (BlockFormat.tiled; same
+   * bytes, same bits; about 1.5× faster products with relaxed SIMD). Default: where this process runs the relaxed-SIMD build.
    */
   tileWeights?: boolean;
 }

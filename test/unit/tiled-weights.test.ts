@@ -1,9 +1,10 @@
 /**
- * Weight formats with a four-row layout (BlockFormat.tiled: q4_K): repacking in place writes the layout the kernel
- * file documents (checked against a re-implementation of that description here) and unpacking restores the bytes;
- * matvec_<fmt>_x4 and matmul_<fmt>_x4 over the tiles equal matvec_<fmt> over the rows bit for bit, in both kernel
- * builds, for random bytes (every 6-bit scale and min, every level); and a model loaded with its matrices tiled gives
- * the same logits, bit for bit, as the same model with the file's rows.
+ * Weight formats with a four-row layout (BlockFormat.tiled: q4_K, q8_0): repacking in place writes the layout the
+ * kernel file documents (checked against a re-implementation of that description here) and unpacking restores the
+ * bytes; q8_0's split input is what its file describes; matvec_<fmt>_x4 and matmul_<fmt>_x4 over the tiles equal
+ * matvec_<fmt> over the rows bit for bit, in both kernel builds, for random bytes (every 6-bit scale and min, every
+ * level, every int8 weight including −128); and a model loaded with its matrices tiled gives the same logits, bit for
+ * bit, as the same model with the file's rows.
  */
 import { describe, it, test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -13,74 +14,167 @@ import path from "node:path";
 import { FORMATS, getFormat, rowBytes } from "../../src/formats/table.js";
 import type { BlockFormat } from "../../src/formats/types.js";
 import { WasmRuntime, loadKernelModule, relaxedSimdSupported, type KernelVariant } from "../../src/runtime/wasm.js";
-import { f32ToF16Bits } from "../../src/formats/reference/scalar.js";
+import { f32ToF16Bits, readF16 } from "../../src/formats/reference/scalar.js";
 import { seededRandom } from "../helpers/random.js";
 import { synthToFile } from "../../src/gguf/synth.js";
 import { loadModel, type Model } from "../../src/index.js";
 import { promptThenGreedy } from "../helpers/greedy-logits.js";
 
-const tiledFormats = FORMATS.filter((f) => f.tiled !== undefined);
 const builds: KernelVariant[] = relaxedSimdSupported() ? ["plain", "relaxed"] : ["plain"];
 const SENTINEL = -7777.25;
 
-/** Where q4_K byte k (0..143) of row r's super-block goes in a tile super-block (assembly/formats/q4_K_x4.ts's layout). */
-function documentedOffset(r: number, k: number): number {
-  if (k < 2) return 2 * r + k; // d of rows 0..3
-  if (k < 4) return 8 + 2 * r + (k - 2); // dmin
-  if (k < 8) return 16 + 4 * (k - 4) + r; // header bytes 4-7 (scales 0-3): row r's byte j at 16 + 4j + r
-  if (k < 12) { // bytes 8-11 (mins 0-3) in pairs: row r's byte 4 + 2h + i at 32 + 8h + 2r + i
-    const j = k - 8;
-    return 32 + 8 * (j >> 1) + 2 * r + (j & 1);
-  }
-  if (k < 16) return 48 + 4 * (k - 12) + r; // bytes 12-15: row r's byte 8 + j at 48 + 4j + r
-  const q = k - 16; // nibble byte q = 32c + 4m + i at 64 + 128c + 16m + 4r + i
-  const c = q >> 5;
-  const m = (q & 31) >> 2;
-  return 64 + 128 * c + 16 * m + 4 * r + (q & 3);
+/** A random finite half of either sign, 2^-12 .. 2^4 in magnitude (block and super-block scales). */
+function randomScale(rand: () => number): number {
+  return f32ToF16Bits((rand() - 0.5) * 2 ** Math.floor(rand() * 16 - 12));
 }
 
-/** Random q4_K rows: random bytes everywhere (all scales, mins and levels), d and dmin finite halves of either sign. */
-function randomRows(format: BlockFormat, nRows: number, cols: number, rand: () => number): Uint8Array {
-  const rb = rowBytes(format, cols);
-  const w = new Uint8Array(nRows * rb); // (nRows, rb)
-  for (let i = 0; i < w.length; i++) w[i] = Math.floor(rand() * 256);
-  for (let r = 0; r < nRows; r++) {
-    for (let b = 0; b < cols / 256; b++) {
-      const o = r * rb + b * format.bytesPerBlock;
-      for (const at of [0, 2]) {
-        const h = f32ToF16Bits((rand() - 0.5) * 2 ** Math.floor(rand() * 16 - 12));
-        w[o + at] = h & 255;
-        w[o + at + 1] = h >> 8;
+/** What a test of one format's four-row layout needs: its documented byte order, random rows, and an input. */
+interface Layout {
+  readonly format: BlockFormat;
+  /** Values per block (a row holds whole blocks). */
+  readonly blockValues: number;
+  /** Where byte k of row r's block goes in a tile block (the kernel file's layout, re-implemented here). */
+  documentedOffset(r: number, k: number): number;
+  /** Random rows (random bytes everywhere, scales random finite halves). */
+  randomRows(nRows: number, cols: number, rand: () => number): Uint8Array;
+  /**
+   * nTokens inputs written into rt's memory at rowsInput (as the row kernels take them) and tiledInput (as the tiled
+   * ones do); returns their row bytes.
+   */
+  input(rt: WasmRuntime, nTokens: number, cols: number, rand: () => number, at: { rowsInput: number; tiledInput: number }): { rowsBytes: number; tiledBytes: number };
+  inputBytes(cols: number): { rowsBytes: number; tiledBytes: number };
+}
+
+/** q4_K (assembly/formats/q4_K_x4.ts): tiles of 576 bytes a super-block; the input is q8_K rows for both layouts. */
+const q4K: Layout = {
+  format: getFormat("q4_K"),
+  blockValues: 256,
+  documentedOffset(r, k) {
+    if (k < 2) return 2 * r + k; // d of rows 0..3
+    if (k < 4) return 8 + 2 * r + (k - 2); // dmin
+    if (k < 8) return 16 + 4 * (k - 4) + r; // header bytes 4-7 (scales 0-3): row r's byte j at 16 + 4j + r
+    if (k < 12) { // bytes 8-11 (mins 0-3) in pairs: row r's byte 4 + 2h + i at 32 + 8h + 2r + i
+      const j = k - 8;
+      return 32 + 8 * (j >> 1) + 2 * r + (j & 1);
+    }
+    if (k < 16) return 48 + 4 * (k - 12) + r; // bytes 12-15: row r's byte 8 + j at 48 + 4j + r
+    const q = k - 16; // nibble byte q = 32c + 4m + i at 64 + 128c + 16m + 4r + i
+    const c = q >> 5;
+    const m = (q & 31) >> 2;
+    return 64 + 128 * c + 16 * m + 4 * r + (q & 3);
+  },
+  randomRows(nRows, cols, rand) {
+    const rb = rowBytes(this.format, cols);
+    const w = new Uint8Array(nRows * rb); // (nRows, rb)
+    for (let i = 0; i < w.length; i++) w[i] = Math.floor(rand() * 256);
+    for (let r = 0; r < nRows; r++) {
+      for (let b = 0; b < cols / 256; b++) {
+        for (const at of [0, 2]) setHalf(w, r * rb + b * 144 + at, randomScale(rand)); // d, dmin
       }
     }
-  }
-  return w;
-}
-
-/** Random q8_K activations (f32 d, 256 i8, 16 i16 group sums that match the values). */
-function randomActivations(nTokens: number, cols: number, rand: () => number): Uint8Array {
-  const bytes = rowBytes(getFormat("q8_K"), cols);
-  const x = new Uint8Array(nTokens * bytes); // (nTokens, bytes)
-  const view = new DataView(x.buffer);
-  for (let t = 0; t < nTokens; t++) {
-    for (let b = 0; b < cols / 256; b++) {
-      const o = t * bytes + b * 292;
-      view.setFloat32(o, (rand() + 0.01) * 0.05, true);
-      for (let g = 0; g < 16; g++) {
-        let sum = 0;
-        for (let i = 0; i < 16; i++) {
-          const v = rand() < 0.1 ? (rand() < 0.5 ? -128 : 127) : Math.floor(rand() * 256) - 128;
-          view.setInt8(o + 4 + 16 * g + i, v);
-          sum += v;
+    return w;
+  },
+  inputBytes(cols) {
+    const bytes = rowBytes(getFormat("q8_K"), cols);
+    return { rowsBytes: bytes, tiledBytes: bytes };
+  },
+  input(rt, nTokens, cols, rand, at) {
+    // random q8_K activations (f32 d, 256 i8, 16 i16 group sums that match the values)
+    const bytes = this.inputBytes(cols).rowsBytes;
+    const x = new Uint8Array(nTokens * bytes); // (nTokens, bytes)
+    const view = new DataView(x.buffer);
+    for (let t = 0; t < nTokens; t++) {
+      for (let b = 0; b < cols / 256; b++) {
+        const o = t * bytes + b * 292;
+        view.setFloat32(o, (rand() + 0.01) * 0.05, true);
+        for (let g = 0; g < 16; g++) {
+          let sum = 0;
+          for (let i = 0; i < 16; i++) {
+            const v = rand() < 0.1 ? (rand() < 0.5 ? -128 : 127) : Math.floor(rand() * 256) - 128;
+            view.setInt8(o + 4 + 16 * g + i, v);
+            sum += v;
+          }
+          view.setInt16(o + 260 + 2 * g, sum, true);
         }
-        view.setInt16(o + 260 + 2 * g, sum, true);
       }
     }
-  }
-  return x;
+    rt.u8(at.rowsInput, x.length).set(x);
+    rt.u8(at.tiledInput, x.length).set(x);
+    return this.inputBytes(cols);
+  },
+};
+
+/**
+ * q8_0 (assembly/formats/q8_0_x4.ts): tiles of 136 bytes a block; the input is the q8_0 quantization of f32
+ * activations (quantizeRowsSplit_q8_0 writes it) for the rows, its split layout for the tiles, checked here against the
+ * file's description: x⁺ = max(x, 0), x⁻ = x⁺ − x, d_x as f32.
+ */
+const q80: Layout = {
+  format: getFormat("q8_0"),
+  blockValues: 32,
+  documentedOffset(r, k) {
+    if (k < 2) return 2 * r + k; // d of rows 0..3
+    const j = k - 2; // value j = 4m + i at 8 + 16m + 4r + i
+    return 8 + 16 * (j >> 2) + 4 * r + (j & 3);
+  },
+  randomRows(nRows, cols, rand) {
+    const rb = rowBytes(this.format, cols);
+    const w = new Uint8Array(nRows * rb); // (nRows, rb): every int8 value, −128 included
+    for (let i = 0; i < w.length; i++) w[i] = Math.floor(rand() * 256);
+    for (let r = 0; r < nRows; r++) for (let b = 0; b < cols / 32; b++) setHalf(w, r * rb + b * 34, randomScale(rand));
+    return w;
+  },
+  inputBytes(cols) {
+    return { rowsBytes: rowBytes(this.format, cols), tiledBytes: (cols / 32) * this.format.tiled!.input!.bytesPerBlock };
+  },
+  input(rt, nTokens, cols, rand, at) {
+    const f = rt.alloc(nTokens * cols * 4); // (nTokens, cols) f32
+    try {
+      const floats = rt.f32(f, nTokens * cols);
+      for (let i = 0; i < floats.length; i++) {
+        const block = Math.floor(i / 32);
+        // blocks of all scales, some all zeros and some of values so small that 1 / d overflows (q8_0 then holds −128)
+        floats[i] = block % 7 === 3 ? 0 : block % 11 === 5 ? (rand() - 0.5) * 1e-39 : (rand() - 0.5) * 2 ** Math.floor(rand() * 12 - 6);
+      }
+      rt.k[this.format.tiled!.input!.quantizeRows](f, at.rowsInput, at.tiledInput, 0, nTokens, cols);
+    } finally {
+      rt.free(f);
+    }
+    const { rowsBytes, tiledBytes } = this.inputBytes(cols);
+    const q8 = rt.u8(at.rowsInput, nTokens * rowsBytes);
+    const split = rt.u8(at.tiledInput, nTokens * tiledBytes);
+    const splitView = new DataView(split.buffer, split.byteOffset, split.byteLength);
+    for (let t = 0; t < nTokens; t++) {
+      for (let b = 0; b < cols / 32; b++) {
+        const qb = t * rowsBytes + b * 34;
+        const sb = t * tiledBytes + b * 68;
+        for (let j = 0; j < 32; j++) {
+          const x = (q8[qb + 2 + j] << 24) >> 24;
+          const plus = Math.max(x, 0);
+          assert.equal(split[sb + j], plus, `token ${t} block ${b}: x⁺ of value ${j}`);
+          assert.equal(split[sb + 32 + j], plus - x, `token ${t} block ${b}: x⁻ of value ${j}`);
+        }
+        assert.ok(Object.is(splitView.getFloat32(sb + 64, true), readF16(q8, qb)), `token ${t} block ${b}: d_x`);
+      }
+    }
+    return { rowsBytes, tiledBytes };
+  },
+};
+
+const layouts = [q4K, q80];
+
+function setHalf(bytes: Uint8Array, at: number, h: number): void {
+  bytes[at] = h & 255;
+  bytes[at + 1] = h >> 8;
 }
 
-for (const format of tiledFormats) {
+test("every format with a four-row layout is tested here", () => {
+  assert.deepEqual(FORMATS.filter((f) => f.tiled !== undefined).map((f) => f.name).sort(), layouts.map((l) => l.format.name).sort());
+});
+
+for (const layout of layouts) {
+  const format = layout.format;
+  const B = layout.blockValues;
   describe(`${format.name}'s four-row layout (${format.tiled!.matvec}, ${format.tiled!.matmul})`, () => {
     for (const build of builds) {
       const rt = new WasmRuntime(undefined, { module: loadKernelModule(build) });
@@ -90,9 +184,9 @@ for (const format of tiledFormats) {
       it(`${build} build: repack writes the documented layout in place, unpack restores the rows`, () => {
         const rand = seededRandom(11);
         for (const [nRows, blocks] of [[4, 1], [8, 3], [12, 2]]) {
-          const cols = 256 * blocks;
+          const cols = B * blocks;
           const rb = rowBytes(format, cols);
-          const rows = randomRows(format, nRows, cols, rand);
+          const rows = layout.randomRows(nRows, cols, rand);
           const ptr = rt.alloc(rows.length);
           const scratch = rt.alloc(4 * rb);
           try {
@@ -104,7 +198,7 @@ for (const format of tiledFormats) {
                 for (let r = 0; r < 4; r++) {
                   for (let byte = 0; byte < format.bytesPerBlock; byte++) {
                     const from = (4 * t + r) * rb + b * format.bytesPerBlock + byte;
-                    const to = t * 4 * rb + b * 4 * format.bytesPerBlock + documentedOffset(r, byte);
+                    const to = t * 4 * rb + b * 4 * format.bytesPerBlock + layout.documentedOffset(r, byte);
                     assert.equal(tiles[to], rows[from], `rows ${nRows} cols ${cols}: tile ${t} block ${b} row ${r} byte ${byte}`);
                   }
                 }
@@ -119,20 +213,22 @@ for (const format of tiledFormats) {
         }
       });
 
-      it(`${build} build: matvec and matmul over the tiles equal matvec over the rows bit for bit (1..9 tokens, row ranges, 1, 2, 9 super-blocks)`, () => {
+      const blockCounts = B === 256 ? [1, 2, 9] : [1, 2, 3, 5, 8, 13, 64];
+      const tokenCounts = B === 256 ? [1, 2, 3, 4, 5, 8, 9] : [1, 2, 3, 4, 5, 8, 9, 67, 70];
+      it(`${build} build: matvec and matmul over the tiles equal matvec over the rows bit for bit (tokens ${tokenCounts.join(", ")}; row ranges; blocks ${blockCounts.join(", ")})`, () => {
         const rand = seededRandom(23);
         const nRows = 12;
-        const maxTokens = 9;
-        for (const blocks of [1, 2, 9]) {
-          const cols = 256 * blocks;
+        const maxTokens = tokenCounts[tokenCounts.length - 1];
+        for (const blocks of blockCounts) {
+          const cols = B * blocks;
           const rb = rowBytes(format, cols);
-          const xBytes = rowBytes(getFormat("q8_K"), cols);
-          const rows = randomRows(format, nRows, cols, rand);
-          const x = randomActivations(maxTokens, cols, rand);
+          const { rowsBytes, tiledBytes } = layout.inputBytes(cols);
+          const rows = layout.randomRows(nRows, cols, rand);
           const outStride = nRows * 4 + 12;
           const rowPtr = rt.alloc(rows.length);
           const tilePtr = rt.alloc(rows.length);
-          const xPtr = rt.alloc(x.length);
+          const xRows = rt.alloc(maxTokens * rowsBytes);
+          const xTiled = rt.alloc(maxTokens * tiledBytes);
           const scratch = rt.alloc(4 * rb);
           const outPtr = rt.alloc(maxTokens * outStride); // (maxTokens, outStride bytes)
           const vecPtr = rt.alloc(nRows * 4); // (nRows)
@@ -140,19 +236,19 @@ for (const format of tiledFormats) {
             rt.u8(rowPtr, rows.length).set(rows);
             rt.u8(tilePtr, rows.length).set(rows);
             k[tiled.repack](tilePtr, nRows, cols, scratch);
-            rt.u8(xPtr, x.length).set(x);
+            layout.input(rt, maxTokens, cols, rand, { rowsInput: xRows, tiledInput: xTiled });
             for (const [rowStart, rowEnd] of [[0, nRows], [4, 8], [8, 12], [4, 4]]) {
-              for (const nTokens of [1, 2, 3, 4, 5, 8, 9]) {
+              for (const nTokens of tokenCounts) {
                 rt.f32(outPtr, (maxTokens * outStride) / 4).fill(SENTINEL);
-                if (nTokens === 1) k[tiled.matvec](tilePtr, xPtr, outPtr, rowStart, rowEnd, cols);
-                else k[tiled.matmul](tilePtr, xPtr, outPtr, rowStart, rowEnd, cols, nTokens, xBytes, outStride);
+                if (nTokens === 1) k[tiled.matvec](tilePtr, xTiled, outPtr, rowStart, rowEnd, cols);
+                else k[tiled.matmul](tilePtr, xTiled, outPtr, rowStart, rowEnd, cols, nTokens, tiledBytes, outStride);
                 const out = rt.f32(outPtr, (maxTokens * outStride) / 4).slice();
                 for (let t = 0; t < maxTokens; t++) {
                   rt.f32(vecPtr, nRows).fill(SENTINEL);
-                  if (t < nTokens) k[format.kernels.matvec](rowPtr, xPtr + t * xBytes, vecPtr, rowStart, rowEnd, cols);
+                  if (t < nTokens) k[format.kernels.matvec](rowPtr, xRows + t * rowsBytes, vecPtr, rowStart, rowEnd, cols);
                   const want = rt.f32(vecPtr, nRows).slice();
                   for (let r = 0; r < outStride / 4; r++) {
-                    const expected = r < nRows ? want[r] : SENTINEL;
+                    const expected = r < nRows && r >= rowStart && r < rowEnd ? want[r] : SENTINEL;
                     const got = out[(t * outStride) / 4 + r];
                     assert.ok(Object.is(got, expected), `cols ${cols} rows [${rowStart},${rowEnd}) tokens ${nTokens}: out[${t}][${r}] = ${got}, rows give ${expected}`);
                   }
@@ -160,7 +256,7 @@ for (const format of tiledFormats) {
               }
             }
           } finally {
-            for (const p of [rowPtr, tilePtr, xPtr, scratch, outPtr, vecPtr]) rt.free(p);
+            for (const p of [rowPtr, tilePtr, xRows, xTiled, scratch, outPtr, vecPtr]) rt.free(p);
           }
         }
       });
@@ -168,45 +264,50 @@ for (const format of tiledFormats) {
   });
 }
 
-describe("a model with tiled matrices", () => {
-  let dir = "";
-  let file = "";
-  before(() => {
-    dir = mkdtempSync(path.join(tmpdir(), "kvsplit-tiled-"));
-    file = path.join(dir, "q4_K.gguf");
-    synthToFile({ preset: { dim: 256, ffnDim: 512, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 512, contextLength: 512 }, type: "q4_K", seed: 3 }, file);
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
-
-  /** Logits of a 70-token prompt (batched) and of 6 greedy tokens decoded one at a time. */
-  function logits(model: Model): Float32Array[] {
-    const session = model.createSession({ contextSize: 256, kv: { k: "q8_0", v: "q4_0" } });
-    try {
-      return promptThenGreedy(session, Array.from({ length: 70 }, (_, i) => (i * 29 + 5) % model.config.nVocab), 6, 3);
-    } finally {
-      session.dispose();
-    }
-  }
-
-  for (const threads of [1, 2]) {
-    test(`gives the logits of the file's rows, bit for bit (${threads} thread${threads > 1 ? "s" : ""}); the embedding stays in rows`, () => {
-      const rowsModel = loadModel(file, { threads, tileWeights: false });
-      const tiledModel = loadModel(file, { threads, tileWeights: true });
-      try {
-        const w = tiledModel.weights;
-        assert.ok(w.layers.every((l) => [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown].every((m) => m.tiled)), "every q4_K layer matrix is tiled");
-        assert.equal(w.tokenEmbd.tiled, false, "the embedding's rows are read one by one: not tiled");
-        assert.ok(rowsModel.weights.layers.every((l) => !l.wq.tiled && !l.wDown.tiled));
-        const want = logits(rowsModel);
-        const got = logits(tiledModel);
-        for (let i = 0; i < want.length; i++) {
-          const bad = got[i].findIndex((x, j) => !Object.is(x, want[i][j]));
-          assert.equal(bad, -1, `row set ${i}: logit ${bad} is ${got[i][bad]} tiled, ${want[i][bad]} in rows`);
-        }
-      } finally {
-        rowsModel.dispose();
-        tiledModel.dispose();
-      }
+for (const type of ["q4_K", "q8_0"] as const) {
+  describe(`a model with tiled ${type} matrices`, () => {
+    let dir = "";
+    let file = "";
+    before(() => {
+      dir = mkdtempSync(path.join(tmpdir(), "kvsplit-tiled-"));
+      file = path.join(dir, `${type}.gguf`);
+      synthToFile({ preset: { dim: 256, ffnDim: 512, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 512, contextLength: 512 }, type, seed: 3 }, file);
     });
-  }
-});
+    after(() => rmSync(dir, { recursive: true, force: true }));
+
+    /**
+     * Logits of a 70-token prompt (batches of 64 and 6 tokens: for q8_0 the widened-rows and the tiled batch kernels)
+     * and of 6 greedy tokens decoded one at a time.
+     */
+    function logits(model: Model): Float32Array[] {
+      const session = model.createSession({ contextSize: 256, kv: { k: "q8_0", v: "q4_0" } });
+      try {
+        return promptThenGreedy(session, Array.from({ length: 70 }, (_, i) => (i * 29 + 5) % model.config.nVocab), 6, 3);
+      } finally {
+        session.dispose();
+      }
+    }
+
+    for (const threads of [1, 2]) {
+      test(`gives the logits of the file's rows, bit for bit (${threads} thread${threads > 1 ? "s" : ""}); the embedding stays in rows`, () => {
+        const rowsModel = loadModel(file, { threads, tileWeights: false });
+        const tiledModel = loadModel(file, { threads, tileWeights: true });
+        try {
+          const w = tiledModel.weights;
+          assert.ok(w.layers.every((l) => [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown].every((m) => m.tiled)), `every ${type} layer matrix is tiled`);
+          assert.equal(w.tokenEmbd.tiled, false, "the embedding's rows are read one by one: not tiled");
+          assert.ok(rowsModel.weights.layers.every((l) => !l.wq.tiled && !l.wDown.tiled));
+          const want = logits(rowsModel);
+          const got = logits(tiledModel);
+          for (let i = 0; i < want.length; i++) {
+            const bad = got[i].findIndex((x, j) => !Object.is(x, want[i][j]));
+            assert.equal(bad, -1, `row set ${i}: logit ${bad} is ${got[i][bad]} tiled, ${want[i][bad]} in rows`);
+          }
+        } finally {
+          rowsModel.dispose();
+          tiledModel.dispose();
+        }
+      });
+    }
+  });
+}

@@ -6,7 +6,7 @@
  * to even and uses 127 / amax instead; see test/helpers/ggml-oracle.ts).
  */
 import type { BlockFormat } from "../types.js";
-import { kernelNames } from "../types.js";
+import { kernelNames, tiledKernelNames } from "../types.js";
 import { checkBytes, checkWholeBlocks, readF16, roundHalfAwayFromZero, writeF16 } from "./scalar.js";
 
 export const Q8_BLOCK = 32;
@@ -44,6 +44,8 @@ export const q8_0: BlockFormat = {
   kv: true,
   weight: true,
   kernels: kernelNames("q8_0"),
+  // assembly/formats/q8_0_x4.ts: against the input split into x⁺ and x⁻ (32 + 32 bytes) and its scale as f32
+  tiled: tiledKernelNames("q8_0", { quantizeRows: "quantizeRowsSplit_q8_0", bytesPerBlock: 68 }),
   reference: {
     quantizeRow(src: Float32Array, dst: Uint8Array): void {
       const nb = checkWholeBlocks("q8_0", src.length, Q8_BLOCK);

@@ -1,0 +1,291 @@
+// q8_0 weights repacked four rows at a time ("q8_0_x4"), for products whose i32 lanes are the four rows, against the
+// input in a "split" layout of its own: a relaxed dot of four input values (splatted) against four weights from each
+// row lands row r's partial sum in lane r, so nothing is re-laid out per call (matmulWide_q8_0 widens every weight row
+// into |w| and sign masks per call, more than a matvec's whole time at two to four tokens) and a block's sums need no
+// horizontal adds. Same bytes as four q8_0 rows (34 bytes per row and block), repacked in place at load.
+//
+// Tile = four rows r0..r3 (4t .. 4t + 3): for each block b, 136 bytes:
+//   [0, 8)      (4) fp16 d of rows r0..r3
+//   [8, 136)    vector m (m = 0..7) at 8 + 16m holds, at 4r + i, row r's int8 value 4m + i of block b
+// Split input row (quantizeRowsSplit_q8_0), per block of 32 values, 68 bytes:
+//   [0, 32)     x⁺ = max(x, 0) (u8, 0..127)      [32, 64)  x⁻ = x⁺ − x (0..127)      [64, 68)  d_x as f32
+// where x is the q8_0 quantization of the activations (quantizeRow_q8_0). Σ w·x = Σ w·x⁺ − Σ w·x⁻ with x⁺ and x⁻
+// the relaxed dot's 0..127 operand and the weights as they are (−128 included): the same integer as rowdot.ts's
+// (its splitSignBlockSums splits the same way, per row), exact in either build (dotLevelsAddEither). A q8_0 value
+// −128 (quantizeRow_q8_0 writes it only in a block whose fp16 scale is 0) gives x⁻ = 128, outside the exact range:
+// that block's term is ±0 whatever its integer, as in rowdot.ts.
+//
+// Floating-point order: rowdot.ts's for 32-value blocks: term(b) = f32(Σ w·x) × (d_w × d_x); L_k = the sum of the
+// terms of blocks k, k + 4, k + 8, ... in order (rowdot's f32x4 lane k); the row's value (L0 + L1) + (L2 + L3). Here
+// each L_k is an f32x4 accumulator whose lanes are the four rows; so matvec_q8_0_x4 and matmul_q8_0_x4 equal
+// matvec_q8_0 over the rows before repacking, bit for bit.
+import { dotLevelsAddEither, f16BitsToF32x4, loadF16 } from "./common";
+import { quantizeRow_q8_0 } from "./q8_0";
+
+const ROW_BLOCK: usize = 34; // q8_0 bytes per row and block
+const TILE_BLOCK: usize = 136; // four rows' block
+/** Bytes per block of 32 values of the split input. */
+const SPLIT_BLOCK: usize = 68;
+/** Tokens a batched product takes across every tile before the next ones: their split rows stay in the core's cache. */
+const TOKEN_CHUNK: i32 = 64;
+
+/**
+ * Rows [rowStart, rowEnd) of f32 (nRows, cols) at src quantized to q8_0 (quantizeRow_q8_0) at q8 ((nRows, q8_0 row
+ * bytes)) and split (file comment) at dst ((nRows, cols / 32 × 68)): one row range per thread.
+ */
+export function quantizeRowsSplit_q8_0(src: usize, q8: usize, dst: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
+  const nb = <usize>(cols >> 5);
+  for (let r = rowStart; r < rowEnd; r++) {
+    const row = q8 + <usize>r * nb * ROW_BLOCK; // (nb, 34) q8_0 blocks
+    quantizeRow_q8_0(src + (<usize>r * <usize>cols << 2), row, cols);
+    splitRow(row, dst + <usize>r * nb * SPLIT_BLOCK, nb);
+  }
+}
+
+/** The q8_0 row of nb blocks at src in the split layout at dst ((nb, 68)). */
+// @ts-ignore: decorator
+@inline function splitRow(src: usize, dst: usize, nb: usize): void {
+  const zero = i32x4.splat(0);
+  for (let b: usize = 0; b < nb; b++) {
+    const block = src + b * ROW_BLOCK;
+    const o = dst + b * SPLIT_BLOCK;
+    const x0 = v128.load(block, 2); // (16) i8: values 0-15
+    const x1 = v128.load(block, 18); // values 16-31
+    const p0 = i8x16.max_s(x0, zero);
+    const p1 = i8x16.max_s(x1, zero);
+    v128.store(o, p0);
+    v128.store(o, p1, 16);
+    v128.store(o, i8x16.sub(p0, x0), 32);
+    v128.store(o, i8x16.sub(p1, x1), 48);
+    store<f32>(o, loadF16(block), 64);
+  }
+}
+
+/** The rows' block term f32(Σ w·x⁺ − Σ w·x⁻) × (d_w × d_x) for the split block at xb; dw: the rows' d as f32x4. */
+// @ts-ignore: decorator
+@inline function blockTerm(pos: v128, neg: v128, dw: v128, xb: usize): v128 {
+  return f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(pos, neg)), f32x4.mul(dw, v128.load32_splat(xb, 64)));
+}
+
+/** Block terms of tokens 1..3 from blockTerms (module globals: each thread's instance has its own). */
+let termT1: v128 = f32x4.splat(0);
+let termT2: v128 = f32x4.splat(0);
+let termT3: v128 = f32x4.splat(0);
+
+/**
+ * The rows' terms (f32x4) of the tile block at tb for n = 1..4 tokens (split blocks at xb + t·xs): returns token 0's,
+ * termT1..termT3 the others'. Each weight vector is loaded once for the n tokens; every token has its own x⁺ and x⁻
+ * dot chains (2n chains).
+ */
+// @ts-ignore: decorator
+@inline function blockTerms(n: i32, tb: usize, xb: usize, xs: usize): v128 {
+  let wp = tb + 8; // (8, 16) i8: vector m at wp + 16m (row r's values 4m .. 4m + 3 at 4r)
+  const wEnd = wp + 128;
+  let xp = xb; // token 0's x⁺ values 4m .. 4m + 3 at xp (x⁻ 32 on), xp advancing 4 a step
+  let p0 = i32x4.splat(0), q0 = i32x4.splat(0); // (4) i32: rows' Σ w·x⁺, Σ w·x⁻ of the block, token 0
+  let p1 = i32x4.splat(0), q1 = i32x4.splat(0); // token 1
+  let p2 = i32x4.splat(0), q2 = i32x4.splat(0);
+  let p3 = i32x4.splat(0), q3 = i32x4.splat(0);
+  do {
+    const v = v128.load(wp);
+    p0 = dotLevelsAddEither(v, v128.load32_splat(xp), p0);
+    q0 = dotLevelsAddEither(v, v128.load32_splat(xp, 32), q0);
+    if (n > 1) {
+      const x1 = xp + xs;
+      p1 = dotLevelsAddEither(v, v128.load32_splat(x1), p1);
+      q1 = dotLevelsAddEither(v, v128.load32_splat(x1, 32), q1);
+    }
+    if (n > 2) {
+      const x2 = xp + 2 * xs;
+      p2 = dotLevelsAddEither(v, v128.load32_splat(x2), p2);
+      q2 = dotLevelsAddEither(v, v128.load32_splat(x2, 32), q2);
+    }
+    if (n > 3) {
+      const x3 = xp + 3 * xs;
+      p3 = dotLevelsAddEither(v, v128.load32_splat(x3), p3);
+      q3 = dotLevelsAddEither(v, v128.load32_splat(x3, 32), q3);
+    }
+    wp += 16;
+    xp += 4;
+  } while (wp < wEnd);
+  const dw = f16BitsToF32x4(v128.load16x4_u(tb)); // (4) f32: the rows' d (32-value blocks: normal halves)
+  if (n > 1) termT1 = blockTerm(p1, q1, dw, xb + xs);
+  if (n > 2) termT2 = blockTerm(p2, q2, dw, xb + 2 * xs);
+  if (n > 3) termT3 = blockTerm(p3, q3, dw, xb + 3 * xs);
+  return blockTerm(p0, q0, dw, xb);
+}
+
+/**
+ * The tile's four rows for n = 1..4 tokens (split rows at x0 + t·xs) into out rows o0 + t·os: one sweep over the
+ * blocks in memory order (four passes over the blocks of one phase each measured 2× slower on matrices streamed from
+ * memory), each token's L_0..L_3 in its own accumulators.
+ */
+// @ts-ignore: decorator
+@inline function tileTokens(n: i32, tile: usize, nb: i32, x0: usize, xs: usize, o0: usize, os: usize): void {
+  let t0L0 = f32x4.splat(0), t0L1 = f32x4.splat(0), t0L2 = f32x4.splat(0), t0L3 = f32x4.splat(0); // (4) f32: the rows' L_0..L_3, token 0
+  let t1L0 = f32x4.splat(0), t1L1 = f32x4.splat(0), t1L2 = f32x4.splat(0), t1L3 = f32x4.splat(0); // token 1
+  let t2L0 = f32x4.splat(0), t2L1 = f32x4.splat(0), t2L2 = f32x4.splat(0), t2L3 = f32x4.splat(0);
+  let t3L0 = f32x4.splat(0), t3L1 = f32x4.splat(0), t3L2 = f32x4.splat(0), t3L3 = f32x4.splat(0);
+  let tb = tile;
+  let xb = x0;
+  const tileEnd = tile + <usize>nb * TILE_BLOCK;
+  const groupsEnd = tile + <usize>(nb & ~3) * TILE_BLOCK;
+  while (tb < groupsEnd) {
+    let t = blockTerms(n, tb, xb, xs); // phase 0
+    t0L0 = f32x4.add(t0L0, t);
+    if (n > 1) t1L0 = f32x4.add(t1L0, termT1);
+    if (n > 2) t2L0 = f32x4.add(t2L0, termT2);
+    if (n > 3) t3L0 = f32x4.add(t3L0, termT3);
+    t = blockTerms(n, tb + TILE_BLOCK, xb + SPLIT_BLOCK, xs); // phase 1
+    t0L1 = f32x4.add(t0L1, t);
+    if (n > 1) t1L1 = f32x4.add(t1L1, termT1);
+    if (n > 2) t2L1 = f32x4.add(t2L1, termT2);
+    if (n > 3) t3L1 = f32x4.add(t3L1, termT3);
+    t = blockTerms(n, tb + 2 * TILE_BLOCK, xb + 2 * SPLIT_BLOCK, xs); // phase 2
+    t0L2 = f32x4.add(t0L2, t);
+    if (n > 1) t1L2 = f32x4.add(t1L2, termT1);
+    if (n > 2) t2L2 = f32x4.add(t2L2, termT2);
+    if (n > 3) t3L2 = f32x4.add(t3L2, termT3);
+    t = blockTerms(n, tb + 3 * TILE_BLOCK, xb + 3 * SPLIT_BLOCK, xs); // phase 3
+    t0L3 = f32x4.add(t0L3, t);
+    if (n > 1) t1L3 = f32x4.add(t1L3, termT1);
+    if (n > 2) t2L3 = f32x4.add(t2L3, termT2);
+    if (n > 3) t3L3 = f32x4.add(t3L3, termT3);
+    tb += 4 * TILE_BLOCK;
+    xb += 4 * SPLIT_BLOCK;
+  }
+  if (tb < tileEnd) { // the last 1..3 blocks: phases 0..2
+    let t = blockTerms(n, tb, xb, xs);
+    t0L0 = f32x4.add(t0L0, t);
+    if (n > 1) t1L0 = f32x4.add(t1L0, termT1);
+    if (n > 2) t2L0 = f32x4.add(t2L0, termT2);
+    if (n > 3) t3L0 = f32x4.add(t3L0, termT3);
+    if (tb + TILE_BLOCK < tileEnd) {
+      t = blockTerms(n, tb + TILE_BLOCK, xb + SPLIT_BLOCK, xs);
+      t0L1 = f32x4.add(t0L1, t);
+      if (n > 1) t1L1 = f32x4.add(t1L1, termT1);
+      if (n > 2) t2L1 = f32x4.add(t2L1, termT2);
+      if (n > 3) t3L1 = f32x4.add(t3L1, termT3);
+    }
+    if (tb + 2 * TILE_BLOCK < tileEnd) {
+      t = blockTerms(n, tb + 2 * TILE_BLOCK, xb + 2 * SPLIT_BLOCK, xs);
+      t0L2 = f32x4.add(t0L2, t);
+      if (n > 1) t1L2 = f32x4.add(t1L2, termT1);
+      if (n > 2) t2L2 = f32x4.add(t2L2, termT2);
+      if (n > 3) t3L2 = f32x4.add(t3L2, termT3);
+    }
+  }
+  v128.store(o0, rowValues(t0L0, t0L1, t0L2, t0L3));
+  if (n > 1) v128.store(o0 + os, rowValues(t1L0, t1L1, t1L2, t1L3));
+  if (n > 2) v128.store(o0 + 2 * os, rowValues(t2L0, t2L1, t2L2, t2L3));
+  if (n > 3) v128.store(o0 + 3 * os, rowValues(t3L0, t3L1, t3L2, t3L3));
+}
+
+/** The rows' values (L0 + L1) + (L2 + L3). */
+// @ts-ignore: decorator
+@inline function rowValues(l0: v128, l1: v128, l2: v128, l3: v128): v128 {
+  return f32x4.add(f32x4.add(l0, l1), f32x4.add(l2, l3));
+}
+
+/**
+ * out[r] = dot(W[r], x) for r in [rowStart, rowEnd) over a repacked matrix (x: a split row); rowStart and rowEnd
+ * are multiples of 4 (the threads' split is, and only matrices of whole tiles are repacked).
+ */
+export function matvec_q8_0_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
+  const nb = cols >> 5;
+  const tileBytes = <usize>nb * TILE_BLOCK;
+  for (let r = rowStart; r < rowEnd; r += 4) tileTokens(1, w + <usize>(r >> 2) * tileBytes, nb, x, 0, out + (<usize>r << 2), 0);
+}
+
+/**
+ * out[t][r] = matvec_q8_0_x4 of token t (X: nTokens split rows xStride bytes apart; out rows outStride bytes apart);
+ * equal to it per token bit for bit. Tokens in chunks of TOKEN_CHUNK, each across every tile of the range; within a
+ * tile, four tokens a pass, then the one to three left over in one pass.
+ */
+export function matmul_q8_0_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+  const nb = cols >> 5;
+  const tileBytes = <usize>nb * TILE_BLOCK;
+  const xs = <usize>xStride;
+  const os = <usize>outStride;
+  for (let t0 = 0; t0 < nTokens; t0 += TOKEN_CHUNK) {
+    const t1 = min(nTokens, t0 + TOKEN_CHUNK);
+    for (let r = rowStart; r < rowEnd; r += 4) {
+      const tile = w + <usize>(r >> 2) * tileBytes;
+      const o = out + (<usize>r << 2);
+      let t = t0;
+      for (; t + 3 < t1; t += 4) tileTokens(4, tile, nb, x + <usize>t * xs, xs, o + <usize>t * os, os);
+      const xt = x + <usize>t * xs;
+      const ot = o + <usize>t * os;
+      if (t1 - t == 3) tileTokens(3, tile, nb, xt, xs, ot, os);
+      else if (t1 - t == 2) tileTokens(2, tile, nb, xt, xs, ot, os);
+      else if (t1 - t == 1) tileTokens(1, tile, nb, xt, 0, ot, 0);
+    }
+  }
+}
+
+/**
+ * The tile at tile (nb blocks) laid back out as its four q8_0 rows at dst ((4, nb × 34)): for kernels that take rows
+ * (matmulWide_q8_0_x4). Per block half, the four tile vectors of four values of each row are transposed into each
+ * row's sixteen values.
+ */
+// @ts-ignore: decorator
+@inline export function tileRows_q8_0(tile: usize, dst: usize, nb: i32): void {
+  const rowBytes = <usize>nb * ROW_BLOCK;
+  for (let b = 0; b < nb; b++) {
+    const tb = tile + <usize>b * TILE_BLOCK;
+    const o = dst + <usize>b * ROW_BLOCK; // row 0's block; row r's at o + r·rowBytes
+    for (let r: usize = 0; r < 4; r++) store<u16>(o + r * rowBytes, load<u16>(tb + (r << 1)));
+    for (let h: usize = 0; h < 2; h++) {
+      const v = tb + 8 + (h << 6); // (4, 16) i8: vectors 4h .. 4h + 3, row r's four values at 4r
+      const a = v128.load(v);
+      const b4 = v128.load(v, 16);
+      const c = v128.load(v, 32);
+      const d = v128.load(v, 48);
+      const ab01 = i32x4.shuffle(a, b4, 0, 4, 1, 5);
+      const cd01 = i32x4.shuffle(c, d, 0, 4, 1, 5);
+      const ab23 = i32x4.shuffle(a, b4, 2, 6, 3, 7);
+      const cd23 = i32x4.shuffle(c, d, 2, 6, 3, 7);
+      const q = o + 2 + (h << 4); // row 0's values 16h .. 16h + 15
+      v128.store(q, i32x4.shuffle(ab01, cd01, 0, 1, 4, 5));
+      v128.store(q + rowBytes, i32x4.shuffle(ab01, cd01, 2, 3, 6, 7));
+      v128.store(q + 2 * rowBytes, i32x4.shuffle(ab23, cd23, 0, 1, 4, 5));
+      v128.store(q + 3 * rowBytes, i32x4.shuffle(ab23, cd23, 2, 3, 6, 7));
+    }
+  }
+}
+
+/**
+ * Repack `rows` (a multiple of 4) q8_0 rows of `cols` values at w in place into tiles; scratch: 4 rows' bytes
+ * (4 × cols / 32 × 34). unpack_q8_0_x4 undoes it.
+ */
+export function repack_q8_0_x4(w: usize, rows: i32, cols: i32, scratch: usize): void {
+  moveTiles(w, rows, cols, scratch, true);
+}
+
+export function unpack_q8_0_x4(w: usize, rows: i32, cols: i32, scratch: usize): void {
+  moveTiles(w, rows, cols, scratch, false);
+}
+
+// @ts-ignore: decorator
+@inline function moveTiles(w: usize, rows: i32, cols: i32, scratch: usize, pack: bool): void {
+  const nb = cols >> 5;
+  const rowBytes = <usize>nb * ROW_BLOCK;
+  for (let t = 0; t + 3 < rows; t += 4) {
+    const base = w + <usize>t * rowBytes; // (4, rowBytes) rows or (nb, 136) tile blocks
+    memory.copy(scratch, base, rowBytes << 2); // the four rows (pack) or their tiles (unpack), read back from here
+    for (let b = 0; b < nb; b++) {
+      const tb = (pack ? base : scratch) + <usize>b * TILE_BLOCK;
+      for (let r = 0; r < 4; r++) {
+        const rb = (pack ? scratch : base) + <usize>r * rowBytes + <usize>b * ROW_BLOCK;
+        if (pack) store<u16>(tb + (<usize>r << 1), load<u16>(rb));
+        else store<u16>(rb, load<u16>(tb + (<usize>r << 1)));
+        for (let m = 0; m < 8; m++) { // values 4m .. 4m + 3: row bytes 2 + 4m at 8 + 16m + 4r
+          const rq = rb + 2 + (<usize>m << 2);
+          const tq = tb + 8 + (<usize>m << 4) + (<usize>r << 2);
+          if (pack) store<u32>(tq, load<u32>(rq));
+          else store<u32>(rq, load<u32>(tq));
+        }
+      }
+    }
+  }
+}
