@@ -96,7 +96,7 @@ export class Linear {
   private readonly wide = new Map<FormatName, ConvertedInput>();
   /** Per input layout of tiled kernels (TiledKernels.input, keyed by its quantizeRows export): the current input in it. */
   private readonly tiledInputs = new Map<string, ConvertedInput>();
-  /** Per-thread scratch of matmulWide_<fmt>: (nThreads, 2 × max(wideRowBytes, wideRowBytesK)(maxCols), rounded up to 64 bytes). */
+  /** Per-thread scratch of matmulWide_<fmt>[_x4]: (nThreads, wideScratchBytes(maxCols) rounded up to 64 bytes). */
   private wideScratch = 0;
   /** matmulWide_<fmt>'s scratch argument (index 8) per thread; shared by every wide task. */
   private wideThreadArg: { index: number; base: number; stride: number } | undefined;

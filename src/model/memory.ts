@@ -180,10 +180,10 @@ export function shardScratchBytes(c: ModelConfig, threads: number, batch: number
   const maxCols = Math.max(c.dim, c.ffnDim, qDim);
   // RunState: x, xb, xb2, q, k, v, att, hb, hb2, logits (f32), per batch token
   const activations = 4 * batch * (3 * c.dim + Math.max(c.dim, qDim) + 2 * qDim + 2 * c.kvDim + 2 * c.ffnDim + c.nVocab);
-  // Linear: the input converted to each partner format and its wide q8_0 / q8_K forms (at most 16 bytes a value in
-  // all: e.g. q8_0 1.06 + wide q8_0 2.13 + q8_K 1.14 + wide q8_K 1.14 + f16 2), and two widened weight rows per thread
-  // (at most 560 bytes per 256 values each)
-  const converted = 4 * 4 * batch * maxCols + threads * 2 * Math.ceil((maxCols / 256) * 560 + 64);
+  // Linear: the input converted to each partner format, its wide q8_0 / q8_K forms and q8_0 tiles' split form (at most
+  // 16 bytes a value in all: e.g. q8_0 1.06 + split 2.13 + wide q8_0 2.13 + q8_K 1.14 + wide q8_K 1.14 + f16 2), and
+  // per thread two widened weight rows (at most 560 bytes per 256 values each) and a q8_0 tile's four rows
+  const converted = 4 * 4 * batch * maxCols + threads * (2 * Math.ceil((maxCols / 256) * 560 + 64) + 4 * (maxCols / 32) * 34);
   const rope = batch * (c.ropeDim / 2) * 8;
   return activations + converted + rope + RESERVED_BYTES;
 }
