@@ -15,6 +15,7 @@
 // rows before repacking, bit for bit, in either build.
 import { dotLevelsAddEither, f16BitsToF32x4Subnormals, lookup16 } from "./common";
 import { Q8_K_BYTES } from "./kquants";
+import { moveTiles } from "./tiles";
 
 const ROW_BLOCK: usize = 144; // q4_K bytes per row and super-block
 const TILE_BLOCK: usize = 576; // four rows' super-block
@@ -365,36 +366,28 @@ export function matmul_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
  * (4 × cols / 256 × 144). unpack_q4_K_x4 undoes it.
  */
 export function repack_q4_K_x4(w: usize, rows: i32, cols: i32, scratch: usize): void {
-  moveTiles(w, rows, cols, scratch, true);
+  moveTiles<Q4KTile>(w, rows, cols, scratch, true, 8, ROW_BLOCK);
 }
 
 export function unpack_q4_K_x4(w: usize, rows: i32, cols: i32, scratch: usize): void {
-  moveTiles(w, rows, cols, scratch, false);
+  moveTiles<Q4KTile>(w, rows, cols, scratch, false, 8, ROW_BLOCK);
 }
 
+/** Row r's q4_K super-block at rb into (pack) or out of the tile super-block at tb (tiles.ts moveTiles). */
 // @ts-ignore: decorator
-@inline function moveTiles(w: usize, rows: i32, cols: i32, scratch: usize, pack: bool): void {
-  const nb = cols >> 8;
-  const rowBytes = <usize>nb * ROW_BLOCK;
-  for (let t = 0; t + 3 < rows; t += 4) {
-    const base = w + <usize>t * rowBytes; // (4, rowBytes) rows or (nb, 576) tile super-blocks
-    memory.copy(scratch, base, rowBytes << 2); // the four rows (pack) or their tiles (unpack), read back from here
-    for (let b = 0; b < nb; b++) {
-      const tb = (pack ? base : scratch) + <usize>b * TILE_BLOCK;
-      for (let r = 0; r < 4; r++) {
-        const rb = (pack ? scratch : base) + <usize>r * rowBytes + <usize>b * ROW_BLOCK;
-        for (let k = 0; k < 16; k++) { // header bytes one by one
-          if (pack) store<u8>(tb + tileOffset(r, k), load<u8>(rb + <usize>k));
-          else store<u8>(rb + <usize>k, load<u8>(tb + tileOffset(r, k)));
-        }
-        for (let c = 0; c < 4; c++) { // nibble bytes four at a time: row bytes 32c + 4m .. at 128c + 16m + 4r
-          const rq = rb + 16 + (<usize>c << 5);
-          const tq = tb + 64 + (<usize>c << 7) + (<usize>r << 2);
-          for (let m = 0; m < 8; m++) {
-            if (pack) store<u32>(tq + (<usize>m << 4), load<u32>(rq + (<usize>m << 2)));
-            else store<u32>(rq + (<usize>m << 2), load<u32>(tq + (<usize>m << 4)));
-          }
-        }
+@final class Q4KTile {
+  // @ts-ignore: decorator
+  @inline moveBlock(tb: usize, rb: usize, r: i32, pack: bool): void {
+    for (let k = 0; k < 16; k++) { // header bytes one by one
+      if (pack) store<u8>(tb + tileOffset(r, k), load<u8>(rb + <usize>k));
+      else store<u8>(rb + <usize>k, load<u8>(tb + tileOffset(r, k)));
+    }
+    for (let c = 0; c < 4; c++) { // nibble bytes four at a time: row bytes 32c + 4m .. at 128c + 16m + 4r
+      const rq = rb + 16 + (<usize>c << 5);
+      const tq = tb + 64 + (<usize>c << 7) + (<usize>r << 2);
+      for (let m = 0; m < 8; m++) {
+        if (pack) store<u32>(tq + (<usize>m << 4), load<u32>(rq + (<usize>m << 2)));
+        else store<u32>(rq + (<usize>m << 2), load<u32>(tq + (<usize>m << 4)));
       }
     }
   }

@@ -21,6 +21,7 @@
 // matvec_q8_0 over the rows before repacking, bit for bit.
 import { dotLevelsAddEither, f16BitsToF32x4, loadF16 } from "./common";
 import { quantizeRow_q8_0 } from "./q8_0";
+import { moveTiles } from "./tiles";
 
 const ROW_BLOCK: usize = 34; // q8_0 bytes per row and block
 const TILE_BLOCK: usize = 136; // four rows' block
@@ -259,33 +260,25 @@ export function matmul_q8_0_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
  * (4 × cols / 32 × 34). unpack_q8_0_x4 undoes it.
  */
 export function repack_q8_0_x4(w: usize, rows: i32, cols: i32, scratch: usize): void {
-  moveTiles(w, rows, cols, scratch, true);
+  moveTiles<Q8Tile>(w, rows, cols, scratch, true, 5, ROW_BLOCK);
 }
 
 export function unpack_q8_0_x4(w: usize, rows: i32, cols: i32, scratch: usize): void {
-  moveTiles(w, rows, cols, scratch, false);
+  moveTiles<Q8Tile>(w, rows, cols, scratch, false, 5, ROW_BLOCK);
 }
 
+/** Row r's q8_0 block at rb into (pack) or out of the tile block at tb (tiles.ts moveTiles). */
 // @ts-ignore: decorator
-@inline function moveTiles(w: usize, rows: i32, cols: i32, scratch: usize, pack: bool): void {
-  const nb = cols >> 5;
-  const rowBytes = <usize>nb * ROW_BLOCK;
-  for (let t = 0; t + 3 < rows; t += 4) {
-    const base = w + <usize>t * rowBytes; // (4, rowBytes) rows or (nb, 136) tile blocks
-    memory.copy(scratch, base, rowBytes << 2); // the four rows (pack) or their tiles (unpack), read back from here
-    for (let b = 0; b < nb; b++) {
-      const tb = (pack ? base : scratch) + <usize>b * TILE_BLOCK;
-      for (let r = 0; r < 4; r++) {
-        const rb = (pack ? scratch : base) + <usize>r * rowBytes + <usize>b * ROW_BLOCK;
-        if (pack) store<u16>(tb + (<usize>r << 1), load<u16>(rb));
-        else store<u16>(rb, load<u16>(tb + (<usize>r << 1)));
-        for (let m = 0; m < 8; m++) { // values 4m .. 4m + 3: row bytes 2 + 4m at 8 + 16m + 4r
-          const rq = rb + 2 + (<usize>m << 2);
-          const tq = tb + 8 + (<usize>m << 4) + (<usize>r << 2);
-          if (pack) store<u32>(tq, load<u32>(rq));
-          else store<u32>(rq, load<u32>(tq));
-        }
-      }
+@final class Q8Tile {
+  // @ts-ignore: decorator
+  @inline moveBlock(tb: usize, rb: usize, r: i32, pack: bool): void {
+    if (pack) store<u16>(tb + (<usize>r << 1), load<u16>(rb));
+    else store<u16>(rb, load<u16>(tb + (<usize>r << 1)));
+    for (let m = 0; m < 8; m++) { // values 4m .. 4m + 3: row bytes 2 + 4m at 8 + 16m + 4r
+      const rq = rb + 2 + (<usize>m << 2);
+      const tq = tb + 8 + (<usize>m << 4) + (<usize>r << 2);
+      if (pack) store<u32>(tq, load<u32>(rq));
+      else store<u32>(rq, load<u32>(tq));
     }
   }
 }

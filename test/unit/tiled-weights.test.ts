@@ -42,6 +42,7 @@ interface Layout {
    * ones do); returns their row bytes.
    */
   input(rt: WasmRuntime, nTokens: number, cols: number, rand: () => number, at: { rowsInput: number; tiledInput: number }): { rowsBytes: number; tiledBytes: number };
+  /** Bytes of one token's input row of `cols` values as the row kernels and as the tiled ones take it. */
   inputBytes(cols: number): { rowsBytes: number; tiledBytes: number };
 }
 
