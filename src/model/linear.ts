@@ -303,14 +303,13 @@ export class Linear {
   }
 }
 
-const wideKernelNames = new Map<string, string>();
-/** matmulWide_<fmt>, or over tiled weights matmulWide_<fmt>_x4 (the name cached: run() allocates nothing once warm). */
+/** Per format: matmulWide_<fmt> over rows and matmulWide_<fmt>_x4 over tiles (cached: run() allocates nothing once warm). */
+const wideKernelNames = new Map<FormatName, { rows: string; tiled: string }>();
 function wideKernel(format: BlockFormat, tiled: boolean): string {
-  const key = tiled ? `${format.name}_x4` : format.name;
-  let name = wideKernelNames.get(key);
-  if (name === undefined) {
-    name = `matmulWide_${key}`;
-    wideKernelNames.set(key, name);
+  let names = wideKernelNames.get(format.name);
+  if (names === undefined) {
+    names = { rows: `matmulWide_${format.name}`, tiled: `matmulWide_${format.name}_x4` };
+    wideKernelNames.set(format.name, names);
   }
-  return name;
+  return tiled ? names.tiled : names.rows;
 }
