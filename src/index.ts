@@ -11,7 +11,7 @@ export type { KvPair, SessionOptions, SamplingOptions } from "./api.js";
 export { loadModel, Model, type LoadOptions } from "./model/model.js";
 export { Session, ContextFullError, TruncateError } from "./model/session.js";
 export { StateFileError } from "./model/session-state.js";
-export { evalBatch, BATCH_TOKENS, type BatchStep } from "./model/batch.js";
+export { evalBatch, type BatchStep } from "./model/batch.js";
 export type { ModelConfig } from "./model/config.js";
 export { SUPPORTED_ARCHITECTURES } from "./model/config.js";
 export { ModelError } from "./model/errors.js";

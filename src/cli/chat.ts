@@ -58,7 +58,7 @@ async function chatCommand(opts: ChatOptions): Promise<void> {
   const override = opts.chatTemplateFile !== undefined ? { text: readTemplateFile(opts.chatTemplateFile), origin: opts.chatTemplateFile } : undefined;
   const sampler = samplerFromOptions(opts);
   const pairs = sessionKv(kv, modelPath);
-  const model = loadModel(modelPath, { threads: opts.threads, session: { contextSize: opts.ctxSize, kv: pairs, ...exactOptions(kv) } });
+  const model = loadModel(modelPath, { threads: opts.threads, batchSize: opts.batchSize, session: { contextSize: opts.ctxSize, kv: pairs, ...exactOptions(kv) } });
   try {
     const { template, source } = chatTemplateOf(model.gguf, model.tokenizer, override);
     if (source === "chatml") log("chat: the model has no chat template (tokenizer.chat_template); using ChatML. Give one with --chat-template-file.");

@@ -18,7 +18,7 @@ import { writeComparePlots } from "../report/plots.js";
 import { compareLegend, compareTable } from "../report/table.js";
 import { UsageError } from "./errors.js";
 import { addCtxOption, asCliError, DEFAULT_PERPLEXITY_CTX } from "./perplexity.js";
-import { addKvRotationOption, addModelDownloadSupport, addScheduleListOption, addThreadsOption, checkModelPath, intArg, log, modelLayerCount, readTextInput, scheduleConfigs, writeJson } from "./options.js";
+import { addKvRotationOption, addModelDownloadSupport, addScheduleListOption, addBatchSizeOption, addThreadsOption, checkModelPath, intArg, log, modelLayerCount, readTextInput, scheduleConfigs, writeJson } from "./options.js";
 
 export const DEFAULT_OUT_DIR = "kvsplit-results";
 
@@ -34,6 +34,7 @@ interface CompareOptions {
   sensitivity: boolean;
   kvRotation: boolean;
   threads?: number;
+  batchSize?: number;
   speedPrompt: number;
   speedGen: number;
   speedReps: number;
@@ -57,6 +58,7 @@ export function registerCompare(program: Command): void {
     .option("--no-sensitivity", "skip the keys-only / values-only rows at 8 and 4 bits");
   addKvRotationOption(cmd);
   addThreadsOption(cmd);
+  addBatchSizeOption(cmd);
   cmd
     .option("--speed-prompt <n>", "prompt tokens of each timed run", intArg(1), 128)
     .option("--speed-gen <n>", "single-token evaluations of each timed run", intArg(0), 32)
@@ -105,7 +107,7 @@ async function compareCommand(opts: CompareOptions): Promise<void> {
   }
 
   const plan = planConfigs([...configs, ...scheduleConfigs(opts.kvSchedule, modelLayerCount(modelPath))], { sensitivity: opts.sensitivity, sweep });
-  const model = loadModel(modelPath, { threads: opts.threads });
+  const model = loadModel(modelPath, { threads: opts.threads, batchSize: opts.batchSize });
   try {
     const ctx = opts.ctxSize ?? Math.min(DEFAULT_PERPLEXITY_CTX, model.config.contextLength);
     const speed: SpeedOptions = { promptTokens: opts.speedPrompt, genTokens: opts.speedGen, reps: opts.speedReps };

@@ -10,6 +10,7 @@ import { checkScheduleLayers, readKvSchedule } from "../kv/schedule.js";
 import { configOfSchedule, kvPairsOf, resolveKvFlags, type KvConfig } from "../kv/shorthand.js";
 import { KV_FORMAT_NAMES } from "../formats/types.js";
 import { configFromGguf } from "../model/config.js";
+import { DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE } from "../model/defaults.js";
 import { DEFAULT_SAMPLING, Sampler } from "../model/sampler.js";
 import { InputFileError, UsageError } from "./errors.js";
 import { CACHE_DIR_ENV, defaultCacheDir } from "../download/cache.js";
@@ -148,6 +149,11 @@ export function addThreadsOption(cmd: Command): Command {
   return cmd.option("-t, --threads <n>", "threads for the kernels", intArg(1, 1024));
 }
 
+/** `-b, --batch-size <n>`: tokens one forward pass takes (LoadOptions.batchSize; llama.cpp's -ub). */
+export function addBatchSizeOption(cmd: Command): Command {
+  return cmd.option("-b, --batch-size <n>", `tokens one forward pass takes: prompt batches, a server step (llama.cpp's -ub; default ${DEFAULT_BATCH_SIZE})`, intArg(1, MAX_BATCH_SIZE));
+}
+
 export interface KvOptionValues {
   kv?: string;
   cacheTypeK?: string;
@@ -160,15 +166,17 @@ export interface KvOptionValues {
   kvqVal?: string;
 }
 
-/** `-t`, the K/V flags and `--no-kv-rotation`: what a command that evaluates with a session takes, in that order. */
+/** `-t`, `-b`, the K/V flags and `--no-kv-rotation`: what a command that evaluates with a session takes, in that order. */
 export function addSessionOptions(cmd: Command): Command {
   addThreadsOption(cmd);
+  addBatchSizeOption(cmd);
   addKvOptions(cmd);
   return addKvRotationOption(cmd);
 }
 
 export interface SessionOptionValues extends KvOptionValues {
   threads?: number;
+  batchSize?: number;
   kvRotation: boolean;
 }
 

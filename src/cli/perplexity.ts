@@ -83,7 +83,7 @@ function perplexityCommand(opts: PerplexityOptions): void {
   const baseFile: KldBaseFile | undefined = opts.klDivergence !== undefined ? asCliError(() => readKldBase(opts.klDivergence!)) : undefined;
 
   const pairs = sessionKv(kv, modelPath);
-  const model = loadModel(modelPath, { threads: opts.threads, session: opts.ctxSize ? { contextSize: opts.ctxSize, kv: pairs, ...exactOptions(kv) } : undefined });
+  const model = loadModel(modelPath, { threads: opts.threads, batchSize: opts.batchSize, session: opts.ctxSize ? { contextSize: opts.ctxSize, kv: pairs, ...exactOptions(kv) } : undefined });
   try {
     const evalText = asCliError(() => evalTextFor(model, text, opts, baseFile));
     const nVocab = model.config.nVocab;

@@ -64,7 +64,7 @@ function runCommand(opts: RunOptions): void {
   const maxTokens = opts.nPredict < 0 ? Infinity : opts.nPredict;
 
   const pairs = sessionKv(kv, modelPath);
-  const model = loadModel(modelPath, { threads: opts.threads, session: { contextSize: opts.ctxSize, kv: pairs, ...exactOptions(kv) } });
+  const model = loadModel(modelPath, { threads: opts.threads, batchSize: opts.batchSize, session: { contextSize: opts.ctxSize, kv: pairs, ...exactOptions(kv) } });
   try {
     const session = model.createSession({ contextSize: opts.ctxSize, kv: pairs, rotation: opts.kvRotation, ...exactOptions(kv) });
     try {

@@ -72,6 +72,7 @@ async function serveCommand(opts: ServeOptions): Promise<void> {
     host: opts.host,
     port: opts.port,
     threads: opts.threads,
+    batchSize: opts.batchSize,
     contextSize: opts.ctxSize,
     kv: pairs,
     kvName: kv.name,

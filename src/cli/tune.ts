@@ -23,7 +23,7 @@ import { createProgress } from "../report/progress.js";
 import { formatTable } from "../report/table.js";
 import { UsageError } from "./errors.js";
 import { addCtxOption, asCliError, DEFAULT_PERPLEXITY_CTX } from "./perplexity.js";
-import { addKvRotationOption, addModelOption, addThreadsOption, checkModelPath, floatArg, intArg, log, readTextInput, writeJson } from "./options.js";
+import { addKvRotationOption, addModelOption, addBatchSizeOption, addThreadsOption, checkModelPath, floatArg, intArg, log, readTextInput, writeJson } from "./options.js";
 
 interface TuneOptions {
   model: string;
@@ -36,6 +36,7 @@ interface TuneOptions {
   formats: string;
   kvRotation: boolean;
   threads?: number;
+  batchSize?: number;
   kvWindow?: number;
   kvExactFormat: ExactFormatName;
   json?: boolean;
@@ -58,6 +59,7 @@ export function registerTune(program: Command): void {
     .addOption(new Option("--kv-exact-format <format>", "the window's rows: f16, or q8_0 (8.5 bits per value: almost twice the window for the same bytes)").choices([...EXACT_FORMAT_NAMES]).default("f16"));
   addKvRotationOption(cmd);
   addThreadsOption(cmd);
+  addBatchSizeOption(cmd);
   cmd.option("--json", "print one JSON object: the schedule, its bits and its predicted and measured KLD").action((opts: TuneOptions) => tuneCommand(opts));
 }
 
@@ -84,7 +86,7 @@ async function tuneCommand(opts: TuneOptions): Promise<void> {
   const out = path.resolve(opts.output);
   const stem = out.replace(/\.json$/i, "");
 
-  const model = loadModel(modelPath, { threads: opts.threads });
+  const model = loadModel(modelPath, { threads: opts.threads, batchSize: opts.batchSize });
   try {
     const c = model.config;
     const ctx = opts.ctxSize ?? Math.min(DEFAULT_PERPLEXITY_CTX, c.contextLength);

@@ -4,7 +4,6 @@
  * once for all of them, and each session's attention runs over its own cache. Every session gets the logits after its
  * last token, the same bits a pass of its tokens alone would give.
  */
-import { MAX_BATCH } from "./defaults.js";
 import { forwardBatch } from "./forward.js";
 import type { Model } from "./model.js";
 import type { Session } from "./session.js";
@@ -15,14 +14,11 @@ export interface BatchStep {
   tokens: readonly number[];
 }
 
-/** Tokens one batched pass takes at most (the model's scratch rows). */
-export const BATCH_TOKENS = MAX_BATCH;
-
 /** Evaluate every step's tokens in one pass; returns each step's next-token logits (copies, nVocab each). */
 export function evalBatch(model: Model, steps: readonly BatchStep[]): Float32Array[] {
   if (steps.length === 0) return [];
   const total = steps.reduce((n, s) => n + s.tokens.length, 0);
-  if (total > BATCH_TOKENS) throw new RangeError(`a batch of ${total} tokens; one pass takes at most ${BATCH_TOKENS}`);
+  if (total > model.batchSize) throw new RangeError(`a batch of ${total} tokens; one pass takes at most ${model.batchSize} (the model's batchSize)`);
   const sessions = new Set<Session>();
   for (const s of steps) {
     if (s.tokens.length === 0) throw new RangeError("evalBatch: a step without tokens");

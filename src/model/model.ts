@@ -5,7 +5,7 @@ import { parseGguf } from "../gguf/reader.js";
 import { fileSource } from "../gguf/source.js";
 import type { ByteSource, GgufFile } from "../gguf/types.js";
 import type { SessionOptions } from "../api.js";
-import { DEFAULT_KV, MAX_BATCH } from "./defaults.js";
+import { DEFAULT_BATCH_SIZE, DEFAULT_KV, MAX_BATCH_SIZE } from "./defaults.js";
 import { existsSync, statSync } from "node:fs";
 import { ModelError } from "./errors.js";
 import { tokenizerFromGguf, type Tokenizer } from "../tokenizer/index.js";
@@ -39,6 +39,12 @@ export interface LoadOptions {
    * bytes, same bits; about 1.5× faster products with relaxed SIMD). Default: where this process runs the relaxed-SIMD build.
    */
   tileWeights?: boolean;
+  /**
+   * Tokens one forward pass takes at most (llama.cpp's n_ubatch; default DEFAULT_BATCH_SIZE, 128): prompts run in
+   * batches of this many, and a server step's tokens of all slots together. Larger batches read each weight matrix
+   * fewer times; the model's scratch grows by a few hundred KB per token (the logits rows among them).
+   */
+  batchSize?: number;
 }
 
 export class Model {
@@ -54,6 +60,8 @@ export class Model {
     readonly scratch: readonly ShardScratch[],
     /** Bytes the model and its sessions may use in all. */
     readonly memoryLimit: number | undefined,
+    /** Tokens one forward pass takes at most (LoadOptions.batchSize). */
+    readonly batchSize: number,
   ) {}
 
   /** Read a GGUF file; throws ModelError (missing file, unsupported or inconsistent model), GgufError (bad file) or MemoryPlanError. */
@@ -80,13 +88,14 @@ export class Model {
       const config = configFromGguf(gguf);
       const tokenizer = tokenizerFromGguf(gguf);
       const threads = opts.threads ?? availableParallelism();
+      const batchSize = checkBatchSize(opts.batchSize ?? DEFAULT_BATCH_SIZE);
       const shardBytes = opts.shardBytes ?? defaultShardBytes();
-      const perShard = shardScratchBytes(config, threads, MAX_BATCH);
+      const perShard = shardScratchBytes(config, threads, batchSize);
       const placement = planWeightPlacement(gguf, config, shardBytes, perShard);
       if (opts.session) {
         const { contextSize = config.contextLength, kv = DEFAULT_KV, kvWindow = 0, kvSinks = 0, kvExactFormat } = opts.session;
         checkMemoryPlan(config, weightBytes(gguf), contextSize, kv, {
-          threads, batchTokens: MAX_BATCH, shardBytes, available: opts.memoryLimit, window: kvWindow, sinks: kvSinks, exactFormat: kvExactFormat,
+          threads, batchTokens: batchSize, shardBytes, available: opts.memoryLimit, window: kvWindow, sinks: kvSinks, exactFormat: kvExactFormat,
         });
       }
       const memories = (shards = new Shards(shardBytes, threads));
@@ -100,11 +109,11 @@ export class Model {
           k: rt.k,
           linear,
           rows: linear.rows,
-          rope: RopeRows.forModel(rt, MAX_BATCH, config, weights),
-          state: new RunState(rt, config, MAX_BATCH),
+          rope: RopeRows.forModel(rt, batchSize, config, weights),
+          state: new RunState(rt, config, batchSize),
         };
       });
-      return new Model(src.name, gguf, config, tokenizer, memories, weights, scratch, opts.memoryLimit);
+      return new Model(src.name, gguf, config, tokenizer, memories, weights, scratch, opts.memoryLimit, batchSize);
     } catch (e) {
       shards?.dispose();
       throw e;
@@ -132,6 +141,12 @@ export class Model {
   dispose(): void {
     this.shards.dispose();
   }
+}
+
+/** LoadOptions.batchSize, checked: an integer in 1 .. MAX_BATCH_SIZE. */
+function checkBatchSize(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_BATCH_SIZE) throw new RangeError(`batchSize must be an integer from 1 to ${MAX_BATCH_SIZE}, got ${n}`);
+  return n;
 }
 
 export function loadModel(path: string, opts: LoadOptions = {}): Model {

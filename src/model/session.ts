@@ -7,13 +7,12 @@ import { EXACT_FORMAT_NAMES, isExactFormatName, type ExactFormatName } from "../
 import type { KvLayerFormats } from "../kv/cache.js";
 import { ShardedKvCache } from "../kv/sharded.js";
 import type { Model } from "./model.js";
-import { DEFAULT_KV, MAX_BATCH } from "./defaults.js";
+import { DEFAULT_KV } from "./defaults.js";
 import { forward, ROPE_ROWS_KERNEL, type BatchSequence, type ForwardContext, type LogitsWanted } from "./forward.js";
 import { RopeRows, ropeScalingOf } from "./rope.js";
 import { checkMemoryPlan, kvLayerFormats, machineMemoryBytes } from "./memory.js";
 import { loadSessionState, saveSessionState } from "./session-state.js";
 
-export { MAX_BATCH } from "./defaults.js";
 
 export class ContextFullError extends Error {
   constructor(readonly contextSize: number) {
@@ -101,7 +100,7 @@ export class Session {
     const available = (model.memoryLimit ?? machineMemoryBytes()) - (model.shards.usedBytes - model.weights.bytes);
     checkMemoryPlan(c, model.weights.bytes, this.contextSize, this.kv, {
       threads: model.pool.nThreads,
-      batchTokens: MAX_BATCH,
+      batchTokens: model.batchSize,
       available,
       shardBytes: model.shards.shardBytes,
       window: this.kvWindow,
@@ -122,7 +121,7 @@ export class Session {
         rotation: this.rotation,
         pool: model.pool,
         inputShard: model.weights.layerShard,
-        maxTokens: MAX_BATCH,
+        maxTokens: model.batchSize,
         window: this.kvWindow,
         sinks: this.kvSinks,
         exactFormat: this.kvExactFormat,
@@ -309,12 +308,13 @@ export class Session {
     if (this.pos + tokens.length > this.contextSize) throw new ContextFullError(this.contextSize);
   }
 
-  /** Run tokens in batches of MAX_BATCH; `onLogits` receives each batch's wanted logits rows (a view, valid until the next batch). */
+  /** Run tokens in batches of the model's batchSize; `onLogits` receives each batch's wanted logits rows (a view, valid until the next batch). */
   private run(tokens: readonly number[], wanted: "last" | "all", onLogits: (logits: Float32Array) => void): void {
     this.checkTokens(tokens);
-    for (let start = 0; start < tokens.length; start += MAX_BATCH) {
-      const batch = tokens.slice(start, start + MAX_BATCH);
-      const isLast = start + MAX_BATCH >= tokens.length;
+    const batchSize = this.model.batchSize;
+    for (let start = 0; start < tokens.length; start += batchSize) {
+      const batch = tokens.slice(start, start + batchSize);
+      const isLast = start + batchSize >= tokens.length;
       const want: LogitsWanted = wanted === "all" ? "all" : isLast ? "last" : "none";
       forward(this.ctx, batch, this.pos, want);
       this.history.push(...batch);

@@ -33,6 +33,8 @@ export interface ServerOptions {
   /** 0: any free port. */
   port?: number;
   threads?: number;
+  /** Tokens one step takes over all slots (LoadOptions.batchSize). */
+  batchSize?: number;
   /** Each slot's context (default: the model's trained context, at most 4096). */
   contextSize?: number;
   kv: KvPair | readonly KvPair[];
@@ -103,7 +105,7 @@ export class KvsplitServer {
   load(): void {
     try {
       const o = this.opts;
-      const model = loadModel(o.modelPath, { threads: o.threads, session: o.contextSize ? { contextSize: o.contextSize, kv: o.kv, kvWindow: o.kvWindow, kvSinks: o.kvSinks, kvExactFormat: o.kvExactFormat } : undefined });
+      const model = loadModel(o.modelPath, { threads: o.threads, batchSize: o.batchSize, session: o.contextSize ? { contextSize: o.contextSize, kv: o.kv, kvWindow: o.kvWindow, kvSinks: o.kvSinks, kvExactFormat: o.kvExactFormat } : undefined });
       try {
         const template = chatTemplateOf(model.gguf, model.tokenizer, o.chatTemplate);
         const contextSize = o.contextSize ?? Math.min(4096, model.config.contextLength);
@@ -318,6 +320,7 @@ export class KvsplitServer {
       total_slots: pool.slots.length,
       n_ctx: pool.contextSize,
       n_ctx_train: model.config.contextLength,
+      n_ubatch: model.batchSize, // tokens one step takes over every slot (-b)
       kv: {
         config: this.opts.kvName,
         rotation: session.rotation,

@@ -5,7 +5,7 @@
  * is in the batch, because the batched kernels give every token the bits it gets alone. Between steps the loop yields
  * to the event loop, so requests arrive, pieces are written and disconnects are seen within one step.
  */
-import { evalBatch, BATCH_TOKENS, type BatchStep } from "../model/batch.js";
+import { evalBatch, type BatchStep } from "../model/batch.js";
 import { shiftWhenFull } from "../model/generate.js";
 import type { Model } from "../model/model.js";
 import type { Generation, StreamPiece, StreamResult } from "../model/stream.js";
@@ -134,8 +134,8 @@ export class BatchScheduler {
     }
     if (this.jobs.length === 0) return;
     // at most a pass's worth of next tokens; the jobs that ran go to the back of the line (below)
-    const generating = this.jobs.filter((j) => j.next !== undefined).slice(0, BATCH_TOKENS);
-    let budget = BATCH_TOKENS - generating.length;
+    const generating = this.jobs.filter((j) => j.next !== undefined).slice(0, this.model.batchSize);
+    let budget = this.model.batchSize - generating.length;
     const planned: { job: Job; tokens: number[] }[] = generating.map((job) => ({ job, tokens: [job.next!] }));
     for (const job of this.jobs) {
       if (job.next !== undefined || budget <= 0) continue;

@@ -7,7 +7,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { useModelDir } from "../helpers/model-dir.js";
 import { loadModel } from "../../src/model/model.js";
-import { evalBatch, BATCH_TOKENS } from "../../src/model/batch.js";
+import { evalBatch } from "../../src/model/batch.js";
+import { DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE } from "../../src/model/defaults.js";
 import type { SessionOptions } from "../../src/api.js";
 
 const md = useModelDir("batch", { dim: 128, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 256, vocabSize: 320, contextLength: 256 }, 51);
@@ -54,7 +55,7 @@ test("evalBatch refuses a session twice, another model's session, an empty step 
     assert.throws(() => evalBatch(model, [{ session: s, tokens: [1] }, { session: s, tokens: [2] }]), /twice/);
     assert.throws(() => evalBatch(model, [{ session: other.createSession({ contextSize: 64 }), tokens: [1] }]), /belong to this model/);
     assert.throws(() => evalBatch(model, [{ session: s, tokens: [] }]), /without tokens/);
-    assert.throws(() => evalBatch(model, [{ session: model.createSession({ contextSize: 1024 }), tokens: new Array(BATCH_TOKENS + 1).fill(1) }]), /at most/);
+    assert.throws(() => evalBatch(model, [{ session: model.createSession({ contextSize: 1024 }), tokens: new Array(model.batchSize + 1).fill(1) }]), new RegExp(`at most ${DEFAULT_BATCH_SIZE} \\(the model's batchSize\\)`));
     assert.deepEqual(evalBatch(model, []), []);
   } finally {
     model.dispose();
@@ -66,9 +67,9 @@ test("more generating slots than one pass takes: they take turns, and each gives
   const { SlotPool } = await import("../../src/serve/slots.js");
   const { Sampler } = await import("../../src/model/sampler.js");
   const { generate } = await import("../../src/model/generate.js");
-  const model = loadModel(md.modelPath, { threads: 1 });
+  const model = loadModel(md.modelPath, { threads: 1, batchSize: 8 });
   try {
-    const n = BATCH_TOKENS + 6;
+    const n = model.batchSize + 6;
     const pool = new SlotPool(model, { contextSize: 32, kv: { k: "q8_0", v: "q4_0" }, parallel: n });
     const prompts = Array.from({ length: n }, (_, i) => [1, 10 + i, 20 + (i % 7)]);
     const texts = await Promise.all(prompts.map(async (prompt) => {
@@ -78,8 +79,8 @@ test("more generating slots than one pass takes: they take turns, and each gives
       pool.release(slot);
       return run.result()!.tokens;
     }));
-    assert.ok(pool.scheduler.widestStep <= BATCH_TOKENS);
-    assert.equal(pool.scheduler.widestStep, BATCH_TOKENS, "full passes ran");
+    assert.ok(pool.scheduler.widestStep <= model.batchSize);
+    assert.equal(pool.scheduler.widestStep, model.batchSize, "full passes ran");
     for (const i of [0, 1, n - 1]) {
       const alone = generate(model.createSession({ contextSize: 32, kv: { k: "q8_0", v: "q4_0" } }), prompts[i]!, { maxTokens: 12, sampler: new Sampler({ temperature: 0 }), isEog: (id) => model.tokenizer.isEog(id) });
       assert.deepEqual(texts[i], alone.tokens, `slot request ${i}`);
@@ -87,5 +88,24 @@ test("more generating slots than one pass takes: they take turns, and each gives
     pool.dispose();
   } finally {
     model.dispose();
+  }
+});
+
+test("a model's batchSize: a prompt's logits and next steps do not depend on it; sizes outside 1..MAX_BATCH_SIZE are refused by name", () => {
+  const prompt = Array.from({ length: 150 }, (_, i) => (i * 13 + 3) % 320);
+  const rowsOf = (batchSize: number | undefined) => {
+    const model = loadModel(md.modelPath, { threads: 2, batchSize });
+    try {
+      assert.equal(model.batchSize, batchSize ?? DEFAULT_BATCH_SIZE);
+      const s = model.createSession({ contextSize: 256, kv: { k: "q8_0", v: "q4_0" } });
+      return [s.evalAll(prompt), s.eval([7]), s.eval([8, 9, 10])];
+    } finally {
+      model.dispose();
+    }
+  };
+  const expected = rowsOf(1); // one token a pass: the single-token kernels
+  for (const batchSize of [5, 64, undefined, 150]) assert.deepEqual(rowsOf(batchSize), expected, `batchSize ${batchSize ?? "default"}`);
+  for (const bad of [0, -1, 2.5, MAX_BATCH_SIZE + 1, NaN]) {
+    assert.throws(() => loadModel(md.modelPath, { threads: 1, batchSize: bad }), new RegExp(`batchSize must be an integer from 1 to ${MAX_BATCH_SIZE}, got ${bad}`));
   }
 });

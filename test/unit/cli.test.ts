@@ -106,6 +106,8 @@ test("bad numbers exit 2 naming the flag and the allowed range", () => {
   assertFails(kvsplit("run", "-m", "m.gguf", "-p", "hi", "-c", "0"), 2, /--ctx-size.*integer >= 1/);
   assertFails(kvsplit("run", "-m", "m.gguf", "-p", "hi", "--top-p", "1.5"), 2, /--top-p.*number from 0 to 1/);
   assertFails(kvsplit("run", "-m", "m.gguf", "-p", "hi", "--temp", "-1"), 2, /--temp.*number >= 0/);
+  assertFails(kvsplit("run", "-m", "m.gguf", "-p", "hi", "-b", "0"), 2, /--batch-size.*integer from 1 to 4096/);
+  assertFails(kvsplit("perplexity", "-m", "m.gguf", "-p", "hi", "--batch-size", "5000"), 2, /--batch-size.*integer from 1 to 4096/);
 });
 
 test("synth rejects an unknown preset or type, listing the choices", () => {
@@ -143,6 +145,10 @@ test("synth writes a model that tokenize and run accept", () => {
   const viaKv = parseJsonOut(kvsplit("run", "-m", tiny, "-p", "Once", "-n", "4", "-c", "48", "--kv", "K8V4", "--json"));
   assert.deepEqual(viaTypes.tokens, viaKv.tokens);
   assert.deepEqual(viaTypes.kv, viaKv.kv);
+  // -b: passes of 3 tokens give the same greedy text as the default batches
+  const smallBatches = parseJsonOut(kvsplit("run", "-m", tiny, "-p", "Once upon a time there was", "-n", "4", "-c", "48", "--kv", "K8V4", "-b", "3", "--json"));
+  const defaultBatches = parseJsonOut(kvsplit("run", "-m", tiny, "-p", "Once upon a time there was", "-n", "4", "-c", "48", "--kv", "K8V4", "--json"));
+  assert.deepEqual(smallBatches.tokens, defaultBatches.tokens);
 
   const cut = path.join(dir, "tiny-cut.gguf");
   writeFileSync(cut, readFileSync(tiny).subarray(0, 300));

@@ -14,7 +14,6 @@ import { synthLlama, synthToFile, type SynthOptions } from "../../src/gguf/synth
 import { planGguf } from "../../src/gguf/writer.js";
 import { configFromGguf, type ModelConfig } from "../../src/model/config.js";
 import { checkMemoryPlan, KV_RESERVED_BYTES, MemoryPlanError, planMemory, RESERVED_BYTES } from "../../src/model/memory.js";
-import * as sessionModule from "../../src/model/session.js";
 import { weightBytes } from "../../src/model/weights.js";
 import { loadModel } from "../../src/index.js";
 import { ModelError } from "../../src/model/errors.js";
@@ -149,9 +148,6 @@ test("weights over 4 GiB (sparse f32 TinyLlama) are planned over several memorie
   assert.ok(grew < 256 * MIB, `no large allocation happened (rss grew ${grew} bytes)`);
 });
 
-/** Tokens a session's scratch is sized for (session.ts MAX_BATCH while prompts run in micro-batches; else 1). */
-const sessionBatch = Number((sessionModule as Record<string, unknown>).MAX_BATCH ?? 1);
-
 test("the plan's scratch estimate covers what the model and a real session allocate", () => {
   const file = path.join(dir, "tiny.gguf");
   synthToFile({ preset: "tiny", seed: 1 }, file);
@@ -159,7 +155,7 @@ test("the plan's scratch estimate covers what the model and a real session alloc
   try {
     const used = () => model.shards.usedBytes;
     for (const [ctx, kv] of [[512, pair("f16", "f16")], [300, pair("q8_0", "q4_0")]] as const) {
-      const plan = planMemory(model.config, model.weights.bytes, ctx, kv, { threads: model.pool.nThreads, batchTokens: sessionBatch });
+      const plan = planMemory(model.config, model.weights.bytes, ctx, kv, { threads: model.pool.nThreads, batchTokens: model.batchSize });
       const session = model.createSession({ contextSize: ctx, kv });
       try {
         assert.equal(session.kvBytes, plan.kv, "the KV part is exact");

@@ -26,7 +26,7 @@ let client: OpenAI;
 let reference: Model;
 
 before(async () => {
-  server = new KvsplitServer({ modelPath: md.modelPath, port: 0, contextSize: 256, kv: KV, kvName: "K8V4", parallel: 2, apiKey: KEY, threads: 1, slotSavePath: md.dir });
+  server = new KvsplitServer({ modelPath: md.modelPath, port: 0, contextSize: 256, kv: KV, kvName: "K8V4", parallel: 2, apiKey: KEY, threads: 1, batchSize: 16, slotSavePath: md.dir }); // passes of 16 tokens: longer prompts span steps
   url = await server.listen();
   // /health answers 503 until the model is loaded
   const loading = await fetch(`${url}/health`);
@@ -176,9 +176,10 @@ test("models, tokenize / detokenize, props, slots, erase, metrics", async () => 
   assert.deepEqual(tok.tokens, reference.tokenizer.encode("Once upon a time", { addSpecial: false, parseSpecial: true }));
   const detok = (await (await post("/detokenize", { tokens: tok.tokens })).json()) as { content: string };
   assert.equal(detok.content, reference.tokenizer.decode(tok.tokens));
-  const props = (await (await get("/props")).json()) as { total_slots: number; n_ctx: number; kv: { layers: { k: string; v: string }[]; bytes_per_slot: number; bytes_total: number }; chat_template_source: string };
+  const props = (await (await get("/props")).json()) as { total_slots: number; n_ctx: number; n_ubatch: number; kv: { layers: { k: string; v: string }[]; bytes_per_slot: number; bytes_total: number }; chat_template_source: string };
   assert.equal(props.total_slots, 2);
   assert.equal(props.n_ctx, 256);
+  assert.equal(props.n_ubatch, 16);
   assert.deepEqual(props.kv.layers.map((l) => [l.k, l.v]), [["q8_0", "q4_0"], ["q8_0", "q4_0"]]);
   assert.equal(props.kv.bytes_total, 2 * props.kv.bytes_per_slot);
   assert.equal(props.chat_template_source, "chatml");

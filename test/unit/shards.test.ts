@@ -10,7 +10,6 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { synthToFile } from "../../src/gguf/synth.js";
 import { loadModel } from "../../src/index.js";
-import { MAX_BATCH } from "../../src/model/session.js";
 import { shardScratchBytes } from "../../src/model/memory.js";
 import { placeWeights, PlacementError } from "../../src/model/placement.js";
 import { defaultShardBytes, SHARD_BYTES_ENV } from "../../src/runtime/shards.js";
@@ -33,7 +32,7 @@ function tightShardBytes(model: Model, threads: number): number {
   const layer = model.weights.layers[0];
   const layerBytes = [layer.wq, layer.wk, layer.wv, layer.wo, layer.wGate, layer.wUp, layer.wDown].reduce((s, w) => s + w.rows * w.rowBytes, 0);
   const head = model.weights.tokenEmbd.rows * model.weights.tokenEmbd.rowBytes * 2;
-  return shardScratchBytes(model.config, threads, MAX_BATCH) + head + Math.round(2.2 * layerBytes);
+  return shardScratchBytes(model.config, threads, model.batchSize) + head + Math.round(2.2 * layerBytes);
 }
 
 const prompt = (model: Model, n: number) => Array.from({ length: n }, (_, i) => (i * 37 + 11) % model.config.nVocab);
@@ -50,9 +49,9 @@ function run(model: Model, kv: KvPair, contextSize: number): Float32Array[] {
 
 for (const threads of [1, 2]) {
   test(`sharded and single-memory models give identical logits (${threads} thread${threads > 1 ? "s" : ""})`, () => {
-    const single = loadModel(file, { threads });
+    const single = loadModel(file, { threads, batchSize: 64 });
     const limit = tightShardBytes(single, threads);
-    const sharded = loadModel(file, { threads, shardBytes: limit });
+    const sharded = loadModel(file, { threads, shardBytes: limit, batchSize: 64 });
     try {
       assert.equal(single.shards.runtimes.length, 1);
       const layerShards = new Set(sharded.weights.layerShard);

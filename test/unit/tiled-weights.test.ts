@@ -291,8 +291,8 @@ for (const type of ["q4_K", "q8_0"] as const) {
 
     for (const threads of [1, 2]) {
       test(`gives the logits of the file's rows, bit for bit (${threads} thread${threads > 1 ? "s" : ""}); the embedding stays in rows`, () => {
-        const rowsModel = loadModel(file, { threads, tileWeights: false });
-        const tiledModel = loadModel(file, { threads, tileWeights: true });
+        const rowsModel = loadModel(file, { threads, tileWeights: false, batchSize: 64 });
+        const tiledModel = loadModel(file, { threads, tileWeights: true, batchSize: 64 });
         try {
           const w = tiledModel.weights;
           assert.ok(w.layers.every((l) => [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown].every((m) => m.tiled)), `every ${type} layer matrix is tiled`);
