@@ -12,6 +12,7 @@ export { loadModel, Model, type LoadOptions } from "./model/model.js";
 export { Session, ContextFullError, TruncateError } from "./model/session.js";
 export { StateFileError } from "./model/session-state.js";
 export { evalBatch, type BatchStep } from "./model/batch.js";
+export { DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE } from "./model/defaults.js";
 export type { ModelConfig } from "./model/config.js";
 export { SUPPORTED_ARCHITECTURES } from "./model/config.js";
 export { ModelError } from "./model/errors.js";

@@ -13,7 +13,6 @@ import { RopeRows, ropeScalingOf } from "./rope.js";
 import { checkMemoryPlan, kvLayerFormats, machineMemoryBytes } from "./memory.js";
 import { loadSessionState, saveSessionState } from "./session-state.js";
 
-
 export class ContextFullError extends Error {
   constructor(readonly contextSize: number) {
     super(`the context is full (${contextSize} tokens); create a session with a larger contextSize`);
