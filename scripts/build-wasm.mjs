@@ -1,4 +1,5 @@
-// Builds one kernel variant from assembly/ with AssemblyScript (npm run build:wasm:<variant>; all three: build:wasm):
+// Builds the kernel variants named on the command line from assembly/ with AssemblyScript (npm run
+// build:wasm:<variant>; all three: npm run build:wasm):
 //   plain    build/kernels.wasm          SIMD, threads (shared memory): every Node and browser
 //   relaxed  build/kernels-relaxed.wasm  + relaxed SIMD: chosen at load time where the runtime has it
 //   single   build/kernels-single.wasm   SIMD, one thread (an unshared memory): pages without cross-origin isolation
