@@ -31,10 +31,10 @@ if (names.length === 0 || unknown.length > 0) {
   process.exit(2);
 }
 
-/** SHA-256 over the asc arguments, the AssemblyScript version and every assembly/ file (path and bytes, in path order). */
-function inputsHash(ascArgs) {
+/** SHA-256 over a variant's asc flags, the AssemblyScript version and every assembly/ file (path and bytes, in path order). */
+function inputsHash(ascFlags) {
   const hash = createHash("sha256");
-  hash.update(JSON.stringify(ascArgs));
+  hash.update(JSON.stringify(ascFlags));
   hash.update(readFileSync(path.join(ROOT, "node_modules", "assemblyscript", "package.json")));
   const dir = path.join(ROOT, "assembly");
   const files = readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -47,10 +47,10 @@ function inputsHash(ascArgs) {
 
 for (const name of names) {
   const { out, flags } = VARIANTS[name];
+  const ascFlags = [...COMMON, ...flags];
   const partial = out.replace(/\.wasm$/, ".partial.wasm"); // renamed to `out` once asc has finished
-  const ascArgs = ["assembly/index.ts", "-o", partial, ...COMMON, ...flags];
   const stamp = path.join(ROOT, out.replace(/\.wasm$/, ".stamp"));
-  const hash = inputsHash([...COMMON, ...flags]);
+  const hash = inputsHash(ascFlags);
   if (!force && existsSync(path.join(ROOT, out)) && existsSync(stamp) && readFileSync(stamp, "utf8").trim() === hash) {
     console.log(`${out} is up to date (assembly/ unchanged since its build)`);
     continue;
@@ -58,7 +58,7 @@ for (const name of names) {
   const started = Date.now();
   console.log(`${out}: building (${name}; about 3 minutes)`);
   const asc = path.join(ROOT, "node_modules", "assemblyscript", "bin", "asc.js");
-  const run = spawnSync(process.execPath, [asc, ...ascArgs], { cwd: ROOT, stdio: "inherit" });
+  const run = spawnSync(process.execPath, [asc, "assembly/index.ts", "-o", partial, ...ascFlags], { cwd: ROOT, stdio: "inherit" });
   if (run.status !== 0) {
     rmSync(path.join(ROOT, partial), { force: true });
     console.error(`build-wasm: asc failed for ${out} (exit ${run.status ?? run.signal})`);

@@ -40,9 +40,10 @@ export interface LoadOptions {
    */
   tileWeights?: boolean;
   /**
-   * Tokens one forward pass takes at most (llama.cpp's n_ubatch; default DEFAULT_BATCH_SIZE, 64; at most MAX_BATCH_SIZE): prompts run in
-   * batches of this many, and a server step's tokens of all slots together. Larger batches read each weight matrix
-   * fewer times; the model's scratch grows by a few hundred KB per token (the logits rows among them).
+   * Tokens one forward pass takes at most (llama.cpp's n_ubatch; default DEFAULT_BATCH_SIZE, 64; at most
+   * MAX_BATCH_SIZE): prompts run in batches of this many, and a server step's tokens of all slots together. Larger
+   * batches read each weight matrix fewer times; the model's scratch grows by a few hundred KB per token (the logits
+   * rows among them).
    */
   batchSize?: number;
 }
