@@ -2,13 +2,17 @@
  * `kvsplit plan`: how much context fits in a memory budget, or how much memory a context needs, per K/V config.
  * Reads only the model's GGUF header.
  */
+import { availableParallelism } from "node:os";
 import { Option, type Command } from "commander";
 import { parseKvConfigList } from "../kv/shorthand.js";
 import { parseByteSize, planRows, readPlanModel, type PlanRow } from "../eval/plan.js";
 import { DEFAULT_COMPARE_CONFIGS } from "../eval/compare.js";
 import { UsageError } from "./errors.js";
 import { machineMemoryBytes } from "../model/memory.js";
-import { addModelOption, addScheduleListOption, checkModelPath, formatBytes, intArg, scheduleConfigs, writeJson } from "./options.js";
+import { DEFAULT_BATCH_SIZE } from "../model/defaults.js";
+import {
+  addBatchSizeOption, addModelOption, addScheduleListOption, addThreadsOption, checkModelPath, formatBytes, intArg, scheduleConfigs, writeJson,
+} from "./options.js";
 
 interface PlanOptions {
   model: string;
@@ -16,6 +20,8 @@ interface PlanOptions {
   ctxSize?: number;
   configs: string;
   kvSchedule?: string[];
+  threads?: number;
+  batchSize?: number;
   json?: boolean;
 }
 
@@ -26,7 +32,9 @@ export function registerPlan(program: Command): void {
     .addOption(new Option("--memory <size>", "memory budget for weights + KV cache + scratch, e.g. 8GiB").conflicts("ctxSize"))
     .option("-c, --ctx-size <n>", "context length in tokens", intArg(1))
     .option("--configs <list>", "K/V configs, comma-separated (F16, K8V4, q5_1/q5_1, ...)", DEFAULT_COMPARE_CONFIGS);
-  addScheduleListOption(cmd)
+  addScheduleListOption(cmd);
+  addThreadsOption(cmd);
+  addBatchSizeOption(cmd)
     .option("--json", "print one JSON object: {model, rows: [...]}")
     .action((opts: PlanOptions) => planCommand(opts));
 }
@@ -44,15 +52,18 @@ function planCommand(opts: PlanOptions): void {
   const configs = parseKvConfigList(opts.configs);
   const modelPath = checkModelPath(opts.model);
   const model = readPlanModel(modelPath);
-  const rows = planRows(model, [...configs, ...scheduleConfigs(opts.kvSchedule, model.config.nLayers)], target);
+  // the scratch as `run -t T -b B` would size it (the same defaults as loading the model)
+  const threads = opts.threads ?? availableParallelism();
+  const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
+  const rows = planRows(model, [...configs, ...scheduleConfigs(opts.kvSchedule, model.config.nLayers)], target, { threads, batchTokens: batchSize });
   if (opts.json) {
-    writeJson({ model: modelPath, weights_bytes: model.weightsBytes, rows });
+    writeJson({ model: modelPath, weights_bytes: model.weightsBytes, threads, batch_size: batchSize, rows });
     return;
   }
   const c = model.config;
   process.stdout.write(
     `${modelPath}: ${c.nLayers} layers × ${c.nKvHeads} kv heads × head_dim ${c.headDim}; weights ${formatBytes(model.weightsBytes)}; ` +
-      `trained context ${c.contextLength}\n\n`,
+      `trained context ${c.contextLength}; scratch for ${threads} thread${threads === 1 ? "" : "s"} and ${batchSize}-token batches (-t, -b)\n\n`,
   );
   const header = ["config", "K", "V", "bytes/token", "memory" in target ? "max context" : `KV @${(target as { ctx: number }).ctx}`];
   if (!("memory" in target)) header.push("total", `fits in ${formatBytes(machineMemoryBytes())}`);

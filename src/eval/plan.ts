@@ -35,14 +35,23 @@ export interface PlanModel {
   weightsBytes: number;
 }
 
+/** What the session's scratch is sized for, as loadModel sizes it: its threads and the tokens of one forward pass. */
+export interface PlanSizing {
+  /** Threads (LoadOptions.threads; default 1). */
+  threads?: number;
+  /** Tokens one forward pass takes (LoadOptions.batchSize; default 1). */
+  batchTokens?: number;
+}
+
 /** Config and weight bytes from the header; the tensor data is never read. */
 export function readPlanModel(path: string): PlanModel {
   const gguf = readGgufHeader(path);
   return { config: configFromGguf(gguf), weightsBytes: weightBytes(gguf) };
 }
 
-export function planRows(model: PlanModel, configs: readonly KvConfig[], target: { memory: number } | { ctx: number }): PlanRow[] {
+export function planRows(model: PlanModel, configs: readonly KvConfig[], target: { memory: number } | { ctx: number }, sizing: PlanSizing = {}): PlanRow[] {
   const { config: c, weightsBytes } = model;
+  const { threads, batchTokens } = sizing;
   return configs.map((cfg) => {
     const pairs = kvPairsOf(cfg);
     if (cfg.layers) checkScheduleLayers(cfg.layers, c.nLayers, cfg.scheduleFile ?? cfg.name);
@@ -52,12 +61,13 @@ export function planRows(model: PlanModel, configs: readonly KvConfig[], target:
     const sinks = cfg.sinks ?? 0;
     const exactFormat = cfg.exactFormat;
     if ("memory" in target) {
-      const plan = planMemory(c, weightsBytes, 1, pairs, { available: target.memory, window, sinks, exactFormat });
+      const options = { available: target.memory, threads, batchTokens, window, sinks, exactFormat };
+      const plan = planMemory(c, weightsBytes, 1, pairs, options);
       row.max_ctx = plan.maxContextSize;
       row.beyond_trained = plan.maxContextSize > c.contextLength;
-      row.shards = planMemory(c, weightsBytes, Math.max(1, plan.maxContextSize), pairs, { available: target.memory, window, sinks, exactFormat }).shards;
+      row.shards = planMemory(c, weightsBytes, Math.max(1, plan.maxContextSize), pairs, options).shards;
     } else {
-      const plan = planMemory(c, weightsBytes, target.ctx, pairs, { available: machineMemoryBytes(), window, sinks, exactFormat });
+      const plan = planMemory(c, weightsBytes, target.ctx, pairs, { available: machineMemoryBytes(), threads, batchTokens, window, sinks, exactFormat });
       row.bytes = plan.kv;
       row.total_bytes = plan.total;
       row.fits = plan.total <= plan.available && plan.shardLimit === undefined;

@@ -5,7 +5,7 @@
  * remote mode. `?mode=local&model=URL&kv=K8V4&ctx=2048` loads a model at once.
  * `document.body.dataset.state` says what it is doing: idle, loading, ready, generating or error.
  */
-import { KvsplitEngine, type ModelInfo } from "./client.js";
+import { EngineError, KvsplitEngine, type ModelInfo } from "./client.js";
 
 type Mode = "local" | "remote";
 interface KvView {
@@ -25,11 +25,12 @@ let remoteBase = "";
 let remoteMessages: Array<{ role: string; content: string }> = [];
 let remoteAbort: AbortController | undefined;
 
-function setState(state: "idle" | "loading" | "ready" | "generating" | "error", text: string): void {
+/** The page's state and its status line (shown as an error in state error, or when `warning` says so). */
+function setState(state: "idle" | "loading" | "ready" | "generating" | "error", text: string, warning = false): void {
   document.body.dataset.state = state;
   const status = $("status");
   status.textContent = text;
-  status.className = state === "error" ? "error" : "";
+  status.className = state === "error" || warning ? "error" : "";
   const canSend = state === "ready";
   ($("message") as HTMLTextAreaElement).disabled = !canSend && state !== "generating";
   ($("send") as HTMLButtonElement).disabled = !canSend;
@@ -69,6 +70,17 @@ function showKv(v: KvView): void {
   showPosition(0);
 }
 
+/** No model: the side panel (layers, gauge, speed, model line) emptied, so nothing of a model that is gone stays. */
+function clearModel(): void {
+  view = undefined;
+  $("layers").querySelector("tbody")!.replaceChildren();
+  $("model-info").textContent = "";
+  $("gauge-f16").style.width = "0%";
+  $("gauge-kv").style.width = "0%";
+  $("kv-text").textContent = "–";
+  $("speed").textContent = "–";
+}
+
 /** The gauge: bytes the cached tokens take in this cache (green) over what f16/f16 would take (grey). */
 function showPosition(position: number): void {
   if (!view) return;
@@ -93,7 +105,8 @@ async function loadLocal(source: { url: string } | { file: File }): Promise<void
   setState("loading", "Starting the engine…");
   try {
     if (!engine || engine.threads !== threads) {
-      engine?.dispose();
+      engine?.dispose(); // and the model it held
+      clearModel();
       engine = await KvsplitEngine.create({ threads });
     }
     const bar = $("progress") as HTMLProgressElement;
@@ -113,9 +126,21 @@ async function loadLocal(source: { url: string } | { file: File }): Promise<void
     });
     $("transcript").replaceChildren();
     if (info.contextWarning) addMessage("note", info.contextWarning);
+    $("speed").textContent = "–";
     setState("ready", `Ready: ${info.name} in this page (${info.kvConfig})`);
     ($("message") as HTMLTextAreaElement).focus();
   } catch (e) {
+    const kept = e instanceof EngineError ? e.loaded : undefined;
+    if (kept) {
+      // the new source failed before the loaded model was let go: say so, and go on with that one
+      ($("progress") as HTMLProgressElement).value = 1;
+      $("progress-text").textContent = `${kept.name}: still loaded`;
+      setState("ready", `${(e as Error).message} (still loaded: ${kept.name}, ${kept.kvConfig})`, true);
+      return;
+    }
+    clearModel();
+    ($("progress") as HTMLProgressElement).value = 0;
+    $("progress-text").textContent = "";
     failed(e);
   }
 }
@@ -164,9 +189,12 @@ async function connectRemote(base: string): Promise<void> {
       title: `${props.model_alias} on ${base}: ${kv.config} cache, ${props.total_slots} slot${props.total_slots === 1 ? "" : "s"} of ${bytes(kv.bytes_per_slot)} (${props.n_ctx} tokens each).`,
     });
     $("transcript").replaceChildren();
+    $("speed").textContent = "–";
     setState("ready", `Ready: ${props.model_alias} on kvsplit serve (${kv.config})`);
     ($("message") as HTMLTextAreaElement).focus();
   } catch (e) {
+    remoteBase = "";
+    clearModel();
     failed(e);
   }
 }
@@ -245,7 +273,7 @@ function setMode(next: Mode): void {
   for (const input of document.querySelectorAll<HTMLInputElement>("input[name=mode]")) input.checked = input.value === next;
   $("local-setup").hidden = next !== "local";
   $("remote-setup").hidden = next !== "remote";
-  view = undefined;
+  clearModel();
   setState("idle", next === "local" ? "Choose a model to run in this page" : "Connect to a kvsplit server");
 }
 

@@ -14,7 +14,11 @@ import type { EngineEvent, EngineRequest, GenerateSettings, GenerationSummary, L
 export type { GenerateSettings, GenerationSummary, LoadSettings, ModelInfo, ModelSource } from "./protocol.js";
 
 export class EngineError extends Error {
-  constructor(name: string, message: string) {
+  /**
+   * @param loaded for a failed load: the model still loaded (the one before, when the new source failed before it was
+   *   let go), or null when none is; undefined for other requests
+   */
+  constructor(name: string, message: string, readonly loaded?: ModelInfo | null) {
     super(message);
     this.name = name;
   }
@@ -80,7 +84,11 @@ export class KvsplitEngine {
     return engine;
   }
 
-  /** Load a model (replacing the loaded one) and create its session. */
+  /**
+   * Load a model (replacing the loaded one) and create its session. A failure rejects with an EngineError whose
+   * `loaded` names the model still loaded: the one before when the new source failed before replacing it (a URL that
+   * cannot be fetched, a file that is not GGUF), else null.
+   */
   async load(source: ModelSource, settings: LoadSettings = {}, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     const answer = await this.request({ type: "load", id: 0, source, settings }, (e) => {
       if (e.type === "progress") onProgress?.({ phase: e.phase, done: e.done, total: e.total });
@@ -150,7 +158,7 @@ export class KvsplitEngine {
       this.listeners.set(id, (e) => {
         if (e.type === "progress" || e.type === "piece") return onEvent(e);
         this.listeners.delete(id);
-        if (e.type === "error") reject(new EngineError(e.name, e.message));
+        if (e.type === "error") reject(new EngineError(e.name, e.message, e.loaded));
         else resolve(e);
       });
       this.worker.postMessage({ ...request, id });

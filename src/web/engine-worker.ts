@@ -43,7 +43,8 @@ self.onmessage = (e: MessageEvent<EngineRequest>) => {
   }
   queue = queue.then(() => handle(request)).catch((err: unknown) => {
     const error = err instanceof Error ? err : new Error(String(err));
-    post({ type: "error", id: request.id, name: error.name, message: error.message });
+    const loadedNow = request.type === "load" ? { loaded: loaded?.info ?? null } : {};
+    post({ type: "error", id: request.id, name: error.name, message: error.message, ...loadedNow });
   });
 };
 

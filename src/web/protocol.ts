@@ -75,4 +75,6 @@ export type EngineEvent =
   | { type: "piece"; id: number; text: string; token: number; position: number }
   | { type: "done"; id: number; summary: GenerationSummary }
   | { type: "reset-done"; id: number }
-  | { type: "error"; id: number; name: string; message: string };
+  // loaded: for a failed load, the model still loaded (the one before, when the new source failed before it was let go:
+  // a URL that cannot be fetched, a file that is not GGUF), or null when none is
+  | { type: "error"; id: number; name: string; message: string; loaded?: ModelInfo | null };

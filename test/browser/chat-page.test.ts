@@ -73,7 +73,17 @@ test("chat page, local mode: loads from a URL, answers on Enter, shows K/V per l
   t.diagnostic(`screenshots in ${SHOTS}`);
 });
 
-test("chat page: a model from the file picker and by drag and drop; a file that is not GGUF is named as such", { skip, timeout: 120_000 }, async () => {
+/** The side panel's model-dependent parts: layer rows, gauge text, speed, model line. */
+async function panel(page: Page): Promise<{ layers: number; kv: string; speed: string; info: string }> {
+  return {
+    layers: await page.locator("#layers tbody tr").count(),
+    kv: await page.locator("#kv-text").innerText(),
+    speed: await page.locator("#speed").innerText(),
+    info: await page.locator("#model-info").innerText(),
+  };
+}
+
+test("chat page: a model from the file picker and by drag and drop; a file that is not GGUF is named as such and leaves the loaded model in use", { skip, timeout: 120_000 }, async () => {
   const page = await browser.context.newPage();
   await page.goto(`${pages.url}?mode=local`);
   await page.locator("#kv").selectOption("K4V4");
@@ -90,10 +100,31 @@ test("chat page: a model from the file picker and by drag and drop; a file that 
   });
   await page.dispatchEvent("#drop", "drop", { dataTransfer: dropped });
   await page.waitForFunction(() => document.body.dataset.state === "ready" && /dropped\.gguf/.test(document.getElementById("status")!.textContent ?? ""), undefined, { timeout: 60_000 });
+  assert.ok((await ask(page, "Hello again")).trim().length > 0);
+  const before = await panel(page);
+  // a file that is not GGUF fails before the loaded model is let go: the page says so and goes on with that one
   await page.locator("#file").setInputFiles({ name: "photo.gguf", mimeType: "image/png", buffer: Buffer.from("\x89PNG\r\n\x1a\n and more bytes") });
-  await page.waitForSelector("body[data-state=error]");
-  assert.match(await page.locator("#status").innerText(), /photo\.gguf: not a GGUF file/);
+  await page.waitForFunction(() => /photo\.gguf/.test(document.getElementById("status")!.textContent ?? ""), undefined, { timeout: 60_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.state), "ready");
+  assert.match(await page.locator("#status").innerText(), /photo\.gguf: not a GGUF file.*\(still loaded: dropped\.gguf, K4V4\)/);
+  assert.deepEqual(await panel(page), before, "the panel still describes the model in use");
   await shot(page, "local-not-gguf");
+  assert.ok((await ask(page, "And then?")).trim().length > 0, "the loaded model still answers");
+  // a GGUF file cut short fails after the loaded model was let go: nothing of it stays on the panel
+  const truncated = await page.evaluateHandle(async () => {
+    const bytes = await (await fetch("/models/tinystories-2m-hd64.gguf")).arrayBuffer();
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes.slice(0, bytes.byteLength >> 1)], "half.gguf"));
+    return transfer;
+  });
+  await page.dispatchEvent("#drop", "drop", { dataTransfer: truncated });
+  await page.waitForSelector("body[data-state=error]", { timeout: 60_000 });
+  assert.match(await page.locator("#status").innerText(), /half\.gguf/);
+  assert.deepEqual(await panel(page), { layers: 0, kv: "–", speed: "–", info: "" });
+  for (const bar of ["#gauge-f16", "#gauge-kv"]) assert.equal(await page.locator(bar).evaluate((e) => (e as HTMLElement).style.width), "0%", bar);
+  assert.equal(await page.locator("#send").isDisabled(), true);
+  await page.waitForTimeout(300); // the bars' 0.2 s width transition, for the screenshot
+  await shot(page, "local-truncated");
   await page.close();
 });
 

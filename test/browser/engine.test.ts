@@ -204,12 +204,12 @@ test("a file that is not GGUF gets a clear message (picker and URL)", { skip, ti
       await engine.load({ url: "/chat.css" });
       return "loaded";
     } catch (e) {
-      return `${(e as Error).name}: ${(e as Error).message}`;
+      return `${(e as Error).name}: ${(e as Error).message} (loaded: ${JSON.stringify((e as { loaded?: unknown }).loaded)})`;
     } finally {
       engine.dispose();
     }
   });
-  assert.match(byUrl, /^ModelSourceError: .*chat\.css: not a GGUF file/);
+  assert.match(byUrl, /^ModelSourceError: .*chat\.css: not a GGUF file.*\(loaded: null\)$/);
   await page.close();
 });
 

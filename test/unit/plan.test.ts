@@ -1,18 +1,21 @@
 /**
  * The memory planner: KV bytes per token against the format arithmetic (DESIGN.md's TinyLlama memory check),
- * the longest context in a budget (it fits, one more token does not), and `kvsplit plan` on a synthetic model.
+ * the longest context in a budget (it fits, one more token does not), and `kvsplit plan` on a synthetic model (its
+ * totals the memory limits loading accepts, for the same threads and batch size).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
 import { parseByteSize, planRows } from "../../src/eval/plan.js";
 import { parseKvConfigList } from "../../src/kv/shorthand.js";
 import type { ModelConfig } from "../../src/model/config.js";
-import { planMemory } from "../../src/model/memory.js";
+import { MemoryPlanError, planMemory } from "../../src/model/memory.js";
+import { loadModel } from "../../src/model/model.js";
 import { synthToFile } from "../../src/gguf/synth.js";
+import { DEFAULT_BATCH_SIZE } from "../../src/model/defaults.js";
 import { REPO_ROOT } from "../helpers/shared.js";
 
 /** TinyLlama-1.1B's attention shape: 22 layers, 4 kv heads, head_dim 64. */
@@ -86,6 +89,37 @@ test("kvsplit plan: JSON rows from the header, and exit 2 for a bad budget or bo
       assert.equal(r.status, 2, r.stderr);
       assert.match(r.stderr, message);
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("kvsplit plan sizes the scratch as loading does (-t, -b): its total is the least memory limit loadModel accepts", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "kvsplit-plan-"));
+  try {
+    const file = path.join(dir, "tiny.gguf");
+    synthToFile({ preset: "tiny", type: "q8_0", seed: 3 }, file);
+    const plan = (...args: string[]) => {
+      const r = spawnSync(process.execPath, [path.join(REPO_ROOT, "dist", "src", "cli", "main.js"), "plan", "-m", file, "--configs", "K8V4", "--json", ...args], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout) as { threads: number; batch_size: number; rows: Array<{ total_bytes: number; max_ctx: number }> };
+    };
+    const sized = plan("-c", "512", "-t", "2", "-b", "128");
+    assert.equal(sized.threads, 2);
+    assert.equal(sized.batch_size, 128);
+    const total = sized.rows[0].total_bytes;
+    const kv = { k: "q8_0", v: "q4_0" } as const;
+    const load = (memoryLimit: number) => loadModel(file, { threads: 2, batchSize: 128, memoryLimit, session: { contextSize: 512, kv } });
+    load(total).dispose();
+    assert.throws(() => load(total - 1), MemoryPlanError);
+    // a batch's activations and logits are scratch: more tokens a pass, more memory, less context in a budget
+    assert.ok(plan("-c", "512", "-t", "2", "-b", "1").rows[0].total_bytes < total);
+    const budget = ["--memory", String(total)];
+    assert.ok(plan(...budget, "-t", "2", "-b", "1").rows[0].max_ctx > plan(...budget, "-t", "2", "-b", "512").rows[0].max_ctx);
+    // the defaults are loading's: the machine's threads, DEFAULT_BATCH_SIZE
+    const defaults = plan("-c", "512");
+    assert.equal(defaults.threads, availableParallelism());
+    assert.equal(defaults.batch_size, DEFAULT_BATCH_SIZE);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
