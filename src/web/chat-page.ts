@@ -118,12 +118,7 @@ async function loadLocal(source: { url: string } | { file: File }): Promise<void
       $("progress-text").textContent = `${p.phase === "download" ? "Downloading" : "Reading weights"}: ${bytes(p.done)} of ${bytes(p.total)}`;
       setState("loading", p.phase === "download" ? "Downloading the model…" : "Loading the weights…");
     });
-    bar.value = 1;
-    $("progress-text").textContent = `${info.name}: ${info.fromCache ? "from this browser's cache" : "loaded"}`;
-    showKv({
-      layers: info.kvLayers, bytesPerToken: info.kvBytesPerToken, f16BytesPerToken: info.f16BytesPerToken, contextSize: info.contextSize,
-      title: `${info.name}: ${info.architecture}, ${info.layers} layers, ${info.kvConfig} cache of ${bytes(info.kvBytes)} for ${info.contextSize} tokens; ${info.threads} threads, ${info.kernels} SIMD kernels; chat template: ${info.chatTemplate}.`,
-    });
+    showLocalModel(info, `${info.name}: ${info.fromCache ? "from this browser's cache" : "loaded"}`);
     $("transcript").replaceChildren();
     if (info.contextWarning) addMessage("note", info.contextWarning);
     $("speed").textContent = "–";
@@ -132,9 +127,9 @@ async function loadLocal(source: { url: string } | { file: File }): Promise<void
   } catch (e) {
     const kept = e instanceof EngineError ? e.loaded : undefined;
     if (kept) {
-      // the new source failed before the loaded model was let go: say so, and go on with that one
-      ($("progress") as HTMLProgressElement).value = 1;
-      $("progress-text").textContent = `${kept.name}: still loaded`;
+      // the new source failed before the loaded model was let go: say so, and go on with that one (its conversation too)
+      if (!view) showLocalModel(kept, `${kept.name}: still loaded`);
+      else $("progress-text").textContent = `${kept.name}: still loaded`;
       setState("ready", `${(e as Error).message} (still loaded: ${kept.name}, ${kept.kvConfig})`, true);
       return;
     }
@@ -143,6 +138,16 @@ async function loadLocal(source: { url: string } | { file: File }): Promise<void
     $("progress-text").textContent = "";
     failed(e);
   }
+}
+
+/** The model panel and the progress line for the model loaded in this page. */
+function showLocalModel(info: ModelInfo, progressText: string): void {
+  ($("progress") as HTMLProgressElement).value = 1;
+  $("progress-text").textContent = progressText;
+  showKv({
+    layers: info.kvLayers, bytesPerToken: info.kvBytesPerToken, f16BytesPerToken: info.f16BytesPerToken, contextSize: info.contextSize,
+    title: `${info.name}: ${info.architecture}, ${info.layers} layers, ${info.kvConfig} cache of ${bytes(info.kvBytes)} for ${info.contextSize} tokens; ${info.threads} threads, ${info.kernels} SIMD kernels; chat template: ${info.chatTemplate}.`,
+  });
 }
 
 async function sendLocal(text: string, out: HTMLElement): Promise<void> {

@@ -110,6 +110,15 @@ test("chat page: a model from the file picker and by drag and drop; a file that 
   assert.deepEqual(await panel(page), before, "the panel still describes the model in use");
   await shot(page, "local-not-gguf");
   assert.ok((await ask(page, "And then?")).trim().length > 0, "the loaded model still answers");
+  // after a trip to remote mode (which empties the panel) the model still in use is shown again
+  await page.locator("input[name=mode][value=remote]").check();
+  await page.locator("input[name=mode][value=local]").check();
+  assert.equal((await panel(page)).layers, 0);
+  await page.locator("#file").setInputFiles({ name: "notes.gguf", mimeType: "text/plain", buffer: Buffer.from("not a model at all\n") });
+  await page.waitForFunction(() => /notes\.gguf/.test(document.getElementById("status")!.textContent ?? ""), undefined, { timeout: 60_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.state), "ready");
+  assert.equal((await panel(page)).layers, 4);
+  assert.match((await panel(page)).info, /^dropped\.gguf: llama, 4 layers, K4V4 cache/);
   // a GGUF file cut short fails after the loaded model was let go: nothing of it stays on the panel
   const truncated = await page.evaluateHandle(async () => {
     const bytes = await (await fetch("/models/tinystories-2m-hd64.gguf")).arrayBuffer();
