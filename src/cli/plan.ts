@@ -2,14 +2,13 @@
  * `kvsplit plan`: how much context fits in a memory budget, or how much memory a context needs, per K/V config.
  * Reads only the model's GGUF header.
  */
-import { availableParallelism } from "node:os";
 import { Option, type Command } from "commander";
 import { parseKvConfigList } from "../kv/shorthand.js";
 import { parseByteSize, planRows, readPlanModel, type PlanRow } from "../eval/plan.js";
 import { DEFAULT_COMPARE_CONFIGS } from "../eval/compare.js";
 import { UsageError } from "./errors.js";
 import { machineMemoryBytes } from "../model/memory.js";
-import { DEFAULT_BATCH_SIZE } from "../model/defaults.js";
+import { loadSizing } from "../model/model.js";
 import {
   addBatchSizeOption, addModelOption, addScheduleListOption, addThreadsOption, checkModelPath, formatBytes, intArg, scheduleConfigs, writeJson,
 } from "./options.js";
@@ -52,9 +51,7 @@ function planCommand(opts: PlanOptions): void {
   const configs = parseKvConfigList(opts.configs);
   const modelPath = checkModelPath(opts.model);
   const model = readPlanModel(modelPath);
-  // the scratch as `run -t T -b B` would size it (the same defaults as loading the model)
-  const threads = opts.threads ?? availableParallelism();
-  const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
+  const { threads, batchSize } = loadSizing(opts); // the scratch as `run -t T -b B` would size it
   const rows = planRows(model, [...configs, ...scheduleConfigs(opts.kvSchedule, model.config.nLayers)], target, { threads, batchTokens: batchSize });
   if (opts.json) {
     writeJson({ model: modelPath, weights_bytes: model.weightsBytes, threads, batch_size: batchSize, rows });

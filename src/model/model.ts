@@ -88,8 +88,7 @@ export class Model {
       const gguf = parseGguf(src);
       const config = configFromGguf(gguf);
       const tokenizer = tokenizerFromGguf(gguf);
-      const threads = opts.threads ?? availableParallelism();
-      const batchSize = checkBatchSize(opts.batchSize ?? DEFAULT_BATCH_SIZE);
+      const { threads, batchSize } = loadSizing(opts);
       const shardBytes = opts.shardBytes ?? defaultShardBytes();
       const perShard = shardScratchBytes(config, threads, batchSize);
       const placement = planWeightPlacement(gguf, config, shardBytes, perShard);
@@ -144,10 +143,16 @@ export class Model {
   }
 }
 
-/** LoadOptions.batchSize, checked: an integer in 1 .. MAX_BATCH_SIZE. */
-function checkBatchSize(n: number): number {
-  if (!Number.isInteger(n) || n < 1 || n > MAX_BATCH_SIZE) throw new RangeError(`batchSize must be an integer from 1 to ${MAX_BATCH_SIZE}, got ${n}`);
-  return n;
+/**
+ * The threads and batch size a load sizes its scratch for: the options', else the machine's threads and
+ * DEFAULT_BATCH_SIZE (a batch size outside 1..MAX_BATCH_SIZE is a RangeError). `kvsplit plan` sizes its plans by it too.
+ */
+export function loadSizing(opts: Pick<LoadOptions, "threads" | "batchSize">): { threads: number; batchSize: number } {
+  const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE) {
+    throw new RangeError(`batchSize must be an integer from 1 to ${MAX_BATCH_SIZE}, got ${batchSize}`);
+  }
+  return { threads: opts.threads ?? availableParallelism(), batchSize };
 }
 
 export function loadModel(path: string, opts: LoadOptions = {}): Model {

@@ -118,7 +118,8 @@ async function loadLocal(source: { url: string } | { file: File }): Promise<void
       $("progress-text").textContent = `${p.phase === "download" ? "Downloading" : "Reading weights"}: ${bytes(p.done)} of ${bytes(p.total)}`;
       setState("loading", p.phase === "download" ? "Downloading the model…" : "Loading the weights…");
     });
-    showLocalModel(info, `${info.name}: ${info.fromCache ? "from this browser's cache" : "loaded"}`);
+    loadedLine(`${info.name}: ${info.fromCache ? "from this browser's cache" : "loaded"}`);
+    showLocalModel(info);
     $("transcript").replaceChildren();
     if (info.contextWarning) addMessage("note", info.contextWarning);
     $("speed").textContent = "–";
@@ -128,8 +129,8 @@ async function loadLocal(source: { url: string } | { file: File }): Promise<void
     const kept = e instanceof EngineError ? e.loaded : undefined;
     if (kept) {
       // the new source failed before the loaded model was let go: say so, and go on with that one (its conversation too)
-      if (!view) showLocalModel(kept, `${kept.name}: still loaded`);
-      else $("progress-text").textContent = `${kept.name}: still loaded`;
+      loadedLine(`${kept.name}: still loaded`);
+      if (!view) showLocalModel(kept); // the panel was emptied (a trip to remote mode)
       setState("ready", `${(e as Error).message} (still loaded: ${kept.name}, ${kept.kvConfig})`, true);
       return;
     }
@@ -140,10 +141,14 @@ async function loadLocal(source: { url: string } | { file: File }): Promise<void
   }
 }
 
-/** The model panel and the progress line for the model loaded in this page. */
-function showLocalModel(info: ModelInfo, progressText: string): void {
+/** The progress line once a load has ended with a model in use. */
+function loadedLine(text: string): void {
   ($("progress") as HTMLProgressElement).value = 1;
-  $("progress-text").textContent = progressText;
+  $("progress-text").textContent = text;
+}
+
+/** The model panel for the model loaded in this page. */
+function showLocalModel(info: ModelInfo): void {
   showKv({
     layers: info.kvLayers, bytesPerToken: info.kvBytesPerToken, f16BytesPerToken: info.f16BytesPerToken, contextSize: info.contextSize,
     title: `${info.name}: ${info.architecture}, ${info.layers} layers, ${info.kvConfig} cache of ${bytes(info.kvBytes)} for ${info.contextSize} tokens; ${info.threads} threads, ${info.kernels} SIMD kernels; chat template: ${info.chatTemplate}.`,
