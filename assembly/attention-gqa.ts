@@ -30,7 +30,7 @@ const V_TILE: i32 = 32;
  * Query tokens of one kv head that share each decoded K and V row in a batch (an item of attendGrouped_packed when
  * its tokensPerItem says so): a prompt's rows are decoded once per tile of tokens instead of once per token.
  */
-const TOKEN_TILE: i32 = 4;
+const TOKEN_TILE: i32 = 8;
 
 /** The most tokens one item of attendGrouped_packed may cover (its tokensPerItem), which its scratch is sized for. */
 export function attendTokenTile(): i32 {

@@ -2,10 +2,11 @@
  * Decode attention alone, per K/V config: the time of one generated token's KV work in every layer (append the new
  * position's K and V, then attend over all positions) at a given depth, on the model's pool of threads. The weights'
  * matrix products are left out, so the formats' differences are not hidden under ~95% of a token's time that is the
- * same in every config (what `kvsplit bench` measures end to end).
+ * same in every config (what `kvsplit bench` measures end to end). `--batch N` times a prompt's attention instead: the
+ * positions are appended and attended N at a time (one attendBatch per layer), as a prompt's batches are.
  *
- *   node dist/bench/attention-speed.js [--configs K4V4,K3V3,...] [--depth 2048] [--tokens 64] [--reps 5] [-t 2]
- *        [--warmup 4] [--shape tinyllama] [--json FILE]
+ *   node dist/bench/attention-speed.js [--configs K4V4,K3V3,...] [--depth 2048] [--tokens 64] [--batch 1] [--reps 5]
+ *        [-t 2] [--warmup 4] [--shape tinyllama] [--json FILE]
  *
  * Each config gets a cache of the --shape (tinyllama: 22 layers, 32 query heads, 4 kv heads, head_dim 64), rotation on,
  * filled with Gaussian K/V rows (prefill in batches of 64); then each rep decodes the next `tokens` positions in every
@@ -36,7 +37,7 @@ export interface AttentionRow {
   config: string;
   k: string;
   v: string;
-  /** Microseconds per decoded token (every layer's append + attend), one per rep. */
+  /** Microseconds per token (every layer's append + attend), one per rep. */
   us_per_token: number[];
   median_us: number;
 }
@@ -51,6 +52,8 @@ export interface AttentionOptions {
   configs: string;
   depth: number;
   tokens: number;
+  /** Tokens appended and attended together (1: decode; more: a prompt's batches). */
+  batch: number;
   reps: number;
   warmup: number;
   threads: number;
@@ -68,20 +71,22 @@ export interface AttentionReport extends AttentionOptions {
 }
 
 export const ATTENTION_DEFAULTS: AttentionOptions = {
-  configs: "K4V4,K3V3,K2V2,K3V2,K4V3,K8V4,K8V3,K4V4+c,iq3_e8/iq3_e8,iq2_e8/iq2_e8", depth: 2048, tokens: 64, reps: 5, warmup: 4, threads: 2, shape: "tinyllama",
+  configs: "K4V4,K3V3,K2V2,K3V2,K4V3,K8V4,K8V3,K4V4+c,iq3_e8/iq3_e8,iq2_e8/iq2_e8", depth: 2048, tokens: 64, batch: 1, reps: 5, warmup: 4, threads: 2, shape: "tinyllama",
 };
 
 /** Measure every config's decode attention (see the file comment); progress lines go to `log`. */
 export function measureAttention(o: AttentionOptions, log: (line: string) => void): AttentionReport {
   const shape = SHAPES[o.shape];
   if (!shape) throw new Error(`--shape: '${o.shape}' is not one of ${Object.keys(SHAPES).join(", ")}`);
-  const { depth, tokens, reps, warmup, threads } = o;
-  for (const [flag, n] of [["--depth", depth], ["--tokens", tokens], ["--reps", reps], ["-t", threads]] as const) {
+  const { depth, tokens, batch, reps, warmup, threads } = o;
+  for (const [flag, n] of [["--depth", depth], ["--tokens", tokens], ["--batch", batch], ["--reps", reps], ["-t", threads]] as const) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: expected a positive integer`);
   }
+  if (tokens % batch !== 0) throw new Error(`--tokens ${tokens} is not a multiple of --batch ${batch}`);
+  if (batch > PREFILL_BATCH) throw new Error(`--batch: at most ${PREFILL_BATCH} (the caches are sized for ${PREFILL_BATCH}-token batches)`);
   if (!Number.isInteger(warmup) || warmup < 0) throw new Error("--warmup: expected a whole number");
   const configs = parseKvConfigList(o.configs);
-  const command = `node dist/bench/attention-speed.js --configs ${o.configs} --depth ${depth} --tokens ${tokens} --reps ${reps} ` +
+  const command = `node dist/bench/attention-speed.js --configs ${o.configs} --depth ${depth} --tokens ${tokens}${batch > 1 ? ` --batch ${batch}` : ""} --reps ${reps} ` +
     `--warmup ${warmup} -t ${threads} --shape ${o.shape}`;
   const started = Date.now();
   const rt = defaultRuntime();
@@ -97,7 +102,7 @@ export function measureAttention(o: AttentionOptions, log: (line: string) => voi
   const kRows = rt.alloc(contextSize * kvDim * 4);
   const vRows = rt.alloc(contextSize * kvDim * 4);
   const queries = rt.alloc(tokens * qDim * 4);
-  const out = rt.alloc(qDim * 4); // (qDim) f32
+  const out = rt.alloc(batch * qDim * 4); // (batch, qDim) f32
   for (let p = 0; p < contextSize; p++) {
     rt.f32(kRows + p * kvDim * 4, kvDim).set(gaussianRow(rand, kvDim));
     rt.f32(vRows + p * kvDim * 4, kvDim).set(gaussianRow(rand, kvDim));
@@ -119,16 +124,16 @@ export function measureAttention(o: AttentionOptions, log: (line: string) => voi
     return cache;
   });
 
-  /** One rep of one config: decode the next `tokens` positions; microseconds per token. */
-  const decode = (cache: KvCache, rep: number): number => {
+  /** One rep of one config: the next `tokens` positions, `batch` at a time; microseconds per token. */
+  const runRep = (cache: KvCache, rep: number): number => {
     const t0 = process.hrtime.bigint();
-    for (let t = 0; t < tokens; t++) {
+    for (let t = 0; t < tokens; t += batch) {
       const pos = start + rep * tokens + t;
       for (let l = 0; l < shape.nLayers; l++) {
-        cache.appendBatch(l, pos, 1, kRows + pos * kvDim * 4, vRows + pos * kvDim * 4);
-        cache.attendBatch(l, pos, 1, queries + t * qDim * 4, out);
+        cache.appendBatch(l, pos, batch, kRows + pos * kvDim * 4, vRows + pos * kvDim * 4);
+        cache.attendBatch(l, pos, batch, queries + t * qDim * 4, out);
       }
-      cache.setLength(pos + 1);
+      cache.setLength(pos + batch);
     }
     return Number(process.hrtime.bigint() - t0) / 1000 / tokens;
   };
@@ -137,13 +142,13 @@ export function measureAttention(o: AttentionOptions, log: (line: string) => voi
   try {
     // warm-up: V8 first runs the (large) attention kernel in its baseline tier and compiles the optimized one in the
     // background; timed reps before that would measure the baseline tier
-    for (let w = 0; w < warmup; w++) caches.forEach((cache) => decode(cache, w));
+    for (let w = 0; w < warmup; w++) caches.forEach((cache) => runRep(cache, w));
     const timed = Date.now();
     for (let r = 0; r < reps; r++) {
       // configs forward in even reps, backward in odd ones: a machine that slows (or speeds up) during a rep
       // does not always favour the configs measured first
       const order = caches.map((_, i) => (r % 2 === 0 ? i : caches.length - 1 - i));
-      for (const i of order) rows[i]!.us_per_token.push(decode(caches[i]!, warmup + r));
+      for (const i of order) rows[i]!.us_per_token.push(runRep(caches[i]!, warmup + r));
       const done = (r + 1) / reps;
       const eta = ((Date.now() - timed) / done) * (1 - done) / 1000;
       log(`attention-speed: rep ${r + 1}/${reps}: ${rows.map((row) => `${row.config} ${row.us_per_token[r]!.toFixed(0)} µs`).join(", ")} (ETA ${eta.toFixed(0)} s)`);
@@ -176,6 +181,7 @@ function main(): void {
       configs: { type: "string", default: ATTENTION_DEFAULTS.configs },
       depth: { type: "string", default: String(ATTENTION_DEFAULTS.depth) },
       tokens: { type: "string", default: String(ATTENTION_DEFAULTS.tokens) },
+      batch: { type: "string", default: String(ATTENTION_DEFAULTS.batch) },
       reps: { type: "string", default: String(ATTENTION_DEFAULTS.reps) },
       warmup: { type: "string", default: String(ATTENTION_DEFAULTS.warmup) },
       threads: { type: "string", short: "t", default: String(ATTENTION_DEFAULTS.threads) },
@@ -184,11 +190,12 @@ function main(): void {
     },
   });
   const report = measureAttention({
-    configs: values.configs, depth: Number(values.depth), tokens: Number(values.tokens), reps: Number(values.reps),
+    configs: values.configs, depth: Number(values.depth), tokens: Number(values.tokens), batch: Number(values.batch), reps: Number(values.reps),
     warmup: Number(values.warmup), threads: Number(values.threads), shape: values.shape as ShapeName,
   }, (line) => process.stderr.write(`${line}\n`));
   const shape = SHAPES[report.shape];
-  console.log(`decode attention (append + attend, ${shape.nLayers} layers, ${report.shape} shape), positions ${report.from} .. ` +
+  const what = report.batch > 1 ? `prompt attention (append + attend in batches of ${report.batch}` : "decode attention (append + attend";
+  console.log(`${what}, ${shape.nLayers} layers, ${report.shape} shape), positions ${report.from} .. ` +
     `${report.to} (centre ${report.depth}), ${report.threads} thread${report.threads > 1 ? "s" : ""}, ${report.tokens} tokens a rep, ` +
     `median of ${report.reps} reps (interleaved)\n`);
   console.log(attentionTable(report).join("\n"));

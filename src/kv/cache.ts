@@ -29,7 +29,7 @@ import { rotationSizes, type RotationSizes } from "./rotation.js";
  * Tokens of a batch that one item of the grouped attention kernel covers at most: its attendTokenTile(), which sizes
  * its per-thread scratch (memory plans count on it; the cache refuses kernels that say otherwise).
  */
-export const ATTEND_TOKEN_TILE = 4;
+export const ATTEND_TOKEN_TILE = 8;
 
 export interface KvLayerFormats {
   k: BlockFormat;
