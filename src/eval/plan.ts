@@ -9,7 +9,7 @@ import { checkScheduleLayers } from "../kv/schedule.js";
 import { kvBytesPerToken } from "../kv/cache.js";
 import { readGgufHeader } from "../gguf/reader.js";
 import { configFromGguf, type ModelConfig } from "../model/config.js";
-import { kvLayerFormats, machineMemoryBytes, planMemory } from "../model/memory.js";
+import { kvLayerFormats, machineMemoryBytes, planMemory, type MemoryPlanOptions } from "../model/memory.js";
 import { weightBytes } from "../model/weights.js";
 
 export interface PlanRow {
@@ -35,13 +35,11 @@ export interface PlanModel {
   weightsBytes: number;
 }
 
-/** What the session's scratch is sized for, as loadModel sizes it: its threads and the tokens of one forward pass. */
-export interface PlanSizing {
-  /** Threads (LoadOptions.threads; default 1). */
-  threads?: number;
-  /** Tokens one forward pass takes (LoadOptions.batchSize; default 1). */
-  batchTokens?: number;
-}
+/**
+ * What the session's scratch is sized for, as loadModel sizes it: its threads (LoadOptions.threads) and the tokens of
+ * one forward pass (LoadOptions.batchSize); planMemory's defaults, 1 and 1, where not given.
+ */
+export type PlanSizing = Pick<MemoryPlanOptions, "threads" | "batchTokens">;
 
 /** Config and weight bytes from the header; the tensor data is never read. */
 export function readPlanModel(path: string): PlanModel {
@@ -51,7 +49,6 @@ export function readPlanModel(path: string): PlanModel {
 
 export function planRows(model: PlanModel, configs: readonly KvConfig[], target: { memory: number } | { ctx: number }, sizing: PlanSizing = {}): PlanRow[] {
   const { config: c, weightsBytes } = model;
-  const { threads, batchTokens } = sizing;
   return configs.map((cfg) => {
     const pairs = kvPairsOf(cfg);
     if (cfg.layers) checkScheduleLayers(cfg.layers, c.nLayers, cfg.scheduleFile ?? cfg.name);
@@ -60,14 +57,15 @@ export function planRows(model: PlanModel, configs: readonly KvConfig[], target:
     const window = cfg.window ?? 0;
     const sinks = cfg.sinks ?? 0;
     const exactFormat = cfg.exactFormat;
+    const options = { ...sizing, window, sinks, exactFormat };
     if ("memory" in target) {
-      const options = { available: target.memory, threads, batchTokens, window, sinks, exactFormat };
-      const plan = planMemory(c, weightsBytes, 1, pairs, options);
+      const budget = { ...options, available: target.memory };
+      const plan = planMemory(c, weightsBytes, 1, pairs, budget);
       row.max_ctx = plan.maxContextSize;
       row.beyond_trained = plan.maxContextSize > c.contextLength;
-      row.shards = planMemory(c, weightsBytes, Math.max(1, plan.maxContextSize), pairs, options).shards;
+      row.shards = planMemory(c, weightsBytes, Math.max(1, plan.maxContextSize), pairs, budget).shards;
     } else {
-      const plan = planMemory(c, weightsBytes, target.ctx, pairs, { available: machineMemoryBytes(), threads, batchTokens, window, sinks, exactFormat });
+      const plan = planMemory(c, weightsBytes, target.ctx, pairs, { ...options, available: machineMemoryBytes() });
       row.bytes = plan.kv;
       row.total_bytes = plan.total;
       row.fits = plan.total <= plan.available && plan.shardLimit === undefined;

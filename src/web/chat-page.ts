@@ -67,6 +67,7 @@ function showKv(v: KvView): void {
     return tr;
   }));
   $("model-info").textContent = v.title;
+  $("speed").textContent = "–"; // until this model has answered
   showPosition(0);
 }
 
@@ -122,7 +123,6 @@ async function loadLocal(source: { url: string } | { file: File }): Promise<void
     showLocalModel(info);
     $("transcript").replaceChildren();
     if (info.contextWarning) addMessage("note", info.contextWarning);
-    $("speed").textContent = "–";
     setState("ready", `Ready: ${info.name} in this page (${info.kvConfig})`);
     ($("message") as HTMLTextAreaElement).focus();
   } catch (e) {
@@ -199,7 +199,6 @@ async function connectRemote(base: string): Promise<void> {
       title: `${props.model_alias} on ${base}: ${kv.config} cache, ${props.total_slots} slot${props.total_slots === 1 ? "" : "s"} of ${bytes(kv.bytes_per_slot)} (${props.n_ctx} tokens each).`,
     });
     $("transcript").replaceChildren();
-    $("speed").textContent = "–";
     setState("ready", `Ready: ${props.model_alias} on kvsplit serve (${kv.config})`);
     ($("message") as HTMLTextAreaElement).focus();
   } catch (e) {
