@@ -14,7 +14,7 @@
 //   acc += w × v over the tile's positions in order (the axpy order).
 // Requires headDim % 8 == 0 and whole K and V blocks per head (headDim % 32 == 0 for block formats); cache.ts uses the
 // per-head path otherwise. A group that is not a multiple of 4 heads is padded with zero queries whose results are dropped.
-import { U8_15, U8_16, U8_8, f16x4ToF32x4, fifthBits, highNibbles, i8x16QuarterToF32x4, loadF16, lookup16, u8const, vconst } from "./formats/common";
+import { U8_15, U8_16, U8_8, dequantQuants16, dequantQuants16Min, f16x4ToF32x4, fifthBits, highNibbles, i8x16QuarterToF32x4, loadF16, lookup16, u8const, vconst } from "./formats/common";
 import { CB_IQ2_E8, CB_IQ2_NL, CB_IQ3_E8, CB_IQ3_NL, codebookBlockBytes, codebookLevels, codebookLevelsOf, codebookPairs, codebookQh, codebookScale } from "./formats/codebook";
 import { fwht_f32 } from "./rotation";
 import {
@@ -621,17 +621,8 @@ function softmaxWeights(nPos: i32, gp: i32, scores: usize, sums: usize): void {
           ? codebookLevelsOf(cb, pairs, qh, half)
           : half == 0 ? quantsLow(type, block) : quantsHigh(type, block);
         const p = o + (<usize>half << 6);
-        if (hasMin(type)) {
-          v128.store(p, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 0), d), m));
-          v128.store(p, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 1), d), m), 16);
-          v128.store(p, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 2), d), m), 32);
-          v128.store(p, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 3), d), m), 48);
-        } else {
-          v128.store(p, f32x4.mul(i8x16QuarterToF32x4(q, 0), d));
-          v128.store(p, f32x4.mul(i8x16QuarterToF32x4(q, 1), d), 16);
-          v128.store(p, f32x4.mul(i8x16QuarterToF32x4(q, 2), d), 32);
-          v128.store(p, f32x4.mul(i8x16QuarterToF32x4(q, 3), d), 48);
-        }
+        if (hasMin(type)) dequantQuants16Min(p, q, d, m);
+        else dequantQuants16(p, q, d);
       }
     }
   }

@@ -12,7 +12,7 @@
 // Dot partner: q8_0 blocks, the dot formula iq4_nl's (lanes of Σ level·q summed per block, × (d_x·d)).
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
-import { U8_4, bitPlane, dotI8x16, f32ToF16, hsumF32x4, i8x16QuarterToF32x4, loadF16, lookup16 } from "./common";
+import { U8_4, axpyQuants16, bitPlane, dequantQuants16, dotI8x16, f32ToF16, hsumF32x4, loadF16, lookup16 } from "./common";
 import { e8Below, e8Value } from "./e8-scale";
 
 /** Codebook codes: index bits, | 8 for a one-byte (e8) scale. */
@@ -325,14 +325,8 @@ let trialSumL2: v128 = f32x4.splat(0);
     const d = f32x4.splat(codebookScale(cb, block));
     const pairs = codebookPairs(cb, block);
     const qh = codebookQh(cb, block);
-    for (let half = 0; half < 2; half++) {
-      const q = codebookLevelsOf(cb, pairs, qh, half);
-      const o = out + (<usize>half << 6);
-      v128.store(o, f32x4.mul(i8x16QuarterToF32x4(q, 0), d));
-      v128.store(o, f32x4.mul(i8x16QuarterToF32x4(q, 1), d), 16);
-      v128.store(o, f32x4.mul(i8x16QuarterToF32x4(q, 2), d), 32);
-      v128.store(o, f32x4.mul(i8x16QuarterToF32x4(q, 3), d), 48);
-    }
+    dequantQuants16(out, codebookLevelsOf(cb, pairs, qh, 0), d);
+    dequantQuants16(out + 64, codebookLevelsOf(cb, pairs, qh, 1), d);
   }
 }
 
@@ -365,13 +359,8 @@ let trialSumL2: v128 = f32x4.splat(0);
     const d = f32x4.splat(codebookScale(cb, block));
     const pairs = codebookPairs(cb, block);
     const qh = codebookQh(cb, block);
-    for (let half = 0; half < 2; half++) {
-      const q = codebookLevelsOf(cb, pairs, qh, half);
-      const o = out + (<usize>b << 7) + (<usize>half << 6);
-      v128.store(o, f32x4.add(v128.load(o), f32x4.mul(w4, f32x4.mul(i8x16QuarterToF32x4(q, 0), d))));
-      v128.store(o, f32x4.add(v128.load(o, 16), f32x4.mul(w4, f32x4.mul(i8x16QuarterToF32x4(q, 1), d))), 16);
-      v128.store(o, f32x4.add(v128.load(o, 32), f32x4.mul(w4, f32x4.mul(i8x16QuarterToF32x4(q, 2), d))), 32);
-      v128.store(o, f32x4.add(v128.load(o, 48), f32x4.mul(w4, f32x4.mul(i8x16QuarterToF32x4(q, 3), d))), 48);
-    }
+    const o = out + (<usize>b << 7);
+    axpyQuants16(o, codebookLevelsOf(cb, pairs, qh, 0), d, w4);
+    axpyQuants16(o + 64, codebookLevelsOf(cb, pairs, qh, 1), d, w4);
   }
 }

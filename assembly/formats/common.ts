@@ -40,16 +40,6 @@
   return f16BitsToF32x4(halves);
 }
 
-/** Eight fp16 values (a v128 of u16) -> two f32x4 (low four, high four). */
-// @ts-ignore: decorator
-@inline export function f16x8LowToF32x4(halves: v128): v128 {
-  return f16x4ToF32x4(i32x4.extend_low_i16x8_u(halves));
-}
-// @ts-ignore: decorator
-@inline export function f16x8HighToF32x4(halves: v128): v128 {
-  return f16x4ToF32x4(i32x4.extend_high_i16x8_u(halves));
-}
-
 /** f32x4 -> fp16 bits in each i32 lane (0..0xffff), the vector form of f32ToF16. */
 // @ts-ignore: decorator
 @inline export function f32x4ToF16x4(x: v128): v128 {
@@ -194,6 +184,45 @@ export const U8_4: usize = 64;
 @inline export function i8x16QuarterToF32x4(v: v128, quarter: i32): v128 {
   const half = quarter < 2 ? i16x8.extend_low_i8x16_s(v) : i16x8.extend_high_i8x16_s(v);
   return f32x4.convert_i32x4_s((quarter & 1) == 0 ? i32x4.extend_low_i16x8_s(half) : i32x4.extend_high_i16x8_s(half));
+}
+
+/** out[j] = q[j] × d for the 16 int8 quants q of half a 32-value block (out: 16 f32): every block format's decode. */
+// @ts-ignore: decorator
+@inline export function dequantQuants16(out: usize, q: v128, d: v128): void {
+  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 0), d));
+  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 1), d), 16);
+  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 2), d), 32);
+  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 3), d), 48);
+}
+
+/** dequantQuants16 for the formats with a block minimum (q4_1, q5_1): out[j] = q[j] × d + m. */
+// @ts-ignore: decorator
+@inline export function dequantQuants16Min(out: usize, q: v128, d: v128, m: v128): void {
+  v128.store(out, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 0), d), m));
+  v128.store(out, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 1), d), m), 16);
+  v128.store(out, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 2), d), m), 32);
+  v128.store(out, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 3), d), m), 48);
+}
+
+/**
+ * out[j] += w × (q[j] × d) for the 16 int8 quants q of half a 32-value block (out: 16 f32): the V accumulation
+ * (axpy) of every block format, d and w splatted. Each element on its own: d·q rounded, then w times it, then added.
+ */
+// @ts-ignore: decorator
+@inline export function axpyQuants16(out: usize, q: v128, d: v128, w: v128): void {
+  v128.store(out, f32x4.add(v128.load(out), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 0), d))));
+  v128.store(out, f32x4.add(v128.load(out, 16), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 1), d))), 16);
+  v128.store(out, f32x4.add(v128.load(out, 32), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 2), d))), 32);
+  v128.store(out, f32x4.add(v128.load(out, 48), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 3), d))), 48);
+}
+
+/** axpyQuants16 for the formats with a block minimum (q4_1, q5_1): out[j] += w × (q[j] × d + m). */
+// @ts-ignore: decorator
+@inline export function axpyQuants16Min(out: usize, q: v128, d: v128, m: v128, w: v128): void {
+  v128.store(out, f32x4.add(v128.load(out), f32x4.mul(w, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 0), d), m))));
+  v128.store(out, f32x4.add(v128.load(out, 16), f32x4.mul(w, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 1), d), m))), 16);
+  v128.store(out, f32x4.add(v128.load(out, 32), f32x4.mul(w, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 2), d), m))), 32);
+  v128.store(out, f32x4.add(v128.load(out, 48), f32x4.mul(w, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 3), d), m))), 48);
 }
 
 /** C's roundf on four lanes: truncate, then step one away from zero when the dropped fraction is >= 0.5 (exact). */

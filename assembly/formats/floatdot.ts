@@ -1,9 +1,11 @@
-// Row dot products of the float formats (f32, f16, bf16) shared by their matvec_<fmt> and matmul_<fmt>
-// (not re-exported by index.ts). The order of a row's dot, whatever the tiling: eight values a step into two f32x4
-// accumulators (values 0-3 and 4-7 of each step, products rounded to f32 then added), then hsum(acc0 + acc1), then
-// the cols % 8 tail values added one by one. matmul runs it per (row, token), two tokens per pass sharing the decoded
-// weights, so a batched run and a token-by-token run give the same bits.
-import { bf16ToF32, f16BitsToF32x4, f16ToF32, hsumF32x4 } from "./common";
+// Row kernels of the float formats (f32, f16, bf16), one generic shape for the three (a format id, a compile-time
+// constant at every call, picks the element conversion): quantize / dequantize rows, the row dot and axpy of
+// attention's fallback path, and the matvec_<fmt> / matmul_<fmt> products (not re-exported by index.ts).
+// The order of a row's dot, whatever the tiling: eight values a step into two f32x4 accumulators (values 0-3 and 4-7
+// of each step, products rounded to f32 then added), then hsum(acc0 + acc1), then the cols % 8 tail values added one
+// by one. matmul runs it per (row, token), two tokens per pass sharing the decoded weights, so a batched run and a
+// token-by-token run give the same bits.
+import { bf16ToF32, f16BitsToF32x4, f16ToF32, f32ToBf16, f32ToF16, f32x4ToBf16x4, f32x4ToF16x4, hsumF32x4 } from "./common";
 
 export const F32: i32 = 10;
 export const F16: i32 = 11;
@@ -31,7 +33,7 @@ export const BF16: i32 = 12;
 
 /** Dot of the rows at w and x (n values each). */
 // @ts-ignore: decorator
-@inline function rowDotFloats(fmt: i32, w: usize, x: usize, n: i32): f32 {
+@inline export function rowDotFloats(fmt: i32, w: usize, x: usize, n: i32): f32 {
   const E = elementBytes(fmt);
   let acc0 = f32x4.splat(0);
   let acc1 = f32x4.splat(0);
@@ -52,6 +54,57 @@ export const BF16: i32 = 12;
     q += E;
   }
   return sum;
+}
+
+/** n floats at src -> n values of the format at dst (f16 and bf16 with ggml's rounding: common.ts), eight a step. */
+// @ts-ignore: decorator
+@inline export function quantizeRowFloats(fmt: i32, src: usize, dst: usize, n: i32): void {
+  if (fmt == F32) {
+    memory.copy(dst, src, <usize>n << 2);
+    return;
+  }
+  const steps = <usize>(n >> 3);
+  for (let b: usize = 0; b < steps; b++) {
+    const lo = v128.load(src + b * 32);
+    const hi = v128.load(src + b * 32, 16);
+    const halves = fmt == F16
+      ? i16x8.narrow_i32x4_u(f32x4ToF16x4(lo), f32x4ToF16x4(hi))
+      : i16x8.narrow_i32x4_u(f32x4ToBf16x4(lo), f32x4ToBf16x4(hi));
+    v128.store(dst + b * 16, halves);
+  }
+  for (let i = <usize>(n & ~7); i < <usize>n; i++) {
+    const x = load<f32>(src + (i << 2));
+    store<u16>(dst + (i << 1), <u16>(fmt == F16 ? f32ToF16(x) : f32ToBf16(x)));
+  }
+}
+
+/** n values of the format at src -> n f32 at dst, four a step. */
+// @ts-ignore: decorator
+@inline export function dequantizeRowFloats(fmt: i32, src: usize, dst: usize, n: i32): void {
+  if (fmt == F32) {
+    memory.copy(dst, src, <usize>n << 2);
+    return;
+  }
+  const E = elementBytes(fmt);
+  const steps = <usize>(n >> 2);
+  for (let b: usize = 0; b < steps; b++) v128.store(dst + (b << 4), load4(fmt, src + b * 4 * E));
+  for (let i = <usize>(n & ~3); i < <usize>n; i++) store<f32>(dst + (i << 2), load1(fmt, src + i * E));
+}
+
+/** out[i] += w × row[i] for n values of the format (each element on its own: the same bits in any step). */
+// @ts-ignore: decorator
+@inline export function axpyFloats(fmt: i32, out: usize, w: f32, row: usize, n: i32): void {
+  const E = elementBytes(fmt);
+  const weight = f32x4.splat(w);
+  const steps = <usize>(n >> 2);
+  for (let b: usize = 0; b < steps; b++) {
+    const o = out + (b << 4);
+    v128.store(o, f32x4.add(v128.load(o), f32x4.mul(weight, load4(fmt, row + b * 4 * E))));
+  }
+  for (let i = <usize>(n & ~3); i < <usize>n; i++) {
+    const o = out + (i << 2);
+    store<f32>(o, load<f32>(o) + w * load1(fmt, row + i * E));
+  }
 }
 
 /** rowDotFloats of the row at w with the rows at xa and xb (weights decoded once); results stored at oa, ob. */

@@ -2,7 +2,7 @@
 // value = d × level[index], levels = ggml's kvalues_iq4nl. Dot partner: q8_0 blocks (34 B: fp16 d | 32 × int8).
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
-import { U8_15, dotI8x16, f32ToF16, highNibbles, hsumF32x4, i8x16QuarterToF32x4, loadF16, lookup16, u8const } from "./common";
+import { U8_15, axpyQuants16, dequantQuants16, dotI8x16, f32ToF16, highNibbles, hsumF32x4, loadF16, lookup16, u8const } from "./common";
 import { IQ4_NL, matmulBlocks } from "./rowdot";
 
 const IQ4_NL_BLOCK: i32 = 32;
@@ -30,24 +30,6 @@ const GROUP_MAX_EPS: f32 = 1e-15;
 // @ts-ignore: decorator
 @inline function levelsHigh(block: usize, table: v128): v128 {
   return lookup16(table, highNibbles(v128.load(block, 2)));
-}
-
-/** Store 16 int8 quants × d as f32 at out. */
-// @ts-ignore: decorator
-@inline function storeScaled(out: usize, q: v128, d: v128): void {
-  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 0), d));
-  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 1), d), 16);
-  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 2), d), 32);
-  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 3), d), 48);
-}
-
-/** out[j] += w × (q[j] × d) for 16 quants. */
-// @ts-ignore: decorator
-@inline function accumulateScaled(out: usize, q: v128, d: v128, w: v128): void {
-  v128.store(out, f32x4.add(v128.load(out), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 0), d))));
-  v128.store(out, f32x4.add(v128.load(out, 16), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 1), d))), 16);
-  v128.store(out, f32x4.add(v128.load(out, 32), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 2), d))), 32);
-  v128.store(out, f32x4.add(v128.load(out, 48), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 3), d))), 48);
 }
 
 // @ts-ignore: decorator
@@ -125,8 +107,8 @@ export function dequantizeRow_iq4_nl(src: usize, dst: usize, n: i32): void {
     const block = src + <usize>b * IQ4_NL_BYTES;
     const out = dst + (<usize>b << 7);
     const d = f32x4.splat(loadF16(block));
-    storeScaled(out, levelsLow(block, table), d);
-    storeScaled(out + 64, levelsHigh(block, table), d);
+    dequantQuants16(out, levelsLow(block, table), d);
+    dequantQuants16(out + 64, levelsHigh(block, table), d);
   }
 }
 
@@ -158,8 +140,8 @@ export function axpy_iq4_nl(out: usize, w: f32, row: usize, n: i32): void {
     const block = row + <usize>b * IQ4_NL_BYTES;
     const o = out + (<usize>b << 7);
     const d = f32x4.splat(loadF16(block));
-    accumulateScaled(o, levelsLow(block, table), d, w4);
-    accumulateScaled(o + 64, levelsHigh(block, table), d, w4);
+    axpyQuants16(o, levelsLow(block, table), d, w4);
+    axpyQuants16(o + 64, levelsHigh(block, table), d, w4);
   }
 }
 

@@ -1,6 +1,6 @@
 // q4_0 kernels: 32-value blocks of 18 bytes (fp16 d, 16 bytes of nibbles: element j low, element j + 16 high);
 // value = (nibble − 8) × d; the dot partner is q8_0 (see src/formats/reference/q4_0.ts).
-import { U8_15, U8_8, absMax32, dotI8x16, f32ToF16, highNibbles, hsumI32x4, i8x16QuarterToF32x4, loadF16, u8const } from "./common";
+import { U8_15, U8_8, absMax32, axpyQuants16, dequantQuants16, dotI8x16, f32ToF16, highNibbles, hsumI32x4, loadF16, u8const } from "./common";
 import { Q4_0, matmulBlocks } from "./rowdot";
 
 const BYTES: usize = 18;
@@ -57,17 +57,9 @@ export function dequantizeRow_q4_0(src: usize, dst: usize, n: i32): void {
     const block = src + b * BYTES;
     const d = f32x4.splat(loadF16(block));
     const q = v128.load(block, 2);
-    const lo = lowNibblesCentered(q);
-    const hi = highNibblesCentered(q);
     const o = dst + b * 128;
-    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(lo, 0), d));
-    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(lo, 1), d), 16);
-    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(lo, 2), d), 32);
-    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(lo, 3), d), 48);
-    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(hi, 0), d), 64);
-    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(hi, 1), d), 80);
-    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(hi, 2), d), 96);
-    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(hi, 3), d), 112);
+    dequantQuants16(o, lowNibblesCentered(q), d);
+    dequantQuants16(o + 64, highNibblesCentered(q), d);
   }
 }
 
@@ -94,14 +86,8 @@ export function axpy_q4_0(out: usize, w: f32, row: usize, n: i32): void {
     const d = f32x4.splat(loadF16(block));
     const q = v128.load(block, 2);
     const o = out + b * 128;
-    for (let half: usize = 0; half < 2; half++) {
-      const v = half == 0 ? lowNibblesCentered(q) : highNibblesCentered(q);
-      const p = o + half * 64;
-      v128.store(p, f32x4.add(v128.load(p), f32x4.mul(weight, f32x4.mul(i8x16QuarterToF32x4(v, 0), d))));
-      v128.store(p, f32x4.add(v128.load(p, 16), f32x4.mul(weight, f32x4.mul(i8x16QuarterToF32x4(v, 1), d))), 16);
-      v128.store(p, f32x4.add(v128.load(p, 32), f32x4.mul(weight, f32x4.mul(i8x16QuarterToF32x4(v, 2), d))), 32);
-      v128.store(p, f32x4.add(v128.load(p, 48), f32x4.mul(weight, f32x4.mul(i8x16QuarterToF32x4(v, 3), d))), 48);
-    }
+    axpyQuants16(o, lowNibblesCentered(q), d, weight);
+    axpyQuants16(o + 64, highNibblesCentered(q), d, weight);
   }
 }
 

@@ -1,6 +1,6 @@
 // q4_1 kernels: 32-value blocks of 20 bytes (fp16 d, fp16 m, 16 bytes of nibbles: element j low, element j + 16 high);
 // value = nibble × d + m; the dot partner is q8_1 (see src/formats/reference/q4_1.ts).
-import { U8_15, dotI8x16, f32ToF16, highNibbles, hsumI32x4, i8x16QuarterToF32x4, loadF16, u8const } from "./common";
+import { U8_15, axpyQuants16Min, dequantQuants16Min, dotI8x16, f32ToF16, highNibbles, hsumI32x4, loadF16, u8const } from "./common";
 import { Q4_1, matmulBlocks } from "./rowdot";
 
 const BYTES: usize = 20;
@@ -52,14 +52,8 @@ export function dequantizeRow_q4_1(src: usize, dst: usize, n: i32): void {
     const m = f32x4.splat(loadF16(block + 2));
     const q = v128.load(block, 4);
     const o = dst + b * 128;
-    for (let half: usize = 0; half < 2; half++) {
-      const v = half == 0 ? v128.and(q, u8const(U8_15)) : highNibbles(q);
-      const p = o + half * 64;
-      v128.store(p, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(v, 0), d), m));
-      v128.store(p, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(v, 1), d), m), 16);
-      v128.store(p, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(v, 2), d), m), 32);
-      v128.store(p, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(v, 3), d), m), 48);
-    }
+    dequantQuants16Min(o, v128.and(q, u8const(U8_15)), d, m);
+    dequantQuants16Min(o + 64, highNibbles(q), d, m);
   }
 }
 
@@ -87,14 +81,8 @@ export function axpy_q4_1(out: usize, w: f32, row: usize, n: i32): void {
     const m = f32x4.splat(loadF16(block + 2));
     const q = v128.load(block, 4);
     const o = out + b * 128;
-    for (let half: usize = 0; half < 2; half++) {
-      const v = half == 0 ? v128.and(q, u8const(U8_15)) : highNibbles(q);
-      const p = o + half * 64;
-      v128.store(p, f32x4.add(v128.load(p), f32x4.mul(weight, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(v, 0), d), m))));
-      v128.store(p, f32x4.add(v128.load(p, 16), f32x4.mul(weight, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(v, 1), d), m))), 16);
-      v128.store(p, f32x4.add(v128.load(p, 32), f32x4.mul(weight, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(v, 2), d), m))), 32);
-      v128.store(p, f32x4.add(v128.load(p, 48), f32x4.mul(weight, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(v, 3), d), m))), 48);
-    }
+    axpyQuants16Min(o, v128.and(q, u8const(U8_15)), d, m, weight);
+    axpyQuants16Min(o + 64, highNibbles(q), d, m, weight);
   }
 }
 

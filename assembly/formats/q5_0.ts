@@ -2,7 +2,7 @@
 // value j+16 high). value = (q − 16) × d, q in 0..31. Dot partner: q8_0 blocks (34 B: fp16 d | 32 × int8).
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
-import { U8_15, U8_16, dotI8x16, f32ToF16, fifthBits, highNibbles, hsumF32x4, i8x16QuarterToF32x4, loadF16, u8const } from "./common";
+import { U8_15, U8_16, axpyQuants16, dequantQuants16, dotI8x16, f32ToF16, fifthBits, highNibbles, hsumF32x4, loadF16, u8const } from "./common";
 import { Q5_0, matmulBlocks } from "./rowdot";
 
 const Q5_0_BLOCK: i32 = 32;
@@ -23,24 +23,6 @@ const Q8_0_BYTES: usize = 34;
 @inline function quantsHigh(block: usize): v128 {
   const nibbles = highNibbles(v128.load(block, 6));
   return i8x16.sub(v128.or(nibbles, fifthBits(load<u32>(block, 2), 2)), u8const(U8_16));
-}
-
-/** Store 16 int8 quants × d as f32 at out. */
-// @ts-ignore: decorator
-@inline function storeScaled(out: usize, q: v128, d: v128): void {
-  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 0), d));
-  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 1), d), 16);
-  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 2), d), 32);
-  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 3), d), 48);
-}
-
-/** out[j] += w × (q[j] × d) for 16 quants. */
-// @ts-ignore: decorator
-@inline function accumulateScaled(out: usize, q: v128, d: v128, w: v128): void {
-  v128.store(out, f32x4.add(v128.load(out), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 0), d))));
-  v128.store(out, f32x4.add(v128.load(out, 16), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 1), d))), 16);
-  v128.store(out, f32x4.add(v128.load(out, 32), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 2), d))), 32);
-  v128.store(out, f32x4.add(v128.load(out, 48), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 3), d))), 48);
 }
 
 /** C's `(int8_t)(float)`: truncate toward zero (NaN gives 0), keep the low byte as a signed value. */
@@ -88,8 +70,8 @@ export function dequantizeRow_q5_0(src: usize, dst: usize, n: i32): void {
     const block = src + <usize>b * Q5_0_BYTES;
     const out = dst + (<usize>b << 7);
     const d = f32x4.splat(loadF16(block));
-    storeScaled(out, quantsLow(block), d);
-    storeScaled(out + 64, quantsHigh(block), d);
+    dequantQuants16(out, quantsLow(block), d);
+    dequantQuants16(out + 64, quantsHigh(block), d);
   }
 }
 
@@ -119,8 +101,8 @@ export function axpy_q5_0(out: usize, w: f32, row: usize, n: i32): void {
     const block = row + <usize>b * Q5_0_BYTES;
     const o = out + (<usize>b << 7);
     const d = f32x4.splat(loadF16(block));
-    accumulateScaled(o, quantsLow(block), d, w4);
-    accumulateScaled(o + 64, quantsHigh(block), d, w4);
+    axpyQuants16(o, quantsLow(block), d, w4);
+    axpyQuants16(o + 64, quantsHigh(block), d, w4);
   }
 }
 

@@ -3,7 +3,7 @@
 // | 32 × int8).
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
-import { U8_15, dotI8x16, f16x4ToF32x4, f32ToF16, fifthBits, highNibbles, hsumF32x4, i8x16QuarterToF32x4, loadF16, u8const } from "./common";
+import { U8_15, axpyQuants16Min, dequantQuants16Min, dotI8x16, f16x4ToF32x4, f32ToF16, fifthBits, highNibbles, hsumF32x4, loadF16, u8const } from "./common";
 import { Q5_1, matmulBlocks } from "./rowdot";
 
 const Q5_1_BLOCK: i32 = 32;
@@ -22,24 +22,6 @@ const Q8_1_BYTES: usize = 36;
 // @ts-ignore: decorator
 @inline function quantsHigh(block: usize): v128 {
   return v128.or(highNibbles(v128.load(block, 8)), fifthBits(load<u32>(block, 4), 2));
-}
-
-/** Store 16 quants as q × d + m (f32) at out. */
-// @ts-ignore: decorator
-@inline function storeScaled(out: usize, q: v128, d: v128, m: v128): void {
-  v128.store(out, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 0), d), m));
-  v128.store(out, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 1), d), m), 16);
-  v128.store(out, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 2), d), m), 32);
-  v128.store(out, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 3), d), m), 48);
-}
-
-/** out[j] += w × (q[j] × d + m) for 16 quants. */
-// @ts-ignore: decorator
-@inline function accumulateScaled(out: usize, q: v128, d: v128, m: v128, w: v128): void {
-  v128.store(out, f32x4.add(v128.load(out), f32x4.mul(w, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 0), d), m))));
-  v128.store(out, f32x4.add(v128.load(out, 16), f32x4.mul(w, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 1), d), m))), 16);
-  v128.store(out, f32x4.add(v128.load(out, 32), f32x4.mul(w, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 2), d), m))), 32);
-  v128.store(out, f32x4.add(v128.load(out, 48), f32x4.mul(w, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 3), d), m))), 48);
 }
 
 /** C's `(int8_t)(float)`: truncate toward zero (NaN gives 0), keep the low byte as a signed value. */
@@ -88,8 +70,8 @@ export function dequantizeRow_q5_1(src: usize, dst: usize, n: i32): void {
     const out = dst + (<usize>b << 7);
     const d = f32x4.splat(loadF16(block));
     const m = f32x4.splat(loadF16(block + 2));
-    storeScaled(out, quantsLow(block), d, m);
-    storeScaled(out + 64, quantsHigh(block), d, m);
+    dequantQuants16Min(out, quantsLow(block), d, m);
+    dequantQuants16Min(out + 64, quantsHigh(block), d, m);
   }
 }
 
@@ -125,8 +107,8 @@ export function axpy_q5_1(out: usize, w: f32, row: usize, n: i32): void {
     const o = out + (<usize>b << 7);
     const d = f32x4.splat(loadF16(block));
     const m = f32x4.splat(loadF16(block + 2));
-    accumulateScaled(o, quantsLow(block), d, m, w4);
-    accumulateScaled(o + 64, quantsHigh(block), d, m, w4);
+    axpyQuants16Min(o, quantsLow(block), d, m, w4);
+    axpyQuants16Min(o + 64, quantsHigh(block), d, m, w4);
   }
 }
 

@@ -1,5 +1,5 @@
 // q8_0 kernels: 32-value blocks of 34 bytes (fp16 d, 32 × int8); the dot partner is q8_0 (see src/formats/reference/q8_0.ts).
-import { dotI8x16, hsumI32x4, i8x16QuarterToF32x4, loadF16, quantizeQ8Block } from "./common";
+import { axpyQuants16, dequantQuants16, dotI8x16, hsumI32x4, loadF16, quantizeQ8Block } from "./common";
 import { Q8_0, matmulBlocks } from "./rowdot";
 
 const BYTES: usize = 34;
@@ -14,17 +14,9 @@ export function dequantizeRow_q8_0(src: usize, dst: usize, n: i32): void {
   for (let b: usize = 0; b < nb; b++) {
     const block = src + b * BYTES;
     const d = f32x4.splat(loadF16(block));
-    const lo = v128.load(block, 2);
-    const hi = v128.load(block, 18);
     const o = dst + b * 128;
-    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(lo, 0), d));
-    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(lo, 1), d), 16);
-    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(lo, 2), d), 32);
-    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(lo, 3), d), 48);
-    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(hi, 0), d), 64);
-    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(hi, 1), d), 80);
-    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(hi, 2), d), 96);
-    v128.store(o, f32x4.mul(i8x16QuarterToF32x4(hi, 3), d), 112);
+    dequantQuants16(o, v128.load(block, 2), d);
+    dequantQuants16(o + 64, v128.load(block, 18), d);
   }
 }
 
@@ -49,14 +41,8 @@ export function axpy_q8_0(out: usize, w: f32, row: usize, n: i32): void {
     const block = row + b * BYTES;
     const d = f32x4.splat(loadF16(block));
     const o = out + b * 128;
-    for (let half: usize = 0; half < 2; half++) {
-      const q = v128.load(block + 2 + half * 16);
-      const p = o + half * 64;
-      v128.store(p, f32x4.add(v128.load(p), f32x4.mul(weight, f32x4.mul(i8x16QuarterToF32x4(q, 0), d))));
-      v128.store(p, f32x4.add(v128.load(p, 16), f32x4.mul(weight, f32x4.mul(i8x16QuarterToF32x4(q, 1), d))), 16);
-      v128.store(p, f32x4.add(v128.load(p, 32), f32x4.mul(weight, f32x4.mul(i8x16QuarterToF32x4(q, 2), d))), 32);
-      v128.store(p, f32x4.add(v128.load(p, 48), f32x4.mul(weight, f32x4.mul(i8x16QuarterToF32x4(q, 3), d))), 48);
-    }
+    axpyQuants16(o, v128.load(block, 2), d, weight);
+    axpyQuants16(o + 64, v128.load(block, 18), d, weight);
   }
 }
 
