@@ -24,6 +24,8 @@ let view: KvView | undefined;
 let remoteBase = "";
 let remoteMessages: Array<{ role: string; content: string }> = [];
 let remoteAbort: AbortController | undefined;
+/** Whose conversation the transcript shows: the mode of the last model loaded or server connected. */
+let transcriptOf: Mode | undefined;
 
 /** The page's state and its status line (shown as an error in state error, or when `warning` says so). */
 function setState(state: "idle" | "loading" | "ready" | "generating" | "error", text: string, warning = false): void {
@@ -121,7 +123,7 @@ async function loadLocal(source: { url: string } | { file: File }): Promise<void
     });
     loadedLine(`${info.name}: ${info.fromCache ? "from this browser's cache" : "loaded"}`);
     showLocalModel(info);
-    $("transcript").replaceChildren();
+    startConversation("local");
     if (info.contextWarning) addMessage("note", info.contextWarning);
     setState("ready", `Ready: ${info.name} in this page (${info.kvConfig})`);
     ($("message") as HTMLTextAreaElement).focus();
@@ -137,8 +139,22 @@ async function loadLocal(source: { url: string } | { file: File }): Promise<void
     clearModel();
     ($("progress") as HTMLProgressElement).value = 0;
     $("progress-text").textContent = "";
+    endConversation("local", "its model was let go before the new one failed to load");
     failed(e);
   }
+}
+
+/** A new model or server: an empty transcript, its conversation. */
+function startConversation(of: Mode): void {
+  $("transcript").replaceChildren();
+  transcriptOf = of;
+}
+
+/** A note under the conversation whose model (local) or server (remote) is gone: kept for reading, not continued. */
+function endConversation(of: Mode, why: string): void {
+  if (transcriptOf !== of) return;
+  transcriptOf = undefined;
+  if ($("transcript").childElementCount > 0) addMessage("note", `This conversation has ended: ${why}.`);
 }
 
 /** The progress line once a load has ended with a model in use. */
@@ -198,11 +214,12 @@ async function connectRemote(base: string): Promise<void> {
       layers: kv.layers, bytesPerToken: kv.bytes_per_token, f16BytesPerToken: kv.f16_bytes_per_token, contextSize: props.n_ctx,
       title: `${props.model_alias} on ${base}: ${kv.config} cache, ${props.total_slots} slot${props.total_slots === 1 ? "" : "s"} of ${bytes(kv.bytes_per_slot)} (${props.n_ctx} tokens each).`,
     });
-    $("transcript").replaceChildren();
+    startConversation("remote");
     setState("ready", `Ready: ${props.model_alias} on kvsplit serve (${kv.config})`);
     ($("message") as HTMLTextAreaElement).focus();
   } catch (e) {
     remoteBase = "";
+    endConversation("remote", "its server was left for one that could not be reached");
     clearModel();
     failed(e);
   }
@@ -324,7 +341,7 @@ function wire(): void {
   };
   $("stop").onclick = () => (mode === "local" ? engine?.stop() : remoteAbort?.abort());
   $("new-chat").onclick = async () => {
-    $("transcript").replaceChildren();
+    startConversation(mode);
     showPosition(0);
     if (mode === "local") await engine?.reset();
     else remoteMessages = [];

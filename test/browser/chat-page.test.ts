@@ -129,6 +129,7 @@ test("chat page: a model from the file picker and by drag and drop; a file that 
   await page.dispatchEvent("#drop", "drop", { dataTransfer: truncated });
   await page.waitForSelector("body[data-state=error]", { timeout: 60_000 });
   assert.match(await page.locator("#status").innerText(), /half\.gguf/);
+  assert.match(await page.locator(".msg").last().innerText(), /^This conversation has ended: its model was let go/);
   assert.deepEqual(await panel(page), { layers: 0, kv: "–", speed: "–", info: "" });
   for (const bar of ["#gauge-f16", "#gauge-kv"]) assert.equal(await page.locator(bar).evaluate((e) => (e as HTMLElement).style.width), "0%", bar);
   assert.equal(await page.locator("#send").isDisabled(), true);
@@ -160,6 +161,12 @@ test("chat page, remote mode: opened from kvsplit serve (with --api-key) it conn
     assert.match(gauge, /^[1-9]\d* \/ 512 tokens: .*0\.41×/);
     assert.match(await page.locator("#speed").innerText(), /tokens\/s generating \([1-9]\d* tokens\)/);
     await shot(page, "remote-answered");
+    // connecting to another server lets this one go: when that one cannot be reached, the conversation shown has ended
+    await page.locator("#server").fill("http://127.0.0.1:9/");
+    await page.locator("#connect").click();
+    await page.waitForSelector("body[data-state=error]", { timeout: 60_000 });
+    assert.match(await page.locator(".msg").last().innerText(), /^This conversation has ended: its server was left/);
+    assert.equal(await page.locator("#send").isDisabled(), true);
     await page.close();
   } finally {
     await server?.close();
