@@ -14,7 +14,7 @@
 //   acc += w × v over the tile's positions in order (the axpy order).
 // Requires headDim % 8 == 0 and whole K and V blocks per head (headDim % 32 == 0 for block formats); cache.ts uses the
 // per-head path otherwise. A group that is not a multiple of 4 heads is padded with zero queries whose results are dropped.
-import { U8_15, U8_16, U8_8, dequantQuants16, dequantQuants16Min, f16x4ToF32x4, fifthBits, highNibbles, i8x16QuarterToF32x4, loadF16, lookup16, u8const, vconst } from "./formats/common";
+import { U8_15, U8_16, U8_8, dequantQuants16, dequantQuants16Min, f16x4ToF32x4, fifthBits, highNibbles, loadF16, lookup16, quantValues4, u8const, vconst } from "./formats/common";
 import { CB_IQ2_E8, CB_IQ2_NL, CB_IQ3_E8, CB_IQ3_NL, codebookBlockBytes, codebookLevels, codebookLevelsOf, codebookPairs, codebookQh, codebookScale } from "./formats/codebook";
 import { fwht_f32 } from "./rotation";
 import {
@@ -496,8 +496,8 @@ function prepareQueries(
 /** Four positions' values of one channel's block (quarter `quarter` of the block's half q): d·q, + m for q4_1 / q5_1. */
 // @ts-ignore: decorator
 @inline function channelValues(type: i32, q: v128, quarter: i32, block: usize): v128 {
-  const v = f32x4.mul(i8x16QuarterToF32x4(q, quarter), f32x4.splat(blockScale(type, block)));
-  return hasMin(type) ? f32x4.add(v, f32x4.splat(loadF16(block + 2))) : v;
+  const d = f32x4.splat(blockScale(type, block));
+  return quantValues4(q, quarter, d, hasMin(type) ? f32x4.splat(loadF16(block + 2)) : d, hasMin(type));
 }
 
 /**

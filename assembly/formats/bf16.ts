@@ -1,4 +1,5 @@
-// bf16 kernels: rows of bfloat16 (the top 16 bits of a float, ggml rounding); the dot partner is bf16. The generic shape and the dot's order: floatdot.ts.
+// bf16 kernels: rows of bfloat16 (the top 16 bits of a float, ggml rounding); the dot partner is bf16.
+// The generic shape of these kernels and the dot's order: floatdot.ts.
 import { BF16, axpyFloats, dequantizeRowFloats, matmulFloats, quantizeRowFloats, rowDotFloats } from "./floatdot";
 
 /** n floats at src -> n bf16 at dst. */

@@ -186,43 +186,54 @@ export const U8_4: usize = 64;
   return f32x4.convert_i32x4_s((quarter & 1) == 0 ? i32x4.extend_low_i16x8_s(half) : i32x4.extend_high_i16x8_s(half));
 }
 
-/** out[j] = q[j] × d for the 16 int8 quants q of half a 32-value block (out: 16 f32): every block format's decode. */
+/**
+ * The values of quarter `quarter` (lanes 4·quarter .. 4·quarter + 3) of 16 int8 quants: q × d, then + m where withMin
+ * (q4_1, q5_1; m is not read otherwise). The value formula of every 32-value block format, d and m splatted.
+ */
+// @ts-ignore: decorator
+@inline export function quantValues4(q: v128, quarter: i32, d: v128, m: v128, withMin: bool): v128 {
+  const v = f32x4.mul(i8x16QuarterToF32x4(q, quarter), d);
+  return withMin ? f32x4.add(v, m) : v;
+}
+
+/** The 16 values of q at out (accumulate false) or out + w × them (true): (16) f32 at out. */
+// @ts-ignore: decorator
+@inline function storeQuants16(out: usize, q: v128, d: v128, m: v128, withMin: bool, w: v128, accumulate: bool): void {
+  const v0 = quantValues4(q, 0, d, m, withMin);
+  const v1 = quantValues4(q, 1, d, m, withMin);
+  const v2 = quantValues4(q, 2, d, m, withMin);
+  const v3 = quantValues4(q, 3, d, m, withMin);
+  v128.store(out, accumulate ? f32x4.add(v128.load(out), f32x4.mul(w, v0)) : v0);
+  v128.store(out, accumulate ? f32x4.add(v128.load(out, 16), f32x4.mul(w, v1)) : v1, 16);
+  v128.store(out, accumulate ? f32x4.add(v128.load(out, 32), f32x4.mul(w, v2)) : v2, 32);
+  v128.store(out, accumulate ? f32x4.add(v128.load(out, 48), f32x4.mul(w, v3)) : v3, 48);
+}
+
+/** out[j] = q[j] × d for the 16 int8 quants q of half a 32-value block: every block format's decode. */
 // @ts-ignore: decorator
 @inline export function dequantQuants16(out: usize, q: v128, d: v128): void {
-  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 0), d));
-  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 1), d), 16);
-  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 2), d), 32);
-  v128.store(out, f32x4.mul(i8x16QuarterToF32x4(q, 3), d), 48);
+  storeQuants16(out, q, d, d, false, d, false);
 }
 
 /** dequantQuants16 for the formats with a block minimum (q4_1, q5_1): out[j] = q[j] × d + m. */
 // @ts-ignore: decorator
 @inline export function dequantQuants16Min(out: usize, q: v128, d: v128, m: v128): void {
-  v128.store(out, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 0), d), m));
-  v128.store(out, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 1), d), m), 16);
-  v128.store(out, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 2), d), m), 32);
-  v128.store(out, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 3), d), m), 48);
+  storeQuants16(out, q, d, m, true, d, false);
 }
 
 /**
- * out[j] += w × (q[j] × d) for the 16 int8 quants q of half a 32-value block (out: 16 f32): the V accumulation
- * (axpy) of every block format, d and w splatted. Each element on its own: d·q rounded, then w times it, then added.
+ * out[j] += w × (q[j] × d) for the 16 int8 quants q of half a 32-value block: the V accumulation (axpy) of every block
+ * format. Each element on its own: d·q rounded, then w times it, then added.
  */
 // @ts-ignore: decorator
 @inline export function axpyQuants16(out: usize, q: v128, d: v128, w: v128): void {
-  v128.store(out, f32x4.add(v128.load(out), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 0), d))));
-  v128.store(out, f32x4.add(v128.load(out, 16), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 1), d))), 16);
-  v128.store(out, f32x4.add(v128.load(out, 32), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 2), d))), 32);
-  v128.store(out, f32x4.add(v128.load(out, 48), f32x4.mul(w, f32x4.mul(i8x16QuarterToF32x4(q, 3), d))), 48);
+  storeQuants16(out, q, d, d, false, w, true);
 }
 
 /** axpyQuants16 for the formats with a block minimum (q4_1, q5_1): out[j] += w × (q[j] × d + m). */
 // @ts-ignore: decorator
 @inline export function axpyQuants16Min(out: usize, q: v128, d: v128, m: v128, w: v128): void {
-  v128.store(out, f32x4.add(v128.load(out), f32x4.mul(w, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 0), d), m))));
-  v128.store(out, f32x4.add(v128.load(out, 16), f32x4.mul(w, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 1), d), m))), 16);
-  v128.store(out, f32x4.add(v128.load(out, 32), f32x4.mul(w, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 2), d), m))), 32);
-  v128.store(out, f32x4.add(v128.load(out, 48), f32x4.mul(w, f32x4.add(f32x4.mul(i8x16QuarterToF32x4(q, 3), d), m))), 48);
+  storeQuants16(out, q, d, m, true, w, true);
 }
 
 /** C's roundf on four lanes: truncate, then step one away from zero when the dropped fraction is >= 0.5 (exact). */

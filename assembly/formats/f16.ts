@@ -1,4 +1,5 @@
-// f16 kernels: rows of IEEE half floats (ggml rounding, see common.ts); the dot partner is f16. The generic shape and the dot's order: floatdot.ts.
+// f16 kernels: rows of IEEE half floats (ggml rounding, see common.ts); the dot partner is f16.
+// The generic shape of these kernels and the dot's order: floatdot.ts.
 import { F16, axpyFloats, dequantizeRowFloats, matmulFloats, quantizeRowFloats, rowDotFloats } from "./floatdot";
 
 /** n floats at src -> n f16 at dst. */

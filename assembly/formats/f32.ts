@@ -1,4 +1,5 @@
-// f32 kernels: rows of little-endian floats; the dot partner is f32. The generic shape and the dot's order: floatdot.ts.
+// f32 kernels: rows of little-endian floats; the dot partner is f32.
+// The generic shape of these kernels and the dot's order: floatdot.ts.
 import { F32, axpyFloats, dequantizeRowFloats, matmulFloats, quantizeRowFloats, rowDotFloats } from "./floatdot";
 
 /** n floats at src -> n f32 at dst. */
