@@ -1,6 +1,7 @@
 // bf16 kernels: rows of bfloat16 (the top 16 bits of a float, ggml rounding); the dot partner is bf16.
 // The generic shape of these kernels and the dot's order: floatdot.ts.
-import { BF16, axpyFloats, dequantizeRowFloats, matmulFloats, quantizeRowFloats, rowDotFloats } from "./floatdot";
+import { BF16, axpyFloats, dequantizeRowFloats, quantizeRowFloats, rowDotFloats } from "./floatdot";
+import { matmulRows } from "./matmul-rows";
 
 /** n floats at src -> n bf16 at dst. */
 export function quantizeRow_bf16(src: usize, dst: usize, n: i32): void {
@@ -27,10 +28,10 @@ export function axpy_bf16(out: usize, w: f32, row: usize, n: i32): void {
  * (nTokens, xStride bytes) bf16, out is (nTokens, outStride bytes) f32.
  */
 export function matmul_bf16(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulFloats(BF16, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  matmulRows(BF16, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
 }
 
 /** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_bf16 with one token, bit for bit. */
 export function matvec_bf16(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulFloats(BF16, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  matmulRows(BF16, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

@@ -1,6 +1,7 @@
 // f16 kernels: rows of IEEE half floats (ggml rounding, see common.ts); the dot partner is f16.
 // The generic shape of these kernels and the dot's order: floatdot.ts.
-import { F16, axpyFloats, dequantizeRowFloats, matmulFloats, quantizeRowFloats, rowDotFloats } from "./floatdot";
+import { F16, axpyFloats, dequantizeRowFloats, quantizeRowFloats, rowDotFloats } from "./floatdot";
+import { matmulRows } from "./matmul-rows";
 
 /** n floats at src -> n f16 at dst. */
 export function quantizeRow_f16(src: usize, dst: usize, n: i32): void {
@@ -27,10 +28,10 @@ export function axpy_f16(out: usize, w: f32, row: usize, n: i32): void {
  * (nTokens, xStride bytes) f16, out is (nTokens, outStride bytes) f32.
  */
 export function matmul_f16(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulFloats(F16, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  matmulRows(F16, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
 }
 
 /** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_f16 with one token, bit for bit. */
 export function matvec_f16(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulFloats(F16, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  matmulRows(F16, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

@@ -1,6 +1,7 @@
 // f32 kernels: rows of little-endian floats; the dot partner is f32.
 // The generic shape of these kernels and the dot's order: floatdot.ts.
-import { F32, axpyFloats, dequantizeRowFloats, matmulFloats, quantizeRowFloats, rowDotFloats } from "./floatdot";
+import { F32, axpyFloats, dequantizeRowFloats, quantizeRowFloats, rowDotFloats } from "./floatdot";
+import { matmulRows } from "./matmul-rows";
 
 /** n floats at src -> n f32 at dst. */
 export function quantizeRow_f32(src: usize, dst: usize, n: i32): void {
@@ -27,10 +28,10 @@ export function axpy_f32(out: usize, w: f32, row: usize, n: i32): void {
  * (nTokens, xStride bytes) f32, out is (nTokens, outStride bytes) f32.
  */
 export function matmul_f32(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulFloats(F32, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  matmulRows(F32, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
 }
 
 /** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_f32 with one token, bit for bit. */
 export function matvec_f32(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulFloats(F32, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  matmulRows(F32, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

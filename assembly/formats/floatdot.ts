@@ -1,6 +1,7 @@
 // Row kernels of the float formats (f32, f16, bf16), one generic shape for the three (a format id, a compile-time
 // constant at every call, picks the element conversion): quantize / dequantize rows, the row dot and axpy of
-// attention's fallback path, and the matvec_<fmt> / matmul_<fmt> products (not re-exported by index.ts).
+// attention's fallback path, and the row dots behind the matvec_<fmt> / matmul_<fmt> products (matmul-rows.ts; not
+// re-exported by index.ts).
 // The order of a row's dot, whatever the tiling: eight values a step into two f32x4 accumulators (values 0-3 and 4-7
 // of each step, products rounded to f32 then added), then hsum(acc0 + acc1), then the cols % 8 tail values added one
 // by one. matmul runs it per (row, token), two tokens per pass sharing the decoded weights, so a batched run and a
@@ -12,7 +13,7 @@ export const F16: i32 = 11;
 export const BF16: i32 = 12;
 
 // @ts-ignore: decorator
-@inline function elementBytes(fmt: i32): usize {
+@inline export function elementBytes(fmt: i32): usize {
   return fmt == F32 ? 4 : 2;
 }
 
@@ -109,7 +110,7 @@ export const BF16: i32 = 12;
 
 /** rowDotFloats of the row at w with the rows at xa and xb (weights decoded once); results stored at oa, ob. */
 // @ts-ignore: decorator
-@inline function rowDotFloats2(fmt: i32, w: usize, xa: usize, xb: usize, n: i32, oa: usize, ob: usize): void {
+@inline export function rowDotFloats2(fmt: i32, w: usize, xa: usize, xb: usize, n: i32, oa: usize, ob: usize): void {
   const E = elementBytes(fmt);
   let a0 = f32x4.splat(0);
   let a1 = f32x4.splat(0);
@@ -143,25 +144,4 @@ export const BF16: i32 = 12;
   }
   store<f32>(oa, sa);
   store<f32>(ob, sb);
-}
-
-/**
- * The matmul of the float formats: out[t][r] = rowDot(W[r], X[t]) for r in [rowStart, rowEnd), t in [0, nTokens);
- * W (rows, cols) and X (nTokens, xStride bytes) in the format, out (nTokens, outStride bytes) f32.
- * Row by row (a row stays in cache while the tokens pass over it), two tokens at a time.
- */
-// @ts-ignore: decorator
-@inline export function matmulFloats(fmt: i32, w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  const rowBytes = <usize>cols * elementBytes(fmt);
-  const xs = <usize>xStride;
-  const os = <usize>outStride;
-  for (let r = rowStart; r < rowEnd; r++) {
-    const row = w + <usize>r * rowBytes;
-    const o = out + (<usize>r << 2);
-    let t = 0;
-    for (; t + 1 < nTokens; t += 2) {
-      rowDotFloats2(fmt, row, x + <usize>t * xs, x + <usize>(t + 1) * xs, cols, o + <usize>t * os, o + <usize>(t + 1) * os);
-    }
-    if (t < nTokens) store<f32>(o + <usize>t * os, rowDotFloats(fmt, row, x + <usize>t * xs, cols));
-  }
 }

@@ -2,7 +2,8 @@
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
 import { CB_IQ2_NL, axpyCodebook, dequantizeRowCodebook, dotCodebook, quantizeRowCodebook } from "./codebook";
-import { IQ2_NL, matmulBlocks } from "./rowdot";
+import { IQ2_NL } from "./rowdot";
+import { matmulRows } from "./matmul-rows";
 
 const CB: i32 = CB_IQ2_NL;
 
@@ -28,10 +29,10 @@ export function axpy_iq2_nl(out: usize, w: f32, row: usize, n: i32): void {
 
 /** out[t][r] = dot(W[r], X[t]): W (rows, cols) iq2_nl, X (nTokens, xStride bytes) q8_0, out (nTokens, outStride bytes) f32. */
 export function matmul_iq2_nl(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulBlocks(IQ2_NL, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  matmulRows(IQ2_NL, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
 }
 
 /** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_iq2_nl with one token, bit for bit. */
 export function matvec_iq2_nl(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulBlocks(IQ2_NL, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  matmulRows(IQ2_NL, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

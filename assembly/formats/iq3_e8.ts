@@ -2,7 +2,8 @@
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
 import { CB_IQ3_E8, axpyCodebook, dequantizeRowCodebook, dotCodebook, quantizeRowCodebook } from "./codebook";
-import { IQ3_E8, matmulBlocks } from "./rowdot";
+import { IQ3_E8 } from "./rowdot";
+import { matmulRows } from "./matmul-rows";
 
 const CB: i32 = CB_IQ3_E8;
 
@@ -28,10 +29,10 @@ export function axpy_iq3_e8(out: usize, w: f32, row: usize, n: i32): void {
 
 /** out[t][r] = dot(W[r], X[t]): W (rows, cols) iq3_e8, X (nTokens, xStride bytes) q8_0, out (nTokens, outStride bytes) f32. */
 export function matmul_iq3_e8(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulBlocks(IQ3_E8, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  matmulRows(IQ3_E8, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
 }
 
 /** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_iq3_e8 with one token, bit for bit. */
 export function matvec_iq3_e8(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulBlocks(IQ3_E8, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  matmulRows(IQ3_E8, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

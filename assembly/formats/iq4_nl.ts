@@ -3,7 +3,8 @@
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
 import { U8_15, axpyQuants16, dequantQuants16, dotI8x16, f32ToF16, highNibbles, hsumF32x4, loadF16, lookup16, u8const } from "./common";
-import { IQ4_NL, matmulBlocks } from "./rowdot";
+import { IQ4_NL } from "./rowdot";
+import { matmulRows } from "./matmul-rows";
 
 const IQ4_NL_BLOCK: i32 = 32;
 const IQ4_NL_BYTES: usize = 18;
@@ -150,10 +151,10 @@ export function axpy_iq4_nl(out: usize, w: f32, row: usize, n: i32): void {
  * (nTokens, xStride bytes) q8_0, out is (nTokens, outStride bytes) f32. Summation order: rowdot.ts.
  */
 export function matmul_iq4_nl(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulBlocks(IQ4_NL, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  matmulRows(IQ4_NL, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
 }
 
 /** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_iq4_nl with one token, bit for bit. */
 export function matvec_iq4_nl(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulBlocks(IQ4_NL, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  matmulRows(IQ4_NL, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

@@ -1,7 +1,8 @@
 // q4_0 kernels: 32-value blocks of 18 bytes (fp16 d, 16 bytes of nibbles: element j low, element j + 16 high);
 // value = (nibble − 8) × d; the dot partner is q8_0 (see src/formats/reference/q4_0.ts).
 import { U8_15, U8_8, absMax32, axpyQuants16, dequantQuants16, dotI8x16, f32ToF16, highNibbles, hsumI32x4, loadF16, u8const } from "./common";
-import { Q4_0, matmulBlocks } from "./rowdot";
+import { Q4_0 } from "./rowdot";
+import { matmulRows } from "./matmul-rows";
 
 const BYTES: usize = 18;
 const Q8_0_BYTES: usize = 34;
@@ -96,10 +97,10 @@ export function axpy_q4_0(out: usize, w: f32, row: usize, n: i32): void {
  * (nTokens, xStride bytes) q8_0, out is (nTokens, outStride bytes) f32. Summation order: rowdot.ts.
  */
 export function matmul_q4_0(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulBlocks(Q4_0, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  matmulRows(Q4_0, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
 }
 
 /** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q4_0 with one token, bit for bit. */
 export function matvec_q4_0(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulBlocks(Q4_0, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  matmulRows(Q4_0, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

@@ -1,7 +1,8 @@
 // q4_1 kernels: 32-value blocks of 20 bytes (fp16 d, fp16 m, 16 bytes of nibbles: element j low, element j + 16 high);
 // value = nibble × d + m; the dot partner is q8_1 (see src/formats/reference/q4_1.ts).
 import { U8_15, axpyQuants16Min, dequantQuants16Min, dotI8x16, f32ToF16, highNibbles, hsumI32x4, loadF16, u8const } from "./common";
-import { Q4_1, matmulBlocks } from "./rowdot";
+import { Q4_1 } from "./rowdot";
+import { matmulRows } from "./matmul-rows";
 
 const BYTES: usize = 20;
 const Q8_1_BYTES: usize = 36;
@@ -91,10 +92,10 @@ export function axpy_q4_1(out: usize, w: f32, row: usize, n: i32): void {
  * (nTokens, xStride bytes) q8_1, out is (nTokens, outStride bytes) f32. Summation order: rowdot.ts.
  */
 export function matmul_q4_1(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulBlocks(Q4_1, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  matmulRows(Q4_1, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
 }
 
 /** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q4_1 with one token, bit for bit. */
 export function matvec_q4_1(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulBlocks(Q4_1, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  matmulRows(Q4_1, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

@@ -3,7 +3,8 @@
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
 import { U8_15, U8_16, axpyQuants16, dequantQuants16, dotI8x16, f32ToF16, fifthBits, highNibbles, hsumF32x4, loadF16, u8const } from "./common";
-import { Q5_0, matmulBlocks } from "./rowdot";
+import { Q5_0 } from "./rowdot";
+import { matmulRows } from "./matmul-rows";
 
 const Q5_0_BLOCK: i32 = 32;
 const Q5_0_BYTES: usize = 22;
@@ -111,10 +112,10 @@ export function axpy_q5_0(out: usize, w: f32, row: usize, n: i32): void {
  * (nTokens, xStride bytes) q8_0, out is (nTokens, outStride bytes) f32. Summation order: rowdot.ts.
  */
 export function matmul_q5_0(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulBlocks(Q5_0, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  matmulRows(Q5_0, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
 }
 
 /** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q5_0 with one token, bit for bit. */
 export function matvec_q5_0(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulBlocks(Q5_0, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  matmulRows(Q5_0, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

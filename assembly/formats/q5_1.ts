@@ -4,7 +4,8 @@
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
 import { U8_15, axpyQuants16Min, dequantQuants16Min, dotI8x16, f16x4ToF32x4, f32ToF16, fifthBits, highNibbles, hsumF32x4, loadF16, u8const } from "./common";
-import { Q5_1, matmulBlocks } from "./rowdot";
+import { Q5_1 } from "./rowdot";
+import { matmulRows } from "./matmul-rows";
 
 const Q5_1_BLOCK: i32 = 32;
 const Q5_1_BYTES: usize = 24;
@@ -117,10 +118,10 @@ export function axpy_q5_1(out: usize, w: f32, row: usize, n: i32): void {
  * (nTokens, xStride bytes) q8_1, out is (nTokens, outStride bytes) f32. Summation order: rowdot.ts.
  */
 export function matmul_q5_1(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulBlocks(Q5_1, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  matmulRows(Q5_1, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
 }
 
 /** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q5_1 with one token, bit for bit. */
 export function matvec_q5_1(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulBlocks(Q5_1, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  matmulRows(Q5_1, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

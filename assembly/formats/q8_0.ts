@@ -1,6 +1,7 @@
 // q8_0 kernels: 32-value blocks of 34 bytes (fp16 d, 32 × int8); the dot partner is q8_0 (see src/formats/reference/q8_0.ts).
 import { axpyQuants16, dequantQuants16, dotI8x16, hsumI32x4, loadF16, quantizeQ8Block } from "./common";
-import { Q8_0, matmulBlocks } from "./rowdot";
+import { Q8_0 } from "./rowdot";
+import { matmulRows } from "./matmul-rows";
 
 const BYTES: usize = 34;
 
@@ -51,10 +52,10 @@ export function axpy_q8_0(out: usize, w: f32, row: usize, n: i32): void {
  * (nTokens, xStride bytes) q8_0, out is (nTokens, outStride bytes) f32. Summation order: rowdot.ts.
  */
 export function matmul_q8_0(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  matmulBlocks(Q8_0, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  matmulRows(Q8_0, w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
 }
 
 /** out[r] = dot(W[r], x) for r in [rowStart, rowEnd): matmul_q8_0 with one token, bit for bit. */
 export function matvec_q8_0(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  matmulBlocks(Q8_0, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
+  matmulRows(Q8_0, w, x, out, rowStart, rowEnd, cols, 1, 0, 0);
 }

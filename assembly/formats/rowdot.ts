@@ -368,25 +368,3 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
   store<f32>(oa, hsumF32x4(accA));
   store<f32>(ob, hsumF32x4(accB));
 }
-
-/**
- * The matmul of every 32-value block format: out[t][r] = rowDot(W[r], X[t]) for r in [rowStart, rowEnd), t in
- * [0, nTokens); W (rows, cols) in the format, X (nTokens, xStride bytes) in its partner, out (nTokens, outStride bytes).
- * Row by row (one weight stream; a row stays in cache while the tokens pass over it), two tokens at a time.
- */
-// @ts-ignore: decorator
-@inline export function matmulBlocks(fmt: i32, w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  const nb = cols >> 5;
-  const rowBytes = <usize>nb * blockBytes(fmt);
-  const xs = <usize>xStride;
-  const os = <usize>outStride;
-  for (let r = rowStart; r < rowEnd; r++) {
-    const row = w + <usize>r * rowBytes;
-    const o = out + (<usize>r << 2);
-    let t = 0;
-    for (; t + 1 < nTokens; t += 2) {
-      rowDotBlocks2(fmt, row, x + <usize>t * xs, x + <usize>(t + 1) * xs, nb, o + <usize>t * os, o + <usize>(t + 1) * os);
-    }
-    if (t < nTokens) store<f32>(o + <usize>t * os, rowDotBlocks(fmt, row, x + <usize>t * xs, nb));
-  }
-}
