@@ -330,13 +330,16 @@ function prepareQueries(
 
 /**
  * Scores (unscaled dots) of one quad against a decoded block-format K slice, each format's per-block float formula:
- *   q8_0: Σ_b f32(sumi)·(dK·dQ)          q4_0: Σ_b (f32(sumi)·dK)·dQ          q4_1: Σ_b ((dK·dQ)·f32(sumi) + mK·sQ)
- *   q5_0, iq4_nl, codebook formats: hsum over lanes of Σ_b f32(sumi lanes)·(dK·dQ)          q5_1: the same + Σ_b mK·sQ
+ *   q8_0, codebook formats: Σ_b f32(sumi)·(dK·dQ)          q4_0: Σ_b (f32(sumi)·dK)·dQ
+ *   q4_1: Σ_b ((dK·dQ)·f32(sumi) + mK·sQ)          q5_0, iq4_nl: hsum over lanes of Σ_b f32(sumi lanes)·(dK·dQ)
+ *   q5_1: the same + Σ_b mK·sQ
+ * (llama.cpp's orders for its formats; kvsplit's own codebook formats take the cheapest, one hsum per block for the
+ * quad's four heads instead of a scale splat per head.)
  */
 // @ts-ignore: decorator
 @inline function scoreQuadInt(type: i32, kDec: usize, nBlocks: i32, qPrep: usize, dQ: usize, sQ: usize): v128 {
   const kScales = kDec + (<usize>nBlocks << 6);
-  const laneStyle = type == T_Q5_0 || type == T_IQ4_NL || codebookOf(type) != 0 || type == T_Q5_1;
+  const laneStyle = type == T_Q5_0 || type == T_IQ4_NL || type == T_Q5_1;
   let total = f32x4.splat(0);
   let a0 = f32x4.splat(0);
   let a1 = f32x4.splat(0);
@@ -366,7 +369,7 @@ function prepareQueries(
       }
     } else {
       const sumi = f32x4.convert_i32x4_s(hsum4I32(s0, s1, s2, s3));
-      if (type == T_Q8_0) {
+      if (type == T_Q8_0 || codebookOf(type) != 0) {
         total = f32x4.add(total, f32x4.mul(sumi, f32x4.mul(f32x4.splat(dK), dQv)));
       } else if (type == T_Q4_0) {
         total = f32x4.add(total, f32x4.mul(f32x4.mul(sumi, f32x4.splat(dK)), dQv));

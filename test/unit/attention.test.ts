@@ -325,9 +325,11 @@ for (const shape of GROUPED_SHAPES) {
           assert.deepEqual(runKernel(b, "attendGrouped_packed", 0, tile), grouped, `K ${kName} V ${vName}: tiles of ${tile} tokens`);
           // a larger tile than the scratch has slots for traps instead of writing past them
           assert.throws(() => runKernel(b, "attendGrouped_packed", 0, tile + 1), WebAssembly.RuntimeError);
-          // Today the two are identical bit for bit (same float operations in the same order). The bound leaves room for
-          // the per-format dot_/axpy_ kernels (assembly/formats) to be re-tuned with another summation order: a
-          // reassociation of f32 sums over headDim values and 11 positions stays far below 1e-5 of the largest output.
+          // For llama.cpp's formats the two are identical bit for bit (same float operations in the same order); the
+          // grouped kernel sums kvsplit's codebook keys' block terms in another order than their dot_ kernels (one
+          // hsum per block for four heads), and the per-format dot_/axpy_ kernels (assembly/formats) may be re-tuned
+          // with another summation order: a reassociation of f32 sums over headDim values and 11 positions stays far
+          // below 1e-5 of the largest output.
           const err = maxRelativeError(grouped, perHead);
           assert.ok(err <= 1e-5, `K ${kName} V ${vName}: grouped and per-head kernels differ by ${err.toExponential(2)}`);
         } finally {
