@@ -385,6 +385,7 @@ const VECTOR_CONSTANTS: usize = memory.data<u32>([
   0x33800000, 0x33800000, 0x33800000, 0x33800000, // 304: 2^-24, the fp16 subnormal unit
   0x0400, 0x0400, 0x0400, 0x0400, // 320: the smallest normal fp16 magnitude
   0x7bff, 0x7bff, 0x7bff, 0x7bff, // 336: the largest finite fp16 magnitude
+  0x8fffe000, 0x8fffe000, 0x8fffe000, 0x8fffe000, // 352: a sign-extended fp16 << 13: its sign, exponent and mantissa bits
 ], 16);
 
 // @ts-ignore: decorator
@@ -405,6 +406,18 @@ const VECTOR_CONSTANTS: usize = memory.data<u32>([
   const infNan = v128.and(i32x4.eq(v128.and(h, vconst(16)), vconst(16)), vconst(32));
   const sign = i32x4.shl(v128.and(h, vconst(64)), 16);
   return v128.or(v128.or(magnitude, infNan), sign);
+}
+
+/**
+ * f16BitsToF32x4 of sign-extended halves (one per i32 lane, as v128.load16x4_s gives them): h << 13 keeps the sign in
+ * bit 31, and one mask clears the sign's copies between it and the exponent, so the multiply by 2^112 carries the
+ * sign; seven operations against ten. The same bits for all 65536 patterns.
+ */
+// @ts-ignore: decorator
+@inline export function f16SignedBitsToF32x4(h: v128): v128 {
+  const value = f32x4.mul(v128.and(i32x4.shl(h, 13), vconst(352)), vconst(48));
+  const infNan = v128.and(i32x4.eq(v128.and(h, vconst(16)), vconst(16)), vconst(32));
+  return v128.or(value, infNan);
 }
 
 /**
