@@ -4,8 +4,8 @@
 // re-exported by index.ts).
 // The order of a row's dot, whatever the tiling: eight values a step into two f32x4 accumulators (values 0-3 and 4-7
 // of each step, products rounded to f32 then added), then hsum(acc0 + acc1), then the cols % 8 tail values added one
-// by one. matmul runs it per (row, token), two tokens per pass sharing the decoded weights, so a batched run and a
-// token-by-token run give the same bits.
+// by one. The matmul (matmul-rows.ts) runs it per (row, token) however its passes group rows and tokens, so a batched
+// run and a token-by-token run give the same bits.
 import { bf16ToF32, f16SignedBitsToF32x4, f16ToF32, f32ToBf16, f32ToF16, f32x4ToBf16x4, f32x4ToF16x4, hsumF32x4 } from "./common";
 
 export const F32: i32 = 10;
@@ -109,12 +109,15 @@ export const BF16: i32 = 12;
 }
 
 /**
- * rowDotFloats of the four rows at w, w + rowBytes, w + 2·rowBytes, w + 3·rowBytes with the row at x (its values
- * decoded once a step for the four); results stored at o, o + 4, o + 8, o + 12.
+ * Four row dots a pass, each in rowDotFloats's order, each step's values decoded once for all four; `rows4` (a
+ * compile-time constant) picks the pairs:
+ *   rows4:  rows w + i·rowBytes (i = 0..3) with the row at x; dot i stored at o + 4i
+ *   else:   rows w, w + rowBytes with the rows at x, x + xs; row r with row t stored at o + 4r + t·os
  */
 // @ts-ignore: decorator
-@inline export function rowDotFloats4(fmt: i32, w: usize, rowBytes: usize, x: usize, n: i32, o: usize): void {
+@inline export function rowDotsFloats4(fmt: i32, rows4: bool, w: usize, rowBytes: usize, x: usize, xs: usize, n: i32, o: usize, os: usize): void {
   const E = elementBytes(fmt);
+  const H: usize = 4 * E; // bytes to a step's values 4..7
   let a0 = f32x4.splat(0);
   let a1 = f32x4.splat(0);
   let b0 = f32x4.splat(0);
@@ -127,16 +130,28 @@ export const BF16: i32 = 12;
   let q = x;
   const stepsEnd = w + <usize>(n >> 3) * 8 * E;
   while (p < stepsEnd) {
-    const lo = load4(fmt, q);
-    const hi = load4(fmt, q + 4 * E);
-    a0 = f32x4.add(a0, f32x4.mul(load4(fmt, p), lo));
-    a1 = f32x4.add(a1, f32x4.mul(load4(fmt, p + 4 * E), hi));
-    b0 = f32x4.add(b0, f32x4.mul(load4(fmt, p + rowBytes), lo));
-    b1 = f32x4.add(b1, f32x4.mul(load4(fmt, p + rowBytes + 4 * E), hi));
-    c0 = f32x4.add(c0, f32x4.mul(load4(fmt, p + 2 * rowBytes), lo));
-    c1 = f32x4.add(c1, f32x4.mul(load4(fmt, p + 2 * rowBytes + 4 * E), hi));
-    d0 = f32x4.add(d0, f32x4.mul(load4(fmt, p + 3 * rowBytes), lo));
-    d1 = f32x4.add(d1, f32x4.mul(load4(fmt, p + 3 * rowBytes + 4 * E), hi));
+    // inputs: x0 for every dot (rows4), or x0 for dots a, c and x1 for b, d
+    const x0l = load4(fmt, q);
+    const x0h = load4(fmt, q + H);
+    const x1l = rows4 ? x0l : load4(fmt, q + xs);
+    const x1h = rows4 ? x0h : load4(fmt, q + xs + H);
+    // weights: rows 0..3 for dots a..d (rows4), or row 0 for a, b and row 1 for c, d
+    const wal = load4(fmt, p);
+    const wah = load4(fmt, p + H);
+    a0 = f32x4.add(a0, f32x4.mul(wal, x0l));
+    a1 = f32x4.add(a1, f32x4.mul(wah, x0h));
+    const wbl = rows4 ? load4(fmt, p + rowBytes) : wal;
+    const wbh = rows4 ? load4(fmt, p + rowBytes + H) : wah;
+    b0 = f32x4.add(b0, f32x4.mul(wbl, x1l));
+    b1 = f32x4.add(b1, f32x4.mul(wbh, x1h));
+    const wcl = load4(fmt, p + (rows4 ? 2 * rowBytes : rowBytes));
+    const wch = load4(fmt, p + (rows4 ? 2 * rowBytes : rowBytes) + H);
+    c0 = f32x4.add(c0, f32x4.mul(wcl, x0l));
+    c1 = f32x4.add(c1, f32x4.mul(wch, x0h));
+    const wdl = rows4 ? load4(fmt, p + 3 * rowBytes) : wcl;
+    const wdh = rows4 ? load4(fmt, p + 3 * rowBytes + H) : wch;
+    d0 = f32x4.add(d0, f32x4.mul(wdl, x1l));
+    d1 = f32x4.add(d1, f32x4.mul(wdh, x1h));
     p += 8 * E;
     q += 8 * E;
   }
@@ -146,82 +161,23 @@ export const BF16: i32 = 12;
   let sd = hsumF32x4(f32x4.add(d0, d1));
   const end = w + <usize>n * E;
   while (p < end) {
-    const v = load1(fmt, q);
-    sa += load1(fmt, p) * v;
-    sb += load1(fmt, p + rowBytes) * v;
-    sc += load1(fmt, p + 2 * rowBytes) * v;
-    sd += load1(fmt, p + 3 * rowBytes) * v;
+    const x0 = load1(fmt, q);
+    const x1 = rows4 ? x0 : load1(fmt, q + xs);
+    const wa = load1(fmt, p);
+    const wb = rows4 ? load1(fmt, p + rowBytes) : wa;
+    const wc = load1(fmt, p + (rows4 ? 2 * rowBytes : rowBytes));
+    const wd = rows4 ? load1(fmt, p + 3 * rowBytes) : wc;
+    sa += wa * x0;
+    sb += wb * x1;
+    sc += wc * x0;
+    sd += wd * x1;
     p += E;
     q += E;
   }
   store<f32>(o, sa);
-  store<f32>(o, sb, 4);
-  store<f32>(o, sc, 8);
-  store<f32>(o, sd, 12);
-}
-
-/**
- * rowDotFloats of the rows at w and w + rowBytes with the rows at xa and xb (each step's values decoded once for the
- * four dots); row 0's results stored at oa (xa), oa + os (xb), row 1's at oa + 4, oa + os + 4.
- */
-// @ts-ignore: decorator
-@inline export function rowDotFloats2x2(fmt: i32, w: usize, rowBytes: usize, xa: usize, xb: usize, n: i32, oa: usize, os: usize): void {
-  const E = elementBytes(fmt);
-  let a0 = f32x4.splat(0);
-  let a1 = f32x4.splat(0);
-  let b0 = f32x4.splat(0);
-  let b1 = f32x4.splat(0);
-  let c0 = f32x4.splat(0);
-  let c1 = f32x4.splat(0);
-  let d0 = f32x4.splat(0);
-  let d1 = f32x4.splat(0);
-  let p = w;
-  let qa = xa;
-  let qb = xb;
-  const stepsEnd = w + <usize>(n >> 3) * 8 * E;
-  while (p < stepsEnd) {
-    const lo = load4(fmt, p);
-    const hi = load4(fmt, p + 4 * E);
-    const xLo = load4(fmt, qa);
-    const xHi = load4(fmt, qa + 4 * E);
-    const yLo = load4(fmt, qb);
-    const yHi = load4(fmt, qb + 4 * E);
-    a0 = f32x4.add(a0, f32x4.mul(lo, xLo));
-    a1 = f32x4.add(a1, f32x4.mul(hi, xHi));
-    b0 = f32x4.add(b0, f32x4.mul(lo, yLo));
-    b1 = f32x4.add(b1, f32x4.mul(hi, yHi));
-    const lo2 = load4(fmt, p + rowBytes);
-    const hi2 = load4(fmt, p + rowBytes + 4 * E);
-    c0 = f32x4.add(c0, f32x4.mul(lo2, xLo));
-    c1 = f32x4.add(c1, f32x4.mul(hi2, xHi));
-    d0 = f32x4.add(d0, f32x4.mul(lo2, yLo));
-    d1 = f32x4.add(d1, f32x4.mul(hi2, yHi));
-    p += 8 * E;
-    qa += 8 * E;
-    qb += 8 * E;
-  }
-  let sa = hsumF32x4(f32x4.add(a0, a1));
-  let sb = hsumF32x4(f32x4.add(b0, b1));
-  let sc = hsumF32x4(f32x4.add(c0, c1));
-  let sd = hsumF32x4(f32x4.add(d0, d1));
-  const end = w + <usize>n * E;
-  while (p < end) {
-    const v = load1(fmt, p);
-    const v2 = load1(fmt, p + rowBytes);
-    const x = load1(fmt, qa);
-    const y = load1(fmt, qb);
-    sa += v * x;
-    sb += v * y;
-    sc += v2 * x;
-    sd += v2 * y;
-    p += E;
-    qa += E;
-    qb += E;
-  }
-  store<f32>(oa, sa);
-  store<f32>(oa + os, sb);
-  store<f32>(oa, sc, 4);
-  store<f32>(oa + os, sd, 4);
+  store<f32>(rows4 ? o + 4 : o + os, sb);
+  store<f32>(rows4 ? o + 8 : o + 4, sc);
+  store<f32>(rows4 ? o + 12 : o + os + 4, sd);
 }
 
 /** rowDotFloats of the row at w with the rows at xa and xb (weights decoded once); results stored at oa, ob. */
