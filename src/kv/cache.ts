@@ -620,7 +620,7 @@ export class KvCache {
     }
     if (nTokens + W > this.stageRows) throw new RangeError(`a batch of ${nTokens} tokens exceeds the window stage (${this.stageRows - W} tokens)`);
     const hb = this.headRowBytes;
-    for (let p = first; p < firstPos; p++) this.copyExactRow(layer, p, "toStage", first);
+    this.copyExactRows(layer, first, firstPos, "toStage", first);
     this.staged = { layer, first, end: firstPos + nTokens };
     // based so that position p's row is at kRows + p·posStride (addresses wrap modulo 2^32 in the kernel)
     this.writeExactDescriptor(this.xdescPtr, this.layouts[layer], this.stageK - first * hb, this.stageV - first * hb, this.stageRows);
@@ -650,25 +650,33 @@ export class KvCache {
 
   /** After a batch ending at `end`: the ring keeps `layer`'s last `window` exact rows from the stage. */
   private keepWindow(layer: number, end: number): void {
-    for (let p = Math.max(this.staged.first, end - this.windows[layer]); p < end; p++) this.copyExactRow(layer, p, "toRing", this.staged.first);
+    this.copyExactRows(layer, Math.max(this.staged.first, end - this.windows[layer]), end, "toRing", this.staged.first);
     this.ringEnd[layer] = end;
   }
 
   /**
-   * Position p's f16 K and V rows of every kv head between `layer`'s ring (slot p % window) and the stage (row
-   * p − first), in the direction given.
+   * Positions [from, to)'s f16 K and V rows of every kv head between `layer`'s ring (slot p % window) and the stage (row
+   * p − first), in the direction given: one copy per kv head and side for each run of positions that does not wrap
+   * around the ring (a decoded token's window is at most two runs), not one per row.
    */
-  private copyExactRow(layer: number, p: number, direction: "toStage" | "toRing", first: number): void {
+  private copyExactRows(layer: number, from: number, to: number, direction: "toStage" | "toRing", first: number): void {
     const hb = this.headRowBytes;
-    const u8 = this.rt.u8(0, this.rt.memory.buffer.byteLength);
     const window = this.windows[layer];
-    for (let g = 0; g < this.nKvHeads; g++) {
-      const ring = (g * window + (p % window)) * hb;
-      const stage = (g * this.stageRows + (p - first)) * hb;
-      for (const [ringBase, stageBase] of [[this.ringK[layer], this.stageK], [this.ringV[layer], this.stageV]]) {
-        const [to, from] = direction === "toStage" ? [stageBase + stage, ringBase + ring] : [ringBase + ring, stageBase + stage];
-        u8.copyWithin(to, from, from + hb);
+    const u8 = this.rt.u8(0, this.rt.memory.buffer.byteLength);
+    const ringBases = [this.ringK[layer], this.ringV[layer]];
+    const stageBases = [this.stageK, this.stageV];
+    for (let p = from; p < to;) {
+      const slot = p % window;
+      const run = Math.min(to - p, window - slot); // positions before the ring wraps
+      for (let g = 0; g < this.nKvHeads; g++) {
+        for (let side = 0; side < 2; side++) {
+          const ring = ringBases[side] + (g * window + slot) * hb;
+          const stage = stageBases[side] + (g * this.stageRows + (p - first)) * hb;
+          const [dst, src] = direction === "toStage" ? [stage, ring] : [ring, stage];
+          u8.copyWithin(dst, src, src + run * hb);
+        }
       }
+      p += run;
     }
   }
 
