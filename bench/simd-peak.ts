@@ -9,10 +9,10 @@
  *   select+dot   i8x16.relaxed_laneselect, then the relaxed dot: 16 products of signed int8 (|w| against x or −x by
  *                w's sign), the widened kernels' pair (matmulWide_q8_0[_x4]; their 2 × 2 tile runs four chains).
  *   i16 dot+add  i32x4.dot_i16x8_s, then i32x4.add: 8 products, the plain build's (no relaxed SIMD).
- * The kernels also load their operands and compute addresses: in V8's code for them (--print-wasm-code) about 20
- * instructions per 64 products, which this machine's core ran at about four a cycle, so they are bound by their
- * instruction count well before these ceilings. llama.cpp's x86 kernels do the same products in 256-
- * or 512-bit registers, which WebAssembly does not have. The loops are AssemblyScript, compiled here by the project's
+ * The kernels also load their operands and compute addresses: in V8's code for them (--print-wasm-code) 20 (the
+ * widened 2 × 2 tile) to 27 (the split input's four tokens) instructions per 64 products, which this machine's core
+ * ran at about four a cycle, so they are bound by their instruction count well before these ceilings. llama.cpp's
+ * x86 kernels do the same products in 256- or 512-bit registers, which WebAssembly does not have. The loops are AssemblyScript, compiled here by the project's
  * own asc (a few seconds).
  *
  *   node dist/bench/simd-peak.js [--reps 5] [--steps 20000000]
