@@ -108,16 +108,25 @@ export const BF16: i32 = 12;
   }
 }
 
+/** Shapes of rowDotsFloats's passes: rows × tokens. */
+export const DOTS_4X1: i32 = 0;
+export const DOTS_2X2: i32 = 1;
+export const DOTS_1X2: i32 = 2;
+
 /**
- * Four row dots a pass, each in rowDotFloats's order, each step's values decoded once for all four; `rows4` (a
- * compile-time constant) picks the pairs:
- *   rows4:  rows w + i·rowBytes (i = 0..3) with the row at x; dot i stored at o + 4i
- *   else:   rows w, w + rowBytes with the rows at x, x + xs; row r with row t stored at o + 4r + t·os
+ * Several row dots a pass, each in rowDotFloats's order, each step's values decoded once for all of them; `shape` (a
+ * compile-time constant) picks the pairs, dot (row r, token t) stored at o + 4r + t·os:
+ *   DOTS_4X1:  rows w + r·rowBytes (r = 0..3) with the row at x (four dots, a..d)
+ *   DOTS_2X2:  rows w, w + rowBytes with the rows at x, x + xs (four dots: a = (0, 0), b = (0, 1), c = (1, 0), d = (1, 1))
+ *   DOTS_1X2:  the row at w with the rows at x, x + xs (two dots, a and b; rowBytes not read)
  */
 // @ts-ignore: decorator
-@inline export function rowDotsFloats4(fmt: i32, rows4: bool, w: usize, rowBytes: usize, x: usize, xs: usize, n: i32, o: usize, os: usize): void {
+@inline export function rowDotsFloats(fmt: i32, shape: i32, w: usize, rowBytes: usize, x: usize, xs: usize, n: i32, o: usize, os: usize): void {
   const E = elementBytes(fmt);
   const H: usize = 4 * E; // bytes to a step's values 4..7
+  const rows4 = shape == DOTS_4X1;
+  const four = shape != DOTS_1X2;
+  const rowC: usize = rows4 ? 2 * rowBytes : rowBytes; // dot c's row
   let a0 = f32x4.splat(0);
   let a1 = f32x4.splat(0);
   let b0 = f32x4.splat(0);
@@ -130,12 +139,12 @@ export const BF16: i32 = 12;
   let q = x;
   const stepsEnd = w + <usize>(n >> 3) * 8 * E;
   while (p < stepsEnd) {
-    // inputs: x0 for every dot (rows4), or x0 for dots a, c and x1 for b, d
+    // inputs: x0 for every dot (DOTS_4X1), or x0 for dots a, c and x1 for b, d
     const x0l = load4(fmt, q);
     const x0h = load4(fmt, q + H);
     const x1l = rows4 ? x0l : load4(fmt, q + xs);
     const x1h = rows4 ? x0h : load4(fmt, q + xs + H);
-    // weights: rows 0..3 for dots a..d (rows4), or row 0 for a, b and row 1 for c, d
+    // weights: rows 0..3 for dots a..d (DOTS_4X1), or row 0 for a, b and row 1 for c, d
     const wal = load4(fmt, p);
     const wah = load4(fmt, p + H);
     a0 = f32x4.add(a0, f32x4.mul(wal, x0l));
@@ -144,14 +153,16 @@ export const BF16: i32 = 12;
     const wbh = rows4 ? load4(fmt, p + rowBytes + H) : wah;
     b0 = f32x4.add(b0, f32x4.mul(wbl, x1l));
     b1 = f32x4.add(b1, f32x4.mul(wbh, x1h));
-    const wcl = load4(fmt, p + (rows4 ? 2 * rowBytes : rowBytes));
-    const wch = load4(fmt, p + (rows4 ? 2 * rowBytes : rowBytes) + H);
-    c0 = f32x4.add(c0, f32x4.mul(wcl, x0l));
-    c1 = f32x4.add(c1, f32x4.mul(wch, x0h));
-    const wdl = rows4 ? load4(fmt, p + 3 * rowBytes) : wcl;
-    const wdh = rows4 ? load4(fmt, p + 3 * rowBytes + H) : wch;
-    d0 = f32x4.add(d0, f32x4.mul(wdl, x1l));
-    d1 = f32x4.add(d1, f32x4.mul(wdh, x1h));
+    if (four) {
+      const wcl = load4(fmt, p + rowC);
+      const wch = load4(fmt, p + rowC + H);
+      c0 = f32x4.add(c0, f32x4.mul(wcl, x0l));
+      c1 = f32x4.add(c1, f32x4.mul(wch, x0h));
+      const wdl = rows4 ? load4(fmt, p + 3 * rowBytes) : wcl;
+      const wdh = rows4 ? load4(fmt, p + 3 * rowBytes + H) : wch;
+      d0 = f32x4.add(d0, f32x4.mul(wdl, x1l));
+      d1 = f32x4.add(d1, f32x4.mul(wdh, x1h));
+    }
     p += 8 * E;
     q += 8 * E;
   }
@@ -165,55 +176,21 @@ export const BF16: i32 = 12;
     const x1 = rows4 ? x0 : load1(fmt, q + xs);
     const wa = load1(fmt, p);
     const wb = rows4 ? load1(fmt, p + rowBytes) : wa;
-    const wc = load1(fmt, p + (rows4 ? 2 * rowBytes : rowBytes));
-    const wd = rows4 ? load1(fmt, p + 3 * rowBytes) : wc;
     sa += wa * x0;
     sb += wb * x1;
-    sc += wc * x0;
-    sd += wd * x1;
+    if (four) {
+      const wc = load1(fmt, p + rowC);
+      const wd = rows4 ? load1(fmt, p + 3 * rowBytes) : wc;
+      sc += wc * x0;
+      sd += wd * x1;
+    }
     p += E;
     q += E;
   }
   store<f32>(o, sa);
   store<f32>(rows4 ? o + 4 : o + os, sb);
-  store<f32>(rows4 ? o + 8 : o + 4, sc);
-  store<f32>(rows4 ? o + 12 : o + os + 4, sd);
-}
-
-/** rowDotFloats of the row at w with the rows at xa and xb (weights decoded once); results stored at oa, ob. */
-// @ts-ignore: decorator
-@inline export function rowDotFloats2(fmt: i32, w: usize, xa: usize, xb: usize, n: i32, oa: usize, ob: usize): void {
-  const E = elementBytes(fmt);
-  let a0 = f32x4.splat(0);
-  let a1 = f32x4.splat(0);
-  let b0 = f32x4.splat(0);
-  let b1 = f32x4.splat(0);
-  let p = w;
-  let qa = xa;
-  let qb = xb;
-  const stepsEnd = w + <usize>(n >> 3) * 8 * E;
-  while (p < stepsEnd) {
-    const lo = load4(fmt, p);
-    const hi = load4(fmt, p + 4 * E);
-    a0 = f32x4.add(a0, f32x4.mul(lo, load4(fmt, qa)));
-    a1 = f32x4.add(a1, f32x4.mul(hi, load4(fmt, qa + 4 * E)));
-    b0 = f32x4.add(b0, f32x4.mul(lo, load4(fmt, qb)));
-    b1 = f32x4.add(b1, f32x4.mul(hi, load4(fmt, qb + 4 * E)));
-    p += 8 * E;
-    qa += 8 * E;
-    qb += 8 * E;
+  if (four) {
+    store<f32>(rows4 ? o + 8 : o + 4, sc);
+    store<f32>(rows4 ? o + 12 : o + os + 4, sd);
   }
-  let sa = hsumF32x4(f32x4.add(a0, a1));
-  let sb = hsumF32x4(f32x4.add(b0, b1));
-  const end = w + <usize>n * E;
-  while (p < end) {
-    const v = load1(fmt, p);
-    sa += v * load1(fmt, qa);
-    sb += v * load1(fmt, qb);
-    p += E;
-    qa += E;
-    qb += E;
-  }
-  store<f32>(oa, sa);
-  store<f32>(ob, sb);
 }

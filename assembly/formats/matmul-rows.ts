@@ -1,11 +1,11 @@
 // The row-by-row matmul of the 32-value block formats (rowdot.ts) and the float formats (floatdot.ts), behind their
 // matvec_<fmt> / matmul_<fmt> exports: one weight stream, a row staying in cache while the tokens pass over it, two
-// tokens a pass sharing the decoded weights (rowDot…2), a last odd token alone. f16 and bf16 rows, whose decode costs
-// more than their products, go four at a time for one token and two rows by two tokens for more (rowDotsFloats4: each
+// tokens a pass sharing the decoded weights (rowDotBlocks2, rowDotsFloats), a last odd token alone. f16 and bf16 rows, whose decode costs
+// more than their products, go four at a time for one token and two rows by two tokens for more (rowDotsFloats: each
 // step's values decoded once for the four dots), the rows left over one at a time. The format id, a compile-time
 // constant at every call, picks the family's row dot; every pass gives a (row, token) the bits of its own row dot,
 // however the rows and the batch are cut.
-import { BF16, F16, F32, elementBytes, rowDotFloats, rowDotFloats2, rowDotsFloats4 } from "./floatdot";
+import { BF16, DOTS_1X2, DOTS_2X2, DOTS_4X1, F16, F32, elementBytes, rowDotFloats, rowDotsFloats } from "./floatdot";
 import { blockBytes, rowDotBlocks, rowDotBlocks2 } from "./rowdot";
 
 /** Whether fmt is a float format (floatdot.ts's ids) rather than a 32-value block format (rowdot.ts's). */
@@ -35,7 +35,7 @@ import { blockBytes, rowDotBlocks, rowDotBlocks2 } from "./rowdot";
   const os = <usize>outStride;
   let r = rowStart;
   // one token over 16-bit float rows: four rows a pass share each step's decoded input values
-  if (isHalf(fmt) && nTokens == 1) for (; r + 3 < rowEnd; r += 4) rowDotsFloats4(fmt, true, w + <usize>r * rowBytes, rowBytes, x, 0, n, out + (<usize>r << 2), 0);
+  if (isHalf(fmt) && nTokens == 1) for (; r + 3 < rowEnd; r += 4) rowDotsFloats(fmt, DOTS_4X1, w + <usize>r * rowBytes, rowBytes, x, 0, n, out + (<usize>r << 2), 0);
   // several tokens over 16-bit float rows: two rows by two tokens a pass, each step's weights and inputs decoded once
   // for four dots
   if (isHalf(fmt) && nTokens > 1) {
@@ -43,7 +43,7 @@ import { blockBytes, rowDotBlocks, rowDotBlocks2 } from "./rowdot";
       const row = w + <usize>r * rowBytes;
       const o = out + (<usize>r << 2);
       let t = 0;
-      for (; t + 1 < nTokens; t += 2) rowDotsFloats4(fmt, false, row, rowBytes, x + <usize>t * xs, xs, n, o + <usize>t * os, os);
+      for (; t + 1 < nTokens; t += 2) rowDotsFloats(fmt, DOTS_2X2, row, rowBytes, x + <usize>t * xs, xs, n, o + <usize>t * os, os);
       if (t < nTokens) {
         const xt = x + <usize>t * xs;
         store<f32>(o + <usize>t * os, rowDotFloats(fmt, row, xt, n));
@@ -59,7 +59,7 @@ import { blockBytes, rowDotBlocks, rowDotBlocks2 } from "./rowdot";
       const xa = x + <usize>t * xs;
       const xb = xa + xs;
       const oa = o + <usize>t * os;
-      if (isFloat(fmt)) rowDotFloats2(fmt, row, xa, xb, n, oa, oa + os);
+      if (isFloat(fmt)) rowDotsFloats(fmt, DOTS_1X2, row, 0, xa, xs, n, oa, os);
       else rowDotBlocks2(fmt, row, xa, xb, n, oa, oa + os);
     }
     if (t < nTokens) {
