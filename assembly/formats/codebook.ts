@@ -6,13 +6,15 @@
 //   iq3_nl (14 B): fp16 d | qs[8] | qh[4]      iq2_nl (10 B): fp16 d | qs[8]
 //   iq3_e8 (13 B): u8 e   | qs[8] | qh[4]      iq2_e8 (9 B):  u8 e   | qs[8]
 //   qs byte j (0..7) holds the low two index bits of values j, j+8, j+16, j+24 in bits 0-1, 2-3, 4-5, 6-7;
-//   qh (u32, little-endian) bit v holds index bit 2 of value v (3-bit formats).
+//   qh byte v & 3, bit v >> 2 holds index bit 2 of value v (3-bit formats): each i32 lane g of a splatted qh then
+//   holds its four values' (4g .. 4g + 3, and 16 + 4g .. 16 + 4g + 3) bits at one bit position per byte, g and 4 + g,
+//   which one multiply by 2^(3 − g) brings to bit 3 and bit 7 of every byte (codebookQh).
 //   value = d × LEVELS[index]; LEVELS are the Lloyd-Max levels of a unit Gaussian (8 or 4 of them) scaled to ±127,
 //   which fit K and V after the Hadamard rotation makes them near-Gaussian; d = fp16 d or e8Value(e) (e8-scale.ts).
 // Dot partner: q8_0 blocks, the dot formula iq4_nl's (lanes of Σ level·q summed per block, × (d_x·d)).
 // Byte offsets everywhere; n counts values and is a whole number of 32-value blocks.
 
-import { U8_4, axpyQuants16, bitPlane, dequantQuants16, dotI8x16, f32ToF16, hsumF32x4, loadF16, lookup16 } from "./common";
+import { axpyQuants16, dequantQuants16, dotI8x16, f32ToF16, hsumF32x4, loadF16, lookup16 } from "./common";
 import { e8Below, e8Value } from "./e8-scale";
 
 /** Codebook codes: index bits, | 8 for a one-byte (e8) scale. */
@@ -73,13 +75,17 @@ const MIDPOINTS: usize = memory.data<f32>([-103, -62, -29.5, 0, 29.5, 62, 103, -
 
 /**
  * v128 constants of the decoders, read from memory where used (V8 rebuilds a v128 immediate from scalar moves on every
- * loop iteration; see common.ts VECTOR_CONSTANTS): iq3_nl's 8 levels, iq2_nl's 4, the first-eight-lanes mask, i8 3.
+ * loop iteration; see common.ts VECTOR_CONSTANTS): iq3_nl's 8 levels by decoder index (index bit 2 in bit 3, so
+ * levels 4..7 sit at 8..11), iq2_nl's 4, the first-eight-lanes mask, i8 3, codebookQh's multipliers 2^(3 − g) (i32),
+ * i8 8.
  */
 const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
-  -127, -79, -45, -14, 14, 45, 79, 127, 0, 0, 0, 0, 0, 0, 0, 0, // 0: iq3_nl levels
+  -127, -79, -45, -14, 0, 0, 0, 0, 14, 45, 79, 127, 0, 0, 0, 0, // 0: iq3_nl levels
   -127, -38, 38, 127, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // 16: iq2_nl levels
   -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0, // 32: lanes 0..7
   3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, // 48: i8 3
+  8, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, // 64: i32 8, 4, 2, 1
+  8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, // 80: i8 8
 ], 16);
 
 // @ts-ignore: decorator
@@ -114,17 +120,24 @@ const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
   return v128.bitselect(qs, i16x8.shr_u(qs, 2), v128.load(CODEBOOK_CONSTANTS + 32));
 }
 
-/** The block's qh word: index bit 2 of value v in bit v (3-bit formats); 0 for the 2-bit ones, which have none. */
+/**
+ * The block's qh (3-bit formats) splatted and i32 lane g multiplied by 2^(3 − g): byte lane j then holds index bit 2
+ * of value j in bit 3 and of value 16 + j in bit 7 (the layout above); zeros for the 2-bit formats, which have none.
+ */
 // @ts-ignore: decorator
-@inline export function codebookQh(cb: i32, block: usize): u32 {
-  return cbBits(cb) == 3 ? load<u32>(block + scaleBytes(cb) + 8) : 0;
+@inline export function codebookQh(cb: i32, block: usize): v128 {
+  if (cbBits(cb) != 3) return i32x4.splat(0);
+  return i32x4.mul(v128.load32_splat(block + scaleBytes(cb) + 8), v128.load(CODEBOOK_CONSTANTS + 64));
 }
 
-/** The int8 levels of half `half` (values 0..15 or 16..31) from codebookPairs and codebookQh. */
+/**
+ * The int8 levels of half `half` (values 0..15 or 16..31) from codebookPairs and codebookQh: a table lookup by the
+ * decoder index, the pair of low bits with index bit 2 in bit 3.
+ */
 // @ts-ignore: decorator
-@inline export function codebookLevelsOf(cb: i32, pairs: v128, qh: u32, half: i32): v128 {
+@inline export function codebookLevelsOf(cb: i32, pairs: v128, qh: v128, half: i32): v128 {
   let index = v128.and(half == 0 ? pairs : i16x8.shr_u(pairs, 4), v128.load(CODEBOOK_CONSTANTS + 48));
-  if (cbBits(cb) == 3) index = v128.or(index, bitPlane(qh, half << 1, U8_4));
+  if (cbBits(cb) == 3) index = v128.or(index, v128.and(half == 0 ? qh : i32x4.shr_u(qh, 4), v128.load(CODEBOOK_CONSTANTS + 80)));
   return lookup16(levelTable(cb), index);
 }
 
@@ -140,10 +153,10 @@ const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
   return <u64>(i & 3) << <u64>(((j & 7) << 3) + ((j >> 3) << 1));
 }
 
-/** Index i of value j placed in the block's qh (as a u32): its bit 2 at bit j. */
+/** Index i of value j placed in the block's qh (as a u32): its bit 2 at byte j & 3, bit j >> 2. */
 // @ts-ignore: decorator
 @inline function qhBit(i: i32, j: i32): u32 {
-  return <u32>(i >> 2) << <u32>j;
+  return <u32>(i >> 2) << <u32>(((j & 3) << 3) + (j >> 2));
 }
 
 // e8Fit's packed indices (module globals: every thread has its own instance)
@@ -195,10 +208,18 @@ let fitQh: u32 = 0;
 }
 
 /**
- * Steps between neighbouring LEVELS, (10) f32: iq3_nl's 7 at 0, iq2_nl's 3 at 28. The level nearest y is LEVELS[0]
- * plus the steps whose midpoint is at or below y.
+ * The levels are symmetric, so trialSums finds a level's magnitude from |y| against the positive midpoints alone:
+ * 127 less the steps between neighbouring magnitudes whose midpoint |y| is below. A y on a midpoint goes up, to the
+ * larger magnitude when y > 0 and the smaller when y < 0, so a negative x's thresholds are the next f32 above each
+ * midpoint ("below m" then means |y| <= m; y has x's sign, or is −0, whose magnitude is below every threshold).
+ * (f32 bit patterns) iq3_nl's 3 for x >= 0 at 0 and x < 0 at 12, iq2_nl's 1 at 24 and 28.
  */
-const LEVEL_STEPS: usize = memory.data<f32>([48, 34, 31, 28, 31, 34, 48, 89, 76, 89]);
+const MAGNITUDE_THRESHOLDS: usize = memory.data<u32>([
+  0x41ec0000, 0x42780000, 0x42ce0000, 0x41ec0001, 0x42780001, 0x42ce0001, // iq3_nl: 29.5, 62, 103; each next f32 up
+  0x42a50000, 0x42a50001, // iq2_nl: 82.5; the next f32 up
+]);
+/** The steps between neighbouring level magnitudes, each at its midpoint's threshold: iq3_nl's 3 at 0, iq2_nl's 1 at 12. */
+const MAGNITUDE_STEPS: usize = memory.data<f32>([31, 34, 48, 89]);
 
 /** Lane k (0..3) of an f32x4. */
 // @ts-ignore: decorator
@@ -213,25 +234,33 @@ let trialSumL2: v128 = f32x4.splat(0);
 /**
  * Σ x·L and Σ L² (f32, in value order) of the block at x for the four trials of vector q, a trial a lane: lane k's
  * operations are the scalar search's for trial trialFirst + trialStep·(4q + k), each value's level the one nearest
- * x · id (the count of midpoints at or below it, as nearestIndex finds; the level built from exact integer steps).
+ * y = x · id (the level nearestIndex finds, built from exact integer steps: its magnitude from |y| as
+ * MAGNITUDE_THRESHOLDS says, negative unless y >= 0, so a NaN y takes the lowest level as a failed comparison does in
+ * the reference).
  */
 // @ts-ignore: decorator
 @inline function trialSums(cb: i32, x: usize, amax: f32, q: i32): void {
   const t0 = trialFirst(cb) + trialStep(cb) * (q << 2);
   const trials = i32x4.add(i32x4.splat(t0), i32x4.mul(i32x4(0, 1, 2, 3), i32x4.splat(trialStep(cb))));
   const id = f32x4.div(f32x4.div(f32x4.convert_i32x4_s(i32x4.mul(trials, i32x4.splat(127))), f32x4.splat(16)), f32x4.splat(amax));
-  const mid = MIDPOINTS + (cbBits(cb) == 3 ? 0 : 28);
-  const steps = LEVEL_STEPS + (cbBits(cb) == 3 ? 0 : 28);
-  const first = f32x4.splat(<f32>level(cb, 0));
+  const nSteps = cbBits(cb) == 3 ? 3 : 1;
+  const steps = MAGNITUDE_STEPS + (cbBits(cb) == 3 ? 0 : 12);
+  const top = f32x4.splat(127);
+  const signBit = i32x4.splat(i32.MIN_VALUE);
   let sumxl = f32x4.splat(0);
   let suml2 = f32x4.splat(0);
   for (let j = 0; j < BLOCK; j++) {
-    const v = f32x4.splat(load<f32>(x + (<usize>j << 2)));
+    const xj = load<f32>(x + (<usize>j << 2));
+    const v = f32x4.splat(xj);
     const y = f32x4.mul(id, v);
-    let l = first;
-    for (let m = 0; m < (1 << cbBits(cb)) - 1; m++) {
-      l = f32x4.add(l, v128.and(f32x4.ge(y, f32x4.splat(load<f32>(mid + (<usize>m << 2)))), f32x4.splat(load<f32>(steps + (<usize>m << 2)))));
+    const magnitude = f32x4.abs(y);
+    const thresholds = MAGNITUDE_THRESHOLDS + (cbBits(cb) == 3 ? (xj < 0 ? 12 : 0) : (xj < 0 ? 28 : 24));
+    let lm = top;
+    for (let m = 0; m < nSteps; m++) {
+      const below = f32x4.lt(magnitude, f32x4.splat(load<f32>(thresholds + (<usize>m << 2))));
+      lm = f32x4.sub(lm, v128.and(below, f32x4.splat(load<f32>(steps + (<usize>m << 2)))));
     }
+    const l = v128.xor(lm, v128.andnot(signBit, f32x4.ge(y, f32x4.splat(0))));
     sumxl = f32x4.add(sumxl, f32x4.mul(v, l));
     suml2 = f32x4.add(suml2, f32x4.mul(l, l));
   }

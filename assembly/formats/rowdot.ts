@@ -147,10 +147,10 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
 
 /**
  * The int8 levels of values 0-15 (half 0) or 16-31 (half 1) of a table format's weight block, from its tableBits and
- * its codebookQh (0 for iq4_nl and iq2_nl).
+ * its codebookQh (zeros for iq4_nl and iq2_nl).
  */
 // @ts-ignore: decorator
-@inline function signedLevels(fmt: i32, bits: v128, qh: u32, half: i32): v128 {
+@inline function signedLevels(fmt: i32, bits: v128, qh: v128, half: i32): v128 {
   const cb = codebookCode(fmt);
   if (cb != 0) return codebookLevelsOf(cb, bits, qh, half);
   return lookup16(vconst(IQ4_LEVELS), half == 0 ? v128.and(bits, u8const(U8_15)) : highNibbles(bits));
@@ -163,7 +163,7 @@ const LANES_BELOW: usize = 176; // 176 + 16 (k − 1): lanes 0..k−1 all ones, 
 // @ts-ignore: decorator
 @inline export function blockValuesI8(fmt: i32, wb: usize, half: i32): v128 {
   if (fmt == Q8_0) return v128.load(wb + 2 + <usize>(half << 4));
-  if (fmt == IQ4_NL) return signedLevels(fmt, tableBits(fmt, wb), 0, half);
+  if (fmt == IQ4_NL) return signedLevels(fmt, tableBits(fmt, wb), i32x4.splat(0), half);
   return i8x16.sub(storedLevels(fmt, wb, half), i8x16.splat(fmt == Q4_0 ? 8 : 16)); // q4_0, q5_0: level − offset
 }
 

@@ -4,7 +4,8 @@
  *
  * File layout (little-endian):
  *   bytes 0..7    "KVSSTATE"
- *   u32           version (1)
+ *   u32           version (2; a version-1 file loads unless a layer holds iq3_nl or iq3_e8, whose blocks then
+ *                 kept index bit 2 of value v in bit v of qh, where version 2 keeps it in byte v mod 4, bit v div 4)
  *   u32           H: header bytes
  *   H bytes       UTF-8 JSON header: { model: { fingerprint, name, nLayers, nVocab }, rotation, kvWindow, kvSinks,
  *                 kvExactFormat, layers: [{ k, v, kLayout?, window?, sinks? }], position, tokens,
@@ -24,7 +25,9 @@ import type { Model } from "./model.js";
 import type { Session } from "./session.js";
 
 const MAGIC = "KVSSTATE";
-const VERSION = 1;
+const VERSION = 2;
+/** The 3-bit codebook formats, whose qh layout changed from version 1 to 2. */
+const QH_LAYOUT_CHANGED = new Set(["iq3_nl", "iq3_e8"]);
 const SAMPLE_BYTES = 64 * 1024;
 
 /** A state file that is not one, is damaged, or belongs to another model or other K/V formats. */
@@ -106,14 +109,20 @@ export function saveSessionState(session: Session, model: Model, file: string): 
 function parseHeader(file: string, data: Buffer): { header: StateHeader; body: number } {
   if (data.length < 16 || data.toString("latin1", 0, 8) !== MAGIC) throw new StateFileError(file, "not a kvsplit state file (no KVSSTATE magic)");
   const version = data.readUInt32LE(8);
-  if (version !== VERSION) throw new StateFileError(file, `state file version ${version}; this kvsplit reads version ${VERSION}`);
+  if (version !== VERSION && version !== 1) throw new StateFileError(file, `state file version ${version}; this kvsplit reads versions 1 and ${VERSION}`);
   const length = data.readUInt32LE(12);
   if (16 + length > data.length) throw new StateFileError(file, "the file is truncated (its header runs past the end)");
+  let header: StateHeader;
   try {
-    return { header: JSON.parse(data.toString("utf8", 16, 16 + length)) as StateHeader, body: 16 + length };
+    header = JSON.parse(data.toString("utf8", 16, 16 + length)) as StateHeader;
   } catch {
     throw new StateFileError(file, "the header is not valid JSON");
   }
+  const old = version === 1 && Array.isArray(header.layers) ? header.layers.findIndex((l) => QH_LAYOUT_CHANGED.has(l?.k) || QH_LAYOUT_CHANGED.has(l?.v)) : -1;
+  if (old >= 0) {
+    throw new StateFileError(file, `state file version 1 holds ${JSON.stringify(header.layers[old])} blocks (layer ${old}) in iq3's earlier bit layout; save the state again with this kvsplit`);
+  }
+  return { header, body: 16 + length };
 }
 
 export function loadSessionState(session: Session, model: Model, file: string): { position: number; tokens: number[] } {

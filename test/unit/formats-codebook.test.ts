@@ -6,7 +6,8 @@
  *      reference and in WebAssembly;
  *   2. the quantizer does what it says: its squared error is at most that of every trial scale, and within 3% of the
  *      best scale of a dense search (with nearest-level indices) on Gaussian blocks;
- *   3. edge blocks (zeros, NaN, one spike, values on midpoints) quantize the same in WebAssembly as in the reference;
+ *   3. edge blocks (zeros, NaN, infinities, −0, one spike, values on midpoints) quantize the same in WebAssembly as in
+ *      the reference;
  *   4. bits per value are 3.5, 2.5, 3.25 and 2.25, and on Gaussian rows (what rotated K and V look like) the per-block scale does
  *      better than the best fixed-scale quantizer with the same levels;
  *   5. the e8 scale code: every code decodes to 2^((e − 160) / 8) within f32 rounding, e8Below finds the largest code at
@@ -55,7 +56,7 @@ function packBlock(cb: Codebook, scale: { d: number; e: number }, indices: reado
   }
   for (let v = 0; v < 32; v++) {
     out[qs + (v % 8)] |= (indices[v]! & 3) << (2 * Math.floor(v / 8));
-    if (cb.bits === 3) out[qs + 8 + Math.floor(v / 8)] |= (indices[v]! >> 2) << v % 8;
+    if (cb.bits === 3) out[qs + 8 + (v % 4)] |= (indices[v]! >> 2) << Math.floor(v / 4);
   }
   return out;
 }
@@ -160,6 +161,12 @@ describe("codebook formats iq3_nl, iq2_nl, iq3_e8, iq2_e8", () => {
       block((j) => (j === 0 ? -127 : -midpoints[j % midpoints.length]!)),
       block((j) => (j % 2 ? 1e-16 : -3e-16)),
       block((j) => (j === 3 ? 70000 : -j)),
+      // iq2_nl's midpoints ±82.5 at trial 18 (the largest |x| maps to 127 · 18/16)
+      block((j) => (j === 0 ? (127 * 18) / 16 : j % 2 ? 82.5 : -82.5)),
+      // infinities: the trial scales are 0, so y = 0 · ±inf is NaN, which takes the lowest level
+      block((j) => (j === 2 ? Infinity : j === 7 ? -Infinity : j - 10)),
+      // −0, and negative values whose y underflows to −0 (under the largest |x|, 1e30)
+      block((j) => (j === 0 ? 1e30 : j % 3 === 0 ? -0 : j % 3 === 1 ? -1e-20 : 1e-20)),
     ];
     for (const cb of CODEBOOKS) {
       edges.forEach((x, i) => {

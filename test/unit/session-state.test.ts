@@ -2,7 +2,8 @@
  * Saved KV state on a small synthetic model: for every kind of layout (f16 and quantized rows, exact window and
  * sinks, keys per channel), a session loaded from a state continues with the very logits of the session that saved
  * it; the state's size follows the cache's (K8V4 about 0.4 of F16); another model, other K/V formats, a damaged or
- * foreign file, or a context too small are refused with StateFileError naming the problem.
+ * foreign file, or a context too small are refused with StateFileError naming the problem, and so is a version-1 file
+ * holding iq3 blocks (their earlier bit layout).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -25,6 +26,7 @@ const CASES: { name: string; opts: SessionOptions }[] = [
   { name: "K4V4 with a 32-position window and 4 sinks", opts: { kv: { k: "q4_0", v: "q4_0" }, kvWindow: 32, kvSinks: 4 } },
   { name: "keys per channel (q4_1) with a 32-position window", opts: { kv: { k: "q4_1", v: "q8_0", kLayout: "channel" }, kvWindow: 32 } },
   { name: "iq2_e8 with a 24-position window and 2 sinks in q8_0", opts: { kv: { k: "iq2_e8", v: "iq2_e8" }, kvWindow: 24, kvSinks: 2, kvExactFormat: "q8_0" } },
+  { name: "K3V3 (iq3_nl)", opts: { kv: { k: "iq3_nl", v: "iq3_nl" } } },
 ];
 
 for (const c of CASES) {
@@ -99,6 +101,29 @@ test("states are refused by another model, other K/V formats, a small context, a
     writeFileSync(file, Buffer.from("GGUF not a state"));
     refused(() => model.createSession({ contextSize: 128, kv: { k: "q8_0", v: "q4_0" } }).loadState(file), /not a kvsplit state file/);
     assert.throws(() => model.createSession({ contextSize: 128 }).loadState(path.join(md.dir, "missing.kvs")), /missing\.kvs: cannot read/);
+    // version 1 (before iq3's qh layout changed): loaded unless a layer holds iq3_nl or iq3_e8 blocks
+    const asVersion1 = (kv: SessionOptions["kv"], name: string) => {
+      const v1 = path.join(md.dir, name);
+      const saving = model.createSession({ contextSize: 128, kv });
+      saving.eval(TOKENS);
+      saving.saveState(v1);
+      const bytes = readFileSync(v1);
+      assert.equal(bytes.readUInt32LE(8), 2);
+      bytes.writeUInt32LE(1, 8);
+      writeFileSync(v1, bytes);
+      return v1;
+    };
+    const k8v4v1 = asVersion1({ k: "q8_0", v: "q4_0" }, "v1-k8v4.kvs");
+    const loaded = model.createSession({ contextSize: 128, kv: { k: "q8_0", v: "q4_0" } });
+    loaded.loadState(k8v4v1);
+    assert.equal(loaded.position, TOKENS.length);
+    const k4v3v1 = asVersion1({ k: "q4_0", v: "iq3_nl" }, "v1-k4v3.kvs");
+    assert.throws(() => model.createSession({ contextSize: 128, kv: { k: "q4_0", v: "iq3_nl" } }).loadState(k4v3v1), (e: Error) =>
+      e instanceof StateFileError && /version 1 holds \{"k":"q4_0","v":"iq3_nl"\} blocks \(layer 0\) in iq3's earlier bit layout/.test(e.message));
+    const v9 = readFileSync(k8v4v1);
+    v9.writeUInt32LE(9, 8);
+    writeFileSync(k8v4v1, v9);
+    assert.throws(() => model.createSession({ contextSize: 128, kv: { k: "q8_0", v: "q4_0" } }).loadState(k8v4v1), /state file version 9; this kvsplit reads versions 1 and 2/);
   } finally {
     model.dispose();
     other.dispose();

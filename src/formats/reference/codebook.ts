@@ -11,7 +11,9 @@
  *   iq3_e8, 13 bytes (3.25 bits per value): u8 e   | qs[8] | qh[4]
  *   iq2_e8,  9 bytes (2.25 bits per value): u8 e   | qs[8]
  *   qs byte j (0..7) holds the low two index bits of values j, j+8, j+16, j+24 in bits 0-1, 2-3, 4-5, 6-7;
- *   qh, a u32, holds index bit 2 of value v in bit v.
+ *   qh byte v & 3, bit v >> 2 holds index bit 2 of value v (so that a decoder's i32 lane g sees its values' bits at
+ *   one position per byte: one multiply per block lines them up, where one bit per value in value order needs a byte
+ *   shuffle and a compare per half).
  *   value = d × LEVELS[index], d = fp16 d or e8Value(e).
  * Quantizer: for each trial scale (the largest |x| mapped to 127·t/16, t in the format's trials: 14..27 for iq3_nl,
  * 18, 20, .., 40 for iq2_nl, where the best scales of Gaussian blocks lie), every value takes its nearest
@@ -86,7 +88,7 @@ function readIndex(cb: Codebook, bytes: Uint8Array, base: number, j: number): nu
   const qs = base + scaleBytes(cb);
   const low = (bytes[qs + (j & 7)]! >> ((j >> 3) * 2)) & 3;
   if (cb.bits === 2) return low;
-  return low | (((bytes[qs + 8 + (j >> 3)]! >> (j & 7)) & 1) << 2);
+  return low | (((bytes[qs + 8 + (j & 3)]! >> (j >> 2)) & 1) << 2);
 }
 
 export function quantizeRowCodebook(cb: Codebook, src: Float32Array, dst: Uint8Array): void {
@@ -133,7 +135,7 @@ export function quantizeRowCodebook(cb: Codebook, src: Float32Array, dst: Uint8A
     if (cb.bits === 3) {
       for (let k = 0; k < 4; k++) {
         let byte = 0;
-        for (let bit = 0; bit < 8; bit++) byte |= (best[k * 8 + bit]! >> 2) << bit;
+        for (let bit = 0; bit < 8; bit++) byte |= (best[bit * 4 + k]! >> 2) << bit;
         dst[qs + 8 + k] = byte;
       }
     }
