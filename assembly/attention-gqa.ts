@@ -618,7 +618,7 @@ function softmaxWeights(nPos: i32, gp: i32, scores: usize, sums: usize): void {
       const o = outRow + (<usize>b << 7);
       const cb = codebookOf(type); // codebook formats: both halves from one load of the index pairs
       const pairs = cb != 0 ? codebookPairs(cb, block) : v128.splat<i32>(0);
-      const qh = cb != 0 ? codebookQh(cb, block) : i32x4.splat(0);
+      const qh = codebookQh(cb, block); // zeros where there is no qh (cb 0 included)
       for (let half = 0; half < 2; half++) {
         const q = cb != 0
           ? codebookLevelsOf(cb, pairs, qh, half)

@@ -122,7 +122,8 @@ const CODEBOOK_CONSTANTS: usize = memory.data<i8>([
 
 /**
  * The block's qh (3-bit formats) splatted and i32 lane g multiplied by 2^(3 − g): byte lane j then holds index bit 2
- * of value j in bit 3 and of value 16 + j in bit 7 (the layout above); zeros for the 2-bit formats, which have none.
+ * of value j in bit 3 and of value 16 + j in bit 7 (the layout above); zeros for the 2-bit formats, which have none,
+ * and for cb 0 (no codebook; nothing is loaded).
  */
 // @ts-ignore: decorator
 @inline export function codebookQh(cb: i32, block: usize): v128 {
@@ -245,6 +246,7 @@ let trialSumL2: v128 = f32x4.splat(0);
   const id = f32x4.div(f32x4.div(f32x4.convert_i32x4_s(i32x4.mul(trials, i32x4.splat(127))), f32x4.splat(16)), f32x4.splat(amax));
   const nSteps = cbBits(cb) == 3 ? 3 : 1;
   const steps = MAGNITUDE_STEPS + (cbBits(cb) == 3 ? 0 : 12);
+  const firstThresholds = MAGNITUDE_THRESHOLDS + (cbBits(cb) == 3 ? 0 : 24);
   const top = f32x4.splat(127);
   const signBit = i32x4.splat(i32.MIN_VALUE);
   let sumxl = f32x4.splat(0);
@@ -254,7 +256,7 @@ let trialSumL2: v128 = f32x4.splat(0);
     const v = f32x4.splat(xj);
     const y = f32x4.mul(id, v);
     const magnitude = f32x4.abs(y);
-    const thresholds = MAGNITUDE_THRESHOLDS + (cbBits(cb) == 3 ? (xj < 0 ? 12 : 0) : (xj < 0 ? 28 : 24));
+    const thresholds = firstThresholds + (xj < 0 ? <usize>nSteps << 2 : 0); // a negative x's set follows the other
     let lm = top;
     for (let m = 0; m < nSteps; m++) {
       const below = f32x4.lt(magnitude, f32x4.splat(load<f32>(thresholds + (<usize>m << 2))));
