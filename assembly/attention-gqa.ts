@@ -8,13 +8,14 @@
 //   4 heads at once ("a quad"): integer partners widened to i16 per block, float partners decoded to f32, interleaved.
 // - scores: per position the K slice is decoded once (ints widened to i16, f16/bf16 to f32), then every quad is scored
 //   against it; each format's per-block float formula is the one of its dot_ kernel, with the 4 heads in 4 lanes.
+//   Keys stored per channel (only this path reads them) are scored in integers their own way (scoreChannelsAll).
 // - softmax: scores are stored (nPos, groupPadded) so max, exp and sums run on 4 heads per vector, summed in the
 //   per-head path's order (positions mod 4 in four partial sums, then the tail).
 // - values: a tile of positions' V slices is decoded once to f32, then a 4-head × 8-value register tile accumulates
 //   acc += w × v over the tile's positions in order (the axpy order).
 // Requires headDim % 8 == 0 and whole K and V blocks per head (headDim % 32 == 0 for block formats); cache.ts uses the
 // per-head path otherwise. A group that is not a multiple of 4 heads is padded with zero queries whose results are dropped.
-import { U8_15, U8_16, U8_8, dequantQuants16, dequantQuants16Min, f16x4ToF32x4, fifthBits, highNibbles, loadF16, lookup16, quantValues4, u8const, vconst } from "./formats/common";
+import { U8_15, U8_16, U8_8, dequantQuants16, dequantQuants16Min, f16x4ToF32x4, fifthBits, highNibbles, hsumF32x4, loadF16, loadF16x4Subnormals, lookup16, u8const, vconst } from "./formats/common";
 import { CB_IQ2_E8, CB_IQ2_NL, CB_IQ3_E8, CB_IQ3_NL, codebookBlockBytes, codebookLevels, codebookLevelsOf, codebookPairs, codebookQh, codebookScale } from "./formats/codebook";
 import { fwht_f32 } from "./rotation";
 import {
@@ -47,7 +48,8 @@ export function attendLayerDescBytes(): i32 {
 //   scores (maxPos, gp) f32 | acc (gp, headDim) f32 | qPrep (gp, headDim) f32 or i16 | qScale 2 × (gp, nBlocks) f32 |
 //   sums (gp) f32 | range (sHi, lo, nPos, 0) i32
 // once: qPrepExact (gp, headDim) f32 | exactRange 4 × i32 | kDec headDim f32 (or headDim i16 + 2 × nBlocks f32) |
-//   kGroup (KEY_GROUP, headDim) f32 | vDec (V_TILE, headDim) f32 | qTmp headDim f32 + 64 | qRot headDim f32
+//   kGroup (KEY_GROUP / 4, headDim / 2) × 8 i16 | kScales 2 × headDim f32 | qPairs (gp / 4, headDim / 2, 4) × 8 i16 |
+//   qSteps 2 × gp f32 | vDec (V_TILE, headDim) f32 | qTmp headDim f32 + 64 | qRot headDim f32
 // Module globals, not objects (no managed memory: the JS allocator owns everything above __heap_base); every thread
 // has its own instance, so these are per thread. Set by layoutScratch.
 let sScores: usize = 0;
@@ -66,6 +68,9 @@ let sQPrepExact: usize = 0;
 let sExactRange: usize = 0;
 let sKDec: usize = 0;
 let sKGroup: usize = 0;
+let sKScales: usize = 0;
+let sQPairs: usize = 0;
+let sQSteps: usize = 0;
 let sVDec: usize = 0;
 let sQTmp: usize = 0;
 let sQRot: usize = 0;
@@ -96,7 +101,10 @@ function layoutScratch(base: usize, group: i32, headDim: i32, maxPos: i32): usiz
   sExactRange = sQPrepExact + align16(gp * d * 4);
   sKDec = sExactRange + RANGE_BYTES;
   sKGroup = sKDec + align16(d * 4 + nBlocks * 8);
-  sVDec = sKGroup + align16(<usize>KEY_GROUP * d * 4);
+  sKScales = sKGroup + align16(<usize>KEY_GROUP * d * 2);
+  sQPairs = sKScales + align16(2 * d * 4);
+  sQSteps = sQPairs + align16(gp * d * 8);
+  sVDec = sQSteps + align16(2 * gp * 4);
   sQTmp = sVDec + align16(<usize>V_TILE * d * 4);
   sQRot = sQTmp + align16(d * 4 + 64);
   return sQRot + align16(d * 4);
@@ -496,66 +504,262 @@ function prepareQueries(
   }
 }
 
-/** Four positions' values of one channel's block (quarter `quarter` of the block's half q): d·q, + m for q4_1 / q5_1. */
+/**
+ * Keys per channel (key-channels.ts) scored in integers. Position p of a group has quant k[p][c] in channel c's block,
+ * whose scale d[c] (and min m[c]) the whole group shares, so q·key(p) = Σ_c q[c]·d[c]·k[p][c] + Σ_c q[c]·m[c]. Both
+ * factors are rounded to i16 at their own maxima, the query once per token, the scales once per group, so that the
+ * per-(token, group, head) work is one Q15 multiply (q15mulr: (a·b + 2^14) >> 15) per channel:
+ *   per token and head:  qs[c] = round(q[c] · (32767 / max_c |q|)),  sq = max_c |q| / 32767      (scaleChannelQueries)
+ *   per group:           dn[c] = round(d[c] · (32767 / max_c |d|)),  sd = max_c |d| / 32767      (loadChannelScales)
+ *   per both:            qi[c] = q15mulr(qs[c], dn[c])  (|qi| <= 32767)                           (foldChannelQueries)
+ *   score(p) = scale × (f32(Σ_c qi[c]·k[p][c]) · ((sq · sd) · 32768) + sq · Σ_c qs[c]·m[c])
+ * rounding half to even, all in f32 but the integer sums, which are exact (|Σ| <= headDim · 128 · 32767 < 2^31 for
+ * headDim <= 511); the min term only for q4_1 and q5_1. test/helpers/kv-reference.ts computes the same.
+ */
+
+/** Every lane of v: max |lane| (f32x4.max: a NaN lane makes it NaN). */
 // @ts-ignore: decorator
-@inline function channelValues(type: i32, q: v128, quarter: i32, block: usize): v128 {
-  const d = f32x4.splat(blockScale(type, block));
-  return quantValues4(q, quarter, d, hasMin(type) ? f32x4.splat(loadF16(block + 2)) : d, hasMin(type));
+@inline function maxAbsLanes(v: v128): v128 {
+  const m = f32x4.max(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
+  return f32x4.max(m, i32x4.shuffle(m, m, 1, 0, 3, 2));
+}
+
+/** Eight f32 (a, then b) times `inv`, rounded half to even to i16 (|a·inv|, |b·inv| < 32767.5): an i16x8. */
+// @ts-ignore: decorator
+@inline function roundToI16x8(a: v128, b: v128, inv: v128): v128 {
+  const roundBias = f32x4.splat(12582912.0); // 1.5 · 2^23: x + it rounds x half to even, the integer in the low bits
+  const x = f32x4.add(f32x4.mul(a, inv), roundBias);
+  const y = f32x4.add(f32x4.mul(b, inv), roundBias);
+  return i8x16.shuffle(x, y, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29); // low i16 of each lane
+}
+
+/** 32767 / top in every lane, 0 where top is 0 (or NaN). */
+// @ts-ignore: decorator
+@inline function i16Inverse(top: v128): v128 {
+  return v128.and(f32x4.div(f32x4.splat(32767), top), f32x4.gt(top, f32x4.splat(0)));
 }
 
 /**
- * scores[(p, gp)] = scale × q·k for positions p in [pStart, pEnd) of keys stored per channel (key-channels.ts): each
- * group of KEY_GROUP positions is decoded once into kGroup (KEY_GROUP, headDim) f32, channel c's block into column c
- * (the values dequantizeRow gives: d·q, + m for q4_1 / q5_1), then every quad is scored against each position's row
- * as f32 keys are (scoreQuadFloat), with the queries prepared in f32 at `prep`, into `scores` (a token slot's).
- * plane: this kv head's groups, groupBytes apart.
+ * One token's f32 queries (prepareQueries' float layout at prep, (gp, headDim)) rounded in place to qs, head
+ * (quad·4 + lane)'s channels 8·c8 .. 8·c8 + 7 as i16x8 where its f32 chunk 2·c8 was, at prep + ((quad·headDim/4 +
+ * 2·c8)·4 + lane)·16; their steps sq per head at steps[head] (f32).
  */
 // @ts-ignore: decorator
-@inline function scoreChannels(
-  type: i32, plane: usize, groupBytes: i32, pStart: i32, pEnd: i32, gp: i32, headDim: i32, scale: f32, prep: usize, scores: usize,
-): void {
-  const nQuads = gp >> 2;
-  const scaleV = f32x4.splat(scale);
-  const quadPrepBytes = <usize>headDim << 4;
-  const bytes = blockBytes(type);
-  const rowBytes = <usize>headDim << 2;
-  for (let g0 = (pStart / KEY_GROUP) * KEY_GROUP; g0 < pEnd; g0 += KEY_GROUP) {
-    const group = plane + <usize>(g0 / KEY_GROUP) * <usize>groupBytes;
-    // four channels at a time: each channel's 4 positions of a quarter, transposed to 4 positions' 4 channels
-    for (let c = 0; c < headDim; c += 4) {
-      const b0 = group + <usize>c * bytes;
-      const b1 = b0 + bytes;
-      const b2 = b1 + bytes;
-      const b3 = b2 + bytes;
-      const column = sKGroup + (<usize>c << 2);
-      for (let half = 0; half < 2; half++) {
-        const q0 = half == 0 ? quantsLow(type, b0) : quantsHigh(type, b0);
-        const q1 = half == 0 ? quantsLow(type, b1) : quantsHigh(type, b1);
-        const q2 = half == 0 ? quantsLow(type, b2) : quantsHigh(type, b2);
-        const q3 = half == 0 ? quantsLow(type, b3) : quantsHigh(type, b3);
-        for (let quarter = 0; quarter < 4; quarter++) {
-          const v0 = channelValues(type, q0, quarter, b0);
-          const v1 = channelValues(type, q1, quarter, b1);
-          const v2 = channelValues(type, q2, quarter, b2);
-          const v3 = channelValues(type, q3, quarter, b3);
-          const lo01 = i32x4.shuffle(v0, v1, 0, 4, 1, 5); // [c0p0 c1p0 c0p1 c1p1]
-          const lo23 = i32x4.shuffle(v2, v3, 0, 4, 1, 5);
-          const hi01 = i32x4.shuffle(v0, v1, 2, 6, 3, 7); // [c0p2 c1p2 c0p3 c1p3]
-          const hi23 = i32x4.shuffle(v2, v3, 2, 6, 3, 7);
-          const at = column + <usize>(half * 16 + quarter * 4) * rowBytes;
-          v128.store(at, i32x4.shuffle(lo01, lo23, 0, 1, 4, 5));
-          v128.store(at + rowBytes, i32x4.shuffle(lo01, lo23, 2, 3, 6, 7));
-          v128.store(at + 2 * rowBytes, i32x4.shuffle(hi01, hi23, 0, 1, 4, 5));
-          v128.store(at + 3 * rowBytes, i32x4.shuffle(hi01, hi23, 2, 3, 6, 7));
-        }
+@inline function scaleChannelQueries(prep: usize, gp: i32, headDim: i32, steps: usize): void {
+  const nChunks = headDim >> 2;
+  for (let quad = 0; quad < gp >> 2; quad++) {
+    for (let lane = 0; lane < 4; lane++) {
+      const q = prep + (<usize>(quad * nChunks * 4 + lane) << 4); // chunk c at + c·64
+      let top = f32x4.splat(0);
+      for (let c = 0; c < nChunks; c++) top = f32x4.max(top, f32x4.abs(v128.load(q + (<usize>c << 6))));
+      top = maxAbsLanes(top);
+      store<f32>(steps + (<usize>(quad * 4 + lane) << 2), f32x4.extract_lane(f32x4.div(top, f32x4.splat(32767)), 0));
+      const inv = i16Inverse(top);
+      for (let c8 = 0; c8 < headDim >> 3; c8++) {
+        const at = q + (<usize>c8 << 7);
+        v128.store(at, roundToI16x8(v128.load(at), v128.load(at, 64), inv));
       }
     }
-    const end = min(pEnd, g0 + KEY_GROUP);
-    for (let p = max(pStart, g0); p < end; p++) {
-      const k = sKGroup + <usize>(p - g0) * rowBytes;
-      const out = scores + (<usize>(p * gp) << 2);
-      for (let quad = 0; quad < nQuads; quad++) {
-        v128.store(out + (<usize>quad << 4), f32x4.mul(scoreQuadFloat(k, headDim, prep + <usize>quad * quadPrepBytes), scaleV));
+  }
+}
+
+/**
+ * The group's channel scales rounded to i16 at their maximum, and its mins: dn (headDim i16) at sKScales, m (headDim
+ * f32) at sKScales + headDim·4, from the group's headDim blocks at `group` (fp16 scales four at a time, exact,
+ * subnormals included); returns sd.
+ */
+// @ts-ignore: decorator
+@inline function loadChannelScales(type: i32, group: usize, headDim: i32): f32 {
+  const bytes = blockBytes(type);
+  const cb = codebookOf(type);
+  let top = f32x4.splat(0);
+  for (let c = 0; c < headDim; c += 4) {
+    const b0 = group + <usize>c * bytes;
+    const b1 = b0 + bytes;
+    const b2 = b1 + bytes;
+    const b3 = b2 + bytes;
+    const d = cb != 0
+      ? f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(codebookScale(cb, b0)), 1, codebookScale(cb, b1)), 2, codebookScale(cb, b2)), 3, codebookScale(cb, b3))
+      : loadF16x4Subnormals(b0, b1, b2, b3);
+    top = f32x4.max(top, f32x4.abs(d));
+    v128.store(sKScales + (<usize>c << 2), d);
+    if (hasMin(type)) v128.store(sKScales + (<usize>(headDim + c) << 2), loadF16x4Subnormals(b0 + 2, b1 + 2, b2 + 2, b3 + 2));
+  }
+  top = maxAbsLanes(top);
+  const inv = i16Inverse(top);
+  // in place: the i16 of channels 8·c8 .. 8·c8 + 7 land at c8·16, before the f32 not read yet (at c8·32 on)
+  for (let c8 = 0; c8 < headDim >> 3; c8++) {
+    const at = sKScales + (<usize>c8 << 5);
+    v128.store(sKScales + (<usize>c8 << 4), roundToI16x8(v128.load(at), v128.load(at, 16), inv));
+  }
+  return f32x4.extract_lane(f32x4.div(top, f32x4.splat(32767)), 0);
+}
+
+/**
+ * One token's rounded queries (qs at prep, steps sq at qSteps) folded with the group's rounded channel scales
+ * (sKScales, sd), for scoreChannelOctet:
+ *   qPairs[((quad·headDim/2 + pair)·4 + lane)·16] = head (quad·4 + lane)'s [qi[2·pair], qi[2·pair + 1]] × 4 (i16)
+ *   steps[head] = (sq · sd) · 32768, steps[gp + head] = sq · Σ_c qs[c]·m[c] (f32)
+ */
+// @ts-ignore: decorator
+@inline function foldChannelQueries(withMin: bool, prep: usize, qSteps: usize, sd: f32, gp: i32, headDim: i32, qPairs: usize, steps: usize): void {
+  const nChunks = headDim >> 2;
+  const nPairs = headDim >> 1;
+  for (let quad = 0; quad < gp >> 2; quad++) {
+    for (let lane = 0; lane < 4; lane++) {
+      const q = prep + (<usize>(quad * nChunks * 4 + lane) << 4); // channels 8·c8 .. at + c8·128 (i16)
+      const head = quad * 4 + lane;
+      const sq = load<f32>(qSteps + (<usize>head << 2));
+      store<f32>(steps + (<usize>head << 2), (sq * sd) * <f32>32768);
+      let minTerm = f32x4.splat(0);
+      for (let c8 = 0; c8 < headDim >> 3; c8++) {
+        const qs = v128.load(q + (<usize>c8 << 7));
+        const dn = v128.load(sKScales + (<usize>c8 << 4));
+        const qi = ASC_FEATURE_RELAXED_SIMD ? i16x8.relaxed_q15mulr_s(qs, dn) : i16x8.q15mulr_sat_s(qs, dn); // the same: no −32768
+        const at = qPairs + (<usize>((quad * nPairs + c8 * 4) * 4 + lane) << 4); // pair 4·c8 + j at + j·64
+        v128.store(at, i32x4.shuffle(qi, qi, 0, 0, 0, 0));
+        v128.store(at, i32x4.shuffle(qi, qi, 1, 1, 1, 1), 64);
+        v128.store(at, i32x4.shuffle(qi, qi, 2, 2, 2, 2), 128);
+        v128.store(at, i32x4.shuffle(qi, qi, 3, 3, 3, 3), 192);
+        if (withMin) {
+          const m = sKScales + (<usize>(headDim + c8 * 8) << 2);
+          minTerm = f32x4.add(minTerm, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(qs)), v128.load(m)));
+          minTerm = f32x4.add(minTerm, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(qs)), v128.load(m, 16)));
+        }
+      }
+      store<f32>(steps + (<usize>(gp + head) << 2), withMin ? sq * hsumF32x4(minTerm) : 0);
+    }
+  }
+}
+
+/**
+ * A group's keys laid out for pmaddwd over channel pairs: dst[(pq·headDim/2 + pair)·16] = positions 4·pq .. 4·pq + 3
+ * of channels 2·pair and 2·pair + 1, interleaved [p0c0 p0c1 p1c0 p1c1 ...] (i16), pq = 0 .. KEY_GROUP/4 − 1.
+ */
+// @ts-ignore: decorator
+@inline function decodeChannelPairs(type: i32, group: usize, headDim: i32, dst: usize): void {
+  const bytes = blockBytes(type);
+  const nPairs = headDim >> 1;
+  const pqStride = <usize>nPairs << 4;
+  const cb = codebookOf(type);
+  for (let pair = 0; pair < nPairs; pair++) {
+    const b0 = group + <usize>(pair * 2) * bytes;
+    const b1 = b0 + bytes;
+    // codebook formats: both halves of a block from one load of its index pairs
+    const pairs0 = cb != 0 ? codebookPairs(cb, b0) : i32x4.splat(0);
+    const pairs1 = cb != 0 ? codebookPairs(cb, b1) : i32x4.splat(0);
+    const qh0 = codebookQh(cb, b0); // zeros without a load where there is no qh
+    const qh1 = codebookQh(cb, b1);
+    for (let half = 0; half < 2; half++) {
+      const x0 = cb != 0 ? codebookLevelsOf(cb, pairs0, qh0, half) : half == 0 ? quantsLow(type, b0) : quantsHigh(type, b0);
+      const x1 = cb != 0 ? codebookLevelsOf(cb, pairs1, qh1, half) : half == 0 ? quantsLow(type, b1) : quantsHigh(type, b1);
+      const lo = i8x16.shuffle(x0, x1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+      const hi = i8x16.shuffle(x0, x1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+      const at = dst + <usize>(half * 4) * pqStride + (<usize>pair << 4);
+      v128.store(at, i16x8.extend_low_i8x16_s(lo));
+      v128.store(at + pqStride, i16x8.extend_high_i8x16_s(lo));
+      v128.store(at + 2 * pqStride, i16x8.extend_low_i8x16_s(hi));
+      v128.store(at + 3 * pqStride, i16x8.extend_high_i8x16_s(hi));
+    }
+  }
+}
+
+/** Scores (heads in lanes) of one position from four heads' i32 sums (positions in lanes) transposed to `t`: scale × (f32(Σ)·s + minTerm). */
+// @ts-ignore: decorator
+@inline function channelScore(t: v128, steps: v128, minTerms: v128, scaleV: v128): v128 {
+  return f32x4.mul(f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(t), steps), minTerms), scaleV);
+}
+
+/**
+ * scores[(p, gp)] for positions p in [pStart, pEnd) ∩ [first, first + 8) of one group (first = a multiple of 8 in it)
+ * from decodeChannelPairs' keys (kPairs) and foldChannelQueries' query (qPairs, qSteps): per quad, 4 heads × 8
+ * positions of i32 sums in registers, one pmaddwd per (head, 4 positions, channel pair).
+ */
+// @ts-ignore: decorator
+@inline function scoreChannelOctet(
+  kPairs: usize, qPairs: usize, qSteps: usize, first: i32, groupFirst: i32, pStart: i32, pEnd: i32, gp: i32, headDim: i32, scale: f32, scores: usize,
+): void {
+  const nPairs = headDim >> 1;
+  const pqStride = <usize>nPairs << 4;
+  const k0p = kPairs + <usize>((first - groupFirst) >> 2) * pqStride; // positions first .. first + 3
+  const k1p = k0p + pqStride; // first + 4 .. first + 7
+  const scaleV = f32x4.splat(scale);
+  for (let quad = 0; quad < gp >> 2; quad++) {
+    let a0 = i32x4.splat(0);
+    let a1 = i32x4.splat(0);
+    let a2 = i32x4.splat(0);
+    let a3 = i32x4.splat(0);
+    let b0 = i32x4.splat(0);
+    let b1 = i32x4.splat(0);
+    let b2 = i32x4.splat(0);
+    let b3 = i32x4.splat(0);
+    const qQuad = qPairs + (<usize>(quad * nPairs) << 6);
+    for (let pair = 0; pair < nPairs; pair++) {
+      const k0 = v128.load(k0p + (<usize>pair << 4));
+      const k1 = v128.load(k1p + (<usize>pair << 4));
+      const q = qQuad + (<usize>pair << 6);
+      a0 = i32x4.add(a0, i32x4.dot_i16x8_s(k0, v128.load(q)));
+      a1 = i32x4.add(a1, i32x4.dot_i16x8_s(k0, v128.load(q, 16)));
+      a2 = i32x4.add(a2, i32x4.dot_i16x8_s(k0, v128.load(q, 32)));
+      a3 = i32x4.add(a3, i32x4.dot_i16x8_s(k0, v128.load(q, 48)));
+      b0 = i32x4.add(b0, i32x4.dot_i16x8_s(k1, v128.load(q)));
+      b1 = i32x4.add(b1, i32x4.dot_i16x8_s(k1, v128.load(q, 16)));
+      b2 = i32x4.add(b2, i32x4.dot_i16x8_s(k1, v128.load(q, 32)));
+      b3 = i32x4.add(b3, i32x4.dot_i16x8_s(k1, v128.load(q, 48)));
+    }
+    const steps = v128.load(qSteps + (<usize>quad << 4));
+    const minTerms = v128.load(qSteps + (<usize>(gp + quad * 4) << 2));
+    // heads × positions -> positions × heads
+    const a01l = i32x4.shuffle(a0, a1, 0, 4, 1, 5);
+    const a23l = i32x4.shuffle(a2, a3, 0, 4, 1, 5);
+    const a01h = i32x4.shuffle(a0, a1, 2, 6, 3, 7);
+    const a23h = i32x4.shuffle(a2, a3, 2, 6, 3, 7);
+    const b01l = i32x4.shuffle(b0, b1, 0, 4, 1, 5);
+    const b23l = i32x4.shuffle(b2, b3, 0, 4, 1, 5);
+    const b01h = i32x4.shuffle(b0, b1, 2, 6, 3, 7);
+    const b23h = i32x4.shuffle(b2, b3, 2, 6, 3, 7);
+    const out = scores + (<usize>(first * gp + quad * 4) << 2);
+    const rowBytes = <usize>gp << 2;
+    const from = max(pStart - first, 0);
+    const to = min(pEnd - first, 8);
+    if (from <= 0 && to > 0) v128.store(out, channelScore(i32x4.shuffle(a01l, a23l, 0, 1, 4, 5), steps, minTerms, scaleV));
+    if (from <= 1 && to > 1) v128.store(out + rowBytes, channelScore(i32x4.shuffle(a01l, a23l, 2, 3, 6, 7), steps, minTerms, scaleV));
+    if (from <= 2 && to > 2) v128.store(out + 2 * rowBytes, channelScore(i32x4.shuffle(a01h, a23h, 0, 1, 4, 5), steps, minTerms, scaleV));
+    if (from <= 3 && to > 3) v128.store(out + 3 * rowBytes, channelScore(i32x4.shuffle(a01h, a23h, 2, 3, 6, 7), steps, minTerms, scaleV));
+    if (from <= 4 && to > 4) v128.store(out + 4 * rowBytes, channelScore(i32x4.shuffle(b01l, b23l, 0, 1, 4, 5), steps, minTerms, scaleV));
+    if (from <= 5 && to > 5) v128.store(out + 5 * rowBytes, channelScore(i32x4.shuffle(b01l, b23l, 2, 3, 6, 7), steps, minTerms, scaleV));
+    if (from <= 6 && to > 6) v128.store(out + 6 * rowBytes, channelScore(i32x4.shuffle(b01h, b23h, 0, 1, 4, 5), steps, minTerms, scaleV));
+    if (from <= 7 && to > 7) v128.store(out + 7 * rowBytes, channelScore(i32x4.shuffle(b01h, b23h, 2, 3, 6, 7), steps, minTerms, scaleV));
+  }
+}
+
+/**
+ * For each of nTok token slots i (slot firstSlot + i, its range record at ranges + i·RANGE_BYTES, its rounded query at
+ * prep + i·prepStride and steps in its qScale, scaleChannelQueries'): scores[(p, gp)] = scale × q·k for every position
+ * p in its [pStart, pEnd), keys stored per channel in `plane` (this kv head's groups, groupBytes apart) of block
+ * format `type` (a constant after inlining).
+ * Each group is decoded once for all the slots whose range meets it; each slot's query is folded once per group.
+ */
+// @ts-ignore: decorator
+@inline function scoreChannelsAll(
+  type: i32, plane: usize, groupBytes: i32, nTok: i32, ranges: usize, firstSlot: i32, gp: i32, headDim: i32, scale: f32,
+  prep: usize, prepStride: usize,
+): void {
+  const hull = rangeHull(nTok, ranges);
+  const hullEnd = <i32>(hull >> 32);
+  for (let g0 = (<i32>hull / KEY_GROUP) * KEY_GROUP; g0 < hullEnd; g0 += KEY_GROUP) {
+    const group = plane + <usize>(g0 / KEY_GROUP) * <usize>groupBytes;
+    const sd = loadChannelScales(type, group, headDim);
+    decodeChannelPairs(type, group, headDim, sKGroup);
+    for (let i = 0; i < nTok; i++) {
+      const range = ranges + <usize>i * RANGE_BYTES;
+      const pStart = load<i32>(range);
+      const pEnd = load<i32>(range, 4);
+      if (pEnd <= g0 || pStart >= g0 + KEY_GROUP || pStart >= pEnd) continue;
+      foldChannelQueries(hasMin(type), prep + <usize>i * prepStride, qScaleOf(firstSlot + i), sd, gp, headDim, sQPairs, sQSteps);
+      for (let first = g0; first < g0 + KEY_GROUP; first += 8) {
+        if (first + 8 <= pStart || first >= pEnd) continue;
+        scoreChannelOctet(sKGroup, sQPairs, sQSteps, first, g0, pStart, pEnd, gp, headDim, scale, scoresOf(firstSlot + i));
       }
     }
   }
@@ -753,6 +957,18 @@ function accumulateTile(acc: usize, v: usize, vStride: i32, w: usize, count: i32
   else accumulateAll(T_F16, slice, rowBytes, 1, sExactRange, slot, gp, headDim);
 }
 
+/**
+ * The packed keys of every token slot of an item (sRanges, sQPrep), of block format `type`: rows (scoreAll) or keys
+ * per channel (scoreChannelsAll).
+ */
+// @ts-ignore: decorator
+@inline function scorePacked(
+  type: i32, channels: bool, kSlice: usize, kRowBytes: i32, kGroupBytes: i32, nTok: i32, gp: i32, headDim: i32, scale: f32,
+): void {
+  if (channels) scoreChannelsAll(type, kSlice, kGroupBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride);
+  else scoreAll(type, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride);
+}
+
 // ---- the kernel ------------------------------------------------------------------------------------------------------
 
 /**
@@ -826,42 +1042,28 @@ export function attendGrouped_packed(
         if (sHi > 0) scoreExactRows(exactQ8, sdesc, g, 0, sHi, j, gp, headDim, scale);
         if (lo < nPos) scoreExactRows(exactQ8, xdesc, g, lo, nPos, j, gp, headDim, scale);
       }
-      // the packed keys' query: in K's dot partner, or in f32 for keys per channel (scoreChannels)
+      // the packed keys' query: in K's dot partner, or for keys per channel rounded to i16 at its maximum (its steps
+      // in qScale), folded with each group's scales in scoreChannelsAll
       const prep = sQPrep + <usize>j * sQPrepStride;
       prepareQueries(qGroup, group, headDim, channels ? T_F32 : partner, !channels && intPartner, rotK, prep, qScaleOf(j));
-      if (channels && sHi < lo) {
-        switch (kType) {
-          case T_Q8_0: scoreChannels(T_Q8_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
-          case T_Q5_1: scoreChannels(T_Q5_1, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
-          case T_Q5_0: scoreChannels(T_Q5_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
-          case T_Q4_1: scoreChannels(T_Q4_1, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
-          case T_Q4_0: scoreChannels(T_Q4_0, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
-          case T_IQ4_NL: scoreChannels(T_IQ4_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
-          case T_IQ3_NL: scoreChannels(T_IQ3_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
-          case T_IQ2_NL: scoreChannels(T_IQ2_NL, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
-          case T_IQ3_E8: scoreChannels(T_IQ3_E8, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
-          case T_IQ2_E8: scoreChannels(T_IQ2_E8, kSlice, kGroupBytes, sHi, lo, gp, headDim, scale, prep, scoresOf(j)); break;
-        }
-      }
+      if (channels) scaleChannelQueries(prep, gp, headDim, qScaleOf(j));
     }
 
-    // the packed keys of every token in one pass (each row decoded once)
-    if (!channels) {
-      switch (kType) {
-        case T_F32: scoreAll(T_F32, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
-        case T_F16: scoreAll(T_F16, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
-        case T_BF16: scoreAll(T_BF16, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
-        case T_Q8_0: scoreAll(T_Q8_0, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
-        case T_Q5_1: scoreAll(T_Q5_1, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
-        case T_Q5_0: scoreAll(T_Q5_0, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
-        case T_Q4_1: scoreAll(T_Q4_1, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
-        case T_Q4_0: scoreAll(T_Q4_0, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
-        case T_IQ4_NL: scoreAll(T_IQ4_NL, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
-        case T_IQ3_NL: scoreAll(T_IQ3_NL, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
-        case T_IQ2_NL: scoreAll(T_IQ2_NL, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
-        case T_IQ3_E8: scoreAll(T_IQ3_E8, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
-        case T_IQ2_E8: scoreAll(T_IQ2_E8, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
-      }
+    // the packed keys of every token in one pass (each row, or each group of keys per channel, decoded once)
+    switch (kType) {
+      case T_F32: scoreAll(T_F32, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
+      case T_F16: scoreAll(T_F16, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
+      case T_BF16: scoreAll(T_BF16, kSlice, kRowBytes, nTok, sRanges, 0, gp, headDim, scale, sQPrep, sQPrepStride); break;
+      case T_Q8_0: scorePacked(T_Q8_0, channels, kSlice, kRowBytes, kGroupBytes, nTok, gp, headDim, scale); break;
+      case T_Q5_1: scorePacked(T_Q5_1, channels, kSlice, kRowBytes, kGroupBytes, nTok, gp, headDim, scale); break;
+      case T_Q5_0: scorePacked(T_Q5_0, channels, kSlice, kRowBytes, kGroupBytes, nTok, gp, headDim, scale); break;
+      case T_Q4_1: scorePacked(T_Q4_1, channels, kSlice, kRowBytes, kGroupBytes, nTok, gp, headDim, scale); break;
+      case T_Q4_0: scorePacked(T_Q4_0, channels, kSlice, kRowBytes, kGroupBytes, nTok, gp, headDim, scale); break;
+      case T_IQ4_NL: scorePacked(T_IQ4_NL, channels, kSlice, kRowBytes, kGroupBytes, nTok, gp, headDim, scale); break;
+      case T_IQ3_NL: scorePacked(T_IQ3_NL, channels, kSlice, kRowBytes, kGroupBytes, nTok, gp, headDim, scale); break;
+      case T_IQ2_NL: scorePacked(T_IQ2_NL, channels, kSlice, kRowBytes, kGroupBytes, nTok, gp, headDim, scale); break;
+      case T_IQ3_E8: scorePacked(T_IQ3_E8, channels, kSlice, kRowBytes, kGroupBytes, nTok, gp, headDim, scale); break;
+      case T_IQ2_E8: scorePacked(T_IQ2_E8, channels, kSlice, kRowBytes, kGroupBytes, nTok, gp, headDim, scale); break;
     }
 
     // per token: softmax, then the sinks' values

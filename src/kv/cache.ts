@@ -595,12 +595,26 @@ export class KvCache {
     const values = new Float32Array(KEY_GROUP); // (KEY_GROUP) one channel of the group
     for (let h = 0; h < this.nKvHeads; h++) {
       for (let c = 0; c < this.headDim; c++) {
-        const block = l.kPtr + h * l.kHeadStride + group * l.kGroupBytes + c * l.k.bytesPerBlock;
-        l.k.reference.dequantizeRow(this.rt.u8(block, l.k.bytesPerBlock), values);
+        l.k.reference.dequantizeRow(this.keyChannelBlock(layer, h, group, c), values);
         out[h * this.headDim + c] = values[pos % KEY_GROUP];
       }
     }
     return out;
+  }
+
+  /**
+   * The bytes of channel `channel`'s block in group `group` of kv head `kvHead`, for a layer storing keys per channel
+   * (a view of the cache's memory: the block's KEY_GROUP positions in order).
+   */
+  keyChannelBlock(layer: number, kvHead: number, group: number, channel: number): Uint8Array {
+    this.checkLayer(layer);
+    const l = this.layouts[layer];
+    if (!l.kChannel) throw new RangeError(`layer ${layer} stores one K row per position, not keys per channel: read packedRow`);
+    const groups = l.kHeadStride / l.kGroupBytes;
+    for (const [name, value, end] of [["kv head", kvHead, this.nKvHeads], ["group", group, groups], ["channel", channel, this.headDim]] as const) {
+      if (!Number.isInteger(value) || value < 0 || value >= end) throw new RangeError(`${name} ${value} is not in 0 .. ${end - 1}`);
+    }
+    return this.rt.u8(l.kPtr + kvHead * l.kHeadStride + group * l.kGroupBytes + channel * l.k.bytesPerBlock, l.k.bytesPerBlock);
   }
 
   /**

@@ -3,7 +3,10 @@
  * bytes a KvCache stored, with the formats' scalar reference kernels (src/formats/reference) and float64 sums.
  */
 import { getFormat, rowBytes } from "../../src/formats/table.js";
-import type { KvCache } from "../../src/kv/cache.js";
+import type { BlockFormat } from "../../src/formats/types.js";
+import { IQ2_E8, IQ2_NL, IQ3_E8, IQ3_NL, codebookScale } from "../../src/formats/reference/codebook.js";
+import { readF16 } from "../../src/formats/reference/scalar.js";
+import { KEY_GROUP, type KvCache } from "../../src/kv/cache.js";
 import { rotateRowReference } from "../../src/kv/rotation.js";
 
 export { seededRandom } from "./random.js";
@@ -98,7 +101,7 @@ function exactRow(row: Float32Array, rotation: number, format: string): Float32A
  * `exact.window` positions are scored and summed from their appended rows instead, rotated and rounded to f16 (or q8_0,
  * exact.format), the query through the same format (an f16 or q8_0 cache's dot, here in float64 over the rounded
  * values); so are its first `exact.sinks` positions. Keys stored per channel are
- * scored from their dequantized values (cache.storedKeys) against the f32 query.
+ * scored as the kernel scores them (channelKeyScore).
  */
 export function attentionFromStored(cache: KvCache, layer: number, nPos: number, qIn: Float32Array, exact?: ExactWindow): Float64Array {
   const l = cache.layout(layer);
@@ -120,6 +123,7 @@ export function attentionFromStored(cache: KvCache, layer: number, nPos: number,
     l.v.reference.dequantizeRow(cache.packedRow(layer, "v", p), vals);
     vRowsF32.push(vals);
   }
+  const channelGroups = new Map<string, ChannelGroup>(); // keys per channel: "kvHead group" -> its blocks read
   const kExact = exact ? exact.k.slice(0, nPos).map((row, p) => (isExact(p) ? exactRow(row, l.rotation.k, exact.format ?? "f16") : null)) : [];
   for (let h = 0; h < nHeads; h++) {
     const start = Math.floor(h / group) * headDim;
@@ -144,11 +148,9 @@ export function attentionFromStored(cache: KvCache, layer: number, nPos: number,
         continue;
       }
       if (l.kChannel) {
-        // keys per channel: the stored values (dequantized per channel) against the f32 query
-        const keys = cache.storedKeys(layer, p);
-        let s = 0;
-        for (let i = 0; i < headDim; i++) s += q[h * headDim + i] * keys[start + i];
-        scores.push(s * scale);
+        const key = `${Math.floor(h / group)} ${Math.floor(p / KEY_GROUP)}`;
+        if (!channelGroups.has(key)) channelGroups.set(key, channelGroup(cache, layer, Math.floor(h / group), Math.floor(p / KEY_GROUP)));
+        scores.push(channelKeyScore(channelGroups.get(key)!, p % KEY_GROUP, q.subarray(h * headDim, (h + 1) * headDim)) * scale);
         continue;
       }
       const rowStart = b0 * l.k.bytesPerBlock;
@@ -163,6 +165,68 @@ export function attentionFromStored(cache: KvCache, layer: number, nPos: number,
   }
   if (l.rotation.v > 0) hadamardF64(out, l.rotation.v);
   return out;
+}
+
+/** One group of one kv head's keys stored per channel: per channel c its scale d[c], min m[c] and KEY_GROUP integer quants. */
+interface ChannelGroup {
+  d: Float64Array; // (headDim)
+  m: Float64Array; // (headDim)
+  quants: Float64Array[]; // (headDim) × (KEY_GROUP)
+}
+
+const CODEBOOKS = { iq3_nl: IQ3_NL, iq2_nl: IQ2_NL, iq3_e8: IQ3_E8, iq2_e8: IQ2_E8 } as const;
+
+/** A block's scale d and min m (0 where the format has none), read where the format stores them. */
+function blockScaleAndMin(format: BlockFormat, block: Uint8Array): [number, number] {
+  const cb = CODEBOOKS[format.name as keyof typeof CODEBOOKS];
+  if (cb) return [codebookScale(cb, block, 0), 0];
+  return [readF16(block, 0), format.name === "q4_1" || format.name === "q5_1" ? readF16(block, 2) : 0];
+}
+
+/**
+ * Group `group` of kv head `kvHead` as the reference kernels read it: each channel block dequantized, its integer
+ * quants recovered as (value − m) / d rounded (0 where d is 0, where they do not count).
+ */
+function channelGroup(cache: KvCache, layer: number, kvHead: number, group: number): ChannelGroup {
+  const l = cache.layout(layer);
+  const { headDim } = cache;
+  const out: ChannelGroup = { d: new Float64Array(headDim), m: new Float64Array(headDim), quants: [] };
+  const values = new Float32Array(KEY_GROUP);
+  for (let c = 0; c < headDim; c++) {
+    const block = cache.keyChannelBlock(layer, kvHead, group, c);
+    const [d, m] = blockScaleAndMin(l.k, block);
+    l.k.reference.dequantizeRow(block, values);
+    out.d[c] = d;
+    out.m[c] = m;
+    out.quants.push(Float64Array.from(values, (v) => (d === 0 ? 0 : Math.round((v - m) / d))));
+  }
+  return out;
+}
+
+/**
+ * q·key(i) for position i of a group of keys stored per channel, computed as attention-gqa.ts scoreChannelsAll does:
+ * the query and the channel scales each rounded to i16 at their maximum (qs = round(q · f32(32767 / max |q|)), sq =
+ * max |q| / 32767, the same for d), multiplied in Q15 (qi = (qs·dn + 2^14) >> 15), then f32(Σ qi[c]·k[i][c]) ·
+ * f32(sq · sd) · 32768 + sq · Σ qs[c]·m[c], the kernel's f32 operations, the sums in float64.
+ */
+function channelKeyScore(g: ChannelGroup, i: number, q: Float32Array): number {
+  const f = Math.fround;
+  const toI16 = (xs: ArrayLike<number>) => {
+    const top = Math.max(...Array.from(xs, Math.abs));
+    const inv = top > 0 ? f(32767 / top) : 0;
+    // + 1.5·2^23 in f32 rounds half to even
+    return { step: f(top / 32767), ints: Array.from(xs, (x) => f(f(x * inv) + 12582912) - 12582912) };
+  };
+  const qs = toI16(q);
+  const dn = toI16(g.d);
+  let sum = 0;
+  let minTerm = 0;
+  for (let c = 0; c < q.length; c++) {
+    const qi = Math.floor((qs.ints[c] * dn.ints[c] + 16384) / 32768);
+    sum += qi * g.quants[c][i];
+    minTerm += qs.ints[c] * g.m[c];
+  }
+  return f(sum) * f(f(qs.step * dn.step) * 32768) + qs.step * minTerm;
 }
 
 /** max |a − b| / max |b|: error relative to the largest reference magnitude. */

@@ -1,8 +1,9 @@
 /**
  * Keys per channel (KIVI's layout: KvPair.kLayout "channel", configs spelled `K4V4+c`): each group of 32 positions of
  * a kv head is quantized channel by channel once complete; its positions are read from the exact window until then.
- *   1. the kernel against the scalar reference (attentionFromStored over cache.storedKeys) at every position, across
- *      group edges, for several K and V formats, with and without rotation, windows of 32 and 40, with sinks;
+ *   1. the kernel against the scalar reference (attentionFromStored, which scores keys per channel with the kernel's
+ *      integer arithmetic) at every position, across group edges, for several K and V formats, with and without
+ *      rotation, windows of 32 and 40, with sinks; and with zero channels, a zero query head, a large channel offset;
  *   2. the stored groups are the reference quantizer's bytes of each channel of the f16 window rows;
  *   3. the same bits for any batch split and thread count; bytes() counts whole groups;
  *   4. misuse is refused clearly (no window, a small window, f16 keys), and configs spell it `+c`;
@@ -44,7 +45,7 @@ interface Run {
 }
 
 /** Append `nPos` random positions in batches of `batch` and attend every position's query after its batch's append. */
-function run(opts: KvCacheOptions, nPos: number, batch: number, seed: number, pool?: ThreadPool): Run {
+function run(opts: KvCacheOptions, nPos: number, batch: number, seed: number, pool?: ThreadPool, shapeRows?: (k: Float32Array, q: Float32Array) => void): Run {
   const cache = new KvCache(rt, { ...opts, ...(pool ? { pool } : {}) });
   const r = rt;
   const rand = seededRandom(seed);
@@ -56,6 +57,7 @@ function run(opts: KvCacheOptions, nPos: number, batch: number, seed: number, po
     k.push(gaussianRow(rand, kvDim));
     v.push(gaussianRow(rand, kvDim));
     qs.push(gaussianRow(rand, qDim));
+    shapeRows?.(k[p], qs[p]);
   }
   const kPtr = r.alloc(batch * kvDim * 4);
   const vPtr = r.alloc(batch * kvDim * 4);
@@ -103,6 +105,32 @@ test("keys per channel: attention equals the scalar reference at every position,
   }
 });
 
+test("keys per channel: zero channels, a zero query head and a large channel offset score as the reference does", () => {
+  // without rotation, so the zeros stay zeros: channels 0..7 of every key are 0 (their blocks' d is 0), query head 1
+  // is all zeros (its folded query's maximum is 0), channel 9 sits on an offset 100× its spread (q4_1's min)
+  const shapeRows = (k: Float32Array, q: Float32Array) => {
+    for (let h = 0; h < shape.nKvHeads; h++) {
+      k.fill(0, h * shape.headDim, h * shape.headDim + 8);
+      k[h * shape.headDim + 9] += 100;
+    }
+    q.fill(0, shape.headDim, 2 * shape.headDim);
+  };
+  for (const [kf, vf] of [["q4_1", "q4_0"], ["q4_0", "q8_0"], ["iq2_e8", "q4_0"]] as const) {
+    const opts = options(kf, vf, { rotation: false });
+    const r = run(opts, 70, 9, 5, undefined, shapeRows);
+    try {
+      for (let p = 0; p < 70; p++) {
+        const want = attentionFromStored(r.cache, 0, p + 1, r.qs[p], { k: r.k, v: r.v, window: 32 });
+        assert.ok(r.outs[p].every(Number.isFinite), `${kf} position ${p}: not finite`);
+        const err = maxRelativeError(r.outs[p], want);
+        assert.ok(err < 2e-5, `${kf}/${vf} position ${p}: ${err.toExponential(2)}`);
+      }
+    } finally {
+      r.cache.dispose();
+    }
+  }
+});
+
 test("keys per channel: each group holds the reference quantizer's bytes of each channel of the window's f16 rows", () => {
   for (const kf of ["q4_1", "iq3_nl"] as const) {
     const opts = options(kf, "q4_0", { rotation: false });
@@ -126,12 +154,16 @@ test("keys per channel: each group holds the reference quantizer's bytes of each
             l.k.reference.quantizeRow(channel, want);
             const at = l.kPtr + h * l.kHeadStride + g * l.kGroupBytes + c * l.k.bytesPerBlock;
             assert.deepEqual(Buffer.from(rt.u8(at, l.k.bytesPerBlock)), Buffer.from(want), `${kf} group ${g} head ${h} channel ${c}`);
+            assert.deepEqual(Buffer.from(r.cache.keyChannelBlock(0, h, g, c)), Buffer.from(want));
           }
         }
       }
       // position 64's group (64..95) is not complete at 70 positions
       assert.throws(() => r.cache.storedKeys(0, 65), /group of keys is not complete yet/);
       assert.throws(() => r.cache.packedRow(0, "k", 3), /stores keys per channel/);
+      assert.throws(() => r.cache.keyChannelBlock(0, 2, 0, 0), /kv head 2 is not in 0 \.\. 1/);
+      assert.throws(() => r.cache.keyChannelBlock(0, 0, 4, 0), /group 4 is not in 0 \.\. 3/);
+      assert.throws(() => r.cache.keyChannelBlock(0, 0, 0, 64), /channel 64 is not in 0 \.\. 63/);
       // bytes: whole groups of K (100 positions → 4 groups), V rows, the window's f16 rows
       assert.equal(r.cache.bytes(), shape.nKvHeads * 4 * l.kGroupBytes + 100 * rowBytes(getKvFormat("q4_0"), kvDim) + kvExactBytes(32, 1, kvDim));
     } finally {
