@@ -16,7 +16,7 @@
 // Requires headDim % 8 == 0 and whole K and V blocks per head (headDim % 32 == 0 for block formats); cache.ts uses the
 // per-head path otherwise. A group that is not a multiple of 4 heads is padded with zero queries whose results are dropped.
 import { U8_15, U8_16, U8_8, dequantQuants16, dequantQuants16Min, f16x4ToF32x4, fifthBits, highNibbles, hsumF32x4, loadF16, loadF16x4Subnormals, lookup16, u8const, vconst } from "./formats/common";
-import { CB_IQ2_E8, CB_IQ2_NL, CB_IQ3_E8, CB_IQ3_NL, codebookBlockBytes, codebookLevels, codebookLevelsOf, codebookPairs, codebookQh, codebookScale } from "./formats/codebook";
+import { CB_IQ2_E8, CB_IQ2_NL, CB_IQ3_E8, CB_IQ3_NL, codebookBlockBytes, codebookLevelsOf, codebookPairs, codebookQh, codebookScale } from "./formats/codebook";
 import { fwht_f32 } from "./rotation";
 import {
   T_F32, T_F16, T_BF16, T_Q8_0, T_Q8_1, T_Q5_1, T_Q5_0, T_Q4_1, T_Q4_0, T_IQ4_NL, T_IQ3_NL, T_IQ2_NL, T_IQ3_E8, T_IQ2_E8, quantizeRow_byType, expNonPositive_f32x4,
@@ -48,8 +48,8 @@ export function attendLayerDescBytes(): i32 {
 //   scores (maxPos, gp) f32 | acc (gp, headDim) f32 | qPrep (gp, headDim) f32 or i16 | qScale 2 × (gp, nBlocks) f32 |
 //   sums (gp) f32 | range (sHi, lo, nPos, 0) i32
 // once: qPrepExact (gp, headDim) f32 | exactRange 4 × i32 | kDec headDim f32 (or headDim i16 + 2 × nBlocks f32) |
-//   kGroup (KEY_GROUP / 4, headDim / 2) × 8 i16 | kScales 2 × headDim f32 | qPairs (gp / 4, headDim / 2, 4) × 8 i16 |
-//   qSteps 2 × gp f32 | vDec (V_TILE, headDim) f32 | qTmp headDim f32 + 64 | qRot headDim f32
+//   kGroup (KEY_GROUP / 4, headDim / 2) × 8 i16 | kScales headDim i16 (in headDim f32) + headDim f32 |
+//   qPairs (gp / 4, headDim / 2, 4) × 8 i16 | qSteps 2 × gp f32 | vDec (V_TILE, headDim) f32 | qTmp headDim f32 + 64 | qRot headDim f32
 // Module globals, not objects (no managed memory: the JS allocator owns everything above __heap_base); every thread
 // has its own instance, so these are per thread. Set by layoutScratch.
 let sScores: usize = 0;
@@ -208,36 +208,37 @@ export function attendScratchBytes(nHeads: i32, nKvHeads: i32, headDim: i32, max
   return 0;
 }
 
-/** The 32 integer quants of a block (values 0..15 in `low`, 16..31 in `high`), as the format's dot_ kernel sees them. */
+/** The low (half 0) or high (half 1) nibbles of the bytes of v. */
 // @ts-ignore: decorator
-@inline function quantsLow(type: i32, block: usize): v128 {
-  switch (type) {
-    case T_Q8_0: return v128.load(block, 2);
-    case T_Q4_0: return i8x16.sub(v128.and(v128.load(block, 2), u8const(U8_15)), u8const(U8_8));
-    case T_Q4_1: return v128.and(v128.load(block, 4), u8const(U8_15));
-    case T_Q5_0: return i8x16.sub(v128.or(v128.and(v128.load(block, 6), u8const(U8_15)), fifthBits(load<u32>(block, 2), 0)), u8const(U8_16));
-    case T_Q5_1: return v128.or(v128.and(v128.load(block, 8), u8const(U8_15)), fifthBits(load<u32>(block, 4), 0));
-    case T_IQ4_NL: return lookup16(iq4nlLevels(), v128.and(v128.load(block, 2), u8const(U8_15)));
-    case T_IQ3_NL: return codebookLevels(CB_IQ3_NL, block, 0);
-    case T_IQ2_NL: return codebookLevels(CB_IQ2_NL, block, 0);
-    case T_IQ3_E8: return codebookLevels(CB_IQ3_E8, block, 0);
-    case T_IQ2_E8: return codebookLevels(CB_IQ2_E8, block, 0);
-  }
-  return i8x16.splat(0);
+@inline function nibbles(v: v128, half: i32): v128 {
+  return half == 0 ? v128.and(v, u8const(U8_15)) : highNibbles(v);
 }
+
+/**
+ * A block's index pairs for halfQuants: codebookPairs for the codebook formats (one load serves both halves), zeros
+ * for the others.
+ */
 // @ts-ignore: decorator
-@inline function quantsHigh(type: i32, block: usize): v128 {
+@inline function blockPairs(type: i32, block: usize): v128 {
+  const cb = codebookOf(type);
+  return cb != 0 ? codebookPairs(cb, block) : i32x4.splat(0);
+}
+
+/**
+ * Half `half` of a block's 32 integer quants (values 0..15, or 16..31 for half 1) as the format's dot_ kernel sees
+ * them; the codebook formats' from their blockPairs and codebookQh, read once for both halves.
+ */
+// @ts-ignore: decorator
+@inline function halfQuants(type: i32, block: usize, pairs: v128, qh: v128, half: i32): v128 {
+  const cb = codebookOf(type);
+  if (cb != 0) return codebookLevelsOf(cb, pairs, qh, half);
   switch (type) {
-    case T_Q8_0: return v128.load(block, 18);
-    case T_Q4_0: return i8x16.sub(highNibbles(v128.load(block, 2)), u8const(U8_8));
-    case T_Q4_1: return highNibbles(v128.load(block, 4));
-    case T_Q5_0: return i8x16.sub(v128.or(highNibbles(v128.load(block, 6)), fifthBits(load<u32>(block, 2), 2)), u8const(U8_16));
-    case T_Q5_1: return v128.or(highNibbles(v128.load(block, 8)), fifthBits(load<u32>(block, 4), 2));
-    case T_IQ4_NL: return lookup16(iq4nlLevels(), highNibbles(v128.load(block, 2)));
-    case T_IQ3_NL: return codebookLevels(CB_IQ3_NL, block, 1);
-    case T_IQ2_NL: return codebookLevels(CB_IQ2_NL, block, 1);
-    case T_IQ3_E8: return codebookLevels(CB_IQ3_E8, block, 1);
-    case T_IQ2_E8: return codebookLevels(CB_IQ2_E8, block, 1);
+    case T_Q8_0: return v128.load(block + (<usize>half << 4), 2);
+    case T_Q4_0: return i8x16.sub(nibbles(v128.load(block, 2), half), u8const(U8_8));
+    case T_Q4_1: return nibbles(v128.load(block, 4), half);
+    case T_Q5_0: return i8x16.sub(v128.or(nibbles(v128.load(block, 6), half), fifthBits(load<u32>(block, 2), half << 1)), u8const(U8_16));
+    case T_Q5_1: return v128.or(nibbles(v128.load(block, 8), half), fifthBits(load<u32>(block, 4), half << 1));
+    case T_IQ4_NL: return lookup16(iq4nlLevels(), nibbles(v128.load(block, 2), half));
   }
   return i8x16.splat(0);
 }
@@ -314,14 +315,9 @@ function prepareQueries(
   const scales = dst + (<usize>nBlocks << 6);
   for (let b = 0; b < nBlocks; b++) {
     const block = row + <usize>b * bytes;
-    const cb = codebookOf(type);
-    if (cb != 0) { // both halves from one load of the index pairs
-      const pairs = codebookPairs(cb, block);
-      const qh = codebookQh(cb, block);
-      storeWidened(dst + (<usize>b << 6), codebookLevelsOf(cb, pairs, qh, 0), codebookLevelsOf(cb, pairs, qh, 1));
-    } else {
-      storeWidened(dst + (<usize>b << 6), quantsLow(type, block), quantsHigh(type, block));
-    }
+    const pairs = blockPairs(type, block);
+    const qh = codebookQh(codebookOf(type), block); // zeros without a load where there is no qh
+    storeWidened(dst + (<usize>b << 6), halfQuants(type, block, pairs, qh, 0), halfQuants(type, block, pairs, qh, 1));
     store<f32>(scales + (<usize>b << 2), blockScale(type, block));
     if (hasMin(type)) store<f32>(scales + (<usize>(nBlocks + b) << 2), loadF16(block + 2));
   }
@@ -517,26 +513,27 @@ function prepareQueries(
  * headDim <= 511); the min term only for q4_1 and q5_1. test/helpers/kv-reference.ts computes the same.
  */
 
-/** Every lane of v: max |lane| (f32x4.max: a NaN lane makes it NaN). */
+/**
+ * n f32 (four per chunk, chunks chunkStride bytes apart from `at`) rounded in place to i16 at their maximum |x|:
+ * x · f32(32767 / max), half to even (+ 1.5·2^23 leaves the integer in an f32's low bits), zeros when the maximum is
+ * 0; values 8·c8 .. 8·c8 + 7 as an i16x8 at at + c8·outStride (outStride <= 2·chunkStride, so nothing is overwritten
+ * before it is read). Returns the step, max / 32767 (f32x4.max: NaN when a value is NaN).
+ */
 // @ts-ignore: decorator
-@inline function maxAbsLanes(v: v128): v128 {
-  const m = f32x4.max(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
-  return f32x4.max(m, i32x4.shuffle(m, m, 1, 0, 3, 2));
-}
-
-/** Eight f32 (a, then b) times `inv`, rounded half to even to i16 (|a·inv|, |b·inv| < 32767.5): an i16x8. */
-// @ts-ignore: decorator
-@inline function roundToI16x8(a: v128, b: v128, inv: v128): v128 {
-  const roundBias = f32x4.splat(12582912.0); // 1.5 · 2^23: x + it rounds x half to even, the integer in the low bits
-  const x = f32x4.add(f32x4.mul(a, inv), roundBias);
-  const y = f32x4.add(f32x4.mul(b, inv), roundBias);
-  return i8x16.shuffle(x, y, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29); // low i16 of each lane
-}
-
-/** 32767 / top in every lane, 0 where top is 0 (or NaN). */
-// @ts-ignore: decorator
-@inline function i16Inverse(top: v128): v128 {
-  return v128.and(f32x4.div(f32x4.splat(32767), top), f32x4.gt(top, f32x4.splat(0)));
+@inline function roundToI16AtMax(at: usize, chunkStride: usize, outStride: usize, n: i32): f32 {
+  let top = f32x4.splat(0);
+  for (let c = 0; c < n >> 2; c++) top = f32x4.max(top, f32x4.abs(v128.load(at + <usize>c * chunkStride)));
+  top = f32x4.max(top, i32x4.shuffle(top, top, 2, 3, 0, 1));
+  top = f32x4.max(top, i32x4.shuffle(top, top, 1, 0, 3, 2)); // every lane: the maximum
+  const inv = v128.and(f32x4.div(f32x4.splat(32767), top), f32x4.gt(top, f32x4.splat(0)));
+  const roundBias = f32x4.splat(12582912.0);
+  for (let c8 = 0; c8 < n >> 3; c8++) {
+    const from = at + <usize>(c8 * 2) * chunkStride;
+    const x = f32x4.add(f32x4.mul(v128.load(from), inv), roundBias);
+    const y = f32x4.add(f32x4.mul(v128.load(from + chunkStride), inv), roundBias);
+    v128.store(at + <usize>c8 * outStride, i8x16.shuffle(x, y, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29));
+  }
+  return f32x4.extract_lane(f32x4.div(top, f32x4.splat(32767)), 0);
 }
 
 /**
@@ -546,20 +543,9 @@ function prepareQueries(
  */
 // @ts-ignore: decorator
 @inline function scaleChannelQueries(prep: usize, gp: i32, headDim: i32, steps: usize): void {
-  const nChunks = headDim >> 2;
-  for (let quad = 0; quad < gp >> 2; quad++) {
-    for (let lane = 0; lane < 4; lane++) {
-      const q = prep + (<usize>(quad * nChunks * 4 + lane) << 4); // chunk c at + c·64
-      let top = f32x4.splat(0);
-      for (let c = 0; c < nChunks; c++) top = f32x4.max(top, f32x4.abs(v128.load(q + (<usize>c << 6))));
-      top = maxAbsLanes(top);
-      store<f32>(steps + (<usize>(quad * 4 + lane) << 2), f32x4.extract_lane(f32x4.div(top, f32x4.splat(32767)), 0));
-      const inv = i16Inverse(top);
-      for (let c8 = 0; c8 < headDim >> 3; c8++) {
-        const at = q + (<usize>c8 << 7);
-        v128.store(at, roundToI16x8(v128.load(at), v128.load(at, 64), inv));
-      }
-    }
+  for (let head = 0; head < gp; head++) {
+    const q = prep + (<usize>((head >> 2) * headDim + (head & 3)) << 4); // chunk c at + c·64
+    store<f32>(steps + (<usize>head << 2), roundToI16AtMax(q, 64, 128, headDim));
   }
 }
 
@@ -572,7 +558,6 @@ function prepareQueries(
 @inline function loadChannelScales(type: i32, group: usize, headDim: i32): f32 {
   const bytes = blockBytes(type);
   const cb = codebookOf(type);
-  let top = f32x4.splat(0);
   for (let c = 0; c < headDim; c += 4) {
     const b0 = group + <usize>c * bytes;
     const b1 = b0 + bytes;
@@ -581,18 +566,10 @@ function prepareQueries(
     const d = cb != 0
       ? f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(codebookScale(cb, b0)), 1, codebookScale(cb, b1)), 2, codebookScale(cb, b2)), 3, codebookScale(cb, b3))
       : loadF16x4Subnormals(b0, b1, b2, b3);
-    top = f32x4.max(top, f32x4.abs(d));
     v128.store(sKScales + (<usize>c << 2), d);
     if (hasMin(type)) v128.store(sKScales + (<usize>(headDim + c) << 2), loadF16x4Subnormals(b0 + 2, b1 + 2, b2 + 2, b3 + 2));
   }
-  top = maxAbsLanes(top);
-  const inv = i16Inverse(top);
-  // in place: the i16 of channels 8·c8 .. 8·c8 + 7 land at c8·16, before the f32 not read yet (at c8·32 on)
-  for (let c8 = 0; c8 < headDim >> 3; c8++) {
-    const at = sKScales + (<usize>c8 << 5);
-    v128.store(sKScales + (<usize>c8 << 4), roundToI16x8(v128.load(at), v128.load(at, 16), inv));
-  }
-  return f32x4.extract_lane(f32x4.div(top, f32x4.splat(32767)), 0);
+  return roundToI16AtMax(sKScales, 16, 16, headDim);
 }
 
 /**
@@ -645,14 +622,13 @@ function prepareQueries(
   for (let pair = 0; pair < nPairs; pair++) {
     const b0 = group + <usize>(pair * 2) * bytes;
     const b1 = b0 + bytes;
-    // codebook formats: both halves of a block from one load of its index pairs
-    const pairs0 = cb != 0 ? codebookPairs(cb, b0) : i32x4.splat(0);
-    const pairs1 = cb != 0 ? codebookPairs(cb, b1) : i32x4.splat(0);
+    const pairs0 = blockPairs(type, b0);
+    const pairs1 = blockPairs(type, b1);
     const qh0 = codebookQh(cb, b0); // zeros without a load where there is no qh
     const qh1 = codebookQh(cb, b1);
     for (let half = 0; half < 2; half++) {
-      const x0 = cb != 0 ? codebookLevelsOf(cb, pairs0, qh0, half) : half == 0 ? quantsLow(type, b0) : quantsHigh(type, b0);
-      const x1 = cb != 0 ? codebookLevelsOf(cb, pairs1, qh1, half) : half == 0 ? quantsLow(type, b1) : quantsHigh(type, b1);
+      const x0 = halfQuants(type, b0, pairs0, qh0, half);
+      const x1 = halfQuants(type, b1, pairs1, qh1, half);
       const lo = i8x16.shuffle(x0, x1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
       const hi = i8x16.shuffle(x0, x1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
       const at = dst + <usize>(half * 4) * pqStride + (<usize>pair << 4);
@@ -820,13 +796,10 @@ function softmaxWeights(nPos: i32, gp: i32, scores: usize, sums: usize): void {
       const d = f32x4.splat(blockScale(type, block));
       const m = hasMin(type) ? f32x4.splat(loadF16(block + 2)) : f32x4.splat(0);
       const o = outRow + (<usize>b << 7);
-      const cb = codebookOf(type); // codebook formats: both halves from one load of the index pairs
-      const pairs = cb != 0 ? codebookPairs(cb, block) : v128.splat<i32>(0);
-      const qh = codebookQh(cb, block); // zeros where there is no qh (cb 0 included)
+      const pairs = blockPairs(type, block);
+      const qh = codebookQh(codebookOf(type), block); // zeros without a load where there is no qh
       for (let half = 0; half < 2; half++) {
-        const q = cb != 0
-          ? codebookLevelsOf(cb, pairs, qh, half)
-          : half == 0 ? quantsLow(type, block) : quantsHigh(type, block);
+        const q = halfQuants(type, block, pairs, qh, half);
         const p = o + (<usize>half << 6);
         if (hasMin(type)) dequantQuants16Min(p, q, d, m);
         else dequantQuants16(p, q, d);
