@@ -12,7 +12,9 @@
 // - softmax: scores are stored (nPos, groupPadded) so max, exp and sums run on 4 heads per vector, summed in the
 //   per-head path's order (positions mod 4 in four partial sums, then the tail).
 // - values: a tile of positions' V slices is decoded once to f32, then a 4-head × 8-value register tile accumulates
-//   acc += w × v over the tile's positions in order (the axpy order).
+//   acc += w × v over the tile's positions in order (the axpy order). kvsplit's codebook V formats are summed in
+//   integers instead (accumulateCodebookTile), which the per-head path does not do: that path runs them only for
+//   shapes this one cannot take.
 // Requires headDim % 8 == 0 and whole K and V blocks per head (headDim % 32 == 0 for block formats); cache.ts uses the
 // per-head path otherwise. A group that is not a multiple of 4 heads is padded with zero queries whose results are dropped.
 import { U8_15, U8_16, U8_8, dequantQuants16, dequantQuants16Min, f16x4ToF32x4, fifthBits, highNibbles, hsumF32x4, loadF16, loadF16x4Subnormals, lookup16, u8const, vconst } from "./formats/common";
@@ -49,7 +51,10 @@ export function attendLayerDescBytes(): i32 {
 //   sums (gp) f32 | range (sHi, lo, nPos, 0) i32
 // once: qPrepExact (gp, headDim) f32 | exactRange 4 × i32 | kDec headDim f32 (or headDim i16 + 2 × nBlocks f32) |
 //   kGroup (KEY_GROUP / 4, headDim / 2) × 8 i16 | kScales headDim i16 (in headDim f32) + headDim f32 |
-//   qPairs (gp / 4, headDim / 2, 4) × 8 i16 | qSteps 2 × gp f32 | vDec (V_TILE, headDim) f32 | qTmp headDim f32 + 64 | qRot headDim f32
+//   qPairs (gp / 4, headDim / 2, 4) × 8 i16 | qSteps 2 × gp f32 | vDec (V_TILE, headDim) f32 (or (V_TILE / 2,
+//   headDim, 2) i16) | vScales (V_TILE, vBlocks) f32 | vNormScales (V_TILE + 1, vBlocks) f32 |
+//   vWeights (vBlocks, gp / 4, V_TILE / 2, 4) × 2 i16 |
+//   vSteps (vBlocks, gp) f32 | qTmp headDim f32 + 64 | qRot headDim f32     (vBlocks = ceil(headDim / 32))
 // Module globals, not objects (no managed memory: the JS allocator owns everything above __heap_base); every thread
 // has its own instance, so these are per thread. Set by layoutScratch.
 let sScores: usize = 0;
@@ -72,6 +77,10 @@ let sKScales: usize = 0;
 let sQPairs: usize = 0;
 let sQSteps: usize = 0;
 let sVDec: usize = 0;
+let sVScales: usize = 0;
+let sVNormScales: usize = 0;
+let sVWeights: usize = 0;
+let sVSteps: usize = 0;
 let sQTmp: usize = 0;
 let sQRot: usize = 0;
 
@@ -86,6 +95,7 @@ function layoutScratch(base: usize, group: i32, headDim: i32, maxPos: i32): usiz
   const d = <usize>headDim;
   const nBlocks = <usize>(headDim >> 5) + 1;
   const tile = <usize>TOKEN_TILE;
+  const vBlocks = (d + 31) >> 5;
   sScoresStride = align16(<usize>maxPos * gp * 4);
   sAccStride = align16(gp * d * 4);
   sQPrepStride = align16(gp * d * 4);
@@ -105,7 +115,11 @@ function layoutScratch(base: usize, group: i32, headDim: i32, maxPos: i32): usiz
   sQPairs = sKScales + align16(2 * d * 4);
   sQSteps = sQPairs + align16(gp * d * 8);
   sVDec = sQSteps + align16(2 * gp * 4);
-  sQTmp = sVDec + align16(<usize>V_TILE * d * 4);
+  sVScales = sVDec + align16(<usize>V_TILE * d * 4);
+  sVNormScales = sVScales + align16(<usize>V_TILE * vBlocks * 4);
+  sVWeights = sVNormScales + align16((<usize>V_TILE + 1) * vBlocks * 4);
+  sVSteps = sVWeights + align16(vBlocks * gp * <usize>(V_TILE >> 1) * 4);
+  sQTmp = sVSteps + align16(vBlocks * gp * 4);
   sQRot = sQTmp + align16(d * 4 + 64);
   return sQRot + align16(d * 4);
 }
@@ -809,65 +823,247 @@ function softmaxWeights(nPos: i32, gp: i32, scores: usize, sums: usize): void {
 }
 
 /**
- * acc[(head, headDim)] += Σ_t w[t][head] · v[t] for a tile of `count` positions, 4 heads × 8 values in registers,
- * positions in order (each element sees acc + w·v, as axpy does).
- *   v: (count) rows of headDim f32, vStride bytes apart;  w: (count, gp) f32 weights (rows gp·4 bytes apart)
+ * The values' register tiles, one generic shape for float and integer sums (`integer`, a constant after inlining):
+ * per quad and 8 channels, 4 heads × 8 channels of sums in registers over `n` steps, step i reading values at
+ * v + i·vStride + c8·32 (two v128) and each head's weight splatted from w + quad·wQuadStride + (c8 / 4)·wBlockStride
+ * + i·wStride + 4h.
+ *   float:   the sums start from acc, each step adds w·v (f32; a position, in order: each element sees acc + w·v, as
+ *            axpy does), and are stored back;
+ *   integer: the sums start from 0, each step adds pmaddwd(v, w) (i16 pairs: two positions), and acc += f32(sum) ·
+ *            step, the head's step at steps + ((c8 / 4)·gp/4 + quad)·16 + 4h.
+ *   acc: (gp, headDim) f32
  */
-function accumulateTile(acc: usize, v: usize, vStride: i32, w: usize, count: i32, gp: i32, headDim: i32): void {
-  const wStride = <usize>gp << 2;
+// @ts-ignore: decorator
+@inline function registerTileSums(
+  integer: bool, acc: usize, v: usize, vStride: usize, w: usize, wStride: usize, wQuadStride: usize, wBlockStride: usize,
+  n: i32, gp: i32, headDim: i32, steps: usize,
+): void {
   const headBytes = <usize>headDim << 2;
-  for (let quad = 0; quad < gp >> 2; quad++) {
+  const nQuads = gp >> 2;
+  for (let quad = 0; quad < nQuads; quad++) {
     const accQuad = acc + <usize>(quad * 4) * headBytes;
-    const wQuad = w + (<usize>quad << 4);
     for (let c8 = 0; c8 < headDim >> 3; c8++) {
       const o0 = accQuad + (<usize>c8 << 5);
       const o1 = o0 + headBytes;
       const o2 = o1 + headBytes;
       const o3 = o2 + headBytes;
-      let a0 = v128.load(o0);
-      let b0 = v128.load(o0, 16);
-      let a1 = v128.load(o1);
-      let b1 = v128.load(o1, 16);
-      let a2 = v128.load(o2);
-      let b2 = v128.load(o2, 16);
-      let a3 = v128.load(o3);
-      let b3 = v128.load(o3, 16);
+      const zero = i32x4.splat(0);
+      let a0 = integer ? zero : v128.load(o0);
+      let b0 = integer ? zero : v128.load(o0, 16);
+      let a1 = integer ? zero : v128.load(o1);
+      let b1 = integer ? zero : v128.load(o1, 16);
+      let a2 = integer ? zero : v128.load(o2);
+      let b2 = integer ? zero : v128.load(o2, 16);
+      let a3 = integer ? zero : v128.load(o3);
+      let b3 = integer ? zero : v128.load(o3, 16);
       let vp = v + (<usize>c8 << 5);
-      let wp = wQuad;
-      for (let t = 0; t < count; t++) {
+      let wp = w + <usize>quad * wQuadStride + <usize>(c8 >> 2) * wBlockStride;
+      for (let i = 0; i < n; i++) {
         const lo = v128.load(vp);
         const hi = v128.load(vp, 16);
         const w0 = v128.load32_splat(wp);
         const w1 = v128.load32_splat(wp, 4);
         const w2 = v128.load32_splat(wp, 8);
         const w3 = v128.load32_splat(wp, 12);
-        a0 = f32x4.add(a0, f32x4.mul(w0, lo));
-        b0 = f32x4.add(b0, f32x4.mul(w0, hi));
-        a1 = f32x4.add(a1, f32x4.mul(w1, lo));
-        b1 = f32x4.add(b1, f32x4.mul(w1, hi));
-        a2 = f32x4.add(a2, f32x4.mul(w2, lo));
-        b2 = f32x4.add(b2, f32x4.mul(w2, hi));
-        a3 = f32x4.add(a3, f32x4.mul(w3, lo));
-        b3 = f32x4.add(b3, f32x4.mul(w3, hi));
-        vp += <usize>vStride;
+        a0 = mulAdd(integer, a0, w0, lo);
+        b0 = mulAdd(integer, b0, w0, hi);
+        a1 = mulAdd(integer, a1, w1, lo);
+        b1 = mulAdd(integer, b1, w1, hi);
+        a2 = mulAdd(integer, a2, w2, lo);
+        b2 = mulAdd(integer, b2, w2, hi);
+        a3 = mulAdd(integer, a3, w3, lo);
+        b3 = mulAdd(integer, b3, w3, hi);
+        vp += vStride;
         wp += wStride;
       }
-      v128.store(o0, a0);
-      v128.store(o0, b0, 16);
-      v128.store(o1, a1);
-      v128.store(o1, b1, 16);
-      v128.store(o2, a2);
-      v128.store(o2, b2, 16);
-      v128.store(o3, a3);
-      v128.store(o3, b3, 16);
+      if (integer) {
+        const step = v128.load(steps + (<usize>((c8 >> 2) * nQuads + quad) << 4));
+        addScaled(o0, a0, b0, f32x4.splat(f32x4.extract_lane(step, 0)));
+        addScaled(o1, a1, b1, f32x4.splat(f32x4.extract_lane(step, 1)));
+        addScaled(o2, a2, b2, f32x4.splat(f32x4.extract_lane(step, 2)));
+        addScaled(o3, a3, b3, f32x4.splat(f32x4.extract_lane(step, 3)));
+      } else {
+        v128.store(o0, a0);
+        v128.store(o0, b0, 16);
+        v128.store(o1, a1);
+        v128.store(o1, b1, 16);
+        v128.store(o2, a2);
+        v128.store(o2, b2, 16);
+        v128.store(o3, a3);
+        v128.store(o3, b3, 16);
+      }
+    }
+  }
+}
+
+/** sum + w·v: f32 multiply and add, or (integer) i32 add of pmaddwd over v's i16 pairs. */
+// @ts-ignore: decorator
+@inline function mulAdd(integer: bool, sum: v128, w: v128, v: v128): v128 {
+  return integer ? i32x4.add(sum, i32x4.dot_i16x8_s(v, w)) : f32x4.add(sum, f32x4.mul(w, v));
+}
+
+/** 8 f32 at `at` += f32(lo, hi) · step. */
+// @ts-ignore: decorator
+@inline function addScaled(at: usize, lo: v128, hi: v128, step: v128): void {
+  v128.store(at, f32x4.add(v128.load(at), f32x4.mul(f32x4.convert_i32x4_s(lo), step)));
+  v128.store(at, f32x4.add(v128.load(at, 16), f32x4.mul(f32x4.convert_i32x4_s(hi), step)), 16);
+}
+
+/**
+ * acc[(head, headDim)] += Σ_t w[t][head] · v[t] for a tile of `count` positions in float (registerTileSums).
+ *   v: (count) rows of headDim f32, vStride bytes apart;  w: (count, gp) f32 weights (rows gp·4 bytes apart)
+ */
+function accumulateTile(acc: usize, v: usize, vStride: i32, w: usize, count: i32, gp: i32, headDim: i32): void {
+  registerTileSums(false, acc, v, <usize>vStride, w, <usize>gp << 2, 16, 0, count, gp, headDim, 0);
+}
+
+// ---- values of kvsplit's codebook formats: integer sums ---------------------------------------------------------
+
+// A codebook V value is v[t][c] = d[t][b]·L[t][c] (block b's scale, an int8 level), so Σ_t w[t]·v[t][c] =
+// Σ_t x[t][b]·L[t][c] with x = w·d. Per tile of V_TILE positions, token slot, block b and head, x is rounded to i16
+// against the head's largest weight times the block's largest |d| over the slot's positions in the tile (a bound on
+// |x|; roundTileWeights has the exact float steps), and pmaddwd sums two positions per instruction:
+//   xq[t] ≈ x[t] / step   (rounded half to even; 0 outside the slot's positions, and for the padding row of an odd tile)
+//   acc[c] += f32(Σ_t xq[t]·L[t][c]) · step
+// The integer sum is exact (|Σ| <= V_TILE · 32767 · 127 < 2^31); against float sums each term is off by at most half
+// a step times |L[t][c]| (and f32 roundings), which test/helpers/kv-reference.ts bounds. (Before: the tile was
+// decoded to f32 and summed as acc += w·v per position, as llama.cpp's formats still are: twice the multiply-adds.)
+
+/** 16 int8 of each of two positions (a, b) -> four i16x8 at dst: channels 4j .. 4j + 3 as [a, b] pairs at dst + 16·j. */
+// @ts-ignore: decorator
+@inline function storePositionPairs(dst: usize, a: v128, b: v128): void {
+  const lo = i8x16.shuffle(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const hi = i8x16.shuffle(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  v128.store(dst, i16x8.extend_low_i8x16_s(lo));
+  v128.store(dst, i16x8.extend_high_i8x16_s(lo), 16);
+  v128.store(dst, i16x8.extend_low_i8x16_s(hi), 32);
+  v128.store(dst, i16x8.extend_high_i8x16_s(hi), 48);
+}
+
+/**
+ * Decode `count` V rows' kv slices (rows rowBytes apart) of codebook format `type` into position pairs: pair k
+ * (positions 2k, 2k + 1) at dst + k·headDim·4, its channels 4j .. 4j + 3 at + 16·j as i16 [L(2k, c), L(2k + 1, c)];
+ * block b's scale of position t at scales[t·nBlocks + b]. An odd count's last pair has a zero second position (levels
+ * and scale); the row after the tile is not read.
+ *   dst: ((count + 1) / 2, headDim / 4, 4 × 2) i16;  scales: (count rounded up to even, nBlocks) f32
+ */
+// @ts-ignore: decorator
+@inline function decodeVPairs(type: i32, slice: usize, rowBytes: i32, count: i32, headDim: i32, dst: usize, scales: usize): void {
+  const bytes = blockBytes(type);
+  const nBlocks = headDim >> 5;
+  const cb = codebookOf(type);
+  for (let t = 0; t < count; t += 2) {
+    const rowA = slice + <usize>t * <usize>rowBytes;
+    const out = dst + (<usize>(t >> 1) * <usize>headDim << 2);
+    for (let b = 0; b < nBlocks; b++) {
+      const blockA = rowA + <usize>b * bytes;
+      const pairsA = blockPairs(type, blockA);
+      const qhA = codebookQh(cb, blockA);
+      let b0 = i8x16.splat(0);
+      let b1 = i8x16.splat(0);
+      let dB: f32 = 0;
+      if (t + 1 < count) {
+        const blockB = blockA + <usize>rowBytes;
+        const pairsB = blockPairs(type, blockB);
+        const qhB = codebookQh(cb, blockB);
+        b0 = halfQuants(type, blockB, pairsB, qhB, 0);
+        b1 = halfQuants(type, blockB, pairsB, qhB, 1);
+        dB = blockScale(type, blockB);
+      }
+      store<f32>(scales + (<usize>(t * nBlocks + b) << 2), blockScale(type, blockA));
+      store<f32>(scales + (<usize>((t + 1) * nBlocks + b) << 2), dB);
+      const o = out + (<usize>b << 7);
+      storePositionPairs(o, halfQuants(type, blockA, pairsA, qhA, 0), b0);
+      storePositionPairs(o + 64, halfQuants(type, blockA, pairsA, qhA, 1), b1);
     }
   }
 }
 
 /**
+ * A head whose weights in a tile are all below 2^-64 (next to the largest weight, 1) gets no share of its values:
+ * 32767 / wTop would overflow f32 for weights near exp's smallest, 2^-125, and the share is at most V_TILE · 2^-64 of
+ * a value.
+ */
+const WEIGHT_FLOOR: f32 = 5.421010862427522e-20; // 2^-64
+
+/**
+ * One token slot's weights for tile positions [first, end) rounded as above: w is its softmax weights at tile position
+ * 0 ((position, gp) f32, each in [0, 1]), scales decodeVPairs' block scales. With wTop the head's largest weight and
+ * dTop the block's largest |d| over [first, end) (found with integer maxima of the f32 bits, which order non-negative
+ * floats; NaN sorts above every number, so a NaN weight or scale gives a NaN step, as float sums would give NaN):
+ *   dn[t][b] = d[t][b] · f32(1 / dTop)        (normScales, (V_TILE, nBlocks) f32, then dTop per block; 0 where
+ *                                              dTop is 0)
+ *   xq[t] = round((w[t] · f32(32767 / wTop)) · dn[t][b]),   step = f32(wTop / 32767) · dTop
+ * (xq = 0 where wTop < WEIGHT_FLOOR).
+ * For block b and quad, pair k's head h gets [xq(2k), xq(2k + 1)] (i16) at weights + ((b·gp/4 + quad)·V_TILE/2 +
+ * k)·16 + 4h, its step at steps + ((b·gp/4 + quad)·4 + h)·4 (f32). Pairs first / 2 .. (end + 1) / 2 − 1 are written.
+ */
+// @ts-ignore: decorator
+@inline function roundTileWeights(
+  w: usize, gp: i32, nBlocks: i32, first: i32, end: i32, scales: usize, normScales: usize, weights: usize, steps: usize,
+): void {
+  const nQuads = gp >> 2;
+  const wStride = <usize>gp << 2;
+  const from = first & ~1;
+  const to = (end + 1) & ~1; // the pairs' positions; their scales exist (decodeVPairs writes whole pairs)
+  const dTops = normScales + (<usize>(V_TILE * nBlocks) << 2); // (nBlocks) f32 after dn
+  for (let b = 0; b < nBlocks; b++) {
+    let dTop: u32 = 0;
+    for (let t = first; t < end; t++) dTop = max(dTop, load<u32>(scales + (<usize>(t * nBlocks + b) << 2)) & 0x7fffffff);
+    const top = reinterpret<f32>(dTop);
+    const inv: f32 = dTop != 0 ? <f32>1 / top : 0;
+    store<f32>(dTops + (<usize>b << 2), top);
+    for (let t = from; t < to; t++) {
+      const at = <usize>(t * nBlocks + b) << 2;
+      store<f32>(normScales + at, load<f32>(scales + at) * inv);
+    }
+  }
+  const zero = f32x4.splat(0);
+  const roundBias = f32x4.splat(12582912.0); // 1.5·2^23: the rounded integer in an f32's low bits (roundToI16AtMax)
+  for (let quad = 0; quad < nQuads; quad++) {
+    const wQuad = w + (<usize>quad << 4);
+    let wTop = zero;
+    for (let t = first; t < end; t++) wTop = i32x4.max_s(wTop, v128.load(wQuad + <usize>t * wStride));
+    const invW = v128.and(f32x4.div(f32x4.splat(32767), wTop), f32x4.ge(wTop, f32x4.splat(WEIGHT_FLOOR)));
+    const wStep = f32x4.div(wTop, f32x4.splat(32767));
+    for (let b = 0; b < nBlocks; b++) {
+      v128.store(steps + (<usize>(b * nQuads + quad) << 4), f32x4.mul(wStep, v128.load32_splat(dTops + (<usize>b << 2))));
+    }
+    for (let t = from; t < to; t += 2) {
+      const w0 = t >= first ? f32x4.mul(v128.load(wQuad + <usize>t * wStride), invW) : zero;
+      const w1 = t + 1 < end ? f32x4.mul(v128.load(wQuad + <usize>(t + 1) * wStride), invW) : zero;
+      const dn = normScales + (<usize>(t * nBlocks) << 2);
+      let out = weights + (<usize>(quad * (V_TILE >> 1) + (t >> 1)) << 4);
+      for (let b = 0; b < nBlocks; b++) {
+        const r0 = f32x4.add(f32x4.mul(w0, v128.load32_splat(dn + (<usize>b << 2))), roundBias);
+        const r1 = f32x4.add(f32x4.mul(w1, v128.load32_splat(dn + (<usize>(nBlocks + b) << 2))), roundBias);
+        v128.store(out, v128.or(v128.and(r0, vconst(80)), i32x4.shl(r1, 16)));
+        out += <usize>(nQuads * (V_TILE >> 1)) << 4;
+      }
+    }
+  }
+}
+
+/**
+ * acc[(head, headDim)] += Σ_k f32(Σ pmaddwd(pairs[k], weights[k])) · step over pairs [k0, k1) of a tile (decodeVPairs,
+ * roundTileWeights) in integers (registerTileSums).
+ *   acc: (gp, headDim) f32;  pairs: (V_TILE / 2, headDim / 4, 4 × 2) i16;  weights: (headDim / 32, gp / 4, V_TILE / 2,
+ *   4) × 2 i16;  steps: (headDim / 32, gp) f32
+ */
+function accumulateCodebookTile(acc: usize, pairs: usize, weights: usize, steps: usize, k0: i32, k1: i32, gp: i32, headDim: i32): void {
+  const pairBytes = <usize>headDim << 2;
+  const quadBytes = <usize>(V_TILE >> 1) << 4;
+  registerTileSums(
+    true, acc, pairs + <usize>k0 * pairBytes, pairBytes, weights + (<usize>k0 << 4), 16, quadBytes, <usize>(gp >> 2) * quadBytes,
+    k1 - k0, gp, headDim, steps,
+  );
+}
+
+/**
  * For each of nTok token slots i (slot firstSlot + i, its range record at ranges + i·RANGE_BYTES): acc += Σ_p w[p] ·
  * V[p] over the positions p of its [pStart, pEnd) in order, for V of `type` (a constant after inlining); position p's
- * row is at vSlice + p·vRowBytes. Each tile of rows is decoded once for all the slots.
+ * row is at vSlice + p·vRowBytes. Each tile of rows is decoded once for all the slots; codebook formats' tiles into
+ * position pairs summed in integers (decodeVPairs, roundTileWeights, accumulateCodebookTile).
  */
 // @ts-ignore: decorator
 @inline function accumulateAll(type: i32, vSlice: usize, vRowBytes: i32, nTok: i32, ranges: usize, firstSlot: i32, gp: i32, headDim: i32): void {
@@ -876,6 +1072,19 @@ function accumulateTile(acc: usize, v: usize, vStride: i32, w: usize, count: i32
   for (let p0 = <i32>hull; p0 < pEnd; p0 += V_TILE) {
     const count = min(V_TILE, pEnd - p0);
     const rows = vSlice + <usize>p0 * <usize>vRowBytes;
+    if (codebookOf(type) != 0) {
+      decodeVPairs(type, rows, vRowBytes, count, headDim, sVDec, sVScales);
+      for (let i = 0; i < nTok; i++) {
+        const range = ranges + <usize>i * RANGE_BYTES;
+        const first = max(p0, load<i32>(range)) - p0;
+        const end = min(p0 + count, load<i32>(range, 4)) - p0;
+        if (first >= end) continue;
+        const slot = firstSlot + i;
+        roundTileWeights(scoresOf(slot) + (<usize>(p0 * gp) << 2), gp, headDim >> 5, first, end, sVScales, sVNormScales, sVWeights, sVSteps);
+        accumulateCodebookTile(accOf(slot), sVDec, sVWeights, sVSteps, first >> 1, (end + 1) >> 1, gp, headDim);
+      }
+      continue;
+    }
     // the tile's values: rows as they are (f32), else decoded to (count, headDim) f32
     let values = rows;
     let valueStride = vRowBytes;

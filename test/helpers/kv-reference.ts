@@ -3,7 +3,7 @@
  * bytes a KvCache stored, with the formats' scalar reference kernels (src/formats/reference) and float64 sums.
  */
 import { getFormat, rowBytes } from "../../src/formats/table.js";
-import type { BlockFormat } from "../../src/formats/types.js";
+import { isOwnFormat, type BlockFormat } from "../../src/formats/types.js";
 import { IQ2_E8, IQ2_NL, IQ3_E8, IQ3_NL, codebookScale } from "../../src/formats/reference/codebook.js";
 import { readF16 } from "../../src/formats/reference/scalar.js";
 import { KEY_GROUP, type KvCache } from "../../src/kv/cache.js";
@@ -104,6 +104,88 @@ function exactRow(row: Float32Array, rotation: number, format: string): Float32A
  * scored as the kernel scores them (channelKeyScore).
  */
 export function attentionFromStored(cache: KvCache, layer: number, nPos: number, qIn: Float32Array, exact?: ExactWindow): Float64Array {
+  return storedAttention(cache, layer, nPos, qIn, exact).out;
+}
+
+/**
+ * How far a kernel's output for `cache` lies from attentionFromStored beyond what the grouped kernel's integer sums of
+ * kvsplit's codebook values may add (integerValueBound, per output value; none for other formats, the per-head kernel
+ * or exact rows): max over values of max(0, |out − ref| − bound) / max |ref|. `integerValues: false` holds a kernel
+ * that sums every value in floats (the per-head one) to no bound.
+ */
+export function storedAttentionError(
+  out: ArrayLike<number>, cache: KvCache, layer: number, nPos: number, q: Float32Array, exact?: ExactWindow, integerValues = true,
+): number {
+  return errorBeyondBound(out, storedAttention(cache, layer, nPos, q, exact), integerValues);
+}
+
+/** storedAttentionError against a storedAttention result already computed. */
+export function errorBeyondBound(out: ArrayLike<number>, ref: StoredAttention, integerValues = true): number {
+  let maxDiff = 0;
+  let maxRef = 0;
+  for (let i = 0; i < ref.out.length; i++) {
+    maxDiff = Math.max(maxDiff, Math.abs(out[i] - ref.out[i]) - (integerValues ? ref.bound[i] : 0));
+    maxRef = Math.max(maxRef, Math.abs(ref.out[i]));
+  }
+  return maxDiff / (maxRef || 1);
+}
+
+/**
+ * The most the grouped kernel's integer sums of codebook values (attention-gqa.ts roundTileWeights) move one head's
+ * output, value by value, for its packed positions `packed` with softmax weights w (unnormalized; their sum `sum`):
+ * each term x = w·d rounded to a step of at most wTop·dTop / 32767 (the largest weight and the block's largest |d|
+ * over all packed positions, at least a tile's), off by half a step (0.51: with the f32 roundings of the scaled weight)
+ * times the level |L| = |v / d|, over the sum; in the rotated space, so a rotated layer's bound is spread back through
+ * the normalized Hadamard transform (each output value: Σ of its chunk's bounds / √n).
+ */
+function integerValueBound(
+  cache: KvCache, layer: number, kvHead: number, packed: number[], w: number[], sum: number, vRows: Float32Array[],
+): Float64Array {
+  const l = cache.layout(layer);
+  const { headDim } = cache;
+  const bound = new Float64Array(headDim);
+  if (!l.grouped || !isOwnFormat(l.v) || packed.length === 0) return bound; // kvsplit's own formats: the codebooks
+  const start = kvHead * headDim;
+  const nBlocks = headDim / l.v.blockSize;
+  const scales = packed.map((p) => {
+    const row = cache.packedRow(layer, "v", p);
+    return Array.from({ length: nBlocks }, (_, b) => {
+      const at = (start / l.v.blockSize + b) * l.v.bytesPerBlock;
+      return blockScaleAndMin(l.v, row.subarray(at, at + l.v.bytesPerBlock))[0];
+    });
+  });
+  const wTop = Math.max(...packed.map((p) => w[p]));
+  for (let b = 0; b < nBlocks; b++) {
+    const dTop = Math.max(...scales.map((s) => Math.abs(s[b])));
+    const halfStep = (0.51 * wTop * dTop) / 32767;
+    for (let i = b * l.v.blockSize; i < (b + 1) * l.v.blockSize; i++) {
+      let levels = 0;
+      packed.forEach((p, j) => {
+        const d = scales[j][b];
+        if (d !== 0) levels += Math.abs(vRows[p][start + i] / d);
+      });
+      bound[i] = (halfStep * levels) / sum;
+    }
+  }
+  const n = l.rotation.v;
+  if (n > 0) {
+    for (let c = 0; c < headDim; c += n) {
+      let chunk = 0;
+      for (let i = c; i < c + n; i++) chunk += bound[i];
+      bound.fill(chunk / Math.sqrt(n), c, c + n);
+    }
+  }
+  return bound;
+}
+
+/** attentionFromStored's output and, per output value, integerValueBound's bound (zeros where it does not apply). */
+export interface StoredAttention {
+  out: Float64Array; // (nHeads·headDim)
+  bound: Float64Array; // (nHeads·headDim)
+}
+
+/** attentionFromStored with the integer sums' bound beside it (StoredAttention). */
+export function storedAttention(cache: KvCache, layer: number, nPos: number, qIn: Float32Array, exact?: ExactWindow): StoredAttention {
   const l = cache.layout(layer);
   const { nHeads, nKvHeads, headDim } = cache;
   const group = nHeads / nKvHeads;
@@ -111,6 +193,7 @@ export function attentionFromStored(cache: KvCache, layer: number, nPos: number,
   if (l.rotation.k > 0) rotateRowReference(q, l.rotation.k);
   const scale = Math.fround(1 / Math.sqrt(headDim));
   const out = new Float64Array(nHeads * headDim);
+  const bound = new Float64Array(nHeads * headDim);
   const lo = exact ? Math.max(0, nPos - exact.window) : nPos;
   const isExact = (p: number) => p >= lo || p < (exact?.sinks ?? 0);
   const vRowsF32 = [];
@@ -162,9 +245,11 @@ export function attentionFromStored(cache: KvCache, layer: number, nPos: number,
     for (let p = 0; p < nPos; p++) {
       for (let i = 0; i < headDim; i++) out[h * headDim + i] += (w[p] / sum) * vRowsF32[p][start + i];
     }
+    const packed = Array.from({ length: nPos }, (_, p) => p).filter((p) => !isExact(p));
+    bound.set(integerValueBound(cache, layer, Math.floor(h / group), packed, w, sum, vRowsF32), h * headDim);
   }
   if (l.rotation.v > 0) hadamardF64(out, l.rotation.v);
-  return out;
+  return { out, bound };
 }
 
 /** One group of one kv head's keys stored per channel: per channel c its scale d[c], min m[c] and KEY_GROUP integer quants. */
@@ -177,7 +262,7 @@ interface ChannelGroup {
 const CODEBOOKS = { iq3_nl: IQ3_NL, iq2_nl: IQ2_NL, iq3_e8: IQ3_E8, iq2_e8: IQ2_E8 } as const;
 
 /** A block's scale d and min m (0 where the format has none), read where the format stores them. */
-function blockScaleAndMin(format: BlockFormat, block: Uint8Array): [number, number] {
+export function blockScaleAndMin(format: BlockFormat, block: Uint8Array): [number, number] {
   const cb = CODEBOOKS[format.name as keyof typeof CODEBOOKS];
   if (cb) return [codebookScale(cb, block, 0), 0];
   return [readF16(block, 0), format.name === "q4_1" || format.name === "q5_1" ? readF16(block, 2) : 0];
