@@ -132,28 +132,22 @@ export function errorBeyondBound(out: ArrayLike<number>, ref: StoredAttention, i
 
 /**
  * The most the grouped kernel's integer sums of codebook values (attention-gqa.ts roundTileWeights) move one head's
- * output, value by value, for its packed positions `packed` with softmax weights w (unnormalized; their sum `sum`):
+ * output, value by value, for its packed positions `packed` (their block scales `scales`, valueBlockScales) with
+ * softmax weights w (unnormalized; their sum `sum`):
  * each term x = w·d rounded to a step of at most wTop·dTop / 32767 (the largest weight and the block's largest |d|
  * over all packed positions, at least a tile's), off by half a step (0.51: with the f32 roundings of the scaled weight)
  * times the level |L| = |v / d|, over the sum; in the rotated space, so a rotated layer's bound is spread back through
  * the normalized Hadamard transform (each output value: Σ of its chunk's bounds / √n).
  */
 function integerValueBound(
-  cache: KvCache, layer: number, kvHead: number, packed: number[], w: number[], sum: number, vRows: Float32Array[],
+  cache: KvCache, layer: number, kvHead: number, packed: number[], scales: number[][], w: number[], sum: number, vRows: Float32Array[],
 ): Float64Array {
   const l = cache.layout(layer);
   const { headDim } = cache;
   const bound = new Float64Array(headDim);
-  if (!l.grouped || !isOwnFormat(l.v) || packed.length === 0) return bound; // kvsplit's own formats: the codebooks
+  if (!usesIntegerValues(cache, layer) || packed.length === 0) return bound;
   const start = kvHead * headDim;
   const nBlocks = headDim / l.v.blockSize;
-  const scales = packed.map((p) => {
-    const row = cache.packedRow(layer, "v", p);
-    return Array.from({ length: nBlocks }, (_, b) => {
-      const at = (start / l.v.blockSize + b) * l.v.bytesPerBlock;
-      return blockScaleAndMin(l.v, row.subarray(at, at + l.v.bytesPerBlock))[0];
-    });
-  });
   const wTop = Math.max(...packed.map((p) => w[p]));
   for (let b = 0; b < nBlocks; b++) {
     const dTop = Math.max(...scales.map((s) => Math.abs(s[b])));
@@ -176,6 +170,25 @@ function integerValueBound(
     }
   }
   return bound;
+}
+
+/** Whether the grouped kernel sums this layer's values in integers: kvsplit's own formats (the codebooks) there. */
+function usesIntegerValues(cache: KvCache, layer: number): boolean {
+  const l = cache.layout(layer);
+  return l.grouped && isOwnFormat(l.v);
+}
+
+/** Block b's scale of kv head kvHead's slice of each V row of `packed`: ([packed], headDim / 32). */
+function valueBlockScales(cache: KvCache, layer: number, kvHead: number, packed: number[]): number[][] {
+  const l = cache.layout(layer);
+  const bs = l.v.blockSize;
+  return packed.map((p) => {
+    const row = cache.packedRow(layer, "v", p);
+    return Array.from({ length: cache.headDim / bs }, (_, b) => {
+      const at = ((kvHead * cache.headDim) / bs + b) * l.v.bytesPerBlock;
+      return blockScaleAndMin(l.v, row.subarray(at, at + l.v.bytesPerBlock))[0];
+    });
+  });
 }
 
 /** attentionFromStored's output and, per output value, integerValueBound's bound (zeros where it does not apply). */
@@ -207,6 +220,8 @@ export function storedAttention(cache: KvCache, layer: number, nPos: number, qIn
     vRowsF32.push(vals);
   }
   const channelGroups = new Map<string, ChannelGroup>(); // keys per channel: "kvHead group" -> its blocks read
+  const packed = Array.from({ length: nPos }, (_, p) => p).filter((p) => !isExact(p)); // positions of packed rows
+  const scalesOf = new Map<number, number[][]>(); // codebook values: kv head -> valueBlockScales, read once
   const kExact = exact ? exact.k.slice(0, nPos).map((row, p) => (isExact(p) ? exactRow(row, l.rotation.k, exact.format ?? "f16") : null)) : [];
   for (let h = 0; h < nHeads; h++) {
     const start = Math.floor(h / group) * headDim;
@@ -245,8 +260,9 @@ export function storedAttention(cache: KvCache, layer: number, nPos: number, qIn
     for (let p = 0; p < nPos; p++) {
       for (let i = 0; i < headDim; i++) out[h * headDim + i] += (w[p] / sum) * vRowsF32[p][start + i];
     }
-    const packed = Array.from({ length: nPos }, (_, p) => p).filter((p) => !isExact(p));
-    bound.set(integerValueBound(cache, layer, Math.floor(h / group), packed, w, sum, vRowsF32), h * headDim);
+    const kvHead = Math.floor(h / group);
+    if (usesIntegerValues(cache, layer) && !scalesOf.has(kvHead)) scalesOf.set(kvHead, valueBlockScales(cache, layer, kvHead, packed));
+    bound.set(integerValueBound(cache, layer, kvHead, packed, scalesOf.get(kvHead) ?? [], w, sum, vRowsF32), h * headDim);
   }
   if (l.rotation.v > 0) hadamardF64(out, l.rotation.v);
   return { out, bound };

@@ -33,10 +33,13 @@ function roundHalfEven(x: number): number {
 }
 
 /**
- * A cache of `opts` with `nPos` positions appended one at a time; returns each position's output for a zero query
- * (every head of every position) and the cache.
+ * A cache of `opts` with `nPos` random positions appended one at a time; after each, every head attends with the query
+ * `query(rand)` gives (shapeRow may change the V row first). Returns the cache, each position's query and output.
  */
-function zeroQueryOutputs(opts: KvCacheOptions, nPos: number, seed: number, shapeRow?: (v: Float32Array, p: number) => void): { cache: KvCache; outs: Float32Array[] } {
+function attendEachPosition(
+  opts: KvCacheOptions, nPos: number, seed: number, query: (rand: () => number, qDim: number) => Float32Array,
+  shapeRow?: (v: Float32Array, p: number) => void,
+): { cache: KvCache; qs: Float32Array[]; outs: Float32Array[] } {
   const cache = new KvCache(rt, opts);
   const rand = seededRandom(seed);
   const kvDim = opts.nKvHeads * opts.headDim;
@@ -44,19 +47,25 @@ function zeroQueryOutputs(opts: KvCacheOptions, nPos: number, seed: number, shap
   const ptr = rt.alloc(2 * kvDim * 4);
   const qPtr = rt.alloc(qDim * 4);
   const outPtr = rt.alloc(qDim * 4);
+  const qs: Float32Array[] = [];
   const outs: Float32Array[] = [];
   try {
-    rt.f32(qPtr, qDim).fill(0);
     for (let p = 0; p < nPos; p++) {
+      rt.f32(ptr, kvDim).set(gaussianRow(rand, kvDim, 2));
       const v = gaussianRow(rand, kvDim);
       shapeRow?.(v, p);
-      rt.f32(ptr, kvDim).set(gaussianRow(rand, kvDim));
       rt.f32(ptr + kvDim * 4, kvDim).set(v);
       cache.append(0, p, ptr, ptr + kvDim * 4);
+      const q = query(rand, qDim);
+      rt.f32(qPtr, qDim).set(q);
       cache.attend(0, p + 1, qPtr, outPtr);
+      qs.push(q);
       outs.push(rt.f32(outPtr, qDim).slice());
     }
-    return { cache, outs };
+    return { cache, qs, outs };
+  } catch (e) {
+    cache.dispose();
+    throw e;
   } finally {
     for (const p of [ptr, qPtr, outPtr]) rt.free(p);
   }
@@ -112,7 +121,7 @@ for (const vf of CODEBOOK_VALUES) {
       // positions 0..69 (three tiles, odd and even counts); without rotation, block 1 of kv head 0 is zero for every
       // fifth position (its scale d = 0) and a large value makes position 40's block 0 scale the tile's largest
       const opts: KvCacheOptions = { nLayers: 1, ...SHAPE, contextSize: 72, layers: [{ k: getKvFormat("q8_0"), v: getKvFormat(vf) }], rotation, rotationRule: "all" };
-      const { cache, outs } = zeroQueryOutputs(opts, 70, 3, (v, p) => {
+      const { cache, outs } = attendEachPosition(opts, 70, 3, (_, qDim) => new Float32Array(qDim), (v, p) => {
         if (rotation) return;
         if (p % 5 === 0) v.fill(0, 32, 64);
         if (p === 40) v[3] = 40;
@@ -141,36 +150,22 @@ for (const vf of CODEBOOK_VALUES) {
 test("codebook values, random queries: within the rounding's bound of float64 sums, which is not vacuous", () => {
   for (const vf of CODEBOOK_VALUES) {
     const opts: KvCacheOptions = { nLayers: 1, ...SHAPE, contextSize: 100, layers: [{ k: getKvFormat("q8_0"), v: getKvFormat(vf) }], rotation: true, rotationRule: "all" };
-    const cache = new KvCache(rt, opts);
-    const rand = seededRandom(11);
-    const kvDim = SHAPE.nKvHeads * SHAPE.headDim;
-    const qDim = SHAPE.nHeads * SHAPE.headDim;
-    const ptr = rt.alloc(2 * kvDim * 4);
-    const qPtr = rt.alloc(qDim * 4);
-    const outPtr = rt.alloc(qDim * 4);
+    const { cache, qs, outs } = attendEachPosition(opts, 100, 11, gaussianRow);
     let worstPlain = 0;
     let worstBound = 0;
     try {
-      for (let p = 0; p < 100; p++) {
-        rt.f32(ptr, kvDim).set(gaussianRow(rand, kvDim, 2));
-        rt.f32(ptr + kvDim * 4, kvDim).set(gaussianRow(rand, kvDim));
-        cache.append(0, p, ptr, ptr + kvDim * 4);
-        const q = gaussianRow(rand, qDim);
-        rt.f32(qPtr, qDim).set(q);
-        cache.attend(0, p + 1, qPtr, outPtr);
-        const out = rt.f32(outPtr, qDim).slice();
-        const ref = storedAttention(cache, 0, p + 1, q);
+      outs.forEach((out, p) => {
+        const ref = storedAttention(cache, 0, p + 1, qs[p]);
         const err = errorBeyondBound(out, ref);
         assert.ok(err < 2e-5, `${vf} position ${p}: ${err.toExponential(2)} beyond the bound`);
         const top = Math.max(...Array.from(ref.out, Math.abs));
         worstPlain = Math.max(worstPlain, maxRelativeError(out, ref.out));
         worstBound = Math.max(worstBound, Math.max(...ref.bound) / top);
-      }
+      });
       // the rounding shows (floats alone would differ by about 1e-7) and stays well inside its worst case
       assert.ok(worstPlain > 1e-6, `${vf}: ${worstPlain.toExponential(2)}`);
       assert.ok(worstPlain < worstBound / 4, `${vf}: ${worstPlain.toExponential(2)} vs bound ${worstBound.toExponential(2)}`);
     } finally {
-      for (const p of [ptr, qPtr, outPtr]) rt.free(p);
       cache.dispose();
     }
   }
