@@ -4,22 +4,33 @@
 // into |w| and sign masks per call, more than a matvec's whole time at two to four tokens) and a block's sums need no
 // horizontal adds. Same bytes as four q8_0 rows (34 bytes per row and block), repacked in place at load.
 //
+// The relaxed dot multiplies int8 lanes of its first operand by lanes of its second that the spec makes exact only in
+// 0..127 (any engine reads those alike); so a weight and an input value, both int8, take two dots (below: the split
+// input). Engines that read the second operand as u8 and sum the four products without saturating (V8 on x64 with
+// AVX-VNNI: vpdpbusd) take one: the tiles hold w + 128 and the input x itself ("offset weights"). Each instance
+// probes its engine at instantiation (probeOffsetDots: products whose 8-bit second operand shows both the sign and
+// the saturation) and takes the offset layout where the probe holds; every instance of a process runs on the same
+// engine and so chooses the same. Both give the same integers, so the same bits.
+//
 // Tile = four rows r0..r3 (4t .. 4t + 3): for each block b, 136 bytes:
 //   [0, 8)      (4) fp16 d of rows r0..r3
 //   [8, 136)    vector m (m = 0..7) at 8 + 16m holds, at 4r + i, row r's int8 value 4m + i of block b
+//               (offset weights: that value + 128, as u8)
 // Split input row (quantizeRowsSplit_q8_0), per block of 32 values, 68 bytes:
 //   [0, 32)     x⁺ = max(x, 0) (u8, 0..127)      [32, 64)  x⁻ = x⁺ − x (0..127)      [64, 68)  d_x as f32
+// (offset weights: [0, 32) x (i8), [32, 36) c = −128 × Σ x (i32), [36, 64) 0, [64, 68) d_x as f32)
 // where x is the q8_0 quantization of the activations (quantizeRow_q8_0). Σ w·x = Σ w·x⁺ − Σ w·x⁻ with x⁺ and x⁻
 // the relaxed dot's 0..127 operand and the weights as they are (−128 included): the same integer as rowdot.ts's
 // (its splitSignBlockSums splits the same way, per row), exact in either build (dotLevelsAddEither). A q8_0 value
 // −128 (quantizeRow_q8_0 writes it only in a block whose fp16 scale is 0) gives x⁻ = 128, outside the exact range:
-// that block's term is ±0 whatever its integer, as in rowdot.ts.
+// that block's term is ±0 whatever its integer, as in rowdot.ts. With offset weights Σ w·x = c + Σ x·(w + 128),
+// exact for every int8 x (|Σ| < 2^20).
 //
 // Floating-point order: rowdot.ts's for 32-value blocks: term(b) = f32(Σ w·x) × (d_w × d_x); L_k = the sum of the
 // terms of blocks k, k + 4, k + 8, ... in order (rowdot's f32x4 lane k); the row's value (L0 + L1) + (L2 + L3). Here
 // each L_k is an f32x4 accumulator whose lanes are the four rows; so matvec_q8_0_x4 and matmul_q8_0_x4 equal
 // matvec_q8_0 over the rows before repacking, bit for bit.
-import { dotLevelsAddEither, f16BitsToF32x4, loadF16 } from "./common";
+import { dotLevelsAddEither, f16SignedBitsToF32x4, hsumI32x4, loadF16 } from "./common";
 import { quantizeRow_q8_0 } from "./q8_0";
 import { moveTiles } from "./tiles";
 
@@ -29,6 +40,38 @@ const TILE_BLOCK: usize = 136; // four rows' block
 const SPLIT_BLOCK: usize = 68;
 /** Tokens a batched product takes across every tile before the next ones: their split rows stay in the core's cache. */
 const TOKEN_CHUNK: i32 = 64;
+/** Added to every weight in the offset layout (as u8 it is the weight's byte with its top bit flipped). */
+const WEIGHT_OFFSET: i32 = 128;
+
+/**
+ * Whether this engine's i32x4.relaxed_dot_i8x16_i7x16_add_s reads its second operand as u8 and sums the four products
+ * of a lane without saturating (the relaxed build only): 255 against 127 four times (pmaddubsw's i16 pair sums would
+ * saturate at 32767), against −128 (a signed reading of 255 gives −1 × −128), and against small values of both signs.
+ */
+function probeOffsetDots(): bool {
+  if (!ASC_FEATURE_RELAXED_SIMD) return false;
+  const x = i8x16(127, 127, 127, 127, -128, -128, -128, -128, 1, 2, 3, 4, -1, -2, -3, -4);
+  const sums = i32x4.relaxed_dot_i8x16_i7x16_add_s(x, i8x16.splat(<i8>255), i32x4.splat(0));
+  return i32x4.extract_lane(sums, 0) == 4 * 127 * 255 && i32x4.extract_lane(sums, 1) == -4 * 128 * 255
+    && i32x4.extract_lane(sums, 2) == 10 * 255 && i32x4.extract_lane(sums, 3) == -10 * 255;
+}
+
+/** This instance's layout (file comment): tiles of w + 128 against x itself, one dot per 16 products. */
+let offsetWeights: bool = probeOffsetDots();
+
+/** Whether this instance's tiles and split input are the offset layout (file comment). */
+export function offsetWeights_q8_0_x4(): bool {
+  return offsetWeights;
+}
+
+/**
+ * Asks for the offset layout (on) or the split input (off) before anything is repacked or split (tests: both
+ * layouts on one engine); the offset one only where the probe holds. Returns the layout now in use.
+ */
+export function useOffsetWeights_q8_0_x4(on: bool): bool {
+  offsetWeights = on && probeOffsetDots();
+  return offsetWeights;
+}
 
 /**
  * Rows [rowStart, rowEnd) of f32 (nRows, cols) at src quantized to q8_0 (quantizeRow_q8_0) at q8 ((nRows, q8_0 row
@@ -39,7 +82,8 @@ export function quantizeRowsSplit_q8_0(src: usize, q8: usize, dst: usize, rowSta
   for (let r = rowStart; r < rowEnd; r++) {
     const row = q8 + <usize>r * nb * ROW_BLOCK; // (nb, 34) q8_0 blocks
     quantizeRow_q8_0(src + (<usize>r * <usize>cols << 2), row, cols);
-    splitRow(row, dst + <usize>r * nb * SPLIT_BLOCK, nb);
+    if (offsetWeights) offsetRow(row, dst + <usize>r * nb * SPLIT_BLOCK, nb);
+    else splitRow(row, dst + <usize>r * nb * SPLIT_BLOCK, nb);
   }
 }
 
@@ -62,10 +106,27 @@ export function quantizeRowsSplit_q8_0(src: usize, q8: usize, dst: usize, rowSta
   }
 }
 
-/** The rows' block term f32(Σ w·x⁺ − Σ w·x⁻) × (d_w × d_x) for the split block at xb; dw: the rows' d as f32x4. */
+/** The q8_0 row of nb blocks at src in the split input of offset weights at dst ((nb, 68)): x, −128 × Σ x, d_x. */
 // @ts-ignore: decorator
-@inline function blockTerm(pos: v128, neg: v128, dw: v128, xb: usize): v128 {
-  return f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(pos, neg)), f32x4.mul(dw, v128.load32_splat(xb, 64)));
+@inline function offsetRow(src: usize, dst: usize, nb: usize): void {
+  for (let b: usize = 0; b < nb; b++) {
+    const block = src + b * ROW_BLOCK;
+    const o = dst + b * SPLIT_BLOCK;
+    const x0 = v128.load(block, 2); // (16) i8: values 0-15
+    const x1 = v128.load(block, 18); // values 16-31
+    v128.store(o, x0);
+    v128.store(o, x1, 16);
+    const sums = i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(x0)), i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(x1))); // (4) i32
+    v128.store(o, i32x4.replace_lane(i32x4.splat(0), 0, -WEIGHT_OFFSET * hsumI32x4(sums)), 32);
+    v128.store(o, i32x4.splat(0), 48);
+    store<f32>(o, loadF16(block), 64);
+  }
+}
+
+/** The rows' block term f32(Σ w·x) × (d_w × d_x) for the split block at xb; dw: the rows' d as f32x4. */
+// @ts-ignore: decorator
+@inline function blockTerm(sums: v128, dw: v128, xb: usize): v128 {
+  return f32x4.mul(f32x4.convert_i32x4_s(sums), f32x4.mul(dw, v128.load32_splat(xb, 64)));
 }
 
 /** Block terms of tokens 1..3 from blockTerms (module globals: each thread's instance has its own). */
@@ -74,46 +135,65 @@ let termT2: v128 = f32x4.splat(0);
 let termT3: v128 = f32x4.splat(0);
 
 /**
- * The rows' terms (f32x4) of the tile block at tb for n = 1..4 tokens (split blocks at xb + t·xs): returns token 0's,
- * termT1..termT3 the others'. Each weight vector is loaded once for the n tokens; every token has its own x⁺ and x⁻
- * dot chains (2n chains).
+ * acc + Σ x × u over 16 values, u read as u8: the relaxed dot where the probe holds (offsetWeights), else (never taken
+ * by the kernels; the plain build) its exact widened equal.
  */
 // @ts-ignore: decorator
-@inline function blockTerms(n: i32, tb: usize, xb: usize, xs: usize): v128 {
+@inline function dotOffsetAdd(x: v128, u: v128, acc: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, u, acc);
+  return dotLevelsAddEither(x, u, acc);
+}
+
+/**
+ * The rows' terms (f32x4) of the tile block at tb for n = 1..4 tokens (split blocks at xb + t·xs): returns token 0's,
+ * termT1..termT3 the others'. Each weight vector is loaded once for the n tokens; every token has its own dot chains
+ * (split input: its x⁺ and x⁻ chains; offset weights: one chain, started at its c).
+ */
+// @ts-ignore: decorator
+@inline function blockTerms(offset: bool, n: i32, tb: usize, xb: usize, xs: usize): v128 {
   let wp = tb + 8; // (8, 16) i8: vector m at wp + 16m (row r's values 4m .. 4m + 3 at 4r)
   const wEnd = wp + 128;
-  let xp = xb; // token 0's x⁺ values 4m .. 4m + 3 at xp (x⁻ 32 on), xp advancing 4 a step
-  let p0 = i32x4.splat(0), q0 = i32x4.splat(0); // (4) i32: rows' Σ w·x⁺, Σ w·x⁻ of the block, token 0
-  let p1 = i32x4.splat(0), q1 = i32x4.splat(0); // token 1
-  let p2 = i32x4.splat(0), q2 = i32x4.splat(0);
-  let p3 = i32x4.splat(0), q3 = i32x4.splat(0);
+  let xp = xb; // token 0's values 4m .. 4m + 3 at xp (split input: x⁺, x⁻ 32 on), xp advancing 4 a step
+  const zero = i32x4.splat(0);
+  // (4) i32: the rows' Σ w·x⁺ (offset weights: c + Σ x·(w + 128)) and Σ w·x⁻ of the block, token 0 .. token 3
+  let p0 = offset ? v128.load32_splat(xb, 32) : zero, q0 = zero;
+  let p1 = offset && n > 1 ? v128.load32_splat(xb + xs, 32) : zero, q1 = zero;
+  let p2 = offset && n > 2 ? v128.load32_splat(xb + 2 * xs, 32) : zero, q2 = zero;
+  let p3 = offset && n > 3 ? v128.load32_splat(xb + 3 * xs, 32) : zero, q3 = zero;
   do {
     const v = v128.load(wp);
-    p0 = dotLevelsAddEither(v, v128.load32_splat(xp), p0);
-    q0 = dotLevelsAddEither(v, v128.load32_splat(xp, 32), q0);
-    if (n > 1) {
-      const x1 = xp + xs;
-      p1 = dotLevelsAddEither(v, v128.load32_splat(x1), p1);
-      q1 = dotLevelsAddEither(v, v128.load32_splat(x1, 32), q1);
-    }
-    if (n > 2) {
-      const x2 = xp + 2 * xs;
-      p2 = dotLevelsAddEither(v, v128.load32_splat(x2), p2);
-      q2 = dotLevelsAddEither(v, v128.load32_splat(x2, 32), q2);
-    }
-    if (n > 3) {
-      const x3 = xp + 3 * xs;
-      p3 = dotLevelsAddEither(v, v128.load32_splat(x3), p3);
-      q3 = dotLevelsAddEither(v, v128.load32_splat(x3, 32), q3);
+    if (offset) {
+      p0 = dotOffsetAdd(v128.load32_splat(xp), v, p0);
+      if (n > 1) p1 = dotOffsetAdd(v128.load32_splat(xp + xs), v, p1);
+      if (n > 2) p2 = dotOffsetAdd(v128.load32_splat(xp + 2 * xs), v, p2);
+      if (n > 3) p3 = dotOffsetAdd(v128.load32_splat(xp + 3 * xs), v, p3);
+    } else {
+      p0 = dotLevelsAddEither(v, v128.load32_splat(xp), p0);
+      q0 = dotLevelsAddEither(v, v128.load32_splat(xp, 32), q0);
+      if (n > 1) {
+        const x1 = xp + xs;
+        p1 = dotLevelsAddEither(v, v128.load32_splat(x1), p1);
+        q1 = dotLevelsAddEither(v, v128.load32_splat(x1, 32), q1);
+      }
+      if (n > 2) {
+        const x2 = xp + 2 * xs;
+        p2 = dotLevelsAddEither(v, v128.load32_splat(x2), p2);
+        q2 = dotLevelsAddEither(v, v128.load32_splat(x2, 32), q2);
+      }
+      if (n > 3) {
+        const x3 = xp + 3 * xs;
+        p3 = dotLevelsAddEither(v, v128.load32_splat(x3), p3);
+        q3 = dotLevelsAddEither(v, v128.load32_splat(x3, 32), q3);
+      }
     }
     wp += 16;
     xp += 4;
   } while (wp < wEnd);
-  const dw = f16BitsToF32x4(v128.load16x4_u(tb)); // (4) f32: the rows' d (32-value blocks: normal halves)
-  if (n > 1) termT1 = blockTerm(p1, q1, dw, xb + xs);
-  if (n > 2) termT2 = blockTerm(p2, q2, dw, xb + 2 * xs);
-  if (n > 3) termT3 = blockTerm(p3, q3, dw, xb + 3 * xs);
-  return blockTerm(p0, q0, dw, xb);
+  const dw = f16SignedBitsToF32x4(v128.load16x4_s(tb)); // (4) f32: the rows' d
+  if (n > 1) termT1 = blockTerm(offset ? p1 : i32x4.sub(p1, q1), dw, xb + xs);
+  if (n > 2) termT2 = blockTerm(offset ? p2 : i32x4.sub(p2, q2), dw, xb + 2 * xs);
+  if (n > 3) termT3 = blockTerm(offset ? p3 : i32x4.sub(p3, q3), dw, xb + 3 * xs);
+  return blockTerm(offset ? p0 : i32x4.sub(p0, q0), dw, xb);
 }
 
 /**
@@ -122,7 +202,7 @@ let termT3: v128 = f32x4.splat(0);
  * memory), each token's L_0..L_3 in its own accumulators.
  */
 // @ts-ignore: decorator
-@inline function tileTokens(n: i32, tile: usize, nb: i32, x0: usize, xs: usize, o0: usize, os: usize): void {
+@inline function tileTokens(offset: bool, n: i32, tile: usize, nb: i32, x0: usize, xs: usize, o0: usize, os: usize): void {
   let t0L0 = f32x4.splat(0), t0L1 = f32x4.splat(0), t0L2 = f32x4.splat(0), t0L3 = f32x4.splat(0); // (4) f32: the rows' L_0..L_3, token 0
   let t1L0 = f32x4.splat(0), t1L1 = f32x4.splat(0), t1L2 = f32x4.splat(0), t1L3 = f32x4.splat(0); // token 1
   let t2L0 = f32x4.splat(0), t2L1 = f32x4.splat(0), t2L2 = f32x4.splat(0), t2L3 = f32x4.splat(0);
@@ -132,22 +212,22 @@ let termT3: v128 = f32x4.splat(0);
   const tileEnd = tile + <usize>nb * TILE_BLOCK;
   const groupsEnd = tile + <usize>(nb & ~3) * TILE_BLOCK;
   while (tb < groupsEnd) {
-    let t = blockTerms(n, tb, xb, xs); // phase 0
+    let t = blockTerms(offset, n, tb, xb, xs); // phase 0
     t0L0 = f32x4.add(t0L0, t);
     if (n > 1) t1L0 = f32x4.add(t1L0, termT1);
     if (n > 2) t2L0 = f32x4.add(t2L0, termT2);
     if (n > 3) t3L0 = f32x4.add(t3L0, termT3);
-    t = blockTerms(n, tb + TILE_BLOCK, xb + SPLIT_BLOCK, xs); // phase 1
+    t = blockTerms(offset, n, tb + TILE_BLOCK, xb + SPLIT_BLOCK, xs); // phase 1
     t0L1 = f32x4.add(t0L1, t);
     if (n > 1) t1L1 = f32x4.add(t1L1, termT1);
     if (n > 2) t2L1 = f32x4.add(t2L1, termT2);
     if (n > 3) t3L1 = f32x4.add(t3L1, termT3);
-    t = blockTerms(n, tb + 2 * TILE_BLOCK, xb + 2 * SPLIT_BLOCK, xs); // phase 2
+    t = blockTerms(offset, n, tb + 2 * TILE_BLOCK, xb + 2 * SPLIT_BLOCK, xs); // phase 2
     t0L2 = f32x4.add(t0L2, t);
     if (n > 1) t1L2 = f32x4.add(t1L2, termT1);
     if (n > 2) t2L2 = f32x4.add(t2L2, termT2);
     if (n > 3) t3L2 = f32x4.add(t3L2, termT3);
-    t = blockTerms(n, tb + 3 * TILE_BLOCK, xb + 3 * SPLIT_BLOCK, xs); // phase 3
+    t = blockTerms(offset, n, tb + 3 * TILE_BLOCK, xb + 3 * SPLIT_BLOCK, xs); // phase 3
     t0L3 = f32x4.add(t0L3, t);
     if (n > 1) t1L3 = f32x4.add(t1L3, termT1);
     if (n > 2) t2L3 = f32x4.add(t2L3, termT2);
@@ -156,20 +236,20 @@ let termT3: v128 = f32x4.splat(0);
     xb += 4 * SPLIT_BLOCK;
   }
   if (tb < tileEnd) { // the last 1..3 blocks: phases 0..2
-    let t = blockTerms(n, tb, xb, xs);
+    let t = blockTerms(offset, n, tb, xb, xs);
     t0L0 = f32x4.add(t0L0, t);
     if (n > 1) t1L0 = f32x4.add(t1L0, termT1);
     if (n > 2) t2L0 = f32x4.add(t2L0, termT2);
     if (n > 3) t3L0 = f32x4.add(t3L0, termT3);
     if (tb + TILE_BLOCK < tileEnd) {
-      t = blockTerms(n, tb + TILE_BLOCK, xb + SPLIT_BLOCK, xs);
+      t = blockTerms(offset, n, tb + TILE_BLOCK, xb + SPLIT_BLOCK, xs);
       t0L1 = f32x4.add(t0L1, t);
       if (n > 1) t1L1 = f32x4.add(t1L1, termT1);
       if (n > 2) t2L1 = f32x4.add(t2L1, termT2);
       if (n > 3) t3L1 = f32x4.add(t3L1, termT3);
     }
     if (tb + 2 * TILE_BLOCK < tileEnd) {
-      t = blockTerms(n, tb + 2 * TILE_BLOCK, xb + 2 * SPLIT_BLOCK, xs);
+      t = blockTerms(offset, n, tb + 2 * TILE_BLOCK, xb + 2 * SPLIT_BLOCK, xs);
       t0L2 = f32x4.add(t0L2, t);
       if (n > 1) t1L2 = f32x4.add(t1L2, termT1);
       if (n > 2) t2L2 = f32x4.add(t2L2, termT2);
@@ -195,7 +275,11 @@ let termT3: v128 = f32x4.splat(0);
 export function matvec_q8_0_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
   const nb = cols >> 5;
   const tileBytes = <usize>nb * TILE_BLOCK;
-  for (let r = rowStart; r < rowEnd; r += 4) tileTokens(1, w + <usize>(r >> 2) * tileBytes, nb, x, 0, out + (<usize>r << 2), 0);
+  for (let r = rowStart; r < rowEnd; r += 4) {
+    const tile = w + <usize>(r >> 2) * tileBytes;
+    if (offsetWeights) tileTokens(true, 1, tile, nb, x, 0, out + (<usize>r << 2), 0);
+    else tileTokens(false, 1, tile, nb, x, 0, out + (<usize>r << 2), 0);
+  }
 }
 
 /**
@@ -213,15 +297,22 @@ export function matmul_q8_0_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
     for (let r = rowStart; r < rowEnd; r += 4) {
       const tile = w + <usize>(r >> 2) * tileBytes;
       const o = out + (<usize>r << 2);
-      let t = t0;
-      for (; t + 3 < t1; t += 4) tileTokens(4, tile, nb, x + <usize>t * xs, xs, o + <usize>t * os, os);
-      const xt = x + <usize>t * xs;
-      const ot = o + <usize>t * os;
-      if (t1 - t == 3) tileTokens(3, tile, nb, xt, xs, ot, os);
-      else if (t1 - t == 2) tileTokens(2, tile, nb, xt, xs, ot, os);
-      else if (t1 - t == 1) tileTokens(1, tile, nb, xt, 0, ot, 0);
+      if (offsetWeights) tileTokenRange(true, tile, nb, x, xs, o, os, t0, t1);
+      else tileTokenRange(false, tile, nb, x, xs, o, os, t0, t1);
     }
   }
+}
+
+/** tileTokens over tokens [t0, t1): four a pass, then the one to three left over in one pass. */
+// @ts-ignore: decorator
+@inline function tileTokenRange(offset: bool, tile: usize, nb: i32, x: usize, xs: usize, o: usize, os: usize, t0: i32, t1: i32): void {
+  let t = t0;
+  for (; t + 3 < t1; t += 4) tileTokens(offset, 4, tile, nb, x + <usize>t * xs, xs, o + <usize>t * os, os);
+  const xt = x + <usize>t * xs;
+  const ot = o + <usize>t * os;
+  if (t1 - t == 3) tileTokens(offset, 3, tile, nb, xt, xs, ot, os);
+  else if (t1 - t == 2) tileTokens(offset, 2, tile, nb, xt, xs, ot, os);
+  else if (t1 - t == 1) tileTokens(offset, 1, tile, nb, xt, 0, ot, 0);
 }
 
 /**
@@ -232,16 +323,17 @@ export function matmul_q8_0_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
 // @ts-ignore: decorator
 @inline export function tileRows_q8_0(tile: usize, dst: usize, nb: i32): void {
   const rowBytes = <usize>nb * ROW_BLOCK;
+  const flip = i8x16.splat(offsetWeights ? <i8>WEIGHT_OFFSET : 0); // offset weights: w + 128 back to w
   for (let b = 0; b < nb; b++) {
     const tb = tile + <usize>b * TILE_BLOCK;
     const o = dst + <usize>b * ROW_BLOCK; // row 0's block; row r's at o + r·rowBytes
     for (let r: usize = 0; r < 4; r++) store<u16>(o + r * rowBytes, load<u16>(tb + (r << 1)));
     for (let h: usize = 0; h < 2; h++) {
       const v = tb + 8 + (h << 6); // (4, 16) i8: vectors 4h .. 4h + 3, row r's four values at 4r
-      const a = v128.load(v);
-      const b4 = v128.load(v, 16);
-      const c = v128.load(v, 32);
-      const d = v128.load(v, 48);
+      const a = v128.xor(v128.load(v), flip);
+      const b4 = v128.xor(v128.load(v, 16), flip);
+      const c = v128.xor(v128.load(v, 32), flip);
+      const d = v128.xor(v128.load(v, 48), flip);
       const ab01 = i32x4.shuffle(a, b4, 0, 4, 1, 5);
       const cd01 = i32x4.shuffle(c, d, 0, 4, 1, 5);
       const ab23 = i32x4.shuffle(a, b4, 2, 6, 3, 7);
@@ -272,13 +364,14 @@ export function unpack_q8_0_x4(w: usize, rows: i32, cols: i32, scratch: usize): 
 @final class Q8Tile {
   // @ts-ignore: decorator
   @inline moveBlock(tb: usize, rb: usize, r: i32, pack: bool): void {
+    const flip: u32 = offsetWeights ? 0x80808080 : 0; // offset weights: each byte w <-> w + 128
     if (pack) store<u16>(tb + (<usize>r << 1), load<u16>(rb));
     else store<u16>(rb, load<u16>(tb + (<usize>r << 1)));
     for (let m = 0; m < 8; m++) { // values 4m .. 4m + 3: row bytes 2 + 4m at 8 + 16m + 4r
       const rq = rb + 2 + (<usize>m << 2);
       const tq = tb + 8 + (<usize>m << 4) + (<usize>r << 2);
-      if (pack) store<u32>(tq, load<u32>(rq));
-      else store<u32>(rq, load<u32>(tq));
+      if (pack) store<u32>(tq, load<u32>(rq) ^ flip);
+      else store<u32>(rq, load<u32>(tq) ^ flip);
     }
   }
 }

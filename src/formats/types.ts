@@ -94,11 +94,16 @@ export interface TiledKernels {
    *   <quantizeRows>(src f32*, partner u8*, dst u8*, rowStart, rowEnd, cols)    rows [rowStart, rowEnd) of (nTokens, cols)
    */
   readonly input?: { readonly quantizeRows: string; readonly bytesPerBlock: number };
+  /**
+   * An export `() => bool` saying whether this instance took the layout of one dot per 16 products (q8_0: offset
+   * weights, where the engine's relaxed dot allows it): then the tiled kernels beat the widened rows at every batch.
+   */
+  readonly oneDot?: string;
 }
 
-/** The four-row layout's kernel names follow one rule too (`input`: the tiled kernels' own input layout, if any). */
-export function tiledKernelNames(name: FormatName, input?: TiledKernels["input"]): TiledKernels {
-  return { repack: `repack_${name}_x4`, unpack: `unpack_${name}_x4`, matvec: `matvec_${name}_x4`, matmul: `matmul_${name}_x4`, ...(input ? { input } : {}) };
+/** The four-row layout's kernel names follow one rule too (`input`: the tiled kernels' own input layout, if any; `oneDot`: see TiledKernels). */
+export function tiledKernelNames(name: FormatName, input?: TiledKernels["input"], oneDot?: string): TiledKernels {
+  return { repack: `repack_${name}_x4`, unpack: `unpack_${name}_x4`, matvec: `matvec_${name}_x4`, matmul: `matmul_${name}_x4`, ...(input ? { input } : {}), ...(oneDot ? { oneDot } : {}) };
 }
 
 /** kvsplit's own formats (not llama.cpp's) have type ids from here up. */

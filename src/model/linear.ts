@@ -52,13 +52,18 @@ const WIDE_MIN_TOKENS_OF: Partial<Record<FormatName, number>> = { q8_0: 2, q5_0:
  * (tiles laid back out as rows, then widened) larger ones. q8_0, one thread, 2048 × 2048, ms for the batch, medians of
  * 7, matmul_q8_0_x4 / matmulWide_q8_0_x4: 0.241 / 0.473 at 2 tokens, 0.431 / 0.641 at 4, 0.875 / 1.007 at 8,
  * 1.724 / 1.703 at 16, 6.940 / 5.839 at 64 (the split input's two dots per 16 products against the widened rows'
- * dot and select; matvec_q8_0_x4: 0.157 against matvec_q8_0's 0.236).
+ * dot and select; matvec_q8_0_x4: 0.157 against matvec_q8_0's 0.236). Where the tiles took the layout of one dot per 16
+ * products (TiledKernels.oneDot) the tiled kernels take every batch: 0.663 / 1.235 at 8 tokens, 1.274 / 1.961 at 16,
+ * 5.132 / 6.559 at 64 (one run of bench/weight-kernels.ts on an x64 with AVX-VNNI).
  */
 const TILED_WIDE_MIN_TOKENS_OF: Partial<Record<FormatName, number>> = { q8_0: 16 };
 
-/** The smallest batch that takes matmulWide_<fmt> (tiled: matmulWide_<fmt>_x4) for weights of `format`. */
-export function wideMinTokens(format: BlockFormat, tiled = false): number {
-  if (tiled) return TILED_WIDE_MIN_TOKENS_OF[format.name] ?? Infinity;
+/**
+ * The smallest batch that takes matmulWide_<fmt> (tiled: matmulWide_<fmt>_x4) for weights of `format`; oneDot: the
+ * tiles took the layout of one dot per 16 products (TiledKernels.oneDot).
+ */
+export function wideMinTokens(format: BlockFormat, tiled = false, oneDot = false): number {
+  if (tiled) return oneDot ? Infinity : (TILED_WIDE_MIN_TOKENS_OF[format.name] ?? Infinity);
   return WIDE_MIN_TOKENS_OF[format.name] ?? WIDE_MIN_TOKENS;
 }
 /** Bytes of one row of `cols` values in the wide layout (assembly/formats/matmul-wide.ts: 272 bytes per 128 values). */
@@ -96,6 +101,8 @@ export class Linear {
   private readonly wide = new Map<FormatName, ConvertedInput>();
   /** Per input layout of tiled kernels (TiledKernels.input, keyed by its quantizeRows export): the current input in it. */
   private readonly tiledInputs = new Map<string, ConvertedInput>();
+  /** Per tiled format: whether this memory's kernels took its layout of one dot per 16 products (tiledOneDot). */
+  private readonly oneDot = new Map<FormatName, boolean>();
   /** Per-thread scratch of matmulWide_<fmt>[_x4]: (nThreads, wideScratchBytes(maxCols) rounded up to 64 bytes). */
   private wideScratch = 0;
   /** matmulWide_<fmt>'s scratch argument (index 8) per thread; shared by every wide task. */
@@ -161,7 +168,18 @@ export class Linear {
   }
 
   private usesWide(w: WeightMatrix): boolean {
-    return this.nTokens >= wideMinTokens(w.format, w.tiled) && typeof this.rt.k[wideKernel(w.format, w.tiled)] === "function";
+    return this.nTokens >= wideMinTokens(w.format, w.tiled, w.tiled && this.tiledOneDot(w.format)) && typeof this.rt.k[wideKernel(w.format, w.tiled)] === "function";
+  }
+
+  /** Whether this memory's kernels took the tiled layout of one dot per 16 products for `format` (TiledKernels.oneDot). */
+  private tiledOneDot(format: BlockFormat): boolean {
+    let one = this.oneDot.get(format.name);
+    if (one === undefined) {
+      const name = format.tiled?.oneDot;
+      one = name !== undefined && Boolean(this.rt.k[name]());
+      this.oneDot.set(format.name, one);
+    }
+    return one;
   }
 
   /**

@@ -1,10 +1,11 @@
 /**
  * Weight formats with a four-row layout (BlockFormat.tiled: q4_K, q8_0): repacking in place writes the layout the
  * kernel file documents (checked against a re-implementation of that description here) and unpacking restores the
- * bytes; q8_0's split input is what its file describes; matvec_<fmt>_x4 and matmul_<fmt>_x4 over the tiles equal
- * matvec_<fmt> over the rows bit for bit, in both kernel builds, for random bytes (every 6-bit scale and min, every
- * level, every int8 weight including −128); and a model loaded with its matrices tiled gives the same logits, bit for
- * bit, as the same model with the file's rows.
+ * bytes; q8_0's split input is what its file describes; matvec_<fmt>_x4 and matmul_<fmt>_x4 (q8_0: and
+ * matmulWide_q8_0_x4) over the tiles equal matvec_<fmt> over the rows bit for bit, in both kernel builds and both of
+ * q8_0's layouts where the engine takes them (split input; offset weights), for random bytes (every 6-bit scale and
+ * min, every level, every int8 weight including −128); and a model loaded with its matrices tiled gives the same
+ * logits, bit for bit, as the same model with the file's rows.
  */
 import { describe, it, test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -16,6 +17,7 @@ import type { BlockFormat } from "../../src/formats/types.js";
 import { WasmRuntime, loadKernelModule, relaxedSimdSupported, type KernelVariant } from "../../src/runtime/wasm.js";
 import { f32ToF16Bits, readF16 } from "../../src/formats/reference/scalar.js";
 import { seededRandom } from "../helpers/random.js";
+import { wideRowBytes, wideScratchBytes } from "../../src/model/linear.js";
 import { synthToFile } from "../../src/gguf/synth.js";
 import { loadModel, type Model } from "../../src/index.js";
 import { promptThenGreedy } from "../helpers/greedy-logits.js";
@@ -35,13 +37,15 @@ interface Layout {
   readonly blockValues: number;
   /** Where byte k of row r's block goes in a tile block (the kernel file's layout, re-implemented here). */
   documentedOffset(r: number, k: number): number;
+  /** What byte k of a row's block (value `byte`) is there: the same but for q8_0's offset weights (w + 128). */
+  tiledByte(k: number, byte: number, offset: boolean): number;
   /** Random rows (random bytes everywhere, scales random finite halves). */
   randomRows(nRows: number, cols: number, rand: () => number): Uint8Array;
   /**
    * nTokens inputs written into rt's memory at rowsInput (as the row kernels take them) and tiledInput (as the tiled
    * ones do); returns their row bytes.
    */
-  input(rt: WasmRuntime, nTokens: number, cols: number, rand: () => number, at: { rowsInput: number; tiledInput: number }): { rowsBytes: number; tiledBytes: number };
+  input(rt: WasmRuntime, nTokens: number, cols: number, rand: () => number, at: { rowsInput: number; tiledInput: number }, offset: boolean): { rowsBytes: number; tiledBytes: number };
   /** Bytes of one token's input row of `cols` values as the row kernels and as the tiled ones take it. */
   inputBytes(cols: number): { rowsBytes: number; tiledBytes: number };
 }
@@ -63,6 +67,9 @@ const q4K: Layout = {
     const c = q >> 5;
     const m = (q & 31) >> 2;
     return 64 + 128 * c + 16 * m + 4 * r + (q & 3);
+  },
+  tiledByte(_k, byte) {
+    return byte;
   },
   randomRows(nRows, cols, rand) {
     const rb = rowBytes(this.format, cols);
@@ -108,7 +115,7 @@ const q4K: Layout = {
 /**
  * q8_0 (assembly/formats/q8_0_x4.ts): tiles of 136 bytes a block; the input is the q8_0 quantization of f32
  * activations (quantizeRowsSplit_q8_0 writes it) for the rows, its split layout for the tiles, checked here against the
- * file's description: x⁺ = max(x, 0), x⁻ = x⁺ − x, d_x as f32.
+ * file's description: x⁺ = max(x, 0), x⁻ = x⁺ − x, d_x as f32; with offset weights x, −128 × Σ x as i32, zeros, d_x.
  */
 const q80: Layout = {
   format: getFormat("q8_0"),
@@ -117,6 +124,9 @@ const q80: Layout = {
     if (k < 2) return 2 * r + k; // d of rows 0..3
     const j = k - 2; // value j = 4m + i at 8 + 16m + 4r + i
     return 8 + 16 * (j >> 2) + 4 * r + (j & 3);
+  },
+  tiledByte(k, byte, offset) {
+    return offset && k >= 2 ? byte ^ 0x80 : byte; // offset weights: each int8 value + 128 as u8
   },
   randomRows(nRows, cols, rand) {
     const rb = rowBytes(this.format, cols);
@@ -128,7 +138,7 @@ const q80: Layout = {
   inputBytes(cols) {
     return { rowsBytes: rowBytes(this.format, cols), tiledBytes: (cols / 32) * this.format.tiled!.input!.bytesPerBlock };
   },
-  input(rt, nTokens, cols, rand, at) {
+  input(rt, nTokens, cols, rand, at, offset) {
     const f = rt.alloc(nTokens * cols * 4); // (nTokens, cols) f32
     try {
       const floats = rt.f32(f, nTokens * cols);
@@ -149,11 +159,20 @@ const q80: Layout = {
       for (let b = 0; b < cols / 32; b++) {
         const qb = t * rowsBytes + b * 34;
         const sb = t * tiledBytes + b * 68;
+        let sum = 0;
         for (let j = 0; j < 32; j++) {
           const x = (q8[qb + 2 + j] << 24) >> 24;
+          sum += x;
           const plus = Math.max(x, 0);
-          assert.equal(split[sb + j], plus, `token ${t} block ${b}: x⁺ of value ${j}`);
-          assert.equal(split[sb + 32 + j], plus - x, `token ${t} block ${b}: x⁻ of value ${j}`);
+          if (offset) assert.equal(split[sb + j], x & 255, `token ${t} block ${b}: x of value ${j}`);
+          else {
+            assert.equal(split[sb + j], plus, `token ${t} block ${b}: x⁺ of value ${j}`);
+            assert.equal(split[sb + 32 + j], plus - x, `token ${t} block ${b}: x⁻ of value ${j}`);
+          }
+        }
+        if (offset) {
+          assert.equal(splitView.getInt32(sb + 32, true), (-128 * sum) | 0, `token ${t} block ${b}: −128 × Σ x`);
+          assert.deepEqual([...split.subarray(sb + 36, sb + 64)], new Array<number>(28).fill(0), `token ${t} block ${b}: bytes 36..63`);
         }
         assert.ok(Object.is(splitView.getFloat32(sb + 64, true), readF16(q8, qb)), `token ${t} block ${b}: d_x`);
       }
@@ -169,6 +188,25 @@ function setHalf(bytes: Uint8Array, at: number, h: number): void {
   bytes[at + 1] = h >> 8;
 }
 
+/**
+ * A runtime per kernel build and, for a format with two tiled layouts (TiledKernels.oneDot: q8_0), per layout the
+ * build can take: the split input everywhere, offset weights where the relaxed build's probe holds (this engine's
+ * relaxed dot reads its second operand as u8 without saturating), so both are tested on one machine.
+ */
+function layoutRuntimes(format: BlockFormat): { build: KernelVariant; offset: boolean; rt: WasmRuntime }[] {
+  return builds.flatMap((build) => {
+    const make = () => new WasmRuntime(undefined, { module: loadKernelModule(build) });
+    const oneDot = format.tiled?.oneDot;
+    if (oneDot === undefined) return [{ build, offset: false, rt: make() }];
+    const probed = make();
+    const offsetHere = Boolean(probed.k[oneDot]());
+    const split = make();
+    assert.equal(split.k.useOffsetWeights_q8_0_x4(0), 0, "the split input can always be asked for");
+    if (build !== "relaxed") assert.equal(offsetHere, false, `the ${build} build never takes offset weights`);
+    return offsetHere ? [{ build, offset: true, rt: probed }, { build, offset: false, rt: split }] : [{ build, offset: false, rt: split }];
+  });
+}
+
 test("every format with a four-row layout is tested here", () => {
   assert.deepEqual(FORMATS.filter((f) => f.tiled !== undefined).map((f) => f.name).sort(), layouts.map((l) => l.format.name).sort());
 });
@@ -177,12 +215,12 @@ for (const layout of layouts) {
   const format = layout.format;
   const B = layout.blockValues;
   describe(`${format.name}'s four-row layout (${format.tiled!.matvec}, ${format.tiled!.matmul})`, () => {
-    for (const build of builds) {
-      const rt = new WasmRuntime(undefined, { module: loadKernelModule(build) });
+    for (const { build, offset, rt } of layoutRuntimes(format)) {
       const k = rt.k;
       const tiled = format.tiled!;
+      const name = tiled.oneDot ? `${build} build, ${offset ? "offset weights" : "split input"}` : `${build} build`;
 
-      it(`${build} build: repack writes the documented layout in place, unpack restores the rows`, () => {
+      it(`${name}: repack writes the documented layout in place, unpack restores the rows`, () => {
         const rand = seededRandom(11);
         for (const [nRows, blocks] of [[4, 1], [8, 3], [12, 2]]) {
           const cols = B * blocks;
@@ -200,7 +238,7 @@ for (const layout of layouts) {
                   for (let byte = 0; byte < format.bytesPerBlock; byte++) {
                     const from = (4 * t + r) * rb + b * format.bytesPerBlock + byte;
                     const to = t * 4 * rb + b * 4 * format.bytesPerBlock + layout.documentedOffset(r, byte);
-                    assert.equal(tiles[to], rows[from], `rows ${nRows} cols ${cols}: tile ${t} block ${b} row ${r} byte ${byte}`);
+                    assert.equal(tiles[to], layout.tiledByte(byte, rows[from], offset), `rows ${nRows} cols ${cols}: tile ${t} block ${b} row ${r} byte ${byte}`);
                   }
                 }
               }
@@ -216,7 +254,7 @@ for (const layout of layouts) {
 
       const blockCounts = B === 256 ? [1, 2, 9] : [1, 2, 3, 5, 8, 13, 64];
       const tokenCounts = B === 256 ? [1, 2, 3, 4, 5, 8, 9] : [1, 2, 3, 4, 5, 8, 9, 67, 70];
-      it(`${build} build: matvec and matmul over the tiles equal matvec over the rows bit for bit (tokens ${tokenCounts.join(", ")}; row ranges; blocks ${blockCounts.join(", ")})`, () => {
+      it(`${name}: matvec and matmul over the tiles equal matvec over the rows bit for bit (tokens ${tokenCounts.join(", ")}; row ranges; blocks ${blockCounts.join(", ")})`, () => {
         const rand = seededRandom(23);
         const nRows = 12;
         const maxTokens = tokenCounts[tokenCounts.length - 1];
@@ -237,7 +275,7 @@ for (const layout of layouts) {
             rt.u8(rowPtr, rows.length).set(rows);
             rt.u8(tilePtr, rows.length).set(rows);
             k[tiled.repack](tilePtr, nRows, cols, scratch);
-            layout.input(rt, maxTokens, cols, rand, { rowsInput: xRows, tiledInput: xTiled });
+            layout.input(rt, maxTokens, cols, rand, { rowsInput: xRows, tiledInput: xTiled }, offset);
             for (const [rowStart, rowEnd] of [[0, nRows], [4, 8], [8, 12], [4, 4]]) {
               for (const nTokens of tokenCounts) {
                 rt.f32(outPtr, (maxTokens * outStride) / 4).fill(SENTINEL);
@@ -261,6 +299,45 @@ for (const layout of layouts) {
           }
         }
       });
+
+      const wideKernel = `matmulWide_${format.name}_x4`;
+      if (format.name === "q8_0") {
+        it(`${name}: ${wideKernel} (the tiles laid back out as rows, then widened) equals matvec over the rows bit for bit`, () => {
+          const rand = seededRandom(31);
+          const nRows = 8;
+          const nTokens = 5;
+          for (const blocks of [1, 3, 8]) {
+            const cols = B * blocks;
+            const rb = rowBytes(format, cols);
+            const { rowsBytes, tiledBytes } = layout.inputBytes(cols);
+            const rows = layout.randomRows(nRows, cols, rand);
+            const rowPtr = rt.alloc(rows.length);
+            const tilePtr = rt.alloc(rows.length);
+            const xRows = rt.alloc(nTokens * rowsBytes);
+            const xTiled = rt.alloc(nTokens * tiledBytes);
+            const xWide = rt.alloc(nTokens * wideRowBytes(cols)); // (nTokens, wide row bytes)
+            const scratch = rt.alloc(Math.max(4 * rb, wideScratchBytes(cols)));
+            const outPtr = rt.alloc(nTokens * nRows * 4); // (nTokens, nRows)
+            const vecPtr = rt.alloc(nRows * 4); // (nRows)
+            try {
+              rt.u8(rowPtr, rows.length).set(rows);
+              rt.u8(tilePtr, rows.length).set(rows);
+              k[tiled.repack](tilePtr, nRows, cols, scratch);
+              layout.input(rt, nTokens, cols, rand, { rowsInput: xRows, tiledInput: xTiled }, offset);
+              k.widenRows_q8_0(xRows, xWide, nTokens, cols);
+              k[wideKernel](tilePtr, xWide, outPtr, 0, nRows, cols, nTokens, nRows * 4, scratch);
+              const out = rt.f32(outPtr, nTokens * nRows).slice();
+              for (let t = 0; t < nTokens; t++) {
+                k[format.kernels.matvec](rowPtr, xRows + t * rowsBytes, vecPtr, 0, nRows, cols);
+                const want = rt.f32(vecPtr, nRows).slice();
+                for (let r = 0; r < nRows; r++) assert.ok(Object.is(out[t * nRows + r], want[r]), `cols ${cols}: out[${t}][${r}] = ${out[t * nRows + r]}, rows give ${want[r]}`);
+              }
+            } finally {
+              for (const p of [rowPtr, tilePtr, xRows, xTiled, xWide, scratch, outPtr, vecPtr]) rt.free(p);
+            }
+          }
+        });
+      }
     }
   });
 }

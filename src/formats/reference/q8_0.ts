@@ -44,8 +44,9 @@ export const q8_0: BlockFormat = {
   kv: true,
   weight: true,
   kernels: kernelNames("q8_0"),
-  // assembly/formats/q8_0_x4.ts: against the input split into x⁺ and x⁻ (32 + 32 bytes) and its scale as f32
-  tiled: tiledKernelNames("q8_0", { quantizeRows: "quantizeRowsSplit_q8_0", bytesPerBlock: 68 }),
+  // assembly/formats/q8_0_x4.ts: against the input split into x⁺ and x⁻ (32 + 32 bytes) and its scale as f32, or
+  // (offset weights, where the engine's relaxed dot allows) x itself and −128 × Σ x in the same 68 bytes
+  tiled: tiledKernelNames("q8_0", { quantizeRows: "quantizeRowsSplit_q8_0", bytesPerBlock: 68 }, "offsetWeights_q8_0_x4"),
   reference: {
     quantizeRow(src: Float32Array, dst: Uint8Array): void {
       const nb = checkWholeBlocks("q8_0", src.length, Q8_BLOCK);
