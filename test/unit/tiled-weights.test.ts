@@ -354,8 +354,8 @@ for (const type of ["q4_K", "q8_0"] as const) {
     after(() => rmSync(dir, { recursive: true, force: true }));
 
     /**
-     * Logits of a 70-token prompt (batches of 64 and 6 tokens: for q8_0 the widened-rows and the tiled batch kernels)
-     * and of 6 greedy tokens decoded one at a time.
+     * Logits of a 70-token prompt (batches of 64 and 6 tokens: for q8_0 with the split input the widened-rows and the
+     * tiled batch kernels, with offset weights the tiled ones for both) and of 6 greedy tokens decoded one at a time.
      */
     function logits(model: Model): Float32Array[] {
       const session = model.createSession({ contextSize: 256, kv: { k: "q8_0", v: "q4_0" } });
