@@ -189,6 +189,28 @@ function setHalf(bytes: Uint8Array, at: number, h: number): void {
 }
 
 /**
+ * Random rows of `layout` (nRows × cols) placed in rt twice, once repacked into tiles, and nTokens inputs in both input
+ * layouts; scratch: at least the repack's (four rows' bytes) and `scratchBytes`. free() releases every range.
+ */
+function placeRowsAndTiles(rt: WasmRuntime, layout: Layout, nRows: number, cols: number, nTokens: number, rand: () => number, offset: boolean, scratchBytes: number) {
+  const { rowsBytes, tiledBytes } = layout.inputBytes(cols);
+  const rows = layout.randomRows(nRows, cols, rand);
+  const rowPtr = rt.alloc(rows.length); // (nRows, row bytes) the file's rows
+  const tilePtr = rt.alloc(rows.length); // the same, repacked
+  const xRows = rt.alloc(nTokens * rowsBytes); // (nTokens, rowsBytes) input as the row kernels take it
+  const xTiled = rt.alloc(nTokens * tiledBytes); // (nTokens, tiledBytes) input as the tiled ones take it
+  const scratch = rt.alloc(Math.max(4 * rowBytes(layout.format, cols), scratchBytes));
+  rt.u8(rowPtr, rows.length).set(rows);
+  rt.u8(tilePtr, rows.length).set(rows);
+  rt.k[layout.format.tiled!.repack](tilePtr, nRows, cols, scratch);
+  layout.input(rt, nTokens, cols, rand, { rowsInput: xRows, tiledInput: xTiled }, offset);
+  const free = () => {
+    for (const p of [rowPtr, tilePtr, xRows, xTiled, scratch]) rt.free(p);
+  };
+  return { rowPtr, tilePtr, xRows, xTiled, rowsBytes, tiledBytes, scratch, free };
+}
+
+/**
  * A runtime per kernel build and, for a format with two tiled layouts (TiledKernels.oneDot: q8_0), per layout the
  * build can take: the split input everywhere, offset weights where the relaxed build's probe holds (this engine's
  * relaxed dot reads its second operand as u8 without saturating), so both are tested on one machine.
@@ -260,22 +282,11 @@ for (const layout of layouts) {
         const maxTokens = tokenCounts[tokenCounts.length - 1];
         for (const blocks of blockCounts) {
           const cols = B * blocks;
-          const rb = rowBytes(format, cols);
-          const { rowsBytes, tiledBytes } = layout.inputBytes(cols);
-          const rows = layout.randomRows(nRows, cols, rand);
+          const { rowPtr, tilePtr, xRows, xTiled, rowsBytes, tiledBytes, free } = placeRowsAndTiles(rt, layout, nRows, cols, maxTokens, rand, offset, 0);
           const outStride = nRows * 4 + 12;
-          const rowPtr = rt.alloc(rows.length);
-          const tilePtr = rt.alloc(rows.length);
-          const xRows = rt.alloc(maxTokens * rowsBytes);
-          const xTiled = rt.alloc(maxTokens * tiledBytes);
-          const scratch = rt.alloc(4 * rb);
           const outPtr = rt.alloc(maxTokens * outStride); // (maxTokens, outStride bytes)
           const vecPtr = rt.alloc(nRows * 4); // (nRows)
           try {
-            rt.u8(rowPtr, rows.length).set(rows);
-            rt.u8(tilePtr, rows.length).set(rows);
-            k[tiled.repack](tilePtr, nRows, cols, scratch);
-            layout.input(rt, maxTokens, cols, rand, { rowsInput: xRows, tiledInput: xTiled }, offset);
             for (const [rowStart, rowEnd] of [[0, nRows], [4, 8], [8, 12], [4, 4]]) {
               for (const nTokens of tokenCounts) {
                 rt.f32(outPtr, (maxTokens * outStride) / 4).fill(SENTINEL);
@@ -295,7 +306,8 @@ for (const layout of layouts) {
               }
             }
           } finally {
-            for (const p of [rowPtr, tilePtr, xRows, xTiled, scratch, outPtr, vecPtr]) rt.free(p);
+            for (const p of [outPtr, vecPtr]) rt.free(p);
+            free();
           }
         }
       });
@@ -308,22 +320,11 @@ for (const layout of layouts) {
           const nTokens = 5;
           for (const blocks of [1, 3, 8]) {
             const cols = B * blocks;
-            const rb = rowBytes(format, cols);
-            const { rowsBytes, tiledBytes } = layout.inputBytes(cols);
-            const rows = layout.randomRows(nRows, cols, rand);
-            const rowPtr = rt.alloc(rows.length);
-            const tilePtr = rt.alloc(rows.length);
-            const xRows = rt.alloc(nTokens * rowsBytes);
-            const xTiled = rt.alloc(nTokens * tiledBytes);
+            const { rowPtr, tilePtr, xRows, rowsBytes, scratch, free } = placeRowsAndTiles(rt, layout, nRows, cols, nTokens, rand, offset, wideScratchBytes(cols));
             const xWide = rt.alloc(nTokens * wideRowBytes(cols)); // (nTokens, wide row bytes)
-            const scratch = rt.alloc(Math.max(4 * rb, wideScratchBytes(cols)));
             const outPtr = rt.alloc(nTokens * nRows * 4); // (nTokens, nRows)
             const vecPtr = rt.alloc(nRows * 4); // (nRows)
             try {
-              rt.u8(rowPtr, rows.length).set(rows);
-              rt.u8(tilePtr, rows.length).set(rows);
-              k[tiled.repack](tilePtr, nRows, cols, scratch);
-              layout.input(rt, nTokens, cols, rand, { rowsInput: xRows, tiledInput: xTiled }, offset);
               k.widenRows_q8_0(xRows, xWide, nTokens, cols);
               k[wideKernel](tilePtr, xWide, outPtr, 0, nRows, cols, nTokens, nRows * 4, scratch);
               const out = rt.f32(outPtr, nTokens * nRows).slice();
@@ -333,7 +334,8 @@ for (const layout of layouts) {
                 for (let r = 0; r < nRows; r++) assert.ok(Object.is(out[t * nRows + r], want[r]), `cols ${cols}: out[${t}][${r}] = ${out[t * nRows + r]}, rows give ${want[r]}`);
               }
             } finally {
-              for (const p of [rowPtr, tilePtr, xRows, xTiled, xWide, scratch, outPtr, vecPtr]) rt.free(p);
+              for (const p of [xWide, outPtr, vecPtr]) rt.free(p);
+              free();
             }
           }
         });
