@@ -115,7 +115,8 @@
 
 /**
  * dotLevelsAdd in either build: the relaxed dot where the build has it, else its plain equal (levels widened as
- * unsigned, pair sums by i32x4.dot_i16x8_s, then the pairs of each lane added): the same integers.
+ * unsigned, pair sums by i32x4.dot_i16x8_s, then the pairs of each lane added): the same integers. (Levels up to 255
+ * only where the engine's relaxed dot was probed to read them as u8 without saturating: q8_0_x4.ts's offset weights.)
  */
 // @ts-ignore: decorator
 @inline export function dotLevelsAddEither(q8: v128, levels: v128, acc: v128): v128 {

@@ -56,8 +56,10 @@ function probeOffsetDots(): bool {
     && i32x4.extract_lane(sums, 2) == 10 * 255 && i32x4.extract_lane(sums, 3) == -10 * 255;
 }
 
+/** Whether this engine allows offset weights (probeOffsetDots, once per instance). */
+const offsetDotsExact: bool = probeOffsetDots();
 /** This instance's layout (file comment): tiles of w + 128 against x itself, one dot per 16 products. */
-let offsetWeights: bool = probeOffsetDots();
+let offsetWeights: bool = offsetDotsExact;
 
 /** Whether this instance's tiles and split input are the offset layout (file comment). */
 export function offsetWeights_q8_0_x4(): bool {
@@ -69,7 +71,7 @@ export function offsetWeights_q8_0_x4(): bool {
  * layouts on one engine); the offset one only where the probe holds. Returns the layout now in use.
  */
 export function useOffsetWeights_q8_0_x4(on: bool): bool {
-  offsetWeights = on && probeOffsetDots();
+  offsetWeights = on && offsetDotsExact;
   return offsetWeights;
 }
 
@@ -135,16 +137,6 @@ let termT2: v128 = f32x4.splat(0);
 let termT3: v128 = f32x4.splat(0);
 
 /**
- * acc + Σ x × u over 16 values, u read as u8: the relaxed dot where the probe holds (offsetWeights), else (never taken
- * by the kernels; the plain build) its exact widened equal.
- */
-// @ts-ignore: decorator
-@inline function dotOffsetAdd(x: v128, u: v128, acc: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, u, acc);
-  return dotLevelsAddEither(x, u, acc);
-}
-
-/**
  * The rows' terms (f32x4) of the tile block at tb for n = 1..4 tokens (split blocks at xb + t·xs): returns token 0's,
  * termT1..termT3 the others'. Each weight vector is loaded once for the n tokens; every token has its own dot chains
  * (split input: its x⁺ and x⁻ chains; offset weights: one chain, started at its c).
@@ -162,11 +154,11 @@ let termT3: v128 = f32x4.splat(0);
   let p3 = offset && n > 3 ? v128.load32_splat(xb + 3 * xs, 32) : zero, q3 = zero;
   do {
     const v = v128.load(wp);
-    if (offset) {
-      p0 = dotOffsetAdd(v128.load32_splat(xp), v, p0);
-      if (n > 1) p1 = dotOffsetAdd(v128.load32_splat(xp + xs), v, p1);
-      if (n > 2) p2 = dotOffsetAdd(v128.load32_splat(xp + 2 * xs), v, p2);
-      if (n > 3) p3 = dotOffsetAdd(v128.load32_splat(xp + 3 * xs), v, p3);
+    if (offset) { // x first, the weights + 128 as the 8-bit operand: exact where the probe holds (offsetWeights)
+      p0 = dotLevelsAddEither(v128.load32_splat(xp), v, p0);
+      if (n > 1) p1 = dotLevelsAddEither(v128.load32_splat(xp + xs), v, p1);
+      if (n > 2) p2 = dotLevelsAddEither(v128.load32_splat(xp + 2 * xs), v, p2);
+      if (n > 3) p3 = dotLevelsAddEither(v128.load32_splat(xp + 3 * xs), v, p3);
     } else {
       p0 = dotLevelsAddEither(v, v128.load32_splat(xp), p0);
       q0 = dotLevelsAddEither(v, v128.load32_splat(xp, 32), q0);
