@@ -61,6 +61,20 @@ const offsetDotsExact: bool = probeOffsetDots();
 /** This instance's layout (file comment): tiles of w + 128 against x itself, one dot per 16 products. */
 let offsetWeights: bool = offsetDotsExact;
 
+/**
+ * The two layouts as class types for the products' loops (never instantiated: tiles.ts's pattern), so that each loop
+ * is compiled once per layout with no layout test inside (a test of offsetWeights around inlined loops was folded into
+ * their innermost loop by the optimizer).
+ */
+class OffsetWeights {
+  // @ts-ignore: decorator
+  @inline offset(): bool { return true; }
+}
+class SplitInput {
+  // @ts-ignore: decorator
+  @inline offset(): bool { return false; }
+}
+
 /** Whether this instance's tiles and split input are the offset layout (file comment). */
 export function offsetWeights_q8_0_x4(): bool {
   return offsetWeights;
@@ -265,12 +279,17 @@ let termT3: v128 = f32x4.splat(0);
  * are multiples of 4 (the threads' split is, and only matrices of whole tiles are repacked).
  */
 export function matvec_q8_0_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
+  if (offsetWeights) matvecTiles<OffsetWeights>(w, x, out, rowStart, rowEnd, cols);
+  else matvecTiles<SplitInput>(w, x, out, rowStart, rowEnd, cols);
+}
+
+/** matvec_q8_0_x4 in layout L (OffsetWeights or SplitInput). */
+function matvecTiles<L>(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
+  const offset = changetype<L>(0).offset();
   const nb = cols >> 5;
   const tileBytes = <usize>nb * TILE_BLOCK;
   for (let r = rowStart; r < rowEnd; r += 4) {
-    const tile = w + <usize>(r >> 2) * tileBytes;
-    if (offsetWeights) tileTokens(true, 1, tile, nb, x, 0, out + (<usize>r << 2), 0);
-    else tileTokens(false, 1, tile, nb, x, 0, out + (<usize>r << 2), 0);
+    tileTokens(offset, 1, w + <usize>(r >> 2) * tileBytes, nb, x, 0, out + (<usize>r << 2), 0);
   }
 }
 
@@ -280,6 +299,13 @@ export function matvec_q8_0_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
  * tile, four tokens a pass, then the one to three left over in one pass.
  */
 export function matmul_q8_0_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+  if (offsetWeights) matmulTiles<OffsetWeights>(w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+  else matmulTiles<SplitInput>(w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+}
+
+/** matmul_q8_0_x4 in layout L (OffsetWeights or SplitInput). */
+function matmulTiles<L>(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+  const offset = changetype<L>(0).offset();
   const nb = cols >> 5;
   const tileBytes = <usize>nb * TILE_BLOCK;
   const xs = <usize>xStride;
@@ -287,10 +313,7 @@ export function matmul_q8_0_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
   for (let t0 = 0; t0 < nTokens; t0 += TOKEN_CHUNK) {
     const t1 = min(nTokens, t0 + TOKEN_CHUNK);
     for (let r = rowStart; r < rowEnd; r += 4) {
-      const tile = w + <usize>(r >> 2) * tileBytes;
-      const o = out + (<usize>r << 2);
-      if (offsetWeights) tileTokenRange(true, tile, nb, x, xs, o, os, t0, t1);
-      else tileTokenRange(false, tile, nb, x, xs, o, os, t0, t1);
+      tileTokenRange(offset, w + <usize>(r >> 2) * tileBytes, nb, x, xs, out + (<usize>r << 2), os, t0, t1);
     }
   }
 }

@@ -4,6 +4,7 @@
  * once for all of them, and each session's attention runs over its own cache. Every session gets the logits after its
  * last token, the same bits a pass of its tokens alone would give.
  */
+import { copyFloats } from "../runtime/wasm.js";
 import { forwardBatch } from "./forward.js";
 import type { Model } from "./model.js";
 import type { Session } from "./session.js";
@@ -32,5 +33,9 @@ export function evalBatch(model: Model, steps: readonly BatchStep[]): Float32Arr
   const nVocab = model.config.nVocab;
   const first = model.scratch[0]!; // the output runs in shard 0
   const logits = first.rt.f32(first.state.logits, steps.length * nVocab);
-  return steps.map((_, i) => logits.slice(i * nVocab, (i + 1) * nVocab));
+  return steps.map((_, i) => {
+    const row = new Float32Array(nVocab);
+    copyFloats(row, logits.subarray(i * nVocab, (i + 1) * nVocab));
+    return row;
+  });
 }

@@ -14,7 +14,7 @@ import type { KernelExports, WasmRuntime } from "../runtime/wasm.js";
 import type { ModelConfig, RopeKind } from "./config.js";
 import type { Linear } from "./linear.js";
 import type { RopeRows } from "./rope.js";
-import type { RowRunner } from "./rows.js";
+import { PARALLEL_SWIGLU_VALUES, type RowRunner } from "./rows.js";
 import type { RunState } from "./state.js";
 import type { LlamaWeights, WeightVector } from "./weights.js";
 
@@ -114,7 +114,8 @@ export function forwardBatch(ctx: ModelContext, seqs: readonly BatchSequence[]):
     linear.run([[s.hb, L.wGate], [s.hb2, L.wUp]]);
     addBias(k, s.hb, L.bGate, n);
     addBias(k, s.hb2, L.bUp, n);
-    rows.run("swiglu_rows_f32", [s.hb, s.hb2, 0, n, c.ffnDim], 2, 3, n, c.ffnDim); // swiglu_rows_f32(gate, up, rowStart, rowEnd, n)
+    // swiglu_rows_f32(gate, up, rowStart, rowEnd, n)
+    rows.run("swiglu_rows_f32", [s.hb, s.hb2, 0, n, c.ffnDim], 2, 3, n, c.ffnDim, PARALLEL_SWIGLU_VALUES);
     linear.input(s.hb, c.ffnDim, n);
     linear.run([[s.xb2, L.wDown]]);
     addBias(k, s.xb2, L.bDown, n);

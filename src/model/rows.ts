@@ -6,8 +6,16 @@
 import type { ParallelTask, ThreadPool } from "../runtime/pool.js";
 import type { WasmRuntime } from "../runtime/wasm.js";
 
-/** Below this many values in all rows a sync (15–70 µs) costs more than the second thread saves. */
+/**
+ * Below this many values in all rows a sync (15–70 µs) costs more than the second thread saves, for kernels of a few
+ * nanoseconds a value (the activations' quantization).
+ */
 export const PARALLEL_ROW_VALUES = 64 * 1024;
+/**
+ * The same for swiglu, about 8 ns a value (its exp is computed in f64, as llama.cpp's reference rounds it): split from
+ * 16K values on, so a server's four streams (4 × 5632 values in TinyLlama) share it.
+ */
+export const PARALLEL_SWIGLU_VALUES = 16 * 1024;
 
 export class RowRunner {
   /** Reused: run() allocates nothing once warm. */
@@ -21,12 +29,12 @@ export class RowRunner {
 
   /**
    * kernel(...args) over rows [0, nRows): args[startArg] and args[endArg] are the row range (set here), each row
-   * `rowValues` values.
+   * `rowValues` values; split across the threads from `parallelValues` values in all rows on.
    */
-  run(kernel: string, args: number[], startArg: number, endArg: number, nRows: number, rowValues: number): void {
+  run(kernel: string, args: number[], startArg: number, endArg: number, nRows: number, rowValues: number, parallelValues = PARALLEL_ROW_VALUES): void {
     args[startArg] = 0;
     args[endArg] = nRows;
-    if (!this.pool || this.pool.nThreads === 1 || nRows < 2 || nRows * rowValues < PARALLEL_ROW_VALUES) {
+    if (!this.pool || this.pool.nThreads === 1 || nRows < 2 || nRows * rowValues < parallelValues) {
       this.rt.k[kernel](...args);
       return;
     }

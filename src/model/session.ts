@@ -6,6 +6,7 @@ import type { KvPair, SessionOptions } from "../api.js";
 import { EXACT_FORMAT_NAMES, isExactFormatName, type ExactFormatName } from "../formats/types.js";
 import type { KvLayerFormats } from "../kv/cache.js";
 import { ShardedKvCache } from "../kv/sharded.js";
+import { copyFloats } from "../runtime/wasm.js";
 import type { Model } from "./model.js";
 import { DEFAULT_KV } from "./defaults.js";
 import { forward, ROPE_ROWS_KERNEL, type BatchSequence, type ForwardContext, type LogitsWanted } from "./forward.js";
@@ -161,7 +162,7 @@ export class Session {
   /** Evaluate tokens after those already cached; returns the next-token logits after the last one (a copy, nVocab). */
   eval(tokens: readonly number[]): Float32Array {
     const out = new Float32Array(this.model.config.nVocab);
-    this.run(tokens, "last", (logits) => out.set(logits));
+    this.run(tokens, "last", (logits) => copyFloats(out, logits));
     return out;
   }
 
@@ -169,7 +170,7 @@ export class Session {
   evalAll(tokens: readonly number[]): Float32Array {
     const nVocab = this.model.config.nVocab;
     const out = new Float32Array(tokens.length * nVocab);
-    this.evalRows(tokens, (firstRow, logits) => out.set(logits, firstRow * nVocab));
+    this.evalRows(tokens, (firstRow, logits) => copyFloats(out, logits, firstRow * nVocab));
     return out;
   }
 

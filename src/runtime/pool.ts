@@ -174,8 +174,13 @@ function runChunk(fns: ReadonlyArray<(...args: number[]) => unknown>, ints: Int3
   fns[ints[ti + TASK.kernel]](a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]);
 }
 
-/** Spin iterations before a futex wait (~50–150 µs): a decode step's gaps between runs are usually shorter. */
-export const SPIN_LOOPS = 10000;
+/**
+ * Spin iterations before a futex wait (about 0.5 ms at 5.5 ns an Atomics.load, Node 24): longer than the gaps between
+ * a batched step's runs (the caller's norms, rope and quantization of a few tokens), so a worker is rarely asleep when
+ * a run starts (waking it cost the caller ~20 µs in Atomics.notify, and the worker its share until it ran) nor the
+ * caller when the last chunk ends. Idle threads spin this long once, then sleep.
+ */
+export const SPIN_LOOPS = 100000;
 /** Timed waits let the caller notice a dead worker instead of hanging. */
 const WAIT_SLICE_MS = 50;
 /** A worker that has not started after this long is reported as failed. */

@@ -182,6 +182,14 @@ export class WasmRuntime {
   }
 }
 
+/**
+ * dst.set(src, at) for floats read out of a WebAssembly memory, copied as bytes: V8 copies a Float32Array view of a
+ * large shared memory element by element (four rows of 32000 logits: 1.4 ms as floats, 0.06 ms as bytes, Node 24).
+ */
+export function copyFloats(dst: Float32Array, src: Float32Array, at = 0): void {
+  new Uint8Array(dst.buffer, dst.byteOffset + at * 4, src.byteLength).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength));
+}
+
 export class WasmMemoryError extends Error {
   constructor(
     readonly neededBytes: number,

@@ -1,7 +1,8 @@
 /**
  * The model on 1, 2 and 3 threads (loadModel's `threads`): logits bit-identical, for a prompt evaluated at once and
  * for tokens decoded one at a time, on synthetic models large enough that the matrix products really go through the
- * pool (checked by counting its runs). Also: one thread means no worker, Model.dispose() stops the workers, and
+ * pool (checked by counting its runs), the prompt long enough that swiglu is split across the threads too where a
+ * model's feed-forward is wide enough (PARALLEL_SWIGLU_VALUES). Also: one thread means no worker, Model.dispose() stops the workers, and
  * Linear's batched products (several tokens, several matrices, one pool run) equal one-at-a-time products.
  */
 import { test } from "node:test";
@@ -9,11 +10,12 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { synthToFile, type SynthOptions } from "../../src/gguf/synth.js";
+import { synthShape, synthToFile, type SynthOptions } from "../../src/gguf/synth.js";
 import { loadModel } from "../../src/model/model.js";
 import type { KvPair } from "../../src/api.js";
 import { getFormat, rowBytes } from "../../src/formats/table.js";
 import { Linear } from "../../src/model/linear.js";
+import { PARALLEL_SWIGLU_VALUES } from "../../src/model/rows.js";
 import type { WeightMatrix } from "../../src/model/weights.js";
 import { ThreadPool } from "../../src/runtime/pool.js";
 import { WasmRuntime } from "../../src/runtime/wasm.js";
@@ -21,22 +23,27 @@ import { WasmRuntime } from "../../src/runtime/wasm.js";
 const dir = mkdtempSync(path.join(tmpdir(), "kvsplit-threads-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 
-const PROMPT = [1, 300, 17, 255, 42, 42, 7, 511, 3, 99, 128, 64];
+// 16 tokens: 16 × ffnDim 1024 values reach PARALLEL_SWIGLU_VALUES (16K), 16 × 768 do not
+const PROMPT = [1, 300, 17, 255, 42, 42, 7, 511, 3, 99, 128, 64, 9, 200, 31, 480];
 const DECODE = [5, 77, 400];
 
 interface Outputs {
   prompt: Float32Array; // (PROMPT.length, nVocab)
   decoded: Float32Array[]; // (nVocab) after each DECODE token
   poolRuns: number;
+  /** Kernels that ran in the pool. */
+  pooled: Set<string>;
 }
 
 function runModel(file: string, threads: number, kv: KvPair): Outputs {
   const model = loadModel(file, { threads });
   assert.equal(model.pool.nThreads, threads);
   let poolRuns = 0;
+  const pooled = new Set<string>();
   const run = model.pool.run.bind(model.pool);
   model.pool.run = (tasks) => {
     poolRuns++;
+    for (const t of tasks) pooled.add(t.kernel);
     run(tasks);
   };
   try {
@@ -44,7 +51,7 @@ function runModel(file: string, threads: number, kv: KvPair): Outputs {
     const prompt = session.evalAll(PROMPT);
     const decoded = DECODE.map((t) => session.eval([t]));
     session.dispose();
-    return { prompt, decoded, poolRuns };
+    return { prompt, decoded, poolRuns, pooled };
   } finally {
     model.dispose();
   }
@@ -76,6 +83,8 @@ for (const m of MODELS) {
     for (const threads of [2, 3]) {
       const many = runModel(file, threads, m.kv);
       assert.ok(many.poolRuns > 0, `${threads} threads: no matrix product went through the pool`);
+      const swigluSplit = PROMPT.length * synthShape(m.opts.preset).ffnDim >= PARALLEL_SWIGLU_VALUES;
+      assert.equal(many.pooled.has("swiglu_rows_f32"), swigluSplit, `${threads} threads: swiglu ${swigluSplit ? "not " : ""}split across the threads`);
       assert.equal(firstDifference(many.prompt, one.prompt), "none", `${threads} threads, prompt logits`);
       many.decoded.forEach((d, i) => assert.equal(firstDifference(d, one.decoded[i]), "none", `${threads} threads, decoded token ${i}`));
     }
