@@ -5,7 +5,7 @@
  * is in the batch, because the batched kernels give every token the bits it gets alone. Between steps the loop yields
  * to the event loop, so requests arrive, pieces are written and disconnects are seen within one step.
  */
-import { evalBatch, type BatchStep } from "../model/batch.js";
+import { evalBatchInPlace, type BatchStep } from "../model/batch.js";
 import { shiftWhenFull } from "../model/generate.js";
 import type { Model } from "../model/model.js";
 import type { Generation, StreamPiece, StreamResult } from "../model/stream.js";
@@ -145,7 +145,8 @@ export class BatchScheduler {
     }
     let logits: Float32Array[];
     try {
-      logits = evalBatch(this.model, planned.map((p): BatchStep => ({ session: p.job.slot.session, tokens: p.tokens })));
+      // views valid until the next pass: every job samples from its row below, before anything else runs
+      logits = evalBatchInPlace(this.model, planned.map((p): BatchStep => ({ session: p.job.slot.session, tokens: p.tokens })));
     } catch (e) {
       for (const p of planned) this.finish(p.job, e as Error);
       return;
