@@ -12,8 +12,8 @@ import type { WasmRuntime } from "../runtime/wasm.js";
  */
 export const PARALLEL_ROW_VALUES = 64 * 1024;
 /**
- * The same for swiglu, about 8 ns a value (its exp is computed in f64, as llama.cpp's reference rounds it): split from
- * 16K values on, so a server's four streams (4 × 5632 values in TinyLlama) share it.
+ * The same for swiglu, about 8 ns a value (a scalar exp per value): split from 16K values on, so that a server's four
+ * streams (4 × 5632 values in TinyLlama) share it.
  */
 export const PARALLEL_SWIGLU_VALUES = 16 * 1024;
 

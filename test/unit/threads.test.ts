@@ -2,8 +2,9 @@
  * The model on 1, 2 and 3 threads (loadModel's `threads`): logits bit-identical, for a prompt evaluated at once and
  * for tokens decoded one at a time, on synthetic models large enough that the matrix products really go through the
  * pool (checked by counting its runs), the prompt long enough that swiglu is split across the threads too where a
- * model's feed-forward is wide enough (PARALLEL_SWIGLU_VALUES). Also: one thread means no worker, Model.dispose() stops the workers, and
- * Linear's batched products (several tokens, several matrices, one pool run) equal one-at-a-time products.
+ * model's feed-forward is wide enough (PARALLEL_SWIGLU_VALUES). Also: one thread means no worker, Model.dispose()
+ * stops the workers, and Linear's batched products (several tokens, several matrices, one pool run) equal
+ * one-at-a-time products.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
