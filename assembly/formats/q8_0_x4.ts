@@ -7,10 +7,11 @@
 // The relaxed dot multiplies int8 lanes of its first operand by lanes of its second that the spec makes exact only in
 // 0..127 (any engine reads those alike); so a weight and an input value, both int8, take two dots (below: the split
 // input). Engines that read the second operand as u8 and sum the four products without saturating (Node 24's V8 on
-// x64 with AVX-VNNI: vpdpbusd; Node 22's emits pmaddubsw, which saturates) take one: the tiles hold w + 128 and the input x itself ("offset weights"). Each instance
-// probes its engine at instantiation (probeOffsetDots: products whose 8-bit second operand shows both the sign and
-// the saturation) and takes the offset layout where the probe holds; every instance of a process runs on the same
-// engine and so chooses the same. Both give the same integers, so the same bits.
+// x64 with AVX-VNNI: vpdpbusd; Node 22's emits pmaddubsw, which saturates) take one: the tiles hold w + 128 and the
+// input x itself ("offset weights"). Each instance probes its engine at instantiation (probeOffsetDots: products whose
+// 8-bit second operand shows both the sign and the saturation) and takes the offset layout where the probe holds;
+// every instance of a process runs on the same engine and so chooses the same. Both give the same integers, so the
+// same bits.
 //
 // Tile = four rows r0..r3 (4t .. 4t + 3): for each block b, 136 bytes:
 //   [0, 8)      (4) fp16 d of rows r0..r3
