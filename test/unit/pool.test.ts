@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ThreadPool, ThreadPoolError, splitBound, type ParallelTask } from "../../src/runtime/pool.js";
+import { BIG_CHUNKS_SHARE, ThreadPool, ThreadPoolError, chunkBound, splitBound, type ParallelTask } from "../../src/runtime/pool.js";
 import { WasmRuntime } from "../../src/runtime/wasm.js";
 
 test("splitBound partitions [0, count) into grain-aligned ranges, every item exactly once", () => {
@@ -33,6 +33,39 @@ test("splitBound partitions [0, count) into grain-aligned ranges, every item exa
         // Balanced to within one grain (+ the ragged last grain).
         const sizes = Array.from({ length: nThreads }, (_, t) => splitBound(count, grain, t + 1, nThreads) - splitBound(count, grain, t, nThreads));
         assert.ok(Math.max(...sizes) - Math.min(...sizes) <= grain, `unbalanced split ${sizes} for count ${count} grain ${grain}`);
+      }
+    }
+  }
+});
+
+test("chunkBound: big chunks first, then small ones; grain-aligned, every item exactly once", () => {
+  for (const bigChunks of [0, 1, 2, 3, 4]) {
+    for (const nChunks of [1, 2, 4, 8, 12, 16]) {
+      for (const grain of [1, 4, 32]) {
+        for (const count of [0, 1, 7, 16, 31, 32, 256, 2048, 5632, 32000]) {
+          const seen = new Uint8Array(count);
+          const sizes: number[] = [];
+          for (let c = 0; c < nChunks; c++) {
+            const start = chunkBound(count, grain, c, nChunks, bigChunks);
+            const end = chunkBound(count, grain, c + 1, nChunks, bigChunks);
+            const at = `count ${count} grain ${grain} chunks ${nChunks} big ${bigChunks}: chunk ${c} [${start}, ${end})`;
+            assert.ok(start <= end, at);
+            if (start < end) assert.equal(start % grain, 0, `${at} starts off-grain`);
+            if (end < count) assert.equal(end % grain, 0, `${at} ends off-grain`);
+            for (let i = start; i < end; i++) seen[i]++;
+            sizes.push(end - start);
+          }
+          assert.equal(chunkBound(count, grain, 0, nChunks, bigChunks), 0);
+          assert.equal(chunkBound(count, grain, nChunks, nChunks, bigChunks), count);
+          assert.ok(seen.every((n) => n === 1), `count ${count} grain ${grain} chunks ${nChunks} big ${bigChunks}: an item not computed exactly once`);
+          if (bigChunks > 0 && nChunks >= 2 * bigChunks && count >= 64 * grain) {
+            // (the pool cuts a task this way: one big chunk per thread, at least as many small ones)
+            // the big chunks hold BIG_CHUNKS_SHARE of the grains (to within one grain each), every small one is smaller
+            const big = sizes.slice(0, bigChunks).reduce((a, b) => a + b, 0);
+            assert.ok(Math.abs(big - count * BIG_CHUNKS_SHARE) <= (bigChunks + 1) * grain, `big chunks hold ${big} of ${count}`);
+            assert.ok(Math.max(...sizes.slice(bigChunks)) < Math.min(...sizes.slice(0, bigChunks)), `sizes ${sizes}`);
+          }
+        }
       }
     }
   }
