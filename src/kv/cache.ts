@@ -497,6 +497,16 @@ export class KvCache {
   }
 
   /**
+   * Whether appendBatch and attendBatch of `layer` each make one pool run and read nothing it writes afterwards, so
+   * that several caches' calls may share a run (ThreadPool.runTogether): not with keys per channel (their groups are
+   * quantized from the stored rows after the run) nor an exact window (kept from the staged rows after it).
+   */
+  runsTogether(layer: number): boolean {
+    this.checkLayer(layer);
+    return !this.layouts[layer].kChannel && this.windows[layer] === 0;
+  }
+
+  /**
    * Store positions firstPos .. firstPos + nTokens − 1 of `layer` at once: k and v are (nTokens, kvDim) f32 at kPtr, vPtr.
    * The same bytes as nTokens append calls; rows are split across the pool's threads.
    */

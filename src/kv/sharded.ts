@@ -115,6 +115,15 @@ export class ShardedKvCache {
     part.cache.appendBatch(local, firstPos, n, part.k, part.v);
   }
 
+  /**
+   * Whether appendBatch and attendBatch of `layer` may join other caches' runs (ThreadPool.runTogether): the layer's
+   * cache is in its input's shard (no rows copied back after the attention) and KvCache.runsTogether holds.
+   */
+  runsTogether(layer: number): boolean {
+    const { part, local, input } = this.at(layer);
+    return part.rt === input && part.cache.runsTogether(local);
+  }
+
   /** Causal attention of a batch (KvCache.attendBatch); q and out are (n, nHeads·headDim) f32 in the layer's input shard. */
   attendBatch(layer: number, firstPos: number, n: number, qPtr: number, outPtr: number): void {
     const { part, local, input } = this.at(layer);

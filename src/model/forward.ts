@@ -10,6 +10,7 @@
  * when it changes, and back to shard 0 for the output.
  */
 import type { ShardedKvCache } from "../kv/sharded.js";
+import type { ThreadPool } from "../runtime/pool.js";
 import type { KernelExports, WasmRuntime } from "../runtime/wasm.js";
 import type { ModelConfig, RopeKind } from "./config.js";
 import type { Linear } from "./linear.js";
@@ -30,6 +31,8 @@ export interface ShardScratch {
   readonly rows: RowRunner;
   readonly rope: RopeRows;
   readonly state: RunState;
+  /** The model's thread pool (every shard's): several sequences' K/V stores, then their attention, each in one run. */
+  readonly pool: ThreadPool;
 }
 
 /** The model's side of a forward pass: weights and the scratch of each weight shard. */
@@ -85,7 +88,7 @@ export function forwardBatch(ctx: ModelContext, seqs: readonly BatchSequence[]):
   let here = first;
   for (let l = 0; l < c.nLayers; l++) {
     here = moveResidual(here, ctx.shards[w.layerShard[l]], n * c.dim);
-    const { k, linear, rows, rope, state: s } = here;
+    const { k, linear, rows, rope, pool, state: s } = here;
     const ropeRows = k[ROPE_ROWS_KERNEL[c.ropeKind]];
     const L = w.layers[l];
     // attention block: x += Wo · attention(rope(Wq·h + bq), rope(Wk·h + bk), Wv·h + bv) + bo, h = rmsnorm(x)
@@ -97,12 +100,12 @@ export function forwardBatch(ctx: ModelContext, seqs: readonly BatchSequence[]):
     addBias(k, s.v, L.bv, n);
     ropeRows(s.q, n, c.nHeads, c.headDim, c.ropeDim, rope.ptr);
     ropeRows(s.k, n, c.nKvHeads, c.headDim, c.ropeDim, rope.ptr);
-    seqs.forEach((q, i) => {
-      // this sequence's rows: att[t] = softmax(q[t]·Kᵀ/√headDim) · V over its positions ≤ pos0 + t
-      const row = starts[i];
-      q.cache.appendBatch(l, q.pos0, q.tokens.length, s.k + row * c.kvDim * 4, s.v + row * c.kvDim * 4);
-      q.cache.attendBatch(l, q.pos0, q.tokens.length, s.q + row * qDim * 4, s.att + row * qDim * 4);
-    });
+    // each sequence's rows: att[t] = softmax(q[t]·Kᵀ/√headDim) · V over its positions ≤ pos0 + t; every sequence's
+    // stores in one pool run, then every sequence's attention in one, where their caches allow (runsTogether)
+    const together = seqs.length > 1 && seqs.every((q) => q.cache.runsTogether(l));
+    const inOneRun = (f: () => void) => (together ? pool.runTogether(f) : f());
+    inOneRun(() => seqs.forEach((q, i) => q.cache.appendBatch(l, q.pos0, q.tokens.length, s.k + starts[i] * c.kvDim * 4, s.v + starts[i] * c.kvDim * 4)));
+    inOneRun(() => seqs.forEach((q, i) => q.cache.attendBatch(l, q.pos0, q.tokens.length, s.q + starts[i] * qDim * 4, s.att + starts[i] * qDim * 4)));
     linear.input(s.att, qDim, n);
     linear.run([[s.xb2, L.wo]]);
     addBias(k, s.xb2, L.bo, n);

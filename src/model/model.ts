@@ -111,6 +111,7 @@ export class Model {
           rows: linear.rows,
           rope: RopeRows.forModel(rt, batchSize, config, weights),
           state: new RunState(rt, config, batchSize),
+          pool: memories.pool,
         };
       });
       return new Model(src.name, gguf, config, tokenizer, memories, weights, scratch, opts.memoryLimit, batchSize);

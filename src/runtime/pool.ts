@@ -249,6 +249,8 @@ export class ThreadPool {
   private readonly exits: Promise<void>[] = [];
   private broken: string | undefined;
   private runTag = 0;
+  /** The tasks held back by runTogether while its function runs. */
+  private queued: ParallelTask[] | undefined;
   /** The first error of the calling thread's own chunks in the current run. */
   private ownError: unknown;
   private readonly onOwnError = (e: unknown): void => {
@@ -372,12 +374,37 @@ export class ThreadPool {
    * Throws ThreadPoolError if a kernel failed on any thread or a worker died.
    */
   run(tasks: readonly ParallelTask[]): void {
+    if (this.queued) {
+      this.queued.push(...tasks);
+      return;
+    }
     if (this.disposed) throw new ThreadPoolError("the thread pool has been disposed");
     if (this.broken) throw new ThreadPoolError(this.broken);
     this.settleStart();
     for (let start = 0; start < tasks.length; start += MAX_TASKS) {
       this.runBatch(tasks, start, Math.min(tasks.length, start + MAX_TASKS));
     }
+  }
+
+  /**
+   * Call fn, holding back the runs it asks for, then run all their tasks as one run (several when they do not fit one
+   * control block): one sync instead of one per call, e.g. every sequence's K/V stores of a layer. The tasks must be
+   * independent of each other, and fn must not read what they write (they have not run when it returns). Nested calls
+   * join the outer one.
+   */
+  runTogether(fn: () => void): void {
+    if (this.queued) {
+      fn();
+      return;
+    }
+    const tasks: ParallelTask[] = [];
+    this.queued = tasks;
+    try {
+      fn();
+    } finally {
+      this.queued = undefined;
+    }
+    if (tasks.length > 0) this.run(tasks);
   }
 
   dispose(): void {

@@ -42,6 +42,13 @@ test("a batched pass over several sessions gives each the logits of its lone eva
     const got2 = evalBatch(model, [{ session: batched[2]!, tokens: next[2]! }, { session: batched[0]!, tokens: next[0]! }, { session: batched[1]!, tokens: next[1]! }]);
     assert.deepEqual(got2, [expected2[2], expected2[0], expected2[1]]);
     assert.deepEqual(batched[0]!.tokens, lone[0]!.tokens);
+    // step 3: sessions whose caches share pool runs (no exact window: every store in one run, then every attention)
+    assert.ok(batched[0]!.cache.runsTogether(0) && batched[1]!.cache.runsTogether(0) && !batched[2]!.cache.runsTogether(0));
+    const last = [[21, 22], [23]];
+    const expected3 = last.map((t, i) => lone[i]!.eval(t));
+    const got3 = evalBatch(model, last.map((tokens, i) => ({ session: batched[i]!, tokens })));
+    assert.deepEqual(got3, expected3);
+    assert.deepEqual(batched[0]!.eval([7]), lone[0]!.eval([7]));
   } finally {
     model.dispose();
   }

@@ -152,6 +152,26 @@ test("more tasks than fit one control block run in several syncs", () => {
   withPool(2, (rt, pool) => assertMatvecBatch(rt, pool, Array.from({ length: 70 }, (_, i) => 3 + i), 8));
 });
 
+test("runTogether holds back the runs asked for inside it and runs them as one, after it returns", () => {
+  withPool(2, (rt, pool) => {
+    const setups = [64, 40, 8].map((rows) => ({ rows, ...matvecSetup(rt, rows, 16, 1) }));
+    const task = (s: (typeof setups)[number]): ParallelTask => ({ kernel: "matvec_f32", args: [s.w, s.x, s.outs, 0, 0, 16], count: s.rows, startArg: 3, endArg: 4 });
+    for (const s of setups) rt.f32(s.outs, s.rows).fill(NaN);
+    const runsBefore: boolean[] = [];
+    pool.runTogether(() => {
+      pool.run([task(setups[0])]);
+      pool.runTogether(() => pool.run([task(setups[1])])); // a nested call joins the outer one
+      pool.run([task(setups[2])]);
+      runsBefore.push(...setups.map((s) => rt.f32(s.outs, s.rows).some((v) => !Number.isNaN(v))));
+    });
+    assert.deepEqual(runsBefore, [false, false, false], "a task ran before runTogether's function returned");
+    for (const s of setups) assert.deepEqual(rt.f32(s.outs, s.rows), rt.f32(s.expected, s.rows));
+    pool.runTogether(() => {}); // nothing asked: nothing runs
+    pool.run([task(setups[0])]); // and runs outside it are not held back
+    assert.deepEqual(rt.f32(setups[0].outs, setups[0].rows), rt.f32(setups[0].expected, setups[0].rows));
+  });
+});
+
 test("a kernel trap in a worker throws in the caller; the pool stays usable", () => {
   withPool(2, (rt, pool) => {
     const rows = 4096;
