@@ -389,8 +389,8 @@ export class ThreadPool {
   /**
    * Call fn, holding back the runs it asks for, then run all their tasks as one run (several when they do not fit one
    * control block): one sync instead of one per call, e.g. every sequence's K/V stores of a layer. The tasks must be
-   * independent of each other, and fn must not read what they write (they have not run when it returns). Nested calls
-   * join the outer one.
+   * independent of each other and stay unchanged until this returns (the callers inside make fresh ones), and fn must
+   * not read what they write (they run after it returns). Nested calls join the outer one.
    */
   runTogether(fn: () => void): void {
     if (this.queued) {
