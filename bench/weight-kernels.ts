@@ -1,12 +1,12 @@
 /**
  * Single-thread speed of the weight kernels, one build against another: matvec_<fmt> (one token: generation) and
  * matmulWide_<fmt> (64 tokens: prompts; --wide-tokens sets other batch sizes, such as a server's few streams) of a
- * 2048 × 2048 q4_K / q5_K / q6_K matrix with q8_K activations; for the 32-value block formats (--formats
+ * 2048 × 2048 (--cols: 2048 × COLS) q4_K / q5_K / q6_K matrix with q8_K activations; for the 32-value block formats (--formats
  * q8_0,q4_0,...) matvec, matmul_<fmt> of 2 tokens and, for those with one, matmulWide_<fmt> (each build's
  * own wide layout, from widenRows_q8_0). Prints the median of a few timed repetitions per kernel (CPU time of the
  * process: the machine may be shared), in ms and in GMAC/s (rows × cols × tokens / time).
  *
- *   node dist/bench/weight-kernels.js [--wasm FILE]... [--reps N] [--formats q4_K,q5_K,q6_K] [--wide-tokens 2,4,64]
+ *   node dist/bench/weight-kernels.js [--wasm FILE]... [--reps N] [--formats q4_K,q5_K,q6_K] [--wide-tokens 2,4,64] [--cols 2048]
  *
  * Formats with a four-row layout (q4_K, q8_0) also run its kernels on the same matrix repacked (matvec_<fmt>_x4 on one
  * token, matmul_<fmt>_x4 on the --wide-tokens batches; q8_0's against its own split input), each checked to give the
@@ -25,12 +25,13 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { WasmRuntime, relaxedSimdSupported } from "../src/runtime/wasm.js";
 import { getFormat, rowBytes } from "../src/formats/table.js";
-import type { TiledKernels } from "../src/formats/types.js";
+import { TILE_GROUP_ROWS, type TiledKernels } from "../src/formats/types.js";
 import { wideRowBytes, wideScratchBytes } from "../src/model/linear.js";
 import { seededRandom } from "../test/helpers/random.js";
 
 const ROWS = 2048;
-const COLS = 2048;
+/** Columns of the matrices (--cols; 5632: TinyLlama's ffn_down, whose q8_0 tiles are stored in column segments). */
+const COLS = Number(parseArgs({ options: { cols: { type: "string", default: "2048" } }, strict: false }).values.cols);
 const WIDE_TOKENS = 64;
 /** Bytes of one row of COLS values in the wide layout of q8_0-partner products (assembly/formats/matmul-wide.ts). */
 const WIDE_ROW_BYTES = wideRowBytes(COLS);
@@ -69,6 +70,7 @@ class Setup {
   xWide = 0; // (WIDE_TOKENS, WIDE_ROW_BYTES): the q8_0 activations widened (widenRows_q8_0), for matmulWide_<fmt> of q8_0 partners
   readonly out: number; // (WIDE_TOKENS, ROWS) f32
   readonly scratch: number; // matmulWide_<fmt>[_x4] scratch (src/model/linear.ts wideScratchBytes)
+  readonly tiledScratch: number; // matvec_<fmt>_x4 / matmul_<fmt>_x4 scratch (tiledScratchBytes())
   readonly quantIn: number; // (QUANT_ROWS, COLS) f32: quantizeRow cases' input
   readonly quantOut: number; // (QUANT_ROWS, the largest of the formats' row bytes) bytes: their output
 
@@ -91,7 +93,7 @@ class Setup {
       if (tiled) {
         const t = this.rt.alloc(ROWS * bytes);
         this.rt.u8(t, ROWS * bytes).set(u8);
-        const scratch = this.rt.alloc(4 * bytes);
+        const scratch = this.rt.alloc(TILE_GROUP_ROWS * bytes); // (TILE_GROUP_ROWS, bytes)
         k[tiled.repack](t, ROWS, COLS, scratch);
         this.rt.free(scratch);
         this.tiles.set(format, t);
@@ -119,6 +121,7 @@ class Setup {
     }
     this.out = this.rt.alloc(WIDE_TOKENS * ROWS * 4);
     this.scratch = this.rt.alloc(wideScratchBytes(COLS));
+    this.tiledScratch = this.rt.alloc(typeof k.tiledScratchBytes === "function" ? k.tiledScratchBytes() : 64); // builds before it took none
     this.quantIn = this.rt.alloc(QUANT_ROWS * COLS * 4);
     for (let r = 0; r < QUANT_ROWS; r++) this.rt.f32(this.quantIn + r * COLS * 4, COLS).set(values(COLS, rand, 2 ** (rand() * 4 - 2)));
     this.quantOut = this.rt.alloc(QUANT_ROWS * Math.max(...formats.map((f) => rowBytes(getFormat(f), COLS))));
@@ -133,8 +136,8 @@ class Setup {
     const xtBytes = input ? tiledInputBytes(input) : rowBytes(getFormat(partner), COLS);
     const k = this.rt.k;
     if (c.kernel === "quantizeRow") k[`quantizeRow_${c.format}`](this.quantIn, this.quantOut, QUANT_ROWS * COLS);
-    else if (c.kernel === "matvec_x4") k[`matvec_${c.format}_x4`](this.tiles.get(c.format)!, xt, this.out, 0, ROWS, COLS);
-    else if (c.kernel === "matmul_x4") k[`matmul_${c.format}_x4`](this.tiles.get(c.format)!, xt, this.out, 0, ROWS, COLS, c.tokens, xtBytes, ROWS * 4);
+    else if (c.kernel === "matvec_x4") k[`matvec_${c.format}_x4`](this.tiles.get(c.format)!, xt, this.out, 0, ROWS, COLS, this.tiledScratch);
+    else if (c.kernel === "matmul_x4") k[`matmul_${c.format}_x4`](this.tiles.get(c.format)!, xt, this.out, 0, ROWS, COLS, c.tokens, xtBytes, ROWS * 4, this.tiledScratch);
     else if (c.kernel === "matvec") k[`matvec_${c.format}`](w, x, this.out, 0, ROWS, COLS);
     else if (c.kernel === "matmul") k[`matmul_${c.format}`](w, x, this.out, 0, ROWS, COLS, c.tokens, rowBytes(getFormat(partner), COLS), ROWS * 4);
     else if (c.kernel === "matmulWide_x4") k[`matmulWide_${c.format}_x4`](this.tiles.get(c.format)!, this.xWide, this.out, 0, ROWS, COLS, c.tokens, ROWS * 4, this.scratch);
@@ -182,7 +185,9 @@ function main(): void {
     formats: { type: "string", default: "q4_K,q5_K,q6_K" },
     "wide-tokens": { type: "string", default: String(WIDE_TOKENS) },
     quantize: { type: "boolean", default: false },
+    cols: { type: "string", default: "2048" },
   } });
+  if (!Number.isInteger(COLS) || COLS < 256 || COLS % 256 !== 0) throw new RangeError(`--cols: a multiple of 256, got ${opts.cols}`);
   const wideTokens = opts["wide-tokens"].split(",").map(Number);
   if (wideTokens.some((t) => !Number.isInteger(t) || t < 1 || t > WIDE_TOKENS)) throw new RangeError(`--wide-tokens: integers 1..${WIDE_TOKENS}, got ${opts["wide-tokens"]}`);
   const reps = Number(opts.reps);

@@ -350,17 +350,16 @@ export function matmulWide_q8_0(w: usize, xw: usize, out: usize, rowStart: i32, 
 }
 
 /**
- * matmulWide_q8_0 over a matrix repacked by repack_q8_0_x4 (rowStart, rowEnd multiples of 4), for batches large enough
+ * matmulWide_q8_0 over a matrix repacked by repack_q8_0_x4 (rowStart, rowEnd as matmul_q8_0_x4's), for batches large enough
  * that widening rows pays (src/model/linear.ts): each tile's four rows are laid back out as q8_0 rows in scratch
  * (tileRows_q8_0), after the two widened rows, and taken as matmulWide_q8_0 takes rows, so the bits are its bits.
  * scratch: 2 × wideRowBytes(cols) + 4 × (cols / 32) × 34 bytes of this thread's own.
  */
 export function matmulWide_q8_0_x4(w: usize, xw: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, outStride: i32, scratch: usize): void {
   const nb = cols >> 5;
-  const rowBytes = <usize>nb * blockBytes(Q8_0);
-  const rows = scratch + 2 * wideRowBytes(cols); // (4, rowBytes): the tile's rows
+  const rows = scratch + 2 * wideRowBytes(cols); // (4, nb × 34): the tile's rows
   for (let r = rowStart; r < rowEnd; r += 4) {
-    tileRows_q8_0(w + <usize>(r >> 2) * 4 * rowBytes, rows, nb);
+    tileRows_q8_0(w, rowStart, rowEnd, r, nb, rows);
     matmulWide(Q8_0, rows, xw, out + (<usize>r << 2), 0, 4, cols, nTokens, outStride, scratch);
   }
 }

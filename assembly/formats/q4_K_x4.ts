@@ -188,9 +188,10 @@ let pairSecond: v128 = i32x4.splat(0);
 
 /**
  * out[r] = dot(W[r], x) for r in [rowStart, rowEnd) (x: a q8_K row) over a repacked matrix; rowStart and rowEnd are
- * multiples of 4 (the threads' split is, and only matrices of whole tiles are repacked).
+ * multiples of 4 (the threads' split is, and only matrices of whole tiles are repacked). scratch: the tiled products'
+ * thread scratch (q8_0_x4.ts), unused here (q4_K's tiles are one column segment).
  */
-export function matvec_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
+export function matvec_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, scratch: usize): void {
   const nb = cols >> 8;
   const tileBytes = <usize>nb * TILE_BLOCK;
   const low15 = lowMask();
@@ -284,9 +285,10 @@ let quadIsum3: v128 = i32x4.splat(0);
 /**
  * out[t][r] = matvec_q4_K_x4 of token t (X: nTokens q8_K rows xStride bytes apart; out rows outStride bytes apart);
  * equal to it per token bit for bit. Tiles outer, then super-blocks: a tile super-block's header is decoded once and
- * its levels once per four tokens, whose f32 sums build up in out. Tokens left over take pairs, then matvec.
+ * its levels once per four tokens, whose f32 sums build up in out. Tokens left over take pairs, then matvec. scratch:
+ * as matvec_q4_K_x4's (unused).
  */
-export function matmul_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+export function matmul_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32, scratch: usize): void {
   const nb = cols >> 8;
   const tileBytes = <usize>nb * TILE_BLOCK;
   const xs = <usize>xStride;
@@ -319,7 +321,7 @@ export function matmul_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
     }
     let t = quadTokens;
     for (; t + 1 < nTokens; t += 2) matmulPair(tile, nb, x + <usize>t * xs, xs, o + <usize>t * os, os);
-    if (t < nTokens) matvec_q4_K_x4(w, x + <usize>t * xs, o + <usize>t * os - (<usize>r << 2), r, r + 4, cols);
+    if (t < nTokens) matvec_q4_K_x4(w, x + <usize>t * xs, o + <usize>t * os - (<usize>r << 2), r, r + 4, cols, scratch);
   }
 }
 
@@ -362,15 +364,15 @@ export function matmul_q4_K_x4(w: usize, x: usize, out: usize, rowStart: i32, ro
 }
 
 /**
- * Repack `rows` (a multiple of 4) q4_K rows of `cols` values at w in place into tiles; scratch: 4 rows' bytes
- * (4 × cols / 256 × 144). unpack_q4_K_x4 undoes it.
+ * Repack `rows` (a multiple of 4) q4_K rows of `cols` values at w in place into tiles (one column segment: tile after
+ * tile); scratch: 32 rows' bytes (tiles.ts GROUP_ROWS × cols / 256 × 144). unpack_q4_K_x4 undoes it.
  */
 export function repack_q4_K_x4(w: usize, rows: i32, cols: i32, scratch: usize): void {
-  moveTiles<Q4KTile>(w, rows, cols, scratch, true, 8, ROW_BLOCK);
+  moveTiles<Q4KTile>(w, rows, cols, scratch, true, 8, ROW_BLOCK, cols >> 8);
 }
 
 export function unpack_q4_K_x4(w: usize, rows: i32, cols: i32, scratch: usize): void {
-  moveTiles<Q4KTile>(w, rows, cols, scratch, false, 8, ROW_BLOCK);
+  moveTiles<Q4KTile>(w, rows, cols, scratch, false, 8, ROW_BLOCK, cols >> 8);
 }
 
 /** Row r's q4_K super-block at rb into (pack) or out of the tile super-block at tb (tiles.ts moveTiles). */

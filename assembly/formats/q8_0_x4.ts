@@ -17,6 +17,17 @@
 //   [0, 8)      (4) fp16 d of rows r0..r3
 //   [8, 136)    vector m (m = 0..7) at 8 + 16m holds, at 4r + i, row r's int8 value 4m + i of block b
 //               (offset weights: that value + 128, as u8)
+// Matrices of more than SEGMENT_MAX_BLOCKS (96) blocks a row (TinyLlama's ffn_down: 176) keep the same tile blocks in
+// another order, so that a product streams them in memory order while its input stays in L1: tiles in groups of
+// GROUP_TILES (8; a matrix's last group may hold fewer), and within a group of g tiles, column segment by segment:
+// segment s holds blocks [sS, min(nb, sS + S)) of each of the group's tiles in turn, S = segmentBlocks(nb) (nb split
+// into ⌈nb / 96⌉ near-equal segments, rounded up to a multiple of 4). Tile k's block b (in segment s) sits at
+//   group + (sS × g + k × len(s) + b − sS) × 136      (len(s): the segment's blocks; every segment but the last is S)
+// Rows up to 96 blocks are one segment, so their groups are plain tiles one after another (tile t at t × nb × 136).
+// Products over segmented matrices take row ranges on group boundaries (rowStart a multiple of 32; rowEnd too, or the
+// matrix's last row: the threads' split is, ROW_GRAIN), and keep each tile's phase sums between segments in the
+// calling thread's scratch (tiles.ts TILED_SCRATCH_BYTES). TinyLlama's ffn_down, 4 tokens, one thread, streamed from memory:
+// 36 → 46 GMAC/s (its 28 KiB of input and a 24 KiB tile row no longer share a 48 KiB L1).
 // Split input row (quantizeRowsSplit_q8_0), per block of 32 values, 68 bytes:
 //   [0, 32)     x⁺ = max(x, 0) (u8, 0..127)      [32, 64)  x⁻ = x⁺ − x (0..127)      [64, 68)  d_x as f32
 // (offset weights, 40 bytes a block: [0, 32) x (i8), [32, 36) c = −128 × Σ x (i32), [36, 40) d_x as f32)
@@ -37,7 +48,7 @@
 // matvec_q8_0 over the rows before repacking, bit for bit.
 import { dotLevelsAddEither, f16SignedBitsToF32x4, hsumI32x4, loadF16 } from "./common";
 import { quantizeRow_q8_0 } from "./q8_0";
-import { moveTiles } from "./tiles";
+import { GROUP_ROWS, moveTiles } from "./tiles";
 
 const ROW_BLOCK: usize = 34; // q8_0 bytes per row and block
 const TILE_BLOCK: usize = 136; // four rows' block
@@ -57,6 +68,28 @@ const OFFSET_BLOCK: usize = 40;
 }
 /** Tokens a batched product takes across every tile before the next ones: their split rows stay in the core's cache. */
 const TOKEN_CHUNK: i32 = 64;
+/** Rows of more blocks than this are split into column segments (file comment). */
+const SEGMENT_MAX_BLOCKS: i32 = 96;
+/** Tiles per group of a segmented matrix (file comment): 8 (tiles.ts GROUP_ROWS; src/model/linear.ts's ROW_GRAIN). */
+const GROUP_TILES: i32 = GROUP_ROWS >> 2;
+/**
+ * Bytes of one tile's saved phase sums for four tokens (16 f32x4: token t's L_k at (4t + k) × 16); a group's tiles
+ * for a chunk of tokens take GROUP_TILES × TOKEN_CHUNK / 4 of them: tiles.ts TILED_SCRATCH_BYTES.
+ */
+const TILE_SUMS_BYTES: usize = 256;
+
+/** Blocks per column segment of rows of nb blocks (file comment): nb itself up to SEGMENT_MAX_BLOCKS. */
+// @ts-ignore: decorator
+@inline function segmentBlocks(nb: i32): i32 {
+  const segments = (nb + SEGMENT_MAX_BLOCKS - 1) / SEGMENT_MAX_BLOCKS;
+  return (((nb + segments - 1) / segments) + 3) & ~3;
+}
+
+/** Where tile k's blocks of the segment starting at block s0 (len blocks) begin, in a group of g tiles at group. */
+// @ts-ignore: decorator
+@inline function segmentTile(group: usize, g: i32, k: i32, s0: i32, len: i32): usize {
+  return group + (<usize>s0 * <usize>g + <usize>k * <usize>len) * TILE_BLOCK;
+}
 /** Added to every weight in the offset layout (as u8 it is the weight's byte with its top bit flipped). */
 const WEIGHT_OFFSET: i32 = 128;
 
@@ -220,16 +253,24 @@ let termT3: v128 = f32x4.splat(0);
 }
 
 /**
- * The tile's four rows for n = 1..4 tokens (split rows at x0 + t·xs) into out rows o0 + t·os: one sweep over the
- * blocks in memory order (four passes over the blocks of one phase each measured 2× slower on matrices streamed from
- * memory), each token's L_0..L_3 in its own accumulators.
+ * The tile's four rows for n = 1..4 tokens (split rows at x0 + t·xs) over the nb blocks at tile (a column segment:
+ * x0 is the input at its first block, a multiple of 4, so phases continue), into out rows o0 + t·os: one sweep over
+ * the blocks in memory order (four passes over the blocks of one phase each measured 2× slower on matrices streamed
+ * from memory), each token's L_0..L_3 in its own accumulators. They start at 0 (first) or from the sums saved at
+ * sums ((n, 4) f32x4) by the segment before, and end as the rows' values (last) or saved there for the next one.
  */
 // @ts-ignore: decorator
-@inline function tileTokens(offset: bool, n: i32, tile: usize, nb: i32, x0: usize, xs: usize, o0: usize, os: usize): void {
+@inline function tileTokens(offset: bool, n: i32, tile: usize, nb: i32, x0: usize, xs: usize, o0: usize, os: usize, sums: usize, first: bool, last: bool): void {
   let t0L0 = f32x4.splat(0), t0L1 = f32x4.splat(0), t0L2 = f32x4.splat(0), t0L3 = f32x4.splat(0); // (4) f32: the rows' L_0..L_3, token 0
   let t1L0 = f32x4.splat(0), t1L1 = f32x4.splat(0), t1L2 = f32x4.splat(0), t1L3 = f32x4.splat(0); // token 1
   let t2L0 = f32x4.splat(0), t2L1 = f32x4.splat(0), t2L2 = f32x4.splat(0), t2L3 = f32x4.splat(0);
   let t3L0 = f32x4.splat(0), t3L1 = f32x4.splat(0), t3L2 = f32x4.splat(0), t3L3 = f32x4.splat(0);
+  if (!first) {
+    t0L0 = v128.load(sums); t0L1 = v128.load(sums, 16); t0L2 = v128.load(sums, 32); t0L3 = v128.load(sums, 48);
+    if (n > 1) { t1L0 = v128.load(sums, 64); t1L1 = v128.load(sums, 80); t1L2 = v128.load(sums, 96); t1L3 = v128.load(sums, 112); }
+    if (n > 2) { t2L0 = v128.load(sums, 128); t2L1 = v128.load(sums, 144); t2L2 = v128.load(sums, 160); t2L3 = v128.load(sums, 176); }
+    if (n > 3) { t3L0 = v128.load(sums, 192); t3L1 = v128.load(sums, 208); t3L2 = v128.load(sums, 224); t3L3 = v128.load(sums, 240); }
+  }
   const xBlock = inputBlock(offset);
   let tb = tile;
   let xb = x0;
@@ -280,6 +321,13 @@ let termT3: v128 = f32x4.splat(0);
       if (n > 3) t3L2 = f32x4.add(t3L2, termT3);
     }
   }
+  if (!last) {
+    v128.store(sums, t0L0); v128.store(sums, t0L1, 16); v128.store(sums, t0L2, 32); v128.store(sums, t0L3, 48);
+    if (n > 1) { v128.store(sums, t1L0, 64); v128.store(sums, t1L1, 80); v128.store(sums, t1L2, 96); v128.store(sums, t1L3, 112); }
+    if (n > 2) { v128.store(sums, t2L0, 128); v128.store(sums, t2L1, 144); v128.store(sums, t2L2, 160); v128.store(sums, t2L3, 176); }
+    if (n > 3) { v128.store(sums, t3L0, 192); v128.store(sums, t3L1, 208); v128.store(sums, t3L2, 224); v128.store(sums, t3L3, 240); }
+    return;
+  }
   v128.store(o0, rowValues(t0L0, t0L1, t0L2, t0L3));
   if (n > 1) v128.store(o0 + os, rowValues(t1L0, t1L1, t1L2, t1L3));
   if (n > 2) v128.store(o0 + 2 * os, rowValues(t2L0, t2L1, t2L2, t2L3));
@@ -294,70 +342,92 @@ let termT3: v128 = f32x4.splat(0);
 
 /**
  * out[r] = dot(W[r], x) for r in [rowStart, rowEnd) over a repacked matrix (x: a split row); rowStart and rowEnd
- * are multiples of 4 (the threads' split is, and only matrices of whole tiles are repacked).
+ * are multiples of 4 (the threads' split is, and only matrices of whole tiles are repacked), on group boundaries for a
+ * segmented matrix (file comment). scratch: tiles.ts TILED_SCRATCH_BYTES of the calling thread's own.
  */
-export function matvec_q8_0_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  if (offsetWeights) matvecTiles<OffsetWeights>(w, x, out, rowStart, rowEnd, cols);
-  else matvecTiles<SplitInput>(w, x, out, rowStart, rowEnd, cols);
-}
-
-/** matvec_q8_0_x4 in layout L (OffsetWeights or SplitInput). */
-function matvecTiles<L>(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32): void {
-  const offset = changetype<L>(0).offset();
-  const nb = cols >> 5;
-  const tileBytes = <usize>nb * TILE_BLOCK;
-  for (let r = rowStart; r < rowEnd; r += 4) {
-    tileTokens(offset, 1, w + <usize>(r >> 2) * tileBytes, nb, x, 0, out + (<usize>r << 2), 0);
-  }
+export function matvec_q8_0_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, scratch: usize): void {
+  if (offsetWeights) matmulTiles<OffsetWeights>(w, x, out, rowStart, rowEnd, cols, 1, 0, 0, scratch);
+  else matmulTiles<SplitInput>(w, x, out, rowStart, rowEnd, cols, 1, 0, 0, scratch);
 }
 
 /**
  * out[t][r] = matvec_q8_0_x4 of token t (X: nTokens split rows xStride bytes apart; out rows outStride bytes apart);
- * equal to it per token bit for bit. Tokens in chunks of TOKEN_CHUNK, each across every tile of the range; within a
- * tile, four tokens a pass, then the one to three left over in one pass.
+ * equal to it per token bit for bit. Tokens in chunks of TOKEN_CHUNK, each across every group of the range, column
+ * segment by segment (one segment: tile by tile); within a tile's segment, four tokens a pass, then the one to three
+ * left over in one pass. scratch as matvec_q8_0_x4's.
  */
-export function matmul_q8_0_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
-  if (offsetWeights) matmulTiles<OffsetWeights>(w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
-  else matmulTiles<SplitInput>(w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride);
+export function matmul_q8_0_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32, scratch: usize): void {
+  if (offsetWeights) matmulTiles<OffsetWeights>(w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride, scratch);
+  else matmulTiles<SplitInput>(w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride, scratch);
 }
 
-/** matmul_q8_0_x4 in layout L (OffsetWeights or SplitInput). */
-function matmulTiles<L>(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32): void {
+/** matmul_q8_0_x4 (and matvec_q8_0_x4: one token) in layout L (OffsetWeights or SplitInput). */
+function matmulTiles<L>(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, nTokens: i32, xStride: i32, outStride: i32, scratch: usize): void {
   const offset = changetype<L>(0).offset();
   const nb = cols >> 5;
+  const segment = segmentBlocks(nb);
   const tileBytes = <usize>nb * TILE_BLOCK;
+  const xBlock = inputBlock(offset);
   const xs = <usize>xStride;
   const os = <usize>outStride;
   for (let t0 = 0; t0 < nTokens; t0 += TOKEN_CHUNK) {
     const t1 = min(nTokens, t0 + TOKEN_CHUNK);
-    for (let r = rowStart; r < rowEnd; r += 4) {
-      tileTokenRange(offset, w + <usize>(r >> 2) * tileBytes, nb, x, xs, out + (<usize>r << 2), os, t0, t1);
+    for (let r = rowStart; r < rowEnd; r += GROUP_TILES << 2) {
+      const g = min(GROUP_TILES, (rowEnd - r) >> 2); // the group's tiles
+      const group = w + <usize>(r >> 2) * tileBytes;
+      for (let s0 = 0; s0 < nb; s0 += segment) {
+        const len = min(segment, nb - s0);
+        for (let k = 0; k < g; k++) {
+          const sums = scratch + <usize>(k * (TOKEN_CHUNK >> 2)) * TILE_SUMS_BYTES; // (TOKEN_CHUNK / 4, 256 bytes) of tile k
+          tileTokenRange(offset, segmentTile(group, g, k, s0, len), len, x + <usize>s0 * xBlock, xs, out + (<usize>(r + (k << 2)) << 2), os, t0, t1, sums, s0 == 0, s0 + len == nb);
+        }
+      }
     }
   }
 }
 
-/** tileTokens over tokens [t0, t1): four a pass, then the one to three left over in one pass. */
+/** tileTokens over tokens [t0, t1): four a pass, then the one to three left over in one pass; each pass's sums at sums + 256 × (its first token − t0) / 4. */
 // @ts-ignore: decorator
-@inline function tileTokenRange(offset: bool, tile: usize, nb: i32, x: usize, xs: usize, o: usize, os: usize, t0: i32, t1: i32): void {
+@inline function tileTokenRange(offset: bool, tile: usize, nb: i32, x: usize, xs: usize, o: usize, os: usize, t0: i32, t1: i32, sums: usize, first: bool, last: bool): void {
   let t = t0;
-  for (; t + 3 < t1; t += 4) tileTokens(offset, 4, tile, nb, x + <usize>t * xs, xs, o + <usize>t * os, os);
+  let s = sums;
+  for (; t + 3 < t1; t += 4) {
+    tileTokens(offset, 4, tile, nb, x + <usize>t * xs, xs, o + <usize>t * os, os, s, first, last);
+    s += TILE_SUMS_BYTES;
+  }
   const xt = x + <usize>t * xs;
   const ot = o + <usize>t * os;
-  if (t1 - t == 3) tileTokens(offset, 3, tile, nb, xt, xs, ot, os);
-  else if (t1 - t == 2) tileTokens(offset, 2, tile, nb, xt, xs, ot, os);
-  else if (t1 - t == 1) tileTokens(offset, 1, tile, nb, xt, 0, ot, 0);
+  if (t1 - t == 3) tileTokens(offset, 3, tile, nb, xt, xs, ot, os, s, first, last);
+  else if (t1 - t == 2) tileTokens(offset, 2, tile, nb, xt, xs, ot, os, s, first, last);
+  else if (t1 - t == 1) tileTokens(offset, 1, tile, nb, xt, 0, ot, 0, s, first, last);
 }
 
 /**
- * The tile at tile (nb blocks) laid back out as its four q8_0 rows at dst ((4, nb × 34)): for kernels that take rows
- * (matmulWide_q8_0_x4). Per block half, the four tile vectors of four values of each row are transposed into each
- * row's sixteen values.
+ * The tile of rows [r, r + 4) laid back out as its four q8_0 rows at dst ((4, nb × 34)), for kernels that take rows
+ * (matmulWide_q8_0_x4), in a product over rows [rowStart, rowEnd) (on group boundaries where the matrix is segmented:
+ * its groups are found from them, as matmul_q8_0_x4 finds them).
  */
 // @ts-ignore: decorator
-@inline export function tileRows_q8_0(tile: usize, dst: usize, nb: i32): void {
+@inline export function tileRows_q8_0(w: usize, rowStart: i32, rowEnd: i32, r: i32, nb: i32, dst: usize): void {
+  const groupRow = rowStart + ((r - rowStart) & ~((GROUP_TILES << 2) - 1));
+  const g = min(GROUP_TILES, (rowEnd - groupRow) >> 2);
+  const group = w + <usize>(groupRow >> 2) * <usize>nb * TILE_BLOCK;
+  const segment = segmentBlocks(nb);
   const rowBytes = <usize>nb * ROW_BLOCK;
+  for (let s0 = 0; s0 < nb; s0 += segment) {
+    const len = min(segment, nb - s0);
+    segmentRows(segmentTile(group, g, (r - groupRow) >> 2, s0, len), dst + <usize>s0 * ROW_BLOCK, len, rowBytes);
+  }
+}
+
+/**
+ * The len tile blocks at tile as blocks of its four q8_0 rows at dst (rows rowBytes apart). Per block half, the four
+ * tile vectors of four values of each row are transposed into each row's sixteen values.
+ */
+// @ts-ignore: decorator
+@inline function segmentRows(tile: usize, dst: usize, len: i32, rowBytes: usize): void {
   const flip = i8x16.splat(offsetWeights ? <i8>WEIGHT_OFFSET : 0); // offset weights: w + 128 back to w
-  for (let b = 0; b < nb; b++) {
+  for (let b = 0; b < len; b++) {
     const tb = tile + <usize>b * TILE_BLOCK;
     const o = dst + <usize>b * ROW_BLOCK; // row 0's block; row r's at o + r·rowBytes
     for (let r: usize = 0; r < 4; r++) store<u16>(o + r * rowBytes, load<u16>(tb + (r << 1)));
@@ -381,15 +451,15 @@ function matmulTiles<L>(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i
 }
 
 /**
- * Repack `rows` (a multiple of 4) q8_0 rows of `cols` values at w in place into tiles; scratch: 4 rows' bytes
- * (4 × cols / 32 × 34). unpack_q8_0_x4 undoes it.
+ * Repack `rows` (a multiple of 4) q8_0 rows of `cols` values at w in place into tiles, in groups and column segments
+ * (file comment); scratch: a group's rows (32 × cols / 32 × 34 bytes: tiles.ts GROUP_ROWS). unpack_q8_0_x4 undoes it.
  */
 export function repack_q8_0_x4(w: usize, rows: i32, cols: i32, scratch: usize): void {
-  moveTiles<Q8Tile>(w, rows, cols, scratch, true, 5, ROW_BLOCK);
+  moveTiles<Q8Tile>(w, rows, cols, scratch, true, 5, ROW_BLOCK, segmentBlocks(cols >> 5));
 }
 
 export function unpack_q8_0_x4(w: usize, rows: i32, cols: i32, scratch: usize): void {
-  moveTiles<Q8Tile>(w, rows, cols, scratch, false, 5, ROW_BLOCK);
+  moveTiles<Q8Tile>(w, rows, cols, scratch, false, 5, ROW_BLOCK, segmentBlocks(cols >> 5));
 }
 
 /** Row r's q8_0 block at rb into (pack) or out of the tile block at tb (tiles.ts moveTiles). */

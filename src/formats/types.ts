@@ -75,12 +75,20 @@ export interface BlockFormat {
   /**
    * Weight formats with a four-row layout (assembly/formats/<name>_x4.ts): a matrix of whole tiles repacked in place at
    * load (same bytes) for kernels whose i32 lanes are four rows; the products equal the row layout's bit for bit.
-   *   repack_<name>_x4(w, rows, cols, scratch) / unpack_<name>_x4(...)    in place; scratch: 4 rows' bytes
-   *   matvec_<name>_x4, matmul_<name>_x4                                   matvec_/matmul_'s arguments; row ranges multiples of 4
+   *   repack_<name>_x4(w, rows, cols, scratch) / unpack_<name>_x4(...)    in place; scratch: TILE_GROUP_ROWS rows' bytes
+   *   matvec_<name>_x4, matmul_<name>_x4      matvec_/matmul_'s arguments, then scratch: tiledScratchBytes() bytes of
+   *                                           the calling thread's own; row ranges multiples of 4, and of
+   *                                           TILE_GROUP_ROWS (or ending at the last row) for q8_0 rows of over 96 blocks
    * Their input is the dot partner's rows, or, where `input` is set, a layout of the tiled kernels' own.
    */
   readonly tiled?: TiledKernels;
 }
+
+/**
+ * Rows per group of tiles (assembly/formats/tiles.ts GROUP_ROWS): a repack's scratch holds a group's rows, and products
+ * over q8_0 matrices stored in column segments take row ranges on group boundaries.
+ */
+export const TILE_GROUP_ROWS = 32;
 
 /** Export names of a format's four-row layout kernels (BlockFormat.tiled). */
 export interface TiledKernels {

@@ -17,9 +17,9 @@
  * run() go to the pool as ONE run (q, k, v together; gate and up together), so a layer costs a few syncs. Each row
  * is computed by one thread with the same kernel, so the result is bit-identical for every thread count.
  */
-import type { BlockFormat, FormatName } from "../formats/types.js";
+import { TILE_GROUP_ROWS, type BlockFormat, type FormatName } from "../formats/types.js";
 import { getFormat, rowBytes } from "../formats/table.js";
-import type { ParallelTask, ThreadPool } from "../runtime/pool.js";
+import type { ParallelTask, ThreadArg, ThreadPool } from "../runtime/pool.js";
 import type { WasmRuntime } from "../runtime/wasm.js";
 import type { WeightMatrix } from "./weights.js";
 import { RowRunner } from "./rows.js";
@@ -27,8 +27,11 @@ import { RowRunner } from "./rows.js";
 /** One product of a run(): out (f32, (nTokens, w.rows)) = x · Wᵀ for the current input x. */
 export type MatvecJob = readonly [outPtr: number, w: WeightMatrix];
 
-/** Split boundaries fall on multiples of this many rows: keeps multi-row kernel passes and output cache lines aligned. */
-export const ROW_GRAIN = 16;
+/**
+ * Split boundaries fall on multiples of this many rows: keeps multi-row kernel passes and output cache lines aligned,
+ * and tiled products' ranges on their groups of tiles (TILE_GROUP_ROWS).
+ */
+export const ROW_GRAIN = TILE_GROUP_ROWS;
 /** Below this many weight bytes per run (× tokens; ~35 µs of one thread's work) a sync (15–70 µs) is not worth it. */
 export const SERIAL_BYTES = 256 * 1024;
 /**
@@ -106,7 +109,9 @@ export class Linear {
   /** Per-thread scratch of matmulWide_<fmt>[_x4]: (nThreads, wideScratchBytes(maxCols) rounded up to 64 bytes). */
   private wideScratch = 0;
   /** matmulWide_<fmt>'s scratch argument (index 8) per thread; shared by every wide task. */
-  private wideThreadArg: { index: number; base: number; stride: number } | undefined;
+  private wideThreadArg: ThreadArg | undefined;
+  /** The tiled products' scratch argument per thread ((nThreads, tiledScratchBytes())), last of matvec's (index 6) and matmul's (9). */
+  private tiledThreadArgs: { matvec: ThreadArg; matmul: ThreadArg } | undefined;
 
   /** Row-wise kernels across the threads: here the activations' wide quantization; the forward pass's swiglu too. */
   readonly rows: RowRunner;
@@ -165,6 +170,8 @@ export class Linear {
     if (this.wideScratch) this.rt.free(this.wideScratch);
     this.wideScratch = 0;
     this.wideThreadArg = undefined;
+    if (this.tiledThreadArgs) this.rt.free(this.tiledThreadArgs.matvec.base);
+    this.tiledThreadArgs = undefined;
   }
 
   private usesWide(w: WeightMatrix): boolean {
@@ -246,15 +253,30 @@ export class Linear {
     t.args.length = 0;
     const kernels = w.tiled ? w.format.tiled! : w.format.kernels;
     if (this.nTokens === 1) {
-      t.kernel = kernels.matvec; // matvec_<fmt>[_x4](w, x, out, rowStart, rowEnd, cols)
+      t.kernel = kernels.matvec; // matvec_<fmt>(w, x, out, rowStart, rowEnd, cols); _x4: then scratch
       t.args.push(w.ptr, x, outPtr, 0, w.rows, w.cols);
     } else {
-      // matmul_<fmt>[_x4](w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride)
+      // matmul_<fmt>(w, x, out, rowStart, rowEnd, cols, nTokens, xStride, outStride); _x4: then scratch
       t.kernel = kernels.matmul;
       const xStride = this.inputRowBytes(w, w.cols);
       t.args.push(w.ptr, x, outPtr, 0, w.rows, w.cols, this.nTokens, xStride, w.rows * 4);
     }
+    if (w.tiled) {
+      const scratch = this.tiledScratch();
+      t.threadArg = this.nTokens === 1 ? scratch.matvec : scratch.matmul;
+      t.args.push(t.threadArg.base);
+    }
     return t;
+  }
+
+  /** The tiled products' per-thread scratch (allocated on first use). */
+  private tiledScratch(): { matvec: ThreadArg; matmul: ThreadArg } {
+    if (!this.tiledThreadArgs) {
+      const stride = Math.ceil(this.rt.k.tiledScratchBytes() / 64) * 64;
+      const base = this.rt.alloc(stride * (this.pool?.nThreads ?? 1));
+      this.tiledThreadArgs = { matvec: { index: 6, base, stride }, matmul: { index: 9, base, stride } };
+    }
+    return this.tiledThreadArgs;
   }
 
   /** Byte offset of the current input as w's kernels take it: (nTokens, inputRowBytes(w, cols)). */

@@ -5,7 +5,7 @@
  * treats them (TENSOR_NOT_REQUIRED): the forward pass adds a bias only where one exists.
  */
 import type { ByteSource, GgufFile, GgufTensorInfo } from "../gguf/types.js";
-import type { BlockFormat } from "../formats/types.js";
+import { TILE_GROUP_ROWS, type BlockFormat } from "../formats/types.js";
 import { rowBytes } from "../formats/table.js";
 import type { Shards } from "../runtime/shards.js";
 import type { WasmRuntime } from "../runtime/wasm.js";
@@ -248,9 +248,9 @@ function copyTensor(rt: WasmRuntime, src: ByteSource, t: GgufTensorInfo, ptr: nu
   }
 }
 
-/** Repack a matrix in place into its format's four-row layout (scratch: four rows, freed after). */
+/** Repack a matrix in place into its format's four-row layout (scratch: a group of tiles' rows, freed after). */
 function repackTiles(rt: WasmRuntime, format: BlockFormat, ptr: number, rows: number, cols: number, rowBytes: number): void {
-  const scratch = rt.alloc(4 * rowBytes); // (4, rowBytes)
+  const scratch = rt.alloc(TILE_GROUP_ROWS * rowBytes); // (TILE_GROUP_ROWS, rowBytes)
   try {
     rt.k[format.tiled!.repack](ptr, rows, cols, scratch);
   } finally {

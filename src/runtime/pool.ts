@@ -26,6 +26,13 @@
 import { startPoolThread, THREADS_START_WHILE_BLOCKED, type PoolThread } from "./threads.js";
 import { kernelModule } from "./wasm.js";
 
+/** A per-thread scratch argument: args[index] = base + threadIndex × stride. */
+export interface ThreadArg {
+  index: number;
+  base: number;
+  stride: number;
+}
+
 export interface ParallelTask {
   /** A WebAssembly export name. */
   kernel: string;
@@ -42,7 +49,7 @@ export interface ParallelTask {
   /** The memory (index into the pool's memories) the args point into (default 0). */
   shard?: number;
   /** args[index] = base + threadIndex * stride (per-thread scratch). */
-  threadArg?: { index: number; base: number; stride: number };
+  threadArg?: ThreadArg;
 }
 
 // ---- The control block: shared by pool.ts and worker.ts; the layout lives here only. ----

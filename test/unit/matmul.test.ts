@@ -15,7 +15,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { FORMATS, getFormat, rowBytes } from "../../src/formats/table.js";
-import type { BlockFormat } from "../../src/formats/types.js";
+import { TILE_GROUP_ROWS, type BlockFormat } from "../../src/formats/types.js";
 import { defaultRuntime, kernelVariant } from "../../src/runtime/wasm.js";
 import { f16BitsToF32 } from "../../src/formats/reference/scalar.js";
 import { q8KInQuadOrder } from "../helpers/quad-order.js";
@@ -236,7 +236,7 @@ describe("matmul_<fmt> equals matvec_<fmt> per token bit for bit, and the scalar
     const w = rt.alloc(n * 144);
     const x = rt.alloc(292);
     const dots = rt.alloc(n * 4);
-    const scratch = rt.alloc(4 * 144);
+    const scratch = rt.alloc(Math.max(TILE_GROUP_ROWS * 144, rt.k.tiledScratchBytes())); // the repack's and the product's
     try {
       const xb = new DataView(rt.u8(x, 292).buffer, x, 292);
       rt.u8(x, 292).fill(0);
@@ -259,7 +259,7 @@ describe("matmul_<fmt> equals matvec_<fmt> per token bit for bit, and the scalar
           if (layout === "rows") rt.k.matvec_q4_K(w, x, dots, 0, n, 256);
           else {
             rt.k[q4.tiled!.repack](w, n, 256, scratch);
-            rt.k[q4.tiled!.matvec](w, x, dots, 0, n, 256);
+            rt.k[q4.tiled!.matvec](w, x, dots, 0, n, 256, scratch);
           }
           const out = rt.f32(dots, n);
           for (let h = 0; h < n; h++) same(out[h], expected(h), `q4_K ${side} 0x${h.toString(16)} (${layout})`);

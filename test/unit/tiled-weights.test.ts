@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { FORMATS, getFormat, rowBytes } from "../../src/formats/table.js";
-import type { BlockFormat } from "../../src/formats/types.js";
+import { TILE_GROUP_ROWS, type BlockFormat } from "../../src/formats/types.js";
 import { WasmRuntime, loadKernelModule, relaxedSimdSupported, type KernelVariant } from "../../src/runtime/wasm.js";
 import { f32ToF16Bits, readF16 } from "../../src/formats/reference/scalar.js";
 import { seededRandom } from "../helpers/random.js";
@@ -37,6 +37,8 @@ interface Layout {
   readonly blockValues: number;
   /** Where byte k of row r's block goes in a tile block (the kernel file's layout, re-implemented here). */
   documentedOffset(r: number, k: number): number;
+  /** Blocks per column segment of rows of nb blocks (nb: tiles stored one after another). */
+  segmentBlocks(nb: number): number;
   /** What byte k of a row's block (value `byte`) is there: the same but for q8_0's offset weights (w + 128). */
   tiledByte(k: number, byte: number, offset: boolean): number;
   /** Random rows (random bytes everywhere, scales random finite halves). */
@@ -54,6 +56,7 @@ interface Layout {
 const q4K: Layout = {
   format: getFormat("q4_K"),
   blockValues: 256,
+  segmentBlocks: (nb) => nb,
   documentedOffset(r, k) {
     if (k < 2) return 2 * r + k; // d of rows 0..3
     if (k < 4) return 8 + 2 * r + (k - 2); // dmin
@@ -116,11 +119,16 @@ const q4K: Layout = {
  * q8_0 (assembly/formats/q8_0_x4.ts): tiles of 136 bytes a block; the input is the q8_0 quantization of f32
  * activations (quantizeRowsSplit_q8_0 writes it) for the rows, its split layout for the tiles, checked here against the
  * file's description: x⁺ = max(x, 0), x⁻ = x⁺ − x, d_x as f32 in 68 bytes a block; with offset weights x, −128 × Σ x as
- * i32, d_x in 40 bytes a block; token rows cols / 32 × 68 bytes apart in both.
+ * i32, d_x in 40 bytes a block; token rows cols / 32 × 68 bytes apart in both. Rows of more than 96 blocks are cut
+ * into ⌈nb / 96⌉ column segments of ⌈nb / segments⌉ blocks rounded up to a multiple of 4 (the last one shorter).
  */
 const q80: Layout = {
   format: getFormat("q8_0"),
   blockValues: 32,
+  segmentBlocks(nb) {
+    const segments = Math.ceil(nb / 96);
+    return Math.ceil(Math.ceil(nb / segments) / 4) * 4;
+  },
   documentedOffset(r, k) {
     if (k < 2) return 2 * r + k; // d of rows 0..3
     const j = k - 2; // value j = 4m + i at 8 + 16m + 4r + i
@@ -183,6 +191,22 @@ const q80: Layout = {
 
 const layouts = [q4K, q80];
 
+/**
+ * Byte offset of tile t's block b in a matrix of nTiles tiles of nb blocks (tileBlock bytes each), as the kernel files
+ * describe it: tiles in groups of TILE_GROUP_ROWS / 4, and within a group of g tiles, column segment by segment, each
+ * segment holding its blocks of every tile of the group in turn.
+ */
+function tileBlockOffset(layout: Layout, t: number, b: number, nTiles: number, nb: number, tileBlock: number): number {
+  const groupTiles = TILE_GROUP_ROWS / 4;
+  const group = Math.floor(t / groupTiles);
+  const g = Math.min(groupTiles, nTiles - group * groupTiles);
+  const k = t - group * groupTiles;
+  const S = layout.segmentBlocks(nb);
+  const s0 = Math.floor(b / S) * S;
+  const len = Math.min(S, nb - s0);
+  return group * groupTiles * nb * tileBlock + (s0 * g + k * len + (b - s0)) * tileBlock;
+}
+
 function setHalf(bytes: Uint8Array, at: number, h: number): void {
   bytes[at] = h & 255;
   bytes[at + 1] = h >> 8;
@@ -190,7 +214,8 @@ function setHalf(bytes: Uint8Array, at: number, h: number): void {
 
 /**
  * Random rows of `layout` (nRows × cols) placed in rt twice, once repacked into tiles, and nTokens inputs in both input
- * layouts; scratch: at least the repack's (four rows' bytes) and `scratchBytes`. free() releases every range.
+ * layouts; scratch: at least the repack's (a group's rows) and `scratchBytes`; tiledScratch: the tiled products'.
+ * free() releases every range.
  */
 function placeRowsAndTiles(rt: WasmRuntime, layout: Layout, nRows: number, cols: number, nTokens: number, rand: () => number, offset: boolean, scratchBytes: number) {
   const { rowsBytes, tiledBytes } = layout.inputBytes(cols);
@@ -199,15 +224,16 @@ function placeRowsAndTiles(rt: WasmRuntime, layout: Layout, nRows: number, cols:
   const tilePtr = rt.alloc(rows.length); // the same, repacked
   const xRows = rt.alloc(nTokens * rowsBytes); // (nTokens, rowsBytes) input as the row kernels take it
   const xTiled = rt.alloc(nTokens * tiledBytes); // (nTokens, tiledBytes) input as the tiled ones take it
-  const scratch = rt.alloc(Math.max(4 * rowBytes(layout.format, cols), scratchBytes));
+  const scratch = rt.alloc(Math.max(TILE_GROUP_ROWS * rowBytes(layout.format, cols), scratchBytes));
+  const tiledScratch = rt.alloc(rt.k.tiledScratchBytes());
   rt.u8(rowPtr, rows.length).set(rows);
   rt.u8(tilePtr, rows.length).set(rows);
   rt.k[layout.format.tiled!.repack](tilePtr, nRows, cols, scratch);
   layout.input(rt, nTokens, cols, rand, { rowsInput: xRows, tiledInput: xTiled }, offset);
   const free = () => {
-    for (const p of [rowPtr, tilePtr, xRows, xTiled, scratch]) rt.free(p);
+    for (const p of [rowPtr, tilePtr, xRows, xTiled, scratch, tiledScratch]) rt.free(p);
   };
-  return { rowPtr, tilePtr, xRows, xTiled, rowsBytes, tiledBytes, scratch, free };
+  return { rowPtr, tilePtr, xRows, xTiled, rowsBytes, tiledBytes, scratch, tiledScratch, free };
 }
 
 /**
@@ -244,12 +270,14 @@ for (const layout of layouts) {
 
       it(`${name}: repack writes the documented layout in place, unpack restores the rows`, () => {
         const rand = seededRandom(11);
-        for (const [nRows, blocks] of [[4, 1], [8, 3], [12, 2]]) {
+        // q8_0: 100 and 176 blocks are cut into column segments (52 + 48, 88 + 88); 36 and 44 rows end in a part group
+        const shapes = B === 256 ? [[4, 1], [8, 3], [12, 2], [44, 2]] : [[4, 1], [8, 3], [12, 2], [44, 100], [36, 176], [64, 97]];
+        for (const [nRows, blocks] of shapes) {
           const cols = B * blocks;
           const rb = rowBytes(format, cols);
           const rows = layout.randomRows(nRows, cols, rand);
           const ptr = rt.alloc(rows.length);
-          const scratch = rt.alloc(4 * rb);
+          const scratch = rt.alloc(TILE_GROUP_ROWS * rb);
           try {
             rt.u8(ptr, rows.length).set(rows);
             k[tiled.repack](ptr, nRows, cols, scratch);
@@ -259,7 +287,7 @@ for (const layout of layouts) {
                 for (let r = 0; r < 4; r++) {
                   for (let byte = 0; byte < format.bytesPerBlock; byte++) {
                     const from = (4 * t + r) * rb + b * format.bytesPerBlock + byte;
-                    const to = t * 4 * rb + b * 4 * format.bytesPerBlock + layout.documentedOffset(r, byte);
+                    const to = tileBlockOffset(layout, t, b, nRows / 4, blocks, 4 * format.bytesPerBlock) + layout.documentedOffset(r, byte);
                     assert.equal(tiles[to], layout.tiledByte(byte, rows[from], offset), `rows ${nRows} cols ${cols}: tile ${t} block ${b} row ${r} byte ${byte}`);
                   }
                 }
@@ -274,24 +302,27 @@ for (const layout of layouts) {
         }
       });
 
-      const blockCounts = B === 256 ? [1, 2, 9] : [1, 2, 3, 5, 8, 13, 64];
+      const blockCounts = B === 256 ? [1, 2, 9] : [1, 2, 3, 5, 8, 13, 64, 97, 176];
       const tokenCounts = B === 256 ? [1, 2, 3, 4, 5, 8, 9] : [1, 2, 3, 4, 5, 8, 9, 67, 70];
       it(`${name}: matvec and matmul over the tiles equal matvec over the rows bit for bit (tokens ${tokenCounts.join(", ")}; row ranges; blocks ${blockCounts.join(", ")})`, () => {
         const rand = seededRandom(23);
-        const nRows = 12;
         const maxTokens = tokenCounts[tokenCounts.length - 1];
         for (const blocks of blockCounts) {
           const cols = B * blocks;
-          const { rowPtr, tilePtr, xRows, xTiled, rowsBytes, tiledBytes, free } = placeRowsAndTiles(rt, layout, nRows, cols, maxTokens, rand, offset, 0);
+          // rows in column segments: ranges on groups of tiles (a whole one, the part one at the end)
+          const segmented = layout.segmentBlocks(blocks) < blocks;
+          const nRows = segmented ? 44 : 12;
+          const ranges = segmented ? [[0, 44], [0, 32], [32, 44], [32, 32]] : [[0, 12], [4, 8], [8, 12], [4, 4]];
+          const { rowPtr, tilePtr, xRows, xTiled, rowsBytes, tiledBytes, tiledScratch, free } = placeRowsAndTiles(rt, layout, nRows, cols, maxTokens, rand, offset, 0);
           const outStride = nRows * 4 + 12;
           const outPtr = rt.alloc(maxTokens * outStride); // (maxTokens, outStride bytes)
           const vecPtr = rt.alloc(nRows * 4); // (nRows)
           try {
-            for (const [rowStart, rowEnd] of [[0, nRows], [4, 8], [8, 12], [4, 4]]) {
+            for (const [rowStart, rowEnd] of ranges) {
               for (const nTokens of tokenCounts) {
                 rt.f32(outPtr, (maxTokens * outStride) / 4).fill(SENTINEL);
-                if (nTokens === 1) k[tiled.matvec](tilePtr, xTiled, outPtr, rowStart, rowEnd, cols);
-                else k[tiled.matmul](tilePtr, xTiled, outPtr, rowStart, rowEnd, cols, nTokens, tiledBytes, outStride);
+                if (nTokens === 1) k[tiled.matvec](tilePtr, xTiled, outPtr, rowStart, rowEnd, cols, tiledScratch);
+                else k[tiled.matmul](tilePtr, xTiled, outPtr, rowStart, rowEnd, cols, nTokens, tiledBytes, outStride, tiledScratch);
                 const out = rt.f32(outPtr, (maxTokens * outStride) / 4).slice();
                 for (let t = 0; t < maxTokens; t++) {
                   rt.f32(vecPtr, nRows).fill(SENTINEL);
@@ -316,9 +347,9 @@ for (const layout of layouts) {
       if (format.name === "q8_0") {
         it(`${name}: ${wideKernel} (the tiles laid back out as rows, then widened) equals matvec over the rows bit for bit`, () => {
           const rand = seededRandom(31);
-          const nRows = 8;
           const nTokens = 5;
-          for (const blocks of [1, 3, 8]) {
+          for (const blocks of [1, 3, 8, 100]) {
+            const nRows = blocks === 100 ? 44 : 8; // 100 blocks: column segments, a whole group of tiles and a part one
             const cols = B * blocks;
             const { rowPtr, tilePtr, xRows, rowsBytes, scratch, free } = placeRowsAndTiles(rt, layout, nRows, cols, nTokens, rand, offset, wideScratchBytes(cols));
             const xWide = rt.alloc(nTokens * wideRowBytes(cols)); // (nTokens, wide row bytes)
@@ -351,7 +382,8 @@ for (const type of ["q4_K", "q8_0"] as const) {
     before(() => {
       dir = mkdtempSync(path.join(tmpdir(), "kvsplit-tiled-"));
       file = path.join(dir, `${type}.gguf`);
-      synthToFile({ preset: { dim: 256, ffnDim: 512, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 512, contextLength: 512 }, type, seed: 3 }, file);
+      // ffnDim 3328: q8_0's ffn_down rows are 104 blocks, stored in column segments
+      synthToFile({ preset: { dim: 256, ffnDim: 3328, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 512, contextLength: 512 }, type, seed: 3 }, file);
     });
     after(() => rmSync(dir, { recursive: true, force: true }));
 
