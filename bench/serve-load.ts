@@ -1,7 +1,8 @@
 /**
  * The server's numbers for BENCHMARKS.md (bench/results/serve-load.json; `npm run bench:md -- --sections ""` composes):
  *   1. aggregate generation speed of 4 parallel streams against one stream, kvsplit serve (continuous batching) and
- *      llama.cpp (node-llama-cpp, one context with 4 sequences), alternating rep by rep;
+ *      llama.cpp (node-llama-cpp, one context with 4 sequences), alternating rep by rep, each engine's one and four
+ *      streams back to back (the ratio of the medians and the median of each rep's own ratio);
  *   2. a load of R requests from C concurrent clients on 4 slots: statuses, outputs at temperature 0 against the same
  *      request run alone, the server's RSS before and after;
  *   3. slots per KV budget for each K/V config (what `serve --memory` gives).
@@ -116,16 +117,20 @@ async function main(): Promise<void> {
     );
     return (counts.reduce((a, b) => a + b, 0) * 1000) / (performance.now() - start);
   };
-  await kvsplitAggregate(kv.url, 1, 4); // warm up both
-  await llamaAggregate(1);
+  // warm up both, four streams too: every run of the server then finds its prompt in its slot (prefix reuse), the
+  // first as the others
+  await kvsplitAggregate(kv.url, 4, 4);
+  await llamaAggregate(4);
   const runs = { kvsplit1: [] as number[], kvsplit4: [] as number[], llama1: [] as number[], llama4: [] as number[] };
   for (let r = 0; r < reps; r++) {
+    // each engine's one and four streams back to back, so a slow spell of the host falls on both of a pair
     runs.kvsplit1.push(await kvsplitAggregate(kv.url, 1, tokens));
-    runs.llama1.push(await llamaAggregate(1));
     runs.kvsplit4.push(await kvsplitAggregate(kv.url, 4, tokens));
+    runs.llama1.push(await llamaAggregate(1));
     runs.llama4.push(await llamaAggregate(4));
     log(`rep ${r + 1}/${reps}: kvsplit 1 stream ${runs.kvsplit1.at(-1)!.toFixed(1)} t/s, 4 streams ${runs.kvsplit4.at(-1)!.toFixed(1)}; llama.cpp ${runs.llama1.at(-1)!.toFixed(1)}, ${runs.llama4.at(-1)!.toFixed(1)}`);
   }
+  const pairRatios = (four: number[], one: number[]) => four.map((x, i) => x / one[i]!);
   await lctx.dispose();
   await lmodel.dispose();
   await llama.dispose();
@@ -169,7 +174,11 @@ async function main(): Promise<void> {
 
   const result = {
     started, commit, model: path.relative(REPO_ROOT, model), threads, reps, tokens, cpu: os.cpus()[0]?.model ?? "unknown", cores: os.availableParallelism(),
-    aggregate: { runs, kvsplit1: median(runs.kvsplit1), kvsplit4: median(runs.kvsplit4), llama1: median(runs.llama1), llama4: median(runs.llama4) },
+    aggregate: {
+      runs, kvsplit1: median(runs.kvsplit1), kvsplit4: median(runs.kvsplit4), llama1: median(runs.llama1), llama4: median(runs.llama4),
+      // medians of each run's own 4 / 1 ratio (its two measurements back to back)
+      kvsplitPairRatio: median(pairRatios(runs.kvsplit4, runs.kvsplit1)), llamaPairRatio: median(pairRatios(runs.llama4, runs.llama1)),
+    },
     load: { requests: total, clients: Number(values.clients), slots: 4, seconds: loadSeconds, statuses: Object.fromEntries(statuses), identical, rss_before: rssBefore, rss_after: rssAfter },
     slots_per_gib: { context: 4096, budget_bytes: budget, rows: slots },
   };

@@ -26,8 +26,9 @@
 // Rows up to 96 blocks are one segment, so their groups are plain tiles one after another (tile t at t × nb × 136).
 // Products over segmented matrices take row ranges on group boundaries (rowStart a multiple of 32; rowEnd too, or the
 // matrix's last row: the threads' split is, ROW_GRAIN), and keep each tile's phase sums between segments in the
-// calling thread's scratch (tiles.ts TILED_SCRATCH_BYTES). TinyLlama's ffn_down, 4 tokens, one thread, streamed from memory:
-// 36 → 46 GMAC/s (its 28 KiB of input and a 24 KiB tile row no longer share a 48 KiB L1).
+// calling thread's scratch (tiles.ts TILED_SCRATCH_BYTES). A 2048 × 5632 matrix (TinyLlama's ffn_down), 4 tokens, one
+// thread (weight-kernels.js --cols 5632): 40.1 → 45.9 GMAC/s; in a 4-stream step on two threads 71–78 → 86–89, as
+// fast per MAC as its 2048-column products (its 28 KiB of input and a 24 KiB tile row no longer share a 48 KiB L1).
 // Split input row (quantizeRowsSplit_q8_0), per block of 32 values, 68 bytes:
 //   [0, 32)     x⁺ = max(x, 0) (u8, 0..127)      [32, 64)  x⁻ = x⁺ − x (0..127)      [64, 68)  d_x as f32
 // (offset weights, 40 bytes a block: [0, 32) x (i8), [32, 36) c = −128 × Σ x (i32), [36, 40) d_x as f32)
