@@ -104,7 +104,9 @@ export class BatchScheduler {
     });
     if (!this.running) {
       this.running = true;
-      setImmediate(() => void this.loop());
+      // a timer, not setImmediate: requests that reach an idle server together (a client's parallel streams) are all
+      // submitted before the first pass, so they start and end in the same steps
+      setTimeout(() => void this.loop(), 0);
     }
     return queue;
   }
