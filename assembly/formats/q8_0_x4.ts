@@ -26,7 +26,7 @@
 // Rows up to 96 blocks are one segment, so their groups are plain tiles one after another (tile t at t × nb × 136).
 // Products over segmented matrices take row ranges on group boundaries (rowStart a multiple of 32; rowEnd too, or the
 // matrix's last row: the threads' split is, ROW_GRAIN), and keep each tile's phase sums between segments in the
-// calling thread's scratch (tiles.ts TILED_SCRATCH_BYTES). A 2048 × 5632 matrix (TinyLlama's ffn_down), 4 tokens, one
+// calling thread's scratch (tiledScratchBytes()). A 2048 × 5632 matrix (TinyLlama's ffn_down), 4 tokens, one
 // thread (weight-kernels.js --cols 5632): 40.1 → 45.9 GMAC/s; in a 4-stream step on two threads 71–78 → 86–89, as
 // fast per MAC as its 2048-column products (its 28 KiB of input and a 24 KiB tile row no longer share a 48 KiB L1).
 // Split input row (quantizeRowsSplit_q8_0), per block of 32 values, 68 bytes:
@@ -73,11 +73,19 @@ const TOKEN_CHUNK: i32 = 64;
 const SEGMENT_MAX_BLOCKS: i32 = 96;
 /** Tiles per group of a segmented matrix (file comment): 8 (tiles.ts GROUP_ROWS; src/model/linear.ts's ROW_GRAIN). */
 const GROUP_TILES: i32 = GROUP_ROWS >> 2;
-/**
- * Bytes of one tile's saved phase sums for four tokens (16 f32x4: token t's L_k at (4t + k) × 16); a group's tiles
- * for a chunk of tokens take GROUP_TILES × TOKEN_CHUNK / 4 of them: tiles.ts TILED_SCRATCH_BYTES.
- */
+/** Bytes of one tile's saved phase sums for four tokens (16 f32x4: token t's L_k at (4t + k) × 16). */
 const TILE_SUMS_BYTES: usize = 256;
+/** A thread's scratch for the products: the phase sums of a group's tiles for a chunk of tokens. */
+const TILED_SCRATCH_BYTES: i32 = GROUP_TILES * (TOKEN_CHUNK >> 2) * <i32>TILE_SUMS_BYTES;
+
+/**
+ * Bytes of the scratch every tiled product (matvec_<fmt>_x4, matmul_<fmt>_x4) takes last, the calling thread's own
+ * (src/model/linear.ts allocates it): the sums of segmented q8_0 tiles wait there between segments (q4_K's tiles are
+ * one segment and leave it alone).
+ */
+export function tiledScratchBytes(): i32 {
+  return TILED_SCRATCH_BYTES;
+}
 
 /** Blocks per column segment of rows of nb blocks (file comment): nb itself up to SEGMENT_MAX_BLOCKS. */
 // @ts-ignore: decorator
@@ -344,7 +352,7 @@ let termT3: v128 = f32x4.splat(0);
 /**
  * out[r] = dot(W[r], x) for r in [rowStart, rowEnd) over a repacked matrix (x: a split row); rowStart and rowEnd
  * are multiples of 4 (the threads' split is, and only matrices of whole tiles are repacked), on group boundaries for a
- * segmented matrix (file comment). scratch: tiles.ts TILED_SCRATCH_BYTES of the calling thread's own.
+ * segmented matrix (file comment). scratch: tiledScratchBytes() of the calling thread's own.
  */
 export function matvec_q8_0_x4(w: usize, x: usize, out: usize, rowStart: i32, rowEnd: i32, cols: i32, scratch: usize): void {
   if (offsetWeights) matmulTiles<OffsetWeights>(w, x, out, rowStart, rowEnd, cols, 1, 0, 0, scratch);

@@ -9,16 +9,6 @@
 
 /** Rows per group of tiles (32: 8 tiles), the most a repack copies to its scratch at once. */
 export const GROUP_ROWS: i32 = 32;
-/**
- * Bytes of the scratch every tiled product (matvec_<fmt>_x4, matmul_<fmt>_x4) takes last, the calling thread's own:
- * q8_0_x4.ts keeps a group's phase sums there between column segments (8 tiles × 16 passes of four tokens × 256).
- */
-export const TILED_SCRATCH_BYTES: i32 = (GROUP_ROWS >> 2) * 16 * 256;
-
-/** TILED_SCRATCH_BYTES, for src/model/linear.ts to allocate each thread's. */
-export function tiledScratchBytes(): i32 {
-  return TILED_SCRATCH_BYTES;
-}
 
 /**
  * Repack (pack) or restore `rows` (a multiple of 4) rows of `cols` values at w in place, blocks of 2^blockShift values
